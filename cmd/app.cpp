@@ -1,0 +1,123 @@
+#include "cmd/app.hpp"
+
+#include <fstream>
+#include <iostream>
+
+#include "core/config.hpp"
+#include "core/error.hpp"
+#include "core/version.hpp"
+
+namespace kws::cmd {
+
+const CommandDoc kws_doc{
+    "",
+    "Kafka and WebSocket from the command line",
+    "[--version] [--help] COMMAND [OPTIONS] [ARGS]",
+    "kws is a toolkit for Apache Kafka: produce and consume from a terminal with kcat's habits, "
+    "inspect topics and their offsets, and run an in-memory Kafka-protocol broker so that all of "
+    "it works on a machine with no Kafka installed.\n\n"
+    "Every command that talks to Kafka takes -b BROKERS, -X key=value (any librdkafka property, "
+    "passed through) and -F FILE (a librdkafka properties file). A setting given as a flag beats "
+    "the environment, which beats the config file, which beats the default; `kws config` shows "
+    "the effective settings and where each came from.\n\n"
+    "stdout carries data only; diagnostics go to stderr, in colour on a terminal unless NO_COLOR "
+    "is set (CLICOLOR_FORCE forces colour).",
+    {{"kws broker &", "start the embedded broker on localhost:9092"},
+     {"kws send demo hello", "produce a message"},
+     {"kws tail -o beginning -e demo", "read it back"},
+     {"kws topics", "list topics with their offsets"}},
+    ""};
+
+Cli::Cli() : app(kws_doc.summary, "kws") {}
+
+namespace {
+
+const CommandDoc config_doc{
+    "config",
+    "Show the effective Kafka settings and where each one came from",
+    "[OPTIONS]",
+    "Resolves the settings exactly as the other commands do (flag, then environment, then config "
+    "file, then default) and prints one line per setting: key, value and its source. Nothing "
+    "connects to Kafka.",
+    {{"KWS_BROKERS=k1:9092 kws config -X acks=1", "see which broker list and properties apply"}},
+    ""};
+
+const CommandDoc completion_doc{
+    "completion",
+    "Print a shell completion script (bash, zsh or fish)",
+    "SHELL",
+    "Prints a completion script generated from kws's own option tree. Install it with, for "
+    "example, `kws completion bash > /etc/bash_completion.d/kws`, or `kws completion fish > "
+    "~/.config/fish/completions/kws.fish`.",
+    {{"source <(kws completion bash)", "enable completion in the current bash"}},
+    ""};
+
+const CommandDoc manpage_doc{"manpage", "Print or write the man pages", "[PAGE] [--dir DIR]", "", {}, ""};
+
+int run_config(const ConfigOptions& o) {
+  KafkaSettings settings = o.connection.resolve();
+  for (const auto& e : settings.entries()) {
+    std::cout << e.key << " = " << e.value << "  (" << config_source_name(e.source);
+    if (e.origin != config_source_name(e.source)) std::cout << ": " << e.origin;
+    std::cout << ")\n";
+  }
+  return exit_ok;
+}
+
+int run_manpage(const Cli& cli) {
+  const auto& o = cli.manpage;
+  if (o.dir.empty()) {
+    std::cout << man_page(cli, o.page.empty() ? "kws" : o.page);
+    return exit_ok;
+  }
+  for (const auto& name : man_page_names(cli)) {
+    if (!o.page.empty() && name != o.page) continue;
+    std::string path = o.dir + "/" + name + ".1";
+    std::ofstream file(path);
+    file << man_page(cli, name);
+    if (!file) throw Error("cannot write " + path);
+  }
+  return exit_ok;
+}
+
+}  // namespace
+
+std::unique_ptr<Cli> build_cli() {
+  auto cli = std::make_unique<Cli>();
+  Cli& c = *cli;
+  c.app.set_version_flag("-V,--version", version_report());
+  c.app.require_subcommand(1);
+  c.app.fallthrough(false);
+  c.app.footer("Run 'kws COMMAND --help' for a command's options; 'man kws' for more.");
+
+  c.commands.push_back({register_broker(c.app, c.broker), &broker_doc, [&c] { return run_broker(c.broker); }, true});
+  c.commands.push_back({register_send(c.app, c.send), &send_doc, [&c] { return run_send(c.send); }, true});
+  c.commands.push_back({register_tail(c.app, c.tail), &tail_doc, [&c] { return run_tail(c.tail); }, true});
+  c.commands.push_back({register_topics(c.app, c.topics), &topics_doc, [&c] { return run_topics(c.topics); }, true});
+
+  CLI::App* config = add_documented_subcommand(c.app, config_doc);
+  add_connection_options(config, c.config.connection);
+  c.commands.push_back({config, &config_doc, [&c] { return run_config(c.config); }, true});
+
+  CLI::App* completion = add_documented_subcommand(c.app, completion_doc);
+  completion->add_option("shell", c.completion.shell, "Shell to complete for")
+      ->required()
+      ->type_name("SHELL")
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
+  c.commands.push_back({completion, &completion_doc,
+                        [&c] {
+                          std::cout << completion_script(c, c.completion.shell);
+                          return exit_ok;
+                        },
+                        true});
+
+  // Build-time helper that writes man/; not for users, so hidden.
+  CLI::App* manpage = c.app.add_subcommand(manpage_doc.name, manpage_doc.summary);
+  manpage->group("");
+  manpage->add_option("page", c.manpage.page, "Page name, e.g. kws-tail");
+  manpage->add_option("--dir", c.manpage.dir, "Write every page into DIR");
+  c.commands.push_back({manpage, &manpage_doc, [&c] { return run_manpage(c); }, false});
+  return cli;
+}
+
+}  // namespace kws::cmd

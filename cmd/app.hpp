@@ -1,0 +1,58 @@
+#pragma once
+// The whole command-line tree. main parses with it; `kws completion` and
+// `kws manpage` walk it, so help, completions and man pages share one source.
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "cmd/broker.hpp"
+#include "cmd/common.hpp"
+#include "cmd/send.hpp"
+#include "cmd/tail.hpp"
+#include "cmd/topics.hpp"
+
+namespace kws::cmd {
+
+struct Cli;
+
+struct CompletionOptions {
+  std::string shell;
+};
+struct ManpageOptions {
+  std::string page;  // "kws" or "kws-tail"; "" with --dir writes all
+  std::string dir;
+};
+struct ConfigOptions {
+  ConnectionOptions connection;
+};
+
+struct Cli {
+  CLI::App app;
+  BrokerOptions broker;
+  SendOptions send;
+  TailOptions tail;
+  TopicsOptions topics;
+  ConfigOptions config;
+  CompletionOptions completion;
+  ManpageOptions manpage;
+
+  struct Command {
+    CLI::App* app;
+    const CommandDoc* doc;
+    std::function<int()> run;
+    bool documented;  // gets a man page and completions
+  };
+  std::vector<Command> commands;
+
+  Cli();
+};
+
+extern const CommandDoc kws_doc;
+std::unique_ptr<Cli> build_cli();
+
+// Generators (completion.cpp, manpage.cpp).
+std::string completion_script(const Cli& cli, const std::string& shell);
+std::string man_page(const Cli& cli, const std::string& page);
+std::vector<std::string> man_page_names(const Cli& cli);
+
+}  // namespace kws::cmd

@@ -1,0 +1,38 @@
+#include "cmd/common.hpp"
+
+namespace kws::cmd {
+
+KafkaSettings ConnectionOptions::resolve() const { return resolve_kafka_settings(inputs, process_environment()); }
+
+void add_connection_options(CLI::App* app, ConnectionOptions& options) {
+  const char* group = "Connection";
+  app->add_option("-b,--brokers", options.inputs.brokers,
+                  "Bootstrap brokers host:port[,host:port] (else KWS_BROKERS, else the config "
+                  "file's bootstrap.servers, else localhost:9092)")
+      ->type_name("BROKERS")
+      ->group(group);
+  app->add_option("-X,--property", options.inputs.properties,
+                  "librdkafka property key=value, passed through (repeatable)")
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false)
+      ->group(group);
+  app->add_option("-F,--config", options.inputs.config_file,
+                  "librdkafka properties file (default: $KWS_CONFIG, else ~/.config/kws/kws.conf "
+                  "if it exists)")
+      ->type_name("FILE")
+      ->group(group);
+  app->add_option("--timeout", options.timeout_seconds,
+                  "Seconds to wait for brokers and metadata before failing")
+      ->type_name("SECONDS")
+      ->default_val(10)
+      ->check(CLI::PositiveNumber)
+      ->group(group);
+  app->add_flag("-v,--verbose", options.verbosity, "Show librdkafka's log lines on stderr")->group(group);
+}
+
+CLI::App* add_documented_subcommand(CLI::App& parent, const CommandDoc& doc) {
+  CLI::App* sub = parent.add_subcommand(doc.name, doc.summary);
+  return sub;
+}
+
+}  // namespace kws::cmd

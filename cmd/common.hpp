@@ -1,0 +1,44 @@
+#pragma once
+// What every subcommand shares: Kafka connection flags and the text that
+// man pages are generated from.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/config.hpp"
+
+namespace kws::cmd {
+
+// Prose for a subcommand's man page; the options come from the CLI11 tree,
+// so flags and their help cannot drift apart.
+struct CommandDoc {
+  std::string name;         // "tail"; "" for kws itself
+  std::string summary;      // one line, also the --help description
+  std::string synopsis;     // after the command name
+  std::string description;  // paragraphs separated by blank lines
+  std::vector<std::pair<std::string, std::string>> examples;  // {command, what it does}
+  std::string extra_exit_status;  // command-specific notes on exit codes
+};
+
+struct ConnectionOptions {
+  ConnectionInputs inputs;
+  int verbosity = 0;
+  double timeout_seconds = 10.0;
+
+  std::chrono::milliseconds timeout() const {
+    return std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
+  }
+  // flag > environment > config file > default.
+  KafkaSettings resolve() const;
+};
+
+// -b, -X, -F, -v, --timeout.
+void add_connection_options(CLI::App* app, ConnectionOptions& options);
+
+// Sets description and footer from a CommandDoc.
+CLI::App* add_documented_subcommand(CLI::App& parent, const CommandDoc& doc);
+
+}  // namespace kws::cmd

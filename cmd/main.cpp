@@ -1,0 +1,39 @@
+// kws entry point: parse, dispatch, and the one place errors are caught.
+#include <iostream>
+
+#include "cmd/app.hpp"
+#include "core/error.hpp"
+#include "core/output.hpp"
+#include "core/signals.hpp"
+
+int main(int argc, char** argv) {
+  kws::install_stop_signals();
+  auto cli = kws::cmd::build_cli();
+  try {
+    cli->app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return cli->app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return cli->app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return cli->app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    kws::print_diagnostic("error", e.what());
+    std::cerr << "Run 'kws --help' or 'kws COMMAND --help' for usage.\n";
+    return kws::exit_usage;
+  }
+  try {
+    for (const auto& command : cli->commands) {
+      if (command.app->parsed()) return command.run();
+    }
+    kws::print_diagnostic("error", "no command given");
+    return kws::exit_usage;
+  } catch (const kws::Error& e) {
+    kws::print_diagnostic("error", e.what());
+    if (kws::stop_requested()) return kws::exit_interrupted;
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    kws::print_diagnostic("error", std::string("internal error: ") + e.what());
+    return kws::exit_failure;
+  }
+}

@@ -1,0 +1,248 @@
+// kws send: produce from a terminal or a pipe, kcat -P style.
+#include "cmd/send.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+
+#include "core/envelope.hpp"
+#include "core/error.hpp"
+#include "core/input.hpp"
+#include "core/kafka/producer.hpp"
+#include "core/output.hpp"
+#include "core/signals.hpp"
+#include "core/text.hpp"
+
+namespace kws::cmd {
+
+const CommandDoc send_doc{
+    "send",
+    "Produce messages to a Kafka topic (kcat -P habits)",
+    "[OPTIONS] TOPIC [MESSAGE...]",
+    "Sends each MESSAGE argument as one message. Without arguments it reads standard input and "
+    "sends one message per line (-D changes the delimiter); --file sends a whole file as one "
+    "message.\n\n"
+    "It is safe by default: the producer is idempotent with acks=all, and kws waits for the "
+    "delivery report of every message before it exits. If any message was not delivered it "
+    "prints how many on stderr and exits 1. Nothing goes to stdout unless --print-offsets is "
+    "given. When stderr is a terminal and the input is large, a progress line shows the rate.\n\n"
+    "With -J each input line is a kws envelope, the JSON shape that `kws tail -J` prints "
+    "(docs/PROTOCOL.md): per-message key, headers, partition and timestamp are kept, and binary "
+    "data travels as base64. `kws tail -J -e -o beginning SRC | kws send -J DST` copies a topic. "
+    "A line that is not a valid envelope is reported with its line number on stderr, the other "
+    "lines are still sent, and the exit status is 1.",
+    {{"kws send demo hello world", "send two messages, \"hello\" and \"world\""},
+     {"seq 1000 | kws send -K : -H source=seq demo", "send 1000 lines, with a header on each"},
+     {"printf 'user1:hi\\\\n' | kws send -K : demo", "send a message with key \"user1\" and value \"hi\""},
+     {"kws send --file photo.jpg -k photo demo", "send a whole file as one message"},
+     {"kws tail -J -e -o beginning src | kws send -J dst", "copy a topic with keys and headers"}},
+    "1 also when any message was not delivered or an input line was rejected."};
+
+CLI::App* register_send(CLI::App& parent, SendOptions& o) {
+  CLI::App* app = add_documented_subcommand(parent, send_doc);
+  app->add_option("topic", o.topic, "Topic to produce to")->required()->type_name("TOPIC");
+  app->add_option("messages", o.messages, "Messages to send, one per argument (else stdin)")
+      ->type_name("MESSAGE");
+  app->add_option("-D,--delimiter", o.delimiter, "Message delimiter for stdin (escapes allowed: '\\0', '\\t')")
+      ->type_name("DELIM")
+      ->default_str("\\n");
+  app->add_option("-K,--key-delimiter", o.key_delimiter, "Split each message into key and value at the first DELIM")
+      ->type_name("DELIM");
+  app->add_option("-k,--key", o.key, "Key for every message")->type_name("KEY");
+  app->add_option("-H,--header", o.headers, "Header on every message (repeatable)")
+      ->type_name("NAME=VALUE")
+      ->allow_extra_args(false);
+  app->add_option("-p,--partition", o.partition, "Partition (default: the partitioner's choice by key)")
+      ->type_name("N")
+      ->check(CLI::NonNegativeNumber);
+  app->add_flag("-J,--json", o.json, "Each input line is a kws JSON envelope (as printed by kws tail -J)");
+  app->add_option("--file", o.files, "Send the whole FILE as one message (repeatable)")
+      ->type_name("PATH")
+      ->allow_extra_args(false);
+  app->add_flag("--print-offsets", o.print_offsets, "Print 'topic partition offset' per delivered message");
+  add_connection_options(app, o.connection);
+  app->callback([&o, app] { o.key_given = app->count("--key") > 0; });
+  return app;
+}
+
+namespace {
+
+// A rate line on stderr, redrawn at most once a second, only on a terminal.
+class ProgressLine {
+ public:
+  ProgressLine() : enabled_(isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()) {}
+  void update(uint64_t sent) {
+    if (!enabled_ || (sent & 1023) != 0) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::seconds(1) || now - start_ < std::chrono::seconds(1)) return;
+    last_ = now;
+    double secs = std::chrono::duration<double>(now - start_).count();
+    fprintf(stderr, "\rkws: sent %llu messages (%.0f msg/s)   ", static_cast<unsigned long long>(sent), sent / secs);
+    shown_ = true;
+  }
+  void finish() {
+    if (shown_) fprintf(stderr, "\r\033[K");
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+std::vector<Header> parse_headers(const std::vector<std::string>& specs) {
+  std::vector<Header> headers;
+  for (const auto& s : specs) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw usage_error("bad header '" + s + "': expected -H NAME=VALUE");
+    }
+    headers.push_back({s.substr(0, eq), s.substr(eq + 1)});
+  }
+  return headers;
+}
+
+}  // namespace
+
+int run_send(const SendOptions& o) {
+  const std::vector<Header> extra_headers = parse_headers(o.headers);
+  const std::string delimiter = unescape(o.delimiter);
+  const std::string key_delimiter = unescape(o.key_delimiter);
+  if (delimiter.empty()) throw usage_error("-D must not be empty");
+  if (o.json && (!key_delimiter.empty())) throw usage_error("-K cannot be combined with -J (keys come from the envelope)");
+  if (!o.messages.empty() && !o.files.empty()) throw usage_error("give MESSAGE arguments or --file, not both");
+  if (o.json && !o.files.empty()) throw usage_error("--file sends raw bytes; use -J with stdin or MESSAGE arguments");
+
+  KafkaSettings settings = o.connection.resolve();
+  Producer producer(settings, o.connection.verbosity, o.connection.timeout());
+  const int32_t partitions = producer.prepare_topic(o.topic);
+  if (o.partition >= partitions) {
+    throw Error("topic '" + o.topic + "' has " + std::to_string(partitions) +
+                " partition(s); there is no partition " + std::to_string(o.partition));
+  }
+
+  OutputBuffer out(STDOUT_FILENO);
+  if (o.print_offsets) {
+    producer.on_delivery([&out](const DeliveryReport& r) {
+      if (r.error) return;
+      auto& b = out.buffer();
+      b.append(r.topic);
+      b += ' ';
+      b += std::to_string(r.partition);
+      b += ' ';
+      b += std::to_string(r.offset);
+      b += '\n';
+      out.maybe_flush();
+    });
+  }
+
+  ProgressLine progress;
+  uint64_t queued = 0;
+  uint64_t rejected_lines = 0;
+  const int32_t fixed_partition = o.partition >= 0 ? o.partition : RD_KAFKA_PARTITION_UA;
+
+  // Plain input: optional -K split, then -k / -H / -p apply.
+  auto send_plain = [&](std::string_view record) {
+    OutgoingMessage m;
+    m.topic = &o.topic;
+    m.partition = fixed_partition;
+    m.value = record;
+    if (!key_delimiter.empty()) {
+      auto pos = record.find(key_delimiter);
+      if (pos != std::string_view::npos) {
+        m.key = record.substr(0, pos);
+        m.value = record.substr(pos + key_delimiter.size());
+      }
+    }
+    if (o.key_given) m.key = std::string_view(o.key);
+    m.headers = &extra_headers;
+    producer.produce(m);
+    progress.update(++queued);
+  };
+
+  uint64_t line_number = 0;
+  std::vector<Header> envelope_headers;
+  auto send_envelope = [&](std::string_view line) {
+    ++line_number;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;  // blank line
+    Message env;
+    try {
+      env = envelope_from_json(line);
+    } catch (const Error& e) {
+      ++rejected_lines;
+      print_diagnostic("error", "input line " + std::to_string(line_number) + ": " + e.what());
+      return;
+    }
+    envelope_headers = std::move(env.headers);
+    envelope_headers.insert(envelope_headers.end(), extra_headers.begin(), extra_headers.end());
+    OutgoingMessage m;
+    m.topic = &o.topic;
+    m.partition = o.partition >= 0 ? o.partition : env.partition.value_or(RD_KAFKA_PARTITION_UA);
+    if (env.key) m.key = std::string_view(*env.key);
+    if (o.key_given) m.key = std::string_view(o.key);
+    if (env.value) m.value = std::string_view(*env.value);
+    m.headers = &envelope_headers;
+    // Keep the producer's original time when copying; a broker-assigned
+    // log-append time belongs to the source topic.
+    if (env.timestamp_type == TimestampType::create_time && env.timestamp_ms) m.timestamp_ms = *env.timestamp_ms;
+    producer.produce(m);
+    progress.update(++queued);
+  };
+
+  auto send_record = [&](std::string_view record) {
+    if (o.json) {
+      send_envelope(record);
+    } else {
+      send_plain(record);
+    }
+    return !stop_requested() && !out.closed();
+  };
+
+  if (!o.messages.empty()) {
+    for (const auto& m : o.messages) {
+      if (!send_record(m)) break;
+    }
+  } else if (!o.files.empty()) {
+    for (const auto& path : o.files) {
+      std::string content = read_whole_file(path);
+      if (!send_record(content)) break;
+    }
+  } else {
+    if (isatty(STDIN_FILENO) == 1) {
+      print_diagnostic("note", "reading messages from the terminal, one per line; end with Ctrl-D");
+    }
+    read_delimited(STDIN_FILENO, o.json ? std::string_view("\n") : std::string_view(delimiter), send_record);
+  }
+
+  // Every queued message gets its delivery report; a second Ctrl-C, or 5 s
+  // after the first, stops waiting and reports the rest as undelivered.
+  auto interrupted_at = std::chrono::steady_clock::time_point{};
+  producer.flush([&] {
+    if (!stop_requested()) return false;
+    auto now = std::chrono::steady_clock::now();
+    if (interrupted_at == std::chrono::steady_clock::time_point{}) interrupted_at = now;
+    return now - interrupted_at > std::chrono::seconds(5);
+  });
+  progress.finish();
+  out.flush();
+
+  uint64_t undelivered = producer.in_flight() > 0 ? queued - producer.delivered() - producer.failed() : 0;
+  uint64_t failed = producer.failed() + undelivered;
+  int status = exit_ok;
+  if (failed > 0) {
+    std::string msg = std::to_string(failed) + " of " + std::to_string(queued) + " message(s) not delivered";
+    if (!producer.first_error().empty()) msg += "; first error: " + producer.first_error();
+    print_diagnostic("error", msg);
+    status = exit_failure;
+  }
+  if (rejected_lines > 0) {
+    print_diagnostic("error", std::to_string(rejected_lines) + " input line(s) rejected; the other " +
+                                  std::to_string(producer.delivered()) + " message(s) were sent");
+    status = exit_failure;
+  }
+  if (stop_requested()) return exit_interrupted;
+  return status;
+}
+
+}  // namespace kws::cmd

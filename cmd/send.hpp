@@ -1,0 +1,25 @@
+#pragma once
+#include "cmd/common.hpp"
+
+namespace kws::cmd {
+
+struct SendOptions {
+  ConnectionOptions connection;
+  std::string topic;
+  std::vector<std::string> messages;
+  std::string delimiter = "\\n";
+  std::string key_delimiter;
+  std::string key;
+  bool key_given = false;
+  std::vector<std::string> headers;
+  int partition = -1;
+  bool json = false;
+  std::vector<std::string> files;
+  bool print_offsets = false;
+};
+
+extern const CommandDoc send_doc;
+CLI::App* register_send(CLI::App& parent, SendOptions& options);
+int run_send(const SendOptions& options);
+
+}  // namespace kws::cmd

@@ -1,0 +1,18 @@
+#pragma once
+#include "cmd/common.hpp"
+
+namespace kws::cmd {
+
+struct TopicsOptions {
+  ConnectionOptions connection;
+  std::vector<std::string> topics;
+  bool json = false;
+  bool all_groups = false;
+  std::vector<std::string> groups;
+};
+
+extern const CommandDoc topics_doc;
+CLI::App* register_topics(CLI::App& parent, TopicsOptions& options);
+int run_topics(const TopicsOptions& options);
+
+}  // namespace kws::cmd

@@ -1,0 +1,67 @@
+#pragma once
+// Where Kafka client settings come from, and which one wins:
+// flag (-b, -X) > environment (KWS_BROKERS) > config file > default.
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kws {
+
+enum class ConfigSource { default_value, file, environment, flag };
+std::string_view config_source_name(ConfigSource source);
+
+struct ConfigEntry {
+  std::string key;
+  std::string value;
+  ConfigSource source = ConfigSource::default_value;
+  std::string origin;  // "-X", "-b", "KWS_BROKERS", "/path/kws.conf:3", "default"
+};
+
+// What the command line said, before anything is resolved.
+struct ConnectionInputs {
+  std::string brokers;                   // -b; empty when not given
+  std::vector<std::string> properties;   // -X key=value, in order
+  std::string config_file;               // -F; empty when not given
+};
+
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup process_environment();
+
+// Environment variables that stand for a librdkafka property.
+struct EnvAlias {
+  const char* variable;
+  const char* property;
+};
+const std::vector<EnvAlias>& environment_aliases();
+
+inline constexpr const char* kDefaultBrokers = "localhost:9092";
+
+class KafkaSettings {
+ public:
+  // Later entries for the same key win; callers add in ascending precedence.
+  void set(ConfigEntry entry);
+  const std::vector<ConfigEntry>& entries() const { return entries_; }
+  const ConfigEntry* find(const std::string& key) const;
+  std::string brokers() const;
+  // The file that supplied settings, if any.
+  std::string config_file;
+
+ private:
+  std::vector<ConfigEntry> entries_;
+};
+
+// Reads a librdkafka properties file: key=value lines, '#' comments, blank
+// lines. Throws kws::Error naming file and line on a malformed line.
+std::vector<ConfigEntry> parse_properties_file(const std::string& path);
+
+// Splits "key=value"; throws a usage kws::Error otherwise.
+std::pair<std::string, std::string> split_property(const std::string& text, const std::string& origin);
+
+// The default config file: $XDG_CONFIG_HOME/kws/kws.conf, else
+// $HOME/.config/kws/kws.conf.
+std::string default_config_path(const EnvLookup& env);
+
+KafkaSettings resolve_kafka_settings(const ConnectionInputs& inputs, const EnvLookup& env);
+
+}  // namespace kws

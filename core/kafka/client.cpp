@@ -1,0 +1,105 @@
+#include "core/kafka/client.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+#include "core/error.hpp"
+
+namespace kws {
+
+void ClientEvents::record(rd_kafka_resp_err_t err, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  last_ = reason;
+  if (std::find(seen_.begin(), seen_.end(), err) == seen_.end()) seen_.push_back(err);
+  if (err == RD_KAFKA_RESP_ERR__FATAL) fatal_ = true;
+}
+
+std::string ClientEvents::last_error() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return last_;
+}
+
+bool ClientEvents::saw(rd_kafka_resp_err_t err) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::find(seen_.begin(), seen_.end(), err) != seen_.end();
+}
+
+bool ClientEvents::fatal() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return fatal_;
+}
+
+namespace {
+
+void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  static_cast<ClientEvents*>(opaque)->record(static_cast<rd_kafka_resp_err_t>(err), reason);
+}
+
+void on_log_verbose(const rd_kafka_t*, int level, const char* fac, const char* buf) {
+  fprintf(stderr, "kws: librdkafka %d %s: %s\n", level, fac, buf);
+}
+
+// Without -v, librdkafka's own log lines would repeat what error_cb already
+// tells us, in a format users cannot act on.
+void on_log_quiet(const rd_kafka_t*, int, const char*, const char*) {}
+
+}  // namespace
+
+void set_property(rd_kafka_conf_t* conf, const std::string& key, const std::string& value,
+                  const std::string& origin) {
+  char errstr[512];
+  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+    throw usage_error(origin + ": " + key + "=" + value + ": " + errstr);
+  }
+}
+
+KafkaHandle create_client(const KafkaSettings& settings, const ClientOptions& options,
+                          ClientEvents& events, rd_kafka_conf_t* extra_conf) {
+  rd_kafka_conf_t* conf = extra_conf ? extra_conf : rd_kafka_conf_new();
+  try {
+    for (const auto& [k, v] : options.defaults) set_property(conf, k, v, "kws default");
+    for (const auto& e : settings.entries()) set_property(conf, e.key, e.value, e.origin);
+    for (const auto& [k, v] : options.required) set_property(conf, k, v, "kws");
+  } catch (...) {
+    rd_kafka_conf_destroy(conf);
+    throw;
+  }
+  rd_kafka_conf_set_error_cb(conf, on_error);
+  rd_kafka_conf_set_opaque(conf, &events);
+  rd_kafka_conf_set_log_cb(conf, options.verbosity > 0 ? on_log_verbose : on_log_quiet);
+
+  char errstr[512];
+  rd_kafka_t* rk = rd_kafka_new(options.type, conf, errstr, sizeof errstr);
+  if (!rk) {
+    // rd_kafka_new only takes ownership of conf on success.
+    rd_kafka_conf_destroy(conf);
+    throw usage_error(std::string("cannot create Kafka client: ") + errstr);
+  }
+  return KafkaHandle(rk);
+}
+
+void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& events,
+                      std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  while (true) {
+    const struct rd_kafka_metadata* md = nullptr;
+    err = rd_kafka_metadata(rk, 0, nullptr, &md, 200);
+    if (md) rd_kafka_metadata_destroy(md);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    rd_kafka_poll(rk, 0);  // serves error_cb
+    if (events.saw(RD_KAFKA_RESP_ERR__RESOLVE)) {
+      throw Error("cannot reach Kafka at " + brokers + ": " + events.last_error());
+    }
+    if (events.fatal() || std::chrono::steady_clock::now() >= deadline) break;
+  }
+  std::string why = events.last_error();
+  if (why.empty()) why = rd_kafka_err2str(err);
+  char seconds[32];
+  snprintf(seconds, sizeof seconds, "%g", timeout.count() / 1000.0);
+  throw Error("cannot reach Kafka at " + brokers + " within " + seconds + " s: " + why +
+              " (check -b, KWS_BROKERS or bootstrap.servers; is the broker running?)");
+}
+
+}  // namespace kws

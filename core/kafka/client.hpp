@@ -1,0 +1,71 @@
+#pragma once
+// Creating librdkafka handles from KafkaSettings, and the checks every
+// command makes before it trusts a connection.
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/config.hpp"
+
+namespace kws {
+
+struct RdKafkaDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+using KafkaHandle = std::unique_ptr<rd_kafka_t, RdKafkaDeleter>;
+
+// Errors librdkafka reports asynchronously through error_cb, kept so that a
+// failed request can say why (e.g. "Failed to resolve 'nohost:9092'").
+class ClientEvents {
+ public:
+  void record(rd_kafka_resp_err_t err, const std::string& reason);
+  // The most recent error, "" if none.
+  std::string last_error() const;
+  bool saw(rd_kafka_resp_err_t err) const;
+  bool fatal() const;
+
+  // The object that owns the handle, for callbacks that share librdkafka's
+  // one opaque pointer with error_cb (e.g. the rebalance callback).
+  void* owner = nullptr;
+
+ private:
+  mutable std::mutex mutex_;
+  std::string last_;
+  std::vector<rd_kafka_resp_err_t> seen_;
+  bool fatal_ = false;
+};
+
+struct ClientOptions {
+  rd_kafka_type_t type = RD_KAFKA_PRODUCER;
+  // kws's own defaults for this kind of client; the user's settings override them.
+  std::vector<std::pair<std::string, std::string>> defaults;
+  // Settings kws needs to work at all; applied after the user's.
+  std::vector<std::pair<std::string, std::string>> required;
+  int verbosity = 0;  // >0: librdkafka's log lines go to stderr
+};
+
+// Creates a handle; `events` must outlive it. Throws a usage kws::Error naming
+// where a bad property came from (-X, the config file, ...).
+KafkaHandle create_client(const KafkaSettings& settings, const ClientOptions& options,
+                          ClientEvents& events, rd_kafka_conf_t* extra_conf = nullptr);
+
+// Applies one property, throwing a usage error that names its origin.
+void set_property(rd_kafka_conf_t* conf, const std::string& key, const std::string& value,
+                  const std::string& origin);
+
+// Waits until a broker answers a metadata request. Fails fast when a broker
+// name cannot be resolved and otherwise after `timeout`, with a message
+// naming the brokers and the last transport error. The handle's main queue
+// must not yet be redirected to the consumer queue.
+void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& events,
+                      std::chrono::milliseconds timeout);
+
+// How long wait_for_brokers and metadata look-ups wait by default.
+inline constexpr std::chrono::milliseconds kDefaultConnectTimeout{10000};
+
+}  // namespace kws

@@ -1,0 +1,46 @@
+#pragma once
+// An in-memory Kafka-protocol broker (librdkafka's mock cluster): real Kafka
+// clients (kcat, python3-kafka, kafkajs) talk to it over loopback. Memory
+// only; everything is gone when it stops, and each partition keeps a bounded
+// amount of data (old messages are dropped).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+namespace kws {
+
+struct TopicSpec {
+  std::string name;
+  int partitions = 1;
+};
+
+// "name" or "name:partitions"; throws a usage kws::Error.
+TopicSpec parse_topic_spec(const std::string& text, int default_partitions);
+
+class EmbeddedBroker {
+ public:
+  // Starts `broker_count` brokers on random loopback ports. Throws kws::Error.
+  explicit EmbeddedBroker(int broker_count);
+  ~EmbeddedBroker();
+  EmbeddedBroker(const EmbeddedBroker&) = delete;
+  EmbeddedBroker& operator=(const EmbeddedBroker&) = delete;
+
+  void create_topic(const TopicSpec& topic);
+  // "127.0.0.1:PORT,127.0.0.1:PORT,..."
+  std::string bootstrap_servers() const;
+  // Host and port of the first broker (the forwarding target).
+  std::pair<std::string, uint16_t> first_broker() const;
+  int broker_count() const { return broker_count_; }
+
+ private:
+  int broker_count_;
+  rd_kafka_t* owner_ = nullptr;  // the mock cluster lives inside a client handle
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+};
+
+}  // namespace kws

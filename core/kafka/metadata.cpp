@@ -1,0 +1,174 @@
+#include "core/kafka/metadata.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <thread>
+
+#include "core/error.hpp"
+
+namespace kws {
+
+namespace {
+
+struct MetadataDeleter {
+  void operator()(const struct rd_kafka_metadata* md) const { rd_kafka_metadata_destroy(md); }
+};
+using MetadataPtr = std::unique_ptr<const struct rd_kafka_metadata, MetadataDeleter>;
+
+struct TopicDeleter {
+  void operator()(rd_kafka_topic_t* t) const { rd_kafka_topic_destroy(t); }
+};
+
+TopicInfo convert_topic(const rd_kafka_metadata_topic& t) {
+  TopicInfo topic;
+  topic.name = t.topic;
+  for (int i = 0; i < t.partition_cnt; ++i) {
+    const auto& p = t.partitions[i];
+    PartitionInfo part;
+    part.id = p.id;
+    part.leader = p.leader;
+    part.replicas.assign(p.replicas, p.replicas + p.replica_cnt);
+    part.in_sync_replicas.assign(p.isrs, p.isrs + p.isr_cnt);
+    if (p.err) part.error = rd_kafka_err2str(p.err);
+    topic.partitions.push_back(std::move(part));
+  }
+  std::sort(topic.partitions.begin(), topic.partitions.end(),
+            [](const PartitionInfo& a, const PartitionInfo& b) { return a.id < b.id; });
+  return topic;
+}
+
+void copy_brokers(const struct rd_kafka_metadata& md, ClusterInfo& info) {
+  info.brokers.clear();
+  for (int i = 0; i < md.broker_cnt; ++i) {
+    info.brokers.push_back({md.brokers[i].id, md.brokers[i].host, md.brokers[i].port});
+  }
+  std::sort(info.brokers.begin(), info.brokers.end(),
+            [](const BrokerInfo& a, const BrokerInfo& b) { return a.id < b.id; });
+}
+
+bool transient(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE || err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+         err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+         err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+}
+
+TopicInfo fetch_one_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& info,
+                          std::chrono::steady_clock::time_point deadline) {
+  std::unique_ptr<rd_kafka_topic_t, TopicDeleter> rkt(rd_kafka_topic_new(rk, name.c_str(), nullptr));
+  if (!rkt) throw Error("bad topic name '" + name + "'", exit_usage);
+  std::string last = "timed out";
+  while (std::chrono::steady_clock::now() < deadline) {
+    const struct rd_kafka_metadata* raw = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt.get(), &raw, 1000);
+    MetadataPtr md(raw);
+    if (err) {
+      last = rd_kafka_err2str(err);
+      if (!transient(err)) break;
+      continue;
+    }
+    copy_brokers(*md, info);
+    if (md->topic_cnt < 1) {
+      last = "broker returned no metadata for it";
+      continue;
+    }
+    const auto& t = md->topics[0];
+    if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+      throw Error("unknown topic '" + name +
+                  "' (it does not exist and was not auto-created; create it by producing "
+                  "to it, or pass -X allow.auto.create.topics=true)");
+    }
+    if (t.err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+        t.err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION) {
+      throw Error("topic '" + name + "': " + rd_kafka_err2str(t.err));
+    }
+    if (t.err || t.partition_cnt == 0) {
+      last = t.err ? rd_kafka_err2str(t.err) : "no partitions yet";
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    return convert_topic(t);
+  }
+  throw Error("cannot get metadata for topic '" + name + "': " + last);
+}
+
+}  // namespace
+
+ClusterInfo fetch_cluster_info(rd_kafka_t* rk, const std::vector<std::string>& topics,
+                               std::chrono::milliseconds timeout) {
+  ClusterInfo info;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (topics.empty()) {
+    const struct rd_kafka_metadata* raw = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &raw, static_cast<int>(timeout.count()));
+    MetadataPtr md(raw);
+    if (err) throw Error(std::string("cannot list topics: ") + rd_kafka_err2str(err));
+    copy_brokers(*md, info);
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) info.topics.push_back(convert_topic(md->topics[i]));
+    }
+  } else {
+    for (const auto& name : topics) {
+      if (std::any_of(info.topics.begin(), info.topics.end(),
+                      [&](const TopicInfo& t) { return t.name == name; })) {
+        continue;
+      }
+      info.topics.push_back(fetch_one_topic(rk, name, info, deadline));
+    }
+  }
+  std::sort(info.topics.begin(), info.topics.end(),
+            [](const TopicInfo& a, const TopicInfo& b) { return a.name < b.name; });
+  return info;
+}
+
+void fill_watermarks(rd_kafka_t* rk, ClusterInfo& info, std::chrono::milliseconds timeout) {
+  for (auto& topic : info.topics) {
+    for (auto& p : topic.partitions) {
+      int64_t low = -1, high = -1;
+      rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+          rk, topic.name.c_str(), p.id, &low, &high, static_cast<int>(timeout.count()));
+      if (err) {
+        p.error = rd_kafka_err2str(err);
+        continue;
+      }
+      p.low_watermark = low;
+      p.high_watermark = high;
+    }
+  }
+}
+
+std::vector<CommittedOffset> fetch_committed_offsets(rd_kafka_t* consumer_with_group,
+                                                     const ClusterInfo& info,
+                                                     std::chrono::milliseconds timeout) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(0);
+  for (const auto& t : info.topics) {
+    for (const auto& p : t.partitions) rd_kafka_topic_partition_list_add(list, t.name.c_str(), p.id);
+  }
+  rd_kafka_resp_err_t err = rd_kafka_committed(consumer_with_group, list, static_cast<int>(timeout.count()));
+  if (err) {
+    rd_kafka_topic_partition_list_destroy(list);
+    throw Error(std::string("cannot fetch committed offsets: ") + rd_kafka_err2str(err));
+  }
+  std::vector<CommittedOffset> out;
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& e = list->elems[i];
+    out.push_back({e.topic, e.partition, e.err ? RD_KAFKA_OFFSET_INVALID : e.offset});
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return out;
+}
+
+std::vector<std::string> list_consumer_groups(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
+  const struct rd_kafka_group_list* groups = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_list_groups(rk, nullptr, &groups, static_cast<int>(timeout.count()));
+  if (err) {
+    throw Error(std::string("the brokers cannot list consumer groups (") + rd_kafka_err2str(err) +
+                "); name the groups with -G GROUP");
+  }
+  std::vector<std::string> names;
+  for (int i = 0; i < groups->group_cnt; ++i) names.emplace_back(groups->groups[i].group);
+  rd_kafka_group_list_destroy(groups);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace kws

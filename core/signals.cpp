@@ -1,0 +1,30 @@
+#include "core/signals.hpp"
+
+#include <atomic>
+#include <unistd.h>
+
+namespace kws {
+
+namespace {
+std::atomic<int> g_signal{0};
+void on_signal(int sig) { g_signal.store(sig); }
+}  // namespace
+
+void install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  // A closed stdout must surface as EPIPE on write, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+}
+
+bool stop_requested() { return g_signal.load() != 0; }
+int stop_signal() { return g_signal.load(); }
+
+void wait_for_stop_signal() {
+  while (!stop_requested()) usleep(50 * 1000);
+}
+
+}  // namespace kws

@@ -1,0 +1,23 @@
+#pragma once
+// Byte-level text helpers shared by the envelope, formats and CLI input.
+#include <string>
+#include <string_view>
+
+namespace kws {
+
+bool is_valid_utf8(std::string_view bytes);
+
+std::string base64_encode(std::string_view bytes);
+// Throws kws::Error on characters outside the standard alphabet or bad padding.
+std::string base64_decode(std::string_view text);
+
+// Expands the backslash escapes users type on a command line:
+// \n \t \r \0 \\ \xNN. Unknown escapes are kept literally. Throws on a
+// truncated \x escape.
+std::string unescape(std::string_view text);
+
+// Appends `bytes` to `out` as the body of a JSON string (no quotes),
+// escaping quotes, backslashes and control characters. Assumes valid UTF-8.
+void append_json_escaped(std::string& out, std::string_view bytes);
+
+}  // namespace kws
