@@ -39,11 +39,11 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
   app->add_option("-n,--broker-count", o.broker_count, "Number of brokers in the cluster")
       ->type_name("N")
       ->default_val(1)
-      ->check(CLI::Range(1, 32));
+      ->check(integer_in(1, 32));
   app->add_option("--partitions", o.partitions, "Partitions for each -t topic given without a count")
       ->type_name("N")
       ->default_val(1)
-      ->check(CLI::Range(1, 10000));
+      ->check(integer_in(1, 100000));
   app->add_option("-t,--topic", o.topics, "Create topic NAME with PARTITIONS partitions at start (repeatable)")
       ->type_name("NAME[:PARTITIONS]")
       ->allow_extra_args(false);

@@ -2,6 +2,40 @@
 
 namespace kws::cmd {
 
+CLI::Validator integer_in(long long min, long long max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        long long v = 0;
+        size_t used = 0;
+        try {
+          v = std::stoll(text, &used);
+        } catch (...) {
+          used = 0;
+        }
+        if (used == 0 || used != text.size() || v < min || v > max) {
+          return "'" + text + "' must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
+        }
+        return "";
+      },
+      "");
+}
+
+CLI::Validator positive_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        size_t used = 0;
+        double v = 0;
+        try {
+          v = std::stod(text, &used);
+        } catch (...) {
+          used = 0;
+        }
+        if (used == 0 || used != text.size() || !(v > 0)) return "'" + text + "' must be a number above 0";
+        return "";
+      },
+      "");
+}
+
 KafkaSettings ConnectionOptions::resolve() const { return resolve_kafka_settings(inputs, process_environment()); }
 
 void add_connection_options(CLI::App* app, ConnectionOptions& options) {
@@ -25,7 +59,7 @@ void add_connection_options(CLI::App* app, ConnectionOptions& options) {
                   "Seconds to wait for brokers and metadata before failing")
       ->type_name("SECONDS")
       ->default_val(10)
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->group(group);
   app->add_flag("-v,--verbose", options.verbosity, "Show librdkafka's log lines on stderr")->group(group);
 }

@@ -35,6 +35,11 @@ struct ConnectionOptions {
   KafkaSettings resolve() const;
 };
 
+// Validators with short error messages and no description, so help and man
+// pages read "-c N" rather than "-c N:NONNEGATIVE".
+CLI::Validator integer_in(long long min, long long max);
+CLI::Validator positive_number();
+
 // -b, -X, -F, -v, --timeout.
 void add_connection_options(CLI::App* app, ConnectionOptions& options);
 

@@ -34,12 +34,17 @@ std::string upper(std::string s) {
   return s;
 }
 
+// Paragraphs of a section; the first needs no .PP right after .SH.
 void paragraphs(std::ostringstream& s, const std::string& text) {
   size_t start = 0;
+  bool first = true;
   while (start <= text.size()) {
     size_t end = text.find("\n\n", start);
     std::string para = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (!para.empty()) s << ".PP\n" << roff(para) << "\n";
+    if (!para.empty()) {
+      s << (first ? "" : ".PP\n") << roff(para) << "\n";
+      first = false;
+    }
     if (end == std::string::npos) break;
     start = end + 2;
   }
@@ -89,8 +94,10 @@ void common_sections(std::ostringstream& s, const CommandDoc& doc) {
 void examples_section(std::ostringstream& s, const CommandDoc& doc) {
   if (doc.examples.empty()) return;
   s << ".SH EXAMPLES\n";
+  bool first = true;
   for (const auto& [command, what] : doc.examples) {
-    s << ".PP\n" << roff(what) << ":\n.PP\n.RS 4\n.nf\n\\fB" << roff(command) << "\\fR\n.fi\n.RE\n";
+    s << (first ? "" : ".PP\n") << roff(what) << ":\n.PP\n.RS 4\n.nf\n\\fB" << roff(command) << "\\fR\n.fi\n.RE\n";
+    first = false;
   }
 }
 

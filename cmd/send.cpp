@@ -54,7 +54,7 @@ CLI::App* register_send(CLI::App& parent, SendOptions& o) {
       ->allow_extra_args(false);
   app->add_option("-p,--partition", o.partition, "Partition (default: the partitioner's choice by key)")
       ->type_name("N")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_in(0, INT32_MAX));
   app->add_flag("-J,--json", o.json, "Each input line is a kws JSON envelope (as printed by kws tail -J)");
   app->add_option("--file", o.files, "Send the whole FILE as one message (repeatable)")
       ->type_name("PATH")

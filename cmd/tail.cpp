@@ -49,10 +49,12 @@ CLI::App* register_tail(CLI::App& parent, TailOptions& o) {
                   "Start: beginning|end|stored|N|-N|@MS|ISO-8601 time (default: end; with -G: stored)")
       ->type_name("OFFSET");
   app->add_flag("-e,--exit", o.exit_at_end, "Exit once every partition has been read to its end");
-  app->add_option("-c,--count", o.count, "Exit after N messages")->type_name("N")->check(CLI::NonNegativeNumber);
+  app->add_option("-c,--count", o.count, "Exit after N messages")
+      ->type_name("N")
+      ->check(integer_in(0, INT64_MAX));
   app->add_option("-p,--partition", o.partition, "Read only partition N of each topic")
       ->type_name("N")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_in(0, INT32_MAX));
   app->add_option("-G,--group", o.group, "Consume as a member of consumer GROUP and commit offsets")
       ->type_name("GROUP");
   auto* format = app->add_option("-f,--format", o.format, "Output format with kcat tokens (see DESCRIPTION)")

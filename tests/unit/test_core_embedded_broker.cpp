@@ -1,0 +1,27 @@
+#include <catch2/catch.hpp>
+
+#include "core/error.hpp"
+#include "core/kafka/embedded_broker.hpp"
+
+using namespace kws;
+
+TEST_CASE("embedded_broker: topic specs") {
+  CHECK(parse_topic_spec("orders", 3).partitions == 3);
+  auto spec = parse_topic_spec("orders:12", 3);
+  CHECK(spec.name == "orders");
+  CHECK(spec.partitions == 12);
+  for (const char* bad : {"", ":3", "orders:0", "orders:x", "bad name", "a/b"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(parse_topic_spec(bad, 1), Error);
+  }
+}
+
+TEST_CASE("embedded_broker: starts brokers on loopback and creates topics") {
+  EmbeddedBroker broker(3);
+  std::string bootstraps = broker.bootstrap_servers();
+  CHECK(std::count(bootstraps.begin(), bootstraps.end(), ',') == 2);
+  auto [host, port] = broker.first_broker();
+  CHECK(host == "127.0.0.1");
+  CHECK(port > 0);
+  CHECK_NOTHROW(broker.create_topic({"t1", 5}));
+}

@@ -1,0 +1,66 @@
+#include <catch2/catch.hpp>
+
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "core/input.hpp"
+
+using namespace kws;
+
+namespace {
+// Feeds `data` through a pipe in chunks of `chunk` bytes, so records and
+// delimiters straddle read boundaries.
+std::vector<std::string> split(const std::string& data, const std::string& delimiter, size_t chunk = 3) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  std::thread writer([&] {
+    for (size_t i = 0; i < data.size(); i += chunk) {
+      size_t n = std::min(chunk, data.size() - i);
+      REQUIRE(write(fds[1], data.data() + i, n) == static_cast<ssize_t>(n));
+    }
+    close(fds[1]);
+  });
+  std::vector<std::string> records;
+  read_delimited(fds[0], delimiter, [&](std::string_view r) {
+    records.emplace_back(r);
+    return true;
+  });
+  writer.join();
+  close(fds[0]);
+  return records;
+}
+}  // namespace
+
+TEST_CASE("input: newline-delimited records") {
+  CHECK(split("a\nbb\nccc\n", "\n") == std::vector<std::string>{"a", "bb", "ccc"});
+  CHECK(split("a\nbb\nccc", "\n") == std::vector<std::string>{"a", "bb", "ccc"});  // no final newline
+  CHECK(split("a\n\nb\n", "\n") == std::vector<std::string>{"a", "", "b"});          // blank line kept
+  CHECK(split("", "\n").empty());
+}
+
+TEST_CASE("input: multi-byte and NUL delimiters across read boundaries") {
+  CHECK(split("one||two||three", "||", 1) == std::vector<std::string>{"one", "two", "three"});
+  CHECK(split("one||two||", "||", 2) == std::vector<std::string>{"one", "two"});
+  CHECK(split(std::string("x\0y\0", 4), std::string("\0", 1)) == std::vector<std::string>{"x", "y"});
+}
+
+TEST_CASE("input: large input in one record") {
+  std::string big(3 * 1024 * 1024, 'z');
+  auto records = split(big + "\nend\n", "\n", 1 << 16);
+  REQUIRE(records.size() == 2);
+  CHECK(records[0] == big);
+  CHECK(records[1] == "end");
+}
+
+TEST_CASE("input: the callback can stop reading") {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  REQUIRE(write(fds[1], "a\nb\nc\n", 6) == 6);
+  close(fds[1]);
+  size_t seen = 0;
+  size_t delivered = read_delimited(fds[0], "\n", [&](std::string_view) { return ++seen < 2; });
+  close(fds[0]);
+  CHECK(seen == 2);
+  CHECK(delivered == 2);
+}
