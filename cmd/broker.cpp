@@ -5,7 +5,7 @@
 
 #include "core/error.hpp"
 #include "core/kafka/embedded_broker.hpp"
-#include "core/net/tcp_forwarder.hpp"
+#include "core/kafka/broker_frontend.hpp"
 #include "core/output.hpp"
 #include "core/signals.hpp"
 
@@ -17,21 +17,24 @@ const CommandDoc broker_doc{
     "[OPTIONS]",
     "Starts librdkafka's mock cluster, which speaks the real Kafka protocol, so kws, kcat, "
     "python3-kafka or kafkajs can produce to and consume from it. The first line on stdout is "
-    "BROKERS=HOST:PORT, the bootstrap address to use; it runs until SIGINT or SIGTERM.\n\n"
+    "BROKERS=HOST:PORT[,...], the bootstrap address to use; it runs until SIGINT or SIGTERM.\n\n"
     "It listens on 127.0.0.1:9092 by default, so that `kws send demo hi` and `kws tail demo` "
-    "work with no flags. The mock brokers themselves bind random loopback ports and 9092 "
-    "forwards to the first of them; if 9092 is taken, kws says so on stderr and prints the "
-    "mock's own address on the BROKERS line instead.\n\n"
+    "work with no flags; with -n, the other brokers take free ports. If 9092 is taken, kws says "
+    "so on stderr and listens on a free port instead; the BROKERS line always has the address "
+    "in use. An explicit --listen that cannot be bound is an error.\n\n"
+    "Topics are auto-created as on a real broker with auto.create.topics.enable: when a "
+    "producer's metadata request names a missing topic it is created with --partitions "
+    "partitions; consumers and `kws topics` get 'unknown topic' instead. --no-auto-create turns "
+    "auto-creation off for everyone, so only -t topics exist.\n\n"
     "Limits, honestly: everything is kept in memory only and is lost when the broker stops; each "
-    "partition keeps a bounded amount of data and drops its oldest messages beyond that; topics "
-    "that clients auto-create get the mock cluster's fixed partition count (4), so use -t "
-    "NAME:PARTITIONS to choose; consumer groups work (join, commit, fetch committed offsets) but "
-    "cannot be listed; it is one process, not a cluster with durability, and it is meant for "
+    "partition keeps a bounded amount of data and drops its oldest messages beyond that; "
+    "consumer groups work (join, commit, fetch committed offsets) but cannot be listed; it "
+    "answers on loopback only; it is one process without durability or replication, meant for "
     "development, demos and tests, not production.",
     {{"kws broker", "a broker on 127.0.0.1:9092"},
      {"kws broker -t orders:6 -t audit", "pre-create orders with 6 partitions and audit with --partitions"},
-     {"kws broker --listen 127.0.0.1:0 -n 3", "three brokers, bootstrap on a free port"},
-     {"eval \"$(kws broker --listen 127.0.0.1:0 | head -1)\" # in a script", "capture BROKERS=..."}},
+     {"kws broker --listen 127.0.0.1:0 -n 3", "three brokers, on free ports"},
+     {"kws broker --no-auto-create -t events:3", "only topic events exists"}},
     "0 after SIGTERM; 130 after SIGINT."};
 
 CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
@@ -40,18 +43,17 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
       ->type_name("N")
       ->default_val(1)
       ->check(integer_in(1, 32));
-  app->add_option("--partitions", o.partitions, "Partitions for each -t topic given without a count")
+  app->add_option("--partitions", o.partitions, "Partitions of auto-created topics and of -t topics without a count")
       ->type_name("N")
       ->default_val(1)
       ->check(integer_in(1, 100000));
   app->add_option("-t,--topic", o.topics, "Create topic NAME with PARTITIONS partitions at start (repeatable)")
       ->type_name("NAME[:PARTITIONS]")
       ->allow_extra_args(false);
-  auto* listen = app->add_option("-l,--listen", o.listen, "Bootstrap address to listen on (port 0: any free port)")
-                     ->type_name("HOST:PORT")
-                     ->default_str("127.0.0.1:9092");
-  app->add_flag("--no-listen", o.no_listen, "Do not listen on a fixed address; print the mock's own ports")
-      ->excludes(listen);
+  app->add_option("-l,--listen", o.listen, "Address of broker 1 (port 0: any free port)")
+      ->type_name("HOST:PORT")
+      ->default_str("127.0.0.1:9092");
+  app->add_flag("--no-auto-create", o.no_auto_create, "Never auto-create topics; only -t topics exist");
   app->callback([&o, app] { o.listen_given = app->count("--listen") > 0; });
   return app;
 }
@@ -76,30 +78,35 @@ std::pair<std::string, uint16_t> split_host_port(const std::string& text) {
 int run_broker(const BrokerOptions& o) {
   std::vector<TopicSpec> topics;
   for (const auto& t : o.topics) topics.push_back(parse_topic_spec(t, o.partitions));
-  std::pair<std::string, uint16_t> listen;
-  if (!o.no_listen) listen = split_host_port(o.listen);
+  auto [listen_host, listen_port] = split_host_port(o.listen);
 
   EmbeddedBroker broker(o.broker_count);
-  for (const auto& t : topics) broker.create_topic(t);
-
-  std::unique_ptr<TcpForwarder> forwarder;
-  std::string bootstrap = broker.bootstrap_servers();
-  if (!o.no_listen) {
-    auto [target_host, target_port] = broker.first_broker();
-    try {
-      forwarder = std::make_unique<TcpForwarder>(listen.first, listen.second, target_host, target_port);
-      bootstrap = (listen.first.find(':') != std::string::npos ? "[" + listen.first + "]" : listen.first) + ":" +
-                  std::to_string(forwarder->port());
-    } catch (const Error& e) {
-      // An explicit address must work; the default 9092 is best effort.
-      if (o.listen_given) throw;
-      print_diagnostic("warning", std::string(e.what()) + "; clients must use " + bootstrap);
-    }
+  FrontendConfig config;
+  config.listen_host = listen_host;
+  config.first_port = listen_port;
+  for (const auto& [host, port] : broker.broker_addresses()) config.backends.push_back({host, port});
+  for (const auto& t : topics) {
+    broker.create_topic(t);
+    config.existing_topics.push_back(t.name);
   }
-  printf("BROKERS=%s\n", bootstrap.c_str());
+  config.auto_create = !o.no_auto_create;
+  const int partitions = o.partitions;
+  config.create_topic = [&broker, partitions](const std::string& name) { broker.create_topic({name, partitions}); };
+
+  std::unique_ptr<BrokerFrontend> frontend;
+  try {
+    frontend = std::make_unique<BrokerFrontend>(config);
+  } catch (const Error& e) {
+    // An explicit address must work; the default 9092 is best effort.
+    if (o.listen_given || listen_port == 0) throw;
+    config.first_port = 0;
+    frontend = std::make_unique<BrokerFrontend>(config);
+    print_diagnostic("warning", std::string(e.what()) + "; listening on " + frontend->bootstrap_servers() +
+                                    " instead (pass it with -b or KWS_BROKERS)");
+  }
+  printf("BROKERS=%s\n", frontend->bootstrap_servers().c_str());
   fflush(stdout);
-  fprintf(stderr, "kws: broker running with %d broker(s) (mock ports %s); memory only, stop with Ctrl-C\n",
-          o.broker_count, broker.bootstrap_servers().c_str());
+  fprintf(stderr, "kws: broker running with %d broker(s); memory only, stop with Ctrl-C\n", o.broker_count);
 
   wait_for_stop_signal();
   return stop_signal() == SIGINT ? exit_interrupted : exit_ok;

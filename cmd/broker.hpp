@@ -9,7 +9,7 @@ struct BrokerOptions {
   std::vector<std::string> topics;
   std::string listen = "127.0.0.1:9092";
   bool listen_given = false;
-  bool no_listen = false;
+  bool no_auto_create = false;
 };
 
 extern const CommandDoc broker_doc;

@@ -11,7 +11,7 @@ _kws() {
       COMPREPLY=($(compgen -W "broker send tail topics config completion --help --version" -- "$cur"))
       return ;;
     broker)
-      opts="-h --help -n --broker-count --partitions -t --topic -l --listen --no-listen"
+      opts="-h --help -n --broker-count --partitions -t --topic -l --listen --no-auto-create"
       valued="-n --broker-count --partitions -t --topic -l --listen"
       ;;
     send)

@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "core/error.hpp"
+#include "core/kafka/broker_frontend.hpp"
 
 namespace kws {
 
@@ -22,10 +23,7 @@ TopicSpec parse_topic_spec(const std::string& text, int default_partitions) {
     }
     spec.partitions = n;
   }
-  if (spec.name.empty() || spec.name.size() > 249 ||
-      !std::all_of(spec.name.begin(), spec.name.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-      })) {
+  if (!is_valid_topic_name(spec.name)) {
     throw usage_error("bad topic name '" + spec.name +
                       "': Kafka allows 1-249 characters of [a-zA-Z0-9._-]");
   }
@@ -64,11 +62,19 @@ void EmbeddedBroker::create_topic(const TopicSpec& topic) {
 
 std::string EmbeddedBroker::bootstrap_servers() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
 
-std::pair<std::string, uint16_t> EmbeddedBroker::first_broker() const {
+std::vector<std::pair<std::string, uint16_t>> EmbeddedBroker::broker_addresses() const {
+  std::vector<std::pair<std::string, uint16_t>> out;
   std::string all = bootstrap_servers();
-  std::string first = all.substr(0, all.find(','));
-  auto colon = first.rfind(':');
-  return {first.substr(0, colon), static_cast<uint16_t>(std::stoi(first.substr(colon + 1)))};
+  size_t start = 0;
+  while (start < all.size()) {
+    size_t end = all.find(',', start);
+    std::string one = all.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    auto colon = one.rfind(':');
+    out.emplace_back(one.substr(0, colon), static_cast<uint16_t>(std::stoi(one.substr(colon + 1))));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
 }
 
 }  // namespace kws

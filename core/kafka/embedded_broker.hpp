@@ -2,7 +2,8 @@
 // An in-memory Kafka-protocol broker (librdkafka's mock cluster): real Kafka
 // clients (kcat, python3-kafka, kafkajs) talk to it over loopback. Memory
 // only; everything is gone when it stops, and each partition keeps a bounded
-// amount of data (old messages are dropped).
+// amount of data (old messages are dropped). `kws broker` puts a
+// BrokerFrontend in front of it for fixed ports and auto-create rules.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,8 +34,8 @@ class EmbeddedBroker {
   void create_topic(const TopicSpec& topic);
   // "127.0.0.1:PORT,127.0.0.1:PORT,..."
   std::string bootstrap_servers() const;
-  // Host and port of the first broker (the forwarding target).
-  std::pair<std::string, uint16_t> first_broker() const;
+  // Host and port of each broker, in node order.
+  std::vector<std::pair<std::string, uint16_t>> broker_addresses() const;
   int broker_count() const { return broker_count_; }
 
  private:

@@ -20,8 +20,9 @@ TEST_CASE("embedded_broker: starts brokers on loopback and creates topics") {
   EmbeddedBroker broker(3);
   std::string bootstraps = broker.bootstrap_servers();
   CHECK(std::count(bootstraps.begin(), bootstraps.end(), ',') == 2);
-  auto [host, port] = broker.first_broker();
-  CHECK(host == "127.0.0.1");
-  CHECK(port > 0);
+  auto addresses = broker.broker_addresses();
+  REQUIRE(addresses.size() == 3);
+  CHECK(addresses[0].first == "127.0.0.1");
+  CHECK(addresses[0].second > 0);
   CHECK_NOTHROW(broker.create_topic({"t1", 5}));
 }

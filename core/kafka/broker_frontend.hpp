@@ -1,0 +1,56 @@
+#pragma once
+// The embedded broker's front door. librdkafka 2.0's mock cluster binds
+// random ports, creates every topic a Metadata request names (with 4
+// partitions), and only speaks Metadata v0-v2, in which a client cannot say
+// "do not create". The front end listens where the user asked (9092 by
+// default), relays every Kafka frame to the mock broker behind it, and:
+//  - advertises its own addresses in Metadata and FindCoordinator responses,
+//    so clients keep talking through it;
+//  - advertises Metadata v4, whose requests say whether the client wants a
+//    missing topic auto-created (consumers do not; producers do);
+//  - decides auto-creation itself: it creates the topic with the configured
+//    partition count, or answers UNKNOWN_TOPIC_OR_PARTITION, as a real broker
+//    with auto.create.topics.enable would.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kws {
+
+struct FrontendConfig {
+  std::string listen_host = "127.0.0.1";
+  uint16_t first_port = 9092;  // broker 1's port; others take free ports. 0: any
+  struct Backend {
+    std::string host;
+    uint16_t port;
+  };
+  std::vector<Backend> backends;  // the mock brokers, in node order
+  bool auto_create = true;
+  // Creates a topic on the mock; called on the front end's thread before the
+  // Metadata request that named it is forwarded. Throws kws::Error on failure.
+  std::function<void(const std::string& topic)> create_topic;
+  std::vector<std::string> existing_topics;  // created before the front end started
+};
+
+class BrokerFrontend {
+ public:
+  // Binds every listener at once; throws kws::Error when one cannot bind.
+  explicit BrokerFrontend(FrontendConfig config);
+  ~BrokerFrontend();
+  BrokerFrontend(const BrokerFrontend&) = delete;
+  BrokerFrontend& operator=(const BrokerFrontend&) = delete;
+
+  // "host:port,host:port": the front end's addresses, one per mock broker.
+  std::string bootstrap_servers() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Kafka's rule for topic names: 1-249 characters of [a-zA-Z0-9._-], not "." or "..".
+bool is_valid_topic_name(const std::string& name);
+
+}  // namespace kws

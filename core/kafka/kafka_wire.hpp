@@ -1,0 +1,65 @@
+#pragma once
+// The few Kafka protocol messages the embedded broker's front end must read
+// or rewrite (see core/kafka/broker_frontend.hpp for why). Pure functions on
+// frames (the bytes after the 4-byte size prefix), so they are unit-tested
+// without sockets. Only the non-flexible versions librdkafka 2.0's mock
+// cluster speaks are handled; callers pass anything else through untouched.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace kws::wire {
+
+enum ApiKey : int16_t { kMetadata = 3, kFindCoordinator = 10, kApiVersions = 18 };
+inline constexpr int16_t kUnknownTopicOrPartition = 3;
+inline constexpr int16_t kInvalidTopic = 17;
+
+// A topic the front end answers for itself, with an error instead of metadata.
+struct TopicError {
+  std::string name;
+  int16_t error = kUnknownTopicOrPartition;
+};
+
+struct RequestHeader {
+  int16_t api_key = -1;
+  int16_t api_version = -1;
+  int32_t correlation_id = 0;
+  size_t body_offset = 0;  // where the request body starts in the frame
+};
+std::optional<RequestHeader> parse_request_header(std::string_view frame);
+
+// Metadata request v0-v4. `topics` is nullopt for "all topics".
+struct MetadataRequest {
+  std::optional<std::vector<std::string>> topics;
+  bool allow_auto_create = true;  // v4+ field; earlier versions always allow
+};
+std::optional<MetadataRequest> parse_metadata_request(const RequestHeader& header, std::string_view frame);
+
+// Re-encodes a Metadata request at `version` (0-2) with `topics`, keeping the
+// original header's correlation id and client id.
+std::string encode_metadata_request(std::string_view original_frame, const RequestHeader& header,
+                                    int16_t version, const std::optional<std::vector<std::string>>& topics);
+
+using AddressMap = std::function<std::optional<std::pair<std::string, int32_t>>(const std::string& host, int32_t port)>;
+
+// Rewrites a Metadata response the broker sent at `broker_version` (0-2) into
+// `client_version` (>= broker_version, <= 4): broker addresses go through
+// `map`, and `missing_topics` are appended with their error codes.
+// Returns nullopt when the frame cannot be parsed.
+std::optional<std::string> rewrite_metadata_response(std::string_view frame, int16_t broker_version,
+                                                     int16_t client_version, const AddressMap& map,
+                                                     const std::vector<TopicError>& missing_topics);
+
+// FindCoordinator response v0-v2: the coordinator address goes through `map`.
+std::optional<std::string> rewrite_find_coordinator_response(std::string_view frame, int16_t version,
+                                                             const AddressMap& map);
+
+// ApiVersions response v0-v2: raises the advertised Metadata max version from
+// 2 to 4, so that clients can say whether they want topics auto-created.
+std::optional<std::string> rewrite_api_versions_response(std::string_view frame, int16_t version);
+
+}  // namespace kws::wire

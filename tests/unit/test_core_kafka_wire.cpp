@@ -1,0 +1,215 @@
+#include <catch2/catch.hpp>
+
+#include "core/kafka/kafka_wire.hpp"
+
+using namespace kws::wire;
+
+namespace {
+
+// Frame builder: big-endian integers and int16-length strings.
+struct Frame {
+  std::string bytes;
+  Frame& i8(int v) { return put(v, 1); }
+  Frame& i16(int v) { return put(v, 2); }
+  Frame& i32(int64_t v) { return put(v, 4); }
+  Frame& str(const std::string& s) {
+    i16(static_cast<int>(s.size()));
+    bytes += s;
+    return *this;
+  }
+  Frame& null_str() { return i16(-1); }
+  Frame& put(int64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i) bytes += static_cast<char>((v >> (8 * i)) & 0xFF);
+    return *this;
+  }
+};
+
+Frame request_header(int16_t key, int16_t version, int32_t corr) {
+  Frame f;
+  f.i16(key).i16(version).i32(corr).str("client-1");
+  return f;
+}
+
+// Reads back what the rewriters produce.
+struct Cursor {
+  const std::string& s;
+  size_t pos = 0;
+  int64_t get(int n) {
+    REQUIRE(pos + n <= s.size());
+    uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(s[pos + i]);
+    pos += n;
+    int shift = 64 - 8 * n;
+    return static_cast<int64_t>(v << shift) >> shift;
+  }
+  std::string str() {
+    auto n = get(2);
+    if (n < 0) return "<null>";
+    std::string out = s.substr(pos, n);
+    pos += n;
+    return out;
+  }
+};
+
+AddressMap mock_to_front = [](const std::string& host, int32_t port) -> std::optional<std::pair<std::string, int32_t>> {
+  if (host == "127.0.0.1" && port == 40001) return std::make_pair(std::string("127.0.0.1"), 9092);
+  return std::nullopt;
+};
+
+std::string metadata_v2_response() {
+  Frame f;
+  f.i32(77);                                                     // correlation id
+  f.i32(2);                                                      // brokers
+  f.i32(1).str("127.0.0.1").i32(40001).null_str();               // mapped
+  f.i32(2).str("127.0.0.1").i32(40002).str("rack-b");            // not mapped
+  f.str("cluster-x");                                            // cluster id
+  f.i32(1);                                                      // controller
+  f.i32(1);                                                      // topics
+  f.i16(0).str("demo").i8(0).i32(1).i16(0).i32(0).i32(1).i32(1).i32(1).i32(1).i32(1);  // one partition
+  return f.bytes;
+}
+
+}  // namespace
+
+TEST_CASE("kafka_wire: request headers and Metadata requests v0-v4") {
+  Frame v0 = request_header(kMetadata, 0, 5);
+  v0.i32(0);
+  auto h = parse_request_header(v0.bytes);
+  REQUIRE(h);
+  CHECK(h->api_key == kMetadata);
+  CHECK(h->correlation_id == 5);
+  auto req = parse_metadata_request(*h, v0.bytes);
+  REQUIRE(req);
+  CHECK_FALSE(req->topics.has_value());  // v0 empty list = all topics
+
+  Frame v1 = request_header(kMetadata, 1, 6);
+  v1.i32(-1);
+  h = parse_request_header(v1.bytes);
+  req = parse_metadata_request(*h, v1.bytes);
+  REQUIRE(req);
+  CHECK_FALSE(req->topics.has_value());
+  CHECK(req->allow_auto_create);
+
+  Frame v4 = request_header(kMetadata, 4, 7);
+  v4.i32(2).str("a").str("b").i8(0);
+  h = parse_request_header(v4.bytes);
+  req = parse_metadata_request(*h, v4.bytes);
+  REQUIRE(req);
+  REQUIRE(req->topics);
+  CHECK(*req->topics == std::vector<std::string>{"a", "b"});
+  CHECK_FALSE(req->allow_auto_create);
+
+  // Downgraded to v2 with one topic left; parses back the same way.
+  std::string v2 = encode_metadata_request(v4.bytes, *h, 2, std::vector<std::string>{"b"});
+  auto h2 = parse_request_header(v2);
+  REQUIRE(h2);
+  CHECK(h2->api_version == 2);
+  CHECK(h2->correlation_id == 7);
+  auto req2 = parse_metadata_request(*h2, v2);
+  REQUIRE(req2);
+  CHECK(*req2->topics == std::vector<std::string>{"b"});
+}
+
+TEST_CASE("kafka_wire: Metadata responses get front-end addresses, v4 framing and missing topics") {
+  std::string in = metadata_v2_response();
+  auto out = rewrite_metadata_response(in, 2, 4, mock_to_front, {{"gone", kUnknownTopicOrPartition}});
+  REQUIRE(out);
+  Cursor c{*out};
+  CHECK(c.get(4) == 77);
+  CHECK(c.get(4) == 0);  // throttle_time_ms added for v3+
+  CHECK(c.get(4) == 2);
+  CHECK(c.get(4) == 1);
+  CHECK(c.str() == "127.0.0.1");
+  CHECK(c.get(4) == 9092);  // mapped
+  CHECK(c.str() == "<null>");
+  CHECK(c.get(4) == 2);
+  CHECK(c.str() == "127.0.0.1");
+  CHECK(c.get(4) == 40002);  // unknown address left alone
+  CHECK(c.str() == "rack-b");
+  CHECK(c.str() == "cluster-x");
+  CHECK(c.get(4) == 1);
+  CHECK(c.get(4) == 2);  // one real topic + one injected
+  CHECK(c.get(2) == 0);
+  CHECK(c.str() == "demo");
+  c.pos += 1 + 4 + 2 + 4 + 4 + 4 + 4 + 4 + 4;  // is_internal + the partition
+  CHECK(c.get(2) == kUnknownTopicOrPartition);
+  CHECK(c.str() == "gone");
+  CHECK(c.get(1) == 0);
+  CHECK(c.get(4) == 0);
+  CHECK(c.pos == out->size());
+
+  // Same version in and out: only the address changes.
+  auto same = rewrite_metadata_response(in, 2, 2, mock_to_front, {});
+  REQUIRE(same);
+  CHECK(same->size() == in.size());
+  CHECK(same->find(std::string("\x00\x00\x23\x84", 4)) != std::string::npos);  // 9092
+}
+
+TEST_CASE("kafka_wire: v0 Metadata responses") {
+  Frame f;
+  f.i32(1).i32(1).i32(1).str("127.0.0.1").i32(40001).i32(0);
+  auto out = rewrite_metadata_response(f.bytes, 0, 0, mock_to_front, {{"x", kInvalidTopic}});
+  REQUIRE(out);
+  Cursor c{*out};
+  c.get(4);
+  c.get(4);
+  c.get(4);
+  c.str();
+  CHECK(c.get(4) == 9092);
+  CHECK(c.get(4) == 1);
+  CHECK(c.get(2) == kInvalidTopic);
+  CHECK(c.str() == "x");
+  CHECK(c.get(4) == 0);  // v0 has no is_internal byte
+  CHECK(c.pos == out->size());
+}
+
+TEST_CASE("kafka_wire: FindCoordinator responses v0 and v1") {
+  Frame v0;
+  v0.i32(9).i16(0).i32(1).str("127.0.0.1").i32(40001);
+  auto out = rewrite_find_coordinator_response(v0.bytes, 0, mock_to_front);
+  REQUIRE(out);
+  Cursor c{*out};
+  c.pos = 4 + 2 + 4;
+  CHECK(c.str() == "127.0.0.1");
+  CHECK(c.get(4) == 9092);
+
+  Frame v1;
+  v1.i32(9).i32(0).i16(0).null_str().i32(1).str("127.0.0.1").i32(40001);
+  out = rewrite_find_coordinator_response(v1.bytes, 1, mock_to_front);
+  REQUIRE(out);
+  Cursor c1{*out};
+  c1.pos = 4 + 4 + 2 + 2 + 4;
+  CHECK(c1.str() == "127.0.0.1");
+  CHECK(c1.get(4) == 9092);
+}
+
+TEST_CASE("kafka_wire: ApiVersions advertises Metadata v4") {
+  Frame f;
+  f.i32(1).i16(0).i32(2).i16(0).i16(0).i16(7).i16(kMetadata).i16(0).i16(2).i32(0);
+  auto out = rewrite_api_versions_response(f.bytes, 1);
+  REQUIRE(out);
+  Cursor c{*out};
+  c.pos = 4 + 2 + 4 + 6 + 2 + 2;
+  CHECK(c.get(2) == 4);
+  Frame error;
+  error.i32(1).i16(35).i32(0);
+  CHECK_FALSE(rewrite_api_versions_response(error.bytes, 0));  // errors pass through
+}
+
+TEST_CASE("kafka_wire: truncated or garbage frames are refused, never read past the end") {
+  std::string full = metadata_v2_response();
+  for (size_t n = 0; n < full.size(); ++n) {
+    std::string cut = full.substr(0, n);
+    auto out = rewrite_metadata_response(cut, 2, 4, mock_to_front, {});
+    // Cutting inside the trailing topics is indistinguishable from a shorter
+    // body and passes through; anything earlier must be refused.
+    if (n < 4 + 4 + 4 + 11 + 4 + 2 + 4 + 11 + 4 + 8 + 11 + 4 + 4) CHECK_FALSE(out);
+  }
+  CHECK_FALSE(parse_request_header(std::string("\x00\x03", 2)));
+  Frame bad = request_header(kMetadata, 1, 1);
+  bad.i32(5).str("only-one");
+  auto h = parse_request_header(bad.bytes);
+  REQUIRE(h);
+  CHECK_FALSE(parse_metadata_request(*h, bad.bytes));
+  CHECK_FALSE(rewrite_find_coordinator_response("abc", 0, mock_to_front));
+}
