@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/error.hpp"
+#include "core/signals.hpp"
 
 namespace kws {
 
@@ -24,7 +25,12 @@ size_t read_delimited(int fd, std::string_view delimiter,
     ssize_t n = ::read(fd, buffer.data() + old_size, kBlock);
     if (n < 0) {
       buffer.resize(old_size);
-      if (errno == EINTR) continue;
+      // Ctrl-C while waiting for terminal input: stop without sending the
+      // half-typed line.
+      if (errno == EINTR) {
+        if (stop_requested()) return delivered;
+        continue;
+      }
       throw Error(std::string("cannot read input: ") + std::strerror(errno));
     }
     buffer.resize(old_size + static_cast<size_t>(n));

@@ -10,7 +10,8 @@ namespace kws {
 // separated by `delimiter` (one or more bytes). A final record without a
 // trailing delimiter is still delivered; the empty tail after a final
 // delimiter is not. `on_record` returns false to stop early. Returns the
-// number of records delivered. Throws kws::Error on read errors.
+// number of records delivered. A stop signal (core/signals.hpp) that
+// interrupts a read ends it early. Throws kws::Error on read errors.
 size_t read_delimited(int fd, std::string_view delimiter,
                       const std::function<bool(std::string_view record)>& on_record);
 
