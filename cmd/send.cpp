@@ -28,14 +28,18 @@ const CommandDoc send_doc{
     "given. When stderr is a terminal and the input is large, a progress line shows the rate.\n\n"
     "With -J each input line is a kws envelope, the JSON shape that `kws tail -J` prints "
     "(docs/PROTOCOL.md): per-message key, headers, partition and timestamp are kept, and binary "
-    "data travels as base64. `kws tail -J -e -o beginning SRC | kws send -J DST` copies a topic. "
+    "data travels as base64. `kws tail -J -e -o beginning SRC | kws send -J DST` copies a topic; "
+    "an envelope whose partition DST does not have is rejected, unless --any-partition lets "
+    "the partitioner choose by key. "
     "A line that is not a valid envelope is reported with its line number on stderr, the other "
     "lines are still sent, and the exit status is 1.",
     {{"kws send demo hello world", "send two messages, \"hello\" and \"world\""},
      {"seq 1000 | kws send -K : -H source=seq demo", "send 1000 lines, with a header on each"},
      {"printf 'user1:hi\\\\n' | kws send -K : demo", "send a message with key \"user1\" and value \"hi\""},
      {"kws send --file photo.jpg -k photo demo", "send a whole file as one message"},
-     {"kws tail -J -e -o beginning src | kws send -J dst", "copy a topic with keys and headers"}},
+     {"kws tail -J -e -o beginning src | kws send -J dst", "copy a topic with keys, headers and partitions"},
+     {"kws tail -J -e -o beginning src | kws send -J --any-partition dst",
+      "copy into a topic with fewer partitions"}},
     "1 also when any message was not delivered or an input line was rejected."};
 
 CLI::App* register_send(CLI::App& parent, SendOptions& o) {
@@ -56,6 +60,8 @@ CLI::App* register_send(CLI::App& parent, SendOptions& o) {
       ->type_name("N")
       ->check(integer_in(0, INT32_MAX));
   app->add_flag("-J,--json", o.json, "Each input line is a kws JSON envelope (as printed by kws tail -J)");
+  app->add_flag("--any-partition", o.any_partition,
+                "With -J, ignore the envelopes' partitions and let the partitioner choose by key");
   app->add_option("--file", o.files, "Send the whole FILE as one message (repeatable)")
       ->type_name("PATH")
       ->allow_extra_args(false);
@@ -113,6 +119,7 @@ int run_send(const SendOptions& o) {
   if (o.json && (!key_delimiter.empty())) throw usage_error("-K cannot be combined with -J (keys come from the envelope)");
   if (!o.messages.empty() && !o.files.empty()) throw usage_error("give MESSAGE arguments or --file, not both");
   if (o.json && !o.files.empty()) throw usage_error("--file sends raw bytes; use -J with stdin or MESSAGE arguments");
+  if (o.any_partition && !o.json) throw usage_error("--any-partition only applies to -J input");
 
   KafkaSettings settings = o.connection.resolve();
   Producer producer(settings, o.connection.verbosity, o.connection.timeout());
@@ -163,6 +170,15 @@ int run_send(const SendOptions& o) {
 
   uint64_t line_number = 0;
   std::vector<Header> envelope_headers;
+  // A bad stream can have millions of bad lines: show the first few, count all.
+  constexpr uint64_t kShownLineErrors = 20;
+  auto reject_line = [&](const std::string& why) {
+    if (++rejected_lines <= kShownLineErrors) {
+      print_diagnostic("error", "input line " + std::to_string(line_number) + ": " + why);
+    } else if (rejected_lines == kShownLineErrors + 1) {
+      print_diagnostic("error", "more input lines rejected; not showing them");
+    }
+  };
   auto send_envelope = [&](std::string_view line) {
     ++line_number;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;  // blank line
@@ -170,15 +186,21 @@ int run_send(const SendOptions& o) {
     try {
       env = envelope_from_json(line);
     } catch (const Error& e) {
-      ++rejected_lines;
-      print_diagnostic("error", "input line " + std::to_string(line_number) + ": " + e.what());
+      reject_line(e.what());
+      return;
+    }
+    if (o.partition < 0 && !o.any_partition && env.partition && *env.partition >= partitions) {
+      reject_line("partition " + std::to_string(*env.partition) + " does not exist in topic '" + o.topic +
+                  "' (it has " + std::to_string(partitions) +
+                  "); pass --any-partition to let the partitioner choose, or -p N");
       return;
     }
     envelope_headers = std::move(env.headers);
     envelope_headers.insert(envelope_headers.end(), extra_headers.begin(), extra_headers.end());
     OutgoingMessage m;
     m.topic = &o.topic;
-    m.partition = o.partition >= 0 ? o.partition : env.partition.value_or(RD_KAFKA_PARTITION_UA);
+    m.partition = fixed_partition;
+    if (o.partition < 0 && !o.any_partition && env.partition) m.partition = *env.partition;
     if (env.key) m.key = std::string_view(*env.key);
     if (o.key_given) m.key = std::string_view(o.key);
     if (env.value) m.value = std::string_view(*env.value);

@@ -14,6 +14,7 @@ struct SendOptions {
   std::vector<std::string> headers;
   int partition = -1;
   bool json = false;
+  bool any_partition = false;
   std::vector<std::string> files;
   bool print_offsets = false;
 };

@@ -15,7 +15,7 @@ _kws() {
       valued="-n --broker-count --partitions -t --topic -l --listen"
       ;;
     send)
-      opts="-h --help -D --delimiter -K --key-delimiter -k --key -H --header -p --partition -J --json --file --print-offsets -b --brokers -X --property -F --config --timeout -v --verbose"
+      opts="-h --help -D --delimiter -K --key-delimiter -k --key -H --header -p --partition -J --json --any-partition --file --print-offsets -b --brokers -X --property -F --config --timeout -v --verbose"
       files="--file -F --config"
       valued="-D --delimiter -K --key-delimiter -k --key -H --header -p --partition -b --brokers -X --property --timeout"
       ;;
