@@ -31,7 +31,9 @@ const CommandDoc tail_doc{
     "Output (-f) uses kcat's tokens: %t topic, %p partition, %o offset, %k key, %s value, %S "
     "value length, %K key length, %T timestamp (ms), %h headers (name=value,...), plus %I the "
     "timestamp as ISO-8601 UTC and %% a percent sign; escapes \\n \\t \\r \\0 \\\\ \\xNN. -J prints "
-    "the kws JSON envelope (docs/PROTOCOL.md), one per line; `kws send -J` reads it back.\n\n"
+    "the kws JSON envelope (docs/PROTOCOL.md), one per line; `kws send -J` reads it back. On a "
+    "terminal, -f colours the metadata tokens (never the value) unless NO_COLOR is set; "
+    "CLICOLOR_FORCE forces colour into a pipe.\n\n"
     "A reader that goes away (kws tail ... | head) ends kws quietly with status 0. Ctrl-C "
     "closes the consumer (committing, with -G) and exits 130.",
     {{"kws tail demo", "follow new messages on topic demo"},
@@ -81,7 +83,7 @@ int run_tail(const TailOptions& o) {
   // Formats are checked before connecting, so a typo fails fast.
   std::optional<MessageFormat> format;
   if (!o.json) {
-    format = MessageFormat::parse(o.format.empty() ? std::string("%s\\n") : o.format);
+    format = MessageFormat::parse(o.format.empty() ? std::string("%s\\n") : o.format, colour_enabled(STDOUT_FILENO));
     plan.want_headers = format->uses_headers();
   } else {
     plan.want_headers = true;

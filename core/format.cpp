@@ -7,8 +7,9 @@
 
 namespace kws {
 
-MessageFormat MessageFormat::parse(std::string_view spec) {
+MessageFormat MessageFormat::parse(std::string_view spec, bool colour) {
   MessageFormat format;
+  format.colour_ = colour;
   std::string literal;
   auto flush_literal = [&] {
     if (literal.empty()) return;
@@ -62,8 +63,23 @@ std::string format_iso8601_utc(int64_t epoch_ms) {
   return buf;
 }
 
+const char* MessageFormat::colour_of(Token token) {
+  switch (token) {
+    case Token::topic: return "\033[36m";  // cyan
+    case Token::partition:
+    case Token::offset:
+    case Token::timestamp_ms:
+    case Token::timestamp_iso: return "\033[2m";  // dim
+    case Token::key: return "\033[33m";          // yellow
+    case Token::headers: return "\033[35m";      // magenta
+    default: return "";                           // literals and the value stay plain
+  }
+}
+
 void MessageFormat::append(std::string& out, const MessageView& m) const {
   for (const auto& piece : pieces_) {
+    const char* colour = colour_ ? colour_of(piece.token) : "";
+    out += colour;
     switch (piece.token) {
       case Token::literal: out += piece.literal; break;
       case Token::topic: out += m.topic; break;
@@ -91,6 +107,7 @@ void MessageFormat::append(std::string& out, const MessageView& m) const {
         break;
       }
     }
+    if (*colour) out += "\033[0m";
   }
 }
 

@@ -16,8 +16,10 @@ namespace kws {
 // Escapes: \n \t \r \0 \\ \xNN.
 class MessageFormat {
  public:
-  // Throws kws::Error (usage) on an unknown token or a bad escape.
-  static MessageFormat parse(std::string_view spec);
+  // Throws kws::Error (usage) on an unknown token or a bad escape. With
+  // `colour`, metadata tokens (not %s) are wrapped in ANSI colours, for
+  // terminals; the value stays as it is.
+  static MessageFormat parse(std::string_view spec, bool colour = false);
 
   void append(std::string& out, const MessageView& message) const;
   bool uses_headers() const { return uses_headers_; }
@@ -25,12 +27,14 @@ class MessageFormat {
  private:
   enum class Token { literal, topic, partition, offset, key, value, value_length, key_length,
                      timestamp_ms, timestamp_iso, headers };
+  static const char* colour_of(Token token);
   struct Piece {
     Token token;
     std::string literal;
   };
   std::vector<Piece> pieces_;
   bool uses_headers_ = false;
+  bool colour_ = false;
 };
 
 // "2024-01-02T03:04:05.678Z".

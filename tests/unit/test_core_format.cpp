@@ -69,3 +69,12 @@ TEST_CASE("format: ISO-8601 rendering handles epoch and pre-epoch times") {
   CHECK(format_iso8601_utc(0) == "1970-01-01T00:00:00.000Z");
   CHECK(format_iso8601_utc(-1) == "1969-12-31T23:59:59.999Z");
 }
+
+TEST_CASE("format: colour wraps metadata tokens but never the value") {
+  std::string out;
+  MessageFormat::parse("%k=%s", true).append(out, sample());
+  CHECK(out == "\033[33mk1\033[0m=hello");
+  out.clear();
+  MessageFormat::parse("%k=%s", false).append(out, sample());
+  CHECK(out == "k1=hello");
+}
