@@ -28,7 +28,10 @@ const CommandDoc broker_doc{
     "auto-creation off for everyone, so only -t topics exist.\n\n"
     "Limits, honestly: everything is kept in memory only and is lost when the broker stops; each "
     "partition keeps a bounded amount of data and drops its oldest messages beyond that; "
-    "consumer groups work (join, commit, fetch committed offsets) but cannot be listed; it "
+    "consumer groups work (join, commit, fetch committed offsets) but cannot be listed, and "
+    "consumer session timeouts are capped at 6 s; there is no time index, so a lookup of the "
+    "offset for a timestamp answers with the earliest offset (kws tail -o @TIME then skips the "
+    "older messages itself; other clients see them); it "
     "answers on loopback only; it is one process without durability or replication, meant for "
     "development, demos and tests, not production.",
     {{"kws broker", "a broker on 127.0.0.1:9092"},

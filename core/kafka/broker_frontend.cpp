@@ -28,6 +28,10 @@ using asio::ip::tcp;
 // peer is not speaking Kafka, and the connection is dropped.
 constexpr uint32_t kMaxFrame = 256u << 20;
 
+// See cap_join_group_session_timeout: a consumer group that a member left
+// rejoins after about this long instead of 45 s. Kafka's own minimum.
+constexpr int32_t kMaxSessionTimeoutMs = 6000;
+
 struct Shared;
 
 // One client connection and its connection to the mock broker behind it.
@@ -142,6 +146,16 @@ void Connection::on_request(const std::string& frame) {
   if (!header) return;
   const int16_t key = header->api_key;
   const int16_t version = header->api_version;
+  if (key == wire::kListOffsets) {
+    if (auto rewritten = wire::rewrite_list_offsets_request(*header, frame)) up_.out = std::move(*rewritten);
+    return;
+  }
+  if (key == wire::kJoinGroup) {
+    if (auto rewritten = wire::cap_join_group_session_timeout(*header, frame, kMaxSessionTimeoutMs)) {
+      up_.out = std::move(*rewritten);
+    }
+    return;
+  }
   if ((key == wire::kFindCoordinator || key == wire::kApiVersions) && version <= 2) {
     pending_[header->correlation_id] = {key, version, version, {}};
     return;

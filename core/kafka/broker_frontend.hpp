@@ -10,7 +10,10 @@
 //    missing topic auto-created (consumers do not; producers do);
 //  - decides auto-creation itself: it creates the topic with the configured
 //    partition count, or answers UNKNOWN_TOPIC_OR_PARTITION, as a real broker
-//    with auto.create.topics.enable would.
+//    with auto.create.topics.enable would;
+//  - turns offset-for-timestamp lookups, which the mock cannot answer, into
+//    earliest-offset lookups, and caps consumer session timeouts at 6 s,
+//    which is how long the mock then makes a rejoining group wait.
 #include <cstdint>
 #include <functional>
 #include <memory>

@@ -240,6 +240,16 @@ TailStop TailConsumer::run(const std::function<bool(const MessageView&)>& sink,
     rd_kafka_timestamp_type_t tstype;
     view.timestamp_ms = rd_kafka_message_timestamp(msg, &tstype);
     view.timestamp_type = convert_timestamp_type(tstype);
+    if (plan_.start.kind == OffsetSpec::Kind::timestamp) {
+      std::pair<std::string, int32_t> tp{last_topic_name, msg->partition};
+      if (!reached_start_time_.count(tp)) {
+        if (view.timestamp_ms < plan_.start.value) {
+          rd_kafka_message_destroy(msg);
+          continue;
+        }
+        reached_start_time_.insert(std::move(tp));
+      }
+    }
     view.key = msg->key ? std::optional<std::string_view>(std::string_view(static_cast<const char*>(msg->key), msg->key_len))
                         : std::nullopt;
     view.value = msg->payload ? std::optional<std::string_view>(std::string_view(static_cast<const char*>(msg->payload), msg->len))

@@ -67,6 +67,10 @@ class TailConsumer {
   std::set<std::pair<std::string, int32_t>> assigned_;
   std::set<std::pair<std::string, int32_t>> at_end_;
   std::set<std::pair<std::string, int32_t>> started_;  // start offset already applied
+  // With a timestamp start: partitions that reached a message at or after it.
+  // Brokers without a time index (the embedded one) answer timestamp lookups
+  // with an earlier offset, so older messages are skipped here.
+  std::set<std::pair<std::string, int32_t>> reached_start_time_;
   bool closed_ = false;
   bool assignment_seen_ = false;
 };

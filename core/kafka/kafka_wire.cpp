@@ -189,6 +189,51 @@ std::optional<std::string> rewrite_find_coordinator_response(std::string_view fr
   return out;
 }
 
+std::optional<std::string> rewrite_list_offsets_request(const RequestHeader& header, std::string_view frame) {
+  const int16_t v = header.api_version;
+  if (header.api_key != kListOffsets || v < 0 || v > 5) return std::nullopt;
+  Reader r(frame, header.body_offset);
+  r.i32();             // replica id
+  if (v >= 2) r.i8();  // isolation level
+  std::string out(frame);
+  bool changed = false;
+  int32_t topics = r.i32();
+  for (int32_t t = 0; t < topics && !r.failed(); ++t) {
+    r.string();
+    int32_t partitions = r.i32();
+    for (int32_t p = 0; p < partitions && !r.failed(); ++p) {
+      r.i32();             // partition
+      if (v >= 4) r.i32();  // current leader epoch
+      size_t at = r.pos();
+      int64_t timestamp = r.integer(8);
+      if (v == 0) r.i32();  // max number of offsets
+      if (!r.failed() && timestamp >= 0) {
+        std::string earliest;
+        put(earliest, -2, 8);
+        out.replace(at, 8, earliest);
+        changed = true;
+      }
+    }
+  }
+  if (r.failed() || topics < 0 || !changed) return std::nullopt;
+  return out;
+}
+
+std::optional<std::string> cap_join_group_session_timeout(const RequestHeader& header, std::string_view frame,
+                                                          int32_t max_ms) {
+  if (header.api_key != kJoinGroup || header.api_version < 0 || header.api_version > 5) return std::nullopt;
+  Reader r(frame, header.body_offset);
+  r.string();  // group id
+  size_t at = r.pos();
+  int32_t session_timeout = r.i32();
+  if (r.failed() || session_timeout <= max_ms) return std::nullopt;
+  std::string out(frame);
+  std::string capped;
+  put(capped, max_ms, 4);
+  out.replace(at, 4, capped);
+  return out;
+}
+
 std::optional<std::string> rewrite_api_versions_response(std::string_view frame, int16_t version) {
   if (version < 0 || version > 2) return std::nullopt;
   Reader r(frame);

@@ -14,7 +14,7 @@
 
 namespace kws::wire {
 
-enum ApiKey : int16_t { kMetadata = 3, kFindCoordinator = 10, kApiVersions = 18 };
+enum ApiKey : int16_t { kListOffsets = 2, kMetadata = 3, kFindCoordinator = 10, kJoinGroup = 11, kApiVersions = 18 };
 inline constexpr int16_t kUnknownTopicOrPartition = 3;
 inline constexpr int16_t kInvalidTopic = 17;
 
@@ -57,6 +57,19 @@ std::optional<std::string> rewrite_metadata_response(std::string_view frame, int
 // FindCoordinator response v0-v2: the coordinator address goes through `map`.
 std::optional<std::string> rewrite_find_coordinator_response(std::string_view frame, int16_t version,
                                                              const AddressMap& map);
+
+// ListOffsets request v0-v5: every lookup by timestamp (>= 0) becomes a
+// lookup of the earliest offset (-2). The mock keeps no time index and
+// answers -1 ("none") to every timestamp; the earliest offset is a correct
+// superset, and `kws tail` skips the older messages itself. Returns nullopt
+// when nothing needed changing or the frame cannot be parsed.
+std::optional<std::string> rewrite_list_offsets_request(const RequestHeader& header, std::string_view frame);
+
+// JoinGroup request v0-v5: caps session_timeout_ms at `max_ms`. The mock
+// waits a whole session timeout (45 s by default) before letting a group
+// that a member left rebalance again. Returns nullopt when nothing changed.
+std::optional<std::string> cap_join_group_session_timeout(const RequestHeader& header, std::string_view frame,
+                                                          int32_t max_ms);
 
 // ApiVersions response v0-v2: raises the advertised Metadata max version from
 // 2 to 4, so that clients can say whether they want topics auto-created.

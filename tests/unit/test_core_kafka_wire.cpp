@@ -213,3 +213,56 @@ TEST_CASE("kafka_wire: truncated or garbage frames are refused, never read past 
   CHECK_FALSE(parse_metadata_request(*h, bad.bytes));
   CHECK_FALSE(rewrite_find_coordinator_response("abc", 0, mock_to_front));
 }
+
+TEST_CASE("kafka_wire: ListOffsets lookups by time become earliest-offset lookups") {
+  for (int16_t version : {0, 1, 2, 4, 5}) {
+    INFO("version " << version);
+    Frame f = request_header(kListOffsets, version, 3);
+    f.i32(-1);
+    if (version >= 2) f.i8(0);
+    f.i32(1).str("demo").i32(2);
+    auto partition = [&](int32_t id, int64_t timestamp) {
+      f.i32(id);
+      if (version >= 4) f.i32(-1);
+      f.put(timestamp, 8);
+      if (version == 0) f.i32(1);
+    };
+    partition(0, 1714564800000);
+    partition(1, -1);  // latest: left alone
+    auto h = parse_request_header(f.bytes);
+    REQUIRE(h);
+    auto out = rewrite_list_offsets_request(*h, f.bytes);
+    REQUIRE(out);
+    REQUIRE(out->size() == f.bytes.size());
+    Cursor c{*out};
+    c.pos = h->body_offset + 4 + (version >= 2 ? 1 : 0) + 4 + 2 + 4 + 4 + 4;
+    c.pos += version >= 4 ? 4 : 0;
+    CHECK(c.get(8) == -2);
+    c.pos += (version == 0 ? 4 : 0) + 4 + (version >= 4 ? 4 : 0);
+    CHECK(c.get(8) == -1);
+  }
+  Frame latest_only = request_header(kListOffsets, 1, 3);
+  latest_only.i32(-1).i32(1).str("demo").i32(1).i32(0).put(-1, 8);
+  auto h = parse_request_header(latest_only.bytes);
+  CHECK_FALSE(rewrite_list_offsets_request(*h, latest_only.bytes));  // nothing to change
+}
+
+TEST_CASE("kafka_wire: JoinGroup session timeouts are capped") {
+  for (int16_t version : {0, 1, 5}) {
+    Frame f = request_header(kJoinGroup, version, 4);
+    f.str("group").i32(45000);
+    if (version >= 1) f.i32(300000);
+    f.str("").str("consumer").i32(0);
+    auto h = parse_request_header(f.bytes);
+    auto out = cap_join_group_session_timeout(*h, f.bytes, 6000);
+    REQUIRE(out);
+    Cursor c{*out};
+    c.pos = h->body_offset + 2 + 5;
+    CHECK(c.get(4) == 6000);
+    if (version >= 1) CHECK(c.get(4) == 300000);  // rebalance timeout untouched
+  }
+  Frame small = request_header(kJoinGroup, 1, 4);
+  small.str("group").i32(3000).i32(300000);
+  auto h = parse_request_header(small.bytes);
+  CHECK_FALSE(cap_join_group_session_timeout(*h, small.bytes, 6000));
+}
