@@ -11,8 +11,22 @@ namespace kws {
 void ClientEvents::record(rd_kafka_resp_err_t err, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mutex_);
   last_ = reason;
-  if (std::find(seen_.begin(), seen_.end(), err) == seen_.end()) seen_.push_back(err);
   if (err == RD_KAFKA_RESP_ERR__FATAL) fatal_ = true;
+  for (auto& [code, why] : seen_) {
+    if (code == err) {
+      why = reason;
+      return;
+    }
+  }
+  seen_.emplace_back(err, reason);
+}
+
+std::string ClientEvents::reason_for(rd_kafka_resp_err_t err) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& [code, why] : seen_) {
+    if (code == err) return why;
+  }
+  return "";
 }
 
 std::string ClientEvents::last_error() const {
@@ -22,7 +36,7 @@ std::string ClientEvents::last_error() const {
 
 bool ClientEvents::saw(rd_kafka_resp_err_t err) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return std::find(seen_.begin(), seen_.end(), err) != seen_.end();
+  return std::any_of(seen_.begin(), seen_.end(), [err](const auto& e) { return e.first == err; });
 }
 
 bool ClientEvents::fatal() const {
@@ -90,7 +104,7 @@ void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& 
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
     rd_kafka_poll(rk, 0);  // serves error_cb
     if (events.saw(RD_KAFKA_RESP_ERR__RESOLVE)) {
-      throw Error("cannot reach Kafka at " + brokers + ": " + events.last_error());
+      throw Error("cannot reach Kafka at " + brokers + ": " + events.reason_for(RD_KAFKA_RESP_ERR__RESOLVE));
     }
     if (events.fatal() || std::chrono::steady_clock::now() >= deadline) break;
   }

@@ -27,6 +27,8 @@ class ClientEvents {
   // The most recent error, "" if none.
   std::string last_error() const;
   bool saw(rd_kafka_resp_err_t err) const;
+  // The latest reason reported with `err`, "" if it was never reported.
+  std::string reason_for(rd_kafka_resp_err_t err) const;
   bool fatal() const;
 
   // The object that owns the handle, for callbacks that share librdkafka's
@@ -36,7 +38,7 @@ class ClientEvents {
  private:
   mutable std::mutex mutex_;
   std::string last_;
-  std::vector<rd_kafka_resp_err_t> seen_;
+  std::vector<std::pair<rd_kafka_resp_err_t, std::string>> seen_;
   bool fatal_ = false;
 };
 
