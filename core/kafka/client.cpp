@@ -12,6 +12,7 @@ void ClientEvents::record(rd_kafka_resp_err_t err, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mutex_);
   last_ = reason;
   if (err == RD_KAFKA_RESP_ERR__FATAL) fatal_ = true;
+  if (std::find(untaken_.begin(), untaken_.end(), err) == untaken_.end()) untaken_.push_back(err);
   for (auto& [code, why] : seen_) {
     if (code == err) {
       why = reason;
@@ -19,6 +20,14 @@ void ClientEvents::record(rd_kafka_resp_err_t err, const std::string& reason) {
     }
   }
   seen_.emplace_back(err, reason);
+}
+
+bool ClientEvents::take(rd_kafka_resp_err_t err) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = std::find(untaken_.begin(), untaken_.end(), err);
+  if (it == untaken_.end()) return false;
+  untaken_.erase(it);
+  return true;
 }
 
 std::string ClientEvents::reason_for(rd_kafka_resp_err_t err) const {
@@ -91,6 +100,31 @@ KafkaHandle create_client(const KafkaSettings& settings, const ClientOptions& op
     throw usage_error(std::string("cannot create Kafka client: ") + errstr);
   }
   return KafkaHandle(rk);
+}
+
+std::optional<std::string> ConnectionWatch::check() {
+  auto now = std::chrono::steady_clock::now();
+  const bool down = down_since_ != std::chrono::steady_clock::time_point{};
+  if (!down) {
+    if (!events_.take(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)) return std::nullopt;
+    down_since_ = now;
+  }
+  if (now - last_probe_ < std::chrono::milliseconds(500)) return std::nullopt;
+  last_probe_ = now;
+  const struct rd_kafka_metadata* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, nullptr, &md, 100);
+  if (md) rd_kafka_metadata_destroy(md);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    down_since_ = {};
+    return std::nullopt;
+  }
+  if (now - down_since_ > limit_) {
+    char seconds[32];
+    snprintf(seconds, sizeof seconds, "%g", limit_.count() / 1000.0);
+    return "lost the connection to Kafka at " + brokers_ + " for more than " + seconds +
+           " s (--timeout): " + events_.last_error();
+  }
+  return std::nullopt;
 }
 
 void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& events,

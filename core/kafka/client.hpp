@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,8 @@ class ClientEvents {
   bool saw(rd_kafka_resp_err_t err) const;
   // The latest reason reported with `err`, "" if it was never reported.
   std::string reason_for(rd_kafka_resp_err_t err) const;
+  // True once for each report of `err` since the last call.
+  bool take(rd_kafka_resp_err_t err);
   bool fatal() const;
 
   // The object that owns the handle, for callbacks that share librdkafka's
@@ -39,6 +42,7 @@ class ClientEvents {
   mutable std::mutex mutex_;
   std::string last_;
   std::vector<std::pair<rd_kafka_resp_err_t, std::string>> seen_;
+  std::vector<rd_kafka_resp_err_t> untaken_;
   bool fatal_ = false;
 };
 
@@ -66,6 +70,24 @@ void set_property(rd_kafka_conf_t* conf, const std::string& key, const std::stri
 // must not yet be redirected to the consumer queue.
 void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& events,
                       std::chrono::milliseconds timeout);
+
+// librdkafka reconnects forever. A long-running command calls check()
+// regularly; once librdkafka reports every broker down, check() probes the
+// cluster and, when it stays unreachable for `limit`, returns why.
+class ConnectionWatch {
+ public:
+  ConnectionWatch(rd_kafka_t* rk, ClientEvents& events, std::string brokers, std::chrono::milliseconds limit)
+      : rk_(rk), events_(events), brokers_(std::move(brokers)), limit_(limit) {}
+  std::optional<std::string> check();
+
+ private:
+  rd_kafka_t* rk_;
+  ClientEvents& events_;
+  std::string brokers_;
+  std::chrono::milliseconds limit_;
+  std::chrono::steady_clock::time_point down_since_{};
+  std::chrono::steady_clock::time_point last_probe_{};
+};
 
 // How long wait_for_brokers and metadata look-ups wait by default.
 inline constexpr std::chrono::milliseconds kDefaultConnectTimeout{10000};

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -64,6 +65,7 @@ class TailConsumer {
   ClientEvents events_;
   KafkaHandle rk_;
   std::chrono::milliseconds timeout_;
+  std::unique_ptr<ConnectionWatch> watch_;
   std::set<std::pair<std::string, int32_t>> assigned_;
   std::set<std::pair<std::string, int32_t>> at_end_;
   std::set<std::pair<std::string, int32_t>> started_;  // start offset already applied

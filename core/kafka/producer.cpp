@@ -16,6 +16,7 @@ Producer::Producer(const KafkaSettings& settings, int verbosity, std::chrono::mi
   rd_kafka_conf_set_dr_msg_cb(conf, &Producer::delivery_callback);
   rk_ = create_client(settings, options, events_, conf);
   wait_for_brokers(rk_.get(), settings.brokers(), events_, connect_timeout);
+  watch_ = std::make_unique<ConnectionWatch>(rk_.get(), events_, settings.brokers(), connect_timeout);
 }
 
 Producer::~Producer() {
@@ -77,11 +78,19 @@ void Producer::produce(const OutgoingMessage& m) {
         RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_KEY(key, key_size),
         RD_KAFKA_V_TIMESTAMP(m.timestamp_ms), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_OPAQUE(this), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // Serve delivery reports as they come, so delivered messages are freed
+      // promptly instead of piling up until the queue is full.
+      rd_kafka_poll(rk_.get(), 0);
+      break;
+    }
     if (headers) rd_kafka_headers_destroy(headers);  // ownership passes only on success
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       // Backpressure: wait for deliveries to make room instead of growing.
       rd_kafka_poll(rk_.get(), 50);
+      if (auto lost = watch_->check()) {
+        throw Error(*lost + "; " + std::to_string(in_flight() + 1) + " message(s) not delivered");
+      }
       continue;
     }
     record_failure(*m.topic, err);
@@ -94,6 +103,11 @@ void Producer::flush(const std::function<bool()>& give_up) {
   while (rd_kafka_outq_len(rk_.get()) > 0) {
     rd_kafka_flush(rk_.get(), 100);
     if (give_up && give_up()) return;
+    if (auto lost = watch_->check()) {
+      // Stop waiting; the caller reports what is still undelivered.
+      if (first_error_.empty() || failed_ == 0) first_error_ = *lost;
+      return;
+    }
     if (events_.fatal()) throw Error("producer failed: " + events_.last_error());
   }
   rd_kafka_poll(rk_.get(), 0);

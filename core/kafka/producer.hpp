@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -80,6 +81,7 @@ class Producer {
   uint64_t failed_ = 0;
   std::string first_error_;
   std::chrono::milliseconds timeout_;
+  std::unique_ptr<ConnectionWatch> watch_;
 };
 
 }  // namespace kws
