@@ -1,0 +1,139 @@
+"""kws broker: the BROKERS= line, -n brokers, -t and --partitions topics,
+auto-creation and --no-auto-create, a busy --listen address, and the
+zero-flag default on 127.0.0.1:9092 (skipped, loudly, when 9092 is busy)."""
+
+import re
+import socket
+
+import kwstest
+
+
+class Cluster(kwstest.KwsTestCase):
+    broker_args = ["-n", "3", "-t", "x:5", "-t", "y:5", "-t", "plain", "--partitions", "2"]
+
+    def test_brokers_line(self):
+        self.assertRegex(self.broker.first_line, r"^BROKERS=127\.0\.0\.1:\d+(,127\.0\.0\.1:\d+)*$")
+        for address in self.brokers.split(","):
+            self.assertNotEqual(address, "127.0.0.1:0")
+
+    def test_three_brokers_and_five_partitions(self):
+        doc = self.topics_json("x")
+        self.assertEqual(sorted(b["id"] for b in doc["brokers"]), [1, 2, 3], doc)
+        (x,) = doc["topics"]
+        self.assertEqual(x["name"], "x")
+        self.assertEqual([p["partition"] for p in x["partitions"]], [0, 1, 2, 3, 4], x)
+        for p in x["partitions"]:
+            self.assertIn(p["leader"], (1, 2, 3), p)
+            self.assertEqual(p["low"], 0, p)
+            self.assertGreaterEqual(p["high"], 0, p)
+        # The table form says the same.
+        r = self.kws("topics", "x")
+        self.assertEqual(len([l for l in r.lines() if l.startswith("x ")]), 5, str(r))
+        self.assertEqual(len([l for l in r.lines() if re.match(r"^[123]\s+127\.0\.0\.1:\d+$", l)]), 3, str(r))
+
+    def test_every_partition_works_across_brokers(self):
+        for p in range(5):
+            self.send("y", "-p", p, "to-%d" % p)
+        envs = self.tail_json("y")
+        self.assertEqual([(e["partition"], e["message"]) for e in envs], [(p, "to-%d" % p) for p in range(5)])
+        self.assertEqual(self.high_watermarks("y"), {p: 1 for p in range(5)})
+
+    def test_topic_without_count_uses_partitions_option(self):
+        (t,) = self.topics_json("plain")["topics"]
+        self.assertEqual(len(t["partitions"]), 2, t)
+
+    def test_auto_created_topic_uses_partitions_option(self):
+        t = self.topic()
+        self.send(t, "x")
+        self.assertEqual(len(self.high_watermarks(t)), 2)
+
+    def test_listing_all_topics(self):
+        names = {t["name"] for t in self.topics_json()["topics"]}
+        self.assertTrue({"x", "y", "plain"} <= names, names)
+
+
+class DefaultPartitions(kwstest.KwsTestCase):
+    broker_args = []
+
+    def test_auto_created_topic_has_one_partition_by_default(self):
+        # As documented (kws broker --help): --partitions defaults to 1, as Kafka.
+        t = self.topic()
+        self.send(t, "x")
+        self.assertEqual(self.high_watermarks(t), {0: 1})
+
+
+class NoAutoCreate(kwstest.KwsTestCase):
+    broker_args = ["--no-auto-create", "-t", "only:2"]
+
+    def test_unknown_topic_is_refused(self):
+        t = self.topic()
+        r = self.send(t, "x", rc=1, timeout=20)
+        self.assertStderrMentions(r, t)
+        self.assertNotIn(t, {x["name"] for x in self.topics_json()["topics"]})
+
+    def test_created_topic_works(self):
+        self.send("only", "-p", "1", "fine")
+        self.assertEqual([e["message"] for e in self.tail_json("only")], ["fine"])
+
+
+class ListenAddress(kwstest.KwsTestCase):
+    broker_args = None
+
+    def test_busy_explicit_address_fails(self):
+        busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        address = "127.0.0.1:%d" % busy.getsockname()[1]
+        r = kwstest.kws("broker", "--listen", address, timeout=15)
+        self.assertEqual(r.rc, 1, str(r))
+        self.assertNotIn(b"BROKERS=", r.out, str(r))
+        self.assertIn(str(busy.getsockname()[1]), r.stderr, str(r))
+        self.assertRegex(r.stderr.lower(), r"in use|cannot listen|bind", str(r))
+
+    def test_bad_listen_and_topic_specs_are_usage_errors(self):
+        for args in (["--listen", "nonsense"], ["--listen", "127.0.0.1:99999"], ["-t", "x:0"],
+                     ["-t", "bad/name"], ["-n", "0"]):
+            with self.subTest(args=args):
+                r = kwstest.kws("broker", *args, timeout=15)
+                self.assertEqual(r.rc, 2, str(r))
+                self.assertEqual(r.out, b"", str(r))
+
+    def test_default_port_busy_falls_back_to_free_port(self):
+        held = None
+        if kwstest.port_is_free("127.0.0.1", 9092):
+            held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(held.close)
+            held.bind(("127.0.0.1", 9092))
+            held.listen(1)
+        b = kwstest.Broker(listen=None)
+        self.addCleanup(b.kill)
+        self.assertRegex(b.first_line, r"^BROKERS=127\.0\.0\.1:\d+$")
+        self.assertNotEqual(b.brokers, "127.0.0.1:9092")
+        self.assertIn(b"9092", b.err, "it must say that 9092 was busy\n" + b.describe())
+        r = kwstest.kws("send", "-b", b.brokers, "fallback", "works", timeout=20)
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertEqual(b.stop(), 0)
+
+    def test_zero_flag_default_on_9092(self):
+        if not kwstest.port_is_free("127.0.0.1", 9092):
+            self.skipTest("SKIPPED: 127.0.0.1:9092 is busy on this machine, so the zero-flag default "
+                          "cannot be tested here")
+        b = kwstest.Broker(listen=None)
+        self.addCleanup(b.kill)
+        if b.brokers != "127.0.0.1:9092":
+            b.stop()
+            self.skipTest("SKIPPED: 127.0.0.1:9092 was taken while kws broker started (%s)" % b.first_line)
+        t = self.topic()
+        # No -b, no KWS_BROKERS, no config file: the default localhost:9092.
+        r = kwstest.kws("send", t, "hi", timeout=20)
+        self.assertEqual((r.rc, r.out, r.err), (0, b"", b""), str(r))
+        r = kwstest.kws("tail", "-o", "beginning", "-e", t, timeout=20)
+        self.assertEqual((r.rc, r.out), (0, b"hi\n"), str(r))
+        r = kwstest.kws("topics", "-J", t, timeout=20)
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertEqual(b.stop(), 0)
+
+
+if __name__ == "__main__":
+    kwstest.main()

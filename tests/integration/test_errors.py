@@ -1,0 +1,194 @@
+"""Failures: unreachable brokers fail in bounded time with exit 1, unknown
+topics are not created behind the user's back, usage errors exit 2, bad
+input lines and undeliverable messages exit 1 without losing the rest."""
+
+import json
+
+import kwstest
+
+# Each command with the arguments it needs to do real work.
+COMMANDS = [
+    ("send", ["sometopic", "x"]),
+    ("tail", ["-o", "beginning", "-e", "sometopic"]),
+    ("topics", []),
+]
+
+
+class UnreachableBrokers(kwstest.KwsTestCase):
+    broker_args = None  # nothing to reach
+
+    def check_fails_fast(self, brokers, *needles):
+        for command, args in COMMANDS:
+            with self.subTest(command=command):
+                r = kwstest.kws(command, "-b", brokers, "--timeout", "3", *args, timeout=20)
+                self.assertEqual(r.rc, 1, str(r))
+                self.assertLess(r.elapsed, 10, "took too long\n" + str(r))
+                self.assertEqual(r.out, b"", str(r))
+                self.assertTrue(r.stderr.startswith("kws: error: "), str(r))
+                for needle in needles:
+                    self.assertIn(needle, r.stderr, str(r))
+
+    def test_unknown_host(self):
+        # The reason must survive: "cannot be resolved", not just "down".
+        self.check_fails_fast("no-such-host.invalid:9092", "no-such-host.invalid", "resolve")
+
+    def test_closed_port(self):
+        holder = kwstest.free_port_holder()  # bound, not listening: refuses
+        self.addCleanup(holder.close)
+        address = "127.0.0.1:%d" % holder.getsockname()[1]
+        self.check_fails_fast(address, address, "refused")
+
+    def test_config_shows_without_connecting(self):
+        r = kwstest.kws("config", "-b", "no-such-host.invalid:9092", timeout=10)
+        self.assertEqual(r.rc, 0, str(r))
+
+
+class RuntimeErrors(kwstest.KwsTestCase):
+    broker_args = ["--partitions", "2"]
+
+    def topic_names(self):
+        return {t["name"] for t in self.topics_json()["topics"]}
+
+    def test_tail_unknown_topic(self):
+        t = self.topic()
+        r = self.tail("-e", t, rc=1, timeout=20)
+        self.assertStderrMentions(r, t)
+        r = self.tail(t, rc=1, timeout=20)  # without -e too: no waiting forever
+        self.assertStderrMentions(r, t)
+        self.assertNotIn(t, self.topic_names(), "tail must not create the topic")
+
+    def test_topics_unknown_topic(self):
+        t = self.topic()
+        r = self.kws("topics", t, rc=1, timeout=20)
+        self.assertStderrMentions(r, t)
+        self.assertNotIn(t, self.topic_names(), "topics must not create the topic")
+
+    def test_send_without_auto_create(self):
+        t = self.topic()
+        r = self.send(t, "-X", "allow.auto.create.topics=false", "x", rc=1, timeout=20)
+        self.assertStderrMentions(r, t)
+        self.assertNotIn(t, self.topic_names())
+
+    def test_send_partition_out_of_range(self):
+        t = self.topic()
+        self.send(t, "-p", "0", "create it")
+        r = self.send(t, "-p", "99", "x", rc=1)
+        self.assertStderrMentions(r, "99")
+        self.assertEqual(sum(self.high_watermarks(t).values()), 1)
+
+    def test_tail_partition_out_of_range(self):
+        t = self.topic()
+        self.send(t, "-p", "0", "x")
+        r = self.tail("-e", "-o", "beginning", "-p", "5", t, rc=1)
+        self.assertStderrMentions(r, "5")
+        self.assertEqual(r.out, b"")
+
+    def test_bad_json_line_others_delivered(self):
+        t = self.topic()
+        data = b'{"message":"one"}\n{not json\n\n{"message":"three"}\n{"message":"four","partition":"x"}\n[1]\n'
+        r = self.kws("send", "-J", t, input=data, rc=1)
+        self.assertEqual(r.out, b"", str(r))
+        self.assertRegex(r.stderr, r"line 2\b", str(r))
+        self.assertRegex(r.stderr, r"line 5\b", str(r))
+        self.assertRegex(r.stderr, r"line 6\b", str(r))
+        self.assertNotRegex(r.stderr, r"line [134]\b", "blank and good lines are not errors\n" + str(r))
+        self.assertEqual(sorted(e["message"] for e in self.tail_json(t)), ["one", "three"])
+
+    def test_json_envelope_partition_out_of_range(self):
+        t = self.topic()
+        self.send(t, "-p", "0", "create it")
+        data = b'{"message":"ok","partition":1}\n{"message":"nowhere","partition":9}\n'
+        r = self.kws("send", "-J", t, input=data, rc=1)
+        self.assertRegex(r.stderr, r"line 2\b", str(r))
+        self.assertEqual(sorted(e["message"] for e in self.tail_json(t)), ["create it", "ok"])
+
+    def test_undeliverable_message_counted(self):
+        t = self.topic()
+        big = "x" * 5000
+        r = self.send(t, "-p", "0", "-X", "message.max.bytes=2000", "small", big, "small2", rc=1)
+        self.assertEqual(r.out, b"", str(r))
+        self.assertIn("1 of 3", r.stderr, str(r))
+        self.assertEqual(sorted(e["message"] for e in self.tail_json(t)), ["small", "small2"])
+
+    def test_missing_file(self):
+        t = self.topic()
+        r = self.send(t, "--file", "/nonexistent/kws-input", rc=1)
+        self.assertStderrMentions(r, "/nonexistent/kws-input")
+
+
+class UsageErrors(kwstest.KwsTestCase):
+    """Exit 2, a message on stderr, nothing on stdout."""
+
+    def usage(self, *args, needle=None):
+        r = kwstest.kws(*args, timeout=20)
+        self.assertEqual(r.rc, 2, str(r))
+        self.assertEqual(r.out, b"", str(r))
+        self.assertIn("kws: error", r.stderr, str(r))
+        if needle:
+            self.assertIn(needle, r.stderr, str(r))
+        return r
+
+    def setUp(self):
+        self.t = self.topic()
+        self.send(self.t, "x")
+
+    def test_bad_offset(self):
+        for bad in ("yesterday", "@abc", "2024-13-01", "2024-02-30T00:00:00Z", "1.5", "--3", "s@"):
+            with self.subTest(offset=bad):
+                self.usage("tail", "-b", self.brokers, "-e", "-o", bad, self.t, needle=bad)
+
+    def test_stored_needs_group(self):
+        self.usage("tail", "-b", self.brokers, "-e", "-o", "stored", self.t, needle="-G")
+
+    def test_bad_property(self):
+        for command, args in COMMANDS:
+            with self.subTest(command=command, problem="unknown property"):
+                self.usage(command, "-b", self.brokers, "-X", "no.such.property=1", *args, needle="no.such.property")
+            with self.subTest(command=command, problem="missing ="):
+                self.usage(command, "-b", self.brokers, "-X", "acks", *args, needle="acks")
+            with self.subTest(command=command, problem="bad value"):
+                self.usage(command, "-b", self.brokers, "-X", "acks=sometimes", *args, needle="acks")
+
+    def test_bad_format_token(self):
+        self.usage("tail", "-b", self.brokers, "-e", "-f", "%s %z\\n", self.t, needle="%z")
+        self.usage("tail", "-b", self.brokers, "-e", "-f", "trailing %", self.t)
+
+    def test_format_and_json_exclusive(self):
+        self.usage("tail", "-b", self.brokers, "-e", "-J", "-f", "%s", self.t)
+
+    def test_unknown_flag_and_command(self):
+        self.usage("tail", "--no-such-flag", self.t)
+        self.usage("send", "-b", self.brokers, "--no-such-flag", self.t, "x")
+        self.usage("no-such-command")
+        self.usage()
+
+    def test_missing_topic_argument(self):
+        self.usage("send", "-b", self.brokers)
+        self.usage("tail", "-b", self.brokers)
+
+    def test_conflicting_options(self):
+        self.usage("tail", "-b", self.brokers, "-e", "-G", "g", "-p", "0", self.t)
+        self.usage("send", "-b", self.brokers, "--any-partition", self.t, "x")
+        self.usage("send", "-b", self.brokers, "-J", "-K", ":", self.t)
+
+    def test_bad_header(self):
+        self.usage("send", "-b", self.brokers, "-H", "novalue", self.t, "x", needle="novalue")
+
+    def test_bad_numbers(self):
+        self.usage("tail", "-b", self.brokers, "-c", "-1", self.t)
+        self.usage("tail", "-b", self.brokers, "-p", "x", self.t)
+        self.usage("send", "-b", self.brokers, "-p", "-2", self.t, "x")
+        self.usage("send", "-b", self.brokers, "--timeout", "0", self.t, "x")
+
+    def test_missing_config_file(self):
+        self.usage("send", "-F", "/nonexistent/kws.conf", self.t, "x", needle="/nonexistent/kws.conf")
+
+    def test_nothing_sent_on_usage_error(self):
+        before = self.high_watermarks(self.t)
+        self.usage("send", "-b", self.brokers, "-X", "acks", self.t, "should-not-arrive")
+        self.usage("send", "-b", self.brokers, "-H", "bad", self.t, "should-not-arrive")
+        self.assertEqual(self.high_watermarks(self.t), before)
+
+
+if __name__ == "__main__":
+    kwstest.main()
