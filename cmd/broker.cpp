@@ -80,7 +80,12 @@ std::pair<std::string, uint16_t> split_host_port(const std::string& text) {
 
 int run_broker(const BrokerOptions& o) {
   std::vector<TopicSpec> topics;
-  for (const auto& t : o.topics) topics.push_back(parse_topic_spec(t, o.partitions));
+  for (const auto& t : o.topics) {
+    topics.push_back(parse_topic_spec(t, o.partitions));
+    for (size_t i = 0; i + 1 < topics.size(); ++i) {
+      if (topics[i].name == topics.back().name) throw usage_error("topic '" + topics.back().name + "' is given twice");
+    }
+  }
   auto [listen_host, listen_port] = split_host_port(o.listen);
 
   EmbeddedBroker broker(o.broker_count);

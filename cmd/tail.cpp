@@ -108,7 +108,10 @@ int run_tail(const TailOptions& o) {
     out.maybe_flush();
     return !out.closed();
   };
-  TailStop stop = consumer.run(sink, [] { return stop_requested(); }, [&] { out.flush(); });
+  // A quiet topic writes nothing, so `kws tail t | head -1` would never
+  // learn that head exited; check the pipe while idle.
+  auto idle = [&] { return out.flush() && !out.reader_gone(); };
+  TailStop stop = consumer.run(sink, [] { return stop_requested(); }, idle);
   out.flush();
   consumer.close();
   if (stop == TailStop::interrupted) return exit_interrupted;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <poll.h>
 #include <unistd.h>
 
 #include "core/error.hpp"
@@ -43,6 +44,15 @@ bool OutputBuffer::flush() {
   }
   pending_.clear();
   return true;
+}
+
+bool OutputBuffer::reader_gone() {
+  if (closed_) return true;
+  struct pollfd p {};
+  p.fd = fd_;
+  p.events = 0;
+  if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP))) closed_ = true;
+  return closed_;
 }
 
 bool colour_enabled(int fd) {

@@ -23,6 +23,9 @@ class OutputBuffer {
   // Returns false when the reader is gone. Throws kws::Error on other write errors.
   bool flush();
   bool closed() const { return closed_; }
+  // Whether the reader went away, found without writing (poll() reports
+  // POLLERR on a pipe whose read end is closed). Also sets closed().
+  bool reader_gone();
 
  private:
   int fd_;

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/error.hpp"
+#include "core/signals.hpp"
 
 namespace kws {
 
@@ -137,6 +138,7 @@ void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& 
     if (md) rd_kafka_metadata_destroy(md);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
     rd_kafka_poll(rk, 0);  // serves error_cb
+    if (stop_requested()) throw Error("interrupted while connecting to Kafka at " + brokers, exit_interrupted);
     if (events.saw(RD_KAFKA_RESP_ERR__RESOLVE)) {
       throw Error("cannot reach Kafka at " + brokers + ": " + events.reason_for(RD_KAFKA_RESP_ERR__RESOLVE));
     }

@@ -41,7 +41,10 @@ TailConsumer::TailConsumer(const KafkaSettings& settings, TailPlan plan, int ver
   ClientOptions options;
   options.type = RD_KAFKA_CONSUMER;
   options.verbosity = verbosity;
-  options.required = {{"enable.partition.eof", plan_.exit_at_end ? "true" : "false"}};
+  // A group member learns where each partition ends even without -e, so that
+  // it can commit the end of partitions it read nothing from (see run()).
+  const bool want_eof = plan_.exit_at_end || !plan_.group.empty();
+  options.required = {{"enable.partition.eof", want_eof ? "true" : "false"}};
   // librdkafka 2.0 compares its whole fetch queue against this per-partition
   // threshold and, once over it, stops fetching until a once-a-second timer;
   // a consumer that polls one message at a time hits that stall several times
@@ -61,6 +64,9 @@ TailConsumer::TailConsumer(const KafkaSettings& settings, TailPlan plan, int ver
                                                 std::to_string(std::chrono::steady_clock::now().time_since_epoch().count())});
   } else {
     options.required.push_back({"group.id", plan_.group});
+    // Offsets are stored by hand: after a message was written out, and at the
+    // end of a partition, so the group commits exactly what kws printed.
+    options.required.push_back({"enable.auto.offset.store", "false"});
     if (!plan_.start_explicit || plan_.start.kind == OffsetSpec::Kind::stored) {
       // Where the group has no committed offset yet, start at the end, as a
       // tail would; -X auto.offset.reset=earliest changes that.
@@ -207,8 +213,14 @@ void TailConsumer::rebalance_callback(rd_kafka_t*, rd_kafka_resp_err_t err,
   }
 }
 
+void TailConsumer::store_offset(const char* topic, int32_t partition, int64_t next_offset) {
+  PartitionList list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), topic, partition)->offset = next_offset;
+  rd_kafka_offsets_store(rk_.get(), list.get());
+}
+
 TailStop TailConsumer::run(const std::function<bool(const MessageView&)>& sink,
-                           const std::function<bool()>& should_stop, const std::function<void()>& idle) {
+                           const std::function<bool()>& should_stop, const std::function<bool()>& idle) {
   int64_t count = 0;
   MessageView view;
   const char* last_topic_name = nullptr;
@@ -223,12 +235,17 @@ TailStop TailConsumer::run(const std::function<bool(const MessageView&)>& sink,
     if (!msg) {
       if (events_.fatal()) throw Error("consumer failed: " + events_.last_error());
       if (auto lost = watch_->check()) throw Error(*lost);
-      idle();
+      if (!idle()) return TailStop::sink_closed;
       continue;
     }
     if (msg->err) {
       if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        at_end_.insert({rd_kafka_topic_name(msg->rkt), msg->partition});
+        if (plan_.exit_at_end) at_end_.insert({rd_kafka_topic_name(msg->rkt), msg->partition});
+        // Commit the end of a partition the group read nothing from, as
+        // Kafka's own consumer does; otherwise the next run would start at
+        // "latest" there and skip what arrives in between. msg->offset is
+        // the end offset, the next one to read.
+        if (!plan_.group.empty()) store_offset(rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset);
       } else if (msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                  msg->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
                  msg->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
@@ -282,6 +299,7 @@ TailStop TailConsumer::run(const std::function<bool(const MessageView&)>& sink,
     // A message after an end-of-partition event means the partition grew again.
     if (!at_end_.empty()) at_end_.erase({last_topic_name, msg->partition});
     bool keep_going = sink(view);
+    if (keep_going && !plan_.group.empty()) rd_kafka_offset_store(msg->rkt, msg->partition, msg->offset);
     rd_kafka_message_destroy(msg);
     ++count;
     if (!keep_going) return TailStop::sink_closed;

@@ -46,9 +46,10 @@ class TailConsumer {
 
   // Hands each message to `sink` until a stop condition. `sink` returns false
   // when its reader went away. `should_stop` is checked at least every 100 ms.
-  // `idle` is called whenever no message arrived for a moment (to flush output).
+  // `idle` is called whenever no message arrived for a moment (to flush
+  // output); it returns false when the reader went away meanwhile.
   TailStop run(const std::function<bool(const MessageView&)>& sink,
-               const std::function<bool()>& should_stop, const std::function<void()>& idle);
+               const std::function<bool()>& should_stop, const std::function<bool()>& idle);
 
   // Leaves the group and commits (when in one). Called by the destructor too.
   void close();
@@ -60,6 +61,7 @@ class TailConsumer {
   void on_revoke(rd_kafka_topic_partition_list_t* partitions);
   void resolve_start_offsets(rd_kafka_topic_partition_list_t* partitions);
   int64_t logical_start_offset() const;
+  void store_offset(const char* topic, int32_t partition, int64_t next_offset);
 
   TailPlan plan_;
   ClientEvents events_;

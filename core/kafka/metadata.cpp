@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/error.hpp"
+#include "core/signals.hpp"
 
 namespace kws {
 
@@ -58,6 +59,7 @@ TopicInfo fetch_one_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& 
   if (!rkt) throw Error("bad topic name '" + name + "'", exit_usage);
   std::string last = "timed out";
   while (std::chrono::steady_clock::now() < deadline) {
+    if (stop_requested()) throw Error("interrupted while looking up topic '" + name + "'", exit_interrupted);
     const struct rd_kafka_metadata* raw = nullptr;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt.get(), &raw, 1000);
     MetadataPtr md(raw);
