@@ -75,7 +75,7 @@ void common_sections(std::ostringstream& s, const CommandDoc& doc) {
   s << ".TP\n.B 0\nSuccess.\n";
   s << ".TP\n.B 1\nRuntime failure: brokers unreachable, unknown topic, a message not delivered.\n";
   s << ".TP\n.B 2\nUsage error: bad flags, bad \\-o, bad \\-X property, bad config file.\n";
-  s << ".TP\n.B 130\nInterrupted by SIGINT (Ctrl\\-C) after a clean shutdown.\n";
+  s << ".TP\n.B 130\nInterrupted by SIGINT (Ctrl\\-C) or SIGTERM, after a clean shutdown (producer flushed, consumer closed).\n";
   if (!doc.extra_exit_status.empty()) s << ".PP\n" << roff(doc.extra_exit_status) << "\n";
   s << ".SH ENVIRONMENT\n";
   for (const auto& alias : environment_aliases()) {
