@@ -58,6 +58,11 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
       ->default_str("127.0.0.1:9092");
   app->add_flag("--no-auto-create", o.no_auto_create, "Never auto-create topics; only -t topics exist");
   app->callback([&o, app] { o.listen_given = app->count("--listen") > 0; });
+  app->footer(
+      "Limits: memory only, all data is lost when it stops; each partition keeps a bounded amount\n"
+      "(about 5 MiB) and drops its oldest messages beyond that; consumer groups cannot be listed;\n"
+      "no time index (offset-for-time lookups answer the earliest offset); loopback only; for\n"
+      "development, demos and tests, not production. See 'man kws-broker'.");
   return app;
 }
 

@@ -91,9 +91,15 @@ class ListenAddress(kwstest.KwsTestCase):
         self.assertIn(str(busy.getsockname()[1]), r.stderr, str(r))
         self.assertRegex(r.stderr.lower(), r"in use|cannot listen|bind", str(r))
 
+    def test_help_states_the_limits(self):
+        r = kwstest.kws("broker", "--help", timeout=15)
+        self.assertEqual(r.rc, 0, str(r))
+        for needle in ("memory only", "lost when it stops", "oldest messages", "not production"):
+            self.assertIn(needle, r.stdout, str(r))
+
     def test_bad_listen_and_topic_specs_are_usage_errors(self):
         for args in (["--listen", "nonsense"], ["--listen", "127.0.0.1:99999"], ["-t", "x:0"],
-                     ["-t", "bad/name"], ["-n", "0"]):
+                     ["-t", "bad/name"], ["-n", "0"], ["-t", "x", "-t", "x:2"]):
             with self.subTest(args=args):
                 r = kwstest.kws("broker", *args, timeout=15)
                 self.assertEqual(r.rc, 2, str(r))
