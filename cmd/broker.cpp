@@ -28,7 +28,8 @@ const CommandDoc broker_doc{
     "auto-creation off for everyone, so only -t topics exist.\n\n"
     "Limits, honestly: everything is kept in memory only and is lost when the broker stops; each "
     "partition keeps a bounded amount of data and drops its oldest messages beyond that; "
-    "consumer groups work (join, commit, fetch committed offsets) but cannot be listed, and "
+    "consumer groups work (join, commit, fetch committed offsets, and listing the groups that "
+    "joined or committed through this process), but their members cannot be described, and "
     "consumer session timeouts are capped at 6 s; there is no time index, so a lookup of the "
     "offset for a timestamp answers with the earliest offset (kws tail -o @TIME then skips the "
     "older messages itself; other clients see them); it "
@@ -60,7 +61,7 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
   app->callback([&o, app] { o.listen_given = app->count("--listen") > 0; });
   app->footer(
       "Limits: memory only, all data is lost when it stops; each partition keeps a bounded amount\n"
-      "(about 5 MiB) and drops its oldest messages beyond that; consumer groups cannot be listed;\n"
+      "(about 5 MiB) and drops its oldest messages beyond that; group members cannot be described;\n"
       "no time index (offset-for-time lookups answer the earliest offset); loopback only; for\n"
       "development, demos and tests, not production. See 'man kws-broker'.");
   return app;

@@ -19,8 +19,8 @@ const CommandDoc topics_doc{
     "given): its leader, replicas, in-sync replicas, low and high watermark and the number of "
     "messages between them. -J prints the same as one JSON document.\n\n"
     "--groups adds every consumer group's committed offset and lag per partition; -G GROUP "
-    "(repeatable) does the same for named groups, which also works on brokers that cannot list "
-    "groups, such as kws broker.",
+    "(repeatable) does the same for named groups, which also works on brokers that do not "
+    "allow listing groups. kws broker lists the groups that joined or committed through it.",
     {{"kws topics", "everything in the cluster"},
      {"kws topics -J demo | jq '.topics[0].partitions[].high'", "high watermarks of demo"},
      {"kws topics -G billing orders", "committed offsets and lag of group billing on orders"}},
@@ -131,7 +131,7 @@ int run_topics(const TopicsOptions& o) {
       }
       doc["topics"].push_back({{"name", t.name}, {"partitions", parts}});
     }
-    if (!groups.empty()) {
+    if (o.all_groups || !o.groups.empty()) {
       doc["groups"] = nlohmann::json::array();
       for (const auto& r : group_rows) {
         nlohmann::json row = {{"group", r.group}, {"topic", r.topic}, {"partition", r.partition},
@@ -160,7 +160,7 @@ int run_topics(const TopicsOptions& o) {
     }
   }
   print_table(rows);
-  if (!groups.empty()) {
+  if (o.all_groups || !o.groups.empty()) {
     std::cout << '\n';
     rows = {{"GROUP", "TOPIC", "PARTITION", "COMMITTED", "HIGH", "LAG"}};
     for (const auto& r : group_rows) {

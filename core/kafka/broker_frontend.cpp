@@ -4,6 +4,7 @@
 #include <array>
 #include <asio.hpp>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -129,6 +130,7 @@ struct Shared {
   std::string advertised_host;
   std::vector<uint16_t> ports;  // front-end port per backend
   std::set<std::string> known_topics;
+  std::map<std::string, std::string> groups;  // id -> protocol type, from JoinGroup/OffsetCommit
 
   std::optional<std::pair<std::string, int32_t>> map(const std::string& host, int32_t port) const {
     for (size_t i = 0; i < config.backends.size(); ++i) {
@@ -150,10 +152,22 @@ void Connection::on_request(const std::string& frame) {
     if (auto rewritten = wire::rewrite_list_offsets_request(*header, frame)) up_.out = std::move(*rewritten);
     return;
   }
+  if (key == wire::kJoinGroup || key == wire::kOffsetCommit) {
+    if (auto mention = wire::parse_group_mention(*header, frame)) {
+      auto& type = shared_.groups[mention->group];
+      if (!mention->protocol_type.empty()) type = mention->protocol_type;
+    }
+  }
   if (key == wire::kJoinGroup) {
     if (auto rewritten = wire::cap_join_group_session_timeout(*header, frame, kMaxSessionTimeoutMs)) {
       up_.out = std::move(*rewritten);
     }
+    return;
+  }
+  if (key == wire::kListGroups && version <= 2) {
+    // Answered here from the groups seen; the mock has no ListGroups.
+    up_.out = wire::encode_placeholder_request(frame, *header);
+    pending_[header->correlation_id] = {key, version, 0, {}};
     return;
   }
   if ((key == wire::kFindCoordinator || key == wire::kApiVersions) && version <= 2) {
@@ -219,6 +233,11 @@ void Connection::on_response(const std::string& frame) {
     case wire::kApiVersions:
       rewritten = wire::rewrite_api_versions_response(frame, p.client_version);
       break;
+    case wire::kListGroups: {
+      std::vector<std::pair<std::string, std::string>> groups(shared_.groups.begin(), shared_.groups.end());
+      rewritten = wire::encode_list_groups_response(correlation_id, p.client_version, groups);
+      break;
+    }
     default:
       break;
   }

@@ -13,7 +13,9 @@
 //    with auto.create.topics.enable would;
 //  - turns offset-for-timestamp lookups, which the mock cannot answer, into
 //    earliest-offset lookups, and caps consumer session timeouts at 6 s,
-//    which is how long the mock then makes a rejoining group wait.
+//    which is how long the mock then makes a rejoining group wait;
+//  - answers ListGroups, which the mock lacks, from the groups it has seen
+//    join or commit.
 #include <cstdint>
 #include <functional>
 #include <memory>

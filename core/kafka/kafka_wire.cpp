@@ -242,17 +242,74 @@ std::optional<std::string> rewrite_api_versions_response(std::string_view frame,
   int32_t count = r.i32();
   if (r.failed() || error != 0 || count < 0) return std::nullopt;
   std::string out(frame);
+  bool has_list_groups = false;
   for (int32_t i = 0; i < count; ++i) {
     int16_t key = r.i16();
     r.i16();
     size_t max_at = r.pos();
     int16_t max = r.i16();
     if (r.failed()) return std::nullopt;
+    if (key == kListGroups) has_list_groups = true;
     if (key == kMetadata && max == 2) {
       std::string v;
       put(v, 4, 2);
       out.replace(max_at, 2, v);
     }
+  }
+  if (!has_list_groups) {
+    std::string entry;
+    put(entry, kListGroups, 2);
+    put(entry, 0, 2);
+    put(entry, 2, 2);
+    out.insert(r.pos(), entry);  // after the last entry, before throttle_time_ms
+    std::string new_count;
+    put(new_count, count + 1, 4);
+    out.replace(4 + 2, 4, new_count);
+  }
+  return out;
+}
+
+std::optional<GroupMention> parse_group_mention(const RequestHeader& header, std::string_view frame) {
+  const int16_t v = header.api_version;
+  const bool join = header.api_key == kJoinGroup && v >= 0 && v <= 5;
+  const bool commit = header.api_key == kOffsetCommit && v >= 0 && v <= 7;
+  if (!join && !commit) return std::nullopt;
+  Reader r(frame, header.body_offset);
+  GroupMention mention;
+  auto group = r.string();
+  if (r.failed() || !group || group->empty()) return std::nullopt;
+  mention.group = *group;
+  if (join) {
+    r.i32();             // session timeout
+    if (v >= 1) r.i32();  // rebalance timeout
+    r.string();          // member id
+    if (v >= 5) r.string();  // group instance id
+    auto type = r.string();
+    if (r.failed()) return std::nullopt;
+    mention.protocol_type = type.value_or("");
+  }
+  return mention;
+}
+
+std::string encode_placeholder_request(std::string_view original_frame, const RequestHeader& header) {
+  std::string out;
+  put(out, kApiVersions, 2);
+  put(out, 0, 2);
+  put(out, header.correlation_id, 4);
+  out.append(original_frame.substr(8, header.body_offset - 8));  // client id as sent
+  return out;
+}
+
+std::string encode_list_groups_response(int32_t correlation_id, int16_t version,
+                                        const std::vector<std::pair<std::string, std::string>>& groups) {
+  std::string out;
+  put(out, correlation_id, 4);
+  if (version >= 1) put(out, 0, 4);  // throttle_time_ms
+  put(out, 0, 2);                    // error code
+  put(out, static_cast<int64_t>(groups.size()), 4);
+  for (const auto& [group, protocol_type] : groups) {
+    put_string(out, group);
+    put_string(out, protocol_type);
   }
   return out;
 }

@@ -14,7 +14,15 @@
 
 namespace kws::wire {
 
-enum ApiKey : int16_t { kListOffsets = 2, kMetadata = 3, kFindCoordinator = 10, kJoinGroup = 11, kApiVersions = 18 };
+enum ApiKey : int16_t {
+  kListOffsets = 2,
+  kMetadata = 3,
+  kOffsetCommit = 8,
+  kFindCoordinator = 10,
+  kJoinGroup = 11,
+  kListGroups = 16,
+  kApiVersions = 18,
+};
 inline constexpr int16_t kUnknownTopicOrPartition = 3;
 inline constexpr int16_t kInvalidTopic = 17;
 
@@ -71,8 +79,26 @@ std::optional<std::string> rewrite_list_offsets_request(const RequestHeader& hea
 std::optional<std::string> cap_join_group_session_timeout(const RequestHeader& header, std::string_view frame,
                                                           int32_t max_ms);
 
+// The group id (and, for JoinGroup, the protocol type) a group request names:
+// JoinGroup v0-v5 and OffsetCommit v0-v7 start with the group id.
+struct GroupMention {
+  std::string group;
+  std::string protocol_type;  // "" when the request does not say
+};
+std::optional<GroupMention> parse_group_mention(const RequestHeader& header, std::string_view frame);
+
+// A request the mock answers cheaply and in order (ApiVersions v0) with the
+// original correlation id, to stand in for a request the front end answers
+// itself: the response slot stays in sequence with the others.
+std::string encode_placeholder_request(std::string_view original_frame, const RequestHeader& header);
+
+// ListGroups response v0-v2 listing `groups` (group id, protocol type).
+std::string encode_list_groups_response(int32_t correlation_id, int16_t version,
+                                        const std::vector<std::pair<std::string, std::string>>& groups);
+
 // ApiVersions response v0-v2: raises the advertised Metadata max version from
-// 2 to 4, so that clients can say whether they want topics auto-created.
+// 2 to 4, so that clients can say whether they want topics auto-created, and
+// adds ListGroups v0-v2, which the front end answers itself.
 std::optional<std::string> rewrite_api_versions_response(std::string_view frame, int16_t version);
 
 }  // namespace kws::wire

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/error.hpp"
+#include "core/output.hpp"
 #include "core/signals.hpp"
 
 namespace kws {
@@ -160,15 +161,42 @@ std::vector<CommittedOffset> fetch_committed_offsets(rd_kafka_t* consumer_with_g
 }
 
 std::vector<std::string> list_consumer_groups(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
-  const struct rd_kafka_group_list* groups = nullptr;
-  rd_kafka_resp_err_t err = rd_kafka_list_groups(rk, nullptr, &groups, static_cast<int>(timeout.count()));
-  if (err) {
-    throw Error(std::string("the brokers cannot list consumer groups (") + rd_kafka_err2str(err) +
-                "); name the groups with -G GROUP");
-  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
+  char errstr[256];
+  rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), errstr, sizeof errstr);
+  rd_kafka_ListConsumerGroups(rk, options, queue);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 1000);
+  rd_kafka_queue_destroy(queue);
+  if (!event) throw Error("timed out listing consumer groups; name the groups with -G GROUP");
+
   std::vector<std::string> names;
-  for (int i = 0; i < groups->group_cnt; ++i) names.emplace_back(groups->groups[i].group);
-  rd_kafka_group_list_destroy(groups);
+  std::string failure;
+  if (rd_kafka_event_error(event)) {
+    failure = rd_kafka_event_error_string(event);
+  } else {
+    const auto* result = rd_kafka_event_ListConsumerGroups_result(event);
+    size_t count = 0;
+    const auto** groups = rd_kafka_ListConsumerGroups_result_valid(result, &count);
+    for (size_t i = 0; i < count; ++i) names.emplace_back(rd_kafka_ConsumerGroupListing_group_id(groups[i]));
+    size_t error_count = 0;
+    const auto** errors = rd_kafka_ListConsumerGroups_result_errors(result, &error_count);
+    // Groups from the brokers that answered are still worth showing; say
+    // which ones did not.
+    for (size_t i = 0; i < error_count; ++i) {
+      if (!failure.empty()) failure += "; ";
+      failure += rd_kafka_error_string(errors[i]);
+    }
+    if (!failure.empty() && !names.empty()) {
+      print_diagnostic("warning", "some brokers could not list their groups: " + failure);
+      failure.clear();
+    }
+  }
+  rd_kafka_event_destroy(event);
+  if (!failure.empty()) {
+    throw Error("the brokers cannot list consumer groups (" + failure + "); name the groups with -G GROUP");
+  }
   std::sort(names.begin(), names.end());
   return names;
 }

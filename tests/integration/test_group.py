@@ -148,6 +148,29 @@ class GroupConsumption(kwstest.KwsTestCase):
         self.assertIsNone(rows[0]["lag"], rows)
         self.assertCommittedAtEnd(g1, t)
 
+    def test_groups_lists_every_group_with_offsets_and_lag(self):
+        t, g1, g2 = self.topic(), self.group("all1"), self.group("all2")
+        self.send(t, "-p", "0", "a", "b", "c", "d")
+        self.tail("-G", g1, "-o", "beginning", "-e", t, timeout=40)
+        self.tail("-G", g2, "-o", "beginning", "-c", "1", t, timeout=40)
+        doc = self.topics_json("--groups", t)
+        rows = {(r["group"], r["partition"]): r for r in doc["groups"]}
+        self.assertEqual(rows[(g1, 0)]["committed"], 4, doc)
+        self.assertEqual(rows[(g1, 0)]["lag"], 0, doc)
+        self.assertEqual(rows[(g2, 0)]["committed"], 1, doc)
+        self.assertEqual(rows[(g2, 0)]["lag"], 3, doc)
+        table = self.kws("topics", "--groups", t).stdout
+        self.assertRegex(table, r"(?m)^GROUP +TOPIC +PARTITION +COMMITTED +HIGH +LAG$")
+        self.assertRegex(table, r"(?m)^%s +%s +0 +1 +4 +3$" % (g2, t))
+
+
+class NoGroupsYet(kwstest.KwsTestCase):
+    broker_args = []
+
+    def test_groups_on_a_fresh_broker_is_an_empty_list(self):
+        doc = self.topics_json("--groups")
+        self.assertEqual(doc["groups"], [], doc)
+
 
 if __name__ == "__main__":
     kwstest.main()

@@ -12,6 +12,7 @@ struct Frame {
   Frame& i8(int v) { return put(v, 1); }
   Frame& i16(int v) { return put(v, 2); }
   Frame& i32(int64_t v) { return put(v, 4); }
+  Frame& i64(int64_t v) { return put(v, 8); }
   Frame& str(const std::string& s) {
     i16(static_cast<int>(s.size()));
     bytes += s;
@@ -191,6 +192,14 @@ TEST_CASE("kafka_wire: ApiVersions advertises Metadata v4") {
   Cursor c{*out};
   c.pos = 4 + 2 + 4 + 6 + 2 + 2;
   CHECK(c.get(2) == 4);
+  CHECK(c.get(2) == kListGroups);  // appended, before throttle_time_ms
+  CHECK(c.get(2) == 0);
+  CHECK(c.get(2) == 2);
+  CHECK(c.get(4) == 0);
+  CHECK(c.pos == out->size());
+  Cursor count{*out};
+  count.pos = 6;
+  CHECK(count.get(4) == 3);
   Frame error;
   error.i32(1).i16(35).i32(0);
   CHECK_FALSE(rewrite_api_versions_response(error.bytes, 0));  // errors pass through
@@ -265,4 +274,52 @@ TEST_CASE("kafka_wire: JoinGroup session timeouts are capped") {
   small.str("group").i32(3000).i32(300000);
   auto h = parse_request_header(small.bytes);
   CHECK_FALSE(cap_join_group_session_timeout(*h, small.bytes, 6000));
+}
+
+TEST_CASE("kafka_wire: group ids come from JoinGroup and OffsetCommit") {
+  Frame join = request_header(kJoinGroup, 5, 1);
+  join.str("billing").i32(45000).i32(300000).str("").null_str().str("consumer").i32(0);
+  auto h = parse_request_header(join.bytes);
+  auto mention = parse_group_mention(*h, join.bytes);
+  REQUIRE(mention);
+  CHECK(mention->group == "billing");
+  CHECK(mention->protocol_type == "consumer");
+
+  Frame commit = request_header(kOffsetCommit, 2, 2);
+  commit.str("audit").i32(1).str("member").i64(-1);
+  h = parse_request_header(commit.bytes);
+  mention = parse_group_mention(*h, commit.bytes);
+  REQUIRE(mention);
+  CHECK(mention->group == "audit");
+  CHECK(mention->protocol_type.empty());
+
+  Frame other = request_header(kMetadata, 1, 3);
+  other.i32(-1);
+  h = parse_request_header(other.bytes);
+  CHECK_FALSE(parse_group_mention(*h, other.bytes));
+}
+
+TEST_CASE("kafka_wire: ListGroups is answered through a placeholder request") {
+  Frame list = request_header(kListGroups, 2, 42);
+  auto h = parse_request_header(list.bytes);
+  std::string placeholder = encode_placeholder_request(list.bytes, *h);
+  auto ph = parse_request_header(placeholder);
+  REQUIRE(ph);
+  CHECK(ph->api_key == kApiVersions);
+  CHECK(ph->api_version == 0);
+  CHECK(ph->correlation_id == 42);
+  CHECK(ph->body_offset == placeholder.size());
+
+  std::string response = encode_list_groups_response(42, 1, {{"a", "consumer"}, {"b", ""}});
+  Cursor c{response};
+  CHECK(c.get(4) == 42);
+  CHECK(c.get(4) == 0);  // throttle (v1+)
+  CHECK(c.get(2) == 0);
+  CHECK(c.get(4) == 2);
+  CHECK(c.str() == "a");
+  CHECK(c.str() == "consumer");
+  CHECK(c.str() == "b");
+  CHECK(c.str() == "");
+  CHECK(c.pos == response.size());
+  CHECK(encode_list_groups_response(1, 0, {}).size() == 4 + 2 + 4);  // v0: no throttle
 }
