@@ -195,6 +195,13 @@ int run_send(const SendOptions& o) {
                   "); pass --any-partition to let the partitioner choose, or -p N");
       return;
     }
+    // librdkafka hands header names back as C strings; a NUL would cut them.
+    for (const auto& h : env.headers) {
+      if (h.name.find('\0') != std::string::npos) {
+        reject_line("header name contains a NUL byte, which Kafka clients cannot read back");
+        return;
+      }
+    }
     envelope_headers = std::move(env.headers);
     envelope_headers.insert(envelope_headers.end(), extra_headers.begin(), extra_headers.end());
     OutgoingMessage m;
@@ -218,7 +225,9 @@ int run_send(const SendOptions& o) {
     } else {
       send_plain(record);
     }
-    return !stop_requested() && !out.closed();
+    // A reader of --print-offsets that goes away does not stop the sending:
+    // the input is the job, the offsets are a courtesy.
+    return !stop_requested();
   };
 
   if (!o.messages.empty()) {
@@ -237,8 +246,8 @@ int run_send(const SendOptions& o) {
     read_delimited(STDIN_FILENO, o.json ? std::string_view("\n") : std::string_view(delimiter), send_record);
   }
 
-  // Every queued message gets its delivery report; a second Ctrl-C, or 5 s
-  // after the first, stops waiting and reports the rest as undelivered.
+  // Every queued message gets its delivery report; 5 s after a Ctrl-C kws
+  // stops waiting and reports the rest as undelivered.
   auto interrupted_at = std::chrono::steady_clock::time_point{};
   producer.flush([&] {
     if (!stop_requested()) return false;

@@ -1,6 +1,7 @@
 #include "core/offset_spec.hpp"
 
 #include <charconv>
+#include <cstdint>
 #include <ctime>
 #include <string>
 
@@ -93,7 +94,7 @@ bool parse_iso8601(std::string_view text, int64_t& epoch_ms) {
   time_t t = timegm(&tm);
   if (tm.tm_mday != day) return false;  // timegm normalised e.g. Feb 30
   epoch_ms = (static_cast<int64_t>(t) - zone_offset_minutes * 60) * 1000 + millis;
-  return true;
+  return epoch_ms >= 0;  // Kafka timestamps start at 1970
 }
 
 OffsetSpec parse_offset_spec(std::string_view text) {
@@ -102,9 +103,11 @@ OffsetSpec parse_offset_spec(std::string_view text) {
   if (text == "end" || text == "latest") return {Kind::end, 0};
   if (text == "stored") return {Kind::stored, 0};
   int64_t n;
+  // librdkafka encodes "the last N" as -2000 - N, so N must leave room.
+  constexpr int64_t kMaxCount = INT64_MAX / 2;
   if (parse_int(text, n)) {
     if (n >= 0) return {Kind::absolute, n};
-    return {Kind::from_end, -n};
+    if (n >= -kMaxCount) return {Kind::from_end, -n};
   }
   std::string_view ts = text;
   if (ts.substr(0, 2) == "s@") ts.remove_prefix(2);

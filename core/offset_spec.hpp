@@ -25,7 +25,7 @@ OffsetSpec parse_offset_spec(std::string_view text);
 
 // Parses YYYY-MM-DD[(T| )hh:mm[:ss[.fff]]][Z|(+|-)hh[:]mm] to epoch ms. A time
 // without a zone is UTC (a log line's time, not the terminal's). Returns false
-// when the text is not such a time.
+// when the text is not such a time, or one before 1970.
 bool parse_iso8601(std::string_view text, int64_t& epoch_ms);
 
 }  // namespace kws

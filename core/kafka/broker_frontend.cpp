@@ -38,8 +38,8 @@ struct Shared;
 // One client connection and its connection to the mock broker behind it.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket client, asio::io_context& io, Shared& shared, tcp::endpoint backend)
-      : client_(std::move(client)), broker_(io), shared_(shared), backend_(backend) {}
+  Connection(tcp::socket client, asio::io_context& io, Shared& shared, tcp::endpoint backend, size_t backend_index)
+      : client_(std::move(client)), broker_(io), shared_(shared), backend_(backend), backend_index_(backend_index) {}
 
   void start() {
     auto self = shared_from_this();
@@ -79,7 +79,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       asio::async_read(from, asio::buffer(d.frame), [self, upstream, &d](const asio::error_code& ec2, size_t) {
         if (ec2) return self->close();
         if (upstream) {
-          self->on_request(d.frame);
+          // The mock trusts its clients; a request it would choke on ends
+          // the connection here instead of reaching it.
+          if (!self->on_request(d.frame)) return self->close();
         } else {
           self->on_response(d.frame);
         }
@@ -104,7 +106,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     });
   }
 
-  void on_request(const std::string& frame);
+  // Returns false when the request is malformed and the connection must end.
+  bool on_request(const std::string& frame);
   void on_response(const std::string& frame);
 
   void close() {
@@ -117,6 +120,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   tcp::socket broker_;
   Shared& shared_;
   tcp::endpoint backend_;
+  size_t backend_index_;
   Direction up_;
   Direction down_;
   std::unordered_map<int32_t, Pending> pending_;
@@ -143,14 +147,14 @@ struct Shared {
 };
 }  // namespace
 
-void Connection::on_request(const std::string& frame) {
+bool Connection::on_request(const std::string& frame) {
   auto header = wire::parse_request_header(frame);
-  if (!header) return;
+  if (!header) return false;
   const int16_t key = header->api_key;
   const int16_t version = header->api_version;
   if (key == wire::kListOffsets) {
     if (auto rewritten = wire::rewrite_list_offsets_request(*header, frame)) up_.out = std::move(*rewritten);
-    return;
+    return true;
   }
   if (key == wire::kJoinGroup || key == wire::kOffsetCommit) {
     if (auto mention = wire::parse_group_mention(*header, frame)) {
@@ -159,24 +163,28 @@ void Connection::on_request(const std::string& frame) {
     }
   }
   if (key == wire::kJoinGroup) {
+    // The mock crashes on JoinGroup requests without protocols.
+    if (!wire::join_group_is_well_formed(*header, frame)) return false;
     if (auto rewritten = wire::cap_join_group_session_timeout(*header, frame, kMaxSessionTimeoutMs)) {
       up_.out = std::move(*rewritten);
     }
-    return;
+    return true;
   }
   if (key == wire::kListGroups && version <= 2) {
     // Answered here from the groups seen; the mock has no ListGroups.
     up_.out = wire::encode_placeholder_request(frame, *header);
     pending_[header->correlation_id] = {key, version, 0, {}};
-    return;
+    return true;
   }
   if ((key == wire::kFindCoordinator || key == wire::kApiVersions) && version <= 2) {
     pending_[header->correlation_id] = {key, version, version, {}};
-    return;
+    return true;
   }
-  if (key != wire::kMetadata || version > 4) return;
+  if (key != wire::kMetadata || version > 4) return true;
+  // Forwarding a Metadata request the front end cannot read would let the
+  // mock auto-create (or choke on) whatever it names.
   auto request = wire::parse_metadata_request(*header, frame);
-  if (!request) return;
+  if (!request) return false;
 
   std::vector<wire::TopicError> missing;
   std::optional<std::vector<std::string>> forwarded = request->topics;
@@ -209,6 +217,7 @@ void Connection::on_request(const std::string& frame) {
     up_.out = wire::encode_metadata_request(frame, *header, broker_version, forwarded);
   }
   pending_[header->correlation_id] = {key, version, broker_version, std::move(missing)};
+  return true;
 }
 
 void Connection::on_response(const std::string& frame) {
@@ -234,7 +243,10 @@ void Connection::on_response(const std::string& frame) {
       rewritten = wire::rewrite_api_versions_response(frame, p.client_version);
       break;
     case wire::kListGroups: {
-      std::vector<std::pair<std::string, std::string>> groups(shared_.groups.begin(), shared_.groups.end());
+      // A cluster lists each group once: the front end of broker 1 answers
+      // for all of them, the others have none.
+      std::vector<std::pair<std::string, std::string>> groups;
+      if (backend_index_ == 0) groups.assign(shared_.groups.begin(), shared_.groups.end());
       rewritten = wire::encode_list_groups_response(correlation_id, p.client_version, groups);
       break;
     }
@@ -256,7 +268,7 @@ struct BrokerFrontend::Impl {
       if (!ec) {
         const auto& b = shared.config.backends[index];
         tcp::endpoint backend(asio::ip::make_address(b.host), b.port);
-        std::make_shared<Connection>(std::move(socket), io, shared, backend)->start();
+        std::make_shared<Connection>(std::move(socket), io, shared, backend, index)->start();
       }
       accept(index);
     });

@@ -228,7 +228,10 @@ TailStop TailConsumer::run(const std::function<bool(const MessageView&)>& sink,
   while (true) {
     if (should_stop()) return TailStop::interrupted;
     if (plan_.max_messages >= 0 && count >= plan_.max_messages) return TailStop::message_limit;
-    if (plan_.exit_at_end && assignment_seen_ && !assigned_.empty() && at_end_.size() >= assigned_.size()) {
+    // An empty assignment (a group with more members than partitions) is at
+    // its end at once.
+    if (plan_.exit_at_end && assignment_seen_ && at_end_.size() >= assigned_.size()) {
+      if (assigned_.empty()) print_diagnostic("note", "the group assigned no partitions to this member");
       return TailStop::end_of_partitions;
     }
     rd_kafka_message_t* msg = rd_kafka_consumer_poll(rk_.get(), 100);

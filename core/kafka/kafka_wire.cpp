@@ -219,6 +219,31 @@ std::optional<std::string> rewrite_list_offsets_request(const RequestHeader& hea
   return out;
 }
 
+bool join_group_is_well_formed(const RequestHeader& header, std::string_view frame) {
+  const int16_t v = header.api_version;
+  if (header.api_key != kJoinGroup || v < 0 || v > 5) return true;  // not ours to judge
+  Reader r(frame, header.body_offset);
+  auto group = r.string();
+  r.i32();             // session timeout
+  if (v >= 1) r.i32();  // rebalance timeout
+  auto member = r.string();
+  if (v >= 5) r.string();  // group instance id (nullable)
+  auto type = r.string();
+  int32_t protocols = r.i32();
+  if (r.failed() || !group || !member || !type || protocols < 1) return false;
+  for (int32_t i = 0; i < protocols; ++i) {
+    auto name = r.string();
+    int32_t metadata = r.i32();
+    if (r.failed() || !name || metadata < -1) return false;
+    if (metadata > 0) {
+      if (static_cast<size_t>(metadata) > r.rest().size()) return false;
+      Reader skip(frame, r.pos() + static_cast<size_t>(metadata));
+      r = skip;
+    }
+  }
+  return !r.failed();
+}
+
 std::optional<std::string> cap_join_group_session_timeout(const RequestHeader& header, std::string_view frame,
                                                           int32_t max_ms) {
   if (header.api_key != kJoinGroup || header.api_version < 0 || header.api_version > 5) return std::nullopt;

@@ -73,6 +73,10 @@ std::optional<std::string> rewrite_find_coordinator_response(std::string_view fr
 // when nothing needed changing or the frame cannot be parsed.
 std::optional<std::string> rewrite_list_offsets_request(const RequestHeader& header, std::string_view frame);
 
+// JoinGroup request v0-v5 that can be read to its end and offers at least
+// one protocol (librdkafka's mock crashes on an empty protocol list).
+bool join_group_is_well_formed(const RequestHeader& header, std::string_view frame);
+
 // JoinGroup request v0-v5: caps session_timeout_ms at `max_ms`. The mock
 // waits a whole session timeout (45 s by default) before letting a group
 // that a member left rebalance again. Returns nullopt when nothing changed.

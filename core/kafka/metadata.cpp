@@ -77,8 +77,8 @@ TopicInfo fetch_one_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& 
     const auto& t = md->topics[0];
     if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
       throw Error("unknown topic '" + name +
-                  "' (it does not exist and was not auto-created; create it by producing "
-                  "to it, or pass -X allow.auto.create.topics=true)");
+                  "' (it does not exist; producing to it creates it where the broker allows "
+                  "auto-creation)");
     }
     if (t.err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
         t.err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION) {
@@ -197,7 +197,9 @@ std::vector<std::string> list_consumer_groups(rd_kafka_t* rk, std::chrono::milli
   if (!failure.empty()) {
     throw Error("the brokers cannot list consumer groups (" + failure + "); name the groups with -G GROUP");
   }
+  // Each broker lists the groups it coordinates; a group must appear once.
   std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;
 }
 

@@ -4,6 +4,7 @@ zero-flag default on 127.0.0.1:9092 (skipped, loudly, when 9092 is busy)."""
 
 import re
 import socket
+import struct
 
 import kwstest
 
@@ -139,6 +140,45 @@ class ListenAddress(kwstest.KwsTestCase):
         r = kwstest.kws("topics", "-J", t, timeout=20)
         self.assertEqual(r.rc, 0, str(r))
         self.assertEqual(b.stop(), 0)
+
+
+class MalformedRequests(kwstest.KwsTestCase):
+    """The front end stops requests that would crash librdkafka's mock or let
+    it create topics behind --no-auto-create; the broker keeps serving."""
+    broker_args = ["--no-auto-create", "-t", "known"]
+
+    def raw_request(self, api_key, version, body, correlation_id=1):
+        host, port = self.brokers.split(",")[0].rsplit(":", 1)
+        client_id = b"raw"
+        frame = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id + body
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(struct.pack(">i", len(frame)) + frame)
+            s.settimeout(5)
+            try:
+                return s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                return b""
+
+    def assertBrokerServes(self):
+        doc = self.topics_json("known")
+        self.assertEqual([t["name"] for t in doc["topics"]], ["known"], doc)
+
+    def test_unreadable_metadata_request_is_dropped(self):
+        # A topic count far beyond the frame (the mock tried to allocate it and aborted).
+        self.assertEqual(self.raw_request(3, 1, struct.pack(">i", 0x4D0000FF) + struct.pack(">h", -1)), b"")
+        # A null topic name (the mock created "" and the named topic).
+        body = struct.pack(">i", 2) + struct.pack(">h", 6) + b"secret" + struct.pack(">h", -1)
+        self.assertEqual(self.raw_request(3, 1, body), b"")
+        self.assertBrokerServes()
+        names = [t["name"] for t in self.topics_json()["topics"]]
+        self.assertEqual(names, ["known"], "nothing may be created behind --no-auto-create")
+
+    def test_join_group_without_protocols_is_dropped(self):
+        body = struct.pack(">h", 1) + b"g" + struct.pack(">i", 10000) + struct.pack(">h", 0)
+        body += struct.pack(">h", 8) + b"consumer" + struct.pack(">i", 0)
+        for _ in range(12):  # the mock died at the 10th
+            self.assertEqual(self.raw_request(11, 0, body), b"")
+        self.assertBrokerServes()
 
 
 if __name__ == "__main__":

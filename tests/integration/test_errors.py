@@ -110,6 +110,25 @@ class RuntimeErrors(kwstest.KwsTestCase):
         self.assertIn("1 of 3", r.stderr, str(r))
         self.assertEqual(sorted(e["message"] for e in self.tail_json(t)), ["small", "small2"])
 
+    def test_header_name_with_nul_is_rejected_not_truncated(self):
+        t = self.topic()
+        data = (b'{"message":"ok","headers":[{"name":"h","value":"v"}]}\n'
+                b'{"message":"cut","headers":[{"name":"YQBi","name_encoding":"base64","value":"v"}]}\n')
+        r = self.kws("send", "-J", t, input=data, rc=1)
+        self.assertRegex(r.stderr, r"line 2\b.*NUL", str(r))
+        self.assertEqual([e["message"] for e in self.tail_json(t)], ["ok"])
+
+    def test_print_offsets_reader_leaving_does_not_stop_sending(self):
+        t = self.topic()
+        n = 300000
+        cmd = "seq %d | %s send -b %s --print-offsets %s | head -1" % (
+            n, kwstest.KWS_BIN, self.brokers, t)
+        r = kwstest.run(["bash", "-o", "pipefail", "-c", cmd], timeout=120, env=kwstest.clean_env())
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertEqual(len(r.lines()), 1, str(r))
+        self.assertEqual(sum(self.high_watermarks(t).values()), n,
+                         "every input line must be sent even after stdout closed")
+
     def test_missing_file(self):
         t = self.topic()
         r = self.send(t, "--file", "/nonexistent/kws-input", rc=1)

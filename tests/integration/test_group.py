@@ -164,6 +164,26 @@ class GroupConsumption(kwstest.KwsTestCase):
         self.assertRegex(table, r"(?m)^%s +%s +0 +1 +4 +3$" % (g2, t))
 
 
+class MoreMembersThanPartitions(kwstest.KwsTestCase):
+    broker_args = ["-n", "3", "-t", "one:1"]
+
+    def test_exit_at_end_with_nothing_assigned(self):
+        g = self.topic("g")
+        self.send("one", "first")
+        holder = self.background("tail", "-G", g, "-o", "beginning", "one")
+        holder.wait_for_output(lambda out: b"first" in out, timeout=30, what="the first member's message")
+        r = self.tail("-G", g, "-e", "one", timeout=60)
+        self.assertEqual(r.out, b"", str(r))
+        self.assertIn("assigned no partitions", r.stderr, str(r))
+
+    def test_groups_listed_once_on_a_three_broker_cluster(self):
+        g = self.topic("listed")
+        self.send("one", "x")
+        self.tail("-G", g, "-o", "beginning", "-e", "one", timeout=40)
+        doc = self.topics_json("--groups", "one")
+        self.assertEqual([r["group"] for r in doc["groups"]].count(g), 1, doc)
+
+
 class NoGroupsYet(kwstest.KwsTestCase):
     broker_args = []
 
