@@ -195,7 +195,19 @@ def wait_until(predicate, timeout=20, interval=0.1, what="condition"):
         time.sleep(interval)
 
 
-class Background:
+class _StderrInFile:
+    """A child process whose stderr goes to self._err_file; once that file is
+    closed, self._err_text keeps what it held."""
+
+    @property
+    def err(self):
+        if self._err_file.closed:
+            return self._err_text
+        self._err_file.seek(0)
+        return self._err_file.read()
+
+
+class Background(_StderrInFile):
     """A kws process running in the background whose stdout is collected by
     a thread, so tests can wait for output without blocking on a pipe."""
 
@@ -233,13 +245,6 @@ class Background:
 
     def lines(self):
         return self.out.decode("utf-8", "surrogateescape").splitlines()
-
-    @property
-    def err(self):
-        if self._err_file.closed:
-            return self._err_text
-        self._err_file.seek(0)
-        return self._err_file.read()
 
     def describe(self, note=None):
         return describe(self.cmd, self.proc.poll(), self.out, self.err, time.monotonic() - self.started, note)
@@ -290,7 +295,7 @@ class Background:
                 f.close()
 
 
-class Broker:
+class Broker(_StderrInFile):
     """`kws broker` on a free loopback port; `brokers` is its BROKERS= value."""
 
     def __init__(self, *args, listen="127.0.0.1:0", startup_timeout=20):
@@ -326,13 +331,6 @@ class Broker:
             data += chunk
         sel.close()
         return data.decode("utf-8", "replace").split("\n", 1)[0].strip()
-
-    @property
-    def err(self):
-        if self._err_file.closed:
-            return self._err_text
-        self._err_file.seek(0)
-        return self._err_file.read()
 
     def describe(self):
         return describe(self.cmd, self.proc.poll(), getattr(self, "first_line", ""), self.err)
