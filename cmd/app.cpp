@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "core/config.hpp"
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 #include "core/version.hpp"
 
 namespace kws::cmd {

@@ -3,11 +3,11 @@
 
 #include <cstdio>
 
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 #include "core/kafka/embedded_broker.hpp"
 #include "core/kafka/broker_frontend.hpp"
-#include "core/output.hpp"
-#include "core/signals.hpp"
+#include "core/util/output.hpp"
+#include "core/util/signals.hpp"
 
 namespace kws::cmd {
 

@@ -1,5 +1,7 @@
 #include "cmd/common.hpp"
 
+#include "core/util/signals.hpp"
+
 namespace kws::cmd {
 
 CLI::Validator integer_in(long long min, long long max) {
@@ -37,6 +39,15 @@ CLI::Validator positive_number() {
 }
 
 KafkaSettings ConnectionOptions::resolve() const { return resolve_kafka_settings(inputs, process_environment()); }
+
+KafkaContext ConnectionOptions::kafka_context(LogSink& log) const {
+  KafkaContext context;
+  context.log = &log;
+  context.should_stop = [] { return stop_requested(); };
+  context.verbosity = verbosity;
+  context.timeout = timeout();
+  return context;
+}
 
 void add_connection_options(CLI::App* app, ConnectionOptions& options) {
   const char* group = "Connection";

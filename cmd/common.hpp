@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "core/config.hpp"
+#include "core/kafka/context.hpp"
+#include "core/util/log.hpp"
 
 namespace kws::cmd {
 
@@ -26,13 +28,17 @@ struct CommandDoc {
 struct ConnectionOptions {
   ConnectionInputs inputs;
   int verbosity = 0;
-  double timeout_seconds = 10.0;
+  double timeout_seconds = kDefaultKafkaTimeout.count() / 1000.0;
 
   std::chrono::milliseconds timeout() const {
     return std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
   }
   // flag > environment > config file > default.
   KafkaSettings resolve() const;
+  // Diagnostics on stderr; -v adds librdkafka's own lines.
+  StderrLog log() const { return StderrLog(verbosity > 0 ? LogLevel::debug : LogLevel::note); }
+  // The context core's Kafka adapters run in: stop on SIGINT/SIGTERM.
+  KafkaContext kafka_context(LogSink& log) const;
 };
 
 // Validators with short error messages and no description, so help and man
@@ -43,7 +49,8 @@ CLI::Validator positive_number();
 // -b, -X, -F, -v, --timeout.
 void add_connection_options(CLI::App* app, ConnectionOptions& options);
 
-// Sets description and footer from a CommandDoc.
+// Adds a subcommand whose --help summary is the CommandDoc's; the rest of
+// the doc feeds the man page generator.
 CLI::App* add_documented_subcommand(CLI::App& parent, const CommandDoc& doc);
 
 }  // namespace kws::cmd

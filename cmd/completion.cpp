@@ -2,7 +2,7 @@
 #include <sstream>
 
 #include "cmd/app.hpp"
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 
 namespace kws::cmd {
 

@@ -2,9 +2,9 @@
 #include <iostream>
 
 #include "cmd/app.hpp"
-#include "core/error.hpp"
-#include "core/output.hpp"
-#include "core/signals.hpp"
+#include "core/util/error.hpp"
+#include "core/util/output.hpp"
+#include "core/util/signals.hpp"
 
 int main(int argc, char** argv) {
   kws::install_stop_signals();

@@ -4,7 +4,7 @@
 
 #include "cmd/app.hpp"
 #include "core/config.hpp"
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 
 namespace kws::cmd {
 

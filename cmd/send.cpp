@@ -6,12 +6,13 @@
 #include <chrono>
 
 #include "core/envelope.hpp"
-#include "core/error.hpp"
-#include "core/input.hpp"
+#include "core/util/error.hpp"
+#include "core/util/input.hpp"
 #include "core/kafka/producer.hpp"
-#include "core/output.hpp"
-#include "core/signals.hpp"
-#include "core/text.hpp"
+#include "core/outgoing.hpp"
+#include "core/util/output.hpp"
+#include "core/util/signals.hpp"
+#include "core/util/text.hpp"
 
 namespace kws::cmd {
 
@@ -122,7 +123,8 @@ int run_send(const SendOptions& o) {
   if (o.any_partition && !o.json) throw usage_error("--any-partition only applies to -J input");
 
   KafkaSettings settings = o.connection.resolve();
-  Producer producer(settings, o.connection.verbosity, o.connection.timeout());
+  StderrLog log = o.connection.log();
+  Producer producer(settings, o.connection.kafka_context(log));
   const int32_t partitions = producer.prepare_topic(o.topic);
   if (o.partition >= partitions) {
     throw Error("topic '" + o.topic + "' has " + std::to_string(partitions) +
@@ -131,45 +133,34 @@ int run_send(const SendOptions& o) {
 
   OutputBuffer out(STDOUT_FILENO);
   if (o.print_offsets) {
-    producer.on_delivery([&out](const DeliveryReport& r) {
-      if (r.error) return;
+    producer.on_delivery([&out](const Delivery& d) {
+      if (!d.ok()) return;
       auto& b = out.buffer();
-      b.append(r.topic);
+      b.append(d.topic);
       b += ' ';
-      b += std::to_string(r.partition);
+      b += std::to_string(d.partition);
       b += ' ';
-      b += std::to_string(r.offset);
+      b += std::to_string(d.offset);
       b += '\n';
       out.maybe_flush();
     });
   }
 
+  RecordPolicy policy;
+  policy.topic = o.topic;
+  if (o.partition >= 0) policy.partition = o.partition;
+  policy.keep_envelope_partition = !o.any_partition;
+  policy.partition_count = partitions;
+  if (o.key_given) policy.key = o.key;
+  policy.key_delimiter = key_delimiter;
+  policy.extra_headers = extra_headers;
+
   ProgressLine progress;
   uint64_t queued = 0;
   uint64_t rejected_lines = 0;
-  const int32_t fixed_partition = o.partition >= 0 ? o.partition : RD_KAFKA_PARTITION_UA;
-
-  // Plain input: optional -K split, then -k / -H / -p apply.
-  auto send_plain = [&](std::string_view record) {
-    OutgoingMessage m;
-    m.topic = &o.topic;
-    m.partition = fixed_partition;
-    m.value = record;
-    if (!key_delimiter.empty()) {
-      auto pos = record.find(key_delimiter);
-      if (pos != std::string_view::npos) {
-        m.key = record.substr(0, pos);
-        m.value = record.substr(pos + key_delimiter.size());
-      }
-    }
-    if (o.key_given) m.key = std::string_view(o.key);
-    m.headers = &extra_headers;
-    producer.produce(m);
-    progress.update(++queued);
-  };
+  PreparedRecord prepared;
 
   uint64_t line_number = 0;
-  std::vector<Header> envelope_headers;
   // A bad stream can have millions of bad lines: show the first few, count all.
   constexpr uint64_t kShownLineErrors = 20;
   auto reject_line = [&](const std::string& why) {
@@ -179,43 +170,27 @@ int run_send(const SendOptions& o) {
       print_diagnostic("error", "more input lines rejected; not showing them");
     }
   };
+  auto send_plain = [&](std::string_view record) {
+    prepare_plain_record(record, policy, prepared);
+    producer.produce(prepared.record);
+    progress.update(++queued);
+  };
   auto send_envelope = [&](std::string_view line) {
     ++line_number;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;  // blank line
-    Message env;
-    try {
-      env = envelope_from_json(line);
-    } catch (const Error& e) {
-      reject_line(e.what());
+    DecodedEnvelope decoded = decode_envelope(line);
+    if (!decoded) {
+      reject_line(decoded.error);
       return;
     }
-    if (o.partition < 0 && !o.any_partition && env.partition && *env.partition >= partitions) {
-      reject_line("partition " + std::to_string(*env.partition) + " does not exist in topic '" + o.topic +
-                  "' (it has " + std::to_string(partitions) +
-                  "); pass --any-partition to let the partitioner choose, or -p N");
-      return;
-    }
-    // librdkafka hands header names back as C strings; a NUL would cut them.
-    for (const auto& h : env.headers) {
-      if (h.name.find('\0') != std::string::npos) {
-        reject_line("header name contains a NUL byte, which Kafka clients cannot read back");
-        return;
+    if (auto why = prepare_envelope_record(*decoded.message, policy, prepared)) {
+      if (why->find("does not exist in topic") != std::string::npos) {
+        *why += "; pass --any-partition to let the partitioner choose, or -p N";
       }
+      reject_line(*why);
+      return;
     }
-    envelope_headers = std::move(env.headers);
-    envelope_headers.insert(envelope_headers.end(), extra_headers.begin(), extra_headers.end());
-    OutgoingMessage m;
-    m.topic = &o.topic;
-    m.partition = fixed_partition;
-    if (o.partition < 0 && !o.any_partition && env.partition) m.partition = *env.partition;
-    if (env.key) m.key = std::string_view(*env.key);
-    if (o.key_given) m.key = std::string_view(o.key);
-    if (env.value) m.value = std::string_view(*env.value);
-    m.headers = &envelope_headers;
-    // Keep the producer's original time when copying; a broker-assigned
-    // log-append time belongs to the source topic.
-    if (env.timestamp_type == TimestampType::create_time && env.timestamp_ms) m.timestamp_ms = *env.timestamp_ms;
-    producer.produce(m);
+    producer.produce(prepared.record);
     progress.update(++queued);
   };
 
@@ -243,7 +218,8 @@ int run_send(const SendOptions& o) {
     if (isatty(STDIN_FILENO) == 1) {
       print_diagnostic("note", "reading messages from the terminal, one per line; end with Ctrl-D");
     }
-    read_delimited(STDIN_FILENO, o.json ? std::string_view("\n") : std::string_view(delimiter), send_record);
+    read_delimited(STDIN_FILENO, o.json ? std::string_view("\n") : std::string_view(delimiter), send_record,
+                   [] { return stop_requested(); });
   }
 
   // Every queued message gets its delivery report; 5 s after a Ctrl-C kws

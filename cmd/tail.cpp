@@ -4,12 +4,12 @@
 #include <unistd.h>
 
 #include "core/envelope.hpp"
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 #include "core/format.hpp"
 #include "core/kafka/consumer.hpp"
 #include "core/offset_spec.hpp"
-#include "core/output.hpp"
-#include "core/signals.hpp"
+#include "core/util/output.hpp"
+#include "core/util/signals.hpp"
 
 namespace kws::cmd {
 
@@ -67,7 +67,7 @@ CLI::App* register_tail(CLI::App& parent, TailOptions& o) {
 }
 
 int run_tail(const TailOptions& o) {
-  TailPlan plan;
+  ConsumerPlan plan;
   plan.topics = o.topics;
   if (o.partition >= 0) plan.partition = o.partition;
   plan.start_explicit = !o.offset.empty();
@@ -77,8 +77,8 @@ int run_tail(const TailOptions& o) {
     plan.start.kind = o.group.empty() ? OffsetSpec::Kind::end : OffsetSpec::Kind::stored;
   }
   plan.group = o.group;
-  plan.exit_at_end = o.exit_at_end;
-  plan.max_messages = o.count;
+  plan.want_end_events = o.exit_at_end;
+  RunLimits limits{o.exit_at_end, o.count};
 
   // Formats are checked before connecting, so a typo fails fast.
   std::optional<MessageFormat> format;
@@ -90,7 +90,8 @@ int run_tail(const TailOptions& o) {
   }
 
   KafkaSettings settings = o.connection.resolve();
-  TailConsumer consumer(settings, plan, o.connection.verbosity, o.connection.timeout());
+  StderrLog log = o.connection.log();
+  Consumer consumer(settings, plan, o.connection.kafka_context(log));
 
   // On a terminal every message shows at once; into a pipe, output is
   // batched and flushed whenever the topic goes quiet.
@@ -111,10 +112,10 @@ int run_tail(const TailOptions& o) {
   // A quiet topic writes nothing, so `kws tail t | head -1` would never
   // learn that head exited; check the pipe while idle.
   auto idle = [&] { return out.flush() && !out.reader_gone(); };
-  TailStop stop = consumer.run(sink, [] { return stop_requested(); }, idle);
+  RunStop stop = consumer.run(sink, limits, idle);
   out.flush();
   consumer.close();
-  if (stop == TailStop::interrupted) return exit_interrupted;
+  if (stop == RunStop::interrupted) return exit_interrupted;
   return exit_ok;
 }
 

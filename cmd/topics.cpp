@@ -5,9 +5,8 @@
 
 #include <iostream>
 
-#include "core/error.hpp"
-#include "core/kafka/client.hpp"
-#include "core/kafka/metadata.hpp"
+#include "core/util/error.hpp"
+#include "core/kafka/cluster.hpp"
 
 namespace kws::cmd {
 
@@ -39,12 +38,6 @@ CLI::App* register_topics(CLI::App& parent, TopicsOptions& o) {
 }
 
 namespace {
-
-struct GroupRow {
-  std::string group, topic;
-  int32_t partition;
-  int64_t committed, high;
-};
 
 std::string join_ids(const std::vector<int32_t>& ids) {
   std::string out;
@@ -78,43 +71,11 @@ std::string offset_text(int64_t offset) { return offset < 0 ? "-" : std::to_stri
 
 int run_topics(const TopicsOptions& o) {
   KafkaSettings settings = o.connection.resolve();
-  ClientEvents events;
-  ClientOptions options;
-  options.type = RD_KAFKA_PRODUCER;
-  options.verbosity = o.connection.verbosity;
-  // Looking must not create: never ask the broker to auto-create a topic named here.
-  options.required = {{"allow.auto.create.topics", "false"}};
-  KafkaHandle rk = create_client(settings, options, events);
-  wait_for_brokers(rk.get(), settings.brokers(), events, o.connection.timeout());
-  ClusterInfo info = fetch_cluster_info(rk.get(), o.topics, o.connection.timeout());
-  fill_watermarks(rk.get(), info, o.connection.timeout());
-
-  std::vector<std::string> groups = o.groups;
-  if (o.all_groups) {
-    for (auto& g : list_consumer_groups(rk.get(), o.connection.timeout())) groups.push_back(g);
-  }
-  std::vector<GroupRow> group_rows;
-  for (const auto& group : groups) {
-    ClientEvents group_events;
-    ClientOptions group_options;
-    group_options.type = RD_KAFKA_CONSUMER;
-    group_options.verbosity = o.connection.verbosity;
-    group_options.required = {{"group.id", group}, {"enable.auto.commit", "false"}};
-    KafkaHandle consumer = create_client(settings, group_options, group_events);
-    for (const auto& c : fetch_committed_offsets(consumer.get(), info, o.connection.timeout())) {
-      // Without named topics, show only where the group has committed something.
-      if (c.offset < 0 && o.topics.empty()) continue;
-      int64_t high = -1;
-      for (const auto& t : info.topics) {
-        if (t.name != c.topic) continue;
-        for (const auto& p : t.partitions) {
-          if (p.id == c.partition) high = p.high_watermark;
-        }
-      }
-      group_rows.push_back({group, c.topic, c.partition, c.offset, high});
-    }
-    rd_kafka_consumer_close(consumer.get());
-  }
+  StderrLog log = o.connection.log();
+  ClusterQuery query{o.topics, o.groups, o.all_groups};
+  ClusterReport report = describe_cluster(settings, query, o.connection.kafka_context(log));
+  const ClusterInfo& info = report.cluster;
+  const std::vector<GroupPosition>& group_rows = report.groups;
 
   if (o.json) {
     nlohmann::json doc;
@@ -137,8 +98,7 @@ int run_topics(const TopicsOptions& o) {
         nlohmann::json row = {{"group", r.group}, {"topic", r.topic}, {"partition", r.partition},
                               {"committed", r.committed < 0 ? nlohmann::json() : nlohmann::json(r.committed)},
                               {"high", r.high},
-                              {"lag", r.committed < 0 || r.high < 0 ? nlohmann::json()
-                                                                    : nlohmann::json(r.high - r.committed)}};
+                              {"lag", r.lag() ? nlohmann::json(*r.lag()) : nlohmann::json()}};
         doc["groups"].push_back(row);
       }
     }
@@ -165,7 +125,7 @@ int run_topics(const TopicsOptions& o) {
     rows = {{"GROUP", "TOPIC", "PARTITION", "COMMITTED", "HIGH", "LAG"}};
     for (const auto& r : group_rows) {
       rows.push_back({r.group, r.topic, std::to_string(r.partition), offset_text(r.committed), offset_text(r.high),
-                      r.committed < 0 || r.high < 0 ? "-" : std::to_string(r.high - r.committed)});
+                      r.lag() ? std::to_string(*r.lag()) : "-"});
     }
     print_table(rows);
   }

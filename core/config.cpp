@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sys/stat.h>
 
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 
 namespace kws {
 

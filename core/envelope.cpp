@@ -2,8 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.hpp"
-#include "core/text.hpp"
+#include "core/json_parse.hpp"
+#include "core/util/error.hpp"
+#include "core/util/text.hpp"
 
 namespace kws {
 
@@ -111,97 +112,192 @@ namespace {
 
 using nlohmann::json;
 
-std::optional<std::string> decode_bytes_field(const json& object, const std::string& name,
-                                              const std::string& where) {
-  auto it = object.find(name);
-  if (it == object.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string()) throw Error(where + "\"" + name + "\" must be a string or null");
-  std::string text = it->get<std::string>();
-  auto enc = object.find(name + "_encoding");
-  if (enc == object.end() || enc->is_null()) return text;
-  if (!enc->is_string()) throw Error(where + "\"" + name + "_encoding\" must be a string");
-  const auto& encoding = enc->get_ref<const std::string&>();
-  if (encoding == "base64") {
-    try {
-      return base64_decode(text);
-    } catch (const Error& e) {
-      throw Error(where + "\"" + name + "\": " + e.what());
-    }
-  }
-  if (encoding == "utf8" || encoding == "utf-8") return text;
-  throw Error(where + "\"" + name + "_encoding\" must be \"base64\" or \"utf8\", not \"" +
-              encoding + "\"");
-}
+// Each step returns false with `error` set; nothing below throws, so a server
+// can reject one bad frame cheaply and carry on.
+struct Decoder {
+  std::string error;
 
-}  // namespace
+  bool fail(std::string why) {
+    error = std::move(why);
+    return false;
+  }
 
-Message envelope_from_json(std::string_view json_text) {
-  json doc = json::parse(json_text.begin(), json_text.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) throw Error("not valid JSON");
-  if (!doc.is_object()) throw Error("an envelope must be a JSON object");
+  bool bytes_field(const json& object, const std::string& name, const std::string& where,
+                   std::optional<std::string>& out) {
+    auto it = object.find(name);
+    if (it == object.end() || it->is_null()) return true;
+    if (!it->is_string()) return fail(where + "\"" + name + "\" must be a string or null");
+    const auto& text = it->get_ref<const std::string&>();
+    auto enc = object.find(name + "_encoding");
+    if (enc == object.end() || enc->is_null()) {
+      out = text;
+      return true;
+    }
+    if (!enc->is_string()) return fail(where + "\"" + name + "_encoding\" must be a string");
+    const auto& encoding = enc->get_ref<const std::string&>();
+    if (encoding == "base64") {
+      std::string why;
+      out = try_base64_decode(text, why);
+      if (!out) return fail(where + "\"" + name + "\": " + why);
+      return true;
+    }
+    if (encoding == "utf8" || encoding == "utf-8") {
+      out = text;
+      return true;
+    }
+    return fail(where + "\"" + name + "_encoding\" must be \"base64\" or \"utf8\", not \"" + encoding + "\"");
+  }
 
-  Message m;
-  if (auto it = doc.find("topic"); it != doc.end() && !it->is_null()) {
-    if (!it->is_string()) throw Error("\"topic\" must be a string");
-    m.topic = it->get<std::string>();
-  }
-  if (auto it = doc.find("partition"); it != doc.end() && !it->is_null()) {
-    if (!it->is_number_integer() || it->get<int64_t>() < -1 || it->get<int64_t>() > INT32_MAX) {
-      throw Error("\"partition\" must be an integer >= -1");
+  // An integer field within [min, max]; nlohmann keeps numbers above
+  // INT64_MAX as unsigned, so both representations are range-checked.
+  bool integer_field(const json& value, int64_t min, int64_t max, int64_t& out) {
+    if (value.is_number_unsigned()) {
+      uint64_t u = value.get<uint64_t>();
+      if (u > static_cast<uint64_t>(max)) return false;
+      out = static_cast<int64_t>(u);
+      return true;
     }
-    if (it->get<int64_t>() >= 0) m.partition = it->get<int32_t>();
+    if (!value.is_number_integer()) return false;
+    int64_t v = value.get<int64_t>();
+    if (v < min || v > max) return false;
+    out = v;
+    return true;
   }
-  if (auto it = doc.find("offset"); it != doc.end() && !it->is_null()) {
-    if (!it->is_number_integer()) throw Error("\"offset\" must be an integer");
-    m.offset = it->get<int64_t>();
-  }
-  if (auto it = doc.find("timestamp"); it != doc.end() && !it->is_null()) {
-    if (!it->is_number_integer() || it->get<int64_t>() < 0) {
-      throw Error("\"timestamp\" must be a non-negative integer (milliseconds)");
+
+  bool decode(const json& doc, Message& m) {
+    if (!doc.is_object()) return fail("an envelope must be a JSON object");
+    if (auto it = doc.find("topic"); it != doc.end() && !it->is_null()) {
+      if (!it->is_string()) return fail("\"topic\" must be a string");
+      m.topic = it->get<std::string>();
     }
-    m.timestamp_ms = it->get<int64_t>();
-    m.timestamp_type = TimestampType::create_time;
-  }
-  if (auto it = doc.find("timestamp_type"); it != doc.end() && !it->is_null()) {
-    if (!it->is_string()) throw Error("\"timestamp_type\" must be a string");
-    const auto& t = it->get_ref<const std::string&>();
-    if (t == "create") {
+    if (auto it = doc.find("partition"); it != doc.end() && !it->is_null()) {
+      int64_t p = 0;
+      if (!integer_field(*it, -1, INT32_MAX, p)) return fail("\"partition\" must be an integer from -1 to 2147483647");
+      if (p >= 0) m.partition = static_cast<int32_t>(p);
+    }
+    if (auto it = doc.find("offset"); it != doc.end() && !it->is_null()) {
+      int64_t o = 0;
+      if (!integer_field(*it, INT64_MIN, INT64_MAX, o)) return fail("\"offset\" must be a 64-bit integer");
+      m.offset = o;
+    }
+    if (auto it = doc.find("timestamp"); it != doc.end() && !it->is_null()) {
+      int64_t t = 0;
+      if (!integer_field(*it, 0, INT64_MAX, t)) {
+        return fail("\"timestamp\" must be a non-negative integer (milliseconds)");
+      }
+      m.timestamp_ms = t;
       m.timestamp_type = TimestampType::create_time;
-    } else if (t == "log_append") {
-      m.timestamp_type = TimestampType::log_append_time;
-    } else if (t == "none") {
-      m.timestamp_type = TimestampType::none;
-    } else {
-      throw Error("\"timestamp_type\" must be \"create\", \"log_append\" or \"none\"");
     }
-  }
-  m.key = decode_bytes_field(doc, "key", "");
-  m.value = decode_bytes_field(doc, "message", "");
+    if (auto it = doc.find("timestamp_type"); it != doc.end() && !it->is_null()) {
+      if (!it->is_string()) return fail("\"timestamp_type\" must be a string");
+      const auto& t = it->get_ref<const std::string&>();
+      if (t == "create") {
+        m.timestamp_type = TimestampType::create_time;
+      } else if (t == "log_append") {
+        m.timestamp_type = TimestampType::log_append_time;
+      } else if (t == "none") {
+        m.timestamp_type = TimestampType::none;
+      } else {
+        return fail("\"timestamp_type\" must be \"create\", \"log_append\" or \"none\"");
+      }
+    }
+    if (!bytes_field(doc, "key", "", m.key)) return false;
+    if (!bytes_field(doc, "message", "", m.value)) return false;
 
-  if (auto it = doc.find("headers"); it != doc.end() && !it->is_null()) {
+    auto it = doc.find("headers");
+    if (it == doc.end() || it->is_null()) return true;
     if (it->is_object()) {
       // Convenience for hand-written input: {"name": "value", ...}.
       for (const auto& [name, value] : it->items()) {
-        if (!value.is_string() && !value.is_null()) {
-          throw Error("header \"" + name + "\" must be a string or null");
-        }
-        m.headers.push_back({name, value.is_null() ? std::nullopt
-                                                   : std::optional<std::string>(value.get<std::string>())});
+        if (!value.is_string() && !value.is_null()) return fail("header \"" + name + "\" must be a string or null");
+        m.headers.push_back(
+            {name, value.is_null() ? std::nullopt : std::optional<std::string>(value.get<std::string>())});
       }
-    } else if (it->is_array()) {
-      size_t index = 0;
-      for (const auto& h : *it) {
-        std::string where = "headers[" + std::to_string(index++) + "]: ";
-        if (!h.is_object()) throw Error(where + "must be an object {\"name\":..,\"value\":..}");
-        auto name = decode_bytes_field(h, "name", where);
-        if (!name) throw Error(where + "\"name\" is required");
-        m.headers.push_back({*name, decode_bytes_field(h, "value", where)});
-      }
-    } else {
-      throw Error("\"headers\" must be an array of {\"name\",\"value\"} objects or an object");
+      return true;
     }
+    if (!it->is_array()) return fail("\"headers\" must be an array of {\"name\",\"value\"} objects or an object");
+    size_t index = 0;
+    for (const auto& h : *it) {
+      std::string where = "headers[" + std::to_string(index++) + "]: ";
+      if (!h.is_object()) return fail(where + "must be an object {\"name\":..,\"value\":..}");
+      std::optional<std::string> name;
+      std::optional<std::string> value;
+      if (!bytes_field(h, "name", where, name)) return false;
+      if (!name) return fail(where + "\"name\" is required");
+      if (!bytes_field(h, "value", where, value)) return false;
+      m.headers.push_back({std::move(*name), std::move(value)});
+    }
+    return true;
   }
-  return m;
+};
+
+}  // namespace
+
+namespace {
+
+// The DOM builder nlohmann uses itself, told not to throw; the parse error's
+// text (which says where and why) is kept instead.
+class ErrorKeepingDomParser : public nlohmann::detail::json_sax_dom_parser<json> {
+ public:
+  explicit ErrorKeepingDomParser(json& root) : json_sax_dom_parser(root, /*allow_exceptions=*/false) {}
+  template <class Exception>
+  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/, const Exception& ex) {
+    message = ex.what();
+    return false;
+  }
+  std::string message;
+};
+
+}  // namespace
+
+std::optional<nlohmann::json> parse_json_text(std::string_view text, std::string& error) noexcept {
+  // nlohmann's lexer takes a NUL byte for the end of input and would accept
+  // `{...}<NUL>junk`; JSON text cannot contain a raw NUL anywhere.
+  if (auto nul = text.find('\0'); nul != std::string_view::npos) {
+    error = "not valid JSON: a NUL byte at column " + std::to_string(nul + 1);
+    return std::nullopt;
+  }
+  try {
+    json doc;
+    ErrorKeepingDomParser parser(doc);
+    if (json::sax_parse(text.begin(), text.end(), &parser) && parser.message.empty()) return doc;
+    // "[json.exception.parse_error.101] parse error at line 1, column 5: syntax
+    // error while parsing value - invalid literal; last read: 'x'": keep what
+    // follows "line 1, " (every input here is one line).
+    const std::string& what = parser.message;
+    auto at = what.find("column ");
+    error = "not valid JSON: " + (at == std::string::npos ? what : what.substr(at));
+    // The echoed input may hold the very bytes that were not UTF-8; error
+    // text travels in JSON frames, so leave it out then.
+    if (!is_valid_utf8(error)) error = error.substr(0, error.find("; last read:"));
+  } catch (const std::exception& e) {  // allocation failure only
+    error = std::string("not valid JSON: ") + e.what();
+  }
+  return std::nullopt;
+}
+
+DecodedEnvelope decode_envelope(std::string_view json_text) noexcept {
+  DecodedEnvelope result;
+  try {
+    std::optional<json> doc = parse_json_text(json_text, result.error);
+    if (!doc) return result;
+    Decoder decoder;
+    Message m;
+    if (decoder.decode(*doc, m)) {
+      result.message = std::move(m);
+    } else {
+      result.error = std::move(decoder.error);
+    }
+  } catch (const std::bad_alloc&) {
+    result.error = "out of memory decoding the envelope";
+  }
+  return result;
+}
+
+Message envelope_from_json(std::string_view json_text) {
+  DecodedEnvelope decoded = decode_envelope(json_text);
+  if (!decoded) throw Error(decoded.error);
+  return std::move(*decoded.message);
 }
 
 }  // namespace kws

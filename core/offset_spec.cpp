@@ -5,7 +5,7 @@
 #include <ctime>
 #include <string>
 
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 
 namespace kws {
 

@@ -9,7 +9,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 #include "core/kafka/kafka_wire.hpp"
 
 namespace kws {

@@ -4,8 +4,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "core/error.hpp"
-#include "core/signals.hpp"
+#include "core/util/error.hpp"
 
 namespace kws {
 
@@ -60,8 +59,10 @@ void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
   static_cast<ClientEvents*>(opaque)->record(static_cast<rd_kafka_resp_err_t>(err), reason);
 }
 
-void on_log_verbose(const rd_kafka_t*, int level, const char* fac, const char* buf) {
-  fprintf(stderr, "kws: librdkafka %d %s: %s\n", level, fac, buf);
+void on_log_verbose(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+  auto* events = static_cast<ClientEvents*>(rd_kafka_opaque(rk));
+  if (!events || !events->log) return;
+  events->log->write(LogLevel::debug, "librdkafka " + std::to_string(level) + " " + fac + ": " + buf);
 }
 
 // Without -v, librdkafka's own log lines would repeat what error_cb already
@@ -79,7 +80,8 @@ void set_property(rd_kafka_conf_t* conf, const std::string& key, const std::stri
 }
 
 KafkaHandle create_client(const KafkaSettings& settings, const ClientOptions& options,
-                          ClientEvents& events, rd_kafka_conf_t* extra_conf) {
+                          const KafkaContext& context, ClientEvents& events, rd_kafka_conf_t* extra_conf) {
+  events.log = context.log;
   rd_kafka_conf_t* conf = extra_conf ? extra_conf : rd_kafka_conf_new();
   try {
     for (const auto& [k, v] : options.defaults) set_property(conf, k, v, "kws default");
@@ -91,7 +93,7 @@ KafkaHandle create_client(const KafkaSettings& settings, const ClientOptions& op
   }
   rd_kafka_conf_set_error_cb(conf, on_error);
   rd_kafka_conf_set_opaque(conf, &events);
-  rd_kafka_conf_set_log_cb(conf, options.verbosity > 0 ? on_log_verbose : on_log_quiet);
+  rd_kafka_conf_set_log_cb(conf, context.verbosity > 0 && context.log ? on_log_verbose : on_log_quiet);
 
   char errstr[512];
   rd_kafka_t* rk = rd_kafka_new(options.type, conf, errstr, sizeof errstr);
@@ -129,7 +131,8 @@ std::optional<std::string> ConnectionWatch::check() {
 }
 
 void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& events,
-                      std::chrono::milliseconds timeout) {
+                      const KafkaContext& context) {
+  const auto timeout = context.timeout;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
   while (true) {
@@ -138,7 +141,7 @@ void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& 
     if (md) rd_kafka_metadata_destroy(md);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
     rd_kafka_poll(rk, 0);  // serves error_cb
-    if (stop_requested()) throw Error("interrupted while connecting to Kafka at " + brokers, exit_interrupted);
+    if (context.stopping()) throw Error("interrupted while connecting to Kafka at " + brokers, exit_interrupted);
     if (events.saw(RD_KAFKA_RESP_ERR__RESOLVE)) {
       throw Error("cannot reach Kafka at " + brokers + ": " + events.reason_for(RD_KAFKA_RESP_ERR__RESOLVE));
     }
@@ -150,6 +153,12 @@ void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& 
   snprintf(seconds, sizeof seconds, "%g", timeout.count() / 1000.0);
   throw Error("cannot reach Kafka at " + brokers + " within " + seconds + " s: " + why +
               " (check -b, KWS_BROKERS or bootstrap.servers; is the broker running?)");
+}
+
+std::unique_ptr<ConnectionWatch> connect_and_watch(rd_kafka_t* rk, const std::string& brokers, ClientEvents& events,
+                                                   const KafkaContext& context) {
+  wait_for_brokers(rk, brokers, events, context);
+  return std::make_unique<ConnectionWatch>(rk, events, brokers, context.timeout);
 }
 
 }  // namespace kws

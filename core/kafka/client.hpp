@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/config.hpp"
+#include "core/kafka/context.hpp"
 
 namespace kws {
 
@@ -37,6 +38,8 @@ class ClientEvents {
   // The object that owns the handle, for callbacks that share librdkafka's
   // one opaque pointer with error_cb (e.g. the rebalance callback).
   void* owner = nullptr;
+  // Where librdkafka's own log lines go (with -v); set by create_client.
+  LogSink* log = nullptr;
 
  private:
   mutable std::mutex mutex_;
@@ -52,13 +55,13 @@ struct ClientOptions {
   std::vector<std::pair<std::string, std::string>> defaults;
   // Settings kws needs to work at all; applied after the user's.
   std::vector<std::pair<std::string, std::string>> required;
-  int verbosity = 0;  // >0: librdkafka's log lines go to stderr
 };
 
 // Creates a handle; `events` must outlive it. Throws a usage kws::Error naming
-// where a bad property came from (-X, the config file, ...).
+// where a bad property came from (-X, the config file, ...). With
+// context.verbosity > 0 librdkafka's log lines go to context.log.
 KafkaHandle create_client(const KafkaSettings& settings, const ClientOptions& options,
-                          ClientEvents& events, rd_kafka_conf_t* extra_conf = nullptr);
+                          const KafkaContext& context, ClientEvents& events, rd_kafka_conf_t* extra_conf = nullptr);
 
 // Applies one property, throwing a usage error that names its origin.
 void set_property(rd_kafka_conf_t* conf, const std::string& key, const std::string& value,
@@ -69,7 +72,7 @@ void set_property(rd_kafka_conf_t* conf, const std::string& key, const std::stri
 // naming the brokers and the last transport error. The handle's main queue
 // must not yet be redirected to the consumer queue.
 void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& events,
-                      std::chrono::milliseconds timeout);
+                      const KafkaContext& context);
 
 // librdkafka reconnects forever. A long-running command calls check()
 // regularly; once librdkafka reports every broker down, check() probes the
@@ -89,7 +92,9 @@ class ConnectionWatch {
   std::chrono::steady_clock::time_point last_probe_{};
 };
 
-// How long wait_for_brokers and metadata look-ups wait by default.
-inline constexpr std::chrono::milliseconds kDefaultConnectTimeout{10000};
+// wait_for_brokers, then a ConnectionWatch over the same handle with the
+// context's timeout: what every long-running client does after creation.
+std::unique_ptr<ConnectionWatch> connect_and_watch(rd_kafka_t* rk, const std::string& brokers, ClientEvents& events,
+                                                   const KafkaContext& context);
 
 }  // namespace kws

@@ -1,11 +1,12 @@
 #include "core/kafka/embedded_broker.hpp"
 
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
 #include <algorithm>
 #include <charconv>
 
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 #include "core/kafka/broker_frontend.hpp"
 
 namespace kws {

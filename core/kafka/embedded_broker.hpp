@@ -10,8 +10,9 @@
 #include <utility>
 #include <vector>
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
+// librdkafka stays inside core/kafka/: the handles are only named here.
+typedef struct rd_kafka_s rd_kafka_t;
+typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;
 
 namespace kws {
 

@@ -4,9 +4,8 @@
 #include <memory>
 #include <thread>
 
-#include "core/error.hpp"
-#include "core/output.hpp"
-#include "core/signals.hpp"
+#include "core/kafka/client.hpp"
+#include "core/util/error.hpp"
 
 namespace kws {
 
@@ -55,12 +54,12 @@ bool transient(rd_kafka_resp_err_t err) {
 }
 
 TopicInfo fetch_one_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& info,
-                          std::chrono::steady_clock::time_point deadline) {
+                          std::chrono::steady_clock::time_point deadline, const KafkaContext& context) {
   std::unique_ptr<rd_kafka_topic_t, TopicDeleter> rkt(rd_kafka_topic_new(rk, name.c_str(), nullptr));
   if (!rkt) throw Error("bad topic name '" + name + "'", exit_usage);
   std::string last = "timed out";
   while (std::chrono::steady_clock::now() < deadline) {
-    if (stop_requested()) throw Error("interrupted while looking up topic '" + name + "'", exit_interrupted);
+    if (context.stopping()) throw Error("interrupted while looking up topic '" + name + "'", exit_interrupted);
     const struct rd_kafka_metadata* raw = nullptr;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt.get(), &raw, 1000);
     MetadataPtr md(raw);
@@ -97,7 +96,8 @@ TopicInfo fetch_one_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& 
 }  // namespace
 
 ClusterInfo fetch_cluster_info(rd_kafka_t* rk, const std::vector<std::string>& topics,
-                               std::chrono::milliseconds timeout) {
+                               const KafkaContext& context) {
+  const auto timeout = context.timeout;
   ClusterInfo info;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   if (topics.empty()) {
@@ -115,7 +115,7 @@ ClusterInfo fetch_cluster_info(rd_kafka_t* rk, const std::vector<std::string>& t
                       [&](const TopicInfo& t) { return t.name == name; })) {
         continue;
       }
-      info.topics.push_back(fetch_one_topic(rk, name, info, deadline));
+      info.topics.push_back(fetch_one_topic(rk, name, info, deadline, context));
     }
   }
   std::sort(info.topics.begin(), info.topics.end(),
@@ -160,7 +160,8 @@ std::vector<CommittedOffset> fetch_committed_offsets(rd_kafka_t* consumer_with_g
   return out;
 }
 
-std::vector<std::string> list_consumer_groups(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
+std::vector<std::string> list_consumer_groups(rd_kafka_t* rk, const KafkaContext& context) {
+  const auto timeout = context.timeout;
   rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
   rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
   char errstr[256];
@@ -189,7 +190,7 @@ std::vector<std::string> list_consumer_groups(rd_kafka_t* rk, std::chrono::milli
       failure += rd_kafka_error_string(errors[i]);
     }
     if (!failure.empty() && !names.empty()) {
-      print_diagnostic("warning", "some brokers could not list their groups: " + failure);
+      context.log->warning("some brokers could not list their groups: " + failure);
       failure.clear();
     }
   }
@@ -201,6 +202,52 @@ std::vector<std::string> list_consumer_groups(rd_kafka_t* rk, std::chrono::milli
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;
+}
+
+}  // namespace kws
+
+namespace kws {
+
+int64_t ClusterInfo::high_watermark(const std::string& topic, int32_t partition) const {
+  for (const auto& t : topics) {
+    if (t.name != topic) continue;
+    for (const auto& p : t.partitions) {
+      if (p.id == partition) return p.high_watermark;
+    }
+  }
+  return -1;
+}
+
+ClusterReport describe_cluster(const KafkaSettings& settings, const ClusterQuery& query, const KafkaContext& context) {
+  ClientEvents events;
+  ClientOptions options;
+  options.type = RD_KAFKA_PRODUCER;
+  // Looking must not create: never ask the broker to auto-create a topic named here.
+  options.required = {{"allow.auto.create.topics", "false"}};
+  KafkaHandle rk = create_client(settings, options, context, events);
+  wait_for_brokers(rk.get(), settings.brokers(), events, context);
+  ClusterReport report;
+  report.cluster = fetch_cluster_info(rk.get(), query.topics, context);
+  fill_watermarks(rk.get(), report.cluster, context.timeout);
+
+  std::vector<std::string> groups = query.groups;
+  if (query.all_groups) {
+    for (auto& g : list_consumer_groups(rk.get(), context)) groups.push_back(g);
+  }
+  for (const auto& group : groups) {
+    ClientEvents group_events;
+    ClientOptions group_options;
+    group_options.type = RD_KAFKA_CONSUMER;
+    group_options.required = {{"group.id", group}, {"enable.auto.commit", "false"}};
+    KafkaHandle consumer = create_client(settings, group_options, context, group_events);
+    for (const auto& c : fetch_committed_offsets(consumer.get(), report.cluster, context.timeout)) {
+      // Without named topics, show only where the group has committed something.
+      if (c.offset < 0 && query.topics.empty()) continue;
+      report.groups.push_back({group, c.topic, c.partition, c.offset, report.cluster.high_watermark(c.topic, c.partition)});
+    }
+    rd_kafka_consumer_close(consumer.get());
+  }
+  return report;
 }
 
 }  // namespace kws

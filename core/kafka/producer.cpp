@@ -1,116 +1,197 @@
 #include "core/kafka/producer.hpp"
 
-#include "core/error.hpp"
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+
+#include "core/kafka/client.hpp"
 #include "core/kafka/metadata.hpp"
+#include "core/util/error.hpp"
 
 namespace kws {
 
-Producer::Producer(const KafkaSettings& settings, int verbosity, std::chrono::milliseconds connect_timeout)
-    : timeout_(connect_timeout) {
+namespace {
+
+ProduceError classify(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR: return ProduceError::none;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL: return ProduceError::queue_full;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE: return ProduceError::too_large;
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return ProduceError::unknown_topic;
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION: return ProduceError::bad_partition;
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED: return ProduceError::not_allowed;
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT: return ProduceError::timed_out;
+    default: return ProduceError::kafka_error;
+  }
+}
+
+}  // namespace
+
+struct Producer::Impl {
+  KafkaContext context;
+  std::string brokers;
+  ClientEvents events;
+  KafkaHandle rk;
+  std::unique_ptr<ConnectionWatch> watch;
+  std::mutex topics_mutex;  // try_produce may run on several I/O threads
+  std::unordered_map<std::string, rd_kafka_topic_t*> topics;
+  std::function<void(const Delivery&)> handler;
+  std::atomic<uint64_t> delivered{0};
+  std::atomic<uint64_t> failed{0};
+  mutable std::mutex first_error_mutex;
+  std::string first_error;
+
+  ~Impl() {
+    for (auto& [name, handle] : topics) rd_kafka_topic_destroy(handle);
+  }
+
+  rd_kafka_topic_t* topic_handle(std::string_view topic) {
+    std::lock_guard<std::mutex> lock(topics_mutex);
+    auto it = topics.find(std::string(topic));
+    if (it != topics.end()) return it->second;
+    rd_kafka_topic_t* handle = rd_kafka_topic_new(rk.get(), std::string(topic).c_str(), nullptr);
+    if (!handle) return nullptr;
+    topics.emplace(std::string(topic), handle);
+    return handle;
+  }
+
+  void record_failure(std::string_view topic, const std::string& why) {
+    ++failed;
+    std::lock_guard<std::mutex> lock(first_error_mutex);
+    if (first_error.empty()) first_error = "topic '" + std::string(topic) + "': " + why;
+  }
+
+  rd_kafka_resp_err_t enqueue(const OutgoingRecord& r) {
+    rd_kafka_topic_t* rkt = topic_handle(r.topic);
+    if (!rkt) return rd_kafka_last_error();
+    // librdkafka's vararg macros cast their arguments unparenthesised.
+    void* value = r.value ? const_cast<char*>(r.value->data()) : nullptr;
+    size_t value_size = r.value ? r.value->size() : 0;
+    const void* key = r.key ? r.key->data() : nullptr;
+    size_t key_size = r.key ? r.key->size() : 0;
+    int32_t partition = r.partition.value_or(RD_KAFKA_PARTITION_UA);
+    void* token = reinterpret_cast<void*>(static_cast<uintptr_t>(r.token));
+    rd_kafka_headers_t* headers = nullptr;
+    if (r.headers && !r.headers->empty()) {
+      headers = rd_kafka_headers_new(r.headers->size());
+      for (const auto& h : *r.headers) {
+        rd_kafka_header_add(headers, h.name.data(), static_cast<ssize_t>(h.name.size()),
+                            h.value ? h.value->data() : nullptr, h.value ? static_cast<ssize_t>(h.value->size()) : 0);
+      }
+    }
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        rk.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_TIMESTAMP(r.timestamp_ms),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(token), RD_KAFKA_V_END);
+    if (err && headers) rd_kafka_headers_destroy(headers);  // ownership passes only on success
+    return err;
+  }
+
+  static void delivery_callback(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+    auto* self = static_cast<Impl*>(static_cast<ClientEvents*>(opaque)->owner);
+    Delivery d;
+    d.token = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(msg->_private));
+    d.topic = rd_kafka_topic_name(msg->rkt);
+    d.partition = msg->partition;
+    d.offset = msg->offset;
+    d.error = classify(msg->err);
+    if (msg->err) {
+      d.message = rd_kafka_err2str(msg->err);
+      self->record_failure(d.topic, std::string(d.message));
+    } else {
+      ++self->delivered;
+    }
+    if (self->handler) self->handler(d);
+  }
+};
+
+Producer::Producer(const KafkaSettings& settings, const KafkaContext& context) : impl_(std::make_unique<Impl>()) {
+  impl_->context = context;
+  impl_->brokers = settings.brokers();
   ClientOptions options;
   options.type = RD_KAFKA_PRODUCER;
   // Safe by default: no duplicates on retry, every in-sync replica acknowledges.
   options.defaults = {{"enable.idempotence", "true"}, {"acks", "all"}};
-  options.verbosity = verbosity;
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set_dr_msg_cb(conf, &Producer::delivery_callback);
-  rk_ = create_client(settings, options, events_, conf);
-  wait_for_brokers(rk_.get(), settings.brokers(), events_, connect_timeout);
-  watch_ = std::make_unique<ConnectionWatch>(rk_.get(), events_, settings.brokers(), connect_timeout);
+  rd_kafka_conf_set_dr_msg_cb(conf, &Impl::delivery_callback);
+  impl_->events.owner = impl_.get();
+  impl_->rk = create_client(settings, options, context, impl_->events, conf);
+  impl_->watch = connect_and_watch(impl_->rk.get(), settings.brokers(), impl_->events, context);
 }
 
-Producer::~Producer() {
-  for (auto& [name, handle] : topics_) rd_kafka_topic_destroy(handle);
-}
-
-rd_kafka_topic_t* Producer::topic_handle(const std::string& topic) {
-  auto it = topics_.find(topic);
-  if (it != topics_.end()) return it->second;
-  rd_kafka_topic_t* handle = rd_kafka_topic_new(rk_.get(), topic.c_str(), nullptr);
-  if (!handle) {
-    throw Error("bad topic '" + topic + "': " + rd_kafka_err2str(rd_kafka_last_error()));
-  }
-  topics_.emplace(topic, handle);
-  return handle;
-}
+Producer::~Producer() = default;
 
 int32_t Producer::prepare_topic(const std::string& topic) {
-  ClusterInfo info = fetch_cluster_info(rk_.get(), {topic}, timeout_);
+  ClusterInfo info = fetch_cluster_info(impl_->rk.get(), {topic}, impl_->context);
   return static_cast<int32_t>(info.topics.at(0).partitions.size());
 }
 
-void Producer::delivery_callback(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
-  auto* self = static_cast<Producer*>(msg->_private);
-  const char* topic = rd_kafka_topic_name(msg->rkt);
-  if (msg->err) {
-    self->record_failure(topic, msg->err);
-  } else {
-    ++self->delivered_;
-  }
-  if (self->listener_) self->listener_({topic, msg->partition, msg->offset, msg->err});
+void Producer::on_delivery(std::function<void(const Delivery&)> handler) { impl_->handler = std::move(handler); }
+
+uint64_t Producer::in_flight() const { return static_cast<uint64_t>(rd_kafka_outq_len(impl_->rk.get())); }
+uint64_t Producer::delivered() const { return impl_->delivered; }
+uint64_t Producer::failed() const { return impl_->failed; }
+std::string Producer::first_error() const {
+  std::lock_guard<std::mutex> lock(impl_->first_error_mutex);
+  return impl_->first_error;
 }
 
-void Producer::record_failure(const std::string& topic, rd_kafka_resp_err_t err) {
-  ++failed_;
-  if (first_error_.empty()) first_error_ = "topic '" + topic + "': " + rd_kafka_err2str(err);
+ProduceOutcome Producer::try_produce(const OutgoingRecord& record) {
+  rd_kafka_resp_err_t err = impl_->enqueue(record);
+  if (!err) return {};
+  return {classify(err), rd_kafka_err2str(err)};
 }
 
-void Producer::produce(const OutgoingMessage& m) {
-  rd_kafka_topic_t* rkt = topic_handle(*m.topic);
-  // librdkafka's vararg macros cast their arguments unparenthesised.
-  void* value = m.value ? const_cast<char*>(m.value->data()) : nullptr;
-  size_t value_size = m.value ? m.value->size() : 0;
-  const void* key = m.key ? m.key->data() : nullptr;
-  size_t key_size = m.key ? m.key->size() : 0;
+void Producer::serve_deliveries(std::chrono::milliseconds wait) {
+  rd_kafka_poll(impl_->rk.get(), static_cast<int>(wait.count()));
+}
+
+std::optional<std::string> Producer::connection_lost() {
+  if (impl_->events.fatal()) return "producer failed: " + impl_->events.last_error();
+  return impl_->watch->check();
+}
+
+void Producer::produce(const OutgoingRecord& record) {
   while (true) {
-    rd_kafka_headers_t* headers = nullptr;
-    if (m.headers && !m.headers->empty()) {
-      headers = rd_kafka_headers_new(m.headers->size());
-      for (const auto& h : *m.headers) {
-        rd_kafka_header_add(headers, h.name.data(), static_cast<ssize_t>(h.name.size()),
-                            h.value ? h.value->data() : nullptr,
-                            h.value ? static_cast<ssize_t>(h.value->size()) : 0);
-      }
-    }
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(m.partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_KEY(key, key_size),
-        RD_KAFKA_V_TIMESTAMP(m.timestamp_ms), RD_KAFKA_V_HEADERS(headers),
-        RD_KAFKA_V_OPAQUE(this), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err = impl_->enqueue(record);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       // Serve delivery reports as they come, so delivered messages are freed
       // promptly instead of piling up until the queue is full.
-      rd_kafka_poll(rk_.get(), 0);
+      rd_kafka_poll(impl_->rk.get(), 0);
       break;
     }
-    if (headers) rd_kafka_headers_destroy(headers);  // ownership passes only on success
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       // Backpressure: wait for deliveries to make room instead of growing.
-      rd_kafka_poll(rk_.get(), 50);
-      if (auto lost = watch_->check()) {
+      rd_kafka_poll(impl_->rk.get(), 50);
+      if (auto lost = impl_->watch->check()) {
         throw Error(*lost + "; " + std::to_string(in_flight() + 1) + " message(s) not delivered");
       }
       continue;
     }
-    record_failure(*m.topic, err);
+    impl_->record_failure(record.topic, rd_kafka_err2str(err));
     break;
   }
-  if (events_.fatal()) throw Error("producer failed: " + events_.last_error());
+  if (impl_->events.fatal()) throw Error("producer failed: " + impl_->events.last_error());
 }
 
-void Producer::flush(const std::function<bool()>& give_up) {
-  while (rd_kafka_outq_len(rk_.get()) > 0) {
-    rd_kafka_flush(rk_.get(), 100);
+void Producer::flush(const StopCheck& give_up) {
+  while (rd_kafka_outq_len(impl_->rk.get()) > 0) {
+    rd_kafka_flush(impl_->rk.get(), 100);
     if (give_up && give_up()) return;
-    if (auto lost = watch_->check()) {
+    if (auto lost = impl_->watch->check()) {
       // Stop waiting; the caller reports what is still undelivered.
-      if (first_error_.empty() || failed_ == 0) first_error_ = *lost;
+      std::lock_guard<std::mutex> lock(impl_->first_error_mutex);
+      if (impl_->first_error.empty() || impl_->failed == 0) impl_->first_error = *lost;
       return;
     }
-    if (events_.fatal()) throw Error("producer failed: " + events_.last_error());
+    if (impl_->events.fatal()) throw Error("producer failed: " + impl_->events.last_error());
   }
-  rd_kafka_poll(rk_.get(), 0);
+  rd_kafka_poll(impl_->rk.get(), 0);
 }
 
 }  // namespace kws

@@ -1,45 +1,24 @@
 #pragma once
 // A safe-by-default Kafka producer: idempotent, acks=all, and it accounts
 // for every message: each is either delivered or counted as failed.
-#include <librdkafka/rdkafka.h>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
-#include <unordered_map>
-#include <vector>
 
 #include "core/config.hpp"
-#include "core/envelope.hpp"
-#include "core/kafka/client.hpp"
+#include "core/kafka/context.hpp"
+#include "core/message_io.hpp"
 
 namespace kws {
 
-struct OutgoingMessage {
-  const std::string* topic = nullptr;
-  int32_t partition = RD_KAFKA_PARTITION_UA;
-  std::optional<std::string_view> key;
-  std::optional<std::string_view> value;
-  const std::vector<Header>* headers = nullptr;  // may be null
-  int64_t timestamp_ms = 0;                      // 0: now
-};
-
-struct DeliveryReport {
-  std::string_view topic;
-  int32_t partition;
-  int64_t offset;
-  rd_kafka_resp_err_t error;
-};
-
-class Producer {
+class Producer : public MessageSink {
  public:
   // Connects and waits until a broker answers (throws kws::Error otherwise).
-  Producer(const KafkaSettings& settings, int verbosity, std::chrono::milliseconds connect_timeout);
-  ~Producer();
+  Producer(const KafkaSettings& settings, const KafkaContext& context);
+  ~Producer() override;
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
 
@@ -47,41 +26,37 @@ class Producer {
   // is allowed) and returns its partition count; throws for an unknown topic.
   int32_t prepare_topic(const std::string& topic);
 
-  // Called from inside produce()/poll()/flush() for every delivery report.
-  void on_delivery(std::function<void(const DeliveryReport&)> listener) { listener_ = std::move(listener); }
+  // MessageSink. Deliveries are counted (delivered(), failed()) whether or not
+  // a handler is set.
+  ProduceOutcome try_produce(const OutgoingRecord& record) override;
+  void serve_deliveries(std::chrono::milliseconds wait) override;
+  void on_delivery(std::function<void(const Delivery&)> handler) override;
+  uint64_t in_flight() const override;
 
-  // Queues one message. While librdkafka's queue is full it serves delivery
-  // reports and retries, so memory stays bounded. A message librdkafka rejects
-  // outright counts as failed.
-  void produce(const OutgoingMessage& message);
+  // Queues one record, serving delivery reports while librdkafka's queue is
+  // full, so memory stays bounded. A record librdkafka rejects outright counts
+  // as failed. Throws kws::Error when every broker stays unreachable for
+  // longer than the context's timeout.
+  void produce(const OutgoingRecord& record);
 
-  // Serves pending delivery reports without blocking.
-  void poll() { rd_kafka_poll(rk_.get(), 0); }
+  // Why the cluster is considered lost (every broker down for longer than the
+  // timeout), or nothing. Cheap; a command that waits on its input calls it
+  // regularly so a dead cluster is noticed whatever the input rate.
+  std::optional<std::string> connection_lost();
 
   // Waits until every queued message has a delivery report, or until
-  // `give_up` returns true (checked every 100 ms).
-  void flush(const std::function<bool()>& give_up);
+  // `give_up` returns true (checked every 100 ms), or the cluster is lost.
+  void flush(const StopCheck& give_up);
 
-  uint64_t delivered() const { return delivered_; }
-  uint64_t failed() const { return failed_; }
-  uint64_t in_flight() const { return static_cast<uint64_t>(rd_kafka_outq_len(rk_.get())); }
+  uint64_t delivered() const;
+  uint64_t failed() const;
   // The first delivery error, with the count of others like it folded into failed().
-  const std::string& first_error() const { return first_error_; }
+  std::string first_error() const;
+
+  struct Impl;
 
  private:
-  static void delivery_callback(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
-  void record_failure(const std::string& topic, rd_kafka_resp_err_t err);
-  rd_kafka_topic_t* topic_handle(const std::string& topic);
-
-  ClientEvents events_;
-  KafkaHandle rk_;
-  std::unordered_map<std::string, rd_kafka_topic_t*> topics_;
-  std::function<void(const DeliveryReport&)> listener_;
-  uint64_t delivered_ = 0;
-  uint64_t failed_ = 0;
-  std::string first_error_;
-  std::chrono::milliseconds timeout_;
-  std::unique_ptr<ConnectionWatch> watch_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace kws

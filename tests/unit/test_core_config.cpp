@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "core/config.hpp"
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 
 using namespace kws;
 

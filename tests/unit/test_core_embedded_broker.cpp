@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 #include "core/kafka/embedded_broker.hpp"
 
 using namespace kws;

@@ -2,7 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/envelope.hpp"
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 
 using namespace kws;
 using nlohmann::json;
@@ -118,7 +118,7 @@ TEST_CASE("envelope: rejects bad input with a message naming the field") {
     }
     return std::string("no error");
   };
-  CHECK(message_of("{not json") == "not valid JSON");
+  CHECK(message_of("{not json").rfind("not valid JSON: column 3", 0) == 0);
   CHECK(message_of("[1,2]").find("object") != std::string::npos);
   CHECK(message_of(R"({"message":5})").find("\"message\"") != std::string::npos);
   CHECK(message_of(R"({"topic":1})").find("\"topic\"") != std::string::npos);
@@ -129,5 +129,39 @@ TEST_CASE("envelope: rejects bad input with a message naming the field") {
   CHECK(message_of(R"({"message":"x","message_encoding":"rot13"})").find("rot13") != std::string::npos);
   CHECK(message_of(R"({"headers":[{"value":"v"}]})").find("headers[0]") != std::string::npos);
   CHECK(message_of(R"({"headers":"x"})").find("headers") != std::string::npos);
-  CHECK(message_of("{\"message\":\"\xff\"}") == "not valid JSON");  // JSON text must be UTF-8
+  CHECK(message_of("{\"message\":\"\xff\"}").rfind("not valid JSON", 0) == 0);  // JSON text must be UTF-8
+}
+
+TEST_CASE("envelope: decode_envelope returns errors as values, with where and why") {
+  DecodedEnvelope bad = decode_envelope("{\"message\": x}");
+  CHECK_FALSE(bad);
+  CHECK(bad.error.rfind("not valid JSON: column 13", 0) == 0);
+
+  DecodedEnvelope trailing = decode_envelope("{\"message\":\"a\"} trailing");
+  CHECK_FALSE(trailing);
+  CHECK(trailing.error.find("column") != std::string::npos);
+
+  DecodedEnvelope nul = decode_envelope(std::string("{\"message\":\"d9\"}\0junk", 21));
+  CHECK_FALSE(nul);
+  CHECK(nul.error == "not valid JSON: a NUL byte at column 17");
+
+  DecodedEnvelope utf8 = decode_envelope("{\"message\":\"\xff\"}");
+  CHECK_FALSE(utf8);
+  CHECK(utf8.error.find("UTF-8") != std::string::npos);
+
+  DecodedEnvelope good = decode_envelope(R"({"message":"ok"})");
+  REQUIRE(good);
+  CHECK(good.message->value == "ok");
+}
+
+TEST_CASE("envelope: partitions past int32 are rejected however they are spelled") {
+  for (const char* text : {R"({"partition":18446744073709551615})", R"({"partition":4294967295})",
+                           R"({"partition":2147483648})", R"({"partition":-2})", R"({"partition":1e3})"}) {
+    INFO(text);
+    DecodedEnvelope d = decode_envelope(text);
+    CHECK_FALSE(d);
+    CHECK(d.error.find("\"partition\" must be an integer") != std::string::npos);
+  }
+  CHECK(decode_envelope(R"({"partition":2147483647})").message->partition == 2147483647);
+  CHECK_FALSE(decode_envelope(R"({"offset":18446744073709551615})"));
 }

@@ -4,7 +4,7 @@
 #include <unistd.h>
 #include <vector>
 
-#include "core/input.hpp"
+#include "core/util/input.hpp"
 
 using namespace kws;
 
@@ -25,7 +25,7 @@ std::vector<std::string> split(const std::string& data, const std::string& delim
   read_delimited(fds[0], delimiter, [&](std::string_view r) {
     records.emplace_back(r);
     return true;
-  });
+  }, {});
   writer.join();
   close(fds[0]);
   return records;
@@ -59,7 +59,7 @@ TEST_CASE("input: the callback can stop reading") {
   REQUIRE(write(fds[1], "a\nb\nc\n", 6) == 6);
   close(fds[1]);
   size_t seen = 0;
-  size_t delivered = read_delimited(fds[0], "\n", [&](std::string_view) { return ++seen < 2; });
+  size_t delivered = read_delimited(fds[0], "\n", [&](std::string_view) { return ++seen < 2; }, {});
   close(fds[0]);
   CHECK(seen == 2);
   CHECK(delivered == 2);

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "core/error.hpp"
-#include "core/text.hpp"
+#include "core/util/error.hpp"
+#include "core/util/text.hpp"
 
 using namespace kws;
 

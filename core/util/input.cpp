@@ -1,4 +1,4 @@
-#include "core/input.hpp"
+#include "core/util/input.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -6,13 +6,12 @@
 #include <string>
 #include <unistd.h>
 
-#include "core/error.hpp"
-#include "core/signals.hpp"
+#include "core/util/error.hpp"
 
 namespace kws {
 
 size_t read_delimited(int fd, std::string_view delimiter,
-                      const std::function<bool(std::string_view record)>& on_record) {
+                      const std::function<bool(std::string_view record)>& on_record, const StopCheck& should_stop) {
   if (delimiter.empty()) throw usage_error("the record delimiter must not be empty");
   constexpr size_t kBlock = 1 << 20;
   std::string buffer;
@@ -28,7 +27,7 @@ size_t read_delimited(int fd, std::string_view delimiter,
       // Ctrl-C while waiting for terminal input: stop without sending the
       // half-typed line.
       if (errno == EINTR) {
-        if (stop_requested()) return delivered;
+        if (should_stop && should_stop()) return delivered;
         continue;
       }
       throw Error(std::string("cannot read input: ") + std::strerror(errno));

@@ -1,5 +1,6 @@
 #pragma once
 // Byte-level text helpers shared by the envelope, formats and CLI input.
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -8,7 +9,10 @@ namespace kws {
 bool is_valid_utf8(std::string_view bytes);
 
 std::string base64_encode(std::string_view bytes);
-// Throws kws::Error on characters outside the standard alphabet or bad padding.
+// Strict: only the standard alphabet, padding only at the end, no whitespace.
+// Returns nothing and sets `error` otherwise.
+std::optional<std::string> try_base64_decode(std::string_view text, std::string& error);
+// The same, throwing kws::Error.
 std::string base64_decode(std::string_view text);
 
 // Expands the backslash escapes users type on a command line:

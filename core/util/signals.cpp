@@ -1,4 +1,4 @@
-#include "core/signals.hpp"
+#include "core/util/signals.hpp"
 
 #include <atomic>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "core/output.hpp"
+#include "core/util/output.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -7,7 +7,7 @@
 #include <poll.h>
 #include <unistd.h>
 
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 
 namespace kws {
 

@@ -1,9 +1,12 @@
-#include "core/text.hpp"
+#include "core/util/text.hpp"
+
+#include <openssl/evp.h>
 
 #include <array>
 #include <cstdint>
+#include <utility>
 
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 
 namespace kws {
 
@@ -47,69 +50,55 @@ bool is_valid_utf8(std::string_view bytes) {
 }
 
 namespace {
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-constexpr std::array<int8_t, 256> make_decode_table() {
-  std::array<int8_t, 256> table{};
-  for (auto& v : table) v = -1;
-  for (int i = 0; i < 64; ++i) table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<int8_t>(i);
-  return table;
+// Standard alphabet only: OpenSSL's decoder also skips whitespace and accepts
+// padding in odd places, and an envelope must reject both.
+bool is_base64_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
-constexpr auto kDecode = make_decode_table();
 }  // namespace
 
 std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
-  for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t n = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2];
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
+  std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::optional<std::string> try_base64_decode(std::string_view text, std::string& error) {
+  if (text.size() % 4 != 0) {
+    error = "invalid base64: length is not a multiple of 4";
+    return std::nullopt;
   }
-  size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    uint32_t n = b[i] << 16;
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += "==";
-  } else if (rest == 2) {
-    uint32_t n = (b[i] << 16) | (b[i + 1] << 8);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += '=';
+  size_t padding = 0;
+  if (!text.empty() && text.back() == '=') padding = text.size() >= 2 && text[text.size() - 2] == '=' ? 2 : 1;
+  for (size_t i = 0; i < text.size() - padding; ++i) {
+    if (text[i] == '=') {
+      error = "invalid base64: data after padding";
+      return std::nullopt;
+    }
+    if (!is_base64_char(text[i])) {
+      error = std::string("invalid base64 character '") + text[i] + "'";
+      return std::nullopt;
+    }
   }
+  std::string out(text.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  if (n < 0) {
+    error = "invalid base64";
+    return std::nullopt;
+  }
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  out.resize(static_cast<size_t>(n) - padding);
   return out;
 }
 
 std::string base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) throw Error("invalid base64: length is not a multiple of 4");
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    int v[4];
-    int padding = 0;
-    for (int j = 0; j < 4; ++j) {
-      char c = text[i + j];
-      if (c == '=' && i + 4 == text.size() && j >= 2) {
-        v[j] = 0;
-        ++padding;
-        continue;
-      }
-      if (padding > 0) throw Error("invalid base64: data after padding");
-      v[j] = kDecode[static_cast<unsigned char>(c)];
-      if (v[j] < 0) throw Error(std::string("invalid base64 character '") + c + "'");
-    }
-    uint32_t n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
-    out += static_cast<char>((n >> 16) & 0xFF);
-    if (padding < 2) out += static_cast<char>((n >> 8) & 0xFF);
-    if (padding < 1) out += static_cast<char>(n & 0xFF);
-  }
-  return out;
+  std::string error;
+  auto out = try_base64_decode(text, error);
+  if (!out) throw Error(error);
+  return std::move(*out);
 }
 
 namespace {

@@ -1,0 +1,17 @@
+#pragma once
+// Parsing one JSON text from a client or an input line, with the reason and
+// column on failure, and without throwing: a server rejects one bad frame and
+// carries on.
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace kws {
+
+// Returns the document, or nothing with `error` set to "not valid JSON: column
+// N: ..." (syntax, invalid UTF-8, trailing text, a raw NUL byte).
+std::optional<nlohmann::json> parse_json_text(std::string_view text, std::string& error) noexcept;
+
+}  // namespace kws
