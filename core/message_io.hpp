@@ -103,3 +103,42 @@ class MessageSource {
 };
 
 }  // namespace kws
+
+namespace kws {
+
+// Where a topic's partitions stand, as a reader sees them.
+struct PartitionWatermarks {
+  int64_t low = -1;   // first offset still stored
+  int64_t high = -1;  // the offset the next message will get
+};
+
+struct TopicLookup {
+  enum class Error { none, unknown_topic, failed };
+  std::vector<PartitionWatermarks> partitions;  // index = partition number
+  Error error = Error::none;
+  std::string message;  // why, when error != none
+  bool ok() const { return error == Error::none; }
+};
+
+// A MessageSource whose partitions the caller assigns at explicit offsets:
+// what a shared fan-out reader (and a short-lived catch-up reader) needs.
+// Not thread-safe: one thread owns it.
+class PartitionFeed : public MessageSource {
+ public:
+  // Partition count and current watermarks. Never throws.
+  virtual TopicLookup describe(const std::string& topic) = 0;
+  // Per partition, the first offset whose timestamp is at or after `ms`, or
+  // -1 where there is none. A broker without a time index may answer with an
+  // earlier offset: readers still skip older messages themselves.
+  virtual std::vector<int64_t> offsets_for_time(const std::string& topic, int64_t ms, size_t partitions) = 0;
+  // Starts reading the given partitions at absolute offsets (index =
+  // partition; negative entries are left out). Adds to what is assigned.
+  virtual void assign(const std::string& topic, const std::vector<int64_t>& offsets) = 0;
+  // Stops reading every partition of `topic`.
+  virtual void unassign(const std::string& topic) = 0;
+  // The partition's high watermark as last seen by fetches (no request); -1
+  // when unknown. For lag metrics.
+  virtual int64_t cached_high_watermark(const std::string& topic, int32_t partition) = 0;
+};
+
+}  // namespace kws

@@ -1,0 +1,129 @@
+#include "core/hub/outbox.hpp"
+
+namespace kws {
+
+Outbox::Offer Outbox::scheduled_locked() {
+  Offer o;
+  if (!flush_pending_) {
+    flush_pending_ = true;
+    o.schedule_flush = true;
+  }
+  return o;
+}
+
+// Over budget: drop-oldest frees the oldest message frames (never replies)
+// until `incoming` fits; close marks the outbox overflowed. Returns whether
+// `incoming` may be queued.
+bool Outbox::make_room_locked(size_t incoming) {
+  if (overflowed_) return false;
+  if (queued_bytes_ + in_socket_ + incoming <= budget_) return true;
+  if (policy_ == SlowClientPolicy::drop_oldest) {
+    for (auto it = queue_.begin(); it != queue_.end() && queued_bytes_ + in_socket_ + incoming > budget_;) {
+      if (!it->frame) {
+        ++it;
+        continue;
+      }
+      queued_bytes_ -= entry_size(*it);
+      ++dropped_total_;
+      ++dropped_unreported_;
+      it = queue_.erase(it);
+    }
+    if (queued_bytes_ + in_socket_ + incoming <= budget_) return true;
+    // Even an empty queue cannot take it (replies or the socket hold the
+    // budget): drop the newcomer instead, still counted.
+    return false;
+  }
+  overflowed_ = true;
+  return false;
+}
+
+Outbox::Offer Outbox::offer(const FramePtr* frames, size_t count) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  bool queued_any = false;
+  for (size_t i = 0; i < count; ++i) {
+    const FramePtr& f = frames[i];
+    size_t size = f->bytes(format_).size();
+    if (size == 0) continue;
+    if (!make_room_locked(size)) {
+      if (overflowed_) {
+        Offer o;
+        o.overflow = true;
+        return o;
+      }
+      ++dropped_total_;
+      ++dropped_unreported_;
+      continue;
+    }
+    queue_.push_back(Entry{f, {}});
+    queued_bytes_ += size;
+    queued_any = true;
+  }
+  if (!queued_any && dropped_unreported_ == 0) return {};
+  return scheduled_locked();
+}
+
+Outbox::Offer Outbox::offer_reply(std::string ws_frame) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (overflowed_) {
+    Offer o;
+    o.overflow = true;
+    return o;
+  }
+  size_t size = ws_frame.size();
+  if (!make_room_locked(size) && overflowed_) {
+    Offer o;
+    o.overflow = true;
+    return o;
+  }
+  // A reply is queued even past the budget under drop-oldest: the client
+  // asked for it, and replies are bounded by the produce window.
+  queued_bytes_ += size;
+  queue_.push_back(Entry{nullptr, std::move(ws_frame)});
+  return scheduled_locked();
+}
+
+size_t Outbox::take(std::string& out) {
+  std::deque<Entry> taken;
+  uint64_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    taken.swap(queue_);
+    dropped = dropped_unreported_;
+    dropped_unreported_ = 0;
+    in_socket_ += queued_bytes_;  // until the I/O thread reports what the socket really holds
+    queued_bytes_ = 0;
+    flush_pending_ = false;
+  }
+  size_t total = 0;
+  for (const auto& e : taken) total += entry_size(e);
+  std::string notice;
+  if (dropped > 0) notice = ws_text_frame("{\"type\":\"dropped\",\"count\":" + std::to_string(dropped) + "}");
+  out.reserve(out.size() + total + notice.size());
+  out += notice;
+  for (const auto& e : taken) out += e.frame ? e.frame->bytes(format_) : e.reply;
+  return taken.size();
+}
+
+void Outbox::set_in_socket(size_t bytes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  in_socket_ = bytes;
+}
+
+bool Outbox::flush_pending() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return flush_pending_;
+}
+size_t Outbox::pending_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queued_bytes_ + in_socket_;
+}
+uint64_t Outbox::dropped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return dropped_total_;
+}
+bool Outbox::overflowed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return overflowed_;
+}
+
+}  // namespace kws

@@ -1,0 +1,72 @@
+#pragma once
+// What waits to be written to one client: shared message frames and the
+// session's own replies, in order, under a byte budget that kws counts itself
+// (websocketpp's own count leaves out the write in flight). Filled from any
+// thread, drained by the connection's I/O thread in one coalesced write.
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+
+#include "core/hub/frame.hpp"
+
+namespace kws {
+
+enum class SlowClientPolicy { close, drop_oldest };
+
+class Outbox {
+ public:
+  Outbox(size_t budget, SlowClientPolicy policy, WireFormat format)
+      : budget_(budget), policy_(policy), format_(format) {}
+
+  struct Offer {
+    bool schedule_flush = false;  // the caller must arrange one take() (none is pending yet)
+    bool overflow = false;        // policy close: the budget is exceeded; close the client
+  };
+
+  // Queues message frames (the format's bytes). Frames without bytes in this
+  // format (a binary frame for a topic over 255 bytes) are skipped.
+  Offer offer(const FramePtr* frames, size_t count);
+  // Queues a reply (ack, error, subscribed...): never dropped, but counted.
+  Offer offer_reply(std::string ws_frame);
+
+  // Appends everything queued to `out` (a "dropped" notice first when
+  // messages were dropped since the last take) and returns how many frames.
+  // Clears the pending-flush mark: the next offer schedules again.
+  size_t take(std::string& out);
+
+  // Bytes the socket layer holds for this client beyond the outbox (observed
+  // by the I/O thread after each write); they count against the budget.
+  void set_in_socket(size_t bytes);
+
+  // Whether a take() is already arranged.
+  bool flush_pending() const;
+  size_t pending_bytes() const;
+  uint64_t dropped() const;
+  bool overflowed() const;
+  WireFormat format() const { return format_; }
+
+ private:
+  struct Entry {
+    FramePtr frame;     // a message, or null for a reply
+    std::string reply;  // a complete frame when frame is null
+  };
+  size_t entry_size(const Entry& e) const { return e.frame ? e.frame->bytes(format_).size() : e.reply.size(); }
+  bool make_room_locked(size_t incoming);
+  Offer scheduled_locked();
+
+  mutable std::mutex mutex_;
+  const size_t budget_;
+  const SlowClientPolicy policy_;
+  const WireFormat format_;
+  std::deque<Entry> queue_;
+  size_t queued_bytes_ = 0;
+  size_t in_socket_ = 0;
+  uint64_t dropped_total_ = 0;
+  uint64_t dropped_unreported_ = 0;
+  bool flush_pending_ = false;
+  bool overflowed_ = false;
+};
+
+}  // namespace kws

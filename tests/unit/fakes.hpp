@@ -1,0 +1,113 @@
+#pragma once
+// Fakes for the seams in core/message_io.hpp: the hub, the bridge and ingest
+// are tested against these instead of a Kafka cluster.
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/message_io.hpp"
+
+namespace kws::test {
+
+// An in-memory log of topics: what a cluster stores.
+struct FakeCluster {
+  struct Record {
+    int64_t offset;
+    int64_t timestamp_ms;
+    std::string key;
+    std::string value;
+  };
+  std::map<std::string, std::vector<std::vector<Record>>> topics;  // topic -> partition -> records
+  std::map<std::string, std::vector<int64_t>> low;                 // retention: first stored offset
+
+  void create(const std::string& topic, int partitions) {
+    topics[topic].resize(static_cast<size_t>(partitions));
+    low[topic].assign(static_cast<size_t>(partitions), 0);
+  }
+  int64_t append(const std::string& topic, int32_t partition, std::string value, int64_t ts = 1000) {
+    auto& log = topics.at(topic).at(static_cast<size_t>(partition));
+    int64_t offset = static_cast<int64_t>(log.size());
+    log.push_back({offset, ts, "", std::move(value)});
+    return offset;
+  }
+};
+
+// A PartitionFeed over a FakeCluster: reads what was appended, in order.
+class FakeFeed : public PartitionFeed {
+ public:
+  explicit FakeFeed(FakeCluster& cluster) : cluster_(cluster) {}
+
+  TopicLookup describe(const std::string& topic) override {
+    TopicLookup out;
+    auto it = cluster_.topics.find(topic);
+    if (it == cluster_.topics.end()) {
+      out.error = TopicLookup::Error::unknown_topic;
+      out.message = "unknown topic '" + topic + "'";
+      return out;
+    }
+    for (size_t p = 0; p < it->second.size(); ++p) {
+      out.partitions.push_back({cluster_.low[topic][p], static_cast<int64_t>(it->second[p].size())});
+    }
+    return out;
+  }
+  std::vector<int64_t> offsets_for_time(const std::string& topic, int64_t ms, size_t partitions) override {
+    std::vector<int64_t> out(partitions, -1);
+    for (size_t p = 0; p < partitions; ++p) {
+      for (const auto& r : cluster_.topics.at(topic)[p]) {
+        if (r.timestamp_ms >= ms) {
+          out[p] = r.offset;
+          break;
+        }
+      }
+    }
+    return out;
+  }
+  void assign(const std::string& topic, const std::vector<int64_t>& offsets) override {
+    for (size_t p = 0; p < offsets.size(); ++p) {
+      if (offsets[p] >= 0) positions_[{topic, static_cast<int32_t>(p)}] = offsets[p];
+    }
+  }
+  void unassign(const std::string& topic) override {
+    for (auto it = positions_.begin(); it != positions_.end();) {
+      it = it->first.first == topic ? positions_.erase(it) : std::next(it);
+    }
+  }
+  int64_t cached_high_watermark(const std::string& topic, int32_t partition) override {
+    return static_cast<int64_t>(cluster_.topics.at(topic).at(static_cast<size_t>(partition)).size());
+  }
+  size_t poll_batch(std::chrono::milliseconds, size_t max, const std::function<bool(const MessageView&)>& on_message,
+                    const std::function<void(const PartitionEnd&)>& on_end) override {
+    ++polls;
+    size_t n = 0;
+    for (auto& [tp, next] : positions_) {
+      const auto& log = cluster_.topics.at(tp.first).at(static_cast<size_t>(tp.second));
+      bool had_any = false;
+      while (n < max && next < static_cast<int64_t>(log.size())) {
+        const auto& r = log[static_cast<size_t>(next)];
+        MessageView v;
+        v.topic = tp.first;
+        v.partition = tp.second;
+        v.offset = r.offset;
+        v.timestamp_ms = r.timestamp_ms;
+        v.timestamp_type = TimestampType::create_time;
+        v.value = r.value;
+        if (!on_message(v)) return n;
+        ++next;
+        ++n;
+        had_any = true;
+      }
+      if (had_any && on_end && next == static_cast<int64_t>(log.size())) on_end({tp.first, tp.second, next});
+    }
+    return n;
+  }
+  size_t assigned() const { return positions_.size(); }
+  int polls = 0;
+
+ private:
+  FakeCluster& cluster_;
+  std::map<std::pair<std::string, int32_t>, int64_t> positions_;
+};
+
+}  // namespace kws::test
