@@ -90,6 +90,7 @@ std::unique_ptr<Cli> build_cli() {
   c.app.fallthrough(false);
   c.app.footer("Run 'kws COMMAND --help' for a command's options; 'man kws' for more.");
 
+  c.commands.push_back({register_serve(c.app, c.serve), &serve_doc, [&c] { return run_serve(c.serve); }, true});
   c.commands.push_back({register_broker(c.app, c.broker), &broker_doc, [&c] { return run_broker(c.broker); }, true});
   c.commands.push_back({register_send(c.app, c.send), &send_doc, [&c] { return run_send(c.send); }, true});
   c.commands.push_back({register_tail(c.app, c.tail), &tail_doc, [&c] { return run_tail(c.tail); }, true});

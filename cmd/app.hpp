@@ -8,6 +8,7 @@
 #include "cmd/broker.hpp"
 #include "cmd/common.hpp"
 #include "cmd/send.hpp"
+#include "cmd/serve.hpp"
 #include "cmd/tail.hpp"
 #include "cmd/topics.hpp"
 
@@ -30,6 +31,7 @@ struct Cli {
   CLI::App app;
   BrokerOptions broker;
   SendOptions send;
+  ServeOptions serve;
   TailOptions tail;
   TopicsOptions topics;
   ConfigOptions config;

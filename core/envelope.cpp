@@ -276,22 +276,27 @@ std::optional<nlohmann::json> parse_json_text(std::string_view text, std::string
   return std::nullopt;
 }
 
-DecodedEnvelope decode_envelope(std::string_view json_text) noexcept {
+DecodedEnvelope decode_envelope_document(const nlohmann::json& doc) noexcept {
   DecodedEnvelope result;
   try {
-    std::optional<json> doc = parse_json_text(json_text, result.error);
-    if (!doc) return result;
     Decoder decoder;
     Message m;
-    if (decoder.decode(*doc, m)) {
+    if (decoder.decode(doc, m)) {
       result.message = std::move(m);
     } else {
       result.error = std::move(decoder.error);
     }
-  } catch (const std::bad_alloc&) {
+  } catch (const std::exception&) {  // allocation failure only
     result.error = "out of memory decoding the envelope";
   }
   return result;
+}
+
+DecodedEnvelope decode_envelope(std::string_view json_text) noexcept {
+  DecodedEnvelope result;
+  std::optional<json> doc = parse_json_text(json_text, result.error);
+  if (!doc) return result;
+  return decode_envelope_document(*doc);
 }
 
 Message envelope_from_json(std::string_view json_text) {

@@ -8,10 +8,16 @@
 #include <string>
 #include <string_view>
 
+#include "core/envelope.hpp"
+
 namespace kws {
 
 // Returns the document, or nothing with `error` set to "not valid JSON: column
 // N: ..." (syntax, invalid UTF-8, trailing text, a raw NUL byte).
 std::optional<nlohmann::json> parse_json_text(std::string_view text, std::string& error) noexcept;
+
+// decode_envelope (envelope.hpp) for a document already parsed, e.g. a
+// client frame whose "type" was looked at first.
+DecodedEnvelope decode_envelope_document(const nlohmann::json& doc) noexcept;
 
 }  // namespace kws

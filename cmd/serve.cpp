@@ -1,0 +1,241 @@
+// kws serve: the Kafka <-> WebSocket bridge.
+#include "cmd/serve.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "core/bridge/bridge.hpp"
+#include "core/kafka/local_cluster.hpp"
+#include "core/util/error.hpp"
+#include "core/util/output.hpp"
+#include "core/util/signals.hpp"
+#include "core/ws/demo_page.hpp"
+
+namespace kws::cmd {
+
+const CommandDoc serve_doc{
+    "serve",
+    "Bridge Kafka topics to WebSocket clients (kafka-websocket compatible)",
+    "[OPTIONS]",
+    "Serves a WebSocket endpoint at ws://HOST:PORT/v2/broker/ through which browsers and apps "
+    "subscribe to Kafka topics and produce to them, with a demo page at http://HOST:PORT/. It is "
+    "wire-compatible with kafka-websocket: ?topics=a,b and group.id in the query, subprotocols "
+    "kafka-text (the default) and kafka-binary, and its frames both ways. On top of that, text "
+    "frames carry the full kws envelope (partition, offset, timestamp, key, headers), produce "
+    "frames with an \"id\" are answered with an ack or an error, subscriptions change at run time "
+    "with control frames, and ?offset= picks where they start (latest, earliest, N, -N, @MS, an "
+    "ISO-8601 time). docs/PROTOCOL.md describes every frame.\n\n"
+    "Sessions without group.id share one Kafka reader: each partition is read once and each "
+    "message encoded once, whatever the number of clients; a ring of recent messages per "
+    "partition (--ring-bytes) serves -N starts from memory. A session with group.id joins that "
+    "consumer group with a consumer of its own (at most --max-group-sessions).\n\n"
+    "Each client has an outbound budget (--client-buffer). A client that reads too slowly is "
+    "closed with code 1008 (--slow-client close) or loses its oldest messages and is told how "
+    "many (--slow-client drop-oldest). The server pings every --ping-interval and closes peers "
+    "silent for --idle-timeout; a quiet client that answers pings stays.\n\n"
+    "Without -b, KWS_BROKERS or a config file, kws serve runs the embedded in-memory broker in the "
+    "same process (on 127.0.0.1:9092, or a free port when that is taken) and prints BROKERS= so "
+    "kws send and kws tail can reach it; its data is lost on exit.\n\n"
+    "When ready it prints URL=ws://HOST:PORT/ as the first line on standard output. GET /healthz "
+    "answers while the process runs, GET /readyz when Kafka answers, GET /metrics in Prometheus "
+    "text format. On SIGTERM or SIGINT it stops accepting, waits up to 5 s for Kafka to confirm "
+    "what clients sent (sending their acks), closes every connection with 1001 and exits 0.",
+    {{"kws serve", "bridge the embedded broker on 127.0.0.1:8080; open http://127.0.0.1:8080/"},
+     {"kws serve -b kafka1:9092 -l 0.0.0.0:8080", "bridge a real cluster for other machines"},
+     {"websocat 'ws://127.0.0.1:8080/v2/broker/?topics=demo&offset=-10'", "the last 10 messages of demo, then live ones"},
+     {"kws serve --slow-client drop-oldest --client-buffer 1M", "drop messages for slow clients instead of closing them"}},
+    "0 after SIGTERM or SIGINT (a graceful shutdown); 1 when the listen address is taken or Kafka "
+    "cannot be reached at start."};
+
+size_t parse_byte_size(const std::string& text, const std::string& flag) {
+  size_t used = 0;
+  double value = -1;
+  try {
+    value = std::stod(text, &used);
+  } catch (...) {
+    used = 0;
+  }
+  double unit = 1;
+  std::string suffix = text.substr(used);
+  if (suffix == "k" || suffix == "K" || suffix == "KiB") unit = 1024;
+  else if (suffix == "M" || suffix == "MiB") unit = 1024.0 * 1024;
+  else if (suffix == "G" || suffix == "GiB") unit = 1024.0 * 1024 * 1024;
+  else if (!suffix.empty() && suffix != "B") used = 0;
+  if (used == 0 || !(value > 0) || value * unit > 1e15) {
+    throw usage_error(flag + " '" + text + "': expected a size in bytes such as 65536, 512k, 4M or 1G");
+  }
+  return static_cast<size_t>(value * unit);
+}
+
+CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
+  CLI::App* app = add_documented_subcommand(parent, serve_doc);
+  app->add_option("-l,--listen", o.listen, "Address to serve on (port 0: any free port)")
+      ->type_name("HOST:PORT")
+      ->default_str("127.0.0.1:8080");
+  const char* flow = "Clients";
+  app->add_option("--client-buffer", o.client_buffer, "Bytes queued for one client before --slow-client applies")
+      ->type_name("SIZE")
+      ->default_str("4M")
+      ->group(flow);
+  app->add_option("--slow-client", o.slow_client, "What to do with a client over its buffer: close or drop-oldest")
+      ->type_name("POLICY")
+      ->default_str("close")
+      ->check(CLI::IsMember({"close", "drop-oldest"}))
+      ->group(flow);
+  app->add_option("--ping-interval", o.ping_interval, "Seconds between server pings")
+      ->type_name("SECONDS")
+      ->default_val(20)
+      ->check(positive_number())
+      ->group(flow);
+  app->add_option("--idle-timeout", o.idle_timeout, "Close a peer silent (no frame, no pong) this many seconds")
+      ->type_name("SECONDS")
+      ->default_val(60)
+      ->check(positive_number())
+      ->group(flow);
+  app->add_option("--max-frame", o.max_frame, "Largest frame a client may send")
+      ->type_name("SIZE")
+      ->default_str("1M")
+      ->group(flow);
+  app->add_option("--max-connections", o.max_connections, "Refuse upgrades (503) beyond this many connections")
+      ->type_name("N")
+      ->default_val(10000)
+      ->check(integer_in(1, 1000000))
+      ->group(flow);
+  app->add_option("--ring-bytes", o.ring_bytes, "Recent messages kept per partition for -N starts")
+      ->type_name("SIZE")
+      ->default_str("8M")
+      ->group(flow);
+  app->add_option("--max-group-sessions", o.max_group_sessions, "Sessions with group.id at once (each owns a consumer)")
+      ->type_name("N")
+      ->default_val(64)
+      ->check(integer_in(0, 100000))
+      ->group(flow);
+  app->add_option("--max-catchups", o.max_catchups, "Subscriptions reading history older than the ring at once")
+      ->type_name("N")
+      ->default_val(32)
+      ->check(integer_in(1, 100000))
+      ->group(flow);
+  app->add_option("--log-format", o.log_format, "Diagnostics on stderr as text or json (one object per line)")
+      ->type_name("FORMAT")
+      ->default_str("text")
+      ->check(CLI::IsMember({"text", "json"}));
+  const char* embedded = "Embedded broker (when no broker is configured)";
+  app->add_option("-t,--topic", o.topics, "Create topic NAME with PARTITIONS partitions at start (repeatable)")
+      ->type_name("NAME[:PARTITIONS]")
+      ->allow_extra_args(false)
+      ->group(embedded);
+  app->add_option("--partitions", o.partitions, "Partitions of auto-created topics")
+      ->type_name("N")
+      ->default_val(1)
+      ->check(integer_in(1, 100000))
+      ->group(embedded);
+  add_connection_options(app, o.connection);
+  return app;
+}
+
+namespace {
+
+std::pair<std::string, uint16_t> split_listen(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) throw usage_error("bad --listen '" + text + "': expected HOST:PORT");
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") host = "127.0.0.1";
+  int port = -1;
+  try {
+    size_t used = 0;
+    port = std::stoi(text.substr(colon + 1), &used);
+    if (used != text.size() - colon - 1) port = -1;
+  } catch (...) {
+  }
+  if (port < 0 || port > 65535) throw usage_error("bad --listen '" + text + "': port must be 0-65535");
+  return {host, static_cast<uint16_t>(port)};
+}
+
+// "kws: 12 connections | 3400 msg/s from Kafka | 40800 frames/s out | 0 dropped", once a second.
+class StatusLine {
+ public:
+  StatusLine() : enabled_(isatty(STDERR_FILENO) == 1) {}
+  void update(const BridgeStatus& s) {
+    if (!enabled_) return;
+    auto now = std::chrono::steady_clock::now();
+    double secs = last_at_ == std::chrono::steady_clock::time_point{} ? 0
+                                                                        : std::chrono::duration<double>(now - last_at_).count();
+    if (secs > 0) {
+      fprintf(stderr, "\r\033[Kkws: %zu connection(s) | %.0f msg/s from Kafka | %.0f frames/s out | %.0f produced/s | %llu dropped%s",
+              s.connections, (s.messages_in - last_.messages_in) / secs, (s.frames_out - last_.frames_out) / secs,
+              (s.produced - last_.produced) / secs, static_cast<unsigned long long>(s.dropped),
+              s.kafka_ready ? "" : " | Kafka unreachable");
+      fflush(stderr);
+      shown_ = true;
+    }
+    last_ = s;
+    last_at_ = now;
+  }
+  ~StatusLine() {
+    if (shown_) fprintf(stderr, "\r\033[K");
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  BridgeStatus last_;
+  std::chrono::steady_clock::time_point last_at_{};
+};
+
+}  // namespace
+
+int run_serve(const ServeOptions& o) {
+  auto [host, port] = split_listen(o.listen);
+  BridgeOptions options;
+  options.server.host = host;
+  options.server.port = port;
+  options.server.client_buffer = parse_byte_size(o.client_buffer, "--client-buffer");
+  options.server.slow_client = o.slow_client == "drop-oldest" ? SlowClientPolicy::drop_oldest : SlowClientPolicy::close;
+  options.server.ping_interval = std::chrono::milliseconds(static_cast<int64_t>(o.ping_interval * 1000));
+  options.server.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.idle_timeout * 1000));
+  options.server.max_frame = parse_byte_size(o.max_frame, "--max-frame");
+  options.server.max_connections = static_cast<size_t>(o.max_connections);
+  options.server.max_group_sessions = static_cast<size_t>(o.max_group_sessions);
+  options.hub.ring_bytes = parse_byte_size(o.ring_bytes, "--ring-bytes");
+  options.hub.max_catchups = static_cast<size_t>(o.max_catchups);
+
+  std::unique_ptr<LogSink> log;
+  if (o.log_format == "json") {
+    log = std::make_unique<JsonLinesLog>(o.connection.verbosity > 0 ? LogLevel::debug : LogLevel::info);
+  } else {
+    log = std::make_unique<StderrLog>(o.connection.verbosity > 0 ? LogLevel::debug : LogLevel::note);
+  }
+
+  KafkaSettings settings = o.connection.resolve();
+  const ConfigEntry* brokers = settings.find("bootstrap.servers");
+  const bool embedded = !brokers || brokers->source == ConfigSource::default_value;
+  if (!embedded && !o.topics.empty()) throw usage_error("-t creates topics on the embedded broker; with -b, create them on your cluster");
+  std::unique_ptr<LocalCluster> cluster;
+  if (embedded) {
+    LocalClusterOptions local;
+    local.partitions = o.partitions;
+    local.topics = o.topics;
+    cluster = std::make_unique<LocalCluster>(local, *log);
+    settings.set({"bootstrap.servers", cluster->bootstrap_servers(), ConfigSource::default_value, "embedded broker"});
+  }
+
+  Bridge bridge(settings, o.connection.kafka_context(*log), options, kDemoPageHtml);
+  printf("URL=ws://%s/\n", bridge.address().c_str());
+  if (cluster) printf("BROKERS=%s\n", cluster->bootstrap_servers().c_str());
+  fflush(stdout);
+  if (cluster) {
+    log->warning("no broker configured (-b, KWS_BROKERS or a config file): serving the EMBEDDED IN-MEMORY broker at " +
+                 cluster->bootstrap_servers() + "; this is demo data, lost when kws serve stops");
+  }
+  log->note("serving ws://" + bridge.address() + "/v2/broker/ and the demo page at http://" + bridge.address() +
+            "/ (Ctrl-C stops)");
+
+  StatusLine status;
+  bridge.run([&status](const BridgeStatus& s) { status.update(s); });
+  log->info("stopped");
+  return exit_ok;
+}
+
+}  // namespace kws::cmd

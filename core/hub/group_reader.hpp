@@ -1,0 +1,43 @@
+#pragma once
+// A `group.id` session's own reader: librdkafka needs one consumer per group
+// member, so each such session owns one, on its own thread (the expensive
+// path; the bridge caps how many). It pauses while the session's client is
+// behind, so a slow client holds back its group partitions instead of
+// growing memory, and the consumer commits only what was handed on.
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "core/hub/hub.hpp"
+#include "core/message_io.hpp"
+#include "core/util/log.hpp"
+
+namespace kws {
+
+class GroupReader {
+ public:
+  // `open` connects and joins (it may block and throw kws::Error; that is
+  // reported to the subscriber as an error reply). `backlog` tells how many
+  // bytes wait for the client; above `high_water` the reader pauses.
+  GroupReader(std::function<std::unique_ptr<MessageSource>()> open, std::shared_ptr<Subscriber> subscriber,
+              std::function<size_t()> backlog, size_t high_water, LogSink& log);
+  ~GroupReader();  // stops and joins
+  void stop();
+  bool finished() const { return finished_; }
+
+ private:
+  void run();
+
+  std::function<std::unique_ptr<MessageSource>()> open_;
+  std::shared_ptr<Subscriber> subscriber_;
+  std::function<size_t()> backlog_;
+  size_t high_water_;
+  LogSink& log_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
+};
+
+}  // namespace kws
