@@ -67,23 +67,6 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
   return app;
 }
 
-namespace {
-std::pair<std::string, uint16_t> split_host_port(const std::string& text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) throw usage_error("bad --listen '" + text + "': expected HOST:PORT");
-  std::string host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
-  int port = -1;
-  try {
-    port = std::stoi(text.substr(colon + 1));
-  } catch (...) {
-  }
-  if (port < 0 || port > 65535) throw usage_error("bad --listen '" + text + "': port must be 0-65535");
-  return {host, static_cast<uint16_t>(port)};
-}
-}  // namespace
-
 int run_broker(const BrokerOptions& o) {
   std::vector<TopicSpec> topics;
   for (const auto& t : o.topics) {
@@ -92,7 +75,7 @@ int run_broker(const BrokerOptions& o) {
       if (topics[i].name == topics.back().name) throw usage_error("topic '" + topics.back().name + "' is given twice");
     }
   }
-  auto [listen_host, listen_port] = split_host_port(o.listen);
+  auto [listen_host, listen_port] = split_host_port(o.listen, "--listen");
 
   EmbeddedBroker broker(o.broker_count);
   FrontendConfig config;

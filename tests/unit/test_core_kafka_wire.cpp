@@ -276,27 +276,132 @@ TEST_CASE("kafka_wire: JoinGroup session timeouts are capped") {
   CHECK_FALSE(cap_join_group_session_timeout(*h, small.bytes, 6000));
 }
 
-TEST_CASE("kafka_wire: group ids come from JoinGroup and OffsetCommit") {
+TEST_CASE("kafka_wire: group requests are read to their end") {
   Frame join = request_header(kJoinGroup, 5, 1);
-  join.str("billing").i32(45000).i32(300000).str("").null_str().str("consumer").i32(0);
+  join.str("billing").i32(45000).i32(300000).str("").null_str().str("consumer").i32(2);
+  join.str("range").i32(3);
+  join.bytes += "abc";  // protocol metadata
+  join.str("roundrobin").i32(-1);
   auto h = parse_request_header(join.bytes);
-  auto mention = parse_group_mention(*h, join.bytes);
-  REQUIRE(mention);
-  CHECK(mention->group == "billing");
-  CHECK(mention->protocol_type == "consumer");
+  REQUIRE(is_group_request(*h));
+  auto req = parse_group_request(*h, join.bytes);
+  REQUIRE(req);
+  CHECK(req->group == std::optional<std::string>("billing"));
+  CHECK(req->member == std::optional<std::string>(""));
+  CHECK(req->protocol_type == std::optional<std::string>("consumer"));
+  CHECK(req->protocols == std::vector<std::string>{"range", "roundrobin"});
+  CHECK(req->session_timeout_ms == 45000);
+  CHECK(req->rebalance_timeout_ms == 300000);
+  CHECK_FALSE(req->null_protocol);
 
   Frame commit = request_header(kOffsetCommit, 2, 2);
-  commit.str("audit").i32(1).str("member").i64(-1);
+  commit.str("audit").i32(1).str("member").i64(-1).i32(1).str("t").i32(2);
+  commit.i32(0).i64(5).str("").i32(3).i64(6).null_str();
   h = parse_request_header(commit.bytes);
-  mention = parse_group_mention(*h, commit.bytes);
-  REQUIRE(mention);
-  CHECK(mention->group == "audit");
-  CHECK(mention->protocol_type.empty());
+  req = parse_group_request(*h, commit.bytes);
+  REQUIRE(req);
+  CHECK(req->group == std::optional<std::string>("audit"));
+  CHECK(req->member == std::optional<std::string>("member"));
+  REQUIRE(req->partitions.size() == 1);
+  CHECK(req->partitions[0].first == "t");
+  CHECK(req->partitions[0].second == std::vector<int32_t>{0, 3});
+
+  Frame heartbeat = request_header(kHeartbeat, 0, 3);
+  heartbeat.str("g").i32(1).null_str();  // null member: the mock dereferences it
+  h = parse_request_header(heartbeat.bytes);
+  req = parse_group_request(*h, heartbeat.bytes);
+  REQUIRE(req);
+  CHECK_FALSE(req->member);
+
+  Frame sync = request_header(kSyncGroup, 1, 4);
+  sync.str("g").i32(1).str("m").i32(1).null_str().i32(0);
+  h = parse_request_header(sync.bytes);
+  req = parse_group_request(*h, sync.bytes);
+  REQUIRE(req);
+  CHECK(req->null_member_inside);
 
   Frame other = request_header(kMetadata, 1, 3);
   other.i32(-1);
   h = parse_request_header(other.bytes);
-  CHECK_FALSE(parse_group_mention(*h, other.bytes));
+  CHECK_FALSE(is_group_request(*h));
+  CHECK_FALSE(parse_group_request(*h, other.bytes));
+  Frame lying = request_header(kJoinGroup, 0, 1);
+  lying.str("g").i32(1).str("").str("consumer").i32(0x7fffffff);  // far more protocols than bytes
+  h = parse_request_header(lying.bytes);
+  CHECK_FALSE(parse_group_request(*h, lying.bytes));
+}
+
+TEST_CASE("kafka_wire: group error responses have each version's shape") {
+  GroupRequest req;
+  req.member = "m-1";
+  for (int16_t v : {0, 2, 5}) {
+    INFO("JoinGroup v" << v);
+    RequestHeader h{kJoinGroup, v, 9, 0};
+    std::string out = encode_group_error_response(h, req, kInconsistentGroupProtocol);
+    Cursor c{out};
+    CHECK(c.get(4) == 9);
+    if (v >= 2) CHECK(c.get(4) == 0);
+    CHECK(c.get(2) == kInconsistentGroupProtocol);
+    CHECK(c.get(4) == -1);
+    CHECK(c.str() == "");
+    CHECK(c.str() == "");
+    CHECK(c.str() == "m-1");
+    CHECK(c.get(4) == 0);
+    CHECK(c.pos == out.size());
+    auto parsed = parse_group_response(kJoinGroup, v, out);
+    REQUIRE(parsed);
+    CHECK(parsed->error == kInconsistentGroupProtocol);
+    CHECK(parsed->member == "m-1");
+  }
+  for (int16_t key : {kHeartbeat, kLeaveGroup, kSyncGroup}) {
+    for (int16_t v : {0, 1}) {
+      INFO("key " << key << " v" << v);
+      RequestHeader h{key, v, 9, 0};
+      std::string out = encode_group_error_response(h, req, kUnknownMemberId);
+      Cursor c{out};
+      CHECK(c.get(4) == 9);
+      if (v >= 1) CHECK(c.get(4) == 0);
+      CHECK(c.get(2) == kUnknownMemberId);
+      if (key == kSyncGroup) CHECK(c.get(4) == 0);
+      CHECK(c.pos == out.size());
+    }
+  }
+  req.partitions = {{"t", {0, 7}}};
+  RequestHeader h{kOffsetCommit, 3, 9, 0};
+  std::string out = encode_group_error_response(h, req, kInvalidGroupId);
+  Cursor c{out};
+  CHECK(c.get(4) == 9);
+  CHECK(c.get(4) == 0);
+  CHECK(c.get(4) == 1);
+  CHECK(c.str() == "t");
+  CHECK(c.get(4) == 2);
+  CHECK(c.get(4) == 0);
+  CHECK(c.get(2) == kInvalidGroupId);
+  CHECK(c.get(4) == 7);
+  CHECK(c.get(2) == kInvalidGroupId);
+  CHECK(c.pos == out.size());
+}
+
+TEST_CASE("kafka_wire: Metadata requests keep each name once and stop at the limit") {
+  Frame f = request_header(kMetadata, 4, 1);
+  f.i32(5).str("").str("a").str("").str("a").str("b").i8(1);
+  auto h = parse_request_header(f.bytes);
+  auto req = parse_metadata_request(*h, f.bytes);
+  REQUIRE(req);
+  CHECK(*req->topics == std::vector<std::string>{"", "a", "b"});
+  CHECK_FALSE(req->too_many_topics);
+  req = parse_metadata_request(*h, f.bytes, 2);
+  REQUIRE(req);
+  CHECK(req->too_many_topics);
+
+  Frame produce = request_header(kProduce, 3, 1);
+  produce.null_str().i16(0).i32(1000).i32(0);
+  h = parse_request_header(produce.bytes);
+  CHECK_FALSE(produce_expects_response(*h, produce.bytes));
+  Frame acked = request_header(kProduce, 2, 1);
+  acked.i16(-1).i32(1000).i32(0);
+  h = parse_request_header(acked.bytes);
+  CHECK(produce_expects_response(*h, acked.bytes));
 }
 
 TEST_CASE("kafka_wire: ListGroups is answered through a placeholder request") {
