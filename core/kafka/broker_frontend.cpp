@@ -816,7 +816,8 @@ struct BrokerFrontend::Impl {
   }
 
   void resume() {
-    if (shared.live_connections < shared.max_connections) limit_logged = false;
+    // Logged once per episode: again only after most connections have gone.
+    if (shared.live_connections <= shared.max_connections / 2) limit_logged = false;
     for (size_t i = 0; i < acceptors.size(); ++i) {
       if (paused[i] && shared.live_connections < shared.max_connections) {
         paused[i] = false;

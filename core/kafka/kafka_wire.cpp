@@ -205,7 +205,10 @@ std::optional<std::string> rewrite_metadata_response(std::string_view frame, int
   out.append(r.slice(middle));
   int32_t topics = r.i32();
   if (r.failed() || topics < 0) return std::nullopt;
-  put(out, topics + static_cast<int32_t>(missing_topics.size()), 4);
+  // A count the frame cannot hold is a lie (and adding to it could overflow).
+  int64_t total = int64_t(topics) + static_cast<int64_t>(missing_topics.size());
+  if (static_cast<size_t>(topics) > r.rest().size() || total > INT32_MAX) return std::nullopt;
+  put(out, total, 4);
   out.append(r.rest());
   for (const auto& missing : missing_topics) {
     put(out, missing.error, 2);
@@ -316,7 +319,7 @@ std::optional<std::string> rewrite_api_versions_response(std::string_view frame,
     put(entry, 2, 2);
     out.insert(r.pos(), entry);  // after the last entry, before throttle_time_ms
     std::string new_count;
-    put(new_count, count + 1, 4);
+    put(new_count, int64_t(count) + 1, 4);
     out.replace(4 + 2, 4, new_count);
   }
   return out;
