@@ -33,7 +33,12 @@ const CommandDoc broker_doc{
     "consumer session timeouts are capped at 6 s; there is no time index, so a lookup of the "
     "offset for a timestamp answers with the earliest offset (kws tail -o @TIME then skips the "
     "older messages itself; other clients see them); it "
-    "answers on loopback only; it is one process without durability or replication, meant for "
+    "answers on loopback only; a request may be at most 100 MiB, may create at most 100 topics "
+    "(the rest are answered THROTTLING_QUOTA_EXCEEDED) and name at most 10,000 in one Metadata "
+    "request (more closes the connection); a connection has at most 5 requests awaiting an "
+    "answer and is not read from while its answers are not being read; it raises its open-file "
+    "limit to the hard limit and relays as many connections as that allows (three descriptors "
+    "each), letting further ones wait; it is one process without durability or replication, meant for "
     "development, demos and tests, not production.",
     {{"kws broker", "a broker on 127.0.0.1:9092"},
      {"kws broker -t orders:6 -t audit", "pre-create orders with 6 partitions and audit with --partitions"},
@@ -62,8 +67,9 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
   app->footer(
       "Limits: memory only, all data is lost when it stops; each partition keeps a bounded amount\n"
       "(about 5 MiB) and drops its oldest messages beyond that; group members cannot be described;\n"
-      "no time index (offset-for-time lookups answer the earliest offset); loopback only; for\n"
-      "development, demos and tests, not production. See 'man kws-broker'.");
+      "no time index (offset-for-time lookups answer the earliest offset); loopback only; requests\n"
+      "up to 100 MiB, at most 100 topics created per request; for development, demos and tests,\n"
+      "not production. See 'man kws-broker' and docs/SECURITY.md.");
   return app;
 }
 

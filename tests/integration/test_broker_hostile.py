@@ -528,8 +528,10 @@ def measure():
 
     def null_ids(b):
         answers = attack_null_member_ids(b.brokers)
-        return ", ".join("%s: %s" % (n, "closed" if r is None else error_after_header(r, t))
-                         for n, r, t in answers)
+        # OffsetCommit's error is per partition, the last two bytes.
+        return ", ".join("%s: %s" % (n, "closed" if r is None else
+                                     struct.unpack(">h", r[-2:])[0] if n.startswith("OffsetCommit")
+                                     else error_after_header(r, t)) for n, r, t in answers)
 
     def inconsistent(b):
         second, first = attack_inconsistent_protocols(b.brokers)

@@ -207,20 +207,95 @@ TEST_CASE("kafka_wire: ApiVersions advertises Metadata v4") {
 
 TEST_CASE("kafka_wire: truncated or garbage frames are refused, never read past the end") {
   std::string full = metadata_v2_response();
+  auto whole = rewrite_metadata_response(full, 2, 4, mock_to_front, {});
+  REQUIRE(whole);
+  // Everything up to and including the topic count is read; the topics
+  // after it are copied as they are.
+  const size_t topics_start = 4 + 4 + (4 + 11 + 4 + 2) + (4 + 11 + 4 + 8) + 11 + 4 + 4;
+  REQUIRE(topics_start < full.size());
+  const std::string head = whole->substr(0, whole->size() - (full.size() - topics_start));
   for (size_t n = 0; n < full.size(); ++n) {
+    INFO("cut at " << n);
     std::string cut = full.substr(0, n);
     auto out = rewrite_metadata_response(cut, 2, 4, mock_to_front, {});
-    // Cutting inside the trailing topics is indistinguishable from a shorter
-    // body and passes through; anything earlier must be refused.
-    if (n < 4 + 4 + 4 + 11 + 4 + 2 + 4 + 11 + 4 + 8 + 11 + 4 + 4) CHECK_FALSE(out);
+    // Refused too: a count of one topic with no byte after it.
+    if (n <= topics_start) {
+      CHECK_FALSE(out);
+    } else {
+      // A cut inside the topics cannot be told from a shorter body: passed on
+      // with exactly the bytes that came, never more.
+      REQUIRE(out);
+      CHECK(*out == head + cut.substr(topics_start));
+    }
   }
+
+  Frame v4 = request_header(kMetadata, 4, 7);
+  v4.i32(2).str("a").str("b").i8(0);
+  auto h = parse_request_header(v4.bytes);
+  REQUIRE(h);
+  for (size_t n = 0; n < v4.bytes.size(); ++n) {
+    INFO("Metadata request cut at " << n);
+    std::string cut = v4.bytes.substr(0, n);
+    auto ch = parse_request_header(cut);
+    if (n < h->body_offset) {
+      CHECK_FALSE(ch);
+    } else {
+      REQUIRE(ch);
+      CHECK_FALSE(parse_metadata_request(*ch, cut));
+    }
+  }
+
+  Frame join = request_header(kJoinGroup, 1, 4);
+  join.str("group").i32(45000).i32(300000).str("").str("consumer").i32(1).str("range").i32(2).i16(0);
+  h = parse_request_header(join.bytes);
+  REQUIRE(parse_group_request(*h, join.bytes));
+  for (size_t n = h->body_offset; n < join.bytes.size(); ++n) {
+    INFO("JoinGroup cut at " << n);
+    CHECK_FALSE(parse_group_request(*h, join.bytes.substr(0, n)));
+  }
+
+  Frame offsets = request_header(kListOffsets, 1, 3);
+  offsets.i32(-1).i32(1).str("demo").i32(1).i32(0).put(1714564800000, 8);
+  h = parse_request_header(offsets.bytes);
+  REQUIRE(rewrite_list_offsets_request(*h, offsets.bytes));
+  for (size_t n = h->body_offset; n < offsets.bytes.size(); ++n) {
+    INFO("ListOffsets cut at " << n);
+    CHECK_FALSE(rewrite_list_offsets_request(*h, offsets.bytes.substr(0, n)));
+  }
+
+  Frame coordinator;
+  coordinator.i32(9).i16(0).i32(1).str("127.0.0.1").i32(40001);
+  for (size_t n = 0; n < coordinator.bytes.size(); ++n) {
+    INFO("FindCoordinator cut at " << n);
+    CHECK_FALSE(rewrite_find_coordinator_response(coordinator.bytes.substr(0, n), 0, mock_to_front));
+  }
+
+  Frame versions;
+  versions.i32(1).i16(0).i32(2).i16(0).i16(0).i16(7).i16(kMetadata).i16(0).i16(2);
+  const size_t entries_end = versions.bytes.size();
+  versions.i32(0);  // throttle_time_ms
+  for (size_t n = 0; n < versions.bytes.size(); ++n) {
+    INFO("ApiVersions cut at " << n);
+    auto out = rewrite_api_versions_response(versions.bytes.substr(0, n), 1);
+    if (n < entries_end) {
+      CHECK_FALSE(out);
+    } else {
+      // Only the trailing throttle time is cut: entries rewritten, the rest copied.
+      REQUIRE(out);
+      CHECK(out->size() == n + 6);
+    }
+  }
+
   CHECK_FALSE(parse_request_header(std::string("\x00\x03", 2)));
   Frame bad = request_header(kMetadata, 1, 1);
   bad.i32(5).str("only-one");
-  auto h = parse_request_header(bad.bytes);
+  h = parse_request_header(bad.bytes);
   REQUIRE(h);
   CHECK_FALSE(parse_metadata_request(*h, bad.bytes));
   CHECK_FALSE(rewrite_find_coordinator_response("abc", 0, mock_to_front));
+  // A topic count the frame cannot hold.
+  std::string lying = full.substr(0, topics_start - 4) + std::string("\x7f\xff\xff\xff", 4);
+  CHECK_FALSE(rewrite_metadata_response(lying, 2, 4, mock_to_front, {{"x", kInvalidTopic}}));
 }
 
 TEST_CASE("kafka_wire: ListOffsets lookups by time become earliest-offset lookups") {
