@@ -33,7 +33,12 @@ const CommandDoc broker_doc{
     "consumer session timeouts are capped at 6 s; there is no time index, so a lookup of the "
     "offset for a timestamp answers with the earliest offset (kws tail -o @TIME then skips the "
     "older messages itself; other clients see them); it "
-    "answers on loopback only; it is one process without durability or replication, meant for "
+    "answers on loopback only; a request may be at most 100 MiB, may create at most 100 topics "
+    "(the rest are answered THROTTLING_QUOTA_EXCEEDED) and name at most 10,000 in one Metadata "
+    "request (more closes the connection); a connection has at most 5 requests awaiting an "
+    "answer and is not read from while its answers are not being read; it raises its open-file "
+    "limit to the hard limit and relays as many connections as that allows (three descriptors "
+    "each), letting further ones wait; it is one process without durability or replication, meant for "
     "development, demos and tests, not production.",
     {{"kws broker", "a broker on 127.0.0.1:9092"},
      {"kws broker -t orders:6 -t audit", "pre-create orders with 6 partitions and audit with --partitions"},
@@ -62,27 +67,11 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
   app->footer(
       "Limits: memory only, all data is lost when it stops; each partition keeps a bounded amount\n"
       "(about 5 MiB) and drops its oldest messages beyond that; group members cannot be described;\n"
-      "no time index (offset-for-time lookups answer the earliest offset); loopback only; for\n"
-      "development, demos and tests, not production. See 'man kws-broker'.");
+      "no time index (offset-for-time lookups answer the earliest offset); loopback only; requests\n"
+      "up to 100 MiB, at most 100 topics created per request; for development, demos and tests,\n"
+      "not production. See 'man kws-broker' and docs/SECURITY.md.");
   return app;
 }
-
-namespace {
-std::pair<std::string, uint16_t> split_host_port(const std::string& text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) throw usage_error("bad --listen '" + text + "': expected HOST:PORT");
-  std::string host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
-  int port = -1;
-  try {
-    port = std::stoi(text.substr(colon + 1));
-  } catch (...) {
-  }
-  if (port < 0 || port > 65535) throw usage_error("bad --listen '" + text + "': port must be 0-65535");
-  return {host, static_cast<uint16_t>(port)};
-}
-}  // namespace
 
 int run_broker(const BrokerOptions& o) {
   std::vector<TopicSpec> topics;
@@ -92,7 +81,7 @@ int run_broker(const BrokerOptions& o) {
       if (topics[i].name == topics.back().name) throw usage_error("topic '" + topics.back().name + "' is given twice");
     }
   }
-  auto [listen_host, listen_port] = split_host_port(o.listen);
+  auto [listen_host, listen_port] = split_host_port(o.listen, "--listen");
 
   EmbeddedBroker broker(o.broker_count);
   FrontendConfig config;

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/bridge/bridge.hpp"
+#include "core/kafka/embedded_broker.hpp"
 #include "core/kafka/local_cluster.hpp"
 #include "core/util/error.hpp"
 #include "core/util/output.hpp"
@@ -136,23 +137,6 @@ CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
 
 namespace {
 
-std::pair<std::string, uint16_t> split_listen(const std::string& text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) throw usage_error("bad --listen '" + text + "': expected HOST:PORT");
-  std::string host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
-  int port = -1;
-  try {
-    size_t used = 0;
-    port = std::stoi(text.substr(colon + 1), &used);
-    if (used != text.size() - colon - 1) port = -1;
-  } catch (...) {
-  }
-  if (port < 0 || port > 65535) throw usage_error("bad --listen '" + text + "': port must be 0-65535");
-  return {host, static_cast<uint16_t>(port)};
-}
-
 // "kws: 12 connections | 3400 msg/s from Kafka | 40800 frames/s out | 0 dropped", once a second.
 class StatusLine {
  public:
@@ -187,7 +171,7 @@ class StatusLine {
 }  // namespace
 
 int run_serve(const ServeOptions& o) {
-  auto [host, port] = split_listen(o.listen);
+  auto [host, port] = split_host_port(o.listen, "--listen");
   BridgeOptions options;
   options.server.host = host;
   options.server.port = port;

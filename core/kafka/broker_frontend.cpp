@@ -3,12 +3,21 @@
 #include <algorithm>
 #include <array>
 #include <asio.hpp>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_map>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
+#include "core/kafka/embedded_broker.hpp"
 #include "core/util/error.hpp"
 #include "core/kafka/kafka_wire.hpp"
 
@@ -24,34 +33,194 @@ bool is_valid_topic_name(const std::string& name) {
 namespace {
 
 using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
 
-// Kafka frames are at most this large here; a bigger size prefix means the
-// peer is not speaking Kafka, and the connection is dropped.
-constexpr uint32_t kMaxFrame = 256u << 20;
+// The front end's one way to say something on stderr, so that it can later
+// go to a log sink instead.
+void diagnose(const std::string& message) { fprintf(stderr, "kws: broker: %s\n", message.c_str()); }
+
+// Responses come from the mock, which is trusted; the cap only stops a
+// corrupt size prefix from allocating without end.
+constexpr uint32_t kMaxResponseBytes = 256u << 20;
+// Frames are read in pieces of at most this size, so memory follows the
+// bytes that actually arrived, not the size a prefix claims.
+constexpr size_t kReadChunk = 64 << 10;
 
 // See cap_join_group_session_timeout: a consumer group that a member left
 // rejoins after about this long instead of 45 s. Kafka's own minimum.
 constexpr int32_t kMaxSessionTimeoutMs = 6000;
+// The relay forgets a group member this long after the mock would have
+// (members are remembered to refuse inconsistent protocols; remembering
+// too long only delays a member that changed its protocols).
+constexpr auto kMemberGrace = std::chrono::seconds(3);
 
-struct Shared;
+// librdkafka's mock listens with a backlog of 5: more connection attempts
+// at once are dropped by the kernel and retried by TCP after 1, 3, 7... s.
+// So at most this many connections to one mock broker are being set up at
+// a time, each until the mock has answered a first request on it.
+constexpr int kMaxConnectingPerBackend = 4;
+constexpr int kConnectAttempts = 5;
+constexpr auto kHandshakeTimeout = std::chrono::seconds(5);
+// Descriptors kept back for everything that is not a relayed connection.
+constexpr uint64_t kReservedDescriptors = 64;
+
+bool out_of_descriptors(const asio::error_code& ec) {
+  return ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
+         ec == asio::error::no_memory;
+}
+
+// Creates topics on a thread of its own: each creation waits for the mock's
+// thread, and the relay's I/O thread must not.
+class TopicCreator {
+ public:
+  struct Result {
+    std::string topic;
+    std::string error;  // empty: created (or already there)
+  };
+  using Done = std::function<void(std::vector<Result>)>;
+
+  explicit TopicCreator(std::function<void(const std::string&)> create) : create_(std::move(create)) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~TopicCreator() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  // `done` runs on the creator's thread; it must post back to the caller's.
+  void submit(std::vector<std::string> topics, Done done) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      jobs_.push_back({std::move(topics), std::move(done)});
+    }
+    wake_.notify_one();
+  }
+
+ private:
+  struct Job {
+    std::vector<std::string> topics;
+    Done done;
+  };
+  void run() {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        if (stop_) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      std::vector<Result> results;
+      for (auto& topic : job.topics) {
+        Result r{topic, {}};
+        if (!created_.count(topic)) {
+          try {
+            create_(topic);
+            created_.insert(topic);
+          } catch (const Error& e) {
+            r.error = e.what();
+          }
+        }
+        results.push_back(std::move(r));
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_) return;
+      }
+      job.done(std::move(results));
+    }
+  }
+
+  std::function<void(const std::string&)> create_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Job> jobs_;
+  bool stop_ = false;
+  std::set<std::string> created_;  // by this thread, so a topic two requests name is created once
+  std::thread thread_;
+};
+
+class Connection;
+
+struct Member {
+  std::string protocol_type;
+  std::vector<std::string> protocols;
+  Clock::time_point expires;
+};
+
+struct Shared {
+  explicit Shared(asio::io_context& io) : io(io) {}
+  asio::io_context& io;
+  FrontendConfig config;
+  std::string advertised_host;
+  std::vector<uint16_t> ports;  // front-end port per backend
+  std::vector<tcp::endpoint> backends;
+  std::set<std::string> known_topics;
+  std::map<std::string, std::string> groups;  // id -> protocol type, from JoinGroup/OffsetCommit
+  // group -> member id (or a pending JoinGroup's key) -> what it offered.
+  std::map<std::string, std::map<std::string, Member>> members;
+  std::unique_ptr<TopicCreator> creator;
+
+  struct Gate {
+    int active = 0;
+    std::deque<std::shared_ptr<Connection>> waiting;
+  };
+  std::vector<Gate> gates;  // per backend
+
+  uint64_t max_connections = 0;
+  uint64_t live_connections = 0;
+  std::function<void()> resume_accepting;
+
+  std::optional<std::pair<std::string, int32_t>> map(const std::string& host, int32_t port) const {
+    for (size_t i = 0; i < config.backends.size(); ++i) {
+      if (config.backends[i].port == port && (config.backends[i].host == host || host == "localhost")) {
+        return std::make_pair(advertised_host, static_cast<int32_t>(ports[i]));
+      }
+    }
+    return std::nullopt;
+  }
+
+  void acquire(size_t backend, std::shared_ptr<Connection> c);
+  void release(size_t backend);
+
+  // The members of `group` the mock may still have, expired ones dropped.
+  std::map<std::string, Member>& live_members(const std::string& group) {
+    auto& all = members[group];
+    auto now = Clock::now();
+    for (auto it = all.begin(); it != all.end();) it = it->second.expires < now ? all.erase(it) : std::next(it);
+    return all;
+  }
+  void forget_group_if_empty(const std::string& group) {
+    auto it = members.find(group);
+    if (it != members.end() && it->second.empty()) members.erase(it);
+  }
+};
+
+Clock::time_point member_expiry(int32_t timeout_ms) {
+  int32_t ms = std::clamp<int32_t>(timeout_ms, 0, 5 * 60 * 1000);
+  return Clock::now() + std::chrono::milliseconds(ms) + kMemberGrace;
+}
 
 // One client connection and its connection to the mock broker behind it.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket client, asio::io_context& io, Shared& shared, tcp::endpoint backend, size_t backend_index)
-      : client_(std::move(client)), broker_(io), shared_(shared), backend_(backend), backend_index_(backend_index) {}
+  Connection(tcp::socket client, Shared& shared, size_t backend_index, uint64_t serial)
+      : client_(std::move(client)),
+        broker_(shared.io),
+        timer_(shared.io),
+        shared_(shared),
+        backend_index_(backend_index),
+        serial_(serial) {}
 
-  void start() {
-    auto self = shared_from_this();
-    broker_.async_connect(backend_, [self](const asio::error_code& ec) {
-      if (ec) return self->close();
-      asio::error_code ignored;
-      self->client_.set_option(tcp::no_delay(true), ignored);
-      self->broker_.set_option(tcp::no_delay(true), ignored);
-      self->read_frame(true);
-      self->read_frame(false);
-    });
-  }
+  void start() { shared_.acquire(backend_index_, shared_from_this()); }
+  bool closed() const { return closed_; }
+
+  // Called by the gate: this connection may now connect to the mock.
+  void connect_backend();
+
+  void close();
 
  private:
   struct Direction {
@@ -64,160 +233,472 @@ class Connection : public std::enable_shared_from_this<Connection> {
     int16_t client_version;
     int16_t broker_version;
     std::vector<wire::TopicError> missing;
+    std::optional<std::string> local_response;  // answered by the front end itself
+    std::string group;
+    std::string member_key;
   };
+  enum class Verdict { forward, close, later };
 
-  // upstream: client -> broker (requests); downstream: broker -> client.
-  void read_frame(bool upstream) {
-    auto self = shared_from_this();
-    tcp::socket& from = upstream ? client_ : broker_;
-    Direction& d = upstream ? up_ : down_;
-    asio::async_read(from, asio::buffer(d.size), [self, upstream, &from, &d](const asio::error_code& ec, size_t) {
-      if (ec) return self->close();
-      uint32_t n = (uint32_t(d.size[0]) << 24) | (uint32_t(d.size[1]) << 16) | (uint32_t(d.size[2]) << 8) | d.size[3];
-      if (n > kMaxFrame) return self->close();
-      d.frame.resize(n);
-      asio::async_read(from, asio::buffer(d.frame), [self, upstream, &d](const asio::error_code& ec2, size_t) {
-        if (ec2) return self->close();
-        if (upstream) {
-          // The mock trusts its clients; a request it would choke on ends
-          // the connection here instead of reaching it.
-          if (!self->on_request(d.frame)) return self->close();
-        } else {
-          self->on_response(d.frame);
-        }
-        self->write_frame(upstream);
-      });
-    });
+  void handshake_failed();
+  void begin_relay();
+  template <typename Handler>
+  void read_frame(bool upstream, Handler&& handler);
+  template <typename Handler>
+  void read_body(bool upstream, uint32_t n, Handler handler);
+  void next_request();
+  void forward_request();
+  void next_response();
+  Verdict on_request();
+  Verdict on_group_request(const wire::RequestHeader& header, const std::string& frame);
+  Verdict on_metadata_request(const wire::RequestHeader& header, const std::string& frame);
+  void finish_metadata(const wire::RequestHeader& header, const std::string& frame, wire::MetadataRequest request,
+                       std::vector<std::string> forwarded, std::vector<wire::TopicError> missing);
+  void answer_locally(const wire::RequestHeader& header, std::string response);
+  void on_response(const std::string& frame);
+  void release_buffer(std::string& s) {
+    if (s.capacity() > (1u << 20)) {
+      large_buffers_ = true;
+      std::string().swap(s);
+    } else {
+      s.clear();
+    }
   }
 
-  void write_frame(bool upstream) {
-    auto self = shared_from_this();
-    tcp::socket& to = upstream ? broker_ : client_;
-    Direction& d = upstream ? up_ : down_;
+  tcp::socket client_;
+  tcp::socket broker_;
+  asio::steady_timer timer_;
+  Shared& shared_;
+  size_t backend_index_;
+  uint64_t serial_;
+  Direction up_;
+  Direction down_;
+  std::unordered_map<int32_t, Pending> pending_;
+  std::vector<std::pair<std::string, std::string>> joins_;  // (group, key) of JoinGroups awaiting an answer
+  bool closed_ = false;
+  bool holding_slot_ = false;
+  bool muted_ = false;
+  bool expects_response_ = true;
+  bool large_buffers_ = false;
+  int attempts_ = 0;
+  int in_flight_ = 0;
+};
+
+void Shared::acquire(size_t backend, std::shared_ptr<Connection> c) {
+  Gate& gate = gates[backend];
+  if (gate.active < kMaxConnectingPerBackend) {
+    ++gate.active;
+    c->connect_backend();
+  } else {
+    gate.waiting.push_back(std::move(c));
+  }
+}
+
+void Shared::release(size_t backend) {
+  Gate& gate = gates[backend];
+  --gate.active;
+  while (gate.active < kMaxConnectingPerBackend && !gate.waiting.empty()) {
+    auto next = std::move(gate.waiting.front());
+    gate.waiting.pop_front();
+    if (next->closed()) continue;
+    ++gate.active;
+    next->connect_backend();
+  }
+}
+
+void Connection::connect_backend() {
+  holding_slot_ = true;
+  ++attempts_;
+  auto self = shared_from_this();
+  timer_.expires_after(kHandshakeTimeout);
+  timer_.async_wait([self](const asio::error_code& ec) {
+    if (ec) return;
+    asio::error_code ignored;
+    self->broker_.close(ignored);  // fails the pending connect, write or read
+  });
+  broker_.async_connect(shared_.backends[backend_index_], [self](const asio::error_code& ec) {
+    if (self->closed_) return;
+    if (ec) return self->handshake_failed();
+    // A first request proves that the mock has accepted this connection
+    // (a completed connect only means the kernel queued it).
+    static const std::string kApiVersionsV0("\x00\x00\x00\x13\x00\x12\x00\x00\x00\x00\x00\x00\x00\x09kws-relay", 23);
+    auto probe = std::make_shared<std::string>(kApiVersionsV0);
+    asio::async_write(self->broker_, asio::buffer(*probe), [self, probe](const asio::error_code& ec2, size_t) {
+      if (self->closed_) return;
+      if (ec2) return self->handshake_failed();
+      self->read_frame(false, [self] {
+        self->timer_.cancel();
+        self->release_buffer(self->down_.frame);
+        self->begin_relay();
+      });
+    });
+  });
+}
+
+void Connection::handshake_failed() {
+  timer_.cancel();
+  asio::error_code ignored;
+  broker_.close(ignored);
+  if (holding_slot_) {
+    holding_slot_ = false;
+    shared_.release(backend_index_);
+  }
+  if (closed_) return;
+  if (attempts_ >= kConnectAttempts) {
+    diagnose("cannot reach the embedded broker behind the front end; closing a client connection");
+    return close();
+  }
+  broker_ = tcp::socket(shared_.io);
+  auto self = shared_from_this();
+  timer_.expires_after(std::chrono::milliseconds(50 << attempts_));
+  timer_.async_wait([self](const asio::error_code& ec) {
+    if (ec || self->closed_) return;
+    self->shared_.acquire(self->backend_index_, self);
+  });
+}
+
+void Connection::begin_relay() {
+  if (holding_slot_) {
+    holding_slot_ = false;
+    shared_.release(backend_index_);
+  }
+  if (closed_) return;
+  asio::error_code ignored;
+  client_.set_option(tcp::no_delay(true), ignored);
+  broker_.set_option(tcp::no_delay(true), ignored);
+  next_request();
+  next_response();
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  asio::error_code ignored;
+  timer_.cancel();
+  client_.close(ignored);
+  broker_.close(ignored);
+  if (holding_slot_) {
+    holding_slot_ = false;
+    shared_.release(backend_index_);
+  }
+  // JoinGroups still unanswered: the mock has added those members and keeps
+  // them for a session timeout.
+  for (const auto& [group, key] : joins_) {
+    auto g = shared_.members.find(group);
+    if (g == shared_.members.end()) continue;
+    auto m = g->second.find(key);
+    if (m != g->second.end()) m->second.expires = member_expiry(kMaxSessionTimeoutMs);
+  }
+  joins_.clear();
+  pending_.clear();
+  release_buffer(up_.frame);
+  release_buffer(up_.out);
+  release_buffer(down_.frame);
+  release_buffer(down_.out);
+#if defined(__GLIBC__)
+  // glibc keeps freed large buffers mapped in its arenas; give them back
+  // so that a client that made the relay buffer much leaves nothing behind.
+  if (large_buffers_) malloc_trim(0);
+#endif
+  --shared_.live_connections;
+  if (shared_.resume_accepting) shared_.resume_accepting();
+}
+
+// Reads one frame (size prefix, then the body as it arrives) into
+// up_.frame or down_.frame and calls handler; closes on error or oversize.
+template <typename Handler>
+void Connection::read_frame(bool upstream, Handler&& handler) {
+  auto self = shared_from_this();
+  tcp::socket& from = upstream ? client_ : broker_;
+  Direction& d = upstream ? up_ : down_;
+  asio::async_read(from, asio::buffer(d.size),
+                   [self, upstream, &d, handler = std::forward<Handler>(handler)](const asio::error_code& ec,
+                                                                                   size_t) mutable {
+                     if (self->closed_) return;
+                     if (ec) return upstream || !self->holding_slot_ ? self->close() : self->handshake_failed();
+                     uint32_t n = (uint32_t(d.size[0]) << 24) | (uint32_t(d.size[1]) << 16) |
+                                  (uint32_t(d.size[2]) << 8) | d.size[3];
+                     uint32_t limit = upstream ? kMaxRequestBytes : kMaxResponseBytes;
+                     if (n > limit) {
+                       if (upstream) {
+                         diagnose("closed a connection that sent a " + std::to_string(n) +
+                                  "-byte request (the limit is " + std::to_string(limit) + ")");
+                       }
+                       return self->close();
+                     }
+                     d.frame.clear();
+                     self->read_body(upstream, n, std::move(handler));
+                   });
+}
+
+template <typename Handler>
+void Connection::read_body(bool upstream, uint32_t n, Handler handler) {
+  Direction& d = upstream ? up_ : down_;
+  if (d.frame.size() == n) return handler();
+  auto self = shared_from_this();
+  tcp::socket& from = upstream ? client_ : broker_;
+  size_t have = d.frame.size();
+  size_t want = std::min<size_t>(kReadChunk, n - have);
+  d.frame.resize(have + want);
+  from.async_read_some(asio::buffer(&d.frame[have], want),
+                       [self, upstream, n, have, &d, handler = std::move(handler)](const asio::error_code& ec,
+                                                                                  size_t got) mutable {
+                         if (self->closed_) return;
+                         if (ec) return upstream || !self->holding_slot_ ? self->close() : self->handshake_failed();
+                         d.frame.resize(have + got);
+                         self->read_body(upstream, n, std::move(handler));
+                       });
+}
+
+// Like a real broker, a connection whose answers are not being read stops
+// being read from ("muted"): the mock never holds more than
+// kMaxRequestsInFlight answers for it.
+void Connection::next_request() {
+  if (closed_) return;
+  if (in_flight_ >= kMaxRequestsInFlight) {
+    muted_ = true;
+    return;
+  }
+  muted_ = false;
+  auto self = shared_from_this();
+  read_frame(true, [self] {
+    switch (self->on_request()) {
+      case Verdict::forward:
+        return self->forward_request();
+      case Verdict::close:
+        return self->close();
+      case Verdict::later:
+        return;  // forward_request() runs when the topics exist
+    }
+  });
+}
+
+void Connection::forward_request() {
+  if (closed_) return;
+  auto self = shared_from_this();
+  const std::string& payload = up_.out.empty() ? up_.frame : up_.out;
+  uint32_t n = static_cast<uint32_t>(payload.size());
+  up_.size = {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
+              static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
+  if (expects_response_) ++in_flight_;
+  std::array<asio::const_buffer, 2> buffers = {asio::buffer(up_.size), asio::buffer(payload)};
+  asio::async_write(broker_, buffers, [self](const asio::error_code& ec, size_t) {
+    if (self->closed_) return;
+    if (ec) return self->close();
+    self->release_buffer(self->up_.out);
+    self->release_buffer(self->up_.frame);
+    self->next_request();
+  });
+}
+
+void Connection::next_response() {
+  if (closed_) return;
+  auto self = shared_from_this();
+  read_frame(false, [self] {
+    self->on_response(self->down_.frame);
+    Direction& d = self->down_;
     const std::string& payload = d.out.empty() ? d.frame : d.out;
     uint32_t n = static_cast<uint32_t>(payload.size());
     d.size = {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
               static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
     std::array<asio::const_buffer, 2> buffers = {asio::buffer(d.size), asio::buffer(payload)};
-    asio::async_write(to, buffers, [self, upstream, &d](const asio::error_code& ec, size_t) {
+    asio::async_write(self->client_, buffers, [self](const asio::error_code& ec, size_t) {
+      if (self->closed_) return;
       if (ec) return self->close();
-      d.out.clear();
-      self->read_frame(upstream);
+      self->release_buffer(self->down_.out);
+      self->release_buffer(self->down_.frame);
+      if (self->in_flight_ > 0) --self->in_flight_;
+      if (self->muted_) self->next_request();
+      self->next_response();
     });
-  }
-
-  // Returns false when the request is malformed and the connection must end.
-  bool on_request(const std::string& frame);
-  void on_response(const std::string& frame);
-
-  void close() {
-    asio::error_code ignored;
-    client_.close(ignored);
-    broker_.close(ignored);
-  }
-
-  tcp::socket client_;
-  tcp::socket broker_;
-  Shared& shared_;
-  tcp::endpoint backend_;
-  size_t backend_index_;
-  Direction up_;
-  Direction down_;
-  std::unordered_map<int32_t, Pending> pending_;
-};
+  });
+}
 
 }  // namespace
 
 namespace {
-struct Shared {
-  FrontendConfig config;
-  std::string advertised_host;
-  std::vector<uint16_t> ports;  // front-end port per backend
-  std::set<std::string> known_topics;
-  std::map<std::string, std::string> groups;  // id -> protocol type, from JoinGroup/OffsetCommit
 
-  std::optional<std::pair<std::string, int32_t>> map(const std::string& host, int32_t port) const {
-    for (size_t i = 0; i < config.backends.size(); ++i) {
-      if (config.backends[i].port == port && (config.backends[i].host == host || host == "localhost")) {
-        return std::make_pair(advertised_host, static_cast<int32_t>(ports[i]));
-      }
-    }
-    return std::nullopt;
-  }
-};
-}  // namespace
+void Connection::answer_locally(const wire::RequestHeader& header, std::string response) {
+  // The mock answers a stand-in request, keeping this answer in its place
+  // among the others; on_response swaps it.
+  up_.out = wire::encode_placeholder_request(up_.frame, header);
+  Pending p{header.api_key, header.api_version, 0, {}, std::move(response), {}, {}};
+  pending_[header.correlation_id] = std::move(p);
+}
 
-bool Connection::on_request(const std::string& frame) {
+Connection::Verdict Connection::on_request() {
+  const std::string& frame = up_.frame;
+  expects_response_ = true;
   auto header = wire::parse_request_header(frame);
-  if (!header) return false;
+  if (!header) return Verdict::close;
   const int16_t key = header->api_key;
   const int16_t version = header->api_version;
+  if (key == wire::kProduce) {
+    expects_response_ = wire::produce_expects_response(*header, frame);
+    return Verdict::forward;
+  }
   if (key == wire::kListOffsets) {
     if (auto rewritten = wire::rewrite_list_offsets_request(*header, frame)) up_.out = std::move(*rewritten);
-    return true;
+    return Verdict::forward;
   }
-  if (key == wire::kJoinGroup || key == wire::kOffsetCommit) {
-    if (auto mention = wire::parse_group_mention(*header, frame)) {
-      auto& type = shared_.groups[mention->group];
-      if (!mention->protocol_type.empty()) type = mention->protocol_type;
-    }
-  }
-  if (key == wire::kJoinGroup) {
-    // The mock crashes on JoinGroup requests without protocols.
-    if (!wire::join_group_is_well_formed(*header, frame)) return false;
-    if (auto rewritten = wire::cap_join_group_session_timeout(*header, frame, kMaxSessionTimeoutMs)) {
-      up_.out = std::move(*rewritten);
-    }
-    return true;
-  }
+  if (wire::is_group_request(*header)) return on_group_request(*header, frame);
   if (key == wire::kListGroups && version <= 2) {
     // Answered here from the groups seen; the mock has no ListGroups.
     up_.out = wire::encode_placeholder_request(frame, *header);
-    pending_[header->correlation_id] = {key, version, 0, {}};
-    return true;
+    pending_[header->correlation_id] = {key, version, 0, {}, std::nullopt, {}, {}};
+    return Verdict::forward;
   }
   if ((key == wire::kFindCoordinator || key == wire::kApiVersions) && version <= 2) {
-    pending_[header->correlation_id] = {key, version, version, {}};
-    return true;
+    pending_[header->correlation_id] = {key, version, version, {}, std::nullopt, {}, {}};
+    return Verdict::forward;
   }
-  if (key != wire::kMetadata || version > 4) return true;
+  if (key != wire::kMetadata || version > 4) return Verdict::forward;
+  return on_metadata_request(*header, frame);
+}
+
+Connection::Verdict Connection::on_group_request(const wire::RequestHeader& header, const std::string& frame) {
+  // The mock trusts its clients; a request it would choke on is answered
+  // (or, when it cannot even be read, ends the connection) here.
+  auto request = wire::parse_group_request(header, frame);
+  if (!request) return Verdict::close;
+  const int16_t key = header.api_key;
+  int16_t error = 0;
+  if (!request->group) {
+    error = wire::kInvalidGroupId;
+  } else if (!request->member || request->null_member_inside) {
+    error = wire::kUnknownMemberId;
+  } else if (key == wire::kJoinGroup &&
+             (request->protocols.empty() || request->null_protocol || !request->protocol_type ||
+              request->protocol_type->empty())) {
+    error = wire::kInconsistentGroupProtocol;  // what Kafka answers to no protocols
+  }
+  if (!error && key == wire::kJoinGroup) {
+    // Kafka admits a member only when it shares a protocol (and the protocol
+    // type) with every current member; librdkafka's mock aborts instead.
+    auto& members = shared_.live_members(*request->group);
+    std::set<std::string> common(request->protocols.begin(), request->protocols.end());
+    for (const auto& [id, m] : members) {
+      if (!request->member->empty() && id == *request->member) continue;
+      if (m.protocol_type != *request->protocol_type) common.clear();
+      std::set<std::string> theirs(m.protocols.begin(), m.protocols.end());
+      for (auto it = common.begin(); it != common.end();) it = theirs.count(*it) ? std::next(it) : common.erase(it);
+    }
+    if (common.empty()) error = wire::kInconsistentGroupProtocol;
+  }
+  if (error) {
+    shared_.forget_group_if_empty(request->group.value_or(""));
+    answer_locally(header, wire::encode_group_error_response(header, *request, error));
+    return Verdict::forward;
+  }
+
+  const std::string& group = *request->group;
+  if (!group.empty() && (key == wire::kJoinGroup || key == wire::kOffsetCommit)) {
+    auto& type = shared_.groups[group];
+    if (request->protocol_type && !request->protocol_type->empty()) type = *request->protocol_type;
+  }
+  if (key == wire::kJoinGroup) {
+    if (auto rewritten = wire::cap_join_group_session_timeout(header, frame, kMaxSessionTimeoutMs)) {
+      up_.out = std::move(*rewritten);
+    }
+    // Known as a pending join until the answer names the member.
+    std::string member_key = request->member->empty()
+                                 ? "\x01pending:" + std::to_string(serial_) + ":" + std::to_string(header.correlation_id)
+                                 : *request->member;
+    int32_t wait_ms = std::max(request->rebalance_timeout_ms, request->session_timeout_ms);
+    shared_.members[group][member_key] = {*request->protocol_type, request->protocols, member_expiry(wait_ms)};
+    joins_.emplace_back(group, member_key);
+    Pending p{key, header.api_version, header.api_version, {}, std::nullopt, group, member_key};
+    pending_[header.correlation_id] = std::move(p);
+  } else if (key == wire::kLeaveGroup) {
+    Pending p{key, header.api_version, header.api_version, {}, std::nullopt, group, *request->member};
+    pending_[header.correlation_id] = std::move(p);
+  } else {
+    // Heartbeat, SyncGroup, OffsetCommit: the member is alive.
+    auto g = shared_.members.find(group);
+    if (g != shared_.members.end()) {
+      auto m = g->second.find(*request->member);
+      if (m != g->second.end()) m->second.expires = member_expiry(kMaxSessionTimeoutMs);
+    }
+  }
+  return Verdict::forward;
+}
+
+Connection::Verdict Connection::on_metadata_request(const wire::RequestHeader& header, const std::string& frame) {
   // Forwarding a Metadata request the front end cannot read would let the
   // mock auto-create (or choke on) whatever it names.
-  auto request = wire::parse_metadata_request(*header, frame);
-  if (!request) return false;
-
+  auto request = wire::parse_metadata_request(header, frame, kMaxTopicsPerMetadataRequest);
+  if (!request) return Verdict::close;
+  if (request->too_many_topics) {
+    diagnose("closed a connection whose Metadata request names more than " +
+             std::to_string(kMaxTopicsPerMetadataRequest) + " topics");
+    return Verdict::close;
+  }
   std::vector<wire::TopicError> missing;
-  std::optional<std::vector<std::string>> forwarded = request->topics;
+  std::vector<std::string> forwarded;
+  std::vector<std::string> to_create;
   if (request->topics) {
-    forwarded->clear();
     for (const auto& topic : *request->topics) {
       if (shared_.known_topics.count(topic)) {
-        forwarded->push_back(topic);
+        forwarded.push_back(topic);
       } else if (!is_valid_topic_name(topic)) {
         missing.push_back({topic, wire::kInvalidTopic});
       } else if (shared_.config.auto_create && request->allow_auto_create) {
-        try {
-          shared_.config.create_topic(topic);
-          shared_.known_topics.insert(topic);
-          forwarded->push_back(topic);
-        } catch (const Error& e) {
-          fprintf(stderr, "kws: broker: %s\n", e.what());
-          missing.push_back({topic, wire::kUnknownTopicOrPartition});
+        if (to_create.size() < kMaxTopicsCreatedPerRequest) {
+          to_create.push_back(topic);
+        } else {
+          missing.push_back({topic, wire::kThrottlingQuotaExceeded});
         }
       } else {
         missing.push_back({topic, wire::kUnknownTopicOrPartition});
       }
     }
   }
+  if (to_create.empty()) {
+    finish_metadata(header, frame, std::move(*request), std::move(forwarded), std::move(missing));
+    return Verdict::forward;
+  }
+  // Created off the I/O thread; this connection reads no further request
+  // until they exist, the others go on.
+  auto self = shared_from_this();
+  auto state = std::make_shared<std::tuple<wire::RequestHeader, wire::MetadataRequest, std::vector<std::string>,
+                                           std::vector<wire::TopicError>>>(header, std::move(*request),
+                                                                           std::move(forwarded), std::move(missing));
+  shared_.creator->submit(std::move(to_create), [self, state](std::vector<TopicCreator::Result> results) {
+    asio::post(self->shared_.io, [self, state, results = std::move(results)] {
+      auto& [header, request, forwarded, missing] = *state;
+      for (const auto& r : results) {
+        if (r.error.empty()) {
+          self->shared_.known_topics.insert(r.topic);
+          forwarded.push_back(r.topic);
+        } else {
+          diagnose(r.error);
+          missing.push_back({r.topic, wire::kUnknownTopicOrPartition});
+        }
+      }
+      if (self->closed_) return;
+      self->finish_metadata(header, self->up_.frame, std::move(request), std::move(forwarded), std::move(missing));
+      self->forward_request();
+    });
+  });
+  return Verdict::later;
+}
+
+void Connection::finish_metadata(const wire::RequestHeader& header, const std::string& frame,
+                                 wire::MetadataRequest request, std::vector<std::string> forwarded_topics,
+                                 std::vector<wire::TopicError> missing) {
+  const int16_t version = header.api_version;
+  std::optional<std::vector<std::string>> forwarded;
+  if (request.topics) forwarded = std::move(forwarded_topics);
   int16_t broker_version = std::min<int16_t>(version, 2);
   // An empty v0 list would mean "all topics"; ask for all and filter nothing
   // rather than let the mock create what the client named.
   if (broker_version == 0 && forwarded && forwarded->empty()) forwarded = std::nullopt;
-  if (broker_version != version || !missing.empty()) {
-    up_.out = wire::encode_metadata_request(frame, *header, broker_version, forwarded);
+  // Re-encoded whenever names were dropped, repeated or refused.
+  bool same = request.topics && forwarded && missing.empty();
+  if (broker_version != version || !same) {
+    up_.out = wire::encode_metadata_request(frame, header, broker_version, forwarded);
   }
-  pending_[header->correlation_id] = {key, version, broker_version, std::move(missing)};
-  return true;
+  pending_[header.correlation_id] = {wire::kMetadata, version, broker_version, std::move(missing), std::nullopt,
+                                     {}, {}};
 }
 
 void Connection::on_response(const std::string& frame) {
@@ -230,6 +711,10 @@ void Connection::on_response(const std::string& frame) {
   if (it == pending_.end()) return;
   Pending p = std::move(it->second);
   pending_.erase(it);
+  if (p.local_response) {
+    down_.out = std::move(*p.local_response);
+    return;
+  }
   auto map = [this](const std::string& host, int32_t port) { return shared_.map(host, port); };
   std::optional<std::string> rewritten;
   switch (p.api_key) {
@@ -250,28 +735,95 @@ void Connection::on_response(const std::string& frame) {
       rewritten = wire::encode_list_groups_response(correlation_id, p.client_version, groups);
       break;
     }
+    case wire::kJoinGroup: {
+      joins_.erase(std::remove(joins_.begin(), joins_.end(), std::make_pair(p.group, p.member_key)), joins_.end());
+      auto g = shared_.members.find(p.group);
+      if (g == shared_.members.end()) break;
+      auto m = g->second.find(p.member_key);
+      if (m == g->second.end()) break;
+      Member member = std::move(m->second);
+      g->second.erase(m);
+      auto answer = wire::parse_group_response(p.api_key, p.client_version, frame);
+      // Any member id the mock hands out may be a member it keeps.
+      if (!answer || !answer->member.empty()) {
+        member.expires = member_expiry(kMaxSessionTimeoutMs);
+        g->second[answer ? answer->member : p.member_key] = std::move(member);
+      }
+      shared_.forget_group_if_empty(p.group);
+      break;
+    }
+    case wire::kLeaveGroup: {
+      auto answer = wire::parse_group_response(p.api_key, p.client_version, frame);
+      auto g = shared_.members.find(p.group);
+      if (answer && answer->error == 0 && g != shared_.members.end()) {
+        g->second.erase(p.member_key);
+        shared_.forget_group_if_empty(p.group);
+      }
+      break;
+    }
     default:
       break;
   }
   if (rewritten) down_.out = std::move(*rewritten);
 }
 
+}  // namespace
+
 struct BrokerFrontend::Impl {
   asio::io_context io;
-  Shared shared;
+  Shared shared{io};
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::vector<bool> paused;
+  std::unique_ptr<asio::steady_timer> retry_timer;
+  bool limit_logged = false;
+  bool descriptors_logged = false;
+  uint64_t serial = 0;
   std::thread thread;
 
   void accept(size_t index) {
+    if (shared.live_connections >= shared.max_connections) {
+      // Waiting clients stay in the kernel's backlog until one closes.
+      paused[index] = true;
+      if (!limit_logged) {
+        limit_logged = true;
+        diagnose(std::to_string(shared.live_connections) +
+                 " connections open, the most this process's descriptor limit allows; new ones wait");
+      }
+      return;
+    }
     acceptors[index]->async_accept([this, index](const asio::error_code& ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
+      if (out_of_descriptors(ec)) {
+        // Accepting again at once would spin; wait for descriptors to free up.
+        if (!descriptors_logged) {
+          descriptors_logged = true;
+          diagnose("out of file descriptors (" + ec.message() + "); not accepting connections for now");
+        }
+        paused[index] = true;
+        retry_timer->expires_after(std::chrono::milliseconds(100));
+        retry_timer->async_wait([this](const asio::error_code& e) {
+          if (!e) resume();
+        });
+        return;
+      }
       if (!ec) {
-        const auto& b = shared.config.backends[index];
-        tcp::endpoint backend(asio::ip::make_address(b.host), b.port);
-        std::make_shared<Connection>(std::move(socket), io, shared, backend, index)->start();
+        descriptors_logged = false;
+        ++shared.live_connections;
+        std::make_shared<Connection>(std::move(socket), shared, index, ++serial)->start();
       }
       accept(index);
     });
+  }
+
+  void resume() {
+    // Logged once per episode: again only after most connections have gone.
+    if (shared.live_connections <= shared.max_connections / 2) limit_logged = false;
+    for (size_t i = 0; i < acceptors.size(); ++i) {
+      if (paused[i] && shared.live_connections < shared.max_connections) {
+        paused[i] = false;
+        accept(i);
+      }
+    }
   }
 };
 
@@ -279,6 +831,14 @@ BrokerFrontend::BrokerFrontend(FrontendConfig config) : impl_(std::make_unique<I
   Shared& shared = impl_->shared;
   shared.config = std::move(config);
   shared.known_topics.insert(shared.config.existing_topics.begin(), shared.config.existing_topics.end());
+  shared.max_connections = shared.config.max_connections;
+  if (shared.max_connections == 0) {
+    uint64_t limit = raise_open_file_limit();
+    shared.max_connections = std::max<uint64_t>(16, limit > kReservedDescriptors ? (limit - kReservedDescriptors) / 3 : 0);
+  }
+  shared.creator = std::make_unique<TopicCreator>(shared.config.create_topic);
+  shared.resume_accepting = [this] { impl_->resume(); };
+  impl_->retry_timer = std::make_unique<asio::steady_timer>(impl_->io);
 
   asio::error_code ec;
   auto address = asio::ip::make_address(shared.config.listen_host, ec);
@@ -286,6 +846,9 @@ BrokerFrontend::BrokerFrontend(FrontendConfig config) : impl_(std::make_unique<I
   shared.advertised_host = address.is_unspecified() ? "127.0.0.1" : shared.config.listen_host;
 
   for (size_t i = 0; i < shared.config.backends.size(); ++i) {
+    const auto& b = shared.config.backends[i];
+    shared.backends.emplace_back(asio::ip::make_address(b.host), b.port);
+    shared.gates.emplace_back();
     uint16_t port = i == 0 ? shared.config.first_port : 0;
     auto acceptor = std::make_unique<tcp::acceptor>(impl_->io);
     tcp::endpoint endpoint(address, port);
@@ -298,6 +861,7 @@ BrokerFrontend::BrokerFrontend(FrontendConfig config) : impl_(std::make_unique<I
     }
     shared.ports.push_back(acceptor->local_endpoint().port());
     impl_->acceptors.push_back(std::move(acceptor));
+    impl_->paused.push_back(false);
   }
   for (size_t i = 0; i < impl_->acceptors.size(); ++i) impl_->accept(i);
   impl_->thread = std::thread([this] { impl_->io.run(); });
@@ -306,6 +870,7 @@ BrokerFrontend::BrokerFrontend(FrontendConfig config) : impl_(std::make_unique<I
 BrokerFrontend::~BrokerFrontend() {
   impl_->io.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->shared.creator.reset();
 }
 
 std::string BrokerFrontend::bootstrap_servers() const {

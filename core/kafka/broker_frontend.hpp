@@ -15,7 +15,13 @@
 //    earliest-offset lookups, and caps consumer session timeouts at 6 s,
 //    which is how long the mock then makes a rejoining group wait;
 //  - answers ListGroups, which the mock lacks, from the groups it has seen
-//    join or commit.
+//    join or commit;
+//  - answers itself, with the error a real broker gives, the group requests
+//    the mock would crash on (null group or member ids, members of one group
+//    that share no assignment protocol);
+//  - bounds what one client can cost (see the limits below and
+//    docs/SECURITY.md): request size, requests in flight, topics created or
+//    named per request, connections open at once.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,7 +43,16 @@ struct FrontendConfig {
   // Metadata request that named it is forwarded. Throws kws::Error on failure.
   std::function<void(const std::string& topic)> create_topic;
   std::vector<std::string> existing_topics;  // created before the front end started
+  // Connections relayed at once; beyond it new ones wait in the kernel's
+  // backlog. 0: as many as the descriptor limit allows (three descriptors each).
+  uint64_t max_connections = 0;
 };
+
+// Limits the front end enforces (documented in `kws broker --help`).
+inline constexpr uint32_t kMaxRequestBytes = 100u << 20;   // Kafka's socket.request.max.bytes
+inline constexpr int kMaxRequestsInFlight = 5;              // per connection, then it is muted
+inline constexpr size_t kMaxTopicsCreatedPerRequest = 100;  // the rest: THROTTLING_QUOTA_EXCEEDED
+inline constexpr size_t kMaxTopicsPerMetadataRequest = 10000;  // distinct names; more closes the connection
 
 class BrokerFrontend {
  public:

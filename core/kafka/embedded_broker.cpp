@@ -3,8 +3,16 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <future>
 
 #include "core/util/error.hpp"
 #include "core/kafka/broker_frontend.hpp"
@@ -31,6 +39,32 @@ TopicSpec parse_topic_spec(const std::string& text, int default_partitions) {
   return spec;
 }
 
+std::pair<std::string, uint16_t> split_host_port(const std::string& text, const std::string& what) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) throw usage_error("bad " + what + " '" + text + "': expected HOST:PORT");
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") host = "127.0.0.1";
+  std::string digits = text.substr(colon + 1);
+  int port = -1;
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (ec != std::errc() || ptr != digits.data() + digits.size() || port < 0 || port > 65535) {
+    throw usage_error("bad " + what + " '" + text + "': port must be 0-65535");
+  }
+  return {host, static_cast<uint16_t>(port)};
+}
+
+uint64_t raise_open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? uint64_t(1) << 20 : static_cast<uint64_t>(limit.rlim_cur);
+}
+
 EmbeddedBroker::EmbeddedBroker(int broker_count) : broker_count_(broker_count) {
   if (broker_count < 1 || broker_count > 32) throw usage_error("broker count must be 1..32");
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -47,6 +81,7 @@ EmbeddedBroker::EmbeddedBroker(int broker_count) : broker_count_(broker_count) {
     rd_kafka_destroy(owner_);
     throw Error("cannot start the embedded broker (librdkafka mock cluster)");
   }
+  first_broker_ = broker_addresses().front();
 }
 
 EmbeddedBroker::~EmbeddedBroker() {
@@ -54,10 +89,30 @@ EmbeddedBroker::~EmbeddedBroker() {
   rd_kafka_destroy(owner_);
 }
 
+void EmbeddedBroker::wake_mock() const {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(first_broker_.second);
+  if (inet_pton(AF_INET, first_broker_.first.c_str(), &addr.sin_addr) == 1) {
+    connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  }
+  close(fd);
+}
+
 void EmbeddedBroker::create_topic(const TopicSpec& topic) {
   int replication = std::min(broker_count_, 3);
-  rd_kafka_resp_err_t err =
-      rd_kafka_mock_topic_create(cluster_, topic.name.c_str(), topic.partitions, replication);
+  // rd_kafka_mock_topic_create queues an operation for the mock's thread and
+  // waits for it, but that thread often misses the wake-up and serves the
+  // queue only when its poll() next returns: about a second per topic (300
+  // topics took 40-80 s). Any socket event ends the poll, so while the
+  // creation is pending this connects to the mock now and then.
+  auto done = std::async(std::launch::async, [this, &topic, replication] {
+    return rd_kafka_mock_topic_create(cluster_, topic.name.c_str(), topic.partitions, replication);
+  });
+  while (done.wait_for(std::chrono::milliseconds(2)) != std::future_status::ready) wake_mock();
+  rd_kafka_resp_err_t err = done.get();
   if (err) throw Error("cannot create topic '" + topic.name + "': " + rd_kafka_err2str(err));
 }
 
@@ -69,9 +124,8 @@ std::vector<std::pair<std::string, uint16_t>> EmbeddedBroker::broker_addresses()
   size_t start = 0;
   while (start < all.size()) {
     size_t end = all.find(',', start);
-    std::string one = all.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    auto colon = one.rfind(':');
-    out.emplace_back(one.substr(0, colon), static_cast<uint16_t>(std::stoi(one.substr(colon + 1))));
+    out.push_back(split_host_port(all.substr(start, end == std::string::npos ? std::string::npos : end - start),
+                                  "mock broker address"));
     if (end == std::string::npos) break;
     start = end + 1;
   }

@@ -24,6 +24,15 @@ struct TopicSpec {
 // "name" or "name:partitions"; throws a usage kws::Error.
 TopicSpec parse_topic_spec(const std::string& text, int default_partitions);
 
+// "HOST:PORT" or "[V6]:PORT" split in two ("localhost" becomes 127.0.0.1).
+// Throws a usage kws::Error that names `what` (e.g. "--listen").
+std::pair<std::string, uint16_t> split_host_port(const std::string& text, const std::string& what);
+
+// Raises this process's soft limit on open descriptors to its hard limit
+// (Debian's default soft limit, 1024, holds about 300 relayed connections:
+// each takes three descriptors in-process). Returns the soft limit now in force.
+uint64_t raise_open_file_limit();
+
 class EmbeddedBroker {
  public:
   // Starts `broker_count` brokers on random loopback ports. Throws kws::Error.
@@ -32,6 +41,8 @@ class EmbeddedBroker {
   EmbeddedBroker(const EmbeddedBroker&) = delete;
   EmbeddedBroker& operator=(const EmbeddedBroker&) = delete;
 
+  // Blocks until the mock has the topic (milliseconds; see the .cpp). Safe
+  // to call from any thread. Throws kws::Error.
   void create_topic(const TopicSpec& topic);
   // "127.0.0.1:PORT,127.0.0.1:PORT,..."
   std::string bootstrap_servers() const;
@@ -40,7 +51,10 @@ class EmbeddedBroker {
   int broker_count() const { return broker_count_; }
 
  private:
+  void wake_mock() const;
+
   int broker_count_;
+  std::pair<std::string, uint16_t> first_broker_;
   rd_kafka_t* owner_ = nullptr;  // the mock cluster lives inside a client handle
   rd_kafka_mock_cluster_t* cluster_ = nullptr;
 };

@@ -1,6 +1,7 @@
 #include "core/kafka/kafka_wire.hpp"
 
 #include <cstring>
+#include <unordered_set>
 
 namespace kws::wire {
 
@@ -42,6 +43,41 @@ class Reader {
     pos_ += static_cast<size_t>(len);
     return s;
   }
+  // Like string(), without copying; `null` tells a null from an empty one.
+  std::string_view string_view(bool* null = nullptr) {
+    int16_t len = i16();
+    if (null) *null = !failed_ && len < 0;
+    if (failed_ || len < 0) return {};
+    if (pos_ + static_cast<size_t>(len) > data_.size()) {
+      failed_ = true;
+      return {};
+    }
+    std::string_view s = data_.substr(pos_, static_cast<size_t>(len));
+    pos_ += static_cast<size_t>(len);
+    return s;
+  }
+  // Skips nullable bytes (int32 length, -1 for null).
+  void skip_bytes() {
+    int32_t len = i32();
+    if (failed_ || len < 0) return;
+    if (pos_ + static_cast<size_t>(len) > data_.size()) {
+      failed_ = true;
+      pos_ = data_.size();
+      return;
+    }
+    pos_ += static_cast<size_t>(len);
+  }
+  // An array count that the rest of the frame can hold (each element takes
+  // at least `min_element` bytes); a larger one is a lie and fails.
+  int32_t count(size_t min_element) {
+    int32_t n = i32();
+    if (!failed_ && n > 0 && static_cast<size_t>(n) > (data_.size() - pos_) / min_element) {
+      failed_ = true;
+      pos_ = data_.size();
+      return 0;
+    }
+    return n;
+  }
   std::string_view rest() const { return data_.substr(pos_); }
   std::string_view slice(size_t from) const { return data_.substr(from, pos_ - from); }
 
@@ -77,17 +113,26 @@ std::optional<RequestHeader> parse_request_header(std::string_view frame) {
   return h;
 }
 
-std::optional<MetadataRequest> parse_metadata_request(const RequestHeader& header, std::string_view frame) {
+std::optional<MetadataRequest> parse_metadata_request(const RequestHeader& header, std::string_view frame,
+                                                      size_t max_topics) {
   if (header.api_key != kMetadata || header.api_version < 0 || header.api_version > 4) return std::nullopt;
   Reader r(frame, header.body_offset);
   MetadataRequest req;
-  int32_t count = r.i32();
+  int32_t count = r.count(2);
   if (count >= 0) {
     std::vector<std::string> topics;
+    std::unordered_set<std::string_view> seen;
     for (int32_t i = 0; i < count && !r.failed(); ++i) {
-      auto name = r.string();
-      if (!name) return std::nullopt;
-      topics.push_back(*name);
+      bool null = false;
+      auto name = r.string_view(&null);
+      if (null) return std::nullopt;
+      if (r.failed() || !seen.insert(name).second) continue;
+      if (seen.size() > max_topics) {
+        req.too_many_topics = true;
+        req.topics = std::move(topics);
+        return req;
+      }
+      topics.emplace_back(name);
     }
     // In v0 an empty list means "all topics"; from v1 that is -1.
     if (!(header.api_version == 0 && topics.empty())) req.topics = std::move(topics);
@@ -97,6 +142,14 @@ std::optional<MetadataRequest> parse_metadata_request(const RequestHeader& heade
   if (header.api_version >= 4) req.allow_auto_create = r.i8() != 0;
   if (r.failed()) return std::nullopt;
   return req;
+}
+
+bool produce_expects_response(const RequestHeader& header, std::string_view frame) {
+  if (header.api_key != kProduce || header.api_version < 0 || header.api_version > 7) return true;
+  Reader r(frame, header.body_offset);
+  if (header.api_version >= 3) r.string_view();  // transactional id
+  int16_t acks = r.i16();
+  return r.failed() || acks != 0;
 }
 
 std::string encode_metadata_request(std::string_view original_frame, const RequestHeader& header,
@@ -152,7 +205,10 @@ std::optional<std::string> rewrite_metadata_response(std::string_view frame, int
   out.append(r.slice(middle));
   int32_t topics = r.i32();
   if (r.failed() || topics < 0) return std::nullopt;
-  put(out, topics + static_cast<int32_t>(missing_topics.size()), 4);
+  // A count the frame cannot hold is a lie (and adding to it could overflow).
+  int64_t total = int64_t(topics) + static_cast<int64_t>(missing_topics.size());
+  if (static_cast<size_t>(topics) > r.rest().size() || total > INT32_MAX) return std::nullopt;
+  put(out, total, 4);
   out.append(r.rest());
   for (const auto& missing : missing_topics) {
     put(out, missing.error, 2);
@@ -219,31 +275,6 @@ std::optional<std::string> rewrite_list_offsets_request(const RequestHeader& hea
   return out;
 }
 
-bool join_group_is_well_formed(const RequestHeader& header, std::string_view frame) {
-  const int16_t v = header.api_version;
-  if (header.api_key != kJoinGroup || v < 0 || v > 5) return true;  // not ours to judge
-  Reader r(frame, header.body_offset);
-  auto group = r.string();
-  r.i32();             // session timeout
-  if (v >= 1) r.i32();  // rebalance timeout
-  auto member = r.string();
-  if (v >= 5) r.string();  // group instance id (nullable)
-  auto type = r.string();
-  int32_t protocols = r.i32();
-  if (r.failed() || !group || !member || !type || protocols < 1) return false;
-  for (int32_t i = 0; i < protocols; ++i) {
-    auto name = r.string();
-    int32_t metadata = r.i32();
-    if (r.failed() || !name || metadata < -1) return false;
-    if (metadata > 0) {
-      if (static_cast<size_t>(metadata) > r.rest().size()) return false;
-      Reader skip(frame, r.pos() + static_cast<size_t>(metadata));
-      r = skip;
-    }
-  }
-  return !r.failed();
-}
-
 std::optional<std::string> cap_join_group_session_timeout(const RequestHeader& header, std::string_view frame,
                                                           int32_t max_ms) {
   if (header.api_key != kJoinGroup || header.api_version < 0 || header.api_version > 5) return std::nullopt;
@@ -288,32 +319,165 @@ std::optional<std::string> rewrite_api_versions_response(std::string_view frame,
     put(entry, 2, 2);
     out.insert(r.pos(), entry);  // after the last entry, before throttle_time_ms
     std::string new_count;
-    put(new_count, count + 1, 4);
+    put(new_count, int64_t(count) + 1, 4);
     out.replace(4 + 2, 4, new_count);
   }
   return out;
 }
 
-std::optional<GroupMention> parse_group_mention(const RequestHeader& header, std::string_view frame) {
+bool is_group_request(const RequestHeader& header) {
   const int16_t v = header.api_version;
-  const bool join = header.api_key == kJoinGroup && v >= 0 && v <= 5;
-  const bool commit = header.api_key == kOffsetCommit && v >= 0 && v <= 7;
-  if (!join && !commit) return std::nullopt;
-  Reader r(frame, header.body_offset);
-  GroupMention mention;
-  auto group = r.string();
-  if (r.failed() || !group || group->empty()) return std::nullopt;
-  mention.group = *group;
-  if (join) {
-    r.i32();             // session timeout
-    if (v >= 1) r.i32();  // rebalance timeout
-    r.string();          // member id
-    if (v >= 5) r.string();  // group instance id
-    auto type = r.string();
-    if (r.failed()) return std::nullopt;
-    mention.protocol_type = type.value_or("");
+  switch (header.api_key) {
+    case kJoinGroup: return v >= 0 && v <= 5;
+    case kHeartbeat: return v >= 0 && v <= 3;
+    case kLeaveGroup: return v >= 0 && v <= 1;
+    case kSyncGroup: return v >= 0 && v <= 3;
+    case kOffsetCommit: return v >= 0 && v <= 7;
+    default: return false;
   }
-  return mention;
+}
+
+std::optional<GroupRequest> parse_group_request(const RequestHeader& header, std::string_view frame) {
+  if (!is_group_request(header)) return std::nullopt;
+  const int16_t key = header.api_key;
+  const int16_t v = header.api_version;
+  Reader r(frame, header.body_offset);
+  GroupRequest req;
+  req.group = r.string();
+  switch (key) {
+    case kJoinGroup: {
+      req.session_timeout_ms = r.i32();
+      req.rebalance_timeout_ms = v >= 1 ? r.i32() : req.session_timeout_ms;
+      req.member = r.string();
+      if (v >= 5) r.string_view();  // group instance id (nullable)
+      req.protocol_type = r.string();
+      int32_t protocols = r.count(2 + 4);
+      for (int32_t i = 0; i < protocols && !r.failed(); ++i) {
+        auto name = r.string();
+        r.skip_bytes();  // metadata
+        if (!name) {
+          if (!r.failed()) req.null_protocol = true;
+        } else {
+          req.protocols.push_back(std::move(*name));
+        }
+      }
+      if (protocols < 0) req.null_protocol = true;
+      break;
+    }
+    case kHeartbeat:
+      r.i32();  // generation
+      req.member = r.string();
+      if (v >= 3) r.string_view();  // group instance id
+      break;
+    case kLeaveGroup:
+      req.member = r.string();
+      break;
+    case kSyncGroup: {
+      r.i32();  // generation
+      req.member = r.string();
+      if (v >= 3) r.string_view();  // group instance id
+      int32_t assignments = r.count(2 + 4);
+      for (int32_t i = 0; i < assignments && !r.failed(); ++i) {
+        bool null = false;
+        r.string_view(&null);
+        r.skip_bytes();
+        if (null) req.null_member_inside = true;
+      }
+      break;
+    }
+    case kOffsetCommit: {
+      if (v >= 1) {
+        r.i32();  // generation
+        req.member = r.string();
+      } else {
+        req.member = std::string();  // v0 names no member
+      }
+      if (v >= 7) r.string_view();       // group instance id
+      if (v >= 2 && v <= 4) r.integer(8);  // retention time
+      int32_t topics = r.count(2 + 4);
+      for (int32_t t = 0; t < topics && !r.failed(); ++t) {
+        auto topic = r.string_view();
+        int32_t partitions = r.count(4 + 8 + 2);
+        std::vector<int32_t> ids;
+        for (int32_t p = 0; p < partitions && !r.failed(); ++p) {
+          ids.push_back(r.i32());
+          r.integer(8);               // offset
+          if (v == 1) r.integer(8);   // timestamp
+          if (v >= 6) r.i32();        // leader epoch
+          r.string_view();            // metadata (nullable)
+        }
+        req.partitions.emplace_back(std::string(topic), std::move(ids));
+      }
+      break;
+    }
+    default:
+      return std::nullopt;
+  }
+  if (r.failed()) return std::nullopt;
+  return req;
+}
+
+std::string encode_group_error_response(const RequestHeader& header, const GroupRequest& request, int16_t error) {
+  const int16_t v = header.api_version;
+  std::string out;
+  put(out, header.correlation_id, 4);
+  switch (header.api_key) {
+    case kJoinGroup:
+      if (v >= 2) put(out, 0, 4);  // throttle_time_ms
+      put(out, error, 2);
+      put(out, -1, 4);           // generation
+      put_string(out, "");       // protocol name
+      put_string(out, "");       // leader
+      put_string(out, request.member.value_or(""));
+      put(out, 0, 4);            // members
+      break;
+    case kHeartbeat:
+    case kLeaveGroup:
+      if (v >= 1) put(out, 0, 4);
+      put(out, error, 2);
+      break;
+    case kSyncGroup:
+      if (v >= 1) put(out, 0, 4);
+      put(out, error, 2);
+      put(out, 0, 4);  // empty assignment
+      break;
+    case kOffsetCommit:
+      if (v >= 3) put(out, 0, 4);
+      put(out, static_cast<int64_t>(request.partitions.size()), 4);
+      for (const auto& [topic, partitions] : request.partitions) {
+        put_string(out, topic);
+        put(out, static_cast<int64_t>(partitions.size()), 4);
+        for (int32_t p : partitions) {
+          put(out, p, 4);
+          put(out, error, 2);
+        }
+      }
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+std::optional<GroupResponse> parse_group_response(int16_t api_key, int16_t version, std::string_view frame) {
+  Reader r(frame);
+  r.i32();  // correlation id
+  GroupResponse response;
+  if (api_key == kJoinGroup && version >= 0 && version <= 5) {
+    if (version >= 2) r.i32();
+    response.error = r.i16();
+    r.i32();     // generation
+    r.string_view();  // protocol name
+    r.string_view();  // leader
+    response.member = r.string().value_or("");
+  } else if (api_key == kLeaveGroup && version >= 0 && version <= 1) {
+    if (version >= 1) r.i32();
+    response.error = r.i16();
+  } else {
+    return std::nullopt;
+  }
+  if (r.failed()) return std::nullopt;
+  return response;
 }
 
 std::string encode_placeholder_request(std::string_view original_frame, const RequestHeader& header) {

@@ -15,16 +15,24 @@
 namespace kws::wire {
 
 enum ApiKey : int16_t {
+  kProduce = 0,
   kListOffsets = 2,
   kMetadata = 3,
   kOffsetCommit = 8,
   kFindCoordinator = 10,
   kJoinGroup = 11,
+  kHeartbeat = 12,
+  kLeaveGroup = 13,
+  kSyncGroup = 14,
   kListGroups = 16,
   kApiVersions = 18,
 };
 inline constexpr int16_t kUnknownTopicOrPartition = 3;
 inline constexpr int16_t kInvalidTopic = 17;
+inline constexpr int16_t kInconsistentGroupProtocol = 23;
+inline constexpr int16_t kInvalidGroupId = 24;
+inline constexpr int16_t kUnknownMemberId = 25;
+inline constexpr int16_t kThrottlingQuotaExceeded = 89;
 
 // A topic the front end answers for itself, with an error instead of metadata.
 struct TopicError {
@@ -40,12 +48,20 @@ struct RequestHeader {
 };
 std::optional<RequestHeader> parse_request_header(std::string_view frame);
 
-// Metadata request v0-v4. `topics` is nullopt for "all topics".
+// Metadata request v0-v4. `topics` is nullopt for "all topics". Names are
+// kept once each, in first-seen order (a real broker reads them into a set):
+// a request repeating one name a million times costs one entry.
 struct MetadataRequest {
   std::optional<std::vector<std::string>> topics;
   bool allow_auto_create = true;  // v4+ field; earlier versions always allow
+  bool too_many_topics = false;   // more than max_topics distinct names; topics then incomplete
 };
-std::optional<MetadataRequest> parse_metadata_request(const RequestHeader& header, std::string_view frame);
+std::optional<MetadataRequest> parse_metadata_request(const RequestHeader& header, std::string_view frame,
+                                                      size_t max_topics = SIZE_MAX);
+
+// Produce request v0-v7: whether the client expects a response (acks != 0).
+// Unreadable requests count as expecting one.
+bool produce_expects_response(const RequestHeader& header, std::string_view frame);
 
 // Re-encodes a Metadata request at `version` (0-2) with `topics`, keeping the
 // original header's correlation id and client id.
@@ -73,23 +89,45 @@ std::optional<std::string> rewrite_find_coordinator_response(std::string_view fr
 // when nothing needed changing or the frame cannot be parsed.
 std::optional<std::string> rewrite_list_offsets_request(const RequestHeader& header, std::string_view frame);
 
-// JoinGroup request v0-v5 that can be read to its end and offers at least
-// one protocol (librdkafka's mock crashes on an empty protocol list).
-bool join_group_is_well_formed(const RequestHeader& header, std::string_view frame);
-
 // JoinGroup request v0-v5: caps session_timeout_ms at `max_ms`. The mock
 // waits a whole session timeout (45 s by default) before letting a group
 // that a member left rebalance again. Returns nullopt when nothing changed.
 std::optional<std::string> cap_join_group_session_timeout(const RequestHeader& header, std::string_view frame,
                                                           int32_t max_ms);
 
-// The group id (and, for JoinGroup, the protocol type) a group request names:
-// JoinGroup v0-v5 and OffsetCommit v0-v7 start with the group id.
-struct GroupMention {
-  std::string group;
-  std::string protocol_type;  // "" when the request does not say
+// The group requests librdkafka 2.0's mock serves: JoinGroup v0-v5,
+// Heartbeat v0-v3, LeaveGroup v0-v1, SyncGroup v0-v3, OffsetCommit v0-v7.
+// The mock dereferences a null group id or member id (and aborts when the
+// members of a group share no protocol), so the front end reads these first.
+bool is_group_request(const RequestHeader& header);
+
+struct GroupRequest {
+  std::optional<std::string> group;      // nullopt: null on the wire
+  std::optional<std::string> member;     // nullopt: null (or absent in OffsetCommit v0)
+  bool null_member_inside = false;       // a null member id in SyncGroup's assignments
+  int32_t session_timeout_ms = 0;        // JoinGroup
+  int32_t rebalance_timeout_ms = 0;      // JoinGroup v1+ (v0: the session timeout)
+  std::optional<std::string> protocol_type;  // JoinGroup
+  std::vector<std::string> protocols;    // JoinGroup protocol names, in order (nulls skipped)
+  bool null_protocol = false;            // JoinGroup: a null protocol name
+  // OffsetCommit: the partitions named, to answer each with an error.
+  std::vector<std::pair<std::string, std::vector<int32_t>>> partitions;
 };
-std::optional<GroupMention> parse_group_mention(const RequestHeader& header, std::string_view frame);
+// nullopt when the request cannot be read to its end (or is not a group
+// request of a version listed above).
+std::optional<GroupRequest> parse_group_request(const RequestHeader& header, std::string_view frame);
+
+// The response a broker gives to the group request `header` when it fails
+// as a whole with `error` (for OffsetCommit: every partition of `request`).
+std::string encode_group_error_response(const RequestHeader& header, const GroupRequest& request, int16_t error);
+
+// Error code and member id of a JoinGroup v0-v5 response; error code of a
+// LeaveGroup v0-v1 response (member id empty). nullopt when unreadable.
+struct GroupResponse {
+  int16_t error = 0;
+  std::string member;
+};
+std::optional<GroupResponse> parse_group_response(int16_t api_key, int16_t version, std::string_view frame);
 
 // A request the mock answers cheaply and in order (ApiVersions v0) with the
 // original correlation id, to stand in for a request the front end answers

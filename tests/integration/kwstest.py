@@ -74,9 +74,14 @@ def _clean_up():
     shutil.rmtree(_SCRATCH, ignore_errors=True)
 
 
-def spawn(cmd, **kwargs):
-    """subprocess.Popen that never outlives the test process."""
-    proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent, **kwargs)
+def spawn(cmd, preexec=None, **kwargs):
+    """subprocess.Popen that never outlives the test process; preexec runs
+    in the child before exec, too."""
+    def child_setup():
+        _die_with_parent()
+        if preexec is not None:
+            preexec()
+    proc = subprocess.Popen(cmd, preexec_fn=child_setup, **kwargs)
     _LIVE.append(proc)
     return proc
 
@@ -298,13 +303,18 @@ class Background(_StderrInFile):
 class Broker(_StderrInFile):
     """`kws broker` on a free loopback port; `brokers` is its BROKERS= value."""
 
-    def __init__(self, *args, listen="127.0.0.1:0", startup_timeout=20):
+    def __init__(self, *args, listen="127.0.0.1:0", startup_timeout=20, nofile=None):
+        """nofile: (soft, hard) limit on open descriptors for the broker."""
         self.args = [str(a) for a in args]
         if listen is not None:
             self.args += ["--listen", listen]
         self.cmd = [KWS_BIN, "broker"] + self.args
         self._err_file = tempfile.TemporaryFile(dir=_SCRATCH)
-        self.proc = spawn(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        preexec = None
+        if nofile is not None:
+            import resource
+            preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+        self.proc = spawn(self.cmd, preexec=preexec, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=self._err_file, env=clean_env())
         self.first_line = self._read_first_line(startup_timeout)
         if not self.first_line.startswith("BROKERS="):

@@ -148,16 +148,21 @@ class MalformedRequests(kwstest.KwsTestCase):
     broker_args = ["--no-auto-create", "-t", "known"]
 
     def raw_request(self, api_key, version, body, correlation_id=1):
+        """The broker's first bytes back, or b"" when it closed the
+        connection. A broker that neither answers nor closes fails the test:
+        a hung broker must not pass as "dropped"."""
         host, port = self.brokers.split(",")[0].rsplit(":", 1)
         client_id = b"raw"
         frame = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id + body
         with socket.create_connection((host, int(port)), timeout=5) as s:
             s.sendall(struct.pack(">i", len(frame)) + frame)
-            s.settimeout(5)
+            s.settimeout(10)
             try:
                 return s.recv(65536)
-            except (ConnectionResetError, socket.timeout):
+            except ConnectionResetError:
                 return b""
+            except socket.timeout:
+                self.fail("TIMED OUT: the broker neither answered nor closed the connection in 10 s")
 
     def assertBrokerServes(self):
         doc = self.topics_json("known")
@@ -173,11 +178,13 @@ class MalformedRequests(kwstest.KwsTestCase):
         names = [t["name"] for t in self.topics_json()["topics"]]
         self.assertEqual(names, ["known"], "nothing may be created behind --no-auto-create")
 
-    def test_join_group_without_protocols_is_dropped(self):
+    def test_join_group_without_protocols_is_refused(self):
         body = struct.pack(">h", 1) + b"g" + struct.pack(">i", 10000) + struct.pack(">h", 0)
         body += struct.pack(">h", 8) + b"consumer" + struct.pack(">i", 0)
         for _ in range(12):  # the mock died at the 10th
-            self.assertEqual(self.raw_request(11, 0, body), b"")
+            answer = self.raw_request(11, 0, body)
+            # INCONSISTENT_GROUP_PROTOCOL after size and correlation id, as Kafka answers.
+            self.assertEqual(answer[8:10], struct.pack(">h", 23), answer)
         self.assertBrokerServes()
 
 

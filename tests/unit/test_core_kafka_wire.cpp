@@ -207,20 +207,95 @@ TEST_CASE("kafka_wire: ApiVersions advertises Metadata v4") {
 
 TEST_CASE("kafka_wire: truncated or garbage frames are refused, never read past the end") {
   std::string full = metadata_v2_response();
+  auto whole = rewrite_metadata_response(full, 2, 4, mock_to_front, {});
+  REQUIRE(whole);
+  // Everything up to and including the topic count is read; the topics
+  // after it are copied as they are.
+  const size_t topics_start = 4 + 4 + (4 + 11 + 4 + 2) + (4 + 11 + 4 + 8) + 11 + 4 + 4;
+  REQUIRE(topics_start < full.size());
+  const std::string head = whole->substr(0, whole->size() - (full.size() - topics_start));
   for (size_t n = 0; n < full.size(); ++n) {
+    INFO("cut at " << n);
     std::string cut = full.substr(0, n);
     auto out = rewrite_metadata_response(cut, 2, 4, mock_to_front, {});
-    // Cutting inside the trailing topics is indistinguishable from a shorter
-    // body and passes through; anything earlier must be refused.
-    if (n < 4 + 4 + 4 + 11 + 4 + 2 + 4 + 11 + 4 + 8 + 11 + 4 + 4) CHECK_FALSE(out);
+    // Refused too: a count of one topic with no byte after it.
+    if (n <= topics_start) {
+      CHECK_FALSE(out);
+    } else {
+      // A cut inside the topics cannot be told from a shorter body: passed on
+      // with exactly the bytes that came, never more.
+      REQUIRE(out);
+      CHECK(*out == head + cut.substr(topics_start));
+    }
   }
+
+  Frame v4 = request_header(kMetadata, 4, 7);
+  v4.i32(2).str("a").str("b").i8(0);
+  auto h = parse_request_header(v4.bytes);
+  REQUIRE(h);
+  for (size_t n = 0; n < v4.bytes.size(); ++n) {
+    INFO("Metadata request cut at " << n);
+    std::string cut = v4.bytes.substr(0, n);
+    auto ch = parse_request_header(cut);
+    if (n < h->body_offset) {
+      CHECK_FALSE(ch);
+    } else {
+      REQUIRE(ch);
+      CHECK_FALSE(parse_metadata_request(*ch, cut));
+    }
+  }
+
+  Frame join = request_header(kJoinGroup, 1, 4);
+  join.str("group").i32(45000).i32(300000).str("").str("consumer").i32(1).str("range").i32(2).i16(0);
+  h = parse_request_header(join.bytes);
+  REQUIRE(parse_group_request(*h, join.bytes));
+  for (size_t n = h->body_offset; n < join.bytes.size(); ++n) {
+    INFO("JoinGroup cut at " << n);
+    CHECK_FALSE(parse_group_request(*h, join.bytes.substr(0, n)));
+  }
+
+  Frame offsets = request_header(kListOffsets, 1, 3);
+  offsets.i32(-1).i32(1).str("demo").i32(1).i32(0).put(1714564800000, 8);
+  h = parse_request_header(offsets.bytes);
+  REQUIRE(rewrite_list_offsets_request(*h, offsets.bytes));
+  for (size_t n = h->body_offset; n < offsets.bytes.size(); ++n) {
+    INFO("ListOffsets cut at " << n);
+    CHECK_FALSE(rewrite_list_offsets_request(*h, offsets.bytes.substr(0, n)));
+  }
+
+  Frame coordinator;
+  coordinator.i32(9).i16(0).i32(1).str("127.0.0.1").i32(40001);
+  for (size_t n = 0; n < coordinator.bytes.size(); ++n) {
+    INFO("FindCoordinator cut at " << n);
+    CHECK_FALSE(rewrite_find_coordinator_response(coordinator.bytes.substr(0, n), 0, mock_to_front));
+  }
+
+  Frame versions;
+  versions.i32(1).i16(0).i32(2).i16(0).i16(0).i16(7).i16(kMetadata).i16(0).i16(2);
+  const size_t entries_end = versions.bytes.size();
+  versions.i32(0);  // throttle_time_ms
+  for (size_t n = 0; n < versions.bytes.size(); ++n) {
+    INFO("ApiVersions cut at " << n);
+    auto out = rewrite_api_versions_response(versions.bytes.substr(0, n), 1);
+    if (n < entries_end) {
+      CHECK_FALSE(out);
+    } else {
+      // Only the trailing throttle time is cut: entries rewritten, the rest copied.
+      REQUIRE(out);
+      CHECK(out->size() == n + 6);
+    }
+  }
+
   CHECK_FALSE(parse_request_header(std::string("\x00\x03", 2)));
   Frame bad = request_header(kMetadata, 1, 1);
   bad.i32(5).str("only-one");
-  auto h = parse_request_header(bad.bytes);
+  h = parse_request_header(bad.bytes);
   REQUIRE(h);
   CHECK_FALSE(parse_metadata_request(*h, bad.bytes));
   CHECK_FALSE(rewrite_find_coordinator_response("abc", 0, mock_to_front));
+  // A topic count the frame cannot hold.
+  std::string lying = full.substr(0, topics_start - 4) + std::string("\x7f\xff\xff\xff", 4);
+  CHECK_FALSE(rewrite_metadata_response(lying, 2, 4, mock_to_front, {{"x", kInvalidTopic}}));
 }
 
 TEST_CASE("kafka_wire: ListOffsets lookups by time become earliest-offset lookups") {
@@ -276,27 +351,132 @@ TEST_CASE("kafka_wire: JoinGroup session timeouts are capped") {
   CHECK_FALSE(cap_join_group_session_timeout(*h, small.bytes, 6000));
 }
 
-TEST_CASE("kafka_wire: group ids come from JoinGroup and OffsetCommit") {
+TEST_CASE("kafka_wire: group requests are read to their end") {
   Frame join = request_header(kJoinGroup, 5, 1);
-  join.str("billing").i32(45000).i32(300000).str("").null_str().str("consumer").i32(0);
+  join.str("billing").i32(45000).i32(300000).str("").null_str().str("consumer").i32(2);
+  join.str("range").i32(3);
+  join.bytes += "abc";  // protocol metadata
+  join.str("roundrobin").i32(-1);
   auto h = parse_request_header(join.bytes);
-  auto mention = parse_group_mention(*h, join.bytes);
-  REQUIRE(mention);
-  CHECK(mention->group == "billing");
-  CHECK(mention->protocol_type == "consumer");
+  REQUIRE(is_group_request(*h));
+  auto req = parse_group_request(*h, join.bytes);
+  REQUIRE(req);
+  CHECK(req->group == std::optional<std::string>("billing"));
+  CHECK(req->member == std::optional<std::string>(""));
+  CHECK(req->protocol_type == std::optional<std::string>("consumer"));
+  CHECK(req->protocols == std::vector<std::string>{"range", "roundrobin"});
+  CHECK(req->session_timeout_ms == 45000);
+  CHECK(req->rebalance_timeout_ms == 300000);
+  CHECK_FALSE(req->null_protocol);
 
   Frame commit = request_header(kOffsetCommit, 2, 2);
-  commit.str("audit").i32(1).str("member").i64(-1);
+  commit.str("audit").i32(1).str("member").i64(-1).i32(1).str("t").i32(2);
+  commit.i32(0).i64(5).str("").i32(3).i64(6).null_str();
   h = parse_request_header(commit.bytes);
-  mention = parse_group_mention(*h, commit.bytes);
-  REQUIRE(mention);
-  CHECK(mention->group == "audit");
-  CHECK(mention->protocol_type.empty());
+  req = parse_group_request(*h, commit.bytes);
+  REQUIRE(req);
+  CHECK(req->group == std::optional<std::string>("audit"));
+  CHECK(req->member == std::optional<std::string>("member"));
+  REQUIRE(req->partitions.size() == 1);
+  CHECK(req->partitions[0].first == "t");
+  CHECK(req->partitions[0].second == std::vector<int32_t>{0, 3});
+
+  Frame heartbeat = request_header(kHeartbeat, 0, 3);
+  heartbeat.str("g").i32(1).null_str();  // null member: the mock dereferences it
+  h = parse_request_header(heartbeat.bytes);
+  req = parse_group_request(*h, heartbeat.bytes);
+  REQUIRE(req);
+  CHECK_FALSE(req->member);
+
+  Frame sync = request_header(kSyncGroup, 1, 4);
+  sync.str("g").i32(1).str("m").i32(1).null_str().i32(0);
+  h = parse_request_header(sync.bytes);
+  req = parse_group_request(*h, sync.bytes);
+  REQUIRE(req);
+  CHECK(req->null_member_inside);
 
   Frame other = request_header(kMetadata, 1, 3);
   other.i32(-1);
   h = parse_request_header(other.bytes);
-  CHECK_FALSE(parse_group_mention(*h, other.bytes));
+  CHECK_FALSE(is_group_request(*h));
+  CHECK_FALSE(parse_group_request(*h, other.bytes));
+  Frame lying = request_header(kJoinGroup, 0, 1);
+  lying.str("g").i32(1).str("").str("consumer").i32(0x7fffffff);  // far more protocols than bytes
+  h = parse_request_header(lying.bytes);
+  CHECK_FALSE(parse_group_request(*h, lying.bytes));
+}
+
+TEST_CASE("kafka_wire: group error responses have each version's shape") {
+  GroupRequest req;
+  req.member = "m-1";
+  for (int16_t v : {0, 2, 5}) {
+    INFO("JoinGroup v" << v);
+    RequestHeader h{kJoinGroup, v, 9, 0};
+    std::string out = encode_group_error_response(h, req, kInconsistentGroupProtocol);
+    Cursor c{out};
+    CHECK(c.get(4) == 9);
+    if (v >= 2) CHECK(c.get(4) == 0);
+    CHECK(c.get(2) == kInconsistentGroupProtocol);
+    CHECK(c.get(4) == -1);
+    CHECK(c.str() == "");
+    CHECK(c.str() == "");
+    CHECK(c.str() == "m-1");
+    CHECK(c.get(4) == 0);
+    CHECK(c.pos == out.size());
+    auto parsed = parse_group_response(kJoinGroup, v, out);
+    REQUIRE(parsed);
+    CHECK(parsed->error == kInconsistentGroupProtocol);
+    CHECK(parsed->member == "m-1");
+  }
+  for (int16_t key : {kHeartbeat, kLeaveGroup, kSyncGroup}) {
+    for (int16_t v : {0, 1}) {
+      INFO("key " << key << " v" << v);
+      RequestHeader h{key, v, 9, 0};
+      std::string out = encode_group_error_response(h, req, kUnknownMemberId);
+      Cursor c{out};
+      CHECK(c.get(4) == 9);
+      if (v >= 1) CHECK(c.get(4) == 0);
+      CHECK(c.get(2) == kUnknownMemberId);
+      if (key == kSyncGroup) CHECK(c.get(4) == 0);
+      CHECK(c.pos == out.size());
+    }
+  }
+  req.partitions = {{"t", {0, 7}}};
+  RequestHeader h{kOffsetCommit, 3, 9, 0};
+  std::string out = encode_group_error_response(h, req, kInvalidGroupId);
+  Cursor c{out};
+  CHECK(c.get(4) == 9);
+  CHECK(c.get(4) == 0);
+  CHECK(c.get(4) == 1);
+  CHECK(c.str() == "t");
+  CHECK(c.get(4) == 2);
+  CHECK(c.get(4) == 0);
+  CHECK(c.get(2) == kInvalidGroupId);
+  CHECK(c.get(4) == 7);
+  CHECK(c.get(2) == kInvalidGroupId);
+  CHECK(c.pos == out.size());
+}
+
+TEST_CASE("kafka_wire: Metadata requests keep each name once and stop at the limit") {
+  Frame f = request_header(kMetadata, 4, 1);
+  f.i32(5).str("").str("a").str("").str("a").str("b").i8(1);
+  auto h = parse_request_header(f.bytes);
+  auto req = parse_metadata_request(*h, f.bytes);
+  REQUIRE(req);
+  CHECK(*req->topics == std::vector<std::string>{"", "a", "b"});
+  CHECK_FALSE(req->too_many_topics);
+  req = parse_metadata_request(*h, f.bytes, 2);
+  REQUIRE(req);
+  CHECK(req->too_many_topics);
+
+  Frame produce = request_header(kProduce, 3, 1);
+  produce.null_str().i16(0).i32(1000).i32(0);
+  h = parse_request_header(produce.bytes);
+  CHECK_FALSE(produce_expects_response(*h, produce.bytes));
+  Frame acked = request_header(kProduce, 2, 1);
+  acked.i16(-1).i32(1000).i32(0);
+  h = parse_request_header(acked.bytes);
+  CHECK(produce_expects_response(*h, acked.bytes));
 }
 
 TEST_CASE("kafka_wire: ListGroups is answered through a placeholder request") {
