@@ -5,7 +5,7 @@
 
 #include "core/util/error.hpp"
 #include "core/kafka/embedded_broker.hpp"
-#include "core/kafka/broker_frontend.hpp"
+#include "core/kafka/local_cluster.hpp"
 #include "core/util/output.hpp"
 #include "core/util/signals.hpp"
 
@@ -74,40 +74,18 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
 }
 
 int run_broker(const BrokerOptions& o) {
-  std::vector<TopicSpec> topics;
-  for (const auto& t : o.topics) {
-    topics.push_back(parse_topic_spec(t, o.partitions));
-    for (size_t i = 0; i + 1 < topics.size(); ++i) {
-      if (topics[i].name == topics.back().name) throw usage_error("topic '" + topics.back().name + "' is given twice");
-    }
-  }
   auto [listen_host, listen_port] = split_host_port(o.listen, "--listen");
-
-  EmbeddedBroker broker(o.broker_count);
-  FrontendConfig config;
-  config.listen_host = listen_host;
-  config.first_port = listen_port;
-  for (const auto& [host, port] : broker.broker_addresses()) config.backends.push_back({host, port});
-  for (const auto& t : topics) {
-    broker.create_topic(t);
-    config.existing_topics.push_back(t.name);
-  }
-  config.auto_create = !o.no_auto_create;
-  const int partitions = o.partitions;
-  config.create_topic = [&broker, partitions](const std::string& name) { broker.create_topic({name, partitions}); };
-
-  std::unique_ptr<BrokerFrontend> frontend;
-  try {
-    frontend = std::make_unique<BrokerFrontend>(config);
-  } catch (const Error& e) {
-    // An explicit address must work; the default 9092 is best effort.
-    if (o.listen_given || listen_port == 0) throw;
-    config.first_port = 0;
-    frontend = std::make_unique<BrokerFrontend>(config);
-    print_diagnostic("warning", std::string(e.what()) + "; listening on " + frontend->bootstrap_servers() +
-                                    " instead (pass it with -b or KWS_BROKERS)");
-  }
-  printf("BROKERS=%s\n", frontend->bootstrap_servers().c_str());
+  LocalClusterOptions options;
+  options.broker_count = o.broker_count;
+  options.partitions = o.partitions;
+  options.topics = o.topics;
+  options.listen_host = listen_host;
+  options.listen_port = listen_port;
+  options.listen_given = o.listen_given;
+  options.auto_create = !o.no_auto_create;
+  StderrLog log;
+  LocalCluster cluster(options, log);
+  printf("BROKERS=%s\n", cluster.bootstrap_servers().c_str());
   fflush(stdout);
   fprintf(stderr, "kws: broker running with %d broker(s); memory only, stop with Ctrl-C\n", o.broker_count);
 

@@ -203,16 +203,14 @@ int run_serve(const ServeOptions& o) {
     local.topics = o.topics;
     cluster = std::make_unique<LocalCluster>(local, *log);
     settings.set({"bootstrap.servers", cluster->bootstrap_servers(), ConfigSource::default_value, "embedded broker"});
+    log->warning("no broker configured (-b, KWS_BROKERS or a config file): serving the EMBEDDED IN-MEMORY broker at " +
+                 cluster->bootstrap_servers() + "; this is demo data, lost when kws serve stops");
   }
 
   Bridge bridge(settings, o.connection.kafka_context(*log), options, kDemoPageHtml);
   printf("URL=ws://%s/\n", bridge.address().c_str());
   if (cluster) printf("BROKERS=%s\n", cluster->bootstrap_servers().c_str());
   fflush(stdout);
-  if (cluster) {
-    log->warning("no broker configured (-b, KWS_BROKERS or a config file): serving the EMBEDDED IN-MEMORY broker at " +
-                 cluster->bootstrap_servers() + "; this is demo data, lost when kws serve stops");
-  }
   log->note("serving ws://" + bridge.address() + "/v2/broker/ and the demo page at http://" + bridge.address() +
             "/ (Ctrl-C stops)");
 

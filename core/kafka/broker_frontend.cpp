@@ -35,9 +35,11 @@ namespace {
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-// The front end's one way to say something on stderr, so that it can later
-// go to a log sink instead.
-void diagnose(const std::string& message) { fprintf(stderr, "kws: broker: %s\n", message.c_str()); }
+// The front end's one way to say something: a warning to the log sink the
+// command passed in, prefixed so it reads as the broker's.
+void diagnose(LogSink* log, const std::string& message) {
+  if (log) log->warning("broker: " + message);
+}
 
 // Responses come from the mock, which is trusted; the cap only stops a
 // corrupt size prefix from allocating without end.
@@ -344,7 +346,7 @@ void Connection::handshake_failed() {
   }
   if (closed_) return;
   if (attempts_ >= kConnectAttempts) {
-    diagnose("cannot reach the embedded broker behind the front end; closing a client connection");
+    diagnose(shared_.config.log, "cannot reach the embedded broker behind the front end; closing a client connection");
     return close();
   }
   broker_ = tcp::socket(shared_.io);
@@ -420,7 +422,7 @@ void Connection::read_frame(bool upstream, Handler&& handler) {
                      uint32_t limit = upstream ? kMaxRequestBytes : kMaxResponseBytes;
                      if (n > limit) {
                        if (upstream) {
-                         diagnose("closed a connection that sent a " + std::to_string(n) +
+                         diagnose(self->shared_.config.log, "closed a connection that sent a " + std::to_string(n) +
                                   "-byte request (the limit is " + std::to_string(limit) + ")");
                        }
                        return self->close();
@@ -628,7 +630,7 @@ Connection::Verdict Connection::on_metadata_request(const wire::RequestHeader& h
   auto request = wire::parse_metadata_request(header, frame, kMaxTopicsPerMetadataRequest);
   if (!request) return Verdict::close;
   if (request->too_many_topics) {
-    diagnose("closed a connection whose Metadata request names more than " +
+    diagnose(shared_.config.log, "closed a connection whose Metadata request names more than " +
              std::to_string(kMaxTopicsPerMetadataRequest) + " topics");
     return Verdict::close;
   }
@@ -670,7 +672,7 @@ Connection::Verdict Connection::on_metadata_request(const wire::RequestHeader& h
           self->shared_.known_topics.insert(r.topic);
           forwarded.push_back(r.topic);
         } else {
-          diagnose(r.error);
+          diagnose(self->shared_.config.log, r.error);
           missing.push_back({r.topic, wire::kUnknownTopicOrPartition});
         }
       }
@@ -786,7 +788,7 @@ struct BrokerFrontend::Impl {
       paused[index] = true;
       if (!limit_logged) {
         limit_logged = true;
-        diagnose(std::to_string(shared.live_connections) +
+        diagnose(shared.config.log, std::to_string(shared.live_connections) +
                  " connections open, the most this process's descriptor limit allows; new ones wait");
       }
       return;
@@ -797,7 +799,7 @@ struct BrokerFrontend::Impl {
         // Accepting again at once would spin; wait for descriptors to free up.
         if (!descriptors_logged) {
           descriptors_logged = true;
-          diagnose("out of file descriptors (" + ec.message() + "); not accepting connections for now");
+          diagnose(shared.config.log, "out of file descriptors (" + ec.message() + "); not accepting connections for now");
         }
         paused[index] = true;
         retry_timer->expires_after(std::chrono::milliseconds(100));

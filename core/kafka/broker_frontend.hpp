@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "core/util/log.hpp"
+
 namespace kws {
 
 struct FrontendConfig {
@@ -46,6 +48,8 @@ struct FrontendConfig {
   // Connections relayed at once; beyond it new ones wait in the kernel's
   // backlog. 0: as many as the descriptor limit allows (three descriptors each).
   uint64_t max_connections = 0;
+  // Where the front end reports what it refused or could not do (required).
+  LogSink* log = nullptr;
 };
 
 // Limits the front end enforces (documented in `kws broker --help`).

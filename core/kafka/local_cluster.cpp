@@ -30,6 +30,7 @@ LocalCluster::LocalCluster(const LocalClusterOptions& o, LogSink& log) : impl_(s
     config.existing_topics.push_back(t.name);
   }
   config.auto_create = o.auto_create;
+  config.log = &log;
   const int partitions = o.partitions;
   config.create_topic = [&broker, partitions](const std::string& name) { broker.create_topic({name, partitions}); };
   try {
@@ -39,8 +40,8 @@ LocalCluster::LocalCluster(const LocalClusterOptions& o, LogSink& log) : impl_(s
     if (o.listen_given || o.listen_port == 0) throw;
     config.first_port = 0;
     impl_->frontend = std::make_unique<BrokerFrontend>(config);
-    log.warning(std::string(e.what()) + "; the embedded broker listens on " + impl_->frontend->bootstrap_servers() +
-                " instead");
+    log.warning(std::string(e.what()) + "; listening on " + impl_->frontend->bootstrap_servers() +
+                " instead (pass it with -b or KWS_BROKERS)");
   }
 }
 
