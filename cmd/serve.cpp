@@ -131,7 +131,12 @@ CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
       ->default_val(1)
       ->check(integer_in(1, 100000))
       ->group(embedded);
+  app->add_option("--broker-listen", o.broker_listen, "Address of the embedded broker (port 0: any free port)")
+      ->type_name("HOST:PORT")
+      ->default_str("127.0.0.1:9092")
+      ->group(embedded);
   add_connection_options(app, o.connection);
+  app->callback([&o, app] { o.broker_listen_given = app->count("--broker-listen") > 0; });
   return app;
 }
 
@@ -196,11 +201,16 @@ int run_serve(const ServeOptions& o) {
   const ConfigEntry* brokers = settings.find("bootstrap.servers");
   const bool embedded = !brokers || brokers->source == ConfigSource::default_value;
   if (!embedded && !o.topics.empty()) throw usage_error("-t creates topics on the embedded broker; with -b, create them on your cluster");
+  if (!embedded && o.broker_listen_given) throw usage_error("--broker-listen applies to the embedded broker only; -b names a cluster");
+  auto [broker_host, broker_port] = split_host_port(o.broker_listen, "--broker-listen");
   std::unique_ptr<LocalCluster> cluster;
   if (embedded) {
     LocalClusterOptions local;
     local.partitions = o.partitions;
     local.topics = o.topics;
+    local.listen_host = broker_host;
+    local.listen_port = broker_port;
+    local.listen_given = o.broker_listen_given;
     cluster = std::make_unique<LocalCluster>(local, *log);
     settings.set({"bootstrap.servers", cluster->bootstrap_servers(), ConfigSource::default_value, "embedded broker"});
     log->warning("no broker configured (-b, KWS_BROKERS or a config file): serving the EMBEDDED IN-MEMORY broker at " +

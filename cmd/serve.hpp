@@ -18,6 +18,8 @@ struct ServeOptions {
   // Embedded broker only (no -b, KWS_BROKERS or config file).
   std::vector<std::string> topics;
   int partitions = 1;
+  std::string broker_listen = "127.0.0.1:9092";
+  bool broker_listen_given = false;
   ConnectionOptions connection;
 };
 

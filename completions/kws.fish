@@ -21,6 +21,7 @@ complete -c kws -n '__fish_seen_subcommand_from serve' -l max-catchups -r -d 'Su
 complete -c kws -n '__fish_seen_subcommand_from serve' -l log-format -r -d 'Diagnostics on stderr as text or json (one object per line)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -s t -l topic -r -d 'Create topic NAME with PARTITIONS partitions at start (repeatable)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l partitions -r -d 'Partitions of auto-created topics'
+complete -c kws -n '__fish_seen_subcommand_from serve' -l broker-listen -r -d 'Address of the embedded broker (port 0: any free port)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -s b -l brokers -r -d 'Bootstrap brokers host:port[,host:port] (else KWS_BROKERS, else the config file'\''s bootstrap.servers, else localhost:9092)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -s X -l property -r -d 'librdkafka property key=value, passed through (repeatable)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -s F -l config -r -F -d 'librdkafka properties file (default: $KWS_CONFIG, else ~/.config/kws/kws.conf if it exists)'
