@@ -302,6 +302,13 @@ class ConfigTakesEffect(kwstest.KwsTestCase):
         r = kwstest.kws("tail", "-F", f, "-o", "beginning", "-e", "-f", "%S\\n", t, env=env)
         self.assertEqual(r.lines(), ["5000"], str(r))
 
+    def test_large_message_max_bytes_is_accepted_by_tail(self):
+        # tail's own fetch.max.bytes default must give way: librdkafka refuses
+        # a fetch.max.bytes below message.max.bytes.
+        f = write(os.path.join(self.dir, "kws.conf"),
+                  "bootstrap.servers=%s\nmessage.max.bytes=5000000\n" % self.brokers)
+        self.roundtrip(kwstest.clean_env(), "-F", f)
+
     def test_kws_settings_in_the_file_do_not_reach_librdkafka(self):
         # librdkafka would refuse an unknown property ("No such configuration property").
         f = write(os.path.join(self.dir, "kws.conf"),
