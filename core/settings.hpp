@@ -108,6 +108,13 @@ struct FlagValue {
 };
 using FlagValues = std::map<std::string, FlagValue, std::less<>>;  // by key name, "serve.listen"
 
+// Use from a command, after CLI11 has parsed (cmd/common.hpp reads the config
+// file once for both kinds of settings):
+//   FlagValues flags;
+//   if (app->count("--listen")) flags["serve.listen"] = {o.listen, "--listen"};
+//   auto resolved = o.connection.resolve("serve", flags);
+//   HostPort at = resolved.kws.host_port("serve.listen");
+//
 // Resolves every key `command` reads ("" for all keys, as `kws config` does)
 // from the flags the command parsed, the environment and the config file.
 // Throws a usage kws::Error naming the origin for a bad value or an unknown
