@@ -17,7 +17,8 @@ const CommandDoc kws_doc{
     "inspect topics and their offsets, and run an in-memory Kafka-protocol broker so that all of "
     "it works on a machine with no Kafka installed.\n\n"
     "Every command that talks to Kafka takes -b BROKERS, -X key=value (any librdkafka property, "
-    "passed through) and -F FILE (a librdkafka properties file). A setting given as a flag beats "
+    "passed through) and -F FILE (a config file of librdkafka properties and kws's own kws. "
+    "settings, listed under SETTINGS). A setting given as a flag beats "
     "the environment, which beats the config file, which beats the default; `kws config` shows "
     "the effective settings and where each came from.\n\n"
     "stdout carries data only; diagnostics go to stderr, in colour on a terminal unless NO_COLOR "
@@ -34,12 +35,15 @@ namespace {
 
 const CommandDoc config_doc{
     "config",
-    "Show the effective Kafka settings and where each one came from",
+    "Show the effective settings and where each one came from",
     "[OPTIONS]",
     "Resolves the settings exactly as the other commands do (flag, then environment, then config "
-    "file, then default) and prints one line per setting: key, value and its source. Nothing "
+    "file, then default) and prints one line per setting: key, value and its source. First come the "
+    "librdkafka properties that are set, then every one of kws's own settings (the kws. keys, "
+    "listed under SETTINGS), each checked as the commands that read it would check it. Nothing "
     "connects to Kafka.",
-    {{"KWS_BROKERS=k1:9092 kws config -X acks=1", "see which broker list and properties apply"}},
+    {{"KWS_BROKERS=k1:9092 kws config -X acks=1", "see which broker list and properties apply"},
+     {"KWS_SERVE_LISTEN=0.0.0.0:8080 kws config | grep '^kws.serve'", "check kws serve's settings"}},
     ""};
 
 const CommandDoc completion_doc{
@@ -54,13 +58,17 @@ const CommandDoc completion_doc{
 
 const CommandDoc manpage_doc{"manpage", "Print or write the man pages", "[PAGE] [--dir DIR]", "", {}, ""};
 
+void print_setting(const std::string& key, const std::string& value, ConfigSource source,
+                   const std::string& origin) {
+  std::cout << key << " = " << value << "  (" << config_source_name(source);
+  if (origin != config_source_name(source)) std::cout << ": " << origin;
+  std::cout << ")\n";
+}
+
 int run_config(const ConfigOptions& o) {
-  KafkaSettings settings = o.connection.resolve();
-  for (const auto& e : settings.entries()) {
-    std::cout << e.key << " = " << e.value << "  (" << config_source_name(e.source);
-    if (e.origin != config_source_name(e.source)) std::cout << ": " << e.origin;
-    std::cout << ")\n";
-  }
+  auto settings = o.connection.resolve("", {});
+  for (const auto& e : settings.kafka.entries()) print_setting(e.key, e.value, e.source, e.origin);
+  for (const auto& s : settings.kws.all()) print_setting(s.key->file_key(), s.text, s.source, s.origin);
   return exit_ok;
 }
 

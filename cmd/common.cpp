@@ -38,7 +38,16 @@ CLI::Validator positive_number() {
       "");
 }
 
-KafkaSettings ConnectionOptions::resolve() const { return resolve_kafka_settings(inputs, process_environment()); }
+KafkaSettings ConnectionOptions::resolve() const {
+  return resolve_kafka_settings(inputs, process_environment());
+}
+
+ConnectionOptions::Resolved ConnectionOptions::resolve(std::string_view command,
+                                                       const FlagValues& flags) const {
+  EnvLookup env = process_environment();
+  ConfigFile file = load_config_file(inputs.config_file, env);
+  return {resolve_kafka_settings(inputs, file, env), resolve_kws_settings(command, flags, file, env)};
+}
 
 KafkaContext ConnectionOptions::kafka_context(LogSink& log) const {
   KafkaContext context;
@@ -62,12 +71,14 @@ void add_connection_options(CLI::App* app, ConnectionOptions& options) {
       ->allow_extra_args(false)
       ->group(group);
   app->add_option("-F,--config", options.inputs.config_file,
-                  "librdkafka properties file (default: $KWS_CONFIG, else ~/.config/kws/kws.conf "
+                  "Config file: librdkafka properties and kws. settings (default: $KWS_CONFIG, else "
+                  "~/.config/kws/kws.conf "
                   "if it exists)")
       ->type_name("FILE")
       ->group(group);
   app->add_option("--timeout", options.timeout_seconds,
-                  "Seconds to wait for brokers and metadata, and how long all brokers may be unreachable mid-run, before failing")
+                  "Seconds to wait for brokers and metadata, and how long all brokers may be unreachable "
+                  "mid-run, before failing")
       ->type_name("SECONDS")
       ->default_val(10)
       ->check(positive_number())

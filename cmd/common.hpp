@@ -10,6 +10,7 @@
 
 #include "core/config.hpp"
 #include "core/kafka/context.hpp"
+#include "core/settings.hpp"
 #include "core/util/log.hpp"
 
 namespace kws::cmd {
@@ -35,6 +36,13 @@ struct ConnectionOptions {
   }
   // flag > environment > config file > default.
   KafkaSettings resolve() const;
+  // The same, plus kws's own settings that `command` reads ("" for all),
+  // `flags` holding the values its flags gave; the file is read once.
+  struct Resolved {
+    KafkaSettings kafka;
+    KwsSettings kws;
+  };
+  Resolved resolve(std::string_view command, const FlagValues& flags) const;
   // Diagnostics on stderr; -v adds librdkafka's own lines.
   StderrLog log() const { return StderrLog(verbosity > 0 ? LogLevel::debug : LogLevel::note); }
   // The context core's Kafka adapters run in: stop on SIGINT/SIGTERM.

@@ -1,9 +1,11 @@
 // Man pages generated from the CLI11 tree plus each command's CommandDoc,
 // so an option cannot be added without appearing in its page.
+#include <algorithm>
 #include <sstream>
 
 #include "cmd/app.hpp"
 #include "core/config.hpp"
+#include "core/settings.hpp"
 #include "core/util/error.hpp"
 
 namespace kws::cmd {
@@ -70,6 +72,60 @@ void options_section(std::ostringstream& s, const CLI::App* app) {
   }
 }
 
+std::string join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
+  return out;
+}
+
+std::string type_description(const SettingKey& key) {
+  switch (key.type) {
+    case SettingType::host_port:
+      return "HOST:PORT";
+    case SettingType::bytes:
+      return "bytes, with an optional k, M or G suffix";
+    case SettingType::count:
+      return "a whole number from 1" + (key.max ? " to " + std::to_string(key.max) : std::string());
+    case SettingType::duration:
+      return "a duration: a whole number with ms, s, m or h";
+    case SettingType::choice:
+      return join(key.choices, ", ");
+    case SettingType::path:
+      return "a file";
+    case SettingType::boolean:
+      return "true or false";
+  }
+  return "";
+}
+
+// kws's own settings, from the key table: on kws(1) and kws-config(1) all
+// of them, on a command's page those it reads (none: no section).
+void settings_section(std::ostringstream& s, const std::string& command) {
+  bool all = command.empty() || command == "config";
+  bool any = false;
+  for (const auto& key : kws_setting_keys()) {
+    if (!all && !key.used_by(command)) continue;
+    if (!any) {
+      s << ".SH SETTINGS\n"
+        << roff(
+               "kws's own settings, as opposed to the librdkafka properties that -X passes through. "
+               "Each is set, highest precedence first, by the reading command's flag, by its "
+               "environment variable, by a kws. line in the config file (e.g. "
+               "kws.serve.listen=0.0.0.0:8080), or else has the default shown. "
+               "An unknown kws. key in the config file is an error; `kws config` shows every "
+               "value and where it came from.")
+        << "\n";
+      any = true;
+    }
+    s << ".TP\n.B " << roff(key.file_key()) << "\n"
+      << roff(key.doc) << "\n.br\n"
+      << roff("Environment " + key.env + "; " + type_description(key) + "; default " +
+              (key.default_value.empty() ? "empty (not set)" : key.default_value) + "; read by kws " +
+              join(key.commands, ", kws ") + ".")
+      << "\n";
+  }
+}
+
 void common_sections(std::ostringstream& s, const CommandDoc& doc) {
   s << ".SH EXIT STATUS\n";
   s << ".TP\n.B 0\nSuccess.\n";
@@ -83,12 +139,22 @@ void common_sections(std::ostringstream& s, const CommandDoc& doc) {
       << "; a flag beats it, it beats the config file.\n";
   }
   s << ".TP\n.B KWS_CONFIG\nConfig file to read when \\-F is not given.\n";
+  std::vector<std::string> prefixes;  // KWS_SERVE_*, ... from the key table
+  for (const auto& key : kws_setting_keys()) {
+    for (const auto& command : key.commands) {
+      std::string p = "KWS_" + upper(command) + "_*";
+      if (std::find(prefixes.begin(), prefixes.end(), p) == prefixes.end()) prefixes.push_back(p);
+    }
+  }
+  if (!prefixes.empty()) {
+    s << ".TP\n.B " << roff(join(prefixes, ", ")) << "\nkws's own settings; see SETTINGS in\n.BR kws (1).\n";
+  }
   s << ".TP\n.B NO_COLOR\nWhen set, diagnostics are never coloured.\n";
   s << ".TP\n.B CLICOLOR_FORCE\nWhen set (and not 0), diagnostics are coloured even when stderr is not a terminal.\n";
   s << ".SH FILES\n";
   s << ".TP\n.I ~/.config/kws/kws.conf\n"
-       "librdkafka properties (key=value lines, # comments) read when neither \\-F nor KWS_CONFIG "
-       "names a file; $XDG_CONFIG_HOME replaces ~/.config when set.\n";
+       "librdkafka properties and kws. settings (key=value lines, # comments) read when neither "
+       "\\-F nor KWS_CONFIG names a file; $XDG_CONFIG_HOME replaces ~/.config when set.\n";
 }
 
 void examples_section(std::ostringstream& s, const CommandDoc& doc) {
@@ -129,6 +195,7 @@ std::string man_page(const Cli& cli, const std::string& page) {
     s << ".SH OPTIONS\n.TP\n\\fB\\-V\\fR, \\fB\\-\\-version\\fR\nPrint the versions of kws, "
          "librdkafka, websocketpp and OpenSSL, and the compiled-in features.\n"
          ".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\nShow help; after a command, that command's help.\n";
+    settings_section(s, "");
     examples_section(s, kws_doc);
     common_sections(s, kws_doc);
     s << ".SH SEE ALSO\n";
@@ -151,6 +218,7 @@ std::string man_page(const Cli& cli, const std::string& page) {
     s << ".SH DESCRIPTION\n";
     paragraphs(s, doc.description);
     options_section(s, c.app);
+    settings_section(s, doc.name);
     examples_section(s, doc);
     common_sections(s, doc);
     s << ".SH SEE ALSO\n.BR kws (1)\n";

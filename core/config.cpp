@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sys/stat.h>
 
+#include "core/settings.hpp"
 #include "core/util/error.hpp"
 
 namespace kws {
@@ -109,23 +110,39 @@ std::string default_config_path(const EnvLookup& env) {
   return "";
 }
 
-KafkaSettings resolve_kafka_settings(const ConnectionInputs& inputs, const EnvLookup& env) {
+ConfigFile load_config_file(const std::string& flag_path, const EnvLookup& env) {
+  std::string path = flag_path;
+  if (path.empty()) {
+    if (auto from_env = env("KWS_CONFIG")) {
+      path = *from_env;
+    } else {
+      std::string fallback = default_config_path(env);
+      if (!fallback.empty() && file_exists(fallback)) path = fallback;
+    }
+  }
+  ConfigFile file;
+  if (!path.empty()) {
+    file.entries = parse_properties_file(path);
+    file.path = path;
+  }
+  return file;
+}
+
+KafkaSettings resolve_kafka_settings(const ConnectionInputs& inputs, const ConfigFile& file,
+                                     const EnvLookup& env) {
   KafkaSettings settings;
   settings.set({"bootstrap.servers", kDefaultBrokers, ConfigSource::default_value, "default"});
 
-  std::string file = inputs.config_file;
-  if (file.empty()) {
-    if (auto from_env = env("KWS_CONFIG")) {
-      file = *from_env;
-    } else {
-      std::string fallback = default_config_path(env);
-      if (!fallback.empty() && file_exists(fallback)) file = fallback;
+  for (const auto& e : file.entries) {
+    if (is_kws_key(e.key)) {
+      // Checked here, by every command, so a misspelt kws key is never
+      // silently ignored by the commands that do not read it.
+      kws_key_of(e);
+      continue;
     }
+    settings.set(e);
   }
-  if (!file.empty()) {
-    for (auto& e : parse_properties_file(file)) settings.set(std::move(e));
-    settings.config_file = file;
-  }
+  if (!file.path.empty()) settings.config_file = file.path;
 
   for (const auto& alias : environment_aliases()) {
     if (auto v = env(alias.variable)) {
@@ -135,6 +152,12 @@ KafkaSettings resolve_kafka_settings(const ConnectionInputs& inputs, const EnvLo
 
   for (const auto& p : inputs.properties) {
     auto [key, value] = split_property(p, "-X " + p);
+    if (is_kws_key(key)) {
+      const SettingKey* k = find_setting_key(std::string_view(key).substr(kKwsKeyPrefix.size()));
+      throw usage_error("-X " + p + ": " + key + " is a kws setting, not a librdkafka property; " +
+                        (k ? "set it with " + k->env + ", in the config file, or with the command's flag"
+                           : std::string("and there is no such kws setting (`kws config` lists them)")));
+    }
     settings.set({key, value, ConfigSource::flag, "-X"});
   }
   // -b is the most specific way to name brokers, so it beats -X bootstrap.servers.
@@ -142,6 +165,10 @@ KafkaSettings resolve_kafka_settings(const ConnectionInputs& inputs, const EnvLo
     settings.set({"bootstrap.servers", inputs.brokers, ConfigSource::flag, "-b"});
   }
   return settings;
+}
+
+KafkaSettings resolve_kafka_settings(const ConnectionInputs& inputs, const EnvLookup& env) {
+  return resolve_kafka_settings(inputs, load_config_file(inputs.config_file, env), env);
 }
 
 }  // namespace kws

@@ -51,9 +51,20 @@ class KafkaSettings {
   std::vector<ConfigEntry> entries_;
 };
 
-// Reads a librdkafka properties file: key=value lines, '#' comments, blank
+// Reads a properties file: key=value lines, '#' or '!' comments, blank
 // lines. Throws kws::Error naming file and line on a malformed line.
 std::vector<ConfigEntry> parse_properties_file(const std::string& path);
+
+// The config file's lines, read once: librdkafka properties and kws's own
+// `kws.` keys (settings.hpp) side by side.
+struct ConfigFile {
+  std::string path;  // empty when no file applies
+  std::vector<ConfigEntry> entries;
+};
+
+// -F's file, else $KWS_CONFIG, else the default file if it exists. A file
+// named by -F or KWS_CONFIG must exist.
+ConfigFile load_config_file(const std::string& flag_path, const EnvLookup& env);
 
 // Splits "key=value"; throws a usage kws::Error otherwise.
 std::pair<std::string, std::string> split_property(const std::string& text, const std::string& origin);
@@ -62,6 +73,12 @@ std::pair<std::string, std::string> split_property(const std::string& text, cons
 // $HOME/.config/kws/kws.conf.
 std::string default_config_path(const EnvLookup& env);
 
+// librdkafka properties only: `kws.` keys in the file are checked against
+// kws's key table (an unknown one is a usage error naming file and line) and
+// left to resolve_kws_settings; `-X kws.…` is a usage error.
+KafkaSettings resolve_kafka_settings(const ConnectionInputs& inputs, const ConfigFile& file,
+                                     const EnvLookup& env);
+// Loads the file itself (load_config_file(inputs.config_file, env)).
 KafkaSettings resolve_kafka_settings(const ConnectionInputs& inputs, const EnvLookup& env);
 
 }  // namespace kws

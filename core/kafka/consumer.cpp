@@ -201,6 +201,15 @@ Consumer::Consumer(const KafkaSettings& settings, ConsumerPlan plan, const Kafka
   // per million messages (docs/BENCHMARKS.md). Memory stays bounded by
   // queued.max.messages.kbytes.
   options.defaults.push_back({"queued.min.messages", "1000000"});
+  // Memory: fetched messages point into their fetch response, so the peak
+  // is what is queued plus librdkafka's per-message bookkeeping. Fetches of
+  // 2 MiB instead of 50 keep the queue shallow, and 16 MiB of queued
+  // payload instead of 64 caps it (docs/BENCHMARKS.md). librdkafka refuses
+  // a fetch.max.bytes below message.max.bytes, so when the user sets the
+  // latter, fetch.max.bytes is left to librdkafka, which then keeps it
+  // within queued.max.messages.kbytes.
+  if (!settings.find("message.max.bytes")) options.defaults.push_back({"fetch.max.bytes", "2097152"});
+  options.defaults.push_back({"queued.max.messages.kbytes", "16384"});
   // When partition ends matter, the last, empty fetch is held for
   // fetch.wait.max.ms before the end is known; 100 ms instead of 500 ms.
   if (c.plan.want_end_events) options.defaults.push_back({"fetch.wait.max.ms", "100"});

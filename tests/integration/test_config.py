@@ -1,7 +1,8 @@
 """Configuration precedence: flag (-b, -X) > environment (KWS_BROKERS) >
 config file (-F, else $KWS_CONFIG, else $XDG_CONFIG_HOME/kws/kws.conf or
 ~/.config/kws/kws.conf) > default, as `kws config` reports it and as real
-commands obey it."""
+commands obey it; and kws's own settings (`kws.` keys, KWS_SERVE_* and
+KWS_INGEST_*), which `kws config` lists and the man page documents."""
 
 import os
 import re
@@ -18,7 +19,9 @@ def write(path, text):
     return path
 
 
-class ConfigPrecedence(kwstest.KwsTestCase):
+class ConfigCase(kwstest.KwsTestCase):
+    """Runs `kws config` in a scratch HOME and XDG_CONFIG_HOME."""
+
     broker_args = None  # `kws config` never connects
 
     def setUp(self):
@@ -51,6 +54,9 @@ class ConfigPrecedence(kwstest.KwsTestCase):
         self.assertEqual(got[:2], (value, source), "%s\n%s" % (key, self.result))
         if origin is not None:
             self.assertIn(origin, got[2] or "", "%s origin\n%s" % (key, self.result))
+
+
+class ConfigPrecedence(ConfigCase):
 
     def test_default(self):
         s = self.config()
@@ -117,6 +123,129 @@ class ConfigPrecedence(kwstest.KwsTestCase):
         self.assertIn("nope.conf", r.stderr, str(r))
 
 
+# kws's own settings and their defaults, written out here rather than read
+# from the binary, so that a key dropped from the table or a changed default
+# fails a test.
+KWS_DEFAULTS = {
+    "kws.serve.listen": "127.0.0.1:8080",
+    "kws.serve.ping_interval": "20s",
+    "kws.serve.idle_timeout": "60s",
+    "kws.serve.client_buffer": "4M",
+    "kws.serve.slow_client": "close",
+    "kws.serve.ring_bytes": "8M",
+    "kws.serve.max_frame": "1M",
+    "kws.serve.max_connections": "10000",
+    "kws.serve.tls_cert": "",
+    "kws.serve.tls_key": "",
+    "kws.serve.io_threads": "1",
+    "kws.ingest.buffer_messages": "100000",
+    "kws.ingest.buffer_bytes": "64M",
+    "kws.ingest.when_full": "block",
+    "kws.ingest.ping_interval": "20s",
+    "kws.ingest.pong_timeout": "10s",
+    "kws.ingest.backoff_initial": "500ms",
+    "kws.ingest.backoff_max": "30s",
+    "kws.ingest.max_message_size": "16M",
+}
+
+
+def env_name(key):
+    return key.replace(".", "_").upper()
+
+
+class KwsSettings(ConfigCase):
+    """`kws config` shows kws's own settings after the librdkafka ones."""
+
+    def kws_settings(self, settings):
+        return {k: v for k, v in settings.items() if k.startswith("kws.")}
+
+    def test_every_key_with_its_default(self):
+        s = self.config()
+        self.assertEqual({k: v[:2] for k, v in self.kws_settings(s).items()},
+                         {k: (v, "default") for k, v in KWS_DEFAULTS.items()}, str(self.result))
+        # librdkafka properties first, then kws's, in the table's order.
+        keys = [line.split(" ")[0] for line in self.result.lines()]
+        self.assertEqual(keys[0], "bootstrap.servers", str(self.result))
+        self.assertEqual(keys[1:], list(KWS_DEFAULTS), str(self.result))
+
+    def test_file_then_environment(self):
+        f = write(os.path.join(self.dir, "f.conf"),
+                  "bootstrap.servers=file-host:1\n# serve\nkws.serve.listen = 0.0.0.0:9000\n"
+                  "kws.ingest.when_full=drop-oldest\nkws.serve.client_buffer=512k\n")
+        s = self.config("-F", f)
+        self.assertSetting(s, "kws.serve.listen", "0.0.0.0:9000", "file", f + ":3")
+        self.assertSetting(s, "kws.ingest.when_full", "drop-oldest", "file", f + ":4")
+        self.assertSetting(s, "kws.serve.client_buffer", "512k", "file", f + ":5")
+        self.assertSetting(s, "kws.serve.ping_interval", "20s", "default")
+        self.assertSetting(s, "bootstrap.servers", "file-host:1", "file", f + ":1")
+
+        s = self.config("-F", f, KWS_SERVE_LISTEN="[::1]:7000", KWS_SERVE_IDLE_TIMEOUT="2m")
+        self.assertSetting(s, "kws.serve.listen", "[::1]:7000", "environment", "KWS_SERVE_LISTEN")
+        self.assertSetting(s, "kws.serve.idle_timeout", "2m", "environment", "KWS_SERVE_IDLE_TIMEOUT")
+        self.assertSetting(s, "kws.ingest.when_full", "drop-oldest", "file", f + ":4")
+
+    def test_default_file_holds_kws_settings_too(self):
+        path = write(os.path.join(self.xdg, "kws", "kws.conf"), "kws.ingest.backoff_max=1m\n")
+        s = self.config()
+        self.assertSetting(s, "kws.ingest.backoff_max", "1m", "file", path + ":1")
+
+    def test_bad_environment_value_names_the_variable(self):
+        for var, value, why in [("KWS_SERVE_LISTEN", "8080", "is not HOST:PORT"),
+                                ("KWS_SERVE_PING_INTERVAL", "30", "is not a duration"),
+                                ("KWS_INGEST_BUFFER_BYTES", "4MB", "is not a size in bytes"),
+                                ("KWS_SERVE_IO_THREADS", "0", "must be a whole number from 1"),
+                                ("KWS_SERVE_SLOW_CLIENT", "drop", "is not one of: close, drop-oldest"),
+                                ("KWS_SERVE_TLS_CERT", os.path.join(self.dir, "none.pem"), "No such file")]:
+            r = self.config(rc=2, **{var: value})
+            self.assertIn("kws: error: %s: " % var, r.stderr, str(r))
+            self.assertIn(why, r.stderr, str(r))
+            self.assertEqual(r.stdout, "", str(r))
+
+    def test_bad_file_value_names_file_and_line(self):
+        f = write(os.path.join(self.dir, "f.conf"), "acks=1\n\nkws.serve.idle_timeout=60\n")
+        r = self.config("-F", f, rc=2)
+        self.assertIn("kws: error: %s:3: kws.serve.idle_timeout: '60' is not a duration" % f, r.stderr, str(r))
+        # The environment beats the file, so the bad line is never looked at.
+        s = self.config("-F", f, KWS_SERVE_IDLE_TIMEOUT="90s")
+        self.assertSetting(s, "kws.serve.idle_timeout", "90s", "environment")
+
+    def test_unknown_kws_key_is_an_error_for_every_command(self):
+        f = write(os.path.join(self.dir, "f.conf"), "bootstrap.servers=127.0.0.1:1\nkws.serve.lisen=0.0.0.0:1\n")
+        expected = "%s:2: unknown kws setting 'kws.serve.lisen'" % f
+        r = self.config("-F", f, rc=2)
+        self.assertIn(expected, r.stderr, str(r))
+        # Commands that read no kws setting still refuse the typo, before connecting.
+        for args in (["send", "-F", f, "t", "x"], ["tail", "-F", f, "-e", "t"], ["topics", "-F", f]):
+            r = kwstest.kws(*args, env=kwstest.clean_env(HOME=self.home), timeout=10)
+            self.assertEqual(r.rc, 2, str(r))
+            self.assertIn(expected, r.stderr, str(r))
+
+    def test_kws_key_is_not_a_librdkafka_property(self):
+        r = self.config("-X", "kws.serve.listen=0.0.0.0:1", rc=2)
+        self.assertIn("kws.serve.listen is a kws setting, not a librdkafka property", r.stderr, str(r))
+        self.assertIn("KWS_SERVE_LISTEN", r.stderr, str(r))
+
+    def test_man_page_documents_every_key(self):
+        r = kwstest.kws("manpage", "kws", env=kwstest.clean_env(), timeout=10)
+        self.assertEqual(r.rc, 0, str(r))
+        page = r.stdout
+        self.assertIn("\n.SH SETTINGS\n", page)
+        section = page.split("\n.SH SETTINGS\n", 1)[1].split("\n.SH ", 1)[0]
+        entries = section.split("\n.TP\n.B ")[1:]
+        documented = {e.split("\n", 1)[0]: e.split("\n", 1)[1] for e in entries}
+        self.assertEqual(list(documented), list(KWS_DEFAULTS), section)
+        for key, default in KWS_DEFAULTS.items():
+            text = documented[key]
+            self.assertIn("Environment %s;" % env_name(key), text, key)
+            self.assertIn("default %s;" % (default.replace("-", "\\-") if default else "empty (not set)"), text, key)
+            self.assertRegex(text.split("\n", 1)[0], r"\w", "%s has no description" % key)
+        # kws-config(1) carries the same section; kws-send(1) reads no kws setting.
+        r = kwstest.kws("manpage", "kws-config", env=kwstest.clean_env(), timeout=10)
+        self.assertIn(section, r.stdout)
+        r = kwstest.kws("manpage", "kws-send", env=kwstest.clean_env(), timeout=10)
+        self.assertNotIn(".SH SETTINGS", r.stdout)
+
+
 class ConfigTakesEffect(kwstest.KwsTestCase):
     """Settings from files and the environment reach real commands."""
 
@@ -172,6 +301,19 @@ class ConfigTakesEffect(kwstest.KwsTestCase):
         self.assertEqual(r.rc, 0, "-X must override the file\n" + str(r))
         r = kwstest.kws("tail", "-F", f, "-o", "beginning", "-e", "-f", "%S\\n", t, env=env)
         self.assertEqual(r.lines(), ["5000"], str(r))
+
+    def test_large_message_max_bytes_is_accepted_by_tail(self):
+        # tail's own fetch.max.bytes default must give way: librdkafka refuses
+        # a fetch.max.bytes below message.max.bytes.
+        f = write(os.path.join(self.dir, "kws.conf"),
+                  "bootstrap.servers=%s\nmessage.max.bytes=5000000\n" % self.brokers)
+        self.roundtrip(kwstest.clean_env(), "-F", f)
+
+    def test_kws_settings_in_the_file_do_not_reach_librdkafka(self):
+        # librdkafka would refuse an unknown property ("No such configuration property").
+        f = write(os.path.join(self.dir, "kws.conf"),
+                  "bootstrap.servers=%s\nkws.serve.listen=0.0.0.0:1\nkws.ingest.when_full=drop-newest\n" % self.brokers)
+        self.roundtrip(kwstest.clean_env(), "-F", f)
 
     def test_bad_property_in_file_is_usage_error_naming_it(self):
         f = write(os.path.join(self.dir, "kws.conf"), "bootstrap.servers=%s\nno.such.property=1\n" % self.brokers)

@@ -1,0 +1,126 @@
+#pragma once
+// kws's own settings (listen address, limits, timeouts, TLS files): one key
+// table that feeds parsing and validation, `kws config` and the man pages
+// (ccache's k_config_key_table). librdkafka properties live in config.hpp
+// and are passed through; these are the settings kws itself interprets.
+//
+// Where a value comes from, highest first: the command's flag > the
+// environment (KWS_SERVE_LISTEN) > the config file (`kws.serve.listen=...`,
+// the `kws.` prefix keeping them apart from librdkafka properties) > the
+// table's default.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/config.hpp"
+
+namespace kws {
+
+enum class SettingType {
+  host_port,  // HOST:PORT or [V6]:PORT, port 0-65535 (0: any free port)
+  bytes,      // positive integer with an optional k, M or G suffix (powers of 1024)
+  count,      // positive integer, at most SettingKey::max
+  duration,   // positive integer with a unit: ms, s, m or h
+  choice,     // one of SettingKey::choices
+  path,       // a readable regular file; empty means "not set"
+  boolean,    // true/false, yes/no, on/off, 1/0
+};
+std::string_view setting_type_name(SettingType type);
+
+struct SettingKey {
+  std::string name;  // "serve.listen"; in the config file "kws.serve.listen"
+  std::string env;   // "KWS_SERVE_LISTEN"
+  std::string default_value;
+  SettingType type;
+  std::string doc;                    // one line, for the man page
+  std::vector<std::string> commands;  // the commands that read it: "serve", "ingest"
+  std::vector<std::string> choices;   // for SettingType::choice
+  uint64_t max = 0;                   // for count and bytes; 0: no limit below 2^63
+
+  std::string file_key() const { return "kws." + name; }
+  bool used_by(std::string_view command) const;
+};
+
+inline constexpr std::string_view kKwsKeyPrefix = "kws.";
+
+// Every kws setting, in the order `kws config` and the man pages list them.
+const std::vector<SettingKey>& kws_setting_keys();
+// nullptr when there is no such key; `name` is without the "kws." prefix.
+const SettingKey* find_setting_key(std::string_view name);
+// Whether a config-file or -X key is one of kws's ("kws." prefix).
+bool is_kws_key(std::string_view key);
+// The key a config-file line with a "kws." key sets; a usage kws::Error
+// naming file and line when there is no such key.
+const SettingKey& kws_key_of(const ConfigEntry& entry);
+
+struct HostPort {
+  std::string host;  // without brackets for IPv6
+  uint16_t port = 0;
+  bool operator==(const HostPort& o) const { return host == o.host && port == o.port; }
+};
+
+using SettingValue = std::variant<HostPort, uint64_t, std::chrono::milliseconds, std::string, bool>;
+
+// Parses `text` as `key` demands. On bad input throws a usage kws::Error
+// whose message starts with `origin` ("KWS_SERVE_LISTEN: ...",
+// "/path/kws.conf:3: kws.serve.listen: ...", "--listen: ...").
+SettingValue parse_setting(const SettingKey& key, const std::string& text, const std::string& origin);
+
+struct KwsSetting {
+  const SettingKey* key = nullptr;
+  std::string text;  // the value as given, e.g. "4M"
+  SettingValue value;
+  ConfigSource source = ConfigSource::default_value;
+  std::string origin;  // "--listen", "KWS_SERVE_LISTEN", "/path/kws.conf:3", "default"
+};
+
+// The resolved values of the keys one command reads. The typed getters
+// throw std::logic_error when asked for a key that was not resolved or as
+// the wrong type: that is a bug in the caller, not bad input.
+class KwsSettings {
+ public:
+  const std::vector<KwsSetting>& all() const { return settings_; }
+  const KwsSetting& at(std::string_view name) const;
+
+  HostPort host_port(std::string_view name) const;
+  uint64_t bytes(std::string_view name) const;
+  uint64_t count(std::string_view name) const;
+  std::chrono::milliseconds duration(std::string_view name) const;
+  const std::string& choice(std::string_view name) const;
+  const std::string& path(std::string_view name) const;  // "" when not set
+  bool boolean(std::string_view name) const;
+
+  void add(KwsSetting setting) { settings_.push_back(std::move(setting)); }
+
+ private:
+  const KwsSetting& typed(std::string_view name, SettingType type) const;
+  std::vector<KwsSetting> settings_;
+};
+
+// A value a command's flag gave for a key; `origin` names the flag ("--listen").
+struct FlagValue {
+  std::string text;
+  std::string origin;
+};
+using FlagValues = std::map<std::string, FlagValue, std::less<>>;  // by key name, "serve.listen"
+
+// Use from a command, after CLI11 has parsed (cmd/common.hpp reads the config
+// file once for both kinds of settings):
+//   FlagValues flags;
+//   if (app->count("--listen")) flags["serve.listen"] = {o.listen, "--listen"};
+//   auto resolved = o.connection.resolve("serve", flags);
+//   HostPort at = resolved.kws.host_port("serve.listen");
+//
+// Resolves every key `command` reads ("" for all keys, as `kws config` does)
+// from the flags the command parsed, the environment and the config file.
+// Throws a usage kws::Error naming the origin for a bad value or an unknown
+// `kws.` key in the file; std::logic_error for a flag whose key is unknown
+// or not read by `command` (a bug in the command, not bad input).
+KwsSettings resolve_kws_settings(std::string_view command, const FlagValues& flags, const ConfigFile& file,
+                                 const EnvLookup& env);
+
+}  // namespace kws

@@ -1,0 +1,303 @@
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+#include <cctype>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include "core/config.hpp"
+#include "core/settings.hpp"
+#include "core/util/error.hpp"
+
+using namespace kws;
+using std::chrono::milliseconds;
+
+namespace {
+EnvLookup fake_env(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+struct TempFile {
+  std::string path;
+  explicit TempFile(const std::string& content) {
+    char name[] = "/tmp/kws-settings-XXXXXX";
+    int fd = mkstemp(name);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    path = name;
+    std::ofstream(path) << content;
+  }
+  ~TempFile() { std::remove(path.c_str()); }
+};
+
+ConfigFile file_of(const TempFile& f) { return load_config_file(f.path, fake_env({})); }
+
+// The usage error's message, or "" when `fn` did not throw one.
+template <typename Fn>
+std::string usage_error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    CHECK(e.exit_code() == exit_usage);
+    return e.what();
+  }
+  return "";
+}
+
+std::string parse_error(const std::string& name, const std::string& text) {
+  const SettingKey* key = find_setting_key(name);
+  REQUIRE(key);
+  return usage_error_of([&] { parse_setting(*key, text, "ORIGIN"); });
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+}  // namespace
+
+TEST_CASE("settings: the table is consistent") {
+  std::set<std::string> names;
+  for (const auto& key : kws_setting_keys()) {
+    INFO(key.name);
+    CHECK(names.insert(key.name).second);
+    // The environment variable is the key's name, upper-cased, dots as
+    // underscores, so users can guess one from the other.
+    std::string env = "KWS_";
+    for (char c : key.name)
+      env += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    CHECK(key.env == env);
+    CHECK_FALSE(key.doc.empty());
+    CHECK_FALSE(key.commands.empty());
+    CHECK(key.file_key() == "kws." + key.name);
+    CHECK(find_setting_key(key.name) == &key);
+    if (key.type == SettingType::choice) CHECK(key.choices.size() >= 2);
+    // Every default passes its own validator.
+    CHECK_NOTHROW(parse_setting(key, key.default_value, "default"));
+  }
+  CHECK(find_setting_key("serve.nope") == nullptr);
+  CHECK(find_setting_key("kws.serve.listen") == nullptr);  // names are without the prefix
+}
+
+TEST_CASE("settings: the keys serve and ingest read, with their defaults") {
+  auto all = resolve_kws_settings("", {}, {}, fake_env({}));
+  CHECK(all.all().size() == kws_setting_keys().size());
+
+  auto serve = resolve_kws_settings("serve", {}, {}, fake_env({}));
+  CHECK(serve.host_port("serve.listen") == HostPort{"127.0.0.1", 8080});
+  CHECK(serve.duration("serve.ping_interval") == milliseconds(20'000));
+  CHECK(serve.duration("serve.idle_timeout") == milliseconds(60'000));
+  CHECK(serve.bytes("serve.client_buffer") == 4u << 20);
+  CHECK(serve.choice("serve.slow_client") == "close");
+  CHECK(serve.bytes("serve.ring_bytes") == 8u << 20);
+  CHECK(serve.bytes("serve.max_frame") == 1u << 20);
+  CHECK(serve.count("serve.max_connections") == 10000);
+  CHECK(serve.path("serve.tls_cert").empty());
+  CHECK(serve.path("serve.tls_key").empty());
+  CHECK(serve.count("serve.io_threads") == 1);
+  CHECK(serve.at("serve.listen").source == ConfigSource::default_value);
+  CHECK(serve.at("serve.listen").origin == "default");
+  CHECK_THROWS_AS(serve.at("ingest.when_full"), std::logic_error);  // not serve's
+
+  auto ingest = resolve_kws_settings("ingest", {}, {}, fake_env({}));
+  CHECK(ingest.count("ingest.buffer_messages") == 100000);
+  CHECK(ingest.bytes("ingest.buffer_bytes") == 64u << 20);
+  CHECK(ingest.choice("ingest.when_full") == "block");
+  CHECK(ingest.duration("ingest.ping_interval") == milliseconds(20'000));
+  CHECK(ingest.duration("ingest.pong_timeout") == milliseconds(10'000));
+  CHECK(ingest.duration("ingest.backoff_initial") == milliseconds(500));
+  CHECK(ingest.duration("ingest.backoff_max") == milliseconds(30'000));
+  CHECK(ingest.bytes("ingest.max_message_size") == 16u << 20);
+  CHECK_THROWS_AS(ingest.at("serve.listen"), std::logic_error);
+
+  // Asking for the wrong type is the caller's bug, not the user's.
+  CHECK_THROWS_AS(serve.bytes("serve.listen"), std::logic_error);
+  CHECK_THROWS_AS(serve.count("serve.client_buffer"), std::logic_error);
+}
+
+TEST_CASE("settings: precedence is flag > environment > file > default") {
+  TempFile f(
+      "# kws settings beside librdkafka properties\nbootstrap.servers=k:9092\nkws.serve.listen=0.0.0.0:1\n"
+      "kws.serve.ping_interval = 5s\nkws.serve.ping_interval=7s\n");
+  ConfigFile file = file_of(f);
+
+  auto s = resolve_kws_settings("serve", {}, file, fake_env({}));
+  CHECK(s.host_port("serve.listen") == HostPort{"0.0.0.0", 1});
+  CHECK(s.at("serve.listen").source == ConfigSource::file);
+  CHECK(s.at("serve.listen").origin == f.path + ":3");
+  CHECK(s.duration("serve.ping_interval") == milliseconds(7000));  // the last line wins
+  CHECK(s.at("serve.ping_interval").origin == f.path + ":5");
+  CHECK(s.at("serve.idle_timeout").source == ConfigSource::default_value);
+
+  auto env = fake_env({{"KWS_SERVE_LISTEN", "[::1]:2"}});
+  s = resolve_kws_settings("serve", {}, file, env);
+  CHECK(s.host_port("serve.listen") == HostPort{"::1", 2});
+  CHECK(s.at("serve.listen").source == ConfigSource::environment);
+  CHECK(s.at("serve.listen").origin == "KWS_SERVE_LISTEN");
+  CHECK(s.at("serve.listen").text == "[::1]:2");
+
+  s = resolve_kws_settings("serve", {{"serve.listen", {"localhost:3", "--listen"}}}, file, env);
+  CHECK(s.host_port("serve.listen") == HostPort{"localhost", 3});
+  CHECK(s.at("serve.listen").source == ConfigSource::flag);
+  CHECK(s.at("serve.listen").origin == "--listen");
+  // The other keys keep their own sources.
+  CHECK(s.at("serve.ping_interval").source == ConfigSource::file);
+}
+
+TEST_CASE("settings: librdkafka never sees kws keys, and they never pass as librdkafka properties") {
+  TempFile f("acks=1\nkws.serve.listen=0.0.0.0:1\n");
+  ConfigFile file = file_of(f);
+  auto kafka = resolve_kafka_settings({}, file, fake_env({}));
+  CHECK(kafka.find("kws.serve.listen") == nullptr);
+  CHECK(kafka.find("acks")->value == "1");
+  CHECK(kafka.config_file == f.path);
+
+  ConnectionInputs in;
+  in.properties = {"kws.serve.listen=0.0.0.0:1"};
+  std::string message = usage_error_of([&] { resolve_kafka_settings(in, {}, fake_env({})); });
+  CHECK(message.find("kws.serve.listen is a kws setting") != std::string::npos);
+  CHECK(message.find("KWS_SERVE_LISTEN") != std::string::npos);
+}
+
+TEST_CASE("settings: an unknown kws key in the file is an error naming file and line, for every command") {
+  TempFile f("acks=1\n\nkws.serve.lisen=0.0.0.0:1\n");
+  ConfigFile file = file_of(f);
+  const std::string where = f.path + ":3: unknown kws setting 'kws.serve.lisen'";
+  CHECK(starts_with(usage_error_of([&] { resolve_kws_settings("serve", {}, file, fake_env({})); }), where));
+  CHECK(starts_with(usage_error_of([&] { resolve_kws_settings("ingest", {}, file, fake_env({})); }), where));
+  // kws send reads no kws setting, but a typo must not go unnoticed there either.
+  CHECK(starts_with(usage_error_of([&] { resolve_kafka_settings({}, file, fake_env({})); }), where));
+}
+
+TEST_CASE("settings: a bad value is a usage error that names where it came from") {
+  TempFile f("kws.serve.idle_timeout=60\n");
+  ConfigFile file = file_of(f);
+  std::string m = usage_error_of([&] { resolve_kws_settings("serve", {}, file, fake_env({})); });
+  CHECK(starts_with(m, f.path + ":1: kws.serve.idle_timeout: '60' is not a duration"));
+
+  m = usage_error_of([&] {
+    resolve_kws_settings("serve", {}, {}, fake_env({{"KWS_SERVE_LISTEN", "8080"}}));
+  });
+  CHECK(starts_with(m, "KWS_SERVE_LISTEN: '8080' is not HOST:PORT"));
+
+  m = usage_error_of([&] {
+    resolve_kws_settings("ingest", {{"ingest.when_full", {"drop", "--when-full"}}}, {}, fake_env({}));
+  });
+  CHECK(starts_with(m, "--when-full: 'drop' is not one of: block, drop-oldest, drop-newest"));
+
+  // A value that the command's flag overrides is not looked at...
+  CHECK_NOTHROW(
+      resolve_kws_settings("serve", {{"serve.idle_timeout", {"5s", "--idle-timeout"}}}, file, fake_env({})));
+  // ...and a command only checks the keys it reads: ingest does not care about serve's.
+  CHECK_NOTHROW(resolve_kws_settings("ingest", {}, file, fake_env({{"KWS_SERVE_LISTEN", "bad"}})));
+}
+
+TEST_CASE("settings: a flag for a key the command does not read is a bug in the command") {
+  CHECK_THROWS_AS(resolve_kws_settings("ingest", {{"serve.listen", {"a:1", "--listen"}}}, {}, fake_env({})),
+                  std::logic_error);
+  CHECK_THROWS_AS(resolve_kws_settings("serve", {{"serve.nope", {"1", "--nope"}}}, {}, fake_env({})),
+                  std::logic_error);
+}
+
+TEST_CASE("settings: host:port") {
+  const SettingKey& key = *find_setting_key("serve.listen");
+  CHECK(std::get<HostPort>(parse_setting(key, "0.0.0.0:8080", "o")) == HostPort{"0.0.0.0", 8080});
+  CHECK(std::get<HostPort>(parse_setting(key, "example.com:0", "o")) == HostPort{"example.com", 0});
+  CHECK(std::get<HostPort>(parse_setting(key, "[fe80::1]:65535", "o")) == HostPort{"fe80::1", 65535});
+  CHECK(starts_with(parse_error("serve.listen", "8080"), "ORIGIN: '8080' is not HOST:PORT"));
+  CHECK(starts_with(parse_error("serve.listen", ":8080"), "ORIGIN: ':8080' is not HOST:PORT"));
+  CHECK(starts_with(parse_error("serve.listen", ""), "ORIGIN: '' is not HOST:PORT"));
+  CHECK(starts_with(parse_error("serve.listen", "[]:1"), "ORIGIN: '[]:1' is not HOST:PORT"));
+  CHECK(starts_with(parse_error("serve.listen", "::1:8080"),
+                    "ORIGIN: '::1:8080': an IPv6 address needs brackets"));
+  for (const char* port : {"h:", "h:65536", "h:-1", "h:+1", "h:80x", "h: 80", "h:99999999999999999999"}) {
+    INFO(port);
+    CHECK(starts_with(parse_error("serve.listen", port),
+                      "ORIGIN: '" + std::string(port) + "': the port must be"));
+  }
+}
+
+TEST_CASE("settings: bytes with k, M and G suffixes") {
+  const SettingKey& key = *find_setting_key("serve.client_buffer");
+  CHECK(std::get<uint64_t>(parse_setting(key, "1", "o")) == 1);
+  CHECK(std::get<uint64_t>(parse_setting(key, "4096", "o")) == 4096);
+  CHECK(std::get<uint64_t>(parse_setting(key, "64k", "o")) == 64 * 1024);
+  CHECK(std::get<uint64_t>(parse_setting(key, "64K", "o")) == 64 * 1024);
+  CHECK(std::get<uint64_t>(parse_setting(key, "4M", "o")) == 4ull << 20);
+  CHECK(std::get<uint64_t>(parse_setting(key, "2G", "o")) == 2ull << 30);
+  for (const char* bad : {"", "M", "4MB", "4 M", "-1", "+4", "1.5M", "0x10", "four"}) {
+    INFO(bad);
+    CHECK(starts_with(parse_error("serve.client_buffer", bad),
+                      "ORIGIN: '" + std::string(bad) + "' is not a size in bytes"));
+  }
+  CHECK(starts_with(parse_error("serve.client_buffer", "0"), "ORIGIN: '0': the size must be above 0"));
+  CHECK(starts_with(parse_error("serve.client_buffer", "0k"), "ORIGIN: '0k': the size must be above 0"));
+  CHECK(starts_with(parse_error("serve.client_buffer", "9000000000G"), "ORIGIN: '9000000000G' is too large"));
+  CHECK(starts_with(parse_error("serve.client_buffer", "99999999999999999999"),
+                    "ORIGIN: '99999999999999999999' is not a size"));
+}
+
+TEST_CASE("settings: counts are positive and bounded per key") {
+  const SettingKey& threads = *find_setting_key("serve.io_threads");
+  CHECK(std::get<uint64_t>(parse_setting(threads, "4", "o")) == 4);
+  CHECK(std::get<uint64_t>(parse_setting(threads, "256", "o")) == 256);
+  CHECK(parse_error("serve.io_threads", "257") == "ORIGIN: '257' must be a whole number from 1 to 256");
+  CHECK(parse_error("serve.io_threads", "0") == "ORIGIN: '0' must be a whole number from 1 to 256");
+  CHECK(parse_error("serve.io_threads", "2k") == "ORIGIN: '2k' must be a whole number from 1 to 256");
+  CHECK(parse_error("serve.io_threads", "") == "ORIGIN: '' must be a whole number from 1 to 256");
+  CHECK(parse_error("serve.max_connections", "-5") ==
+        "ORIGIN: '-5' must be a whole number from 1 to 1000000");
+}
+
+TEST_CASE("settings: durations need a unit") {
+  const SettingKey& key = *find_setting_key("ingest.backoff_initial");
+  CHECK(std::get<milliseconds>(parse_setting(key, "500ms", "o")) == milliseconds(500));
+  CHECK(std::get<milliseconds>(parse_setting(key, "30s", "o")) == milliseconds(30'000));
+  CHECK(std::get<milliseconds>(parse_setting(key, "2m", "o")) == milliseconds(120'000));
+  CHECK(std::get<milliseconds>(parse_setting(key, "1h", "o")) == milliseconds(3'600'000));
+  for (const char* bad : {"", "30", "s", "ms", "1.5s", "-1s", "30 s", "30sec", "1d", "5S"}) {
+    INFO(bad);
+    CHECK(starts_with(parse_error("ingest.backoff_initial", bad),
+                      "ORIGIN: '" + std::string(bad) + "' is not a duration"));
+  }
+  CHECK(parse_error("ingest.backoff_initial", "0s") == "ORIGIN: '0s': the duration must be above 0");
+  CHECK(parse_error("ingest.backoff_initial", "9000h") == "ORIGIN: '9000h' is too long");
+}
+
+TEST_CASE("settings: choices are matched exactly") {
+  const SettingKey& key = *find_setting_key("serve.slow_client");
+  CHECK(std::get<std::string>(parse_setting(key, "drop-oldest", "o")) == "drop-oldest");
+  CHECK(parse_error("serve.slow_client", "Close") == "ORIGIN: 'Close' is not one of: close, drop-oldest");
+  CHECK(parse_error("serve.slow_client", "") == "ORIGIN: '' is not one of: close, drop-oldest");
+}
+
+TEST_CASE("settings: file paths must be readable regular files, empty means not set") {
+  const SettingKey& key = *find_setting_key("serve.tls_cert");
+  TempFile cert("-----BEGIN CERTIFICATE-----\n");
+  CHECK(std::get<std::string>(parse_setting(key, cert.path, "o")) == cert.path);
+  CHECK(std::get<std::string>(parse_setting(key, "", "o")).empty());
+  CHECK(parse_error("serve.tls_cert", "/nonexistent/cert.pem") ==
+        "ORIGIN: cannot use '/nonexistent/cert.pem': No such file or directory");
+  CHECK(parse_error("serve.tls_cert", "/tmp") == "ORIGIN: '/tmp' is not a regular file");
+
+  auto m = usage_error_of([&] {
+    resolve_kws_settings("serve", {}, {}, fake_env({{"KWS_SERVE_TLS_KEY", "/nonexistent/key.pem"}}));
+  });
+  CHECK(starts_with(m, "KWS_SERVE_TLS_KEY: cannot use '/nonexistent/key.pem'"));
+}
+
+TEST_CASE("settings: booleans") {
+  // No registered key is a boolean yet; the validator is there for the next one.
+  SettingKey key{"test.flag", "KWS_TEST_FLAG", "false", SettingType::boolean, "doc", {"test"}, {}, 0};
+  for (const char* yes : {"true", "TRUE", "yes", "on", "1"})
+    CHECK(std::get<bool>(parse_setting(key, yes, "o")));
+  for (const char* no : {"false", "No", "off", "0"}) CHECK_FALSE(std::get<bool>(parse_setting(key, no, "o")));
+  CHECK(usage_error_of([&] { parse_setting(key, "maybe", "ORIGIN"); }) ==
+        "ORIGIN: 'maybe' is not a boolean (true/false, yes/no, on/off, 1/0)");
+}
