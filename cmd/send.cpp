@@ -11,6 +11,7 @@
 #include "core/util/input.hpp"
 #include "core/kafka/producer.hpp"
 #include "core/outgoing.hpp"
+#include "core/topic_name.hpp"
 #include "core/util/output.hpp"
 #include "core/util/signals.hpp"
 #include "core/util/text.hpp"
@@ -26,8 +27,10 @@ const CommandDoc send_doc{
     "message.\n\n"
     "It is safe by default: the producer is idempotent with acks=all, and kws waits for the "
     "delivery report of every message before it exits. If any message was not delivered it "
-    "prints how many on stderr and exits 1. Nothing goes to stdout unless --print-offsets is "
-    "given. When stderr is a terminal and the input is large, a progress line shows the rate.\n\n"
+    "prints how many on stderr and exits 1. When no broker has answered for --timeout seconds "
+    "(a dead or stopped broker), it stops at once, however slowly its input arrives, and says how "
+    "many messages were not delivered and where it stopped reading. Nothing goes to stdout unless "
+    "--print-offsets is given; its lines appear as the deliveries happen. When stderr is a terminal and the input is large, a progress line shows the rate.\n\n"
     "With -J each input line is a kws envelope, the JSON shape that `kws tail -J` prints "
     "(docs/PROTOCOL.md): per-message key, headers, partition and timestamp are kept, and binary "
     "data travels as base64. `kws tail -J -e -o beginning SRC | kws send -J DST` copies a topic; "
@@ -123,6 +126,7 @@ int run_send(const SendOptions& o) {
   if (o.json && !o.files.empty()) throw usage_error("--file sends raw bytes; use -J with stdin or MESSAGE arguments");
   if (o.any_partition && !o.json) throw usage_error("--any-partition only applies to -J input");
 
+  check_topic_name(o.topic);
   KafkaSettings settings = o.connection.resolve();
   StderrLog log = o.connection.log();
   Producer producer(settings, o.connection.kafka_context(log));
@@ -162,16 +166,23 @@ int run_send(const SendOptions& o) {
   PreparedRecord prepared;
   // Set once no broker answered for --timeout; sending stops there.
   std::optional<std::string> lost;
+  uint64_t line_number = 0;  // input records handed on so far (lines, arguments or files)
+  std::string rejected;
+  uint64_t shown_rejections = 0;
   auto produce = [&](const OutgoingRecord& record) {
-    if (!producer.produce(record)) {
+    rejected.clear();
+    if (!producer.produce(record, &rejected)) {
       lost = producer.connection_lost();
       return false;
     }
     progress.update(++queued);
+    if (!rejected.empty() && ++shown_rejections <= 20) {
+      std::string where = !o.messages.empty() ? "MESSAGE argument " : !o.files.empty() ? "--file " : "input line ";
+      print_diagnostic("error", where + std::to_string(line_number) + ": " + rejected);
+    }
     return true;
   };
 
-  uint64_t line_number = 0;  // input records handed on so far (lines, arguments or files)
   // A bad stream can have millions of bad lines: show the first few, count all.
   constexpr uint64_t kShownLineErrors = 20;
   auto reject_line = [&](const std::string& why) {

@@ -74,6 +74,24 @@ struct Consumer::Impl {
     }
   }
 
+  // librdkafka quietly moves a start past the end to the end
+  // (auto.offset.reset); say so, since nothing may ever be printed.
+  void warn_past_end(const rd_kafka_topic_partition_list_t* partitions) {
+    for (int i = 0; i < partitions->cnt; ++i) {
+      const auto& e = partitions->elems[i];
+      int64_t low = -1, high = -1;
+      if (rd_kafka_query_watermark_offsets(rk.get(), e.topic, e.partition, &low, &high,
+                                           static_cast<int>(context.timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        continue;
+      }
+      if (e.offset > high) {
+        context.log->warning("-o " + std::to_string(e.offset) + " is past the end of topic '" + e.topic +
+                             "' partition " + std::to_string(e.partition) + " (its next offset is " +
+                             std::to_string(high) + "); reading from the end instead");
+      }
+    }
+  }
+
   void on_assign(rd_kafka_topic_partition_list_t* partitions) {
     assignment_seen = true;
     for (int i = 0; i < partitions->cnt; ++i) assigned.insert({partitions->elems[i].topic, partitions->elems[i].partition});
@@ -251,6 +269,7 @@ Consumer::Consumer(const KafkaSettings& settings, ConsumerPlan plan, const Kafka
       }
     }
     c.resolve_start_offsets(list.get());
+    if (c.plan.start.kind == OffsetSpec::Kind::absolute) c.warn_past_end(list.get());
     c.on_assign(list.get());
   } else {
     PartitionList list(rd_kafka_topic_partition_list_new(0));

@@ -159,7 +159,7 @@ std::optional<std::string> Producer::connection_lost() {
   return impl_->lost;
 }
 
-bool Producer::produce(const OutgoingRecord& record) {
+bool Producer::produce(const OutgoingRecord& record, std::string* rejected) {
   if (impl_->lost) return false;
   while (true) {
     rd_kafka_resp_err_t err = impl_->enqueue(record);
@@ -175,7 +175,17 @@ bool Producer::produce(const OutgoingRecord& record) {
       if (connection_lost()) return false;
       continue;
     }
-    impl_->record_failure(record.topic, rd_kafka_err2str(err));
+    std::string why = rd_kafka_err2str(err);
+    if (classify(err) == ProduceError::too_large) {
+      char limit[32] = "?";
+      size_t size = sizeof limit;
+      rd_kafka_conf_get(rd_kafka_conf(impl_->rk.get()), "message.max.bytes", limit, &size);
+      size_t bytes = (record.value ? record.value->size() : 0) + (record.key ? record.key->size() : 0);
+      why = "message of " + std::to_string(bytes) + " bytes is larger than message.max.bytes (" + limit +
+            "; -X message.max.bytes=N raises it, up to what the broker accepts)";
+    }
+    impl_->record_failure(record.topic, why);
+    if (rejected) *rejected = why;
     break;
   }
   if (impl_->events.fatal()) throw Error("producer failed: " + impl_->events.last_error());

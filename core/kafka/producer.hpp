@@ -35,9 +35,9 @@ class Producer : public MessageSink {
 
   // Queues one record, serving delivery reports while librdkafka's queue is
   // full, so memory stays bounded. A record librdkafka rejects outright counts
-  // as failed. Returns false, without queueing the record, once the cluster
-  // is lost (connection_lost() says why).
-  bool produce(const OutgoingRecord& record);
+  // as failed, and `rejected` (when given) says why. Returns false, without
+  // queueing the record, once the cluster is lost (connection_lost() says why).
+  bool produce(const OutgoingRecord& record, std::string* rejected = nullptr);
 
   // Why the cluster is considered lost (no broker answered for longer than
   // the timeout), or nothing; once lost, it stays lost. Serves delivery
