@@ -77,8 +77,7 @@ void add_connection_options(CLI::App* app, ConnectionOptions& options) {
       ->type_name("FILE")
       ->group(group);
   app->add_option("--timeout", options.timeout_seconds,
-                  "Seconds to wait for brokers and metadata, and how long all brokers may be unreachable "
-                  "mid-run, before failing")
+                  "Seconds to wait for brokers and metadata, and how long the brokers may be unreachable or silent mid-run, before failing")
       ->type_name("SECONDS")
       ->default_val(10)
       ->check(positive_number())

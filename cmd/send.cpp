@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 
 #include "core/envelope.hpp"
 #include "core/util/error.hpp"
 #include "core/util/input.hpp"
 #include "core/kafka/producer.hpp"
 #include "core/outgoing.hpp"
+#include "core/topic_name.hpp"
 #include "core/util/output.hpp"
 #include "core/util/signals.hpp"
 #include "core/util/text.hpp"
@@ -25,8 +27,10 @@ const CommandDoc send_doc{
     "message.\n\n"
     "It is safe by default: the producer is idempotent with acks=all, and kws waits for the "
     "delivery report of every message before it exits. If any message was not delivered it "
-    "prints how many on stderr and exits 1. Nothing goes to stdout unless --print-offsets is "
-    "given. When stderr is a terminal and the input is large, a progress line shows the rate.\n\n"
+    "prints how many on stderr and exits 1. When no broker has answered for --timeout seconds "
+    "(a dead or stopped broker), it stops at once, however slowly its input arrives, and says how "
+    "many messages were not delivered and where it stopped reading. Nothing goes to stdout unless "
+    "--print-offsets is given; its lines appear as the deliveries happen. When stderr is a terminal and the input is large, a progress line shows the rate.\n\n"
     "With -J each input line is a kws envelope, the JSON shape that `kws tail -J` prints "
     "(docs/PROTOCOL.md): per-message key, headers, partition and timestamp are kept, and binary "
     "data travels as base64. `kws tail -J -e -o beginning SRC | kws send -J DST` copies a topic; "
@@ -122,6 +126,7 @@ int run_send(const SendOptions& o) {
   if (o.json && !o.files.empty()) throw usage_error("--file sends raw bytes; use -J with stdin or MESSAGE arguments");
   if (o.any_partition && !o.json) throw usage_error("--any-partition only applies to -J input");
 
+  check_topic_name(o.topic);
   KafkaSettings settings = o.connection.resolve();
   StderrLog log = o.connection.log();
   Producer producer(settings, o.connection.kafka_context(log));
@@ -159,8 +164,25 @@ int run_send(const SendOptions& o) {
   uint64_t queued = 0;
   uint64_t rejected_lines = 0;
   PreparedRecord prepared;
+  // Set once no broker answered for --timeout; sending stops there.
+  std::optional<std::string> lost;
+  uint64_t line_number = 0;  // input records handed on so far (lines, arguments or files)
+  std::string rejected;
+  uint64_t shown_rejections = 0;
+  auto produce = [&](const OutgoingRecord& record) {
+    rejected.clear();
+    if (!producer.produce(record, &rejected)) {
+      lost = producer.connection_lost();
+      return false;
+    }
+    progress.update(++queued);
+    if (!rejected.empty() && ++shown_rejections <= 20) {
+      std::string where = !o.messages.empty() ? "MESSAGE argument " : !o.files.empty() ? "--file " : "input line ";
+      print_diagnostic("error", where + std::to_string(line_number) + ": " + rejected);
+    }
+    return true;
+  };
 
-  uint64_t line_number = 0;
   // A bad stream can have millions of bad lines: show the first few, count all.
   constexpr uint64_t kShownLineErrors = 20;
   auto reject_line = [&](const std::string& why) {
@@ -172,44 +194,55 @@ int run_send(const SendOptions& o) {
   };
   auto send_plain = [&](std::string_view record) {
     prepare_plain_record(record, policy, prepared);
-    producer.produce(prepared.record);
-    progress.update(++queued);
+    return produce(prepared.record);
   };
   auto send_envelope = [&](std::string_view line) {
-    ++line_number;
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;  // blank line
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) return true;  // blank line
     DecodedEnvelope decoded = decode_envelope(line);
     if (!decoded) {
       reject_line(decoded.error);
-      return;
+      return true;
     }
     if (auto why = prepare_envelope_record(*decoded.message, policy, prepared)) {
       if (why->find("does not exist in topic") != std::string::npos) {
         *why += "; pass --any-partition to let the partitioner choose, or -p N";
       }
       reject_line(*why);
-      return;
+      return true;
     }
-    producer.produce(prepared.record);
-    progress.update(++queued);
+    return produce(prepared.record);
   };
 
+  bool stopped_early = false;  // input was left unread
   auto send_record = [&](std::string_view record) {
-    if (o.json) {
-      send_envelope(record);
-    } else {
-      send_plain(record);
-    }
+    ++line_number;
+    bool go_on = o.json ? send_envelope(record) : send_plain(record);
     // A reader of --print-offsets that goes away does not stop the sending:
     // the input is the job, the offsets are a courtesy.
-    return !stop_requested();
+    if (!go_on || stop_requested()) stopped_early = true;
+    return !stopped_early;
   };
+  // While the input is quiet: deliveries are reported (--print-offsets shows
+  // them as they happen, even into a pipe) and a lost cluster is noticed.
+  IdleCall idle{[&] {
+                  if (auto why = producer.connection_lost()) {
+                    lost = why;
+                    stopped_early = true;
+                    return false;
+                  }
+                  if (!out.buffer().empty()) out.flush();
+                  return true;
+                },
+                std::chrono::milliseconds(200)};
 
+  uint64_t input_records = 0;  // how many there are, where known in advance
   if (!o.messages.empty()) {
+    input_records = o.messages.size();
     for (const auto& m : o.messages) {
       if (!send_record(m)) break;
     }
   } else if (!o.files.empty()) {
+    input_records = o.files.size();
     for (const auto& path : o.files) {
       std::string content = read_whole_file(path);
       if (!send_record(content)) break;
@@ -219,29 +252,48 @@ int run_send(const SendOptions& o) {
       print_diagnostic("note", "reading messages from the terminal, one per line; end with Ctrl-D");
     }
     read_delimited(STDIN_FILENO, o.json ? std::string_view("\n") : std::string_view(delimiter), send_record,
-                   [] { return stop_requested(); });
+                   [&] {
+                     if (stop_requested()) stopped_early = true;
+                     return stopped_early;
+                   }, idle);
   }
 
   // Every queued message gets its delivery report; 5 s after a Ctrl-C kws
   // stops waiting and reports the rest as undelivered.
-  auto interrupted_at = std::chrono::steady_clock::time_point{};
-  producer.flush([&] {
-    if (!stop_requested()) return false;
-    auto now = std::chrono::steady_clock::now();
-    if (interrupted_at == std::chrono::steady_clock::time_point{}) interrupted_at = now;
-    return now - interrupted_at > std::chrono::seconds(5);
-  });
+  if (!lost) {
+    auto interrupted_at = std::chrono::steady_clock::time_point{};
+    producer.flush([&] {
+      if (!stop_requested()) return false;
+      auto now = std::chrono::steady_clock::now();
+      if (interrupted_at == std::chrono::steady_clock::time_point{}) interrupted_at = now;
+      return now - interrupted_at > std::chrono::seconds(5);
+    });
+    lost = producer.connection_lost();
+  }
   progress.finish();
   out.flush();
 
-  uint64_t undelivered = producer.in_flight() > 0 ? queued - producer.delivered() - producer.failed() : 0;
-  uint64_t failed = producer.failed() + undelivered;
+  const uint64_t undelivered = queued - producer.delivered() - producer.failed();
+  const uint64_t failed = producer.failed() + undelivered;
   int status = exit_ok;
-  if (failed > 0) {
-    std::string msg = std::to_string(failed) + " of " + std::to_string(queued) + " message(s) not delivered";
-    if (!producer.first_error().empty()) msg += "; first error: " + producer.first_error();
+  if (failed > 0 || lost) {
+    std::string msg;
+    if (lost) msg = *lost + "; ";
+    msg += std::to_string(failed) + " of " + std::to_string(queued) + " message(s) not delivered";
+    if (producer.failed() > 0 && !producer.first_error().empty()) msg += "; first error: " + producer.first_error();
     print_diagnostic("error", msg);
     status = exit_failure;
+  }
+  const bool input_left = stopped_early && (input_records == 0 || line_number < input_records);
+  if (input_left) {
+    std::string where = !o.messages.empty() ? "MESSAGE argument" : !o.files.empty() ? "--file" : "input line";
+    std::string msg = "stopped after " + where + " " + std::to_string(line_number);
+    if (input_records > 0) {
+      msg += "; the " + std::to_string(input_records - line_number) + " after it were not sent";
+    } else {
+      msg += "; the rest of the input was never read";
+    }
+    print_diagnostic(stop_requested() ? "note" : "error", msg);
   }
   if (rejected_lines > 0) {
     print_diagnostic("error", std::to_string(rejected_lines) + " input line(s) rejected; the other " +

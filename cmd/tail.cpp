@@ -8,6 +8,7 @@
 #include "core/format.hpp"
 #include "core/kafka/consumer.hpp"
 #include "core/offset_spec.hpp"
+#include "core/topic_name.hpp"
 #include "core/util/output.hpp"
 #include "core/util/signals.hpp"
 
@@ -34,6 +35,8 @@ const CommandDoc tail_doc{
     "the kws JSON envelope (docs/PROTOCOL.md), one per line; `kws send -J` reads it back. On a "
     "terminal, -f colours the metadata tokens (never the value) unless NO_COLOR is set; "
     "CLICOLOR_FORCE forces colour into a pipe.\n\n"
+    "When no broker has answered for --timeout seconds, kws tail exits 1 saying so; with -G it "
+    "then leaves without committing.\n\n"
     "A reader that goes away (kws tail ... | head) ends kws quietly with status 0. Ctrl-C "
     "closes the consumer (committing, with -G) and exits 130.",
     {{"kws tail demo", "follow new messages on topic demo"},
@@ -63,6 +66,10 @@ CLI::App* register_tail(CLI::App& parent, TailOptions& o) {
                      ->type_name("FORMAT");
   app->add_flag("-J,--json", o.json, "Print each message as a kws JSON envelope")->excludes(format);
   add_connection_options(app, o.connection);
+  app->callback([&o, app] {
+    o.offset_given = app->count("--offset") > 0;
+    o.format_given = app->count("--format") > 0;
+  });
   return app;
 }
 
@@ -70,7 +77,11 @@ int run_tail(const TailOptions& o) {
   ConsumerPlan plan;
   plan.topics = o.topics;
   if (o.partition >= 0) plan.partition = o.partition;
-  plan.start_explicit = !o.offset.empty();
+  for (const auto& t : o.topics) check_topic_name(t);
+  if (o.partition >= 0 && !o.group.empty()) {
+    throw usage_error("-p cannot be combined with -G (the group assigns partitions)");
+  }
+  plan.start_explicit = o.offset_given;
   if (plan.start_explicit) {
     plan.start = parse_offset_spec(o.offset);
   } else {
@@ -83,7 +94,8 @@ int run_tail(const TailOptions& o) {
   // Formats are checked before connecting, so a typo fails fast.
   std::optional<MessageFormat> format;
   if (!o.json) {
-    format = MessageFormat::parse(o.format.empty() ? std::string("%s\\n") : o.format, colour_enabled(STDOUT_FILENO));
+    if (o.format_given && o.format.empty()) throw usage_error("-f needs a format; '' would print nothing");
+    format = MessageFormat::parse(o.format_given ? o.format : std::string("%s\\n"), colour_enabled(STDOUT_FILENO));
     plan.want_headers = format->uses_headers();
   } else {
     plan.want_headers = true;

@@ -6,12 +6,14 @@ namespace kws::cmd {
 struct TailOptions {
   ConnectionOptions connection;
   std::vector<std::string> topics;
-  std::string offset;  // "" = not given
+  std::string offset;
+  bool offset_given = false;  // -o '' is an error, not the default
   bool exit_at_end = false;
   int64_t count = -1;
   int partition = -1;
   std::string group;
-  std::string format;  // "" = value per line
+  std::string format;
+  bool format_given = false;  // -f '' is an error, not the default
   bool json = false;
 };
 

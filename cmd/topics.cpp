@@ -5,6 +5,7 @@
 
 #include <iostream>
 
+#include "core/topic_name.hpp"
 #include "core/util/error.hpp"
 #include "core/kafka/cluster.hpp"
 
@@ -72,6 +73,7 @@ std::string offset_text(int64_t offset) { return offset < 0 ? "-" : std::to_stri
 int run_topics(const TopicsOptions& o) {
   KafkaSettings settings = o.connection.resolve();
   StderrLog log = o.connection.log();
+  for (const auto& t : o.topics) check_topic_name(t);
   ClusterQuery query{o.topics, o.groups, o.all_groups};
   ClusterReport report = describe_cluster(settings, query, o.connection.kafka_context(log));
   const ClusterInfo& info = report.cluster;

@@ -18,17 +18,11 @@
 #endif
 
 #include "core/kafka/embedded_broker.hpp"
+#include "core/topic_name.hpp"
 #include "core/util/error.hpp"
 #include "core/kafka/kafka_wire.hpp"
 
 namespace kws {
-
-bool is_valid_topic_name(const std::string& name) {
-  if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-  });
-}
 
 namespace {
 

@@ -74,7 +74,4 @@ class BrokerFrontend {
   std::unique_ptr<Impl> impl_;
 };
 
-// Kafka's rule for topic names: 1-249 characters of [a-zA-Z0-9._-], not "." or "..".
-bool is_valid_topic_name(const std::string& name);
-
 }  // namespace kws

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "core/util/error.hpp"
@@ -11,6 +12,7 @@ namespace kws {
 void ClientEvents::record(rd_kafka_resp_err_t err, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mutex_);
   last_ = reason;
+  last_code_ = err;
   if (err == RD_KAFKA_RESP_ERR__FATAL) fatal_ = true;
   if (std::find(untaken_.begin(), untaken_.end(), err) == untaken_.end()) untaken_.push_back(err);
   for (auto& [code, why] : seen_) {
@@ -48,6 +50,11 @@ bool ClientEvents::saw(rd_kafka_resp_err_t err) const {
   return std::any_of(seen_.begin(), seen_.end(), [err](const auto& e) { return e.first == err; });
 }
 
+rd_kafka_resp_err_t ClientEvents::last_code() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return last_code_;
+}
+
 bool ClientEvents::fatal() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return fatal_;
@@ -61,8 +68,9 @@ void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
 
 void on_log_verbose(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   auto* events = static_cast<ClientEvents*>(rd_kafka_opaque(rk));
-  if (!events || !events->log) return;
-  events->log->write(LogLevel::debug, "librdkafka " + std::to_string(level) + " " + fac + ": " + buf);
+  LogSink* log = events ? events->log.load() : nullptr;
+  if (!log) return;
+  log->write(LogLevel::debug, "librdkafka " + std::to_string(level) + " " + fac + ": " + buf);
 }
 
 // Without -v, librdkafka's own log lines would repeat what error_cb already
@@ -84,6 +92,10 @@ KafkaHandle create_client(const KafkaSettings& settings, const ClientOptions& op
   events.log = context.log;
   rd_kafka_conf_t* conf = extra_conf ? extra_conf : rd_kafka_conf_new();
   try {
+    // A frozen broker keeps its connections open, and librdkafka waits
+    // socket.timeout.ms (60 s by default) for each unanswered request before
+    // it even reconnects; --timeout bounds that wait too.
+    set_property(conf, "socket.timeout.ms", std::to_string(context.timeout.count()), "--timeout");
     for (const auto& [k, v] : options.defaults) set_property(conf, k, v, "kws default");
     for (const auto& e : settings.entries()) set_property(conf, e.key, e.value, e.origin);
     for (const auto& [k, v] : options.required) set_property(conf, k, v, "kws");
@@ -105,29 +117,60 @@ KafkaHandle create_client(const KafkaSettings& settings, const ClientOptions& op
   return KafkaHandle(rk);
 }
 
+namespace {
+
+std::string seconds_text(std::chrono::milliseconds ms) {
+  char seconds[32];
+  snprintf(seconds, sizeof seconds, "%g", ms.count() / 1000.0);
+  return seconds;
+}
+
+}  // namespace
+
+ConnectionWatch::ConnectionWatch(rd_kafka_t* rk, ClientEvents& events, std::string brokers,
+                                 std::chrono::milliseconds limit)
+    : rk_(rk),
+      events_(events),
+      brokers_(std::move(brokers)),
+      limit_(limit),
+      // Often enough that a silent cluster is noticed within a fraction of
+      // the limit; one small request a second at most when all is well.
+      probe_every_(std::clamp(limit / 4, std::chrono::milliseconds(100), std::chrono::milliseconds(1000))),
+      last_answer_(std::chrono::steady_clock::now()),
+      last_probe_(last_answer_) {}
+
 std::optional<std::string> ConnectionWatch::check() {
   auto now = std::chrono::steady_clock::now();
-  const bool down = down_since_ != std::chrono::steady_clock::time_point{};
-  if (!down) {
-    if (!events_.take(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)) return std::nullopt;
-    down_since_ = now;
-  }
-  if (now - last_probe_ < std::chrono::milliseconds(500)) return std::nullopt;
-  last_probe_ = now;
-  const struct rd_kafka_metadata* md = nullptr;
-  rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, nullptr, &md, 100);
-  if (md) rd_kafka_metadata_destroy(md);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    down_since_ = {};
+  // Taken on every call, so that an old report cannot trigger a probe later.
+  const bool all_down = events_.take(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN);
+  const bool timed_out = events_.take(RD_KAFKA_RESP_ERR__TIMED_OUT);
+  refused_ = refused_ || all_down;
+  timed_out_ = timed_out_ || timed_out;
+  const auto since_probe = now - last_probe_;
+  if (since_probe < probe_every_ && !((all_down || timed_out) && since_probe >= std::chrono::milliseconds(100))) {
     return std::nullopt;
   }
-  if (now - down_since_ > limit_) {
-    char seconds[32];
-    snprintf(seconds, sizeof seconds, "%g", limit_.count() / 1000.0);
-    return "lost the connection to Kafka at " + brokers_ + " for more than " + seconds +
-           " s (--timeout): " + events_.last_error();
+  last_probe_ = now;
+  const struct rd_kafka_metadata* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, nullptr, &md, static_cast<int>(probe_every_.count()));
+  if (md) rd_kafka_metadata_destroy(md);
+  now = std::chrono::steady_clock::now();
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    last_answer_ = now;
+    refused_ = timed_out_ = false;
+    return std::nullopt;
   }
-  return std::nullopt;
+  if (now - last_answer_ <= limit_) return std::nullopt;
+  lost_ = true;
+  // A connection that was up and went quiet is a stopped or hung broker;
+  // librdkafka's own words for it blame the broker's version ("broker
+  // version < 0.10"), so say what happened instead.
+  if (timed_out_ || !refused_) {
+    return "Kafka at " + brokers_ + " stopped answering for more than " + seconds_text(limit_) +
+           " s (--timeout)";
+  }
+  return "lost the connection to Kafka at " + brokers_ + " for more than " + seconds_text(limit_) +
+         " s (--timeout): " + events_.last_error();
 }
 
 void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& events,
@@ -149,9 +192,7 @@ void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& 
   }
   std::string why = events.last_error();
   if (why.empty()) why = rd_kafka_err2str(err);
-  char seconds[32];
-  snprintf(seconds, sizeof seconds, "%g", timeout.count() / 1000.0);
-  throw Error("cannot reach Kafka at " + brokers + " within " + seconds + " s: " + why +
+  throw Error("cannot reach Kafka at " + brokers + " within " + seconds_text(timeout) + " s: " + why +
               " (check -b, KWS_BROKERS or bootstrap.servers; is the broker running?)");
 }
 

@@ -3,6 +3,7 @@
 // command makes before it trusts a connection.
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -34,16 +35,21 @@ class ClientEvents {
   // True once for each report of `err` since the last call.
   bool take(rd_kafka_resp_err_t err);
   bool fatal() const;
+  // The code reported with last_error().
+  rd_kafka_resp_err_t last_code() const;
 
   // The object that owns the handle, for callbacks that share librdkafka's
   // one opaque pointer with error_cb (e.g. the rebalance callback).
   void* owner = nullptr;
   // Where librdkafka's own log lines go (with -v); set by create_client.
-  LogSink* log = nullptr;
+  // Atomic: librdkafka's threads read it, and an abandoned handle's sink is
+  // cleared while they may still run.
+  std::atomic<LogSink*> log{nullptr};
 
  private:
   mutable std::mutex mutex_;
   std::string last_;
+  rd_kafka_resp_err_t last_code_ = RD_KAFKA_RESP_ERR_NO_ERROR;
   std::vector<std::pair<rd_kafka_resp_err_t, std::string>> seen_;
   std::vector<rd_kafka_resp_err_t> untaken_;
   bool fatal_ = false;
@@ -74,22 +80,30 @@ void set_property(rd_kafka_conf_t* conf, const std::string& key, const std::stri
 void wait_for_brokers(rd_kafka_t* rk, const std::string& brokers, ClientEvents& events,
                       const KafkaContext& context);
 
-// librdkafka reconnects forever. A long-running command calls check()
-// regularly; once librdkafka reports every broker down, check() probes the
-// cluster and, when it stays unreachable for `limit`, returns why.
+// librdkafka reconnects forever, and a frozen broker (its sockets open, its
+// process stopped) refuses nothing: requests just go unanswered. A
+// long-running command calls check() regularly (every few hundred ms at
+// most). It asks the cluster for metadata now and then (at once after
+// librdkafka reports every broker down or a request timed out), and once no
+// broker has answered for longer than `limit`, returns why.
 class ConnectionWatch {
  public:
-  ConnectionWatch(rd_kafka_t* rk, ClientEvents& events, std::string brokers, std::chrono::milliseconds limit)
-      : rk_(rk), events_(events), brokers_(std::move(brokers)), limit_(limit) {}
+  ConnectionWatch(rd_kafka_t* rk, ClientEvents& events, std::string brokers, std::chrono::milliseconds limit);
   std::optional<std::string> check();
+  // True once check() returned a reason.
+  bool lost() const { return lost_; }
 
  private:
   rd_kafka_t* rk_;
   ClientEvents& events_;
   std::string brokers_;
   std::chrono::milliseconds limit_;
-  std::chrono::steady_clock::time_point down_since_{};
-  std::chrono::steady_clock::time_point last_probe_{};
+  std::chrono::milliseconds probe_every_;
+  std::chrono::steady_clock::time_point last_answer_;
+  std::chrono::steady_clock::time_point last_probe_;
+  bool refused_ = false;    // every broker reported down since the last answer
+  bool timed_out_ = false;  // a request timed out since the last answer
+  bool lost_ = false;
 };
 
 // wait_for_brokers, then a ConnectionWatch over the same handle with the

@@ -40,6 +40,7 @@ struct Consumer::Impl {
   std::set<std::pair<std::string, int32_t>> at_end;
   std::set<std::pair<std::string, int32_t>> started;  // explicit start offset already applied
   bool closed = false;
+  bool abandoned = false;  // close() timed out: the handle is leaked, not destroyed
   bool assignment_seen = false;
   MessageView view;  // reused: its header vector keeps its capacity
   const rd_kafka_topic_t* last_rkt = nullptr;
@@ -70,6 +71,24 @@ struct Consumer::Impl {
       auto& e = partitions->elems[i];
       // No message at or after the time: start at the end.
       if (e.err || e.offset < 0) e.offset = RD_KAFKA_OFFSET_END;
+    }
+  }
+
+  // librdkafka quietly moves a start past the end to the end
+  // (auto.offset.reset); say so, since nothing may ever be printed.
+  void warn_past_end(const rd_kafka_topic_partition_list_t* partitions) {
+    for (int i = 0; i < partitions->cnt; ++i) {
+      const auto& e = partitions->elems[i];
+      int64_t low = -1, high = -1;
+      if (rd_kafka_query_watermark_offsets(rk.get(), e.topic, e.partition, &low, &high,
+                                           static_cast<int>(context.timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        continue;
+      }
+      if (e.offset > high) {
+        context.log->warning("-o " + std::to_string(e.offset) + " is past the end of topic '" + e.topic +
+                             "' partition " + std::to_string(e.partition) + " (its next offset is " +
+                             std::to_string(high) + "); reading from the end instead");
+      }
     }
   }
 
@@ -259,6 +278,7 @@ Consumer::Consumer(const KafkaSettings& settings, ConsumerPlan plan, const Kafka
       }
     }
     c.resolve_start_offsets(list.get());
+    if (c.plan.start.kind == OffsetSpec::Kind::absolute) c.warn_past_end(list.get());
     c.on_assign(list.get());
   } else {
     PartitionList list(rd_kafka_topic_partition_list_new(0));
@@ -273,12 +293,55 @@ Consumer::~Consumer() {
     close();
   } catch (...) {
   }
+  if (impl_->abandoned) {
+    // Its threads live on until the process ends; they must not log into a
+    // sink that is gone.
+    impl_->events.log = nullptr;
+    static_cast<void>(impl_.release());
+  }
 }
 
 void Consumer::close() {
-  if (impl_->closed || !impl_->rk) return;
-  impl_->closed = true;
-  rd_kafka_consumer_close(impl_->rk.get());
+  Impl& c = *impl_;
+  if (c.closed || !c.rk) return;
+  c.closed = true;
+  // Close in the background and wait at most the context's timeout: the
+  // broker may die or freeze just now, and rd_kafka_consumer_close would
+  // then wait for the group coordinator for most of a minute. When the
+  // cluster is already lost, only the local part (revoking the assignment)
+  // is left to do; that takes milliseconds.
+  const auto budget = c.watch->lost() || c.events.fatal() ? std::chrono::milliseconds(1000) : c.context.timeout;
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(c.rk.get());
+  rd_kafka_error_t* error = rd_kafka_consumer_close_queue(c.rk.get(), queue);
+  bool closed = error == nullptr;
+  if (error) rd_kafka_error_destroy(error);
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  while (closed && !rd_kafka_consumer_closed(c.rk.get())) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      closed = false;
+      break;
+    }
+    // The close forwards the rebalance that revokes the assignment here, as
+    // an event (with messages still arriving beside it).
+    rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 100);
+    if (!event) continue;
+    if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE) {
+      Impl::rebalance_callback(c.rk.get(), rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event),
+                               &c.events);
+    }
+    rd_kafka_event_destroy(event);
+  }
+  rd_kafka_queue_destroy(queue);
+  if (!closed) {
+    if (!c.plan.group.empty() && !c.watch->lost()) {
+      c.context.log->warning("could not leave consumer group '" + c.plan.group +
+                             "' within --timeout; the last offsets may not be committed");
+    }
+    // librdkafka 2.0 cannot destroy a group member whose coordinator is gone
+    // without waiting for session.timeout.ms (45 s), not even with
+    // RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE; the destructor abandons it.
+    c.abandoned = true;
+  }
 }
 
 size_t Consumer::poll_batch(std::chrono::milliseconds wait, size_t max,

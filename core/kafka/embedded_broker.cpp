@@ -14,6 +14,7 @@
 #include <chrono>
 #include <future>
 
+#include "core/topic_name.hpp"
 #include "core/util/error.hpp"
 #include "core/kafka/broker_frontend.hpp"
 
@@ -32,10 +33,7 @@ TopicSpec parse_topic_spec(const std::string& text, int default_partitions) {
     }
     spec.partitions = n;
   }
-  if (!is_valid_topic_name(spec.name)) {
-    throw usage_error("bad topic name '" + spec.name +
-                      "': Kafka allows 1-249 characters of [a-zA-Z0-9._-]");
-  }
+  check_topic_name(spec.name);
   return spec;
 }
 

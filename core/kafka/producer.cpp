@@ -38,6 +38,7 @@ struct Producer::Impl {
   ClientEvents events;
   KafkaHandle rk;
   std::unique_ptr<ConnectionWatch> watch;
+  std::optional<std::string> lost;  // sticky: the cluster is not trusted again
   std::mutex topics_mutex;  // try_produce may run on several I/O threads
   std::unordered_map<std::string, rd_kafka_topic_t*> topics;
   std::function<void(const Delivery&)> handler;
@@ -153,10 +154,13 @@ void Producer::serve_deliveries(std::chrono::milliseconds wait) {
 
 std::optional<std::string> Producer::connection_lost() {
   if (impl_->events.fatal()) return "producer failed: " + impl_->events.last_error();
-  return impl_->watch->check();
+  rd_kafka_poll(impl_->rk.get(), 0);
+  if (!impl_->lost) impl_->lost = impl_->watch->check();
+  return impl_->lost;
 }
 
-void Producer::produce(const OutgoingRecord& record) {
+bool Producer::produce(const OutgoingRecord& record, std::string* rejected) {
+  if (impl_->lost) return false;
   while (true) {
     rd_kafka_resp_err_t err = impl_->enqueue(record);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -168,27 +172,33 @@ void Producer::produce(const OutgoingRecord& record) {
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       // Backpressure: wait for deliveries to make room instead of growing.
       rd_kafka_poll(impl_->rk.get(), 50);
-      if (auto lost = impl_->watch->check()) {
-        throw Error(*lost + "; " + std::to_string(in_flight() + 1) + " message(s) not delivered");
-      }
+      if (connection_lost()) return false;
       continue;
     }
-    impl_->record_failure(record.topic, rd_kafka_err2str(err));
+    std::string why = rd_kafka_err2str(err);
+    if (classify(err) == ProduceError::too_large) {
+      char limit[32] = "?";
+      size_t size = sizeof limit;
+      rd_kafka_conf_get(rd_kafka_conf(impl_->rk.get()), "message.max.bytes", limit, &size);
+      size_t bytes = (record.value ? record.value->size() : 0) + (record.key ? record.key->size() : 0);
+      why = "message of " + std::to_string(bytes) + " bytes is larger than message.max.bytes (" + limit +
+            "; -X message.max.bytes=N raises it, up to what the broker accepts)";
+    }
+    impl_->record_failure(record.topic, why);
+    if (rejected) *rejected = why;
     break;
   }
   if (impl_->events.fatal()) throw Error("producer failed: " + impl_->events.last_error());
+  return true;
 }
 
 void Producer::flush(const StopCheck& give_up) {
   while (rd_kafka_outq_len(impl_->rk.get()) > 0) {
     rd_kafka_flush(impl_->rk.get(), 100);
     if (give_up && give_up()) return;
-    if (auto lost = impl_->watch->check()) {
-      // Stop waiting; the caller reports what is still undelivered.
-      std::lock_guard<std::mutex> lock(impl_->first_error_mutex);
-      if (impl_->first_error.empty() || impl_->failed == 0) impl_->first_error = *lost;
-      return;
-    }
+    // Stop waiting once the cluster is lost; the caller reports what is
+    // still undelivered, and why (connection_lost()).
+    if (connection_lost()) return;
     if (impl_->events.fatal()) throw Error("producer failed: " + impl_->events.last_error());
   }
   rd_kafka_poll(impl_->rk.get(), 0);

@@ -35,13 +35,14 @@ class Producer : public MessageSink {
 
   // Queues one record, serving delivery reports while librdkafka's queue is
   // full, so memory stays bounded. A record librdkafka rejects outright counts
-  // as failed. Throws kws::Error when every broker stays unreachable for
-  // longer than the context's timeout.
-  void produce(const OutgoingRecord& record);
+  // as failed, and `rejected` (when given) says why. Returns false, without
+  // queueing the record, once the cluster is lost (connection_lost() says why).
+  bool produce(const OutgoingRecord& record, std::string* rejected = nullptr);
 
-  // Why the cluster is considered lost (every broker down for longer than the
-  // timeout), or nothing. Cheap; a command that waits on its input calls it
-  // regularly so a dead cluster is noticed whatever the input rate.
+  // Why the cluster is considered lost (no broker answered for longer than
+  // the timeout), or nothing; once lost, it stays lost. Serves delivery
+  // reports. A command that waits on its input calls it every few hundred ms,
+  // so a dead or frozen cluster is noticed whatever the input rate.
   std::optional<std::string> connection_lost();
 
   // Waits until every queued message has a delivery report, or until

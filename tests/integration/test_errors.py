@@ -209,5 +209,61 @@ class UsageErrors(kwstest.KwsTestCase):
         self.assertEqual(self.high_watermarks(self.t), before)
 
 
+class ClearerErrors(kwstest.KwsTestCase):
+    """Mistakes refused before connecting (an unreachable -b proves it: the
+    error must come at once, exit 2), and runtime errors that say where."""
+    broker_args = []
+
+    UNREACHABLE = "127.0.0.1:1"
+
+    def usage_error(self, command, *args):
+        r = kwstest.kws(command, "-b", self.UNREACHABLE, "--timeout", "3", *args, timeout=10)
+        self.assertEqual(r.rc, 2, str(r))
+        self.assertLess(r.elapsed, 2, "must fail before connecting\n" + str(r))
+        self.assertEqual(r.out, b"", str(r))
+        return r
+
+    def test_bad_topic_names_refused_with_the_rule(self):
+        for name in ["bad topic", "a/b", ".", "..", "x" * 250, "caf\u00e9"]:
+            for command, args in [("send", [name, "x"]), ("tail", ["-e", name]), ("topics", [name])]:
+                with self.subTest(command=command, name=name[:20]):
+                    r = self.usage_error(command, *args)
+                    self.assertStderrMentions(r, "bad topic name", "[a-zA-Z0-9._-]", "249")
+
+    def test_longest_legal_topic_name_is_accepted(self):
+        t = ("x" * 240) + self.topic()[-8:]
+        self.assertEqual(len(t), 248)
+        self.send(t, "x")
+
+    def test_empty_offset_and_format_are_usage_errors(self):
+        r = self.usage_error("tail", "-o", "", "t")
+        self.assertStderrMentions(r, "bad offset ''")
+        r = self.usage_error("tail", "-f", "", "t")
+        self.assertStderrMentions(r, "-f")
+
+    def test_partition_with_group_is_a_usage_error(self):
+        r = self.usage_error("tail", "-p", "0", "-G", "g", "t")
+        self.assertStderrMentions(r, "-p", "-G")
+
+    def test_offset_past_the_end_says_so(self):
+        t = self.topic()
+        self.send(t, "a")
+        r = self.tail("-e", "-o", "9223372036854775807", t, timeout=20)
+        self.assertEqual(r.out, b"", str(r))
+        self.assertStderrMentions(r, "9223372036854775807", "past the end", "next offset is 1")
+
+    def test_oversize_message_names_its_line_and_the_limit(self):
+        t = self.topic()
+        data = b"small\n" + b"x" * 2000 + b"\nafter\n"
+        r = self.send(t, "-X", "message.max.bytes=1000", input=data, rc=1, timeout=20)
+        self.assertStderrMentions(r, "input line 2:", "message.max.bytes", "2000 bytes", "1 of 3 message(s) not delivered")
+        self.assertEqual(self.high_watermarks(t)[0], 2)
+
+    def test_json_error_names_line_and_column(self):
+        t = self.topic()
+        r = self.send(t, "-J", input='{"message":"a"}\n{"message":\n', rc=1, timeout=20)
+        self.assertRegex(r.stderr, r"input line 2: not valid JSON: column \d+", str(r))
+
+
 if __name__ == "__main__":
     kwstest.main()

@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -63,4 +66,74 @@ TEST_CASE("input: the callback can stop reading") {
   close(fds[0]);
   CHECK(seen == 2);
   CHECK(delivered == 2);
+}
+
+TEST_CASE("input: the idle call runs while no input arrives, and can stop reading") {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  REQUIRE(write(fds[1], "a\nb", 3) == 3);  // the writer stays open: read() alone would block forever
+  std::vector<std::string> records;
+  int idle_calls = 0;
+  auto start = std::chrono::steady_clock::now();
+  size_t delivered = read_delimited(
+      fds[0], "\n",
+      [&](std::string_view r) {
+        records.emplace_back(r);
+        return true;
+      },
+      {}, IdleCall{[&] { return ++idle_calls < 3; }, std::chrono::milliseconds(20)});
+  auto took = std::chrono::steady_clock::now() - start;
+  close(fds[0]);
+  close(fds[1]);
+  CHECK(records == std::vector<std::string>{"a"});  // "b" is not a record until its delimiter or the end
+  CHECK(delivered == 1);
+  CHECK(idle_calls == 3);
+  CHECK(took >= std::chrono::milliseconds(60));
+  CHECK(took < std::chrono::seconds(2));
+}
+
+TEST_CASE("input: the idle call runs on time also when input keeps trickling in") {
+  // Input that arrives faster than the idle interval must not starve it: a
+  // slow stream is exactly where a dead broker went unnoticed.
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  std::atomic<bool> stop{false};
+  std::atomic<bool> write_failed{false};
+  std::thread writer([&] {
+    while (!stop) {
+      if (write(fds[1], "x\n", 2) != 2) write_failed = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    close(fds[1]);
+  });
+  int idle_calls = 0;
+  size_t records = 0;
+  auto start = std::chrono::steady_clock::now();
+  read_delimited(
+      fds[0], "\n",
+      [&](std::string_view) {
+        ++records;
+        return true;
+      },
+      {}, IdleCall{[&] { return ++idle_calls < 5; }, std::chrono::milliseconds(40)});
+  auto took = std::chrono::steady_clock::now() - start;
+  stop = true;
+  writer.join();
+  close(fds[0]);
+  CHECK_FALSE(write_failed);
+  CHECK(idle_calls == 5);
+  CHECK(records > 10);
+  CHECK(took < std::chrono::seconds(2));
+}
+
+TEST_CASE("input: an idle call that throws ends the read with its error") {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  CHECK_THROWS_WITH(read_delimited(
+                        fds[0], "\n", [](std::string_view) { return true; }, {},
+                        IdleCall{[]() -> bool { throw std::runtime_error("cluster lost"); },
+                                 std::chrono::milliseconds(10)}),
+                    "cluster lost");
+  close(fds[0]);
+  close(fds[1]);
 }
