@@ -184,7 +184,7 @@ class Handshake(ServeTestCase):
             "topics=%zz": "bad %-escape",
             "topics=%s&topics=%s" % (t, t): "given twice",
             "topics=%s&offset=sideways" % t: "offset:",
-            "topics=bad%20name": "topic names are",
+            "topics=bad%20name": "bad topic name",
             "topics=%s&offset=stored" % t: "needs a group.id",
             "group.id=": "must not be empty",
         }
