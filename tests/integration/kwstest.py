@@ -16,7 +16,8 @@ Rules this module enforces so that no test can hang or pass by accident:
 
 A test file that needs an external tool calls `main(requires=["kcat"])`; when
 the tool is missing it prints a loud SKIP line and exits 77, which CTest's
-SKIP_RETURN_CODE reports as skipped (never as passed).
+SKIP_RETURN_CODE reports as skipped (never as passed). So does a file in
+which any test called skipTest and none failed.
 """
 
 import atexit
@@ -532,4 +533,16 @@ def main(requires=(), requires_modules=None):
         print("*** SKIP: %s: required tool(s) not installed: %s ***" % (
             os.path.basename(sys.argv[0]), ", ".join(missing)), file=sys.stderr)
         sys.exit(SKIP_RETURN_CODE)
-    unittest.main(module="__main__", verbosity=2)
+    program = unittest.main(module="__main__", verbosity=2, exit=False)
+    result = program.result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    if not result.testsRun:
+        # A file whose tests all went missing (e.g. a bad name on the command line) checked nothing.
+        print("FAIL: no test ran", file=sys.stderr)
+        sys.exit(1)
+    if result.skipped:
+        # unittest counts a skipped test as OK; CTest must show it as skipped.
+        for test, reason in result.skipped:
+            print("*** SKIP: %s: %s ***" % (test.id(), reason), file=sys.stderr)
+        sys.exit(SKIP_RETURN_CODE)
