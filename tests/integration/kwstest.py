@@ -533,8 +533,21 @@ def main(requires=(), requires_modules=None):
         print("*** SKIP: %s: required tool(s) not installed: %s ***" % (
             os.path.basename(sys.argv[0]), ", ".join(missing)), file=sys.stderr)
         sys.exit(SKIP_RETURN_CODE)
+    reports = os.environ.get("KWS_SANITIZER_REPORTS")
+    if reports:
+        # Set in the sanitizer builds: each kws process writes its ASan,
+        # UBSan or TSan report there. Leftovers from an earlier run go first.
+        shutil.rmtree(reports, ignore_errors=True)
+        os.makedirs(reports)
     program = unittest.main(module="__main__", verbosity=2, exit=False)
     result = program.result
+    if reports and os.listdir(reports):
+        for name in sorted(os.listdir(reports)):
+            with open(os.path.join(reports, name), errors="replace") as f:
+                print("*** sanitizer report %s ***\n%s" % (name, f.read()), file=sys.stderr)
+        print("FAIL: kws wrote %d sanitizer report(s) in %s" % (len(os.listdir(reports)), reports),
+              file=sys.stderr)
+        sys.exit(1)
     if not result.wasSuccessful():
         sys.exit(1)
     if not result.testsRun:
