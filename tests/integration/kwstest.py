@@ -90,7 +90,9 @@ def scratch_dir():
 def clean_env(**overrides):
     """The environment kws runs in: the caller's minus anything that would
     change kws's configuration, plus overrides (a value of None removes)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KWS_")}
+    # KWS_SANITIZER_REPORTS is not kws configuration: the sanitizer builds'
+    # UBSan hook (tests/sanitizers/ubsan_support.c) writes its reports there.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KWS_") or k == "KWS_SANITIZER_REPORTS"}
     for k in ("XDG_CONFIG_HOME", "CLICOLOR_FORCE"):
         env.pop(k, None)
     env["HOME"] = _EMPTY_HOME
