@@ -16,7 +16,8 @@ Rules this module enforces so that no test can hang or pass by accident:
 
 A test file that needs an external tool calls `main(requires=["kcat"])`; when
 the tool is missing it prints a loud SKIP line and exits 77, which CTest's
-SKIP_RETURN_CODE reports as skipped (never as passed).
+SKIP_RETURN_CODE reports as skipped (never as passed). So does a file in
+which any test called skipTest and none failed.
 """
 
 import atexit
@@ -94,7 +95,9 @@ def scratch_dir():
 def clean_env(**overrides):
     """The environment kws runs in: the caller's minus anything that would
     change kws's configuration, plus overrides (a value of None removes)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KWS_")}
+    # KWS_SANITIZER_REPORTS is not kws configuration: the sanitizer builds'
+    # UBSan hook (tests/sanitizers/ubsan_support.c) writes its reports there.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KWS_") or k == "KWS_SANITIZER_REPORTS"}
     for k in ("XDG_CONFIG_HOME", "CLICOLOR_FORCE"):
         env.pop(k, None)
     env["HOME"] = _EMPTY_HOME
@@ -542,4 +545,29 @@ def main(requires=(), requires_modules=None):
         print("*** SKIP: %s: required tool(s) not installed: %s ***" % (
             os.path.basename(sys.argv[0]), ", ".join(missing)), file=sys.stderr)
         sys.exit(SKIP_RETURN_CODE)
-    unittest.main(module="__main__", verbosity=2)
+    reports = os.environ.get("KWS_SANITIZER_REPORTS")
+    if reports:
+        # Set in the sanitizer builds: each kws process writes its ASan,
+        # UBSan or TSan report there. Leftovers from an earlier run go first.
+        shutil.rmtree(reports, ignore_errors=True)
+        os.makedirs(reports)
+    program = unittest.main(module="__main__", verbosity=2, exit=False)
+    result = program.result
+    if reports and os.listdir(reports):
+        for name in sorted(os.listdir(reports)):
+            with open(os.path.join(reports, name), errors="replace") as f:
+                print("*** sanitizer report %s ***\n%s" % (name, f.read()), file=sys.stderr)
+        print("FAIL: kws wrote %d sanitizer report(s) in %s" % (len(os.listdir(reports)), reports),
+              file=sys.stderr)
+        sys.exit(1)
+    if not result.wasSuccessful():
+        sys.exit(1)
+    if not result.testsRun:
+        # A file whose tests all went missing (e.g. a bad name on the command line) checked nothing.
+        print("FAIL: no test ran", file=sys.stderr)
+        sys.exit(1)
+    if result.skipped:
+        # unittest counts a skipped test as OK; CTest must show it as skipped.
+        for test, reason in result.skipped:
+            print("*** SKIP: %s: %s ***" % (test.id(), reason), file=sys.stderr)
+        sys.exit(SKIP_RETURN_CODE)

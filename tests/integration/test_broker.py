@@ -1,6 +1,6 @@
 """kws broker: the BROKERS= line, -n brokers, -t and --partitions topics,
-auto-creation and --no-auto-create, a busy --listen address, and the
-zero-flag default on 127.0.0.1:9092 (skipped, loudly, when 9092 is busy)."""
+auto-creation and --no-auto-create, a busy --listen address. The default
+port 9092 is tested in test_default_port.py."""
 
 import re
 import socket
@@ -105,41 +105,6 @@ class ListenAddress(kwstest.KwsTestCase):
                 r = kwstest.kws("broker", *args, timeout=15)
                 self.assertEqual(r.rc, 2, str(r))
                 self.assertEqual(r.out, b"", str(r))
-
-    def test_default_port_busy_falls_back_to_free_port(self):
-        held = None
-        if kwstest.port_is_free("127.0.0.1", 9092):
-            held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.addCleanup(held.close)
-            held.bind(("127.0.0.1", 9092))
-            held.listen(1)
-        b = kwstest.Broker(listen=None)
-        self.addCleanup(b.kill)
-        self.assertRegex(b.first_line, r"^BROKERS=127\.0\.0\.1:\d+$")
-        self.assertNotEqual(b.brokers, "127.0.0.1:9092")
-        self.assertIn(b"9092", b.err, "it must say that 9092 was busy\n" + b.describe())
-        r = kwstest.kws("send", "-b", b.brokers, "fallback", "works", timeout=20)
-        self.assertEqual(r.rc, 0, str(r))
-        self.assertEqual(b.stop(), 0)
-
-    def test_zero_flag_default_on_9092(self):
-        if not kwstest.port_is_free("127.0.0.1", 9092):
-            self.skipTest("SKIPPED: 127.0.0.1:9092 is busy on this machine, so the zero-flag default "
-                          "cannot be tested here")
-        b = kwstest.Broker(listen=None)
-        self.addCleanup(b.kill)
-        if b.brokers != "127.0.0.1:9092":
-            b.stop()
-            self.skipTest("SKIPPED: 127.0.0.1:9092 was taken while kws broker started (%s)" % b.first_line)
-        t = self.topic()
-        # No -b, no KWS_BROKERS, no config file: the default localhost:9092.
-        r = kwstest.kws("send", t, "hi", timeout=20)
-        self.assertEqual((r.rc, r.out, r.err), (0, b"", b""), str(r))
-        r = kwstest.kws("tail", "-o", "beginning", "-e", t, timeout=20)
-        self.assertEqual((r.rc, r.out), (0, b"hi\n"), str(r))
-        r = kwstest.kws("topics", "-J", t, timeout=20)
-        self.assertEqual(r.rc, 0, str(r))
-        self.assertEqual(b.stop(), 0)
 
 
 class MalformedRequests(kwstest.KwsTestCase):

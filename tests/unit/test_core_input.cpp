@@ -3,7 +3,11 @@
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
+#include <csignal>
+#include <cstring>
+#include <string>
 #include <thread>
+#include <pthread.h>
 #include <unistd.h>
 #include <vector>
 
@@ -13,24 +17,45 @@ using namespace kws;
 
 namespace {
 // Feeds `data` through a pipe in chunks of `chunk` bytes, so records and
-// delimiters straddle read boundaries.
+// delimiters straddle read boundaries. The writer thread only records what
+// went wrong: a Catch2 v2 assertion off the main thread terminates the run
+// instead of reporting, so every check happens here, after the join.
 std::vector<std::string> split(const std::string& data, const std::string& delimiter, size_t chunk = 3) {
   int fds[2];
   REQUIRE(pipe(fds) == 0);
+  std::string write_error;
   std::thread writer([&] {
+    // If the reader gives up early, write() fails with EPIPE here instead of
+    // SIGPIPE killing the test binary.
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
     for (size_t i = 0; i < data.size(); i += chunk) {
       size_t n = std::min(chunk, data.size() - i);
-      REQUIRE(write(fds[1], data.data() + i, n) == static_cast<ssize_t>(n));
+      ssize_t written = write(fds[1], data.data() + i, n);
+      if (written != static_cast<ssize_t>(n)) {
+        write_error = "write at byte " + std::to_string(i) + " returned " + std::to_string(written) +
+                      (written < 0 ? std::string(": ") + std::strerror(errno) : std::string());
+        break;
+      }
     }
     close(fds[1]);
   });
   std::vector<std::string> records;
-  read_delimited(fds[0], delimiter, [&](std::string_view r) {
-    records.emplace_back(r);
-    return true;
-  }, {});
+  std::string read_error;
+  try {
+    read_delimited(fds[0], delimiter, [&](std::string_view r) {
+      records.emplace_back(r);
+      return true;
+    }, {});
+  } catch (const std::exception& e) {
+    read_error = e.what();
+  }
+  close(fds[0]);  // unblocks the writer if the reader stopped early
   writer.join();
-  close(fds[0]);
+  CHECK(read_error == "");
+  CHECK(write_error == "");
   return records;
 }
 }  // namespace
