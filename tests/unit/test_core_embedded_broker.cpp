@@ -42,8 +42,12 @@ TEST_CASE("embedded_broker: starts brokers on loopback and creates topics") {
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
   REQUIRE(rk != nullptr);
   ClusterInfo info;
+  NullLog log;
+  KafkaContext context;
+  context.log = &log;
+  context.timeout = std::chrono::seconds(10);
   try {
-    info = fetch_cluster_info(rk, {}, std::chrono::seconds(10));
+    info = fetch_cluster_info(rk, {}, context);
   } catch (...) {
     rd_kafka_destroy(rk);
     throw;
