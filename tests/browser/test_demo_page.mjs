@@ -280,6 +280,19 @@ step("the rate chart counted the topic", async () => {
   if (painted < 1000) throw new Error(`the chart painted only ${painted} pixels`);
 });
 
+step("a page opened as /?topics=T&offset=earliest subscribes by itself", async () => {
+  const second = await ctx.browser.newPage();
+  try {
+    second.setDefaultTimeout(STEP_TIMEOUT);
+    second.on("pageerror", (e) => { ctx.consoleLines.push(`pageerror (second page): ${e.message}`); ctx.pageError ??= e; });
+    await second.goto(`${ctx.pageUrl}?topics=${encodeURIComponent(other)}&offset=earliest`);
+    await second.waitForSelector(`.chip[data-topic="${other}"][data-state="live"]`);
+    await second.waitForSelector(`.msg[data-topic="${other}"][data-key="marker"]`);
+  } finally {
+    await second.close();
+  }
+});
+
 step("no script error on the page, and a screenshot", async () => {
   if (ctx.pageError) throw ctx.pageError;
   const file = path.join(SHOT_DIR, "demo_page.png");
