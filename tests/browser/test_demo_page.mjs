@@ -1,0 +1,327 @@
+// Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core)
+// against the demo page of a real `kws serve` on its embedded broker, with
+// `kws send` and `kws tail` as the Kafka side:
+//   node test_demo_page.mjs [SCREENSHOT_DIR]   (KWS_BIN = the kws binary,
+//                                             KWS_CHROMIUM = another Chromium)
+// Skips with exit 77, loudly, only when Chromium or node_modules is missing
+// (scripts/setup installs both, so CI never skips). Every wait is bounded;
+// on failure it prints the server's stderr and the page's console, and saves
+// a screenshot of the moment it failed.
+
+import { execFile, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+
+const SKIP = 77;
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CHROMIUM = process.env.KWS_CHROMIUM || "/usr/bin/chromium";
+const KWS = process.env.KWS_BIN || path.join(HERE, "..", "..", "build", "cmd", "kws");
+const SHOT_DIR = process.argv[2] || process.cwd();
+const STEP_TIMEOUT = 20_000; // one wait; a hang is what it guards against, not slowness
+
+function skip(why) {
+  console.log(`SKIP: browser test: ${why}`);
+  console.log("SKIP: run scripts/setup (installs chromium, nodejs, npm and tests/browser/node_modules)");
+  process.exit(SKIP);
+}
+if (!fs.existsSync(CHROMIUM)) skip(`${CHROMIUM} is missing (Debian package 'chromium')`);
+let chromium;
+try {
+  chromium = createRequire(import.meta.url)("playwright-core").chromium;
+} catch {
+  skip(`playwright-core is not installed in ${path.join(HERE, "node_modules")} (npm ci in tests/browser)`);
+}
+if (!fs.existsSync(KWS)) {
+  console.error(`browser test: KWS_BIN ${KWS} does not exist`);
+  process.exit(1);
+}
+
+// ---- processes ---------------------------------------------------------------
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "kws-browser-"));
+const home = path.join(scratch, "home");
+fs.mkdirSync(home);
+// Hermetic: no KWS_* settings or config file from whoever runs the test.
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KWS_")));
+Object.assign(env, { HOME: home, XDG_CONFIG_HOME: home, NO_COLOR: "1" });
+
+const live = [];
+function cleanUp() {
+  for (const p of live) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+  fs.rmSync(scratch, { recursive: true, force: true });
+}
+process.on("exit", cleanUp);
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(1));
+
+// The server dies with this process even if it is SIGKILLed (CTest's timeout):
+// setpriv sets PR_SET_PDEATHSIG before it executes kws.
+function spawnDaemon(args) {
+  const setpriv = "/usr/bin/setpriv";
+  const [cmd, argv] = fs.existsSync(setpriv) ? [setpriv, ["--pdeathsig", "KILL", "--", KWS, ...args]] : [KWS, args];
+  const child = spawn(cmd, argv, { env, stdio: ["ignore", "pipe", "pipe"] });
+  live.push(child);
+  child.stderrText = "";
+  child.stderr.on("data", (d) => { child.stderrText += d; });
+  return child;
+}
+
+function kws(args, { input, timeout = 30_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = execFile(KWS, args, { env, timeout, killSignal: "SIGKILL", maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        if (err) {
+          reject(new Error(`kws ${args.join(" ")} failed (${err.killed ? "timed out" : `exit ${err.code}`})\n` +
+                           `stdout: ${stdout}\nstderr: ${stderr}`));
+        } else resolve(stdout);
+      });
+    if (input !== undefined) child.stdin.end(input);
+    else child.stdin.end();
+  });
+}
+
+// Reads KEY=value lines from the server's stdout until all keys are seen.
+function readHandshake(child, keys, timeout) {
+  return new Promise((resolve, reject) => {
+    const found = {};
+    let buf = "";
+    const timer = setTimeout(() => reject(new Error(
+      `kws serve printed no ${keys.join("/")} within ${timeout} ms; stdout so far: ${JSON.stringify(buf)}`)), timeout);
+    child.on("exit", (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`kws serve exited (${code ?? sig}) before it was ready`));
+    });
+    child.stdout.on("data", (d) => {
+      buf += d;
+      for (const line of buf.split("\n")) {
+        const m = /^([A-Z]+)=(.*)$/.exec(line);
+        if (m && keys.includes(m[1])) found[m[1]] = m[2];
+      }
+      if (keys.every((k) => k in found)) { clearTimeout(timer); resolve(found); }
+    });
+  });
+}
+
+// ---- steps ---------------------------------------------------------------------
+const steps = [];
+const step = (name, fn) => steps.push({ name, fn });
+const ctx = { consoleLines: [] };
+const uid = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+const topic = `browser-${uid}`;
+const other = `browser-${uid}-other`;
+
+step("kws serve starts on the embedded broker and prints URL= and BROKERS=", async () => {
+  ctx.server = spawnDaemon(["serve", "--listen", "127.0.0.1:0"]);
+  const hs = await readHandshake(ctx.server, ["URL", "BROKERS"], 30_000);
+  if (!/^ws:\/\/127\.0\.0\.1:\d+\/$/.test(hs.URL)) throw new Error(`unexpected URL= line: ${hs.URL}`);
+  ctx.pageUrl = hs.URL.replace(/^ws:/, "http:");
+  ctx.brokers = hs.BROKERS;
+});
+
+step("two topics exist, one with a message from before the page opened", async () => {
+  await kws(["send", "-b", ctx.brokers, "-k", "early", topic, "before-page"]);
+  await kws(["send", "-b", ctx.brokers, other, "other-first"]);
+});
+
+step("the page loads from GET / and connects with kafka-text", async () => {
+  ctx.userDataDir = fs.mkdtempSync(path.join(scratch, "chromium-"));
+  ctx.browser = await chromium.launchPersistentContext(ctx.userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", "--disable-quic", "--no-first-run"],
+    viewport: { width: 1360, height: 900 },
+    timeout: 60_000,
+  });
+  const page = ctx.browser.pages()[0] || (await ctx.browser.newPage());
+  ctx.page = page;
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  page.on("console", (m) => ctx.consoleLines.push(`console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => { ctx.consoleLines.push(`pageerror: ${e.message}`); ctx.pageError ??= e; });
+  const protocols = [];
+  page.on("websocket", (ws) => protocols.push(ws.url()));
+  const resp = await page.goto(ctx.pageUrl);
+  if (!resp || resp.status() !== 200) throw new Error(`GET / answered ${resp && resp.status()}`);
+  const type = resp.headers()["content-type"] || "";
+  if (!type.startsWith("text/html")) throw new Error(`GET / has Content-Type ${JSON.stringify(type)}`);
+  await page.waitForSelector('#status[data-state="open"]');
+  const proto = await page.evaluate(() => window.kwsDemo.socket.protocol);
+  if (proto !== "kafka-text") throw new Error(`the server chose subprotocol ${JSON.stringify(proto)}`);
+  const wsUrl = new URL(protocols[0]);
+  if (wsUrl.pathname !== "/v2/broker/") throw new Error(`the page connected to ${protocols[0]}`);
+});
+
+step("subscribing from earliest shows the older message and marks both topics live", async () => {
+  const { page } = ctx;
+  await page.fill("#sub-topics", `${topic}, ${other}`);
+  await page.selectOption("#sub-mode", "earliest");
+  await page.click("#sub-btn");
+  await page.waitForSelector(`.chip[data-topic="${topic}"][data-state="live"]`);
+  await page.waitForSelector(`.chip[data-topic="${other}"][data-state="live"]`);
+  const card = await page.waitForSelector(`.msg[data-topic="${topic}"][data-key="early"]`);
+  const value = await card.$eval(".value", (e) => e.textContent);
+  if (value !== "before-page") throw new Error(`the older message shows ${JSON.stringify(value)}`);
+});
+
+step("a message from kws send appears live, with partition, offset, key and pretty JSON", async () => {
+  const { page } = ctx;
+  await kws(["send", "-b", ctx.brokers, "-k", "cli-key", "-H", "origin=cli", topic, '{"from":"cli","n":1}']);
+  const card = await page.waitForSelector(`.msg[data-topic="${topic}"][data-key="cli-key"]`);
+  const got = await card.evaluate((e) => ({
+    partition: e.dataset.partition, offset: e.dataset.offset,
+    head: e.querySelector(".msg-head").textContent,
+    headers: e.querySelector(".msg-headers")?.textContent,
+    value: e.querySelector(".value").textContent,
+    keys: e.querySelectorAll(".value .j-key").length,
+    first: e.parentElement.firstElementChild === e,
+  }));
+  if (!/^\d+$/.test(got.partition) || !/^\d+$/.test(got.offset)) throw new Error(`no partition/offset: ${JSON.stringify(got)}`);
+  if (!got.head.includes(`partition ${got.partition}`) || !got.head.includes(`offset ${got.offset}`)) {
+    throw new Error(`partition/offset not shown: ${got.head}`);
+  }
+  if (!got.head.includes("cli-key")) throw new Error(`key not shown: ${got.head}`);
+  if (got.headers !== "origin=cli") throw new Error(`headers shown as ${JSON.stringify(got.headers)}`);
+  if (got.value !== '{"from": "cli", "n": 1}' || got.keys !== 2) {
+    throw new Error(`value not pretty-printed JSON: ${JSON.stringify(got.value)} (${got.keys} keys coloured)`);
+  }
+  if (!got.first) throw new Error("the newest message is not at the top");
+});
+
+step("a message sent from the page is acked with its partition and offset", async () => {
+  const { page } = ctx;
+  await page.fill("#send-topic", topic);
+  await page.fill("#send-key", "page-key");
+  await page.fill("#send-value", '{"from":"page"}');
+  await page.click("#add-hdr");
+  await page.fill(".hdr-row .hdr-name", "trace");
+  await page.fill(".hdr-row .hdr-value", "browser-test");
+  await page.click("#send-btn");
+  const item = await page.waitForSelector('.result[data-state="ack"]');
+  ctx.ack = await item.evaluate((e) => ({ partition: e.dataset.partition, offset: e.dataset.offset, text: e.textContent }));
+  if (!ctx.ack.text.includes(`partition ${ctx.ack.partition} · offset ${ctx.ack.offset}`)) {
+    throw new Error(`the ack does not show partition and offset: ${ctx.ack.text}`);
+  }
+});
+
+step("kws tail reads the page's message back: key, value, header, partition and offset as acked", async () => {
+  const out = await kws(["tail", "-b", ctx.brokers, "-o", "beginning", "-e", "-J", topic]);
+  const envs = out.trim().split("\n").map((l) => JSON.parse(l));
+  const mine = envs.filter((e) => e.key === "page-key");
+  if (mine.length !== 1) throw new Error(`expected one message with key page-key, got ${mine.length}:\n${out}`);
+  const e = mine[0];
+  if (e.message !== '{"from":"page"}') throw new Error(`value ${JSON.stringify(e.message)}`);
+  if (JSON.stringify(e.headers) !== '[{"name":"trace","value":"browser-test"}]') {
+    throw new Error(`headers ${JSON.stringify(e.headers)}`);
+  }
+  if (String(e.partition) !== ctx.ack.partition || String(e.offset) !== ctx.ack.offset) {
+    throw new Error(`tail says ${e.partition}/${e.offset}, the page's ack said ${ctx.ack.partition}/${ctx.ack.offset}`);
+  }
+  // And the page, subscribed to that topic, shows it as a message too.
+  await ctx.page.waitForSelector(
+    `.msg[data-topic="${topic}"][data-key="page-key"][data-partition="${e.partition}"][data-offset="${e.offset}"]`);
+});
+
+step("a message the bridge refuses shows its error code", async () => {
+  const { page } = ctx;
+  await page.fill("#send-topic", "not a valid topic!");
+  await page.fill("#send-key", "");
+  await page.click("#send-btn");
+  const item = await page.waitForSelector('.result[data-state="error"]');
+  const text = await item.textContent();
+  if (!text.includes("bad_topic")) throw new Error(`the error shows ${JSON.stringify(text)}`);
+});
+
+step("after the socket drops, the page reconnects, resubscribes and shows nothing twice", async () => {
+  const { page } = ctx;
+  await page.evaluate(() => window.kwsDemo.socket.close());
+  await page.waitForSelector('#status:not([data-state="open"])');
+  await page.waitForSelector('#status[data-state="open"]');
+  await page.waitForSelector(`.chip[data-topic="${topic}"][data-state="live"]`);
+  await kws(["send", "-b", ctx.brokers, "-k", "after-reconnect", topic, "back again"]);
+  await page.waitForSelector(`.msg[data-topic="${topic}"][data-key="after-reconnect"]`);
+  const counts = await page.evaluate((t) => {
+    const n = {};
+    for (const e of document.querySelectorAll(`.msg[data-topic="${t}"]`)) {
+      const k = `${e.dataset.partition}/${e.dataset.offset}`;
+      n[k] = (n[k] || 0) + 1;
+    }
+    return n;
+  }, topic);
+  const twice = Object.entries(counts).filter(([, c]) => c > 1);
+  if (twice.length) throw new Error(`shown more than once after the reconnect: ${JSON.stringify(twice)}`);
+  if (Object.keys(counts).length !== 4) throw new Error(`expected 4 messages of ${topic}, got ${JSON.stringify(counts)}`);
+});
+
+step("unsubscribing with a control frame stops that topic and keeps the other", async () => {
+  const { page } = ctx;
+  await page.click(`.chip[data-topic="${topic}"] button`);
+  await page.waitForSelector(`.chip[data-topic="${topic}"]`, { state: "detached" });
+  await kws(["send", "-b", ctx.brokers, "-k", "after-unsubscribe", topic, "must not show"]);
+  await kws(["send", "-b", ctx.brokers, "-k", "marker", other, "still subscribed"]);
+  await page.waitForSelector(`.msg[data-topic="${other}"][data-key="marker"]`);
+  // Give a late delivery the same time again before calling it absent.
+  await page.waitForTimeout(1000);
+  if (await page.$(`.msg[data-key="after-unsubscribe"]`)) {
+    throw new Error("a message of the unsubscribed topic reached the page");
+  }
+});
+
+step("the rate chart counted the topic", async () => {
+  const legend = await ctx.page.waitForSelector(`#legend >> text=${other}`);
+  if (!legend) throw new Error("no legend entry");
+  const painted = await ctx.page.evaluate(() => {
+    const c = document.getElementById("chart");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+    return n;
+  });
+  if (painted < 1000) throw new Error(`the chart painted only ${painted} pixels`);
+});
+
+step("a page opened as /?topics=T&offset=earliest subscribes by itself", async () => {
+  const second = await ctx.browser.newPage();
+  try {
+    second.setDefaultTimeout(STEP_TIMEOUT);
+    second.on("pageerror", (e) => { ctx.consoleLines.push(`pageerror (second page): ${e.message}`); ctx.pageError ??= e; });
+    await second.goto(`${ctx.pageUrl}?topics=${encodeURIComponent(other)}&offset=earliest`);
+    await second.waitForSelector(`.chip[data-topic="${other}"][data-state="live"]`);
+    await second.waitForSelector(`.msg[data-topic="${other}"][data-key="marker"]`);
+  } finally {
+    await second.close();
+  }
+});
+
+step("no script error on the page, and a screenshot", async () => {
+  if (ctx.pageError) throw ctx.pageError;
+  const file = path.join(SHOT_DIR, "demo_page.png");
+  await ctx.page.screenshot({ path: file });
+  console.log(`screenshot: ${file}`);
+});
+
+// ---- run -----------------------------------------------------------------------
+let passed = 0, failed = 0;
+for (const s of steps) {
+  const started = Date.now();
+  try {
+    await s.fn();
+    passed++;
+    console.log(`ok ${passed} - ${s.name} (${Date.now() - started} ms)`);
+  } catch (err) {
+    failed++;
+    console.log(`not ok ${passed + 1} - ${s.name}\n${String(err && err.stack || err).replace(/^/gm, "  ")}`);
+    if (ctx.page) {
+      const file = path.join(SHOT_DIR, "demo_page-failure.png");
+      await ctx.page.screenshot({ path: file }).then(() => console.log(`failure screenshot: ${file}`), () => {});
+    }
+    if (ctx.server) console.log(`--- kws serve stderr ---\n${ctx.server.stderrText}`);
+    if (ctx.consoleLines.length) console.log(`--- page console ---\n${ctx.consoleLines.join("\n")}`);
+    break;
+  }
+}
+const notRun = steps.length - passed - failed;
+if (ctx.browser) await ctx.browser.close().catch(() => {});
+if (notRun) console.log(`(${notRun} later step${notRun === 1 ? "" : "s"} not run after the failure)`);
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
