@@ -153,7 +153,7 @@ BenchResult run_load(const BenchOptions& o, MessageSink& sink, LogSink& log, con
   Swarm swarm(swarm_options(o, tag, r.planned));
   connect_and_subscribe(swarm, o, r, log, stop);
   watch.report().connected = watch.sample();
-  watch.report().kafka_connections = watch.kafka_connections();
+  watch.report().kafka_connections_subscribed = watch.kafka_connections();
   if (stop && stop()) {
     r.interrupted = true;
     return r;
@@ -238,6 +238,7 @@ BenchResult run_load(const BenchOptions& o, MessageSink& sink, LogSink& log, con
   watch.stop_cpu();
   const double cpu1 = process_cpu_seconds();
   watch.report().after = watch.sample();
+  watch.report().kafka_connections = watch.kafka_connections();
 
   r.queued = queued.load();
   r.delivered = delivered.load();
@@ -272,7 +273,7 @@ BenchResult run_idle(const BenchOptions& o, LogSink& log, const StopCheck& stop)
   Swarm swarm(swarm_options(o, make_run_tag(), 0));
   connect_and_subscribe(swarm, o, r, log, stop);
   watch.report().connected = watch.sample();
-  watch.report().kafka_connections = watch.kafka_connections();
+  watch.report().kafka_connections_subscribed = watch.kafka_connections();
   watch.start_cpu();
   const uint64_t start = monotonic_ns();
   const double cpu0 = process_cpu_seconds();
@@ -289,6 +290,7 @@ BenchResult run_idle(const BenchOptions& o, LogSink& log, const StopCheck& stop)
   r.bench_cpu_pct = 100.0 * (process_cpu_seconds() - cpu0) / std::max(1e-9, (monotonic_ns() - start) / 1e9);
   // Sampled after sitting, so lazily freed memory and the first pings are in.
   watch.report().after = watch.sample();
+  watch.report().kafka_connections = watch.kafka_connections();
   r.counters = swarm.counters();
   r.bridge = watch.report();
   if (r.bridge.before && r.bridge.after && o.clients > 0) {
@@ -357,8 +359,9 @@ std::string format_table(const BenchResult& r) {
     row("bridge", mem);
     if (b.cpu_pct >= 0) row("bridge CPU", fmt("%.0f %%", b.cpu_pct));
     if (b.kafka_connections) {
-      row("Kafka conns", std::to_string(*b.kafka_connections) + " with clients, " +
-                             (b.kafka_connections_before ? std::to_string(*b.kafka_connections_before) : "?") + " before");
+      auto n = [](const std::optional<size_t>& v) { return v ? std::to_string(*v) : std::string("?"); };
+      row("Kafka conns", n(b.kafka_connections) + " at the end, " + n(b.kafka_connections_subscribed) +
+                             " once subscribed, " + n(b.kafka_connections_before) + " before the clients");
     }
     if (r.bytes_per_connection) row("per connection", fmt("%.0f B of bridge RSS", *r.bytes_per_connection));
   }
@@ -422,6 +425,8 @@ std::string format_json(const BenchResult& r) {
     bj["hwm_kb"] = b.after ? json(b.after->hwm_kb) : json(nullptr);
     bj["cpu_pct"] = b.cpu_pct >= 0 ? json(b.cpu_pct) : json(nullptr);
     bj["kafka_connections_before"] = b.kafka_connections_before ? json(*b.kafka_connections_before) : json(nullptr);
+    bj["kafka_connections_subscribed"] =
+        b.kafka_connections_subscribed ? json(*b.kafka_connections_subscribed) : json(nullptr);
     bj["kafka_connections"] = b.kafka_connections ? json(*b.kafka_connections) : json(nullptr);
     if (r.bytes_per_connection) bj["rss_bytes_per_connection"] = *r.bytes_per_connection;
     j["bridge"] = bj;

@@ -47,7 +47,8 @@ struct BridgeReport {
   uint64_t rss_peak_kb = 0;               // highest VmRSS sampled during the run (every 100 ms)
   double cpu_pct = -1;                    // over the traffic window; 100 = one core
   std::optional<size_t> kafka_connections_before;
-  std::optional<size_t> kafka_connections;  // with every client subscribed
+  std::optional<size_t> kafka_connections_subscribed;  // just after every client subscribed
+  std::optional<size_t> kafka_connections;  // at the end, clients still connected (a reader may connect lazily)
 };
 
 struct BenchResult {
