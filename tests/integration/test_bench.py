@@ -5,9 +5,21 @@ URLs, refused upgrades and closed ports fail clearly. Timing is not judged
 here (docs/BENCHMARKS.md is)."""
 
 import json
+import os
 import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
 
 import kwstest
+
+try:
+    import kafka
+    import websockets
+except ImportError:  # reported by kwstest.main() as a skip
+    kafka = websockets = None
 
 
 class BenchAgainstServe(kwstest.KwsTestCase):
@@ -87,6 +99,23 @@ class BenchAgainstServe(kwstest.KwsTestCase):
             holder.close()
         self.assertIn("cannot connect to 127.0.0.1:%d" % port, r.stderr)
 
+    def test_interrupt_prints_the_partial_report(self):
+        with kwstest.Background(["bench", self.url, "-b", self.serve_brokers, "-t", self.topic(), "-c", 3,
+                                 "-r", 100, "-d", 60]) as bg:
+            kwstest.wait_until(lambda: self.serve_connections() >= 3 or bg.proc.poll() is not None, timeout=20,
+                               what="three bench clients connected to kws serve")
+            bg.signal(signal.SIGINT)
+            self.assertEqual(bg.wait(timeout=15), 130, bg.describe())
+            self.assertIn(b"(interrupted)", bg.err, bg.describe())
+
+    def serve_connections(self):
+        import urllib.request
+        with urllib.request.urlopen(self.url.replace("ws://", "http://") + "metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("kws_serve_connections "):
+                    return float(line.split()[1])
+        return 0
+
     def test_usage_errors(self):
         for args, needle in [(["http://h:1/"], "expected ws://HOST:PORT/"),
                              (["wss://h:1/"], "wss:// is not supported"),
@@ -98,5 +127,39 @@ class BenchAgainstServe(kwstest.KwsTestCase):
             self.assertRegex(r.stderr, re.escape(needle), str(r))
 
 
+class BenchAgainstKafkaWebsocket(kwstest.KwsTestCase):
+    """A server that, like kafka-websocket, confirms no subscription: kws
+    bench waits --settle seconds instead, and still counts exactly."""
+
+    broker_args = ["--partitions", "2"]
+
+    def test_settle_instead_of_subscribed_frames(self):
+        topic = self.topic()
+        self.send(topic, "create-the-topic")
+        err = tempfile.TemporaryFile()
+        self.addCleanup(err.close)
+        server = kwstest.spawn([sys.executable, "-B", os.path.join(kwstest.HERE, "fake_kafka_websocket.py"),
+                                self.brokers, topic], stdout=subprocess.PIPE, stderr=err, env=kwstest.clean_env())
+        try:
+            ready, _, _ = select.select([server.stdout], [], [], 20)
+            line = server.stdout.readline().decode() if ready else ""
+            if not line.startswith("READY "):
+                server.kill()
+                server.wait()
+                err.seek(0)
+                self.fail("fake kafka-websocket server not ready in 20 s: %r %r" % (line, err.read()))
+            url = line.split()[1]
+            r = kwstest.kws("bench", url, "-b", self.brokers, "-t", topic, "-c", 5, "-r", 100, "-d", 1,
+                            "--settle", 1, "--json", timeout=60)
+            self.assertEqual(r.rc, 0, str(r))
+            doc = json.loads(r.stdout)
+            self.assertFalse(doc["subscribed_confirmed"], str(r))
+            self.assertEqual((doc["expected"], doc["received"], doc["lost"], doc["duplicates"]), (500, 500, 0, 0), str(r))
+            self.assertIn('sent no "subscribed" frames', r.stderr)
+        finally:
+            server.kill()
+            server.wait()
+
+
 if __name__ == "__main__":
-    kwstest.main()
+    kwstest.main(requires_modules={"kafka": kafka, "websockets": websockets})
