@@ -103,6 +103,7 @@ std::unique_ptr<Cli> build_cli() {
   c.commands.push_back({register_send(c.app, c.send), &send_doc, [&c] { return run_send(c.send); }, true});
   c.commands.push_back({register_tail(c.app, c.tail), &tail_doc, [&c] { return run_tail(c.tail); }, true});
   c.commands.push_back({register_topics(c.app, c.topics), &topics_doc, [&c] { return run_topics(c.topics); }, true});
+  c.commands.push_back({register_bench(c.app, c.bench), &bench_doc, [&c] { return run_bench(c.bench); }, true});
 
   CLI::App* config = add_documented_subcommand(c.app, config_doc);
   add_connection_options(config, c.config.connection);

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "cmd/bench.hpp"
 #include "cmd/broker.hpp"
 #include "cmd/common.hpp"
 #include "cmd/send.hpp"
@@ -29,6 +30,7 @@ struct ConfigOptions {
 
 struct Cli {
   CLI::App app;
+  BenchOptions bench;
   BrokerOptions broker;
   SendOptions send;
   ServeOptions serve;

@@ -8,7 +8,7 @@ _kws() {
   local opts="" files="" offsets="" valued=""
   case "$cmd" in
     "")
-      COMPREPLY=($(compgen -W "serve broker send tail topics config completion --help --version" -- "$cur"))
+      COMPREPLY=($(compgen -W "serve broker send tail topics bench config completion --help --version" -- "$cur"))
       return ;;
     serve)
       opts="-h --help -l --listen --client-buffer --slow-client --ping-interval --idle-timeout --max-frame --max-connections --ring-bytes --max-group-sessions --max-catchups --log-format -t --topic --partitions --broker-listen -b --brokers -X --property -F --config --timeout -v --verbose"
@@ -34,6 +34,11 @@ _kws() {
       opts="-h --help -J --json --groups -G --group -b --brokers -X --property -F --config --timeout -v --verbose"
       files="-F --config"
       valued="-G --group -b --brokers -X --property --timeout"
+      ;;
+    bench)
+      opts="-h --help -t --topic -c --clients -r --rate -d --duration -s --size --binary --idle --pid --json --settle --drain --connect-timeout -b --brokers -X --property -F --config --timeout -v --verbose"
+      files="-F --config"
+      valued="-t --topic -c --clients -r --rate -d --duration -s --size --idle --pid --settle --drain --connect-timeout -b --brokers -X --property --timeout"
       ;;
     config)
       opts="-h --help -b --brokers -X --property -F --config --timeout -v --verbose"

@@ -1,5 +1,7 @@
 #include "core/hub/outbox.hpp"
 
+#include <algorithm>
+
 namespace kws {
 
 Outbox::Offer Outbox::scheduled_locked() {
@@ -18,15 +20,26 @@ bool Outbox::make_room_locked(size_t incoming) {
   if (overflowed_) return false;
   if (queued_bytes_ + in_socket_ + incoming <= budget_) return true;
   if (policy_ == SlowClientPolicy::drop_oldest) {
-    for (auto it = queue_.begin(); it != queue_.end() && queued_bytes_ + in_socket_ + incoming > budget_;) {
-      if (!it->frame) {
-        ++it;
-        continue;
-      }
-      queued_bytes_ -= entry_size(*it);
+    for (; drop_from_ < queue_.size() && queued_bytes_ + in_socket_ + incoming > budget_; ++drop_from_) {
+      Entry& e = queue_[drop_from_];
+      if (!e.frame) continue;  // a reply (never dropped) or already dropped
+      queued_bytes_ -= entry_size(e);
+      e.frame.reset();
+      ++holes_;
       ++dropped_total_;
       ++dropped_unreported_;
-      it = queue_.erase(it);
+    }
+    // Dropped entries stay until take(); a client that stays behind for long
+    // between takes would pile them up, so squeeze them out now and then
+    // (amortised: only once they are the larger half).
+    if (holes_ > 64 && holes_ * 2 > queue_.size()) {
+      const auto prefix_end = queue_.begin() + static_cast<std::ptrdiff_t>(drop_from_);
+      const auto kept_end =
+          std::remove_if(queue_.begin(), prefix_end, [](const Entry& e) { return !e.frame && e.reply.empty(); });
+      const size_t kept = static_cast<size_t>(kept_end - queue_.begin());
+      queue_.erase(kept_end, prefix_end);
+      drop_from_ = kept;
+      holes_ = 0;
     }
     if (queued_bytes_ + in_socket_ + incoming <= budget_) return true;
     // Even an empty queue cannot take it (replies or the socket hold the
@@ -83,11 +96,13 @@ Outbox::Offer Outbox::offer_reply(std::string ws_frame) {
 }
 
 size_t Outbox::take(std::string& out) {
-  std::deque<Entry> taken;
+  std::vector<Entry> taken;
   uint64_t dropped = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     taken.swap(queue_);
+    drop_from_ = 0;
+    holes_ = 0;
     dropped = dropped_unreported_;
     dropped_unreported_ = 0;
     in_socket_ += queued_bytes_;  // until the I/O thread reports what the socket really holds
@@ -95,13 +110,17 @@ size_t Outbox::take(std::string& out) {
     flush_pending_ = false;
   }
   size_t total = 0;
-  for (const auto& e : taken) total += entry_size(e);
+  size_t count = 0;
+  for (const auto& e : taken) {
+    total += entry_size(e);
+    if (e.frame || !e.reply.empty()) ++count;
+  }
   std::string notice;
   if (dropped > 0) notice = ws_text_frame("{\"type\":\"dropped\",\"count\":" + std::to_string(dropped) + "}");
   out.reserve(out.size() + total + notice.size());
   out += notice;
   for (const auto& e : taken) out += e.frame ? e.frame->bytes(format_) : e.reply;
-  return taken.size();
+  return count;
 }
 
 void Outbox::set_in_socket(size_t bytes) {

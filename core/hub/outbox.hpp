@@ -5,9 +5,9 @@
 // thread, drained by the connection's I/O thread in one coalesced write.
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/hub/frame.hpp"
 
@@ -50,7 +50,7 @@ class Outbox {
  private:
   struct Entry {
     FramePtr frame;     // a message, or null for a reply
-    std::string reply;  // a complete frame when frame is null
+    std::string reply;  // a complete frame when frame is null; empty in a dropped entry
   };
   size_t entry_size(const Entry& e) const { return e.frame ? e.frame->bytes(format_).size() : e.reply.size(); }
   bool make_room_locked(size_t incoming);
@@ -60,7 +60,13 @@ class Outbox {
   const size_t budget_;
   const SlowClientPolicy policy_;
   const WireFormat format_;
-  std::deque<Entry> queue_;
+  // A vector, not a std::deque: an empty libstdc++ deque already holds a
+  // 512-byte block and its map, and most of an idle bridge's outboxes are
+  // empty (docs/BENCHMARKS.md, memory per connection). Dropped entries stay
+  // in place, emptied, until take().
+  std::vector<Entry> queue_;
+  size_t drop_from_ = 0;  // entries before it are replies or dropped: drop-oldest starts here
+  size_t holes_ = 0;      // dropped entries still in queue_
   size_t queued_bytes_ = 0;
   size_t in_socket_ = 0;
   uint64_t dropped_total_ = 0;

@@ -7,6 +7,7 @@
 
 #include "core/hub/hub.hpp"
 #include "core/hub/outbox.hpp"
+#include "tests/unit/alloc_count.hpp"
 #include "tests/unit/fakes.hpp"
 
 using namespace kws;
@@ -218,6 +219,42 @@ TEST_CASE("outbox: drop-oldest keeps the newest, never drops replies, and report
   std::string again;
   box.take(again);
   CHECK(again.empty());
+}
+
+TEST_CASE("outbox: drop-oldest under a long backlog keeps order, replies and the exact count") {
+  auto make = [](int64_t offset) {
+    return encode_frame(MessageView{"t", 0, offset, 5, TimestampType::create_time, std::nullopt, std::string_view("0123456789"), {}});
+  };
+  const std::string ack1 = ws_text_frame("{\"type\":\"ack\",\"id\":1}");
+  const std::string ack2 = ws_text_frame("{\"type\":\"ack\",\"id\":2}");
+  // Room for both replies and exactly the newest three frames.
+  Outbox box(ack1.size() + ack2.size() + 3 * make(4999)->text.size(), SlowClientPolicy::drop_oldest, WireFormat::text);
+  box.offer_reply(ack1);
+  for (int64_t i = 0; i < 5000; ++i) {
+    FramePtr f = make(i);
+    box.offer(&f, 1);
+    if (i == 2500) box.offer_reply(ack2);
+  }
+  CHECK(box.dropped() == 4997);
+  std::string out;
+  CHECK(box.take(out) == 5);  // both replies and the newest three
+  auto at = [&](const std::string& needle) { return out.find(needle); };
+  CHECK(at("{\"type\":\"dropped\",\"count\":4997}") == at("{\"type\":\"dropped\""));
+  CHECK(at("\"id\":1}") < at("\"id\":2}"));
+  CHECK(at("\"id\":2}") < at("\"offset\":4997"));
+  CHECK(at("\"offset\":4997") < at("\"offset\":4998"));
+  CHECK(at("\"offset\":4998") < at("\"offset\":4999"));
+  CHECK(at("\"offset\":4996") == std::string::npos);
+}
+
+TEST_CASE("outbox: an idle outbox costs no heap memory") {
+  // Thousands of quiet connections each own one (docs/BENCHMARKS.md).
+  kws::test::CountAllocations count;
+  Outbox box(1 << 20, SlowClientPolicy::drop_oldest, WireFormat::text);
+  CHECK(count.allocations() == 0);
+  std::string out;
+  CHECK(box.take(out) == 0);
+  CHECK(count.allocations() == 0);
 }
 
 TEST_CASE("frame: WebSocket headers for each length class, and the kafka-binary layout") {

@@ -1,0 +1,27 @@
+#pragma once
+#include "cmd/common.hpp"
+
+namespace kws::cmd {
+
+struct BenchOptions {
+  ConnectionOptions connection;
+  std::string url;
+  std::string topic = "kws-bench";
+  int clients = 100;
+  double rate = 1000;
+  double duration = 10;
+  int size = 150;
+  int idle = 0;
+  bool binary = false;
+  bool json = false;
+  int pid = 0;
+  double settle = 1;
+  double drain = 10;
+  double connect_timeout = 60;
+};
+
+extern const CommandDoc bench_doc;
+CLI::App* register_bench(CLI::App& parent, BenchOptions& options);
+int run_bench(const BenchOptions& options);
+
+}  // namespace kws::cmd

@@ -1,0 +1,101 @@
+#pragma once
+// Many WebSocket clients on one epoll thread, with no WebSocket library: the
+// bench's clients must cost the bridge under test as little CPU as possible
+// (the machine is shared). Each client does the RFC 6455 handshake, reads
+// unmasked server frames, answers pings, and counts the messages of this
+// run: unique per client (a bitmap per client, so duplicates are exact),
+// and their latency from the stamp the producer wrote into each message.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/bench/histogram.hpp"
+#include "core/bench/wire.hpp"
+#include "core/util/log.hpp"
+
+namespace kws::bench {
+
+struct SwarmOptions {
+  WsUrl url;
+  std::string target;                   // request target: path and query
+  std::string subprotocol = "kafka-text";
+  size_t clients = 1;
+  std::string tag;                      // this run's stamp tag (wire.hpp)
+  uint64_t planned_messages = 0;        // seq numbers counted: [0, planned)
+  size_t max_connecting = 256;          // handshakes in flight at once (the server's accept backlog)
+};
+
+struct SwarmCounters {
+  uint64_t stamped = 0;           // frames with this run's stamp, duplicates included
+  uint64_t unique = 0;            // distinct (client, seq) pairs
+  uint64_t duplicates = 0;
+  uint64_t foreign = 0;           // data frames without this run's stamp (other data on the topic)
+  uint64_t error_frames = 0;      // {"type":"error"} from a kws bridge
+  std::string first_error_frame;
+  uint64_t dropped_reported = 0;  // sum of {"type":"dropped","count":N}
+  uint64_t closed_by_server = 0;  // close frames or EOF not asked for
+  std::string first_close;
+  uint64_t pings = 0;
+  uint64_t first_rx_ns = 0;       // receipt of the first and last stamped frame
+  uint64_t last_rx_ns = 0;
+  uint64_t reads = 0;
+  uint64_t read_bytes = 0;
+};
+
+uint64_t monotonic_ns();
+
+class Swarm {
+ public:
+  explicit Swarm(SwarmOptions options);
+  ~Swarm();
+  Swarm(const Swarm&) = delete;
+  Swarm& operator=(const Swarm&) = delete;
+
+  // Opens every connection, at most max_connecting handshakes at a time.
+  // Throws kws::Error when one cannot connect or the server refuses the
+  // upgrade (with the server's answer), or when `deadline_ns` passes; returns
+  // early (some clients not open) when `stop` says so.
+  void connect(uint64_t deadline_ns, const StopCheck& stop);
+  // Handles socket events for up to `timeout_ms`.
+  void pump(int timeout_ms);
+  // Sends a close frame (1000) on every open connection, waits up to
+  // `timeout_ms` for the server to close, then closes every socket.
+  void close_all(int timeout_ms);
+
+  size_t clients() const;
+  size_t open_clients() const { return open_; }
+  size_t subscribed_clients() const { return subscribed_; }
+  // Open clients that have fewer than `expected` unique messages.
+  size_t incomplete(uint64_t expected) const;
+  const SwarmCounters& counters() const { return counters_; }
+  const LatencyHistogram& latency() const { return latency_; }
+
+ private:
+  struct Client;
+  void start_connect(size_t index);
+  void on_event(Client& c, uint32_t events);
+  void on_readable(Client& c);
+  bool on_frames(Client& c, std::string_view bytes, uint64_t rx_ns, size_t& used);
+  void on_message(Client& c, int opcode, std::string_view payload, uint64_t rx_ns);
+  void mark_closed(Client& c, const std::string& why, bool by_server);
+
+  SwarmOptions options_;
+  std::string request_;
+  std::string accept_;
+  std::vector<unsigned char> address_;  // sockaddr of the server
+  int family_ = 0;
+  int epoll_fd_ = -1;
+  std::vector<Client> clients_;
+  size_t next_ = 0;        // next client to start connecting
+  size_t connecting_ = 0;  // started, handshake not answered
+  size_t open_ = 0;
+  size_t subscribed_ = 0;
+  bool closing_ = false;   // close_all() began: closes are ours
+  std::string fatal_;      // a handshake failure, thrown by connect()
+  SwarmCounters counters_;
+  LatencyHistogram latency_;
+  std::vector<char> buffer_;
+};
+
+}  // namespace kws::bench

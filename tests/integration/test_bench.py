@@ -1,0 +1,165 @@
+"""kws bench against a kws serve it starts (embedded broker): a short load
+run must deliver every message to every client exactly once, in both
+subprotocols; idle mode reports the bridge's memory per connection; bad
+URLs, refused upgrades and closed ports fail clearly. Timing is not judged
+here (docs/BENCHMARKS.md is)."""
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+
+import kwstest
+
+try:
+    import kafka
+    import websockets
+except ImportError:  # reported by kwstest.main() as a skip
+    kafka = websockets = None
+
+
+class BenchAgainstServe(kwstest.KwsTestCase):
+    broker_args = None  # kws serve runs its own embedded broker
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.serve = kwstest.Background(["serve", "-l", "127.0.0.1:0"])
+        cls.serve.wait_for_output(lambda out: b"BROKERS=" in out and out.endswith(b"\n"), timeout=30,
+                                  what="URL= and BROKERS= from kws serve")
+        lines = dict(l.split("=", 1) for l in cls.serve.lines() if "=" in l)
+        cls.url = lines["URL"]
+        cls.serve_brokers = lines["BROKERS"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.serve.kill()
+        super().tearDownClass()
+
+    def bench(self, *args, rc=0, timeout=60):
+        r = kwstest.kws("bench", *args, timeout=timeout)
+        self.assertEqual(r.rc, rc, str(r))
+        return r
+
+    def load(self, *args):
+        r = self.bench(self.url, "-b", self.serve_brokers, "-t", self.topic(), "--json",
+                       "--pid", self.serve.proc.pid, *args)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["lost"], 0, str(r))
+        self.assertEqual(doc["duplicates"], 0, str(r))
+        self.assertEqual(doc["received"], doc["expected"], str(r))
+        self.assertEqual(doc["expected"], doc["produced"] * doc["clients"], str(r))
+        self.assertEqual(doc["produced"], doc["planned"], str(r))
+        self.assertTrue(doc["subscribed_confirmed"], str(r))
+        self.assertTrue(doc["clean"], str(r))
+        self.assertEqual((doc["closed_by_server"], doc["error_frames"], doc["dropped_by_server"]), (0, 0, 0), str(r))
+        self.assertGreater(doc["p99_ms"], 0, str(r))
+        self.assertLessEqual(doc["p50_ms"], doc["p99_ms"], str(r))
+        return r, doc
+
+    def test_every_client_gets_every_message_once(self):
+        r, doc = self.load("-c", 20, "-r", 200, "-d", 1)
+        self.assertEqual(doc["expected"], 20 * 200, str(r))
+        bridge = doc["bridge"]
+        self.assertEqual(bridge["pid"], self.serve.proc.pid)
+        self.assertGreater(bridge["rss_kb_connected"], 0, str(r))
+        self.assertGreaterEqual(bridge["rss_kb_peak"], bridge["rss_kb_connected"], str(r))
+        # The bridge reads Kafka over TCP through its embedded broker's front end.
+        self.assertGreaterEqual(bridge["kafka_connections"], 1, str(r))
+        for needle in ("deliveries/s", "latency ms", "p99", "lost 0, duplicates 0", "Kafka conns"):
+            self.assertIn(needle, r.stderr, str(r))
+
+    def test_kafka_binary_subprotocol(self):
+        r, doc = self.load("-c", 5, "-r", 100, "-d", 0.5, "--binary", "-s", 300)
+        self.assertEqual(doc["subprotocol"], "kafka-binary")
+        self.assertEqual(doc["expected"], 5 * 50, str(r))
+
+    def test_idle_connections(self):
+        r = self.bench(self.url, "-b", self.serve_brokers, "-t", self.topic(), "--idle", 30, "-d", 0.3, "--json",
+                       "--pid", self.serve.proc.pid)
+        doc = json.loads(r.stdout)
+        self.assertEqual((doc["mode"], doc["clients"], doc["closed_by_server"]), ("idle", 30, 0), str(r))
+        self.assertIn("rss_bytes_per_connection", doc["bridge"], str(r))
+        self.assertIn("per connection", r.stderr)
+
+    def test_refused_upgrade_shows_the_servers_reason(self):
+        r = self.bench(self.url + "v2/broker/?bogus=1", "-b", self.serve_brokers, "-c", 2, "-d", 0.2, rc=1)
+        self.assertRegex(r.stderr, r"kws: error: the server answered 'HTTP/1.1 400[^']*': .*bogus")
+
+    def test_closed_port(self):
+        holder = kwstest.free_port_holder()
+        try:
+            port = holder.getsockname()[1]
+            r = self.bench("ws://127.0.0.1:%d/" % port, "-b", self.serve_brokers, "-c", 2, "-d", 0.2, rc=1)
+        finally:
+            holder.close()
+        self.assertIn("cannot connect to 127.0.0.1:%d" % port, r.stderr)
+
+    def test_interrupt_prints_the_partial_report(self):
+        with kwstest.Background(["bench", self.url, "-b", self.serve_brokers, "-t", self.topic(), "-c", 3,
+                                 "-r", 100, "-d", 60]) as bg:
+            kwstest.wait_until(lambda: self.serve_connections() >= 3 or bg.proc.poll() is not None, timeout=20,
+                               what="three bench clients connected to kws serve")
+            bg.signal(signal.SIGINT)
+            self.assertEqual(bg.wait(timeout=15), 130, bg.describe())
+            self.assertIn(b"(interrupted)", bg.err, bg.describe())
+
+    def serve_connections(self):
+        import urllib.request
+        with urllib.request.urlopen(self.url.replace("ws://", "http://") + "metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("kws_serve_connections "):
+                    return float(line.split()[1])
+        return 0
+
+    def test_usage_errors(self):
+        for args, needle in [(["http://h:1/"], "expected ws://HOST:PORT/"),
+                             (["wss://h:1/"], "wss:// is not supported"),
+                             (["ws://h:1/", "-s", "10"], "--size"),
+                             (["ws://h:1/", "--idle", "5", "-c", "5"], "excludes"),
+                             (["ws://h:1/", "--pid", "999999999"], "--pid"),
+                             ([], "url is required")]:
+            r = self.bench(*args, rc=2)
+            self.assertRegex(r.stderr, re.escape(needle), str(r))
+
+
+class BenchAgainstKafkaWebsocket(kwstest.KwsTestCase):
+    """A server that, like kafka-websocket, confirms no subscription: kws
+    bench waits --settle seconds instead, and still counts exactly."""
+
+    broker_args = ["--partitions", "2"]
+
+    def test_settle_instead_of_subscribed_frames(self):
+        topic = self.topic()
+        self.send(topic, "create-the-topic")
+        err = tempfile.TemporaryFile()
+        self.addCleanup(err.close)
+        server = kwstest.spawn([sys.executable, "-B", os.path.join(kwstest.HERE, "fake_kafka_websocket.py"),
+                                self.brokers, topic], stdout=subprocess.PIPE, stderr=err, env=kwstest.clean_env())
+        try:
+            ready, _, _ = select.select([server.stdout], [], [], 20)
+            line = server.stdout.readline().decode() if ready else ""
+            if not line.startswith("READY "):
+                server.kill()
+                server.wait()
+                err.seek(0)
+                self.fail("fake kafka-websocket server not ready in 20 s: %r %r" % (line, err.read()))
+            url = line.split()[1]
+            r = kwstest.kws("bench", url, "-b", self.brokers, "-t", topic, "-c", 5, "-r", 100, "-d", 1,
+                            "--settle", 1, "--json", timeout=60)
+            self.assertEqual(r.rc, 0, str(r))
+            doc = json.loads(r.stdout)
+            self.assertFalse(doc["subscribed_confirmed"], str(r))
+            self.assertEqual((doc["expected"], doc["received"], doc["lost"], doc["duplicates"]), (500, 500, 0, 0), str(r))
+            self.assertIn('sent no "subscribed" frames', r.stderr)
+        finally:
+            server.kill()
+            server.wait()
+
+
+if __name__ == "__main__":
+    kwstest.main(requires_modules={"kafka": kafka, "websockets": websockets})

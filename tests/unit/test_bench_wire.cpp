@@ -1,0 +1,159 @@
+// kws bench's wire pieces: stamps, URLs, the handshake and frames.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "core/bench/histogram.hpp"
+#include "core/bench/process_probe.hpp"
+#include "core/bench/wire.hpp"
+#include "core/util/error.hpp"
+
+using namespace kws::bench;
+
+TEST_CASE("bench wire: a stamp round-trips inside an envelope, a text frame and a binary frame") {
+  const std::string tag = make_run_tag();
+  REQUIRE(tag.size() == kTagBytes);
+  std::string msg;
+  format_message(msg, tag, 12345, 987654321012345ull, 150);
+  CHECK(msg.size() == 150);
+  CHECK(msg.find_first_not_of("x", msg.rfind(':') + 1) == std::string::npos);
+  for (const std::string& frame :
+       {msg, "{\"topic\":\"t\",\"partition\":0,\"offset\":7,\"message\":\"" + msg + "\"}", std::string("\x01t") + msg}) {
+    auto s = find_stamp(frame, tag);
+    REQUIRE(s);
+    CHECK(s->seq == 12345);
+    CHECK(s->sent_ns == 987654321012345ull);
+  }
+  CHECK_FALSE(find_stamp(msg, std::string(kTagBytes, 'z')));  // another run's message
+  CHECK_FALSE(find_stamp(msg.substr(0, 20), tag));            // truncated stamp
+  // Too small a size still carries the whole stamp.
+  format_message(msg, tag, UINT64_MAX, UINT64_MAX, 10);
+  CHECK(msg.size() <= kMaxStampBytes);
+  REQUIRE(find_stamp(msg, tag));
+  CHECK(find_stamp(msg, tag)->seq == UINT64_MAX);
+}
+
+TEST_CASE("bench wire: ws:// URLs and the subscribe target") {
+  auto u = parse_ws_url("ws://127.0.0.1:8080/");
+  CHECK(u.host == "127.0.0.1");
+  CHECK(u.port == 8080);
+  CHECK(subscribe_target(u, "kws-bench") == "/v2/broker/?topics=kws-bench");
+  CHECK(subscribe_target(parse_ws_url("ws://h"), "a b,c") == "/v2/broker/?topics=a%20b%2Cc");
+  CHECK(parse_ws_url("ws://h").port == 80);
+  CHECK(subscribe_target(parse_ws_url("ws://h:1/ws/v2/broker/?offset=latest"), "t") == "/ws/v2/broker/?offset=latest&topics=t");
+  auto v6 = parse_ws_url("ws://[::1]:9000/");
+  CHECK(v6.host == "::1");
+  CHECK(v6.port == 9000);
+  for (const char* bad : {"http://h:1/", "wss://h:1/", "ws://", "ws://h:0/", "ws://h:70000/", "ws://h:x/", "ws://h:/",
+                          "ws://[::1/", "ws://u@h:1/", "h:1"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(parse_ws_url(bad), kws::Error);
+  }
+}
+
+TEST_CASE("bench wire: the handshake accept value and answer checks") {
+  // RFC 6455 section 1.3's example.
+  CHECK(websocket_accept("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  auto u = parse_ws_url("ws://127.0.0.1:8080/");
+  std::string req = handshake_request(u, "/v2/broker/?topics=t", "KEY", "kafka-text");
+  CHECK(req.rfind("GET /v2/broker/?topics=t HTTP/1.1\r\n", 0) == 0);
+  CHECK(req.find("Sec-WebSocket-Protocol: kafka-text\r\n") != std::string::npos);
+  CHECK(req.size() > 4);
+  CHECK(req.substr(req.size() - 4) == "\r\n\r\n");
+
+  const std::string ok =
+      "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nSEC-WEBSOCKET-ACCEPT: abc=\r\n"
+      "Sec-WebSocket-Protocol: kafka-text\r\n\r\n\x81\x02hi";
+  auto a = check_handshake(ok, "abc=", "kafka-text");
+  CHECK(a.ok);
+  CHECK(a.header_bytes == ok.size() - 4);
+  CHECK(check_handshake(ok.substr(0, 40), "abc=", "kafka-text").header_bytes == 0);  // incomplete
+  auto wrong = check_handshake(ok, "xyz=", "kafka-text");
+  CHECK_FALSE(wrong.ok);
+  CHECK(wrong.error.find("Accept") != std::string::npos);
+  CHECK_FALSE(check_handshake(ok, "abc=", "kafka-binary").ok);
+  auto refused = check_handshake("HTTP/1.1 400 Bad Request\r\nContent-Length: 22\r\n\r\nunknown parameter 'x'\n", "abc=",
+                                 "kafka-text");
+  CHECK_FALSE(refused.ok);
+  CHECK(refused.error == "the server answered 'HTTP/1.1 400 Bad Request': unknown parameter 'x'");
+}
+
+TEST_CASE("bench wire: server frames parse whole, split, extended and bad") {
+  std::string error;
+  FrameView f;
+  std::string two = std::string("\x81\x03" "abc" "\x89\x00", 7);
+  REQUIRE(parse_server_frame(two, f, error) == 5);
+  CHECK(f.opcode == op_text);
+  CHECK(f.payload == "abc");
+  REQUIRE(parse_server_frame(std::string_view(two).substr(5), f, error) == 2);
+  CHECK(f.opcode == op_ping);
+  for (size_t cut = 0; cut < 5; cut++) CHECK(parse_server_frame(two.substr(0, cut), f, error) == 0);
+  CHECK(error.empty());
+
+  std::string big(300, 'y');
+  std::string ext = std::string("\x82\x7e\x01\x2c", 4) + big;
+  REQUIRE(parse_server_frame(ext, f, error) == ext.size());
+  CHECK(f.payload.size() == 300);
+  std::string huge = std::string("\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00", 10) + std::string(65536, 'z');
+  REQUIRE(parse_server_frame(huge, f, error) == huge.size());
+  CHECK(f.payload.size() == 65536);
+  CHECK(parse_server_frame(std::string("\x02\x01z", 3), f, error) == 3);
+  CHECK_FALSE(f.fin);
+
+  CHECK(parse_server_frame(std::string("\x81\x81\x00\x00\x00\x00z", 7), f, error) == 0);
+  CHECK(error.find("masked") != std::string::npos);
+  error.clear();
+  CHECK(parse_server_frame(std::string("\xc1\x00", 2), f, error) == 0);
+  CHECK(error.find("reserved") != std::string::npos);
+  error.clear();
+  CHECK(parse_server_frame(std::string("\x82\x7f\x7f\x00\x00\x00\x00\x00\x00\x00", 10), f, error, 1 << 20) == 0);
+  CHECK(error.find("limit") != std::string::npos);
+}
+
+TEST_CASE("bench wire: client frames are masked and unmask to the payload") {
+  for (size_t n : {0, 5, 125, 126, 65535, 65536}) {
+    std::string payload(n, 'p');
+    std::string f = client_frame(op_pong, payload);
+    auto b = reinterpret_cast<const unsigned char*>(f.data());
+    CHECK(b[0] == 0x8a);
+    CHECK((b[1] & 0x80) != 0);
+    size_t header = n < 126 ? 2 : n < 65536 ? 4 : 10;
+    REQUIRE(f.size() == header + 4 + n);
+    const unsigned char* key = b + header;
+    std::string unmasked;
+    for (size_t i = 0; i < n; i++) unmasked += static_cast<char>(b[header + 4 + i] ^ key[i & 3]);
+    CHECK(unmasked == payload);
+  }
+  CHECK(close_reason(std::string("\x03\xf0slow client", 13)) == std::pair<int, std::string>(1008, "slow client"));
+  CHECK(close_reason("").first == 1005);
+}
+
+TEST_CASE("bench histogram: quantiles over fine and coarse buckets") {
+  LatencyHistogram h;
+  CHECK(h.quantile_ms(0.99) == 0);
+  for (uint64_t us = 1; us <= 1000; us++) h.add(us);  // 1 us .. 1 ms
+  CHECK(h.quantile_ms(0.5) == Approx(0.500));
+  CHECK(h.quantile_ms(0.99) == Approx(0.990));
+  CHECK(h.quantile_ms(1.0) == Approx(1.000));
+  h.add(2500000, 10);  // 2.5 s, in the coarse buckets
+  CHECK(h.count() == 1010);
+  CHECK(h.quantile_ms(0.999) == Approx(2500));
+  CHECK(h.max_ms() == Approx(2500));
+}
+
+TEST_CASE("bench probe: /proc/net/tcp rows and this process's own memory") {
+  auto row = parse_tcp_row(
+      "   3: 0100007F:C350 0100007F:2384 01 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 20 4 30 10 -1");
+  REQUIRE(row);
+  CHECK(row->local_port == 50000);
+  CHECK(row->remote_port == 9092);
+  CHECK(row->state == 1);
+  CHECK(row->inode == 4242);
+  CHECK_FALSE(parse_tcp_row("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"));
+  auto me = read_memory(getpid());
+  REQUIRE(me);
+  CHECK(me->rss_kb > 0);
+  CHECK(me->hwm_kb >= me->rss_kb);
+  CHECK(read_cpu_seconds(getpid()));
+  CHECK(count_connections_to(getpid(), {9092}) == size_t(0));
+}
