@@ -545,7 +545,7 @@ class FlowControl(ServeTestCase):
                            what="the subscription")
         sent = self.flood(t)
         kwstest.wait_until(lambda: self.metrics(bg).get("kws_serve_topic_messages_total{topic=%s}" % t, 0) >= sent,
-                           timeout=30, what="the hub to read everything")
+                           timeout=60, what="the hub to read everything")
         received, dropped = 0, 0
         for opcode, payload in client.frames(timeout=3):
             doc = json.loads(payload)
