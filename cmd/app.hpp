@@ -7,6 +7,7 @@
 
 #include "cmd/broker.hpp"
 #include "cmd/common.hpp"
+#include "cmd/ingest.hpp"
 #include "cmd/send.hpp"
 #include "cmd/tail.hpp"
 #include "cmd/topics.hpp"
@@ -29,6 +30,7 @@ struct ConfigOptions {
 struct Cli {
   CLI::App app;
   BrokerOptions broker;
+  IngestOptions ingest;
   SendOptions send;
   TailOptions tail;
   TopicsOptions topics;
