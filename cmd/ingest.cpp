@@ -381,19 +381,6 @@ int run_ingest(const IngestOptions& o) {
   StderrLog plain_log = o.connection.log();
   StatusAwareLog log(plain_log, status);
 
-  // Kafka first: a cluster that is not there is an error before any feed
-  // connection is made.
-  std::unique_ptr<Producer> producer;
-  if (!o.dry_run) {
-    KafkaSettings settings = o.connection.resolve();
-    producer = std::make_unique<Producer>(settings, o.connection.kafka_context(log));
-    const int32_t partitions = producer->prepare_topic(o.topic);
-    if (o.partition >= partitions) {
-      throw Error("topic '" + o.topic + "' has " + std::to_string(partitions) + " partition(s); there is no partition " +
-                  std::to_string(o.partition));
-    }
-  }
-
   IngestBuffer buffer(limits);
   FeedRef feed_ref;
   FeedSession feed_session(feed_ref, buffer, session, std::move(rules), log);
@@ -404,6 +391,20 @@ int run_ingest(const IngestOptions& o) {
     feed = make_feed_client(client, feed_session, log);
   }
   feed_ref.target = feed.get();
+
+  // Kafka before the first feed connection: a cluster that is not there is
+  // an error before anything is read. (The feed client above only checked
+  // its settings and TLS files.)
+  std::unique_ptr<Producer> producer;
+  if (!o.dry_run) {
+    KafkaSettings settings = o.connection.resolve();
+    producer = std::make_unique<Producer>(settings, o.connection.kafka_context(log));
+    const int32_t partitions = producer->prepare_topic(o.topic);
+    if (o.partition >= partitions) {
+      throw Error("topic '" + o.topic + "' has " + std::to_string(partitions) + " partition(s); there is no partition " +
+                  std::to_string(o.partition));
+    }
+  }
 
   RecordSettings records;
   records.topic = o.topic;

@@ -1,6 +1,6 @@
 #include "core/ingest/runner.hpp"
 
-#include <thread>
+#include <algorithm>
 
 namespace kws {
 
@@ -75,6 +75,9 @@ bool IngestRunner::produce(IngestItem& item) {
 
 std::string IngestRunner::run(const RunLimits& limits, const RunHooks& hooks) {
   const Clock::time_point started = Clock::now();
+  // Popped items leave the buffer's accounting: keep the batch small against
+  // its limit so the total held stays within 1.25 times the limit.
+  const size_t batch = static_cast<size_t>(std::max<uint64_t>(1, std::min<uint64_t>(4096, buffer_.limits().messages / 4)));
   std::vector<IngestItem> pending;
   size_t next = 0;
   std::string reason;
@@ -121,7 +124,7 @@ std::string IngestRunner::run(const RunLimits& limits, const RunHooks& hooks) {
       pending.clear();
       next = 0;
       const bool idle = stopping && session_.finished();
-      if (buffer_.pop(pending, 4096, idle ? milliseconds(0) : milliseconds(10))) feed_.resume_reading();
+      if (buffer_.pop(pending, batch, idle ? milliseconds(0) : milliseconds(10))) feed_.resume_reading();
     }
     while (next < pending.size()) {
       if (!produce(pending[next])) {
@@ -159,7 +162,7 @@ std::string IngestRunner::run(const RunLimits& limits, const RunHooks& hooks) {
       if (next >= pending.size()) {
         pending.clear();
         next = 0;
-        buffer_.pop(pending, 4096, milliseconds(0));
+        buffer_.pop(pending, batch, milliseconds(0));
         if (pending.empty()) break;
         continue;
       }

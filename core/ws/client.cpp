@@ -4,7 +4,8 @@
 
 #include <openssl/ssl.h>
 
-#include <asio/ssl/host_name_verification.hpp>
+#include <openssl/x509v3.h>
+
 #include <thread>
 #include <type_traits>
 #include <websocketpp/client.hpp>
@@ -40,7 +41,15 @@ SslContext make_tls_context(const TlsOptions& tls, const std::string& host) {
     } else {
       load("the system CA store", "", [&](asio::error_code& ec) { ctx->set_default_verify_paths(ec); });
     }
-    ctx->set_verify_callback(asio::ssl::host_name_verification(host));
+    // OpenSSL checks the name itself, so a mismatch is reported as such by
+    // SSL_get_verify_result (asio's callback would only say "failed").
+    X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx->native_handle());
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    asio::error_code ec;
+    asio::ip::make_address(host, ec);
+    int ok = ec ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size())
+                : X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
+    if (ok != 1) throw Error("cannot check the host name '" + host + "' of the feed's certificate");
   }
   if (!tls.cert_file.empty()) {
     load("--client-cert", tls.cert_file, [&](asio::error_code& ec) { ctx->use_certificate_chain_file(tls.cert_file, ec); });
@@ -175,6 +184,15 @@ class Client : public FeedConnection {
   }
 
   std::string failure_text() {
+    if constexpr (std::is_same_v<Config, websocketpp::config::asio_tls_client>) {
+      long verify = SSL_get_verify_result(con_->get_socket().native_handle());
+      if (verify != X509_V_OK) {
+        return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify) +
+               (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH
+                    ? ""
+                    : " (is --ca right?)");
+      }
+    }
     std::string why = con_->get_ec().message();
     auto transport = con_->get_transport_ec();
     if (transport && transport != con_->get_ec()) why += ": " + transport.message();
