@@ -16,6 +16,7 @@
 #include "core/util/input.hpp"
 #include "core/util/output.hpp"
 #include "core/util/signals.hpp"
+#include "core/util/text_endpoint.hpp"
 #include "core/ws/client.hpp"
 
 namespace kws::cmd {
@@ -212,6 +213,9 @@ CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
   app->add_option("--duration", o.duration, "Stop after D")->type_name("D")->group(buf);
 
   const char* obs = "Output";
+  app->add_option("--metrics", o.metrics, "Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any)")
+      ->type_name("HOST:PORT")
+      ->group(obs);
   app->add_flag("--tee", o.tee, "Also write every message to stdout, one per line")->group(obs);
   app->add_flag("--dry-run", o.dry_run, "Connect and subscribe, print the first messages, produce nothing")->group(obs);
   app->add_flag("-q,--quiet", o.quiet, "No status line and no summary unless something went wrong")->group(obs);
@@ -286,6 +290,50 @@ class StatusAwareLog : public LogSink {
   LogSink& inner_;
   StatusLine& status_;
 };
+
+// Prometheus text exposition of one ingest run.
+std::string render_metrics(const SessionStats& s, const IngestBuffer::Stats& b, const BufferLimits& limits,
+                           const RunCounters& c) {
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, const std::string& samples) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + samples;
+  };
+  auto one = [](const char* name, uint64_t v) { return std::string(name) + " " + std::to_string(v) + "\n"; };
+  metric("kws_ingest_messages_received_total", "counter", "Messages read from the feed.",
+         one("kws_ingest_messages_received_total", s.received));
+  metric("kws_ingest_messages_filtered_total", "counter", "Messages --filter left out.",
+         one("kws_ingest_messages_filtered_total", s.filtered_out));
+  metric("kws_ingest_records_produced_total", "counter", "Records Kafka acknowledged.",
+         one("kws_ingest_records_produced_total", c.delivered));
+  metric("kws_ingest_records_failed_total", "counter", "Records Kafka refused or did not acknowledge.",
+         one("kws_ingest_records_failed_total", c.failed));
+  metric("kws_ingest_messages_dropped_total", "counter", "Messages dropped, by reason.",
+         "kws_ingest_messages_dropped_total{reason=\"oldest\"} " + std::to_string(b.dropped_oldest) +
+             "\nkws_ingest_messages_dropped_total{reason=\"newest\"} " + std::to_string(b.dropped_newest) +
+             "\nkws_ingest_messages_dropped_total{reason=\"oversize\"} " + std::to_string(s.oversize) + "\n");
+  metric("kws_ingest_connections_total", "counter", "Feed connections opened.",
+         one("kws_ingest_connections_total", s.connections));
+  metric("kws_ingest_connected", "gauge", "1 while the feed is connected.",
+         one("kws_ingest_connected", s.connected ? 1 : 0));
+  metric("kws_ingest_buffer_messages", "gauge", "Messages in the buffer.", one("kws_ingest_buffer_messages", b.messages));
+  metric("kws_ingest_buffer_bytes", "gauge", "Bytes in the buffer.", one("kws_ingest_buffer_bytes", b.bytes));
+  metric("kws_ingest_buffer_capacity_messages", "gauge", "--buffer-messages.",
+         one("kws_ingest_buffer_capacity_messages", limits.messages));
+  metric("kws_ingest_reading_paused", "gauge", "1 while a full buffer holds the feed back.",
+         one("kws_ingest_reading_paused", b.paused ? 1 : 0));
+  if (s.last_message_age) {
+    char age[64];
+    snprintf(age, sizeof age, "kws_ingest_last_message_age_seconds %.3f\n", s.last_message_age->count() / 1000.0);
+    metric("kws_ingest_last_message_age_seconds", "gauge", "Seconds since the last message.", age);
+  }
+  metric("kws_ingest_seq_skipped_total", "counter", "Sequence numbers the feed skipped (--seq-field).",
+         one("kws_ingest_seq_skipped_total", s.seq_skipped));
+  metric("kws_ingest_heartbeats_sent_total", "counter", "Application heartbeats sent.",
+         one("kws_ingest_heartbeats_sent_total", s.heartbeats_sent));
+  metric("kws_ingest_kafka_up", "gauge", "0 while every broker is unreachable.",
+         one("kws_ingest_kafka_up", c.kafka_down ? 0 : 1));
+  return out;
+}
 
 // The feed is created after the session that listens to it; this forwards
 // the session's calls to it.
@@ -419,6 +467,13 @@ int run_ingest(const IngestOptions& o) {
   records.ingest_headers = !o.no_source_headers;
   IngestRunner runner(feed_session, buffer, feed_ref, producer.get(), records, log);
 
+  std::unique_ptr<TextEndpoint> metrics;
+  if (!o.metrics.empty()) {
+    auto [host, port] = parse_host_port(o.metrics, "--metrics");
+    metrics = std::make_unique<TextEndpoint>(host, port, "text/plain; version=0.0.4");
+    log.note("metrics at http://" + host + ":" + std::to_string(metrics->port()) + "/metrics");
+  }
+
   OutputBuffer out(STDOUT_FILENO);
   RunHooks hooks;
   hooks.stop = [] { return stop_requested(); };
@@ -436,6 +491,7 @@ int run_ingest(const IngestOptions& o) {
     SessionStats s = feed_session.stats();
     IngestBuffer::Stats b = buffer.stats();
     const RunCounters& c = runner.counters();
+    if (metrics) metrics->set(render_metrics(s, b, limits, c));
     std::string line = std::string("kws: ") + (s.connected ? "connected" : "not connected") +
                        " | received " + std::to_string(s.received) + " | produced " + std::to_string(c.delivered) +
                        " | dropped " + std::to_string(b.dropped_oldest + b.dropped_newest + s.oversize) +

@@ -50,6 +50,7 @@ struct IngestOptions {
   unsigned long long count = 0;
   std::string duration = "0";
   // Observability.
+  std::string metrics;
   bool tee = false;
   bool dry_run = false;
   bool quiet = false;

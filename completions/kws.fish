@@ -79,6 +79,7 @@ complete -c kws -n '__fish_seen_subcommand_from ingest' -l buffer-bytes -r -d 'B
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l when-full -r -d 'What a full buffer does: stop reading, or drop and count'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -s c -l count -r -d 'Stop after N messages'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l duration -r -d 'Stop after D'
+complete -c kws -n '__fish_seen_subcommand_from ingest' -l metrics -r -d 'Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any)'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l tee -d 'Also write every message to stdout, one per line'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l dry-run -d 'Connect and subscribe, print the first messages, produce nothing'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -s q -l quiet -d 'No status line and no summary unless something went wrong'

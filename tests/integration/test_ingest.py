@@ -535,6 +535,41 @@ class KafkaPaused(IngestCase):
         self.assertTrue(any(c.ws.close_code == 1001 for c in f.connections), "closed with 1001 going away")
 
 
+class Observability(IngestCase):
+    def test_metrics_and_dry_run(self):
+        async def script(feed, conn):
+            for i in range(20):
+                await Feed.send(conn, "msg %d" % i)
+            await asyncio.sleep(30)
+        f = self.feed(script)
+        t = self.topic()
+        bg = self.background("ingest", f.url(), t, "--metrics", "127.0.0.1:0", *FAST)
+
+        def port():
+            m = re.search(rb"metrics at http://127.0.0.1:(\d+)/metrics", bg.err)
+            return m and int(m.group(1))
+        p = kwstest.wait_until(port, what="the metrics address on stderr")
+
+        def scrape():
+            import urllib.request
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % p, timeout=5) as r:
+                text = r.read().decode()
+            return text if "kws_ingest_records_produced_total 20" in text else None
+        text = kwstest.wait_until(scrape, what="20 produced in the metrics")
+        self.assertIn("kws_ingest_messages_received_total 20\n", text)
+        self.assertIn("kws_ingest_connected 1\n", text)
+        self.assertIn('kws_ingest_messages_dropped_total{reason="oldest"} 0\n', text)
+        self.assertIn("# TYPE kws_ingest_buffer_messages gauge\n", text)
+        bg.signal(signal.SIGTERM)
+        self.assertEqual(bg.wait(), 0, bg.describe())
+
+        # --dry-run: the first 10 messages on stdout, nothing produced, no Kafka needed.
+        t2 = self.topic("dry")
+        r = kwstest.kws("ingest", "-b", "127.0.0.1:1", "--dry-run", f.url(), t2, *FAST)
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertEqual(r.lines(), ["msg %d" % i for i in range(10)])
+
+
 class Usage(IngestCase):
     broker_args = None
 
