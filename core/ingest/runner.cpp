@@ -24,6 +24,10 @@ IngestRunner::IngestRunner(FeedSession& session, IngestBuffer& buffer, FeedConne
   }
 }
 
+IngestRunner::~IngestRunner() {
+  if (sink_) sink_->on_delivery({});
+}
+
 bool IngestRunner::produce(IngestItem& item) {
   if (!sink_) {
     if (!item.marker) ++counters_.echoed;
@@ -41,8 +45,9 @@ bool IngestRunner::produce(IngestItem& item) {
     set(kHeaderSource, records_.source);
     set(kHeaderReceived, std::to_string(item.received_ms));
     set(kHeaderConnection, std::to_string(item.connection));
-    if (item.downtime_ms >= 0) set(kHeaderDowntime, std::to_string(item.downtime_ms));
   }
+  // The outage marker stays even without the source headers.
+  if (item.downtime_ms >= 0) set(kHeaderDowntime, std::to_string(item.downtime_ms));
   if (item.binary) set(kHeaderFrame, "binary");
   if (item.marker) set(kHeaderMarker, item.connection > 1 ? "reconnected" : "connected");
   for (const auto& h : records_.extra_headers) {

@@ -62,6 +62,10 @@ class IngestRunner {
   // `sink` null: dry run, nothing is produced (records go to hooks.tee only).
   IngestRunner(FeedSession& session, IngestBuffer& buffer, FeedConnection& feed, MessageSink* sink,
                RecordSettings records, LogSink& log);
+  // Detaches from the sink's delivery reports, which may outlive the runner.
+  ~IngestRunner();
+  IngestRunner(const IngestRunner&) = delete;
+  IngestRunner& operator=(const IngestRunner&) = delete;
 
   // Runs until the session is finished and everything read is flushed (or
   // can no longer be). Returns why it stopped, in words.

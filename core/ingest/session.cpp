@@ -132,7 +132,8 @@ void FeedSession::handle(const Event& e, TimePoint now) {
     healthy_ = false;
     close_reason_.clear();
     if (stopping_) {
-      close_because("kws is shutting down");
+      // stop() may have asked already, while the attempt was connecting.
+      if (state_ != State::closing) close_because("kws is shutting down");
       return;
     }
     state_ = State::open;

@@ -119,7 +119,8 @@ class Client : public FeedConnection {
 
   void close(const std::string& why) override {
     post([this, why] {
-      if (!con_ || reported_) return;
+      // A second request must not cut a close handshake already under way.
+      if (!con_ || reported_ || !close_reason_.empty()) return;
       close_reason_ = why;
       websocketpp::lib::error_code ec;
       if (open_) {

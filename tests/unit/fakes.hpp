@@ -1,6 +1,8 @@
 #pragma once
 // Fakes for the seams in core/message_io.hpp and core/feed_io.hpp.
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,62 @@ struct FakeTime {
     now += d;
     wall += d.count();
   }
+};
+
+}  // namespace kws::test
+
+namespace kws::test {
+
+// Keeps copies of what was produced; refuses with queue_full the first
+// `refuse` times; reports deliveries on serve_deliveries (failing the values
+// listed in `fail_values`).
+class FakeSink : public MessageSink {
+ public:
+  struct Kept {
+    std::string topic;
+    std::optional<std::string> key;
+    std::string value;
+    std::vector<Header> headers;
+    int64_t timestamp_ms;
+    uint64_t token;
+  };
+  std::vector<Kept> kept;
+  int refuse = 0;
+  int refused = 0;
+  std::vector<std::string> fail_values;
+
+  ProduceOutcome try_produce(const OutgoingRecord& r) override {
+    if (refused < refuse) {
+      ++refused;
+      return {ProduceError::queue_full, "full"};
+    }
+    Kept k{std::string(r.topic), r.key ? std::optional<std::string>(std::string(*r.key)) : std::nullopt,
+           std::string(r.value.value_or("")), r.headers ? *r.headers : std::vector<Header>{}, r.timestamp_ms,
+           r.token};
+    kept.push_back(std::move(k));
+    pending_.push_back(kept.size() - 1);
+    return {};
+  }
+  void serve_deliveries(std::chrono::milliseconds) override {
+    for (size_t i : pending_) {
+      Delivery d;
+      d.topic = kept[i].topic;
+      for (const auto& f : fail_values) {
+        if (kept[i].value == f) {
+          d.error = ProduceError::timed_out;
+          d.message = "timed out";
+        }
+      }
+      if (handler_) handler_(d);
+    }
+    pending_.clear();
+  }
+  void on_delivery(std::function<void(const Delivery&)> h) override { handler_ = std::move(h); }
+  uint64_t in_flight() const override { return pending_.size(); }
+
+ private:
+  std::vector<size_t> pending_;
+  std::function<void(const Delivery&)> handler_;
 };
 
 }  // namespace kws::test
