@@ -84,14 +84,19 @@ class Client : public FeedConnection {
     endpoint_.set_fail_handler([this](connection_hdl h) { on_fail(h); });
     endpoint_.set_close_handler([this](connection_hdl h) { on_close(h); });
     endpoint_.set_message_handler([this](connection_hdl h, MessagePtr m) { on_message(h, m); });
-    endpoint_.set_pong_timeout_handler([this](connection_hdl h, std::string) { on_pong_timeout(h); });
+    endpoint_.set_pong_handler([this](connection_hdl h, std::string) {
+      if (current(h)) pong_timer_->cancel();
+      ping_outstanding_ = false;
+    });
     ping_timer_ = std::make_unique<asio::steady_timer>(endpoint_.get_io_service());
+    pong_timer_ = std::make_unique<asio::steady_timer>(endpoint_.get_io_service());
     thread_ = std::thread([this] { endpoint_.run(); });
   }
 
   ~Client() override {
     post([this] {
       ping_timer_->cancel();
+      pong_timer_->cancel();
       if (con_) {
         reported_ = true;  // nobody listens any more
         con_->terminate(websocketpp::lib::error_code());
@@ -135,6 +140,9 @@ class Client : public FeedConnection {
     post([this] {
       if (paused_) return;
       paused_ = true;
+      // The pong may now sit unread in the socket: not the feed's fault.
+      pong_timer_->cancel();
+      ping_outstanding_ = false;
       if (con_ && open_) con_->pause_reading();
     });
   }
@@ -168,7 +176,6 @@ class Client : public FeedConnection {
     con->set_max_message_size(static_cast<size_t>(settings_.max_message_size));
     con->set_open_handshake_timeout(static_cast<long>(settings_.open_timeout.count()));
     con->set_close_handshake_timeout(2000);
-    if (settings_.pong_timeout.count() > 0) con->set_pong_timeout(static_cast<long>(settings_.pong_timeout.count()));
     con_ = con;
     open_ = false;
     reported_ = false;
@@ -235,7 +242,9 @@ class Client : public FeedConnection {
   void finish() {
     reported_ = true;
     open_ = false;
+    ping_outstanding_ = false;
     ping_timer_->cancel();
+    pong_timer_->cancel();
   }
 
   void on_message(connection_hdl h, MessagePtr msg) {
@@ -243,12 +252,20 @@ class Client : public FeedConnection {
     listener_.on_feed_message(msg->get_raw_payload(), msg->get_opcode() == websocketpp::frame::opcode::binary);
   }
 
-  void on_pong_timeout(connection_hdl h) {
-    // While paused the pong may sit unread in the socket: not the feed's fault.
-    if (!current(h) || paused_) return;
-    close_reason_ = "no pong within " + std::to_string(settings_.pong_timeout.count()) + " ms";
-    // A peer that does not answer pings will not answer a close either.
-    con_->terminate(websocketpp::lib::error_code());
+  // websocketpp's own pong timer restarts with every ping, so it never fires
+  // when pings come more often than the timeout; this one runs from the
+  // first unanswered ping.
+  void start_pong_timer() {
+    if (settings_.pong_timeout.count() <= 0 || ping_outstanding_) return;
+    ping_outstanding_ = true;
+    pong_timer_->expires_after(settings_.pong_timeout);
+    ConnectionPtr con = con_;
+    pong_timer_->async_wait([this, con](const asio::error_code& ec) {
+      if (ec || con != con_ || !open_ || paused_ || reported_) return;
+      close_reason_ = "no pong within " + std::to_string(settings_.pong_timeout.count()) + " ms";
+      // A peer that does not answer pings will not answer a close either.
+      con_->terminate(websocketpp::lib::error_code());
+    });
   }
 
   void schedule_ping() {
@@ -260,6 +277,7 @@ class Client : public FeedConnection {
       if (!paused_) {
         websocketpp::lib::error_code pec;
         con_->ping("kws", pec);
+        if (!pec) start_pong_timer();
       }
       schedule_ping();
     });
@@ -270,12 +288,14 @@ class Client : public FeedConnection {
   LogSink& log_;
   Endpoint endpoint_;
   std::unique_ptr<asio::steady_timer> ping_timer_;
+  std::unique_ptr<asio::steady_timer> pong_timer_;
   std::thread thread_;
   // I/O thread only.
   ConnectionPtr con_;
   bool open_ = false;
   bool reported_ = false;
   bool paused_ = false;
+  bool ping_outstanding_ = false;
   std::string close_reason_;
 };
 

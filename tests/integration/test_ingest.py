@@ -258,6 +258,44 @@ class Reconnect(IngestCase):
         self.assertStderrMentions(r, "no message for 300ms (--stale-after)")
         self.assertEqual([v for _, v, _ in self.records(t)], [b"hello 1", b"hello 2", b"hello 3"])
 
+    def test_pong_timeout_reconnects(self):
+        """A feed that completes the handshake, sends one message per
+        connection and then never answers a ping (a raw socket, since
+        python3-websockets always answers)."""
+        import base64
+        import hashlib
+        import socket
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        self.addCleanup(srv.close)
+        conns = []
+
+        def serve():
+            while True:
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    return
+                conns.append(c)
+                req = b""
+                while b"\r\n\r\n" not in req:
+                    req += c.recv(4096)
+                key = re.search(rb"(?i)sec-websocket-key: *(\S+)", req).group(1)
+                accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+                c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+                msg = ("conn %d" % len(conns)).encode()
+                c.sendall(bytes([0x81, len(msg)]) + msg)  # then silence: pings go unanswered
+        threading.Thread(target=serve, daemon=True).start()
+        self.addCleanup(lambda: [c.close() for c in conns])
+        t = self.topic()
+        url = "ws://127.0.0.1:%d/" % srv.getsockname()[1]
+        r = self.kws("ingest", url, t, "--ping-interval", "200ms", "--pong-timeout", "300ms",
+                     "--backoff-initial", "50ms", "--count", 3)
+        self.assertStderrMentions(r, "no pong within 300 ms")
+        self.assertEqual([v for _, v, _ in self.records(t)], [b"conn 1", b"conn 2", b"conn 3"])
+
     def test_await_reply_timeout_reconnects(self):
         async def script(feed, conn):
             await Feed.wait_for_messages(conn, 1)
