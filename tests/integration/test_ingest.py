@@ -229,7 +229,11 @@ class Reconnect(IngestCase):
     def test_marker_records(self):
         f = self.feed(drop_after(3, 1))
         t = self.topic()
-        self.ingest(f.url(), t, "--subscribe", "a", "--subscribe", "b", "--markers", "record", "--count", 6, *FAST)
+        subs = os.path.join(kwstest.scratch_dir(), "subscribe")
+        with open(subs, "w") as fh:
+            fh.write("a\r\nb\n")
+        self.ingest(f.url(), t, "--subscribe-file", subs, "--markers", "record", "--count", 6, *FAST)
+        self.assertEqual([c.received[:2] for c in f.connections], [["a", "b"], ["a", "b"]])
         recs = self.records(t)
         markers = [(v, h) for _, v, h in recs if "kws-marker" in h]
         self.assertEqual([h["kws-marker"] for _, h in markers], [b"connected", b"reconnected"])
