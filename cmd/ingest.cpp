@@ -41,7 +41,7 @@ const CommandDoc ingest_doc{
     "containing --heartbeat-reply are taken as its answer (not produced). None of these exit: they "
     "reconnect.\n\n"
     "Records: the value is the message, the timestamp its receive time. Every record carries the "
-    "headers kws-source (the URL without user, password or query), kws-received-ms (receive time, "
+    "headers kws-source (the URL without user, password or query; - for stdin), kws-received-ms (receive time, "
     "ms since the epoch) and kws-connection (1 for the first connection, counting up on every "
     "reconnect), unless --no-source-headers. The first record of every reconnected connection also "
     "carries kws-downtime-ms, the time between losing the previous connection and opening this one, "
