@@ -9,6 +9,7 @@ messages from kws, what it sent) so the tests compare both ends."""
 import asyncio
 import os
 import re
+import shlex
 import signal
 import ssl
 import subprocess
@@ -605,11 +606,28 @@ class Observability(IngestCase):
         bg.signal(signal.SIGTERM)
         self.assertEqual(bg.wait(), 0, bg.describe())
 
+        # No status line into a pipe.
+        self.assertNotIn(b"| received", bg.err)
+
         # --dry-run: the first 10 messages on stdout, nothing produced, no Kafka needed.
         t2 = self.topic("dry")
         r = kwstest.kws("ingest", "-b", "127.0.0.1:1", "--dry-run", f.url(), t2, *FAST)
         self.assertEqual(r.rc, 0, str(r))
         self.assertEqual(r.lines(), ["msg %d" % i for i in range(10)])
+
+
+    def test_status_line_on_a_terminal(self):
+        async def script(feed, conn):
+            for i in range(1000):
+                await Feed.send(conn, "tick %d" % i)
+                await asyncio.sleep(0.05)
+        f = self.feed(script)
+        cmd = " ".join(shlex.quote(a) for a in [kwstest.KWS_BIN, "ingest", "-b", self.brokers, f.url(), self.topic(),
+                                               "--duration", "1.5s"] + FAST)
+        r = kwstest.run(["script", "-qec", cmd, "/dev/null"], timeout=30, env=kwstest.clean_env())
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertRegex(r.out, rb"kws: connected \| received \d+ \| produced \d+ \| dropped 0 \| reconnects 0 "
+                                rb"\| buffer \d+% \| last \d+ms ago", str(r))
 
 
 class Usage(IngestCase):
@@ -632,4 +650,4 @@ class Usage(IngestCase):
 
 
 if __name__ == "__main__":
-    kwstest.main(requires=["openssl"], requires_modules={"websockets": websockets, "kafka": kafka})
+    kwstest.main(requires=["openssl", "script"], requires_modules={"websockets": websockets, "kafka": kafka})
