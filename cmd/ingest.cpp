@@ -38,8 +38,9 @@ const CommandDoc ingest_doc{
     "Liveness: WebSocket pings every --ping-interval, and a reconnect when no pong arrives within "
     "--pong-timeout; --stale-after D reconnects when no message arrived for D; --heartbeat MSG is "
     "sent every --heartbeat-interval for feeds that want an application ping, and messages "
-    "containing --heartbeat-reply are taken as its answer (not produced). None of these exit: they "
-    "reconnect.\n\n"
+    "containing --heartbeat-reply are taken as its answer (not produced). For feeds that ping in "
+    "their own protocol, messages containing --answer-ping are answered with --answer-with and not "
+    "produced. None of these exit: they reconnect.\n\n"
     "Records: the value is the message, the timestamp its receive time. Every record carries the "
     "headers kws-source (the URL without user, password or query; - for stdin), kws-received-ms (receive time, "
     "ms since the epoch) and kws-connection (1 for the first connection, counting up on every "
@@ -161,6 +162,10 @@ CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
   app->add_option("--heartbeat-reply", o.heartbeat_reply, "Messages containing PATTERN answer the heartbeat; not produced")
       ->type_name("PATTERN")
       ->group(live);
+  app->add_option("--answer-ping", o.answer_ping, "Messages containing PATTERN are the feed's own pings: answer, do not produce")
+      ->type_name("PATTERN")
+      ->group(live);
+  app->add_option("--answer-with", o.answer_with, "The answer to --answer-ping")->type_name("MSG")->group(live);
 
   const char* rec = "Records";
   app->add_option("-H,--header", o.headers, "Kafka header on every record (repeatable)")
@@ -385,6 +390,9 @@ int run_ingest(const IngestOptions& o) {
   session.heartbeat = o.heartbeat;
   session.heartbeat_interval = duration_flag(o.heartbeat_interval, "--heartbeat-interval");
   session.heartbeat_reply = o.heartbeat_reply;
+  if (o.answer_ping.empty() != o.answer_with.empty()) throw usage_error("--answer-ping and --answer-with go together");
+  session.ping_pattern = o.answer_ping;
+  session.ping_answer = o.answer_with;
   session.backoff.initial = duration_flag(o.backoff_initial, "--backoff-initial");
   session.backoff.max = duration_flag(o.backoff_max, "--backoff-max");
   session.backoff.multiplier = o.backoff_multiplier;
@@ -522,7 +530,8 @@ int run_ingest(const IngestOptions& o) {
                         " oversize=" + std::to_string(s.oversize) + " failed=" + std::to_string(not_delivered) +
                         " connections=" + std::to_string(s.connections) + " key_missing=" +
                         std::to_string(s.key_missing) + " heartbeats_sent=" + std::to_string(s.heartbeats_sent) +
-                        " heartbeat_replies=" + std::to_string(s.heartbeat_replies);
+                        " heartbeat_replies=" + std::to_string(s.heartbeat_replies) +
+                        " pings_answered=" + std::to_string(s.pings_answered);
   if (!o.seq_field.empty()) {
     summary += " seq_gaps=" + std::to_string(s.seq_gaps) + " seq_skipped=" + std::to_string(s.seq_skipped) +
                " seq_out_of_order=" + std::to_string(s.seq_out_of_order) +

@@ -36,6 +36,8 @@ struct IngestOptions {
   std::string heartbeat;
   std::string heartbeat_interval = "0";
   std::string heartbeat_reply;
+  std::string answer_ping;
+  std::string answer_with;
   // Frames and records.
   std::string max_message_size = "16M";
   std::string key_field;

@@ -66,6 +66,8 @@ complete -c kws -n '__fish_seen_subcommand_from ingest' -l stale-after -r -d 'Re
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l heartbeat -r -d 'Application heartbeat message, sent every --heartbeat-interval'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l heartbeat-interval -r -d 'Interval of --heartbeat'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l heartbeat-reply -r -d 'Messages containing PATTERN answer the heartbeat; not produced'
+complete -c kws -n '__fish_seen_subcommand_from ingest' -l answer-ping -r -d 'Messages containing PATTERN are the feed'\''s own pings: answer, do not produce'
+complete -c kws -n '__fish_seen_subcommand_from ingest' -l answer-with -r -d 'The answer to --answer-ping'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -s H -l header -r -d 'Kafka header on every record (repeatable)'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -s p -l partition -r -d 'Partition (default: the partitioner'\''s choice by key)'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -s k -l key -r -d 'Key for every record'

@@ -60,6 +60,11 @@ void FeedSession::on_feed_message(std::string& payload, bool binary) {
     ++hb_replies_;
     return;
   }
+  if (!settings_.ping_pattern.empty() && matches_pattern(payload, settings_.ping_pattern)) {
+    feed_.send_text(settings_.ping_answer);
+    ++pings_answered_;
+    return;
+  }
   if (awaiting_.load(std::memory_order_relaxed) && matches_pattern(payload, settings_.await_reply)) {
     awaiting_ = false;
     reply_seen_ = true;
@@ -253,6 +258,7 @@ SessionStats FeedSession::stats() const {
   s.key_missing = key_missing_;
   s.heartbeat_replies = hb_replies_;
   s.heartbeats_sent = heartbeats_sent_;
+  s.pings_answered = pings_answered_;
   s.oversize = oversize_;
   s.seq_gaps = seq_gaps_;
   s.seq_skipped = seq_skipped_;

@@ -36,6 +36,10 @@ struct SessionSettings {
   std::string heartbeat;                     // "": none
   std::chrono::milliseconds heartbeat_interval{0};
   std::string heartbeat_reply;  // messages containing it are liveness, not data
+  // Feeds that ping in their own protocol: a message containing `ping_pattern`
+  // is answered with `ping_answer` and not produced.
+  std::string ping_pattern;
+  std::string ping_answer;
   BackoffSettings backoff;
   int64_t max_retries = -1;  // consecutive failed attempts allowed; -1: forever
   // A confirmed connection that stays up this long resets backoff and retries.
@@ -61,6 +65,7 @@ struct SessionStats {
   uint64_t key_missing = 0;      // --key-field set, message lacks it: null key
   uint64_t heartbeat_replies = 0;
   uint64_t heartbeats_sent = 0;
+  uint64_t pings_answered = 0;
   uint64_t oversize = 0;         // messages lost to --max-message-size
   uint64_t seq_gaps = 0, seq_skipped = 0, seq_out_of_order = 0, seq_skipped_across_reconnects = 0;
   bool connected = false;
@@ -129,7 +134,7 @@ class FeedSession : public FeedListener {
   std::atomic<bool> awaiting_{false};
   std::atomic<bool> reply_seen_{false};
   std::atomic<bool> taken_all_{false};
-  std::atomic<uint64_t> received_{0}, taken_{0}, filtered_{0}, key_missing_{0}, hb_replies_{0}, oversize_{0};
+  std::atomic<uint64_t> received_{0}, taken_{0}, filtered_{0}, key_missing_{0}, hb_replies_{0}, pings_answered_{0}, oversize_{0};
   std::atomic<uint64_t> seq_gaps_{0}, seq_skipped_{0}, seq_ooo_{0}, seq_across_{0};
 
   // Main loop only.

@@ -427,6 +427,20 @@ class Records(IngestCase):
         self.assertEqual(s["heartbeat_replies"], len(times))
         self.assertEqual(self.records(t), [], "heartbeat replies are not data")
 
+    def test_feed_pings_answered(self):
+        async def script(feed, conn):
+            await Feed.send(conn, '{"op":"ping","ts":1}')
+            await Feed.wait_for_messages(conn, 1)
+            await Feed.send(conn, "data")
+            await asyncio.sleep(30)
+        f = self.feed(script)
+        t = self.topic()
+        r = self.kws("ingest", f.url(), t, "--answer-ping", '"ping"', "--answer-with", '{"op":"pong"}',
+                     "--count", 1, *FAST)
+        self.assertEqual(f.connections[0].received, ['{"op":"pong"}'])
+        self.assertEqual([v for _, v, _ in self.records(t)], [b"data"])
+        self.assertEqual(summary(r)["pings_answered"], 1)
+
     def test_oversize_message_counted(self):
         async def script(feed, conn):
             await Feed.send(conn, "small-%d" % conn.index)

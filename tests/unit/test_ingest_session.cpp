@@ -261,3 +261,17 @@ TEST_CASE("session: a message over the size limit is counted and the feed reconn
   CHECK(r.session.stats().oversize == 1);
   CHECK(r.feed.connects == 2);
 }
+
+TEST_CASE("session: the feed's own pings are answered, not produced") {
+  SessionSettings s = fast();
+  s.ping_pattern = "\"ping\"";
+  s.ping_answer = R"({"op":"pong"})";
+  Rig r(s);
+  r.session.start();
+  r.session.on_feed_open();
+  r.message(R"({"op":"ping"})");
+  r.message("data");
+  CHECK(r.feed.sent == std::vector<std::string>{R"({"op":"pong"})"});
+  CHECK(r.drain().size() == 1);
+  CHECK(r.session.stats().pings_answered == 1);
+}
