@@ -102,6 +102,7 @@ std::unique_ptr<Cli> build_cli() {
   c.commands.push_back({register_broker(c.app, c.broker), &broker_doc, [&c] { return run_broker(c.broker); }, true});
   c.commands.push_back({register_send(c.app, c.send), &send_doc, [&c] { return run_send(c.send); }, true});
   c.commands.push_back({register_tail(c.app, c.tail), &tail_doc, [&c] { return run_tail(c.tail); }, true});
+  c.commands.push_back({register_ingest(c.app, c.ingest), &ingest_doc, [&c] { return run_ingest(c.ingest); }, true});
   c.commands.push_back({register_topics(c.app, c.topics), &topics_doc, [&c] { return run_topics(c.topics); }, true});
   c.commands.push_back({register_bench(c.app, c.bench), &bench_doc, [&c] { return run_bench(c.bench); }, true});
 

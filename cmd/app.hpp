@@ -8,6 +8,7 @@
 #include "cmd/bench.hpp"
 #include "cmd/broker.hpp"
 #include "cmd/common.hpp"
+#include "cmd/ingest.hpp"
 #include "cmd/send.hpp"
 #include "cmd/serve.hpp"
 #include "cmd/tail.hpp"
@@ -32,6 +33,7 @@ struct Cli {
   CLI::App app;
   BenchOptions bench;
   BrokerOptions broker;
+  IngestOptions ingest;
   SendOptions send;
   ServeOptions serve;
   TailOptions tail;

@@ -8,7 +8,7 @@ _kws() {
   local opts="" files="" offsets="" valued=""
   case "$cmd" in
     "")
-      COMPREPLY=($(compgen -W "serve broker send tail topics bench config completion --help --version" -- "$cur"))
+      COMPREPLY=($(compgen -W "serve broker send tail ingest topics bench config completion --help --version" -- "$cur"))
       return ;;
     serve)
       opts="-h --help -l --listen --client-buffer --slow-client --ping-interval --idle-timeout --max-frame --max-connections --ring-bytes --max-group-sessions --max-catchups --log-format -t --topic --partitions --broker-listen -b --brokers -X --property -F --config --timeout -v --verbose"
@@ -29,6 +29,11 @@ _kws() {
       files="-F --config"
       offsets="-o --offset"
       valued="-c --count -p --partition -G --group -f --format -b --brokers -X --property --timeout"
+      ;;
+    ingest)
+      opts="-h --help --subscribe --subscribe-file --await-reply --await-timeout --bearer --bearer-file --ws-header --origin --protocol --ca --client-cert --client-key --insecure --max-message-size --backoff-initial --backoff-max --backoff-multiplier --max-retries --ping-interval --pong-timeout --stale-after --heartbeat --heartbeat-interval --heartbeat-reply --answer-ping --answer-with -H --header -p --partition -k --key --key-field --filter --seq-field --markers --no-source-headers --buffer-messages --buffer-bytes --when-full -c --count --duration --metrics --tee --dry-run -q --quiet -b --brokers -X --property -F --config --timeout -v --verbose"
+      files="--subscribe-file --bearer-file --ca --client-cert --client-key -F --config"
+      valued="--subscribe --await-reply --await-timeout --bearer --ws-header --origin --protocol --max-message-size --backoff-initial --backoff-max --backoff-multiplier --max-retries --ping-interval --pong-timeout --stale-after --heartbeat --heartbeat-interval --heartbeat-reply --answer-ping --answer-with -H --header -p --partition -k --key --key-field --filter --seq-field --markers --buffer-messages --buffer-bytes --when-full -c --count --duration --metrics -b --brokers -X --property --timeout"
       ;;
     topics)
       opts="-h --help -J --json --groups -G --group -b --brokers -X --property -F --config --timeout -v --verbose"

@@ -41,6 +41,8 @@ struct Producer::Impl {
   std::optional<std::string> lost;  // sticky: the cluster is not trusted again
   std::mutex topics_mutex;  // try_produce may run on several I/O threads
   std::unordered_map<std::string, rd_kafka_topic_t*> topics;
+  std::string last_topic;
+  rd_kafka_topic_t* last_topic_handle = nullptr;
   std::function<void(const Delivery&)> handler;
   std::atomic<uint64_t> delivered{0};
   std::atomic<uint64_t> failed{0};
@@ -53,8 +55,15 @@ struct Producer::Impl {
 
   rd_kafka_topic_t* topic_handle(std::string_view topic) {
     std::lock_guard<std::mutex> lock(topics_mutex);
+    // Most callers produce to one topic: compare with the last one before
+    // building a std::string key (an allocation per record for long names).
+    if (last_topic_handle && topic == last_topic) return last_topic_handle;
     auto it = topics.find(std::string(topic));
-    if (it != topics.end()) return it->second;
+    if (it != topics.end()) {
+      last_topic = it->first;
+      last_topic_handle = it->second;
+      return it->second;
+    }
     rd_kafka_topic_t* handle = rd_kafka_topic_new(rk.get(), std::string(topic).c_str(), nullptr);
     if (!handle) return nullptr;
     topics.emplace(std::string(topic), handle);

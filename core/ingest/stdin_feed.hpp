@@ -1,0 +1,36 @@
+#pragma once
+// Standard input as a feed (`kws ingest - TOPIC`): one message per line, as
+// `kws send` reads it; its end is the end of the run.
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "core/feed_io.hpp"
+
+namespace kws {
+
+class StdinFeed : public FeedConnection {
+ public:
+  explicit StdinFeed(FeedListener& listener, int fd = 0) : listener_(listener), fd_(fd) {}
+  ~StdinFeed() override;
+
+  void connect() override;
+  void send_text(const std::string&) override {}  // nobody to send to
+  void close(const std::string& why) override;
+  void pause_reading() override;
+  void resume_reading() override;
+
+ private:
+  void run();
+
+  FeedListener& listener_;
+  int fd_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable resumed_;
+  bool paused_ = false;
+  std::atomic<bool> closing_{false};
+};
+
+}  // namespace kws
