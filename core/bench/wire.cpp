@@ -1,7 +1,5 @@
 #include "core/bench/wire.hpp"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -163,14 +161,6 @@ std::string new_handshake_key() {
   std::string raw(16, '\0');
   for (auto& c : raw) c = static_cast<char>(rd() & 0xff);
   return base64_encode(raw);
-}
-
-std::string websocket_accept(std::string_view key) {
-  std::string input(key);
-  input += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
-  return base64_encode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
 std::string handshake_request(const WsUrl& url, const std::string& target, std::string_view key,

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/util/text.hpp"  // websocket_accept
+
 namespace kws::bench {
 
 // Every produced message starts with "kwsb<tag>:<seq>:<sent_ns>:" and is
@@ -44,7 +46,6 @@ std::string url_encode(std::string_view text);
 std::string handshake_request(const WsUrl& url, const std::string& target, std::string_view key,
                               std::string_view subprotocol);
 std::string new_handshake_key();
-std::string websocket_accept(std::string_view key);
 
 struct HandshakeAnswer {
   size_t header_bytes = 0;  // 0: the answer's headers are not complete yet

@@ -49,4 +49,39 @@ FramePtr encode_frame(const MessageView& m) {
   return frame;
 }
 
+FrameBatchPtr make_batch(const FramePtr* frames, size_t count) {
+  auto batch = std::make_shared<FrameBatch>();
+  batch->frames.assign(frames, frames + count);
+  size_t text = 0, binary = 0;
+  for (size_t i = 0; i < count; ++i) {
+    text += frames[i]->text.size();
+    binary += frames[i]->binary.size();
+  }
+  batch->text.reserve(text);
+  batch->binary.reserve(binary);
+  for (size_t i = 0; i < count; ++i) {
+    batch->text += frames[i]->text;
+    if (!frames[i]->binary.empty()) {
+      batch->binary += frames[i]->binary;
+      ++batch->binary_frames;
+    }
+  }
+  return batch;
+}
+
+std::vector<FrameBatchPtr> make_batches(const std::vector<FramePtr>& frames, size_t max_bytes) {
+  std::vector<FrameBatchPtr> out;
+  size_t begin = 0, bytes = 0;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    if (i > begin && bytes + frames[i]->text.size() > max_bytes) {
+      out.push_back(make_batch(frames.data() + begin, i - begin));
+      begin = i;
+      bytes = 0;
+    }
+    bytes += frames[i]->text.size();
+  }
+  if (begin < frames.size()) out.push_back(make_batch(frames.data() + begin, frames.size() - begin));
+  return out;
+}
+
 }  // namespace kws

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/message.hpp"
 
@@ -33,6 +34,25 @@ struct Frame {
 using FramePtr = std::shared_ptr<const Frame>;
 
 FramePtr encode_frame(const MessageView& message);
+
+// Frames of one topic handed to subscribers together: each format's bytes
+// back to back, so a session queues one shared buffer per batch (and its
+// socket writes it straight from here) instead of one entry per message.
+struct FrameBatch {
+  std::vector<FramePtr> frames;
+  std::string text;          // every frame's text bytes, in order
+  std::string binary;        // every frame's binary bytes (frames without them are left out)
+  size_t binary_frames = 0;  // frames present in `binary`
+  const std::string& bytes(WireFormat format) const { return format == WireFormat::text ? text : binary; }
+  size_t count(WireFormat format) const { return format == WireFormat::text ? frames.size() : binary_frames; }
+};
+using FrameBatchPtr = std::shared_ptr<const FrameBatch>;
+
+FrameBatchPtr make_batch(const FramePtr* frames, size_t count);
+// Cuts `frames` into batches of at most `max_bytes` of text each (at least
+// one frame each), so that a slow client's budget and drop-oldest work on
+// pieces much smaller than the budget.
+std::vector<FrameBatchPtr> make_batches(const std::vector<FramePtr>& frames, size_t max_bytes);
 
 // kafka-binary's one-byte topic length limits the topic name.
 inline constexpr size_t kMaxBinaryTopicLength = 255;

@@ -39,7 +39,7 @@ void GroupReader::run() {
                            return true;
                          },
                          nullptr);
-      if (!frames.empty()) subscriber_->deliver(frames.data(), frames.size());
+      for (const auto& b : make_batches(frames, 64 << 10)) subscriber_->deliver(b);
     }
   } catch (const std::exception& e) {
     subscriber_->reply(error_reply("kafka_error", std::string("group reader stopped: ") + e.what(), ""));

@@ -280,7 +280,7 @@ void Hub::join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::v
     }
     if (from[p] > t.next[p]) ahead = true;
   }
-  if (!replay.empty()) s->deliver(replay.data(), replay.size());
+  for (const auto& b : make_batches(replay, limits_.batch_bytes)) s->deliver(b);
   Topic::Live live{s, {}};
   if (ahead) live.skip_below = from;
   t.live.push_back(std::move(live));
@@ -326,9 +326,11 @@ void Hub::poll_live(std::chrono::milliseconds wait) {
       nullptr);
   std::vector<FramePtr> filtered;
   for (Topic* t : touched) {
+    // Built once, shared by every subscriber: the fan-out's whole point.
+    const std::vector<FrameBatchPtr> batches = make_batches(t->batch, limits_.batch_bytes);
     for (auto& l : t->live) {
       if (l.skip_below.empty()) {
-        l.subscriber->deliver(t->batch.data(), t->batch.size());
+        for (const auto& b : batches) l.subscriber->deliver(b);
         continue;
       }
       filtered.clear();
@@ -338,7 +340,7 @@ void Hub::poll_live(std::chrono::milliseconds wait) {
       }
       for (size_t p = 0; p < t->next.size(); ++p) still_ahead = still_ahead || l.skip_below[p] > t->next[p];
       if (!still_ahead) l.skip_below.clear();
-      if (!filtered.empty()) l.subscriber->deliver(filtered.data(), filtered.size());
+      for (const auto& b : make_batches(filtered, limits_.batch_bytes)) l.subscriber->deliver(b);
     }
     t->batch.clear();
   }
@@ -375,7 +377,7 @@ void Hub::poll_catchups() {
       cu.subscriber->reply(error_reply("kafka_error", std::string("reading history failed: ") + e.what(), "", cu.topic));
       failed = true;
     }
-    if (!frames.empty()) cu.subscriber->deliver(frames.data(), frames.size());
+    for (const auto& b : make_batches(frames, limits_.batch_bytes)) cu.subscriber->deliver(b);
     if (!failed && t) {
       finished = true;
       for (size_t p = 0; p < cu.next.size(); ++p) {

@@ -32,8 +32,9 @@ namespace kws {
 class Subscriber {
  public:
   virtual ~Subscriber() = default;
-  // Message frames of one topic, in offset order per partition.
-  virtual void deliver(const FramePtr* frames, size_t count) = 0;
+  // Message frames of one topic, in offset order per partition. The live
+  // stream hands the same batch to every subscriber of the topic.
+  virtual void deliver(const FrameBatchPtr& batch) = 0;
   // A reply frame's JSON text ({"type":"subscribed",...}).
   virtual void reply(const std::string& json) = 0;
 };
@@ -43,6 +44,7 @@ struct HubLimits {
   size_t max_catchups = 32;                // sessions reading history at once
   std::chrono::milliseconds linger{10000};  // keep a topic read this long after its last subscriber
   size_t batch = 4096;                     // messages per poll
+  size_t batch_bytes = 64 << 10;           // text bytes per batch handed to subscribers
 };
 
 struct TopicStats {

@@ -22,12 +22,13 @@ bool Outbox::make_room_locked(size_t incoming) {
   if (policy_ == SlowClientPolicy::drop_oldest) {
     for (; drop_from_ < queue_.size() && queued_bytes_ + in_socket_ + incoming > budget_; ++drop_from_) {
       Entry& e = queue_[drop_from_];
-      if (!e.frame) continue;  // a reply (never dropped) or already dropped
+      if (!e.batch) continue;  // a reply (never dropped) or already dropped
       queued_bytes_ -= entry_size(e);
-      e.frame.reset();
+      const uint64_t frames = e.batch->count(format_);
+      e.batch.reset();
       ++holes_;
-      ++dropped_total_;
-      ++dropped_unreported_;
+      dropped_total_ += frames;
+      dropped_unreported_ += frames;
     }
     // Dropped entries stay until take(); a client that stays behind for long
     // between takes would pile them up, so squeeze them out now and then
@@ -35,7 +36,7 @@ bool Outbox::make_room_locked(size_t incoming) {
     if (holes_ > 64 && holes_ * 2 > queue_.size()) {
       const auto prefix_end = queue_.begin() + static_cast<std::ptrdiff_t>(drop_from_);
       const auto kept_end =
-          std::remove_if(queue_.begin(), prefix_end, [](const Entry& e) { return !e.frame && e.reply.empty(); });
+          std::remove_if(queue_.begin(), prefix_end, [](const Entry& e) { return !e.batch && e.reply.empty(); });
       const size_t kept = static_cast<size_t>(kept_end - queue_.begin());
       queue_.erase(kept_end, prefix_end);
       drop_from_ = kept;
@@ -50,28 +51,22 @@ bool Outbox::make_room_locked(size_t incoming) {
   return false;
 }
 
-Outbox::Offer Outbox::offer(const FramePtr* frames, size_t count) {
+Outbox::Offer Outbox::offer(const FrameBatchPtr& batch) {
+  const size_t size = batch->bytes(format_).size();
+  if (size == 0) return {};
   std::lock_guard<std::mutex> lock(mutex_);
-  bool queued_any = false;
-  for (size_t i = 0; i < count; ++i) {
-    const FramePtr& f = frames[i];
-    size_t size = f->bytes(format_).size();
-    if (size == 0) continue;
-    if (!make_room_locked(size)) {
-      if (overflowed_) {
-        Offer o;
-        o.overflow = true;
-        return o;
-      }
-      ++dropped_total_;
-      ++dropped_unreported_;
-      continue;
+  if (!make_room_locked(size)) {
+    if (overflowed_) {
+      Offer o;
+      o.overflow = true;
+      return o;
     }
-    queue_.push_back(Entry{f, {}});
-    queued_bytes_ += size;
-    queued_any = true;
+    dropped_total_ += batch->count(format_);
+    dropped_unreported_ += batch->count(format_);
+    return scheduled_locked();  // the client still learns of the drop
   }
-  if (!queued_any && dropped_unreported_ == 0) return {};
+  queue_.push_back(Entry{batch, {}});
+  queued_bytes_ += size;
   return scheduled_locked();
 }
 
@@ -95,7 +90,7 @@ Outbox::Offer Outbox::offer_reply(std::string ws_frame) {
   return scheduled_locked();
 }
 
-size_t Outbox::take(std::string& out) {
+size_t Outbox::take(std::vector<Item>& out) {
   std::vector<Entry> taken;
   uint64_t dropped = 0;
   {
@@ -109,17 +104,24 @@ size_t Outbox::take(std::string& out) {
     queued_bytes_ = 0;
     flush_pending_ = false;
   }
-  size_t total = 0;
+  if (dropped > 0) out.push_back(Item{nullptr, ws_text_frame("{\"type\":\"dropped\",\"count\":" + std::to_string(dropped) + "}")});
   size_t count = 0;
-  for (const auto& e : taken) {
-    total += entry_size(e);
-    if (e.frame || !e.reply.empty()) ++count;
+  for (auto& e : taken) {
+    if (e.batch) {
+      count += e.batch->count(format_);
+      out.push_back(std::move(e));
+    } else if (!e.reply.empty()) {
+      ++count;
+      out.push_back(std::move(e));
+    }
   }
-  std::string notice;
-  if (dropped > 0) notice = ws_text_frame("{\"type\":\"dropped\",\"count\":" + std::to_string(dropped) + "}");
-  out.reserve(out.size() + total + notice.size());
-  out += notice;
-  for (const auto& e : taken) out += e.frame ? e.frame->bytes(format_) : e.reply;
+  return count;
+}
+
+size_t Outbox::take(std::string& out) {
+  std::vector<Item> items;
+  size_t count = take(items);
+  for (const auto& i : items) out += i.batch ? i.batch->bytes(format_) : i.reply;
   return count;
 }
 

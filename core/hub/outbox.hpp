@@ -25,15 +25,24 @@ class Outbox {
     bool overflow = false;        // policy close: the budget is exceeded; close the client
   };
 
-  // Queues message frames (the format's bytes). Frames without bytes in this
-  // format (a binary frame for a topic over 255 bytes) are skipped.
-  Offer offer(const FramePtr* frames, size_t count);
+  // Queues a batch of message frames (the format's bytes, shared, not
+  // copied). Frames without bytes in this format (a binary frame for a topic
+  // over 255 bytes) are skipped. Drop-oldest drops whole batches.
+  Offer offer(const FrameBatchPtr& batch);
+  Offer offer(const FramePtr* frames, size_t count) { return offer(make_batch(frames, count)); }
   // Queues a reply (ack, error, subscribed...): never dropped, but counted.
   Offer offer_reply(std::string ws_frame);
 
-  // Appends everything queued to `out` (a "dropped" notice first when
+  // What take() hands out, in order: a shared batch or a reply frame.
+  struct Item {
+    FrameBatchPtr batch;  // write batch->bytes(format())
+    std::string reply;    // when batch is null: a complete frame
+  };
+  // Moves everything queued to `out` (a "dropped" notice first when
   // messages were dropped since the last take) and returns how many frames.
   // Clears the pending-flush mark: the next offer schedules again.
+  size_t take(std::vector<Item>& out);
+  // The same, as bytes back to back (tests, and writers without gather I/O).
   size_t take(std::string& out);
 
   // Bytes the socket layer holds for this client beyond the outbox (observed
@@ -48,11 +57,8 @@ class Outbox {
   WireFormat format() const { return format_; }
 
  private:
-  struct Entry {
-    FramePtr frame;     // a message, or null for a reply
-    std::string reply;  // a complete frame when frame is null; empty in a dropped entry
-  };
-  size_t entry_size(const Entry& e) const { return e.frame ? e.frame->bytes(format_).size() : e.reply.size(); }
+  using Entry = Item;  // batch null and reply empty: a dropped entry
+  size_t entry_size(const Entry& e) const { return e.batch ? e.batch->bytes(format_).size() : e.reply.size(); }
   bool make_room_locked(size_t incoming);
   Offer scheduled_locked();
 

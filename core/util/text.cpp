@@ -1,6 +1,7 @@
 #include "core/util/text.hpp"
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include <array>
 #include <cstdint>
@@ -167,6 +168,14 @@ void append_json_escaped(std::string& out, std::string_view bytes) {
     }
   }
   out.append(bytes.data() + run_start, bytes.size() - run_start);
+}
+
+std::string websocket_accept(std::string_view key) {
+  std::string input(key);
+  input += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  return base64_encode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
 }  // namespace kws

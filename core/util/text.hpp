@@ -9,6 +9,10 @@ namespace kws {
 bool is_valid_utf8(std::string_view bytes);
 
 std::string base64_encode(std::string_view bytes);
+
+// RFC 6455 section 4.2.2: the Sec-WebSocket-Accept value for a client's key,
+// base64(SHA-1(key + the protocol's GUID)).
+std::string websocket_accept(std::string_view key);
 // Strict: only the standard alphabet, padding only at the end, no whitespace.
 // Returns nothing and sets `error` otherwise.
 std::optional<std::string> try_base64_decode(std::string_view text, std::string& error);

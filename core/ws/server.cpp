@@ -1,8 +1,6 @@
 #include "core/ws/server.hpp"
 
-#include <websocketpp/config/asio_no_tls.hpp>
-#include <websocketpp/server.hpp>
-
+#include <asio.hpp>
 #include <list>
 #include <map>
 #include <mutex>
@@ -17,24 +15,15 @@
 #include "core/util/error.hpp"
 #include "core/util/metrics_text.hpp"
 #include "core/util/text.hpp"
+#include "core/ws/connection.hpp"
 
 namespace kws {
 
 namespace {
 
-// websocketpp's asio config with a smaller read buffer: it is allocated
-// inside every connection, and idle connections are the common case.
-struct WsConfig : public websocketpp::config::asio {
-  typedef WsConfig type;
-  static const size_t connection_read_buffer_size = 4096;
-  static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
-  static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
-};
-
-using WsServer = websocketpp::server<WsConfig>;
-using ConnectionPtr = WsServer::connection_ptr;
-using Hdl = websocketpp::connection_hdl;
-namespace opcode = websocketpp::frame::opcode;
+using ws::Connection;
+using ws::Opcode;
+using ConnectionPtr = std::shared_ptr<Connection>;
 using Clock = std::chrono::steady_clock;
 
 std::string json_string(std::string_view text) {
@@ -139,7 +128,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   ServerOptions options;
   ServerServices services;
   asio::io_context io;
-  WsServer endpoint;
+  asio::ip::tcp::acceptor acceptor{io};
+  asio::steady_timer accept_pause{io};  // out of descriptors: accept again later
+  bool accept_error_logged = false;
+  Connection::Limits limits;
   ServerCounters counters;
   asio::steady_timer tick_timer{io};
   std::string bound_address;
@@ -148,7 +140,13 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::atomic<size_t> group_sessions{0};
 
   std::mutex sessions_mutex;
-  std::map<Hdl, std::shared_ptr<Session>, std::owner_less<Hdl>> sessions;
+  std::unordered_map<const Connection*, std::shared_ptr<Session>> sessions;
+
+  // Sessions with something new in their outbox, flushed by one handler on
+  // the I/O thread: the hub thread posts once per batch, not once per client.
+  std::mutex dirty_mutex;
+  std::vector<std::shared_ptr<Session>> dirty;
+  bool flush_posted = false;
 
   struct PendingProduce {
     std::weak_ptr<Session> session;
@@ -160,23 +158,19 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::mutex retiring_mutex;
   std::vector<std::unique_ptr<GroupReader>> retiring;
 
-  std::shared_ptr<Session> find(const Hdl& hdl) {
-    std::lock_guard<std::mutex> lock(sessions_mutex);
-    auto it = sessions.find(hdl);
-    return it == sessions.end() ? nullptr : it->second;
-  }
-
   void setup();
-  bool validate(Hdl hdl);
-  void on_open(Hdl hdl);
-  void on_close(Hdl hdl);
-  void on_message(Hdl hdl, WsServer::message_ptr msg);
-  void on_http(Hdl hdl);
+  void accept();
+  void on_request(const ConnectionPtr& con, const ws::HttpRequest& request);
+  void upgrade(const ConnectionPtr& con, const ws::HttpRequest& request, const std::string& target);
+  void on_open(const std::shared_ptr<Session>& s);
+  void on_close(const Connection* con);
+  void schedule_flush(std::shared_ptr<Session> s);
+  void flush_dirty();
   void tick();
   std::string metrics() const;
 };
 
-struct Server::Impl::Session : Subscriber, std::enable_shared_from_this<Session> {
+struct Server::Impl::Session : Subscriber, ws::ConnectionEvents, std::enable_shared_from_this<Session> {
   enum class Handled { done, queue_full };
 
   Session(std::shared_ptr<Impl> server, ConnectionPtr con, ConnectRequest request)
@@ -192,12 +186,13 @@ struct Server::Impl::Session : Subscriber, std::enable_shared_from_this<Session>
   std::set<std::string> topics;
   std::unique_ptr<GroupReader> group_reader;
   std::atomic<bool> closed{false};
+  std::atomic<bool> slow_close_posted{false};
   std::atomic<size_t> pending_produce{0};
   // I/O-thread state.
   // Frames waiting for room in Kafka's queue. A list, not a deque: it is
   // almost always empty, and an empty libstdc++ deque holds ~550 bytes, for
   // every connection (docs/BENCHMARKS.md, memory per connection).
-  std::list<std::pair<opcode::value, std::string>> blocked;
+  std::list<std::pair<Opcode, std::string>> blocked;
   bool paused = false;
   std::unique_ptr<asio::steady_timer> retry_timer;
   std::atomic<int64_t> last_activity_ms{0};
@@ -209,9 +204,9 @@ struct Server::Impl::Session : Subscriber, std::enable_shared_from_this<Session>
   void touch() { last_activity_ms = now_ms(); }
 
   // Subscriber: called from the hub's or a reader's thread.
-  void deliver(const FramePtr* frames, size_t count) override {
+  void deliver(const FrameBatchPtr& batch) override {
     if (closed) return;
-    after_offer(outbox.offer(frames, count));
+    after_offer(outbox.offer(batch));
   }
   void reply(const std::string& json) override {
     if (closed) return;
@@ -220,11 +215,11 @@ struct Server::Impl::Session : Subscriber, std::enable_shared_from_this<Session>
 
   void after_offer(Outbox::Offer o) {
     if (o.overflow) {
+      if (slow_close_posted.exchange(true)) return;
       auto self = shared_from_this();
       asio::post(server->io, [self] { self->close_slow(); });
     } else if (o.schedule_flush) {
-      auto self = shared_from_this();
-      asio::post(server->io, [self] { self->flush(); });
+      server->schedule_flush(shared_from_this());
     }
   }
 
@@ -234,31 +229,45 @@ struct Server::Impl::Session : Subscriber, std::enable_shared_from_this<Session>
     reply(error_reply(code, message, id_json, topic));
   }
 
-  // One write with everything queued: the coalescing that makes websocketpp
-  // fast (docs/ARCHITECTURE.md).
+  // ws::ConnectionEvents, on the I/O thread.
+  void on_message(Opcode op, std::string& payload) override { on_frame(op, std::move(payload)); }
+  void on_pong() override { touch(); }
+  void on_written(size_t buffered) override { outbox.set_in_socket(buffered); }
+  void on_closed() override { server->on_close(con.get()); }
+
+  // One write with everything queued, shared batches written from the
+  // hub's own bytes: the coalescing of docs/ARCHITECTURE.md.
   void flush() {
     if (closed) return;
-    std::string bytes;
-    size_t frames = outbox.take(bytes);
-    if (bytes.empty()) return;
-    auto msg = std::make_shared<WsConfig::message_type>(nullptr, opcode::text, 0);
-    msg->get_raw_payload().swap(bytes);  // already complete frames: header stays empty
-    msg->set_prepared(true);
-    size_t size = msg->get_raw_payload().size();
-    if (!con->send(msg)) {
-      server->counters.frames_out += frames;
-      server->counters.bytes_out += size;
-      ++server->counters.writes;
+    std::vector<Outbox::Item> items;
+    size_t frames = outbox.take(items);
+    if (items.empty()) return;
+    size_t size = 0;
+    for (auto& item : items) {
+      if (item.batch) {
+        const std::string& bytes = item.batch->bytes(request.format);
+        size += bytes.size();
+        con->queue_shared(std::move(item.batch), bytes);
+      } else {
+        size += item.reply.size();
+        con->queue(std::move(item.reply));
+      }
     }
-    outbox.set_in_socket(con->get_buffered_amount());
+    con->write_queued();
+    server->counters.frames_out += frames;
+    server->counters.bytes_out += size;
+    ++server->counters.writes;
+    outbox.set_in_socket(con->buffered());
   }
 
   void close_slow() {
-    if (closed) return;
+    if (closed || !con->is_open()) return;
     ++server->counters.slow_closes;
-    std::error_code ec;
-    con->close(websocketpp::close::status::policy_violation,
-               "slow client: more than " + std::to_string(server->options.client_buffer) + " bytes pending", ec);
+    // What it has not been handed yet it will never get: the close frame
+    // goes next, behind the write already in flight.
+    con->close(ws::close_policy,
+               "slow client: more than " + std::to_string(server->options.client_buffer) + " bytes pending",
+               /*drop_queued=*/true);
   }
 
   void pause() {
@@ -273,7 +282,7 @@ struct Server::Impl::Session : Subscriber, std::enable_shared_from_this<Session>
     con->resume_reading();
   }
 
-  void on_frame(opcode::value op, std::string payload) {
+  void on_frame(Opcode op, std::string payload) {
     touch();
     ++server->counters.frames_in;
     server->counters.bytes_in += payload.size();
@@ -310,8 +319,8 @@ struct Server::Impl::Session : Subscriber, std::enable_shared_from_this<Session>
     resume_if_possible();
   }
 
-  Handled handle(opcode::value op, const std::string& payload) {
-    if (op == opcode::binary) return handle_binary(payload);
+  Handled handle(Opcode op, const std::string& payload) {
+    if (op == Opcode::binary) return handle_binary(payload);
     return handle_text(payload);
   }
 
@@ -496,87 +505,141 @@ struct Server::Impl::Session : Subscriber, std::enable_shared_from_this<Session>
 };
 
 void Server::Impl::setup() {
-  endpoint.clear_access_channels(websocketpp::log::alevel::all);
-  endpoint.clear_error_channels(websocketpp::log::elevel::all);
-  endpoint.init_asio(&io);
-  endpoint.set_reuse_addr(true);
-  endpoint.set_listen_backlog(4096);
-  // websocketpp closes a connection (1009) on frames over this; kws answers
-  // frames between --max-frame and this with a too_large error instead.
-  endpoint.set_max_message_size(options.max_frame * 2 + 65536);
+  // Frames between --max-frame and this get a too_large error frame and the
+  // session goes on; beyond it the connection is closed with 1009.
+  limits.max_message = options.max_frame * 2 + 65536;
+}
+
+void Server::Impl::accept() {
   std::weak_ptr<Impl> weak = weak_from_this();
-  endpoint.set_tcp_pre_init_handler([this](Hdl hdl) {
-    std::error_code ec;
-    endpoint.get_con_from_hdl(hdl)->get_socket().set_option(asio::ip::tcp::no_delay(true), ec);
-  });
-  endpoint.set_validate_handler([this](Hdl hdl) { return validate(hdl); });
-  endpoint.set_open_handler([this](Hdl hdl) { on_open(hdl); });
-  endpoint.set_close_handler([this](Hdl hdl) { on_close(hdl); });
-  endpoint.set_fail_handler([this](Hdl hdl) { on_close(hdl); });
-  endpoint.set_message_handler([this](Hdl hdl, WsServer::message_ptr msg) { on_message(hdl, std::move(msg)); });
-  endpoint.set_http_handler([this](Hdl hdl) { on_http(hdl); });
-  endpoint.set_pong_handler([this](Hdl hdl, std::string) {
-    if (auto s = find(hdl)) s->touch();
+  acceptor.async_accept([weak](const std::error_code& ec, asio::ip::tcp::socket socket) {
+    auto self = weak.lock();
+    if (!self || !self->acceptor.is_open()) return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      // Out of descriptors (or another transient failure): the pending
+      // connection stays in the backlog; try again shortly instead of spinning.
+      if (!self->accept_error_logged) {
+        self->accept_error_logged = true;
+        self->services.log->warning("cannot accept connections: " + ec.message() + "; retrying every 100 ms");
+      }
+      self->accept_pause.expires_after(std::chrono::milliseconds(100));
+      self->accept_pause.async_wait([weak](const std::error_code& e) {
+        if (auto again = weak.lock(); again && !e) again->accept();
+      });
+      return;
+    }
+    self->accept_error_logged = false;
+    auto con = std::make_shared<Connection>(std::move(socket), self->limits,
+                                            [weak](const ConnectionPtr& c, const ws::HttpRequest& r) {
+                                              if (auto impl = weak.lock()) impl->on_request(c, r);
+                                            });
+    con->start();
+    self->accept();
   });
 }
 
-bool Server::Impl::validate(Hdl hdl) {
-  ConnectionPtr con = endpoint.get_con_from_hdl(hdl);
-  auto refuse = [&](websocketpp::http::status_code::value code, const std::string& why) {
+void Server::Impl::on_request(const ConnectionPtr& con, const ws::HttpRequest& request) {
+  const std::string& target = request.target;
+  std::string path = target.substr(0, target.find('?'));
+  const char* text = "text/plain; charset=utf-8";
+  if (request.is_upgrade()) {
+    upgrade(con, request, target);
+    return;
+  }
+  if (request.method != "GET" && request.method != "HEAD") {
+    con->respond(405, text, "kws serve answers GET only\n", "Allow: GET\r\n");
+    return;
+  }
+  if (path == "/" || path == "/index.html") {
+    con->respond(200, "text/html; charset=utf-8", services.demo_page);
+  } else if (path == "/healthz") {
+    con->respond(200, text, "ok\n");
+  } else if (path == "/readyz") {
+    bool ready = services.kafka_ready && services.kafka_ready();
+    con->respond(ready ? 200 : 503, text, ready ? "ready\n" : "Kafka is not reachable\n");
+  } else if (path == "/metrics") {
+    con->respond(200, "text/plain; version=0.0.4; charset=utf-8", metrics());
+  } else if (path == "/v2/broker/" || path == "/v2/broker") {
+    con->respond(426, text, "this is a WebSocket endpoint: connect with a WebSocket client\n",
+                 "Upgrade: websocket\r\n");
+  } else {
+    con->respond(404, text, "not found; kws serve answers /, /v2/broker/ (WebSocket), /healthz, /readyz, /metrics\n");
+  }
+}
+
+void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& request, const std::string& target) {
+  auto refuse = [&](int status, const std::string& why, std::string_view extra = {}) {
     ++counters.handshakes_refused;
-    con->set_status(code);
-    con->set_body(why + "\n");
-    con->append_header("Content-Type", "text/plain; charset=utf-8");
-    return false;
+    con->respond(status, "text/plain; charset=utf-8", why + "\n", extra);
   };
-  if (finishing) return refuse(websocketpp::http::status_code::service_unavailable, "shutting down");
+  bool version_mismatch = false;
+  if (auto problem = ws::upgrade_problem(request, version_mismatch)) {
+    if (version_mismatch) return refuse(426, *problem, "Sec-WebSocket-Version: 13\r\n");
+    return refuse(400, *problem);
+  }
+  if (finishing) return refuse(503, "shutting down");
   {
     std::lock_guard<std::mutex> lock(sessions_mutex);
     if (sessions.size() >= options.max_connections) {
-      return refuse(websocketpp::http::status_code::service_unavailable,
-                    "too many connections (" + std::to_string(options.max_connections) + ")");
+      return refuse(503, "too many connections (" + std::to_string(options.max_connections) + ")");
     }
   }
-  const std::string& resource = con->get_resource();
-  size_t q = resource.find('?');
-  std::string path = resource.substr(0, q);
+  size_t q = target.find('?');
+  std::string path = target.substr(0, q);
   if (path != "/v2/broker/" && path != "/v2/broker") {
-    return refuse(websocketpp::http::status_code::not_found, "no WebSocket endpoint at " + path + "; use /v2/broker/");
+    return refuse(404, "no WebSocket endpoint at " + path + "; use /v2/broker/");
   }
-  ConnectRequest request;
-  if (auto problem = parse_connect_query(q == std::string::npos ? std::string_view() : std::string_view(resource).substr(q + 1), request)) {
-    return refuse(websocketpp::http::status_code::bad_request, *problem);
+  ConnectRequest parsed;
+  if (auto problem = parse_connect_query(q == std::string::npos ? std::string_view() : std::string_view(target).substr(q + 1), parsed)) {
+    return refuse(400, *problem);
   }
-  const auto& offered = con->get_requested_subprotocols();
+  const std::vector<std::string> offered = request.header_tokens("sec-websocket-protocol");
   if (!offered.empty()) {
     for (const auto& p : offered) {
       if (p == "kafka-text" || p == "kafka-binary") {
-        request.subprotocol = p;
+        parsed.subprotocol = p;
         break;
       }
     }
-    if (request.subprotocol.empty()) {
-      return refuse(websocketpp::http::status_code::bad_request,
-                    "unsupported subprotocol; kws serve speaks kafka-text and kafka-binary");
-    }
-    con->select_subprotocol(request.subprotocol);
-    if (request.subprotocol == "kafka-binary") request.format = WireFormat::binary;
+    if (parsed.subprotocol.empty()) return refuse(400, "unsupported subprotocol; kws serve speaks kafka-text and kafka-binary");
+    if (parsed.subprotocol == "kafka-binary") parsed.format = WireFormat::binary;
   }
-  for (const auto& t : request.topics) {
-    if (request.format == WireFormat::binary && t.size() > kMaxBinaryTopicLength) {
-      return refuse(websocketpp::http::status_code::bad_request, "kafka-binary cannot carry topic names over 255 bytes");
+  for (const auto& t : parsed.topics) {
+    if (parsed.format == WireFormat::binary && t.size() > kMaxBinaryTopicLength) {
+      return refuse(400, "kafka-binary cannot carry topic names over 255 bytes");
     }
   }
-  auto session = std::make_shared<Session>(shared_from_this(), con, std::move(request));
+  std::string subprotocol = parsed.subprotocol;
+  auto session = std::make_shared<Session>(shared_from_this(), con, std::move(parsed));
   session->touch();
-  std::lock_guard<std::mutex> lock(sessions_mutex);
-  sessions.emplace(hdl, std::move(session));
-  return true;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mutex);
+    sessions.emplace(con.get(), session);
+  }
+  con->accept_upgrade(request, subprotocol, session);
+  on_open(session);
 }
 
-void Server::Impl::on_open(Hdl hdl) {
-  auto s = find(hdl);
-  if (!s) return;
+void Server::Impl::schedule_flush(std::shared_ptr<Session> s) {
+  std::lock_guard<std::mutex> lock(dirty_mutex);
+  dirty.push_back(std::move(s));
+  if (flush_posted) return;
+  flush_posted = true;
+  asio::post(io, [self = shared_from_this()] { self->flush_dirty(); });
+}
+
+void Server::Impl::flush_dirty() {
+  std::vector<std::shared_ptr<Session>> now;
+  {
+    std::lock_guard<std::mutex> lock(dirty_mutex);
+    now.swap(dirty);
+    flush_posted = false;
+  }
+  for (auto& s : now) s->flush();
+}
+
+void Server::Impl::on_open(const std::shared_ptr<Session>& s) {
   ++counters.connections_opened;
   s->touch();
   s->last_ping = Clock::now();
@@ -589,8 +652,7 @@ void Server::Impl::on_open(Hdl hdl) {
       s->client_error("group_limit",
                       "too many group.id sessions on this bridge (" + std::to_string(options.max_group_sessions) + ")",
                       "");
-      std::error_code ec;
-      s->con->close(websocketpp::close::status::try_again_later, "too many group sessions", ec);
+      s->con->close(ws::close_try_later, "too many group sessions");
       return;
     }
     ++group_sessions;
@@ -614,11 +676,11 @@ void Server::Impl::on_open(Hdl hdl) {
   }
 }
 
-void Server::Impl::on_close(Hdl hdl) {
+void Server::Impl::on_close(const Connection* con) {
   std::shared_ptr<Session> s;
   {
     std::lock_guard<std::mutex> lock(sessions_mutex);
-    auto it = sessions.find(hdl);
+    auto it = sessions.find(con);
     if (it == sessions.end()) return;
     s = std::move(it->second);
     sessions.erase(it);
@@ -636,40 +698,6 @@ void Server::Impl::on_close(Hdl hdl) {
   }
 }
 
-void Server::Impl::on_message(Hdl hdl, WsServer::message_ptr msg) {
-  auto s = find(hdl);
-  if (!s) return;
-  s->on_frame(msg->get_opcode(), std::move(msg->get_raw_payload()));
-}
-
-void Server::Impl::on_http(Hdl hdl) {
-  ConnectionPtr con = endpoint.get_con_from_hdl(hdl);
-  std::string path = con->get_resource().substr(0, con->get_resource().find('?'));
-  auto respond = [&](websocketpp::http::status_code::value code, const std::string& type, std::string body) {
-    con->set_status(code);
-    con->append_header("Content-Type", type);
-    con->append_header("Cache-Control", "no-store");
-    con->set_body(std::move(body));
-  };
-  if (path == "/" || path == "/index.html") {
-    respond(websocketpp::http::status_code::ok, "text/html; charset=utf-8", std::string(services.demo_page));
-  } else if (path == "/healthz") {
-    respond(websocketpp::http::status_code::ok, "text/plain; charset=utf-8", "ok\n");
-  } else if (path == "/readyz") {
-    bool ready = services.kafka_ready && services.kafka_ready();
-    respond(ready ? websocketpp::http::status_code::ok : websocketpp::http::status_code::service_unavailable,
-            "text/plain; charset=utf-8", ready ? "ready\n" : "Kafka is not reachable\n");
-  } else if (path == "/metrics") {
-    respond(websocketpp::http::status_code::ok, "text/plain; version=0.0.4; charset=utf-8", metrics());
-  } else if (path == "/v2/broker/" || path == "/v2/broker") {
-    respond(websocketpp::http::status_code::upgrade_required, "text/plain; charset=utf-8",
-            "this is a WebSocket endpoint: connect with a WebSocket client\n");
-  } else {
-    respond(websocketpp::http::status_code::not_found, "text/plain; charset=utf-8",
-            "not found; kws serve answers /, /v2/broker/ (WebSocket), /healthz, /readyz, /metrics\n");
-  }
-}
-
 void Server::Impl::tick() {
   std::vector<std::shared_ptr<Session>> all;
   {
@@ -680,17 +708,16 @@ void Server::Impl::tick() {
   const int64_t now = Session::now_ms();
   const auto clock_now = Clock::now();
   for (auto& s : all) {
-    if (s->closed || s->con->get_state() != websocketpp::session::state::open) continue;
-    s->outbox.set_in_socket(s->con->get_buffered_amount());
-    std::error_code ec;
+    if (s->closed || !s->con->is_open()) continue;
+    s->outbox.set_in_socket(s->con->buffered());
     if (now - s->last_activity_ms > options.idle_timeout.count()) {
       ++counters.idle_closes;
-      s->con->close(websocketpp::close::status::normal, "idle timeout", ec);
+      s->con->close(ws::close_normal, "idle timeout");
       continue;
     }
     if (clock_now - s->last_ping >= options.ping_interval) {
       s->last_ping = clock_now;
-      s->con->ping("", ec);
+      s->con->ping();
     }
   }
   {
@@ -752,7 +779,7 @@ Server::Server(ServerOptions options, ServerServices services) : impl_(std::make
 
 Server::~Server() {
   // Sessions hold the Impl; let them go so the I/O context can be torn down.
-  std::map<Hdl, std::shared_ptr<Impl::Session>, std::owner_less<Hdl>> sessions;
+  std::unordered_map<const Connection*, std::shared_ptr<Impl::Session>> sessions;
   {
     std::lock_guard<std::mutex> lock(impl_->sessions_mutex);
     sessions.swap(impl_->sessions);
@@ -770,27 +797,29 @@ void Server::listen() {
   std::error_code ec;
   asio::ip::tcp::endpoint where(asio::ip::make_address(impl_->options.host, ec), impl_->options.port);
   if (ec) throw usage_error("bad listen address '" + impl_->options.host + "': " + ec.message());
-  impl_->endpoint.listen(where, ec);
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(where.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(where, ec);
+  if (!ec) acceptor.listen(4096, ec);
   if (ec) {
     throw Error("cannot listen on " + impl_->options.host + ":" + std::to_string(impl_->options.port) + ": " +
                 ec.message());
   }
-  impl_->endpoint.start_accept(ec);
-  if (ec) throw Error("cannot accept connections: " + ec.message());
-  asio::ip::tcp::endpoint local = impl_->endpoint.get_local_endpoint(ec);
+  asio::ip::tcp::endpoint local = acceptor.local_endpoint(ec);
   std::string host = local.address().to_string();
   if (local.address().is_v6()) host = "[" + host + "]";
   impl_->bound_address = host + ":" + std::to_string(local.port());
+  impl_->accept();
 }
 
 std::string Server::address() const { return impl_->bound_address; }
 
 void Server::run() {
+  // One I/O thread: connections are not locked, and on 2 cores a second
+  // thread measured worse (docs/ARCHITECTURE.md).
   impl_->tick();
-  std::vector<std::thread> extra;
-  for (int i = 1; i < impl_->options.io_threads; ++i) extra.emplace_back([this] { impl_->io.run(); });
   impl_->io.run();
-  for (auto& t : extra) t.join();
 }
 
 void Server::stop_accepting() {
@@ -799,7 +828,8 @@ void Server::stop_accepting() {
     if (auto self = weak.lock()) {
       self->finishing = true;
       std::error_code ec;
-      self->endpoint.stop_listening(ec);
+      self->acceptor.close(ec);
+      self->accept_pause.cancel();
     }
   });
 }
@@ -809,7 +839,8 @@ void Server::finish(std::chrono::milliseconds grace) {
   asio::post(impl_->io, [self, grace] {
     self->finishing = true;
     std::error_code ec;
-    self->endpoint.stop_listening(ec);
+    self->acceptor.close(ec);
+    self->accept_pause.cancel();
     self->tick_timer.cancel();
     std::vector<std::shared_ptr<Impl::Session>> all;
     {
@@ -818,7 +849,7 @@ void Server::finish(std::chrono::milliseconds grace) {
     }
     for (auto& s : all) {
       s->flush();
-      s->con->close(websocketpp::close::status::going_away, "server shutting down", ec);
+      s->con->close(ws::close_going_away, "server shutting down");
     }
     auto deadline = Clock::now() + grace;
     auto waiter = std::make_shared<asio::steady_timer>(self->io);

@@ -1,5 +1,6 @@
 #pragma once
-// The WebSocket side of `kws serve`: websocketpp stays behind this header.
+// The WebSocket side of `kws serve`: its own transport (connection.hpp) on
+// Asio stays behind this header.
 // Each connection is a session: a hub Subscriber that drains its Outbox in
 // one write per wake-up, decodes client frames (docs/PROTOCOL.md) into
 // produce requests, control requests and errors, and never lets one bad frame
@@ -32,7 +33,6 @@ struct ServerOptions {
   size_t max_connections = 10000;
   size_t max_pending_produce = 1000;  // per session: frames waiting for Kafka
   size_t max_group_sessions = 64;
-  int io_threads = 1;
 };
 
 // A group session's reader: what the bridge opens for `group.id` sessions.

@@ -543,7 +543,10 @@ class FlowControl(ServeTestCase):
         client = RawClient(bg.address, "/v2/broker/?topics=" + t, rcvbuf=4096)
         kwstest.wait_until(lambda: self.metrics(bg).get("kws_serve_topic_subscribers{topic=%s}" % t) == 1,
                            what="the subscription")
-        sent = self.flood(t)
+        # 3.2 MB: well under what the embedded broker keeps per partition
+        # (about 5 MB, docs/BENCHMARKS.md; more and the oldest are gone before the hub reads them, and
+        # could be neither delivered nor counted as dropped by kws).
+        sent = self.flood(t, count=400)
         kwstest.wait_until(lambda: self.metrics(bg).get("kws_serve_topic_messages_total{topic=%s}" % t, 0) >= sent,
                            timeout=60, what="the hub to read everything")
         received, dropped = 0, 0

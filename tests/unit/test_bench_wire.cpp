@@ -53,7 +53,7 @@ TEST_CASE("bench wire: ws:// URLs and the subscribe target") {
 
 TEST_CASE("bench wire: the handshake accept value and answer checks") {
   // RFC 6455 section 1.3's example.
-  CHECK(websocket_accept("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  CHECK(kws::websocket_accept("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
   auto u = parse_ws_url("ws://127.0.0.1:8080/");
   std::string req = handshake_request(u, "/v2/broker/?topics=t", "KEY", "kafka-text");
   CHECK(req.rfind("GET /v2/broker/?topics=t HTTP/1.1\r\n", 0) == 0);

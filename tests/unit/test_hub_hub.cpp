@@ -20,7 +20,7 @@ namespace {
 struct Recorder : Subscriber {
   std::vector<FramePtr> frames;
   std::vector<nlohmann::json> replies;
-  void deliver(const FramePtr* f, size_t n) override { frames.insert(frames.end(), f, f + n); }
+  void deliver(const FrameBatchPtr& b) override { frames.insert(frames.end(), b->frames.begin(), b->frames.end()); }
   void reply(const std::string& json) override { replies.push_back(nlohmann::json::parse(json)); }
   std::vector<int64_t> offsets(int32_t partition) const {
     std::vector<int64_t> out;

@@ -1,0 +1,317 @@
+#include "core/ws/connection.hpp"
+
+#include <array>
+
+namespace kws::ws {
+
+namespace {
+
+// Reads land here, one buffer per thread: a connection keeps only what it
+// cannot parse yet, so ten thousand idle clients cost no read buffers.
+constexpr size_t kScratchSize = 64 * 1024;
+// A client that keeps its socket full is read at most this much per turn,
+// so one fast sender cannot starve the others.
+constexpr size_t kReadPerTurn = 1 << 20;
+
+char* scratch() {
+  static thread_local std::array<char, kScratchSize> buffer;
+  return buffer.data();
+}
+
+}  // namespace
+
+Connection::Connection(asio::ip::tcp::socket socket, const Limits& limits, RequestHandler on_request)
+    : socket_(std::move(socket)), limits_(limits), on_request_(std::move(on_request)), parser_(limits.max_message) {}
+
+Connection::~Connection() = default;
+
+void Connection::start() {
+  std::error_code ec;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  socket_.non_blocking(true, ec);
+  if (ec) {
+    shut();
+    return;
+  }
+  arm_timer(limits_.handshake_timeout);
+  read_now();
+}
+
+size_t Connection::held_bytes() const {
+  size_t n = head_.capacity() + parser_.held_bytes() + queued_.capacity() * sizeof(Chunk) +
+             inflight_.capacity() * sizeof(Chunk) + buffers_.capacity() * sizeof(asio::const_buffer);
+  for (const auto& c : queued_) n += c.owned.capacity();
+  for (const auto& c : inflight_) n += c.owned.capacity();
+  return n;
+}
+
+void Connection::arm_timer(std::chrono::milliseconds after) {
+  if (!timer_) timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+  timer_->expires_after(after);
+  std::weak_ptr<Connection> weak = weak_from_this();
+  timer_->async_wait([weak](const std::error_code& ec) {
+    auto self = weak.lock();
+    if (!self || ec) return;
+    // Handshake not finished, or the client never answered our close.
+    self->shut();
+  });
+}
+
+// ---- reading ----------------------------------------------------------------
+
+void Connection::read_now() {
+  read_armed_ = false;
+  size_t turn = 0;
+  while (state_ != State::closed && !paused_) {
+    std::error_code ec;
+    size_t n = socket_.read_some(asio::buffer(scratch(), kScratchSize), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      wait_readable();
+      return;
+    }
+    if (ec) {
+      shut();  // EOF or reset: the client is gone (no close frame to send)
+      return;
+    }
+    process(std::string_view(scratch(), n));
+    turn += n;
+    if (turn >= kReadPerTurn && state_ != State::closed && !paused_) {
+      // More may be waiting; come back after the others had their turn (a
+      // posted read, not a wait: the reactor would not report data already there).
+      read_armed_ = true;
+      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->read_now(); });
+      return;
+    }
+  }
+}
+
+void Connection::wait_readable() {
+  read_armed_ = true;
+  socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](const std::error_code& ec) {
+    self->read_armed_ = false;
+    if (ec || self->state_ == State::closed) return;
+    self->read_now();
+  });
+}
+
+void Connection::pause_reading() { paused_ = true; }
+
+void Connection::resume_reading() {
+  if (!paused_) return;
+  paused_ = false;
+  if (state_ == State::closed || read_armed_) return;
+  read_armed_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->read_now(); });
+}
+
+void Connection::process(std::string_view bytes) {
+  if (state_ == State::handshake) {
+    if (head_.size() + bytes.size() > kMaxRequestHead + kScratchSize) {
+      respond(431, "text/plain; charset=utf-8", "request head too large\n");
+      return;
+    }
+    head_.append(bytes);
+    process_head();
+    return;
+  }
+  std::vector<ClientEvent> events;
+  parser_.feed(bytes, events);
+  for (auto& e : events) {
+    if (state_ == State::closed) return;
+    handle_event(e);
+  }
+}
+
+void Connection::process_head() {
+  HttpRequest request;
+  HeadParse parsed = parse_request_head(head_, request);
+  switch (parsed.status) {
+    case HeadStatus::incomplete:
+      return;
+    case HeadStatus::too_large:
+      respond(431, "text/plain; charset=utf-8", "request head too large\n");
+      return;
+    case HeadStatus::bad:
+      respond(400, "text/plain; charset=utf-8", parsed.problem + "\n");
+      return;
+    case HeadStatus::complete:
+      break;
+  }
+  std::string rest = head_.substr(parsed.consumed);
+  std::string().swap(head_);
+  auto self = shared_from_this();
+  on_request_(self, request);
+  on_request_ = nullptr;  // its captures are not needed for the rest of the connection
+  // A client may send its first frames right behind the request.
+  if (state_ == State::open && !rest.empty()) process(rest);
+}
+
+void Connection::handle_event(ClientEvent& e) {
+  switch (e.kind) {
+    case ClientEvent::Kind::message:
+      // After we started closing, data frames are read and dropped (RFC 6455 5.5.1).
+      if (state_ == State::open && events_) events_->on_message(e.opcode, e.payload);
+      return;
+    case ClientEvent::Kind::ping:
+      if (state_ != State::open) return;
+      queue(control_frame(Opcode::pong, e.payload));
+      write_queued();
+      return;
+    case ClientEvent::Kind::pong:
+      if (events_) events_->on_pong();
+      return;
+    case ClientEvent::Kind::close:
+      close_received_ = true;
+      if (state_ == State::open) {
+        // Echo the client's code; 1005 ("none") is never sent on the wire.
+        queue(e.code == 1005 ? control_frame(Opcode::close, {}) : close_frame(e.code, {}));
+        state_ = State::closing;
+      }
+      // The server closes TCP first, once our close frame is out.
+      finish_after_write();
+      return;
+    case ClientEvent::Kind::error:
+      if (state_ == State::open) {
+        queue(close_frame(e.code, e.payload));
+        state_ = State::closing;
+      }
+      finish_after_write();
+      return;
+  }
+}
+
+// ---- the handshake answers --------------------------------------------------
+
+void Connection::accept_upgrade(const HttpRequest& request, std::string_view subprotocol,
+                                std::shared_ptr<ConnectionEvents> events) {
+  if (state_ != State::handshake) return;
+  events_ = std::move(events);
+  state_ = State::open;
+  if (timer_) timer_->cancel();
+  timer_.reset();
+  // Queued first: the 101 reaches the client before any frame.
+  queue(upgrade_response(request.header("sec-websocket-key"), subprotocol));
+  write_queued();
+}
+
+void Connection::respond(int status, std::string_view content_type, std::string_view body,
+                         std::string_view extra_headers) {
+  if (state_ != State::handshake) return;
+  state_ = State::closing;
+  queue(http_response(status, content_type, body, extra_headers));
+  finish_after_write();
+}
+
+// ---- writing ----------------------------------------------------------------
+
+void Connection::queue(std::string frames) {
+  if (state_ == State::closed || frames.empty()) return;
+  queued_bytes_ += frames.size();
+  Chunk c;
+  c.owned = std::move(frames);
+  queued_.push_back(std::move(c));
+}
+
+void Connection::queue_shared(std::shared_ptr<const void> owner, std::string_view frames) {
+  if (state_ == State::closed || frames.empty()) return;
+  queued_bytes_ += frames.size();
+  Chunk c;
+  c.owner = std::move(owner);
+  c.data = frames.data();
+  c.size = frames.size();
+  queued_.push_back(std::move(c));
+}
+
+void Connection::write_queued() {
+  if (!writing_ && !queued_.empty()) start_write();
+}
+
+void Connection::start_write() {
+  if (state_ == State::closed) return;
+  inflight_.swap(queued_);
+  inflight_bytes_ = queued_bytes_;
+  queued_bytes_ = 0;
+  buffers_.clear();
+  for (const auto& c : inflight_) {
+    auto v = c.view();
+    buffers_.emplace_back(v.data(), v.size());
+  }
+  writing_ = true;
+  asio::async_write(socket_, buffers_, [self = shared_from_this()](const std::error_code& ec, size_t) {
+    self->after_write(ec);
+  });
+}
+
+void Connection::after_write(const std::error_code& ec) {
+  writing_ = false;
+  inflight_.clear();
+  inflight_bytes_ = 0;
+  // A burst can leave large vectors behind; an idle connection keeps none.
+  if (inflight_.capacity() > 64) {
+    std::vector<Chunk>().swap(inflight_);
+    std::vector<asio::const_buffer>().swap(buffers_);
+  }
+  if (ec) {
+    shut();
+    return;
+  }
+  if (!queued_.empty()) {
+    start_write();
+  } else if (close_after_write_) {
+    shut();
+    return;
+  }
+  if (events_ && state_ != State::closed) events_->on_written(buffered());
+}
+
+void Connection::finish_after_write() {
+  close_after_write_ = true;
+  if (!writing_ && queued_.empty()) {
+    shut();
+    return;
+  }
+  write_queued();
+  arm_timer(limits_.close_timeout);  // a client that never reads must not hold the socket
+}
+
+void Connection::ping() {
+  if (state_ != State::open) return;
+  queue(control_frame(Opcode::ping, {}));
+  write_queued();
+}
+
+void Connection::close(uint16_t code, std::string_view reason, bool drop_queued) {
+  if (state_ == State::handshake) {
+    shut();
+    return;
+  }
+  if (state_ != State::open) return;
+  state_ = State::closing;
+  if (drop_queued) {
+    queued_.clear();
+    queued_bytes_ = 0;
+  }
+  queue(close_frame(code, reason));
+  write_queued();
+  // Wait for the client's close frame (it arrives through read_now), but
+  // not for ever.
+  arm_timer(limits_.close_timeout);
+}
+
+void Connection::shut() {
+  if (state_ == State::closed) return;
+  state_ = State::closed;
+  std::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  if (timer_) timer_->cancel();
+  queued_.clear();
+  queued_bytes_ = 0;
+  if (!closed_reported_) {
+    closed_reported_ = true;
+    if (auto events = std::move(events_)) events->on_closed();
+  }
+  on_request_ = nullptr;
+}
+
+}  // namespace kws::ws

@@ -1,0 +1,122 @@
+#pragma once
+// One server-side WebSocket connection on an Asio TCP socket, run by one
+// I/O thread. kws serve's own transport instead of websocketpp's server (see
+// docs/ARCHITECTURE.md, "Why kws serve has its own WebSocket transport"):
+// - an idle connection owns no read buffer: reads go into one scratch
+//   buffer per thread, and only a partial frame is kept;
+// - writes are gathered: everything queued goes out in one writev, and a
+//   frame batch shared by a thousand clients is written from the same bytes
+//   by all of them, never copied per client;
+// - the bytes not yet taken by the kernel are counted exactly (queued and in
+//   flight), which the slow-client budget needs.
+#include <asio.hpp>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/ws/protocol.hpp"
+
+namespace kws::ws {
+
+// What a connection reports once it is a WebSocket. Called on the I/O thread.
+class ConnectionEvents {
+ public:
+  virtual ~ConnectionEvents() = default;
+  virtual void on_message(Opcode opcode, std::string& payload) = 0;
+  virtual void on_pong() = 0;
+  // Bytes the socket layer still holds after a write completed.
+  virtual void on_written(size_t buffered) = 0;
+  // Exactly once, when the socket is closed for any reason.
+  virtual void on_closed() = 0;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  // Called once the request head is read; it must answer with
+  // accept_upgrade() or respond(). Not called when the head is malformed
+  // (the connection answers 400 itself) or does not arrive in time.
+  using RequestHandler = std::function<void(const std::shared_ptr<Connection>&, const HttpRequest&)>;
+
+  struct Limits {
+    size_t max_message = 1 << 20;
+    std::chrono::milliseconds handshake_timeout{10000};
+    std::chrono::milliseconds close_timeout{3000};
+  };
+
+  Connection(asio::ip::tcp::socket socket, const Limits& limits, RequestHandler on_request);
+  ~Connection();
+
+  void start();
+
+  // Handshake answers.
+  void accept_upgrade(const HttpRequest& request, std::string_view subprotocol,
+                      std::shared_ptr<ConnectionEvents> events);
+  void respond(int status, std::string_view content_type, std::string_view body, std::string_view extra_headers = {});
+
+  // Queue bytes that are complete WebSocket frames; write_queued() sends
+  // everything queued in one write (or after the write in flight).
+  void queue(std::string frames);
+  void queue_shared(std::shared_ptr<const void> owner, std::string_view frames);
+  void write_queued();
+
+  void ping();
+  // Starts the closing handshake (queued after what is already queued, or
+  // instead of it with `drop_queued`: for a client too slow to read it); the
+  // socket closes when the client answers or after the close timeout.
+  void close(uint16_t code, std::string_view reason, bool drop_queued = false);
+  // Stops reading the client's frames until resume_reading().
+  void pause_reading();
+  void resume_reading();
+
+  bool is_open() const { return state_ == State::open; }
+  size_t buffered() const { return queued_bytes_ + inflight_bytes_; }
+  size_t held_bytes() const;  // heap this connection holds now (tests, metrics)
+
+ private:
+  enum class State { handshake, open, closing, closed };
+  struct Chunk {
+    std::shared_ptr<const void> owner;  // set: bytes point into owner's memory
+    std::string owned;
+    const char* data = nullptr;
+    size_t size = 0;
+    std::string_view view() const { return owner ? std::string_view(data, size) : std::string_view(owned); }
+  };
+
+  void read_now();
+  void wait_readable();
+  void process(std::string_view bytes);
+  void process_head();
+  void handle_event(ClientEvent& e);
+  void start_write();
+  void after_write(const std::error_code& ec);
+  void arm_timer(std::chrono::milliseconds after);
+  void finish_after_write();
+  void shut();
+
+  asio::ip::tcp::socket socket_;
+  Limits limits_;
+  RequestHandler on_request_;
+  std::shared_ptr<ConnectionEvents> events_;
+  State state_ = State::handshake;
+  ClientFrameParser parser_;
+  std::string head_;  // the request head while it arrives
+  std::unique_ptr<asio::steady_timer> timer_;  // handshake or close timeout, only while one runs
+
+  std::vector<Chunk> queued_;
+  std::vector<Chunk> inflight_;
+  std::vector<asio::const_buffer> buffers_;
+  size_t queued_bytes_ = 0;
+  size_t inflight_bytes_ = 0;
+  bool writing_ = false;
+  bool close_after_write_ = false;  // close the socket once everything queued is written
+  bool close_received_ = false;
+  bool paused_ = false;
+  bool read_armed_ = false;  // an async wait or posted read is outstanding
+  bool closed_reported_ = false;
+};
+
+}  // namespace kws::ws
