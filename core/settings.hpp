@@ -24,7 +24,7 @@ enum class SettingType {
   host_port,  // HOST:PORT or [V6]:PORT, port 0-65535 (0: any free port)
   bytes,      // positive integer with an optional k, M or G suffix (powers of 1024)
   count,      // positive integer, at most SettingKey::max
-  duration,   // positive integer with a unit: ms, s, m or h
+  duration,   // a number with ms, s, m or h ("500ms", "1.5s"); a plain number is seconds; >= 1 ms
   choice,     // one of SettingKey::choices
   path,       // a readable regular file; empty means "not set"
   boolean,    // true/false, yes/no, on/off, 1/0
