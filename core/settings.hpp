@@ -108,11 +108,12 @@ struct FlagValue {
 };
 using FlagValues = std::map<std::string, FlagValue, std::less<>>;  // by key name, "serve.listen"
 
-// Use from a command, after CLI11 has parsed (cmd/common.hpp reads the config
-// file once for both kinds of settings):
-//   FlagValues flags;
-//   if (app->count("--listen")) flags["serve.listen"] = {o.listen, "--listen"};
-//   auto resolved = o.connection.resolve("serve", flags);
+// Use from a command (cmd/common.hpp: add_setting_flag files what a flag
+// gave under its key; resolve reads the config file once for both kinds of
+// settings):
+//   add_setting_flag(app, "-l,--listen", "serve.listen", o.settings, "...");
+//   ...after parsing:
+//   auto resolved = o.connection.resolve("serve", o.settings);
 //   HostPort at = resolved.kws.host_port("serve.listen");
 //
 // Resolves every key `command` reads ("" for all keys, as `kws config` does)
