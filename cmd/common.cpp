@@ -1,5 +1,8 @@
 #include "cmd/common.hpp"
 
+#include <algorithm>
+#include <stdexcept>
+
 #include "core/util/signals.hpp"
 
 namespace kws::cmd {
@@ -83,6 +86,57 @@ void add_connection_options(CLI::App* app, ConnectionOptions& options) {
       ->check(positive_number())
       ->group(group);
   app->add_flag("-v,--verbose", options.verbosity, "Show librdkafka's log lines on stderr")->group(group);
+}
+
+namespace {
+std::string value_name(const SettingKey& key) {
+  switch (key.type) {
+    case SettingType::host_port:
+      return "HOST:PORT";
+    case SettingType::bytes:
+      return "SIZE";
+    case SettingType::count:
+      return "N";
+    case SettingType::duration:
+      return "D";
+    case SettingType::choice: {
+      std::string out;
+      for (const auto& c : key.choices) out += (out.empty() ? "" : "|") + c;
+      return out;
+    }
+    case SettingType::path:
+      return "FILE";
+    case SettingType::boolean:
+      break;
+  }
+  return "BOOL";
+}
+}  // namespace
+
+CLI::Option* add_setting_flag(CLI::App* app, const std::string& names, std::string_view key_name,
+                              FlagValues& flags, const std::string& help) {
+  const SettingKey* key = find_setting_key(key_name);
+  if (!key || !key->used_by(app->get_name())) {
+    throw std::logic_error(names + ": '" + std::string(key_name) + "' is not a setting kws " +
+                           app->get_name() + " reads");
+  }
+  // Errors name the long flag ("--listen" for "-l,--listen"), as help and man page do.
+  std::string origin;
+  for (size_t at = 0; at <= names.size();) {
+    size_t comma = std::min(names.find(',', at), names.size());
+    std::string name = names.substr(at, comma - at);
+    if (origin.empty() || (name.rfind("--", 0) == 0 && origin.rfind("--", 0) != 0)) origin = name;
+    at = comma + 1;
+  }
+  CLI::Option* opt = app->add_option_function<std::string>(
+      names,
+      [&flags, name = key->name, origin](const std::string& text) {
+        flags[name] = {text, origin};
+      },
+      help);
+  opt->type_name(value_name(*key));
+  if (!key->default_value.empty()) opt->default_str(key->default_value);
+  return opt;
 }
 
 CLI::App* add_documented_subcommand(CLI::App& parent, const CommandDoc& doc) {

@@ -57,6 +57,17 @@ CLI::Validator positive_number();
 // -b, -X, -F, -v, --timeout.
 void add_connection_options(CLI::App* app, ConnectionOptions& options);
 
+// Declares the flag of a key in kws's settings table (core/settings.hpp).
+// CLI11 only keeps the text, filed in `flags` under the key's name with the
+// long flag as its origin; ConnectionOptions::resolve checks it with the
+// key's own rule, so the flag, its KWS_... variable and the config file share
+// one validator and one error format ("--client-buffer: '4x' is not a size
+// ..."). The help shows the table's default and a value name for its type.
+// A key the table lacks, or that `app`'s command does not read, is a bug
+// (std::logic_error at start-up).
+CLI::Option* add_setting_flag(CLI::App* app, const std::string& names, std::string_view key,
+                              FlagValues& flags, const std::string& help);
+
 // Adds a subcommand whose --help summary is the CommandDoc's; the rest of
 // the doc feeds the man page generator.
 CLI::App* add_documented_subcommand(CLI::App& parent, const CommandDoc& doc);

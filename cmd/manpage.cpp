@@ -87,7 +87,7 @@ std::string type_description(const SettingKey& key) {
     case SettingType::count:
       return "a whole number from 1" + (key.max ? " to " + std::to_string(key.max) : std::string());
     case SettingType::duration:
-      return "a duration: a whole number with ms, s, m or h";
+      return "a duration: a number with ms, s, m or h (a plain number is seconds)";
     case SettingType::choice:
       return join(key.choices, ", ");
     case SettingType::path:

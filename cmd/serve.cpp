@@ -49,63 +49,32 @@ const CommandDoc serve_doc{
     "0 after SIGTERM or SIGINT (a graceful shutdown); 1 when the listen address is taken or Kafka "
     "cannot be reached at start."};
 
-size_t parse_byte_size(const std::string& text, const std::string& flag) {
-  size_t used = 0;
-  double value = -1;
-  try {
-    value = std::stod(text, &used);
-  } catch (...) {
-    used = 0;
-  }
-  double unit = 1;
-  std::string suffix = text.substr(used);
-  if (suffix == "k" || suffix == "K" || suffix == "KiB") unit = 1024;
-  else if (suffix == "M" || suffix == "MiB") unit = 1024.0 * 1024;
-  else if (suffix == "G" || suffix == "GiB") unit = 1024.0 * 1024 * 1024;
-  else if (!suffix.empty() && suffix != "B") used = 0;
-  if (used == 0 || !(value > 0) || value * unit > 1e15) {
-    throw usage_error(flag + " '" + text + "': expected a size in bytes such as 65536, 512k, 4M or 1G");
-  }
-  return static_cast<size_t>(value * unit);
-}
-
 CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
   CLI::App* app = add_documented_subcommand(parent, serve_doc);
-  app->add_option("-l,--listen", o.listen, "Address to serve on (port 0: any free port)")
-      ->type_name("HOST:PORT")
-      ->default_str("127.0.0.1:8080");
+  // Flags of serve.* settings: the key table checks their values and gives
+  // their defaults, as it does for KWS_SERVE_* and the config file.
+  add_setting_flag(app, "-l,--listen", "serve.listen", o.settings,
+                   "Address to serve on (port 0: any free port)");
   const char* flow = "Clients";
-  app->add_option("--client-buffer", o.client_buffer, "Bytes queued for one client before --slow-client applies")
-      ->type_name("SIZE")
-      ->default_str("4M")
+  add_setting_flag(app, "--client-buffer", "serve.client_buffer", o.settings,
+                   "Bytes queued for one client before --slow-client applies")
       ->group(flow);
-  app->add_option("--slow-client", o.slow_client, "What to do with a client over its buffer: close or drop-oldest")
-      ->type_name("POLICY")
-      ->default_str("close")
-      ->check(CLI::IsMember({"close", "drop-oldest"}))
+  add_setting_flag(app, "--slow-client", "serve.slow_client", o.settings,
+                   "What to do with a client over its buffer: close or drop-oldest")
       ->group(flow);
-  app->add_option("--ping-interval", o.ping_interval, "Seconds between server pings")
-      ->type_name("SECONDS")
-      ->default_val(20)
-      ->check(positive_number())
+  add_setting_flag(app, "--ping-interval", "serve.ping_interval", o.settings,
+                   "Time between server pings (20s, 500ms; a plain number is seconds)")
       ->group(flow);
-  app->add_option("--idle-timeout", o.idle_timeout, "Close a peer silent (no frame, no pong) this many seconds")
-      ->type_name("SECONDS")
-      ->default_val(60)
-      ->check(positive_number())
+  add_setting_flag(app, "--idle-timeout", "serve.idle_timeout", o.settings,
+                   "Close a peer silent (no frame, no pong) this long (a plain number is seconds)")
       ->group(flow);
-  app->add_option("--max-frame", o.max_frame, "Largest frame a client may send")
-      ->type_name("SIZE")
-      ->default_str("1M")
+  add_setting_flag(app, "--max-frame", "serve.max_frame", o.settings, "Largest frame a client may send")
       ->group(flow);
-  app->add_option("--max-connections", o.max_connections, "Refuse upgrades (503) beyond this many connections")
-      ->type_name("N")
-      ->default_val(10000)
-      ->check(integer_in(1, 1000000))
+  add_setting_flag(app, "--max-connections", "serve.max_connections", o.settings,
+                   "Refuse upgrades (503) beyond this many connections")
       ->group(flow);
-  app->add_option("--ring-bytes", o.ring_bytes, "Recent messages kept per partition for -N starts")
-      ->type_name("SIZE")
-      ->default_str("8M")
+  add_setting_flag(app, "--ring-bytes", "serve.ring_bytes", o.settings,
+                   "Recent messages kept per partition for -N starts")
       ->group(flow);
   app->add_option("--max-group-sessions", o.max_group_sessions, "Sessions with group.id at once (each owns a consumer)")
       ->type_name("N")
@@ -176,18 +145,35 @@ class StatusLine {
 }  // namespace
 
 int run_serve(const ServeOptions& o) {
-  auto [host, port] = split_host_port(o.listen, "--listen");
+  // Before anything starts, so a bad value is only a usage error naming where it came from.
+  ConnectionOptions::Resolved resolved = o.connection.resolve("serve", o.settings);
+  const KwsSettings& s = resolved.kws;
+  for (const char* key : {"serve.tls_cert", "serve.tls_key"}) {
+    // Serving plain ws:// to someone who configured a certificate would
+    // put on the wire in clear what they meant to protect.
+    if (s.path(key).empty()) continue;
+    const KwsSetting& tls = s.at(key);
+    std::string where =
+        tls.source == ConfigSource::file ? tls.origin + ": " + tls.key->file_key() : tls.origin;
+    throw usage_error(where +
+                      ": kws serve does not serve wss:// yet; unset it and put a TLS-terminating proxy "
+                      "in front of kws serve");
+  }
+
   BridgeOptions options;
-  options.server.host = host;
-  options.server.port = port;
-  options.server.client_buffer = parse_byte_size(o.client_buffer, "--client-buffer");
-  options.server.slow_client = o.slow_client == "drop-oldest" ? SlowClientPolicy::drop_oldest : SlowClientPolicy::close;
-  options.server.ping_interval = std::chrono::milliseconds(static_cast<int64_t>(o.ping_interval * 1000));
-  options.server.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.idle_timeout * 1000));
-  options.server.max_frame = parse_byte_size(o.max_frame, "--max-frame");
-  options.server.max_connections = static_cast<size_t>(o.max_connections);
+  HostPort listen = s.host_port("serve.listen");
+  // The server binds an address, not a name; localhost is the one name people type.
+  options.server.host = listen.host == "localhost" ? "127.0.0.1" : listen.host;
+  options.server.port = listen.port;
+  options.server.client_buffer = s.bytes("serve.client_buffer");
+  options.server.slow_client = s.choice("serve.slow_client") == "drop-oldest" ? SlowClientPolicy::drop_oldest
+                                                                              : SlowClientPolicy::close;
+  options.server.ping_interval = s.duration("serve.ping_interval");
+  options.server.idle_timeout = s.duration("serve.idle_timeout");
+  options.server.max_frame = s.bytes("serve.max_frame");
+  options.server.max_connections = s.count("serve.max_connections");
   options.server.max_group_sessions = static_cast<size_t>(o.max_group_sessions);
-  options.hub.ring_bytes = parse_byte_size(o.ring_bytes, "--ring-bytes");
+  options.hub.ring_bytes = s.bytes("serve.ring_bytes");
   options.hub.max_catchups = static_cast<size_t>(o.max_catchups);
 
   std::unique_ptr<LogSink> log;
@@ -197,7 +183,7 @@ int run_serve(const ServeOptions& o) {
     log = std::make_unique<StderrLog>(o.connection.verbosity > 0 ? LogLevel::debug : LogLevel::note);
   }
 
-  KafkaSettings settings = o.connection.resolve();
+  KafkaSettings& settings = resolved.kafka;
   const ConfigEntry* brokers = settings.find("bootstrap.servers");
   const bool embedded = !brokers || brokers->source == ConfigSource::default_value;
   if (!embedded && !o.topics.empty()) throw usage_error("-t creates topics on the embedded broker; with -b, create them on your cluster");

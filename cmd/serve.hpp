@@ -4,14 +4,10 @@
 namespace kws::cmd {
 
 struct ServeOptions {
-  std::string listen = "127.0.0.1:8080";
-  std::string client_buffer = "4M";
-  std::string slow_client = "close";
-  double ping_interval = 20;
-  double idle_timeout = 60;
-  std::string max_frame = "1M";
-  int max_connections = 10000;
-  std::string ring_bytes = "8M";
+  // What the flags of serve.* settings gave (--listen, --client-buffer, ...),
+  // as typed; run_serve resolves them against KWS_SERVE_*, the config file
+  // and the defaults of the key table (core/settings.cpp).
+  FlagValues settings;
   int max_group_sessions = 64;
   int max_catchups = 32;
   std::string log_format = "text";
@@ -26,8 +22,5 @@ struct ServeOptions {
 extern const CommandDoc serve_doc;
 CLI::App* register_serve(CLI::App& parent, ServeOptions& options);
 int run_serve(const ServeOptions& options);
-
-// "4M", "512k", "1G", "1000" -> bytes; throws a usage error naming `flag`.
-size_t parse_byte_size(const std::string& text, const std::string& flag);
 
 }  // namespace kws::cmd

@@ -71,11 +71,11 @@ const std::vector<SettingKey>& kws_setting_keys() {
       make_key("serve.max_connections", "KWS_SERVE_MAX_CONNECTIONS", "10000", T::count,
                "Connections served at once; further ones are refused.", {"serve"}, {}, 1000000),
       make_key("serve.tls_cert", "KWS_SERVE_TLS_CERT", "", T::path,
-               "PEM certificate chain for wss://; empty: plain ws://.", {"serve"}),
-      make_key("serve.tls_key", "KWS_SERVE_TLS_KEY", "", T::path, "PEM private key for serve.tls_cert.",
+               "PEM certificate chain for wss://. Not supported yet: kws serve speaks plain ws:// and "
+               "refuses to start when this is set.",
                {"serve"}),
-      make_key("serve.io_threads", "KWS_SERVE_IO_THREADS", "1", T::count,
-               "Threads running the WebSocket I/O.", {"serve"}, {}, 256),
+      make_key("serve.tls_key", "KWS_SERVE_TLS_KEY", "", T::path,
+               "PEM private key for serve.tls_cert; not supported yet either.", {"serve"}),
       make_key("ingest.buffer_messages", "KWS_INGEST_BUFFER_MESSAGES", "100000", T::count,
                "Messages held between the WebSocket feed and Kafka before ingest.when_full applies.",
                {"ingest"}, {}, 100000000),
@@ -198,24 +198,50 @@ uint64_t parse_count(const SettingKey& key, const std::string& text, const std::
   return n;
 }
 
+// NUMBER[UNIT], NUMBER digits with an optional fraction, UNIT ms, s, m or h;
+// a plain number is seconds, which is what kws's duration flags have always
+// taken (`kws serve --ping-interval 0.2`). Exact to the millisecond: a finer
+// value is refused rather than rounded to something the user did not type.
 milliseconds parse_duration(const std::string& text, const std::string& origin) {
   struct Unit {
     const char* suffix;
-    int64_t ms;
+    uint64_t ms;
   };
   // "ms" before "m" and "s", so "500ms" is not read as 500 m + junk.
   static const Unit units[] = {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+  // A year is plenty for any timeout; it also keeps the arithmetic far from overflow.
+  constexpr uint64_t kYearMs = 365ull * 24 * 3'600'000;
+  const std::string not_a_duration =
+      "'" + text +
+      "' is not a duration (a number with ms, s, m or h, e.g. 30s, 500ms, 2m; a plain number is seconds)";
+
+  std::string_view number = text;
+  uint64_t unit_ms = 1000;
   for (const auto& u : units) {
     size_t len = std::strlen(u.suffix);
-    if (text.size() <= len || text.compare(text.size() - len, len, u.suffix) != 0) continue;
-    uint64_t n = 0;
-    if (!parse_digits(std::string_view(text).substr(0, text.size() - len), n)) break;
-    if (n == 0) bad(origin, "'" + text + "': the duration must be above 0");
-    // A year is plenty for any timeout; it also keeps n * ms far from overflow.
-    if (n > static_cast<uint64_t>(365LL * 24 * 3'600'000 / u.ms)) bad(origin, "'" + text + "' is too long");
-    return milliseconds(static_cast<int64_t>(n) * u.ms);
+    if (number.size() > len && number.compare(number.size() - len, len, u.suffix) == 0) {
+      number.remove_suffix(len);
+      unit_ms = u.ms;
+      break;
+    }
   }
-  bad(origin, "'" + text + "' is not a duration (a whole number with ms, s, m or h, e.g. 30s, 500ms, 2m)");
+  std::string_view whole = number, fraction;
+  if (auto dot = number.find('.'); dot != std::string_view::npos) {
+    whole = number.substr(0, dot);
+    fraction = number.substr(dot + 1);
+    // At most 9 digits after the point, so fraction * unit stays below 2^64.
+    if (fraction.empty() || fraction.size() > 9) bad(origin, not_a_duration);
+  }
+  uint64_t w = 0, f = 0, scale = 1;
+  if (!parse_digits(whole, w) || (!fraction.empty() && !parse_digits(fraction, f)))
+    bad(origin, not_a_duration);
+  for (size_t i = 0; i < fraction.size(); ++i) scale *= 10;
+  if (w > kYearMs / unit_ms) bad(origin, "'" + text + "' is too long");
+  if (f * unit_ms % scale != 0) bad(origin, "'" + text + "' is finer than a millisecond");
+  uint64_t ms = w * unit_ms + f * unit_ms / scale;
+  if (ms == 0) bad(origin, "'" + text + "': the duration must be above 0");
+  if (ms > kYearMs) bad(origin, "'" + text + "' is too long");
+  return milliseconds(static_cast<int64_t>(ms));
 }
 
 std::string parse_path(const std::string& text, const std::string& origin) {

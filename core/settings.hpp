@@ -24,7 +24,7 @@ enum class SettingType {
   host_port,  // HOST:PORT or [V6]:PORT, port 0-65535 (0: any free port)
   bytes,      // positive integer with an optional k, M or G suffix (powers of 1024)
   count,      // positive integer, at most SettingKey::max
-  duration,   // positive integer with a unit: ms, s, m or h
+  duration,   // a number with ms, s, m or h ("500ms", "1.5s"); a plain number is seconds; >= 1 ms
   choice,     // one of SettingKey::choices
   path,       // a readable regular file; empty means "not set"
   boolean,    // true/false, yes/no, on/off, 1/0
@@ -108,11 +108,12 @@ struct FlagValue {
 };
 using FlagValues = std::map<std::string, FlagValue, std::less<>>;  // by key name, "serve.listen"
 
-// Use from a command, after CLI11 has parsed (cmd/common.hpp reads the config
-// file once for both kinds of settings):
-//   FlagValues flags;
-//   if (app->count("--listen")) flags["serve.listen"] = {o.listen, "--listen"};
-//   auto resolved = o.connection.resolve("serve", flags);
+// Use from a command (cmd/common.hpp: add_setting_flag files what a flag
+// gave under its key; resolve reads the config file once for both kinds of
+// settings):
+//   add_setting_flag(app, "-l,--listen", "serve.listen", o.settings, "...");
+//   ...after parsing:
+//   auto resolved = o.connection.resolve("serve", o.settings);
 //   HostPort at = resolved.kws.host_port("serve.listen");
 //
 // Resolves every key `command` reads ("" for all keys, as `kws config` does)

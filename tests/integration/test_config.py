@@ -137,7 +137,6 @@ KWS_DEFAULTS = {
     "kws.serve.max_connections": "10000",
     "kws.serve.tls_cert": "",
     "kws.serve.tls_key": "",
-    "kws.serve.io_threads": "1",
     "kws.ingest.buffer_messages": "100000",
     "kws.ingest.buffer_bytes": "64M",
     "kws.ingest.when_full": "block",
@@ -184,6 +183,37 @@ class KwsSettings(ConfigCase):
         self.assertSetting(s, "kws.serve.idle_timeout", "2m", "environment", "KWS_SERVE_IDLE_TIMEOUT")
         self.assertSetting(s, "kws.ingest.when_full", "drop-oldest", "file", f + ":4")
 
+    def test_serve_client_buffer_default_file_environment(self):
+        s = self.config()
+        self.assertSetting(s, "kws.serve.client_buffer", "4M", "default")
+        f = write(os.path.join(self.dir, "f.conf"), "kws.serve.client_buffer=512k\n")
+        s = self.config("-F", f)
+        self.assertSetting(s, "kws.serve.client_buffer", "512k", "file", f + ":1")
+        s = self.config("-F", f, KWS_SERVE_CLIENT_BUFFER="1M")
+        self.assertSetting(s, "kws.serve.client_buffer", "1M", "environment", "KWS_SERVE_CLIENT_BUFFER")
+        # A bad value is refused naming where it came from, unless a higher layer hides it.
+        bad = write(os.path.join(self.dir, "bad.conf"), "kws.serve.client_buffer=lots\n")
+        r = self.config("-F", bad, rc=2)
+        self.assertIn("kws: error: %s:1: kws.serve.client_buffer: 'lots' is not a size in bytes" % bad, r.stderr)
+        s = self.config("-F", bad, KWS_SERVE_CLIENT_BUFFER="1M")
+        self.assertSetting(s, "kws.serve.client_buffer", "1M", "environment")
+        r = self.config("-F", f, rc=2, KWS_SERVE_CLIENT_BUFFER="1MB")
+        self.assertIn("kws: error: KWS_SERVE_CLIENT_BUFFER: '1MB' is not a size in bytes", r.stderr, str(r))
+
+    def test_plain_number_duration_is_seconds(self):
+        # As kws serve's --ping-interval and --idle-timeout have always read it.
+        s = self.config(KWS_SERVE_PING_INTERVAL="0.5", KWS_SERVE_IDLE_TIMEOUT="90")
+        self.assertSetting(s, "kws.serve.ping_interval", "0.5", "environment")
+        self.assertSetting(s, "kws.serve.idle_timeout", "90", "environment")
+        r = self.config(rc=2, KWS_SERVE_PING_INTERVAL="0.0005")
+        self.assertIn("KWS_SERVE_PING_INTERVAL: '0.0005' is finer than a millisecond", r.stderr, str(r))
+
+    def test_io_threads_is_no_setting(self):
+        # kws serve's socket I/O is one thread by design; the key went with the idea.
+        f = write(os.path.join(self.dir, "f.conf"), "kws.serve.io_threads=2\n")
+        r = self.config("-F", f, rc=2)
+        self.assertIn("%s:1: unknown kws setting 'kws.serve.io_threads'" % f, r.stderr, str(r))
+
     def test_default_file_holds_kws_settings_too(self):
         path = write(os.path.join(self.xdg, "kws", "kws.conf"), "kws.ingest.backoff_max=1m\n")
         s = self.config()
@@ -191,9 +221,9 @@ class KwsSettings(ConfigCase):
 
     def test_bad_environment_value_names_the_variable(self):
         for var, value, why in [("KWS_SERVE_LISTEN", "8080", "is not HOST:PORT"),
-                                ("KWS_SERVE_PING_INTERVAL", "30", "is not a duration"),
+                                ("KWS_SERVE_PING_INTERVAL", "30sec", "is not a duration"),
                                 ("KWS_INGEST_BUFFER_BYTES", "4MB", "is not a size in bytes"),
-                                ("KWS_SERVE_IO_THREADS", "0", "must be a whole number from 1"),
+                                ("KWS_SERVE_MAX_CONNECTIONS", "0", "must be a whole number from 1"),
                                 ("KWS_SERVE_SLOW_CLIENT", "drop", "is not one of: close, drop-oldest"),
                                 ("KWS_SERVE_TLS_CERT", os.path.join(self.dir, "none.pem"), "No such file")]:
             r = self.config(rc=2, **{var: value})
@@ -202,9 +232,9 @@ class KwsSettings(ConfigCase):
             self.assertEqual(r.stdout, "", str(r))
 
     def test_bad_file_value_names_file_and_line(self):
-        f = write(os.path.join(self.dir, "f.conf"), "acks=1\n\nkws.serve.idle_timeout=60\n")
+        f = write(os.path.join(self.dir, "f.conf"), "acks=1\n\nkws.serve.idle_timeout=60 s\n")
         r = self.config("-F", f, rc=2)
-        self.assertIn("kws: error: %s:3: kws.serve.idle_timeout: '60' is not a duration" % f, r.stderr, str(r))
+        self.assertIn("kws: error: %s:3: kws.serve.idle_timeout: '60 s' is not a duration" % f, r.stderr, str(r))
         # The environment beats the file, so the bad line is never looked at.
         s = self.config("-F", f, KWS_SERVE_IDLE_TIMEOUT="90s")
         self.assertSetting(s, "kws.serve.idle_timeout", "90s", "environment")

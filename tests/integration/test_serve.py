@@ -130,8 +130,11 @@ class ServeTestCase(kwstest.KwsTestCase):
 
     broker_args = ["--partitions", "2"]
 
-    def serve(self, *args, brokers=True):
-        bg = self.background("serve", "-l", "127.0.0.1:0", *args, brokers=brokers)
+    def serve(self, *args, brokers=True, env=None, listen="127.0.0.1:0"):
+        """kws serve ARGS, by default with -l 127.0.0.1:0 (listen=None: none),
+        once it printed URL=."""
+        listen_args = ["-l", listen] if listen else []
+        bg = self.background("serve", *listen_args, *args, brokers=brokers, env=env)
         bg.wait_for_output(lambda out: b"URL=" in out and out.endswith(b"\n"), timeout=30, what="URL= line")
         first = bg.lines()[0]
         self.assertTrue(first.startswith("URL=ws://"), "the first stdout line must be URL=\n" + bg.describe())
@@ -606,6 +609,80 @@ class Liveness(ServeTestCase):
         run(go())
         self.assertEqual(bg.wait(timeout=15), 0, bg.describe())
         self.assertEqual(len([e for e in self.tail_json(t) if e["message"].startswith("m")]), 50)
+
+
+class Settings(ServeTestCase):
+    """kws serve's serve.* settings: flag > KWS_SERVE_* > config file >
+    default, as `kws config` shows them (test_config.py), here by what the
+    server does."""
+
+    def conf(self, text):
+        path = os.path.join(kwstest.scratch_dir(), "kws.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def port_of(self, bg):
+        return int(bg.address.rsplit(":", 1)[1])
+
+    def test_listen_from_environment_file_and_flag(self):
+        # Without them kws serve would take 127.0.0.1:8080; port 0 means any free port.
+        bg = self.serve(listen=None, env=kwstest.clean_env(KWS_SERVE_LISTEN="127.0.0.1:0"))
+        self.assertNotEqual(self.port_of(bg), 8080, bg.describe())
+        f = self.conf("kws.serve.listen=127.0.0.1:0\n")
+        bg = self.serve("-F", f, listen=None)
+        self.assertNotEqual(self.port_of(bg), 8080, bg.describe())
+        # The flag wins, so a bad environment value is never looked at; localhost means 127.0.0.1.
+        bg = self.serve("-F", f, listen="localhost:0", env=kwstest.clean_env(KWS_SERVE_LISTEN="nonsense"))
+        self.assertRegex(bg.url, r"^ws://127\.0\.0\.1:\d+/$")
+
+    def test_max_frame_flag_beats_environment_beats_file(self):
+        t = self.create(self.topic())
+        frame = json.dumps({"id": 1, "topic": t, "message": "y" * 2000})
+
+        def reply_to_2k_frame(bg):
+            async def go():
+                async with websockets.connect(self.ws_url(bg)) as ws:
+                    await ws.send(frame)
+                    return (await recv_until(ws, lambda d: d.get("type") in ("ack", "error")))[-1]
+
+            return run(go())
+
+        small, large = self.conf("kws.serve.max_frame=1k\n"), self.conf("kws.serve.max_frame=64k\n")
+        self.assertEqual(reply_to_2k_frame(self.serve("-F", small)).get("code"), "too_large")
+        self.assertEqual(reply_to_2k_frame(self.serve("-F", large))["type"], "ack")
+        env_small = kwstest.clean_env(KWS_SERVE_MAX_FRAME="1k")
+        self.assertEqual(reply_to_2k_frame(self.serve("-F", large, env=env_small)).get("code"), "too_large")
+        self.assertEqual(reply_to_2k_frame(self.serve("-F", small, "--max-frame", "64k", env=env_small))["type"],
+                         "ack")
+
+    def test_bad_value_is_a_usage_error_naming_its_origin_before_anything_starts(self):
+        # A dead broker address: the error must come before any attempt to reach Kafka.
+        holder = kwstest.free_port_holder()
+        self.addCleanup(holder.close)
+        dead = "127.0.0.1:%d" % holder.getsockname()[1]
+        bad_file = self.conf("kws.serve.client_buffer=lots\n")
+        cases = [
+            ({"KWS_SERVE_CLIENT_BUFFER": "lots"}, [],
+             "kws: error: KWS_SERVE_CLIENT_BUFFER: 'lots' is not a size in bytes"),
+            ({}, ["--client-buffer", "1.5M"], "kws: error: --client-buffer: '1.5M' is not a size in bytes"),
+            ({}, ["-F", bad_file], "kws: error: %s:1: kws.serve.client_buffer: 'lots' is not a size" % bad_file),
+            ({}, ["--slow-client", "sometimes"],
+             "kws: error: --slow-client: 'sometimes' is not one of: close, drop-oldest"),
+            ({}, ["--ping-interval", "0"], "kws: error: --ping-interval: '0': the duration must be above 0"),
+            ({}, ["--max-connections", "1000001"],
+             "kws: error: --max-connections: '1000001' must be a whole number from 1 to 1000000"),
+            ({"KWS_SERVE_TLS_CERT": bad_file}, [],
+             "kws: error: KWS_SERVE_TLS_CERT: kws serve does not serve wss:// yet"),
+        ]
+        for env, args, message in cases:
+            r = self.kws("serve", "-l", "127.0.0.1:0", *args, brokers=dead, rc=2, timeout=10,
+                         env=kwstest.clean_env(**env))
+            self.assertIn(message, r.stderr, str(r))
+            self.assertEqual(r.stdout, "", str(r))
+        # A flag hides the bad environment value and the bad file line.
+        bg = self.serve("-F", bad_file, "--client-buffer", "1M", env=kwstest.clean_env(KWS_SERVE_CLIENT_BUFFER="lots"))
+        self.assertEqual(self.http(bg, "/healthz"), (200, "ok\n"))
 
 
 class Metrics(ServeTestCase):

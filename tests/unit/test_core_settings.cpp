@@ -100,7 +100,6 @@ TEST_CASE("settings: the keys serve and ingest read, with their defaults") {
   CHECK(serve.count("serve.max_connections") == 10000);
   CHECK(serve.path("serve.tls_cert").empty());
   CHECK(serve.path("serve.tls_key").empty());
-  CHECK(serve.count("serve.io_threads") == 1);
   CHECK(serve.at("serve.listen").source == ConfigSource::default_value);
   CHECK(serve.at("serve.listen").origin == "default");
   CHECK_THROWS_AS(serve.at("ingest.when_full"), std::logic_error);  // not serve's
@@ -150,6 +149,37 @@ TEST_CASE("settings: precedence is flag > environment > file > default") {
   CHECK(s.at("serve.ping_interval").source == ConfigSource::file);
 }
 
+TEST_CASE("settings: serve.client_buffer from each layer, a hidden bad value never looked at") {
+  TempFile good("kws.serve.client_buffer=512k\n");
+  TempFile bad("kws.serve.client_buffer=lots\n");
+  const FlagValues flag = {{"serve.client_buffer", {"2M", "--client-buffer"}}};
+  auto env = fake_env({{"KWS_SERVE_CLIENT_BUFFER", "1M"}});
+  auto bad_env = fake_env({{"KWS_SERVE_CLIENT_BUFFER", "1MB"}});
+
+  auto s = resolve_kws_settings("serve", {}, file_of(good), fake_env({}));
+  CHECK(s.bytes("serve.client_buffer") == 512u << 10);
+  CHECK(s.at("serve.client_buffer").origin == good.path + ":1");
+  s = resolve_kws_settings("serve", {}, file_of(good), env);
+  CHECK(s.bytes("serve.client_buffer") == 1u << 20);
+  CHECK(s.at("serve.client_buffer").origin == "KWS_SERVE_CLIENT_BUFFER");
+  s = resolve_kws_settings("serve", flag, file_of(good), env);
+  CHECK(s.bytes("serve.client_buffer") == 2u << 20);
+  CHECK(s.at("serve.client_buffer").origin == "--client-buffer");
+  CHECK(s.at("serve.client_buffer").text == "2M");
+
+  CHECK(starts_with(usage_error_of([&] { resolve_kws_settings("serve", {}, file_of(bad), fake_env({})); }),
+                    bad.path + ":1: kws.serve.client_buffer: 'lots' is not a size in bytes"));
+  CHECK(resolve_kws_settings("serve", {}, file_of(bad), env).bytes("serve.client_buffer") == 1u << 20);
+  CHECK(starts_with(usage_error_of([&] { resolve_kws_settings("serve", {}, file_of(good), bad_env); }),
+                    "KWS_SERVE_CLIENT_BUFFER: '1MB' is not a size in bytes"));
+  CHECK(resolve_kws_settings("serve", flag, file_of(bad), bad_env).bytes("serve.client_buffer") == 2u << 20);
+  CHECK(starts_with(
+      usage_error_of([&] {
+        resolve_kws_settings("serve", {{"serve.client_buffer", {"0", "--client-buffer"}}}, {}, env);
+      }),
+      "--client-buffer: '0': the size must be above 0"));
+}
+
 TEST_CASE("settings: librdkafka never sees kws keys, and they never pass as librdkafka properties") {
   TempFile f("acks=1\nkws.serve.listen=0.0.0.0:1\n");
   ConfigFile file = file_of(f);
@@ -176,10 +206,10 @@ TEST_CASE("settings: an unknown kws key in the file is an error naming file and 
 }
 
 TEST_CASE("settings: a bad value is a usage error that names where it came from") {
-  TempFile f("kws.serve.idle_timeout=60\n");
+  TempFile f("kws.serve.idle_timeout=60 s\n");
   ConfigFile file = file_of(f);
   std::string m = usage_error_of([&] { resolve_kws_settings("serve", {}, file, fake_env({})); });
-  CHECK(starts_with(m, f.path + ":1: kws.serve.idle_timeout: '60' is not a duration"));
+  CHECK(starts_with(m, f.path + ":1: kws.serve.idle_timeout: '60 s' is not a duration"));
 
   m = usage_error_of([&] {
     resolve_kws_settings("serve", {}, {}, fake_env({{"KWS_SERVE_LISTEN", "8080"}}));
@@ -244,30 +274,61 @@ TEST_CASE("settings: bytes with k, M and G suffixes") {
 }
 
 TEST_CASE("settings: counts are positive and bounded per key") {
-  const SettingKey& threads = *find_setting_key("serve.io_threads");
-  CHECK(std::get<uint64_t>(parse_setting(threads, "4", "o")) == 4);
-  CHECK(std::get<uint64_t>(parse_setting(threads, "256", "o")) == 256);
-  CHECK(parse_error("serve.io_threads", "257") == "ORIGIN: '257' must be a whole number from 1 to 256");
-  CHECK(parse_error("serve.io_threads", "0") == "ORIGIN: '0' must be a whole number from 1 to 256");
-  CHECK(parse_error("serve.io_threads", "2k") == "ORIGIN: '2k' must be a whole number from 1 to 256");
-  CHECK(parse_error("serve.io_threads", "") == "ORIGIN: '' must be a whole number from 1 to 256");
-  CHECK(parse_error("serve.max_connections", "-5") ==
-        "ORIGIN: '-5' must be a whole number from 1 to 1000000");
+  const SettingKey& connections = *find_setting_key("serve.max_connections");
+  CHECK(std::get<uint64_t>(parse_setting(connections, "1", "o")) == 1);
+  CHECK(std::get<uint64_t>(parse_setting(connections, "1000000", "o")) == 1000000);
+  const std::string range = "' must be a whole number from 1 to 1000000";
+  for (const char* bad : {"1000001", "0", "-5", "2k", "", "+1", "1.0", "99999999999999999999"}) {
+    INFO(bad);
+    CHECK(parse_error("serve.max_connections", bad) == "ORIGIN: '" + std::string(bad) + range);
+  }
+  CHECK(parse_error("ingest.buffer_messages", "100000001") ==
+        "ORIGIN: '100000001' must be a whole number from 1 to 100000000");
 }
 
-TEST_CASE("settings: durations need a unit") {
+TEST_CASE("settings: serve.io_threads is gone: kws serve's socket I/O is one thread") {
+  CHECK(find_setting_key("serve.io_threads") == nullptr);
+  TempFile f("kws.serve.io_threads=2\n");
+  ConfigFile file = file_of(f);
+  CHECK(starts_with(usage_error_of([&] { resolve_kws_settings("serve", {}, file, fake_env({})); }),
+                    f.path + ":1: unknown kws setting 'kws.serve.io_threads'"));
+}
+
+TEST_CASE("settings: durations take ms, s, m or h, and a plain number is seconds") {
   const SettingKey& key = *find_setting_key("ingest.backoff_initial");
-  CHECK(std::get<milliseconds>(parse_setting(key, "500ms", "o")) == milliseconds(500));
-  CHECK(std::get<milliseconds>(parse_setting(key, "30s", "o")) == milliseconds(30'000));
-  CHECK(std::get<milliseconds>(parse_setting(key, "2m", "o")) == milliseconds(120'000));
-  CHECK(std::get<milliseconds>(parse_setting(key, "1h", "o")) == milliseconds(3'600'000));
-  for (const char* bad : {"", "30", "s", "ms", "1.5s", "-1s", "30 s", "30sec", "1d", "5S"}) {
+  auto ms = [&](const char* text) { return std::get<milliseconds>(parse_setting(key, text, "o")).count(); };
+  CHECK(ms("500ms") == 500);
+  CHECK(ms("30s") == 30'000);
+  CHECK(ms("2m") == 120'000);
+  CHECK(ms("1h") == 3'600'000);
+  // What kws serve's --ping-interval and --idle-timeout have always taken.
+  CHECK(ms("20") == 20'000);
+  CHECK(ms("0.2") == 200);
+  CHECK(ms("1.5s") == 1'500);
+  CHECK(ms("0.001") == 1);
+  CHECK(ms("1.25m") == 75'000);
+  CHECK(ms("0.5h") == 1'800'000);
+  CHECK(ms("2.000s") == 2'000);
+  CHECK(ms("8760h") == 365LL * 24 * 3'600'000);
+  for (const char* bad :
+       {"",   "s",  "ms",   "-1s",   "+1",  "30 s", " 30", "30sec", "1d",  "5S",
+        "1.", ".5", "1..5", "1.5.2", "1e3", "0x10", "inf", "nan",   "1,5", "0.0000000001"}) {
     INFO(bad);
     CHECK(starts_with(parse_error("ingest.backoff_initial", bad),
                       "ORIGIN: '" + std::string(bad) + "' is not a duration"));
   }
   CHECK(parse_error("ingest.backoff_initial", "0s") == "ORIGIN: '0s': the duration must be above 0");
+  CHECK(parse_error("ingest.backoff_initial", "0") == "ORIGIN: '0': the duration must be above 0");
+  CHECK(parse_error("ingest.backoff_initial", "0.000") == "ORIGIN: '0.000': the duration must be above 0");
+  // Refused, not rounded to something the user did not type.
+  CHECK(parse_error("ingest.backoff_initial", "1.5ms") == "ORIGIN: '1.5ms' is finer than a millisecond");
+  CHECK(parse_error("ingest.backoff_initial", "0.0001") == "ORIGIN: '0.0001' is finer than a millisecond");
   CHECK(parse_error("ingest.backoff_initial", "9000h") == "ORIGIN: '9000h' is too long");
+  CHECK(parse_error("ingest.backoff_initial", "8760.5h") == "ORIGIN: '8760.5h' is too long");
+  CHECK(parse_error("ingest.backoff_initial", "99999999999999999999") ==
+        "ORIGIN: '99999999999999999999' is not a duration (a number with ms, s, m or h, e.g. 30s, 500ms, 2m; "
+        "a plain number is seconds)");
+  CHECK(parse_error("ingest.backoff_initial", "31536001") == "ORIGIN: '31536001' is too long");
 }
 
 TEST_CASE("settings: choices are matched exactly") {
