@@ -38,10 +38,10 @@ void Connection::start() {
 }
 
 size_t Connection::held_bytes() const {
-  size_t n = head_.capacity() + parser_.held_bytes() + queued_.capacity() * sizeof(Chunk) +
+  size_t n = heap_bytes(head_) + parser_.held_bytes() + queued_.capacity() * sizeof(Chunk) +
              inflight_.capacity() * sizeof(Chunk) + buffers_.capacity() * sizeof(asio::const_buffer);
-  for (const auto& c : queued_) n += c.owned.capacity();
-  for (const auto& c : inflight_) n += c.owned.capacity();
+  for (const auto& c : queued_) n += heap_bytes(c.owned);
+  for (const auto& c : inflight_) n += heap_bytes(c.owned);
   return n;
 }
 

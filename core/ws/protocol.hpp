@@ -66,6 +66,10 @@ std::string_view status_text(int status);
 
 // ---- frames from the client ------------------------------------------------
 
+// Heap bytes a string owns: none while it fits its in-object buffer (15
+// bytes in libstdc++), although capacity() reports that buffer's size.
+inline size_t heap_bytes(const std::string& s) { return s.capacity() > std::string().capacity() ? s.capacity() : 0; }
+
 // One event out of the byte stream: a whole message (fragments joined) or a
 // control frame, or the reason the connection must close.
 struct ClientEvent {
@@ -85,7 +89,7 @@ class ClientFrameParser {
   // event the parser is done: the caller closes with that code.
   void feed(std::string_view bytes, std::vector<ClientEvent>& out);
   bool failed() const { return failed_; }
-  size_t held_bytes() const { return pending_.capacity() + message_.capacity(); }
+  size_t held_bytes() const { return heap_bytes(pending_) + heap_bytes(message_); }
 
  private:
   bool fail(std::vector<ClientEvent>& out, uint16_t code, std::string why);
