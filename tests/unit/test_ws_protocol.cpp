@@ -34,8 +34,9 @@ HeadParse parse(const std::string& bytes) {
 }
 
 // A request built header by header, for upgrade_problem.
-HttpRequest request(std::vector<std::pair<std::string, std::string>> headers, std::string method = "GET") {
-  std::string head = method + " /v2/broker/ HTTP/1.1\r\n";
+HttpRequest request(std::vector<std::pair<std::string, std::string>> headers, std::string method = "GET",
+                    std::string version = "HTTP/1.1") {
+  std::string head = method + " /v2/broker/ " + version + "\r\n";
   for (const auto& [name, value] : headers) head += name + ": " + value + "\r\n";
   head += "\r\n";
   HttpRequest r;
@@ -223,8 +224,11 @@ TEST_CASE("ws protocol: a complete request head parses, with lower-cased names a
   CHECK(r.header("X-Mixed-CASE").empty());  // lookups take lower-case names
   CHECK(r.header("absent").empty());
 
+  CHECK(r.version == "HTTP/1.1");
+
   HttpRequest r10;
   CHECK(parse("GET / HTTP/1.0\r\n\r\n", r10).status == HeadStatus::complete);
+  CHECK(r10.version == "HTTP/1.0");
   CHECK(r10.headers.empty());
 }
 
@@ -376,6 +380,29 @@ TEST_CASE("ws protocol: upgrade_problem enforces the method and the Connection t
   split.emplace_back("Connection", "keep-alive");
   split.emplace_back("Connection", "Upgrade");
   CHECK_FALSE(upgrade_problem(request(split), version_mismatch));
+}
+
+TEST_CASE("ws protocol: upgrade_problem wants HTTP/1.1, a Host and Upgrade: websocket") {
+  bool version_mismatch = true;
+  auto old = upgrade_problem(request(good_headers(), "GET", "HTTP/1.0"), version_mismatch);
+  REQUIRE(old);
+  CHECK_THAT(*old, Catch::Contains("HTTP/1.1"));
+  CHECK_FALSE(version_mismatch);
+
+  auto no_host = upgrade_problem(request(without(good_headers(), "Host")), version_mismatch);
+  REQUIRE(no_host);
+  CHECK_THAT(*no_host, Catch::Contains("Host"));
+  CHECK(upgrade_problem(request(with(good_headers(), "Host", "")), version_mismatch));
+
+  for (const std::string value : {"h2c", "websockets", ""}) {
+    INFO("Upgrade: " << value);
+    auto p = upgrade_problem(request(with(good_headers(), "Upgrade", value)), version_mismatch);
+    REQUIRE(p);
+    CHECK_THAT(*p, Catch::Contains("Upgrade: websocket"));
+  }
+  CHECK(upgrade_problem(request(without(good_headers(), "Upgrade")), version_mismatch));
+  CHECK_FALSE(upgrade_problem(request(with(good_headers(), "Upgrade", "h2c, WebSocket")), version_mismatch));
+  CHECK_FALSE(version_mismatch);
 }
 
 TEST_CASE("ws protocol: upgrade_problem wants a key of 16 bytes in base64") {
