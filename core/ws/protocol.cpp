@@ -301,7 +301,9 @@ bool ClientFrameParser::take_frame(std::string_view d, size_t& pos, std::vector<
       } else {
         e.code = static_cast<uint16_t>((static_cast<uint8_t>(e.payload[0]) << 8) | static_cast<uint8_t>(e.payload[1]));
         e.payload.erase(0, 2);
-        bool valid = (e.code >= 1000 && e.code <= 1003) || (e.code >= 1007 && e.code <= 1011) ||
+        // RFC 6455's codes plus 1012-1014, which IANA registered since: kws
+        // itself closes with 1013, and a client echoes the code it got.
+        bool valid = (e.code >= 1000 && e.code <= 1003) || (e.code >= 1007 && e.code <= 1014) ||
                      (e.code >= 3000 && e.code <= 4999);
         if (!valid) return fail(out, close_protocol_error, "invalid close code " + std::to_string(e.code));
         if (!is_valid_utf8(e.payload)) return fail(out, close_bad_payload, "close reason is not UTF-8");
