@@ -38,10 +38,10 @@ void Connection::start() {
 }
 
 size_t Connection::held_bytes() const {
-  size_t n = head_.capacity() + parser_.held_bytes() + queued_.capacity() * sizeof(Chunk) +
+  size_t n = heap_bytes(head_) + parser_.held_bytes() + queued_.capacity() * sizeof(Chunk) +
              inflight_.capacity() * sizeof(Chunk) + buffers_.capacity() * sizeof(asio::const_buffer);
-  for (const auto& c : queued_) n += c.owned.capacity();
-  for (const auto& c : inflight_) n += c.owned.capacity();
+  for (const auto& c : queued_) n += heap_bytes(c.owned);
+  for (const auto& c : inflight_) n += heap_bytes(c.owned);
   return n;
 }
 
@@ -154,7 +154,7 @@ void Connection::handle_event(ClientEvent& e) {
       return;
     case ClientEvent::Kind::ping:
       if (state_ != State::open) return;
-      queue(control_frame(Opcode::pong, e.payload));
+      push(control_frame(Opcode::pong, e.payload));
       write_queued();
       return;
     case ClientEvent::Kind::pong:
@@ -164,7 +164,7 @@ void Connection::handle_event(ClientEvent& e) {
       close_received_ = true;
       if (state_ == State::open) {
         // Echo the client's code; 1005 ("none") is never sent on the wire.
-        queue(e.code == 1005 ? control_frame(Opcode::close, {}) : close_frame(e.code, {}));
+        push(e.code == 1005 ? control_frame(Opcode::close, {}) : close_frame(e.code, {}));
         state_ = State::closing;
       }
       // The server closes TCP first, once our close frame is out.
@@ -172,7 +172,7 @@ void Connection::handle_event(ClientEvent& e) {
       return;
     case ClientEvent::Kind::error:
       if (state_ == State::open) {
-        queue(close_frame(e.code, e.payload));
+        push(close_frame(e.code, e.payload));
         state_ = State::closing;
       }
       finish_after_write();
@@ -190,7 +190,7 @@ void Connection::accept_upgrade(const HttpRequest& request, std::string_view sub
   if (timer_) timer_->cancel();
   timer_.reset();
   // Queued first: the 101 reaches the client before any frame.
-  queue(upgrade_response(request.header("sec-websocket-key"), subprotocol));
+  push(upgrade_response(request.header("sec-websocket-key"), subprotocol));
   write_queued();
 }
 
@@ -198,13 +198,20 @@ void Connection::respond(int status, std::string_view content_type, std::string_
                          std::string_view extra_headers) {
   if (state_ != State::handshake) return;
   state_ = State::closing;
-  queue(http_response(status, content_type, body, extra_headers));
+  push(http_response(status, content_type, body, extra_headers));
   finish_after_write();
 }
 
 // ---- writing ----------------------------------------------------------------
 
 void Connection::queue(std::string frames) {
+  // Nothing may follow our close frame (RFC 6455 section 5.5.1): what the
+  // server hands over while the closing handshake runs is dropped.
+  if (state_ != State::open) return;
+  push(std::move(frames));
+}
+
+void Connection::push(std::string frames) {
   if (state_ == State::closed || frames.empty()) return;
   queued_bytes_ += frames.size();
   Chunk c;
@@ -213,7 +220,7 @@ void Connection::queue(std::string frames) {
 }
 
 void Connection::queue_shared(std::shared_ptr<const void> owner, std::string_view frames) {
-  if (state_ == State::closed || frames.empty()) return;
+  if (state_ != State::open || frames.empty()) return;
   queued_bytes_ += frames.size();
   Chunk c;
   c.owner = std::move(owner);
@@ -276,7 +283,7 @@ void Connection::finish_after_write() {
 
 void Connection::ping() {
   if (state_ != State::open) return;
-  queue(control_frame(Opcode::ping, {}));
+  push(control_frame(Opcode::ping, {}));
   write_queued();
 }
 
@@ -291,7 +298,7 @@ void Connection::close(uint16_t code, std::string_view reason, bool drop_queued)
     queued_.clear();
     queued_bytes_ = 0;
   }
-  queue(close_frame(code, reason));
+  push(close_frame(code, reason));
   write_queued();
   // Wait for the client's close frame (it arrives through read_now), but
   // not for ever.

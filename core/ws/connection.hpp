@@ -58,7 +58,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void respond(int status, std::string_view content_type, std::string_view body, std::string_view extra_headers = {});
 
   // Queue bytes that are complete WebSocket frames; write_queued() sends
-  // everything queued in one write (or after the write in flight).
+  // everything queued in one write (or after the write in flight). Only
+  // while open: once the close frame is queued, frames are dropped.
   void queue(std::string frames);
   void queue_shared(std::shared_ptr<const void> owner, std::string_view frames);
   void write_queued();
@@ -86,6 +87,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::string_view view() const { return owner ? std::string_view(data, size) : std::string_view(owned); }
   };
 
+  // Queues the connection's own bytes (handshake answers, control and
+  // close frames), also while closing.
+  void push(std::string bytes);
   void read_now();
   void wait_readable();
   void process(std::string_view bytes);

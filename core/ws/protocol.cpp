@@ -106,6 +106,7 @@ HeadParse parse_request_head(std::string_view bytes, HttpRequest& out) {
   if (version != "HTTP/1.1" && version != "HTTP/1.0") return bad("unsupported HTTP version");
   out.method = std::string(method);
   out.target = std::string(target);
+  out.version = std::string(version);
   out.headers.clear();
   std::string_view rest = line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
   while (!rest.empty()) {
@@ -133,6 +134,9 @@ HeadParse parse_request_head(std::string_view bytes, HttpRequest& out) {
 std::optional<std::string> upgrade_problem(const HttpRequest& request, bool& version_mismatch) {
   version_mismatch = false;
   if (request.method != "GET") return "a WebSocket upgrade must be a GET";
+  if (request.version != "HTTP/1.1") return "a WebSocket upgrade needs HTTP/1.1";
+  if (request.header("host").empty()) return "missing Host header";
+  if (!request.is_upgrade()) return "missing 'Upgrade: websocket'";
   bool connection_upgrade = false;
   for (const auto& t : request.header_tokens("connection")) connection_upgrade = connection_upgrade || iequals(t, "upgrade");
   if (!connection_upgrade) return "missing 'Connection: Upgrade'";
@@ -297,7 +301,9 @@ bool ClientFrameParser::take_frame(std::string_view d, size_t& pos, std::vector<
       } else {
         e.code = static_cast<uint16_t>((static_cast<uint8_t>(e.payload[0]) << 8) | static_cast<uint8_t>(e.payload[1]));
         e.payload.erase(0, 2);
-        bool valid = (e.code >= 1000 && e.code <= 1003) || (e.code >= 1007 && e.code <= 1011) ||
+        // RFC 6455's codes plus 1012-1014, which IANA registered since: kws
+        // itself closes with 1013, and a client echoes the code it got.
+        bool valid = (e.code >= 1000 && e.code <= 1003) || (e.code >= 1007 && e.code <= 1014) ||
                      (e.code >= 3000 && e.code <= 4999);
         if (!valid) return fail(out, close_protocol_error, "invalid close code " + std::to_string(e.code));
         if (!is_valid_utf8(e.payload)) return fail(out, close_bad_payload, "close reason is not UTF-8");

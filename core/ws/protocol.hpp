@@ -33,6 +33,7 @@ inline constexpr size_t kMaxRequestHead = 16 * 1024;
 struct HttpRequest {
   std::string method;
   std::string target;  // path and query, as sent
+  std::string version;  // "HTTP/1.1" or "HTTP/1.0"
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, values trimmed
   // The first value of a header ("" when absent); names are lower case.
   std::string_view header(std::string_view name) const;
@@ -52,8 +53,10 @@ struct HeadParse {
 // Parses an HTTP/1.1 request head from the start of `bytes`.
 HeadParse parse_request_head(std::string_view bytes, HttpRequest& out);
 
-// What is wrong with a WebSocket upgrade request (RFC 6455 section 4.2.1),
-// or nothing. `version_mismatch` is set when only the version is wrong (426).
+// What is wrong with a WebSocket upgrade request (every rule of RFC 6455
+// section 4.2.1: GET over HTTP/1.1, Host, Upgrade: websocket, Connection:
+// Upgrade, a 16-byte key, version 13), or nothing. `version_mismatch` is set
+// when only Sec-WebSocket-Version is wrong (the caller answers 426).
 std::optional<std::string> upgrade_problem(const HttpRequest& request, bool& version_mismatch);
 
 // A complete HTTP/1.1 response that closes the connection.
@@ -65,6 +68,10 @@ std::string upgrade_response(std::string_view key, std::string_view subprotocol)
 std::string_view status_text(int status);
 
 // ---- frames from the client ------------------------------------------------
+
+// Heap bytes a string owns: none while it fits its in-object buffer (15
+// bytes in libstdc++), although capacity() reports that buffer's size.
+inline size_t heap_bytes(const std::string& s) { return s.capacity() > std::string().capacity() ? s.capacity() : 0; }
 
 // One event out of the byte stream: a whole message (fragments joined) or a
 // control frame, or the reason the connection must close.
@@ -85,7 +92,7 @@ class ClientFrameParser {
   // event the parser is done: the caller closes with that code.
   void feed(std::string_view bytes, std::vector<ClientEvent>& out);
   bool failed() const { return failed_; }
-  size_t held_bytes() const { return pending_.capacity() + message_.capacity(); }
+  size_t held_bytes() const { return heap_bytes(pending_) + heap_bytes(message_); }
 
  private:
   bool fail(std::vector<ClientEvent>& out, uint16_t code, std::string why);

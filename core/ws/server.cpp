@@ -238,7 +238,9 @@ struct Server::Impl::Session : Subscriber, ws::ConnectionEvents, std::enable_sha
   // One write with everything queued, shared batches written from the
   // hub's own bytes: the coalescing of docs/ARCHITECTURE.md.
   void flush() {
-    if (closed) return;
+    // Closing: the connection sends nothing after its close frame, so keep
+    // the frames out of the counters too.
+    if (closed || !con->is_open()) return;
     std::vector<Outbox::Item> items;
     size_t frames = outbox.take(items);
     if (items.empty()) return;
