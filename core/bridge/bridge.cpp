@@ -130,9 +130,14 @@ void Bridge::run(const std::function<void(const BridgeStatus&)>& on_status) {
     }
   }
 
-  // Stop taking new work, let Kafka answer what clients sent (their acks go
-  // out before the close), then close every connection with 1001.
+  // Stop taking new work: no new connections, and every session handles
+  // what its client had already sent, then stops reading. Then let Kafka
+  // answer all of it (the acks go out before the close) and close every
+  // connection with 1001.
   b.server->stop_accepting();
+  if (b.server->stop_reading().wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    b.context.log->warning("the I/O thread did not stop reading clients within 5 s");
+  }
   b.delivering = false;
   delivery_thread.join();
   auto deadline = std::chrono::steady_clock::now() + b.options.shutdown_grace;

@@ -96,6 +96,22 @@ void Connection::wait_readable() {
 
 void Connection::pause_reading() { paused_ = true; }
 
+void Connection::drain_and_pause() {
+  // Bounded: a client that keeps sending does not hold the shutdown.
+  for (size_t drained = 0; state_ == State::open && !paused_ && drained < 16 * kReadPerTurn;) {
+    std::error_code ec;
+    size_t n = socket_.read_some(asio::buffer(scratch(), kScratchSize), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec) {
+      shut();
+      return;
+    }
+    process(std::string_view(scratch(), n));
+    drained += n;
+  }
+  paused_ = true;
+}
+
 void Connection::resume_reading() {
   if (!paused_) return;
   paused_ = false;

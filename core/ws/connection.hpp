@@ -72,6 +72,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Stops reading the client's frames until resume_reading().
   void pause_reading();
   void resume_reading();
+  // For a server shutting down: reads and handles what the client has
+  // already sent (what the kernel holds for us now), then stops reading, so
+  // frames sent before the shutdown are answered rather than lost.
+  void drain_and_pause();
 
   bool is_open() const { return state_ == State::open; }
   size_t buffered() const { return queued_bytes_ + inflight_bytes_; }

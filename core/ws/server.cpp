@@ -280,6 +280,7 @@ struct Server::Impl::Session : Subscriber, ws::ConnectionEvents, std::enable_sha
   }
   void resume_if_possible() {
     if (!paused || !blocked.empty() || pending_produce >= server->options.max_pending_produce) return;
+    if (server->finishing) return;  // shutting down: stop_reading() keeps it paused
     paused = false;
     con->resume_reading();
   }
@@ -834,6 +835,22 @@ void Server::stop_accepting() {
       self->accept_pause.cancel();
     }
   });
+}
+
+std::future<void> Server::stop_reading() {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> ready = done->get_future();
+  std::shared_ptr<Impl> self = impl_;
+  asio::post(impl_->io, [self, done] {
+    std::vector<std::shared_ptr<Impl::Session>> all;
+    {
+      std::lock_guard<std::mutex> lock(self->sessions_mutex);
+      for (auto& [con, s] : self->sessions) all.push_back(s);
+    }
+    for (auto& s : all) s->con->drain_and_pause();
+    done->set_value();
+  });
+  return ready;
 }
 
 void Server::finish(std::chrono::milliseconds grace) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -88,6 +89,9 @@ class Server {
 
   // Graceful shutdown, thread-safe: stop accepting now.
   void stop_accepting();
+  // Then: every session handles what its client already sent and stops
+  // reading. Ready when the I/O thread has done so.
+  std::future<void> stop_reading();
   // Close every session with 1001 after writing what it has queued, then
   // let run() return once they are closed (or after `grace`).
   void finish(std::chrono::milliseconds grace);

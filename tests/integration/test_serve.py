@@ -532,7 +532,11 @@ class FlowControl(ServeTestCase):
         kwstest.wait_until(lambda: self.metrics(bg)["kws_serve_slow_client_closes_total"] == 1, timeout=30,
                            what="the slow client to be closed")
         growth = self.rss_kb(bg) - before
-        self.assertLess(growth, 48 * 1024, "kws serve grew by %d kB for one slow client" % growth)
+        # In the sanitizer builds RSS is mostly shadow memory and allocator
+        # quarantine (TSan: +200 MB here), so the bound means something only
+        # in the plain build, which runs this same test.
+        if not os.environ.get("KWS_SANITIZER_REPORTS"):
+            self.assertLess(growth, 48 * 1024, "kws serve grew by %d kB for one slow client" % growth)
         # Reading now, the client finds the close frame after what fit in the buffers.
         frames = list(client.frames(timeout=5))
         client.close()
