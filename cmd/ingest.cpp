@@ -57,7 +57,8 @@ const CommandDoc ingest_doc{
     "Buffering: messages wait in a bounded buffer (--buffer-messages, --buffer-bytes) while Kafka is "
     "slow or away. --when-full block (the default) stops reading the socket so TCP pushes back on the "
     "feed and nothing is lost; drop-oldest and drop-newest drop instead, and every drop is counted. "
-    "A message over --max-message-size ends the connection; it is lost and counted as dropped. "
+    "A message over --max-message-size is lost and counted as dropped; on a WebSocket it also ends "
+    "the connection, on standard input reading goes on with the next line. "
     "The buffer may briefly hold more than its limits: what the socket had already read when it "
     "filled (block), and one batch on its way to the producer (a quarter of --buffer-messages, at "
     "most 4096). When every broker stays unreachable for longer than --timeout kws warns and keeps "
@@ -446,7 +447,7 @@ int run_ingest(const IngestOptions& o) {
   FeedSession feed_session(feed_ref, buffer, session, std::move(rules), log);
   std::unique_ptr<FeedConnection> feed;
   if (from_stdin) {
-    feed = std::make_unique<StdinFeed>(feed_session, STDIN_FILENO);
+    feed = std::make_unique<StdinFeed>(feed_session, STDIN_FILENO, client.max_message_size);
   } else {
     feed = make_feed_client(client, feed_session, log);
   }
