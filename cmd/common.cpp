@@ -99,6 +99,8 @@ std::string value_name(const SettingKey& key) {
       return "N";
     case SettingType::duration:
       return "D";
+    case SettingType::factor:
+      return "X";
     case SettingType::choice: {
       std::string out;
       for (const auto& c : key.choices) out += (out.empty() ? "" : "|") + c;

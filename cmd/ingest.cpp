@@ -57,7 +57,8 @@ const CommandDoc ingest_doc{
     "Buffering: messages wait in a bounded buffer (--buffer-messages, --buffer-bytes) while Kafka is "
     "slow or away. --when-full block (the default) stops reading the socket so TCP pushes back on the "
     "feed and nothing is lost; drop-oldest and drop-newest drop instead, and every drop is counted. "
-    "A message over --max-message-size ends the connection; it is lost and counted as dropped. "
+    "A message over --max-message-size is lost and counted as dropped; on a WebSocket it also ends "
+    "the connection, on standard input reading goes on with the next line. "
     "The buffer may briefly hold more than its limits: what the socket had already read when it "
     "filled (block), and one batch on its way to the producer (a quarter of --buffer-messages, at "
     "most 4096). When every broker stays unreachable for longer than --timeout kws warns and keeps "
@@ -68,6 +69,11 @@ const CommandDoc ingest_doc{
     "buffer fill and the age of the last message. --tee also writes every message to stdout; "
     "--dry-run connects, subscribes and prints the first --count (default 10) messages without "
     "producing.\n\n"
+    "The flags that tune reconnects, liveness and buffering (--backoff-*, --max-retries, "
+    "--ping-interval, --pong-timeout, --stale-after, --heartbeat-interval, --await-timeout, "
+    "--buffer-*, --when-full, --max-message-size) are kws settings: each can also come from its "
+    "KWS_INGEST_ variable or a kws.ingest. line in the config file (see SETTINGS); the flag beats "
+    "the variable, which beats the file.\n\n"
     "The bearer token (--bearer, --bearer-file, or the environment variable KWS_INGEST_BEARER, which "
     "keeps it out of ps) is sent as 'Authorization: Bearer TOKEN'.",
     {{"kws ingest wss://stream.example.com/ws trades --subscribe '{\"op\":\"subscribe\",\"channel\":\"trades\"}' "
@@ -98,9 +104,8 @@ CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
   app->add_option("--await-reply", o.await_reply, "Count a connection as confirmed once a message contains PATTERN")
       ->type_name("PATTERN")
       ->group(feed);
-  app->add_option("--await-timeout", o.await_timeout, "Reconnect when the awaited reply does not come within D")
-      ->type_name("D")
-      ->default_str("10s")
+  add_setting_flag(app, "--await-timeout", "ingest.await_timeout", o.settings,
+                   "Reconnect when the awaited reply does not come within D")
       ->group(feed);
   app->add_option("--bearer", o.bearer, "Send 'Authorization: Bearer TOKEN' (else $KWS_INGEST_BEARER)")
       ->type_name("TOKEN")
@@ -121,44 +126,35 @@ CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
   app->add_option("--client-cert", o.cert_file, "Client certificate chain (PEM), for feeds that want mutual TLS")->type_name("FILE")->group(feed);
   app->add_option("--client-key", o.key_file, "Private key of --client-cert (PEM; default: in the same file)")->type_name("FILE")->group(feed);
   app->add_flag("--insecure", o.insecure, "Do not check the feed's certificate or host name (warns)")->group(feed);
-  app->add_option("--max-message-size", o.max_message_size, "Largest message accepted; a bigger one is counted as dropped")
-      ->type_name("SIZE")
-      ->default_str("16M")
+  add_setting_flag(app, "--max-message-size", "ingest.max_message_size", o.settings,
+                   "Largest message accepted; a bigger one is counted as dropped")
       ->group(feed);
 
   const char* live = "Reconnect and liveness";
-  app->add_option("--backoff-initial", o.backoff_initial, "Ceiling of the first reconnect delay")
-      ->type_name("D")
-      ->default_str("500ms")
+  add_setting_flag(app, "--backoff-initial", "ingest.backoff_initial", o.settings,
+                   "Ceiling of the first reconnect delay")
       ->group(live);
-  app->add_option("--backoff-max", o.backoff_max, "Highest reconnect delay ceiling")
-      ->type_name("D")
-      ->default_str("30s")
+  add_setting_flag(app, "--backoff-max", "ingest.backoff_max", o.settings, "Highest reconnect delay ceiling")
       ->group(live);
-  app->add_option("--backoff-multiplier", o.backoff_multiplier, "Growth of the ceiling per failed attempt")
-      ->type_name("X")
-      ->default_str("2")
-      ->check(CLI::Range(1.0, 100.0))
+  add_setting_flag(app, "--backoff-multiplier", "ingest.backoff_multiplier", o.settings,
+                   "Growth of the ceiling per failed attempt")
       ->group(live);
-  app->add_option("--max-retries", o.max_retries, "Give up (exit 1) after N failed attempts in a row (default: never)")
-      ->type_name("N")
-      ->check(integer_in(0, INT32_MAX))
+  add_setting_flag(app, "--max-retries", "ingest.max_retries", o.settings,
+                   "Give up (exit 1) after N failed retries in a row (0: at the first failure)")
       ->group(live);
-  app->add_option("--ping-interval", o.ping_interval, "WebSocket ping interval (0: none)")
-      ->type_name("D")
-      ->default_str("20s")
+  add_setting_flag(app, "--ping-interval", "ingest.ping_interval", o.settings, "WebSocket ping interval (0: none)")
       ->group(live);
-  app->add_option("--pong-timeout", o.pong_timeout, "Reconnect when a ping gets no pong within D")
-      ->type_name("D")
-      ->default_str("10s")
+  add_setting_flag(app, "--pong-timeout", "ingest.pong_timeout", o.settings,
+                   "Reconnect when a ping gets no pong within D (0: do not wait for pongs)")
       ->group(live);
-  app->add_option("--stale-after", o.stale_after, "Reconnect when no message arrived for D (default: never)")
-      ->type_name("D")
+  add_setting_flag(app, "--stale-after", "ingest.stale_after", o.settings,
+                   "Reconnect when no message arrived for D (0: never)")
       ->group(live);
   app->add_option("--heartbeat", o.heartbeat, "Application heartbeat message, sent every --heartbeat-interval")
       ->type_name("MSG")
       ->group(live);
-  app->add_option("--heartbeat-interval", o.heartbeat_interval, "Interval of --heartbeat")->type_name("D")->group(live);
+  add_setting_flag(app, "--heartbeat-interval", "ingest.heartbeat_interval", o.settings, "Interval of --heartbeat")
+      ->group(live);
   app->add_option("--heartbeat-reply", o.heartbeat_reply, "Messages containing PATTERN answer the heartbeat; not produced")
       ->type_name("PATTERN")
       ->group(live);
@@ -197,25 +193,17 @@ CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
       ->group(rec);
 
   const char* buf = "Buffering and delivery";
-  app->add_option("--buffer-messages", o.buffer_messages, "Messages the buffer holds")
-      ->type_name("N")
-      ->default_str("100000")
-      ->check(integer_in(1, INT64_MAX))
+  add_setting_flag(app, "--buffer-messages", "ingest.buffer_messages", o.settings, "Messages the buffer holds")
       ->group(buf);
-  app->add_option("--buffer-bytes", o.buffer_bytes, "Bytes the buffer holds")
-      ->type_name("SIZE")
-      ->default_str("64M")
-      ->group(buf);
-  app->add_option("--when-full", o.when_full, "What a full buffer does: stop reading, or drop and count")
-      ->type_name("block|drop-oldest|drop-newest")
-      ->default_str("block")
-      ->check(CLI::IsMember({"block", "drop-oldest", "drop-newest"}))
+  add_setting_flag(app, "--buffer-bytes", "ingest.buffer_bytes", o.settings, "Bytes the buffer holds")->group(buf);
+  add_setting_flag(app, "--when-full", "ingest.when_full", o.settings,
+                   "What a full buffer does: stop reading, or drop and count")
       ->group(buf);
   app->add_option("-c,--count", o.count, "Stop after N messages")
       ->type_name("N")
       ->check(integer_in(1, INT64_MAX))
       ->group(buf);
-  app->add_option("--duration", o.duration, "Stop after D")->type_name("D")->group(buf);
+  app->add_option("--duration", o.duration, "Stop after D (a plain number is seconds)")->type_name("D")->group(buf);
 
   const char* obs = "Output";
   app->add_option("--metrics", o.metrics, "Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any)")
@@ -231,18 +219,6 @@ CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
 }
 
 namespace {
-
-std::chrono::milliseconds duration_flag(const std::string& text, const char* flag) {
-  auto d = parse_duration(text);
-  if (!d) throw usage_error(std::string(flag) + " '" + text + "': expected a duration such as 500ms, 20s, 5m");
-  return *d;
-}
-
-uint64_t size_flag(const std::string& text, const char* flag) {
-  auto s = parse_size(text);
-  if (!s || *s == 0) throw usage_error(std::string(flag) + " '" + text + "': expected a size such as 65536, 64K, 16M");
-  return *s;
-}
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
@@ -355,14 +331,26 @@ class FeedRef : public FeedConnection {
 }  // namespace
 
 int run_ingest(const IngestOptions& o) {
+  // Before anything starts, so a bad value is only a usage error naming where
+  // it came from; a value hidden by a higher layer is not looked at.
+  ConnectionOptions::Resolved resolved = o.connection.resolve("ingest", o.settings);
+  const KwsSettings& settings = resolved.kws;
   const bool from_stdin = o.url == "-";
   if (!from_stdin && o.url.rfind("ws://", 0) != 0 && o.url.rfind("wss://", 0) != 0) {
     throw usage_error("URL '" + o.url + "' must start with ws:// or wss:// (or be - for stdin)");
   }
   if (o.key_given && !o.key_field.empty()) throw usage_error("give -k or --key-field, not both");
   if (!o.bearer.empty() && !o.bearer_file.empty()) throw usage_error("give --bearer or --bearer-file, not both");
-  if (!o.heartbeat.empty() != (parse_duration(o.heartbeat_interval).value_or(std::chrono::milliseconds(0)).count() > 0)) {
-    throw usage_error("--heartbeat and --heartbeat-interval go together");
+  // The interval may come from the environment or the config file, for the
+  // runs that give --heartbeat; on the command line the two go together.
+  const KwsSetting& heartbeat_interval = settings.at("ingest.heartbeat_interval");
+  const bool heartbeat_timed = settings.duration("ingest.heartbeat_interval").count() > 0;
+  if (!o.heartbeat.empty() && !heartbeat_timed) {
+    throw usage_error("--heartbeat needs an interval: --heartbeat-interval (or " + heartbeat_interval.key->env + ", or " +
+                      heartbeat_interval.key->file_key() + " in the config file)");
+  }
+  if (o.heartbeat.empty() && heartbeat_timed && heartbeat_interval.source == ConfigSource::flag) {
+    throw usage_error("--heartbeat-interval needs --heartbeat (the message to send)");
   }
 
   // Headers on every record, as kws send parses them.
@@ -385,19 +373,25 @@ int run_ingest(const IngestOptions& o) {
     }
   }
   session.await_reply = o.await_reply;
-  session.await_timeout = duration_flag(o.await_timeout, "--await-timeout");
-  session.stale_after = duration_flag(o.stale_after, "--stale-after");
+  session.await_timeout = settings.duration("ingest.await_timeout");
+  session.stale_after = settings.duration("ingest.stale_after");
   session.heartbeat = o.heartbeat;
-  session.heartbeat_interval = duration_flag(o.heartbeat_interval, "--heartbeat-interval");
+  session.heartbeat_interval = settings.duration("ingest.heartbeat_interval");
   session.heartbeat_reply = o.heartbeat_reply;
   if (o.answer_ping.empty() != o.answer_with.empty()) throw usage_error("--answer-ping and --answer-with go together");
   session.ping_pattern = o.answer_ping;
   session.ping_answer = o.answer_with;
-  session.backoff.initial = duration_flag(o.backoff_initial, "--backoff-initial");
-  session.backoff.max = duration_flag(o.backoff_max, "--backoff-max");
-  session.backoff.multiplier = o.backoff_multiplier;
-  if (session.backoff.max < session.backoff.initial) throw usage_error("--backoff-max is below --backoff-initial");
-  session.max_retries = o.max_retries;
+  session.backoff.initial = settings.duration("ingest.backoff_initial");
+  session.backoff.max = settings.duration("ingest.backoff_max");
+  session.backoff.multiplier = settings.factor("ingest.backoff_multiplier");
+  if (session.backoff.max < session.backoff.initial) {
+    const KwsSetting& max = settings.at("ingest.backoff_max");
+    const KwsSetting& initial = settings.at("ingest.backoff_initial");
+    throw usage_error(max.where() + ": '" + max.text + "' is below ingest.backoff_initial, " + initial.text + " (" +
+                      initial.where() + ")");
+  }
+  const std::optional<uint64_t> max_retries = settings.limit("ingest.max_retries");
+  session.max_retries = max_retries ? static_cast<int64_t>(*max_retries) : -1;
   session.markers = o.markers == "record" ? MarkerMode::record : MarkerMode::headers;
   session.take = o.count > 0 ? o.count : (o.dry_run ? 10 : 0);
 
@@ -408,9 +402,9 @@ int run_ingest(const IngestOptions& o) {
   FieldRules rules(specs);
 
   BufferLimits limits;
-  limits.messages = o.buffer_messages;
-  limits.bytes = size_flag(o.buffer_bytes, "--buffer-bytes");
-  limits.when_full = *parse_when_full(o.when_full);
+  limits.messages = settings.count("ingest.buffer_messages");
+  limits.bytes = settings.bytes("ingest.buffer_bytes");
+  limits.when_full = *parse_when_full(settings.choice("ingest.when_full"));
 
   FeedClientSettings client;
   client.url = o.url;
@@ -428,10 +422,10 @@ int run_ingest(const IngestOptions& o) {
   client.origin = o.origin;
   client.protocols = o.protocols;
   client.tls = {o.ca_file, o.cert_file, o.key_file, o.insecure};
-  client.ping_interval = duration_flag(o.ping_interval, "--ping-interval");
-  client.pong_timeout = duration_flag(o.pong_timeout, "--pong-timeout");
-  client.max_message_size = size_flag(o.max_message_size, "--max-message-size");
-  const std::chrono::milliseconds run_for = duration_flag(o.duration, "--duration");
+  client.ping_interval = settings.duration("ingest.ping_interval");
+  client.pong_timeout = settings.duration("ingest.pong_timeout");
+  client.max_message_size = settings.bytes("ingest.max_message_size");
+  const std::chrono::milliseconds run_for = parse_duration(o.duration, "--duration", /*zero_allowed=*/true);
   if (from_stdin && (!o.subscribe.empty() || !o.subscribe_file.empty() || !o.heartbeat.empty() || !bearer.empty() ||
                      !o.ws_headers.empty() || !o.ca_file.empty() || o.insecure)) {
     throw usage_error("feed options (--subscribe, --heartbeat, --bearer, --ws-header, TLS) need a ws:// or wss:// URL");
@@ -446,7 +440,7 @@ int run_ingest(const IngestOptions& o) {
   FeedSession feed_session(feed_ref, buffer, session, std::move(rules), log);
   std::unique_ptr<FeedConnection> feed;
   if (from_stdin) {
-    feed = std::make_unique<StdinFeed>(feed_session, STDIN_FILENO);
+    feed = std::make_unique<StdinFeed>(feed_session, STDIN_FILENO, client.max_message_size);
   } else {
     feed = make_feed_client(client, feed_session, log);
   }
@@ -457,8 +451,7 @@ int run_ingest(const IngestOptions& o) {
   // its settings and TLS files.)
   std::unique_ptr<Producer> producer;
   if (!o.dry_run) {
-    KafkaSettings settings = o.connection.resolve();
-    producer = std::make_unique<Producer>(settings, o.connection.kafka_context(log));
+    producer = std::make_unique<Producer>(resolved.kafka, o.connection.kafka_context(log));
     const int32_t partitions = producer->prepare_topic(o.topic);
     if (o.partition >= partitions) {
       throw Error("topic '" + o.topic + "' has " + std::to_string(partitions) + " partition(s); there is no partition " +

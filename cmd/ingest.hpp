@@ -5,6 +5,10 @@ namespace kws::cmd {
 
 struct IngestOptions {
   ConnectionOptions connection;
+  // What the flags of ingest.* settings gave (--buffer-bytes, --ping-interval,
+  // ...), as typed; run_ingest resolves them against KWS_INGEST_*, the config
+  // file and the defaults of the key table (core/settings.cpp).
+  FlagValues settings;
   std::string url;
   std::string topic;
   // Kafka side, as kws send.
@@ -16,7 +20,6 @@ struct IngestOptions {
   std::vector<std::string> subscribe;
   std::string subscribe_file;
   std::string await_reply;
-  std::string await_timeout = "10s";
   std::string bearer;
   std::string bearer_file;
   std::vector<std::string> ws_headers;
@@ -26,31 +29,19 @@ struct IngestOptions {
   std::string ca_file, cert_file, key_file;
   bool insecure = false;
   // Reconnect and liveness.
-  std::string backoff_initial = "500ms";
-  std::string backoff_max = "30s";
-  double backoff_multiplier = 2.0;
-  long long max_retries = -1;
-  std::string ping_interval = "20s";
-  std::string pong_timeout = "10s";
-  std::string stale_after = "0";
   std::string heartbeat;
-  std::string heartbeat_interval = "0";
   std::string heartbeat_reply;
   std::string answer_ping;
   std::string answer_with;
   // Frames and records.
-  std::string max_message_size = "16M";
   std::string key_field;
   std::vector<std::string> filters;
   std::string seq_field;
   std::string markers = "headers";
   bool no_source_headers = false;
   // Buffering and delivery.
-  unsigned long long buffer_messages = 100000;
-  std::string buffer_bytes = "64M";
-  std::string when_full = "block";
   unsigned long long count = 0;
-  std::string duration = "0";
+  std::string duration = "0";  // per run, so no setting; 0: no limit
   // Observability.
   std::string metrics;
   bool tee = false;

@@ -79,15 +79,20 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
 }
 
 std::string type_description(const SettingKey& key) {
+  const std::string zero = key.zero.empty() ? "" : " (0: " + key.zero + ")";
   switch (key.type) {
     case SettingType::host_port:
       return "HOST:PORT";
     case SettingType::bytes:
-      return "bytes, with an optional k, M or G suffix";
+      return "bytes: a number with an optional k, M or G (powers of 1024; KiB, KB, MiB, MB, GiB, GB alike)";
     case SettingType::count:
-      return "a whole number from 1" + (key.max ? " to " + std::to_string(key.max) : std::string());
+      return "a whole number from " + std::string(key.zero.empty() ? "1" : "0") +
+             (key.max ? " to " + std::to_string(key.max) : std::string()) + zero +
+             (key.unlimited.empty() ? "" : ", or " + key.unlimited);
     case SettingType::duration:
-      return "a duration: a number with ms, s, m or h (a plain number is seconds)";
+      return "a duration: a number with ms, s, m or h (a plain number is seconds)" + zero;
+    case SettingType::factor:
+      return "a number from 1 to " + std::to_string(key.max);
     case SettingType::choice:
       return join(key.choices, ", ");
     case SettingType::path:

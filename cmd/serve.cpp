@@ -152,10 +152,7 @@ int run_serve(const ServeOptions& o) {
     // Serving plain ws:// to someone who configured a certificate would
     // put on the wire in clear what they meant to protect.
     if (s.path(key).empty()) continue;
-    const KwsSetting& tls = s.at(key);
-    std::string where =
-        tls.source == ConfigSource::file ? tls.origin + ": " + tls.key->file_key() : tls.origin;
-    throw usage_error(where +
+    throw usage_error(s.at(key).where() +
                       ": kws serve does not serve wss:// yet; unset it and put a TLS-terminating proxy "
                       "in front of kws serve");
   }

@@ -22,6 +22,10 @@ class FeedListener {
   virtual void on_feed_open() = 0;
   // One message. `payload` may be moved from.
   virtual void on_feed_message(std::string& payload, bool binary) = 0;
+  // A message over the size limit was read and thrown away, and the
+  // connection goes on: standard input, whose lines stand alone. (A WebSocket
+  // connection cannot skip a frame; it ends with FeedEnd::too_big instead.)
+  virtual void on_feed_too_big() = 0;
   // The attempt or the connection ended: exactly once per connect(), after
   // on_feed_open or instead of it.
   virtual void on_feed_closed(FeedEnd end, const std::string& why) = 0;

@@ -24,6 +24,8 @@ std::string_view setting_type_name(SettingType type) {
       return "count";
     case SettingType::duration:
       return "duration";
+    case SettingType::factor:
+      return "factor";
     case SettingType::choice:
       return "choice";
     case SettingType::path:
@@ -42,8 +44,16 @@ namespace {
 SettingKey make_key(std::string name, std::string env, std::string default_value, SettingType type,
                     std::string doc, std::vector<std::string> commands, std::vector<std::string> choices = {},
                     uint64_t max = 0) {
-  return {std::move(name), std::move(env),      std::move(default_value), type,
-          std::move(doc),  std::move(commands), std::move(choices),       max};
+  return {std::move(name), std::move(env),      std::move(default_value), type, std::move(doc),
+          std::move(commands), std::move(choices), max,  "",   ""};
+}
+SettingKey zero_means(SettingKey key, std::string meaning) {
+  key.zero = std::move(meaning);
+  return key;
+}
+SettingKey unlimited_as(SettingKey key, std::string word) {
+  key.unlimited = std::move(word);
+  return key;
 }
 }  // namespace
 
@@ -87,16 +97,41 @@ const std::vector<SettingKey>& kws_setting_keys() {
           "When the buffer is full: stop reading the feed, drop the oldest buffered message, or drop the "
           "newest.",
           {"ingest"}, {"block", "drop-oldest", "drop-newest"}),
-      make_key("ingest.ping_interval", "KWS_INGEST_PING_INTERVAL", "20s", T::duration,
-               "How often ingest pings the feed.", {"ingest"}),
-      make_key("ingest.pong_timeout", "KWS_INGEST_PONG_TIMEOUT", "10s", T::duration,
-               "A feed that does not answer a ping within this time is reconnected.", {"ingest"}),
+      zero_means(make_key("ingest.ping_interval", "KWS_INGEST_PING_INTERVAL", "20s", T::duration,
+                          "How often ingest sends the feed a WebSocket ping.", {"ingest"}),
+                 "no pings"),
+      zero_means(make_key("ingest.pong_timeout", "KWS_INGEST_PONG_TIMEOUT", "10s", T::duration,
+                          "A feed that does not answer a ping within this time is reconnected.", {"ingest"}),
+                 "pings are sent but their answer is not awaited"),
+      zero_means(make_key("ingest.stale_after", "KWS_INGEST_STALE_AFTER", "0", T::duration,
+                          "A feed that sent no message for this long is reconnected.", {"ingest"}),
+                 "never"),
+      zero_means(make_key("ingest.heartbeat_interval", "KWS_INGEST_HEARTBEAT_INTERVAL", "0", T::duration,
+                          "How often ingest sends the application heartbeat that --heartbeat gives; "
+                          "without --heartbeat it has no effect.",
+                          {"ingest"}),
+                 "none; --heartbeat then needs --heartbeat-interval"),
+      make_key("ingest.await_timeout", "KWS_INGEST_AWAIT_TIMEOUT", "10s", T::duration,
+               "A connection whose reply to --await-reply does not come within this time is reconnected.",
+               {"ingest"}),
       make_key("ingest.backoff_initial", "KWS_INGEST_BACKOFF_INITIAL", "500ms", T::duration,
-               "First wait before reconnecting to the feed; doubles after each failure.", {"ingest"}),
+               "Ceiling of the first wait before reconnecting to the feed; grows by "
+               "ingest.backoff_multiplier after each failure.",
+               {"ingest"}),
       make_key("ingest.backoff_max", "KWS_INGEST_BACKOFF_MAX", "30s", T::duration,
-               "Longest wait between reconnection attempts.", {"ingest"}),
+               "Highest ceiling of the wait between reconnection attempts.", {"ingest"}),
+      make_key("ingest.backoff_multiplier", "KWS_INGEST_BACKOFF_MULTIPLIER", "2", T::factor,
+               "How much the reconnect wait's ceiling grows after each failed attempt.", {"ingest"}, {}, 100),
+      unlimited_as(zero_means(make_key("ingest.max_retries", "KWS_INGEST_MAX_RETRIES", "forever", T::count,
+                                       "Failed reconnection attempts in a row after which ingest gives up and "
+                                       "exits 1; a connection that stays up 5 s starts the count again.",
+                                       {"ingest"}, {}, 2147483647),
+                              "give up at the first failure"),
+                   "forever"),
       make_key("ingest.max_message_size", "KWS_INGEST_MAX_MESSAGE_SIZE", "16M", T::bytes,
-               "Largest message accepted from the feed; a larger one closes the connection.", {"ingest"}),
+               "Largest message accepted from the feed; a larger one is dropped and counted (on a WebSocket "
+               "it also ends the connection).",
+               {"ingest"}),
   };
   return keys;
 }
@@ -156,11 +191,57 @@ HostPort parse_host_port(const std::string& text, const std::string& origin) {
   return {host, static_cast<uint16_t>(port)};
 }
 
+// A decimal number as users type it: DIGITS, DIGITS.DIGITS, .DIGITS or
+// DIGITS. (strtod and Go's durations take all four); no sign, exponent or
+// spaces. Kept as whole + fraction / scale so that "1.5K" and "0.2" (seconds)
+// are computed exactly, never rounded through a double.
+struct Decimal {
+  uint64_t whole = 0;
+  uint64_t fraction = 0;
+  uint64_t scale = 1;  // 10^(digits after the point)
+};
+
+bool parse_decimal(std::string_view text, Decimal& out) {
+  std::string_view whole = text, fraction;
+  if (auto dot = text.find('.'); dot != std::string_view::npos) {
+    whole = text.substr(0, dot);
+    fraction = text.substr(dot + 1);
+    if (whole.empty() && fraction.empty()) return false;
+    // At most 9 digits after the point, so fraction * unit stays below 2^64.
+    if (fraction.size() > 9) return false;
+  } else if (whole.empty()) {
+    return false;
+  }
+  Decimal d;
+  if (!whole.empty() && !parse_digits(whole, d.whole)) return false;
+  if (!fraction.empty() && !parse_digits(fraction, d.fraction)) return false;
+  for (size_t i = 0; i < fraction.size(); ++i) d.scale *= 10;
+  out = d;
+  return true;
+}
+
+bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 uint64_t parse_bytes(const SettingKey& key, const std::string& text, const std::string& origin) {
-  std::string_view digits = text;
+  const std::string not_a_size =
+      "'" + text + "' is not a size in bytes (a number with an optional k, M or G, e.g. 4096, 64K, 1.5M, 16MiB)";
+  // The unit: k, M or G (either case), then optionally B, or iB after a
+  // letter ("MiB"). KB and MB mean powers of 1024 here, as they have for
+  // kws ingest and as Docker's memory sizes do: these are buffer sizes, and
+  // no one sizes a buffer in powers of ten. A lower-case b (bits) is refused.
+  std::string_view number = text;
+  bool needs_letter = false;
+  if (ends_with(number, "iB")) {
+    number.remove_suffix(2);
+    needs_letter = true;
+  } else if (ends_with(number, "B")) {
+    number.remove_suffix(1);
+  }
   uint64_t unit = 1;
-  if (!digits.empty()) {
-    switch (digits.back()) {
+  if (!number.empty()) {
+    switch (number.back()) {
       case 'k':
       case 'K':
         unit = 1ull << 10;
@@ -176,39 +257,57 @@ uint64_t parse_bytes(const SettingKey& key, const std::string& text, const std::
       default:
         break;
     }
-    if (unit != 1) digits.remove_suffix(1);
+    if (unit != 1) number.remove_suffix(1);
   }
-  uint64_t n = 0;
-  if (!parse_digits(digits, n)) {
-    bad(origin, "'" + text + "' is not a size in bytes (a whole number with an optional k, M or G, e.g. 4M)");
-  }
+  Decimal d;
+  if ((needs_letter && unit == 1) || !parse_decimal(number, d)) bad(origin, not_a_size);
   uint64_t limit = key.max ? key.max : static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  if (d.whole > limit / unit) bad(origin, "'" + text + "' is too large (at most " + std::to_string(limit) + " bytes)");
+  if (d.fraction * unit % d.scale != 0) bad(origin, "'" + text + "' is not a whole number of bytes");
+  uint64_t n = d.whole * unit + d.fraction * unit / d.scale;
   if (n == 0) bad(origin, "'" + text + "': the size must be above 0");
-  if (n > limit / unit)
-    bad(origin, "'" + text + "' is too large (at most " + std::to_string(limit) + " bytes)");
-  return n * unit;
+  if (n > limit) bad(origin, "'" + text + "' is too large (at most " + std::to_string(limit) + " bytes)");
+  return n;
 }
 
+// "forever" (SettingKey::unlimited) as a count: above any limit a key can have.
+constexpr uint64_t kUnlimitedCount = std::numeric_limits<uint64_t>::max();
+
 uint64_t parse_count(const SettingKey& key, const std::string& text, const std::string& origin) {
+  if (!key.unlimited.empty() && text == key.unlimited) return kUnlimitedCount;
   uint64_t n = 0;
   uint64_t limit = key.max ? key.max : static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  if (!parse_digits(text, n) || n == 0 || n > limit) {
-    bad(origin, "'" + text + "' must be a whole number from 1 to " + std::to_string(limit));
+  uint64_t lowest = key.zero.empty() ? 1 : 0;
+  if (!parse_digits(text, n) || n < lowest || n > limit) {
+    bad(origin, "'" + text + "' must be a whole number from " + std::to_string(lowest) + " to " +
+                    std::to_string(limit) + (key.unlimited.empty() ? "" : " or " + key.unlimited));
   }
   return n;
 }
 
-// NUMBER[UNIT], NUMBER digits with an optional fraction, UNIT ms, s, m or h;
-// a plain number is seconds, which is what kws's duration flags have always
-// taken (`kws serve --ping-interval 0.2`). Exact to the millisecond: a finer
-// value is refused rather than rounded to something the user did not type.
-milliseconds parse_duration(const std::string& text, const std::string& origin) {
+double parse_factor(const SettingKey& key, const std::string& text, const std::string& origin) {
+  Decimal d;
+  const uint64_t limit = key.max;  // every factor key has one (tests/unit/test_core_settings.cpp)
+  if (!parse_decimal(text, d) || d.whole < 1 || d.whole > limit || (d.whole == limit && d.fraction != 0)) {
+    bad(origin, "'" + text + "' must be a number from 1 to " + std::to_string(limit) + " (e.g. 1.5)");
+  }
+  return static_cast<double>(d.whole) + static_cast<double>(d.fraction) / static_cast<double>(d.scale);
+}
+
+}  // namespace
+
+// NUMBER[UNIT], UNIT ms, s, m (or min) or h; a plain number is seconds, which
+// is what kws's duration flags have always taken (`--ping-interval 0.2`).
+// Exact to the millisecond: a finer value is refused rather than rounded to
+// something the user did not type (rounding turned ingest's "0.0004" into 0,
+// which means "off" for some settings).
+milliseconds parse_duration(const std::string& text, const std::string& origin, bool zero_allowed) {
   struct Unit {
-    const char* suffix;
+    std::string_view suffix;
     uint64_t ms;
   };
-  // "ms" before "m" and "s", so "500ms" is not read as 500 m + junk.
-  static const Unit units[] = {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+  // "ms" and "min" before "m" and "s", so "500ms" is not read as 500 m + junk.
+  static const Unit units[] = {{"ms", 1}, {"min", 60'000}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
   // A year is plenty for any timeout; it also keeps the arithmetic far from overflow.
   constexpr uint64_t kYearMs = 365ull * 24 * 3'600'000;
   const std::string not_a_duration =
@@ -218,31 +317,23 @@ milliseconds parse_duration(const std::string& text, const std::string& origin) 
   std::string_view number = text;
   uint64_t unit_ms = 1000;
   for (const auto& u : units) {
-    size_t len = std::strlen(u.suffix);
-    if (number.size() > len && number.compare(number.size() - len, len, u.suffix) == 0) {
-      number.remove_suffix(len);
+    if (number.size() > u.suffix.size() && ends_with(number, u.suffix)) {
+      number.remove_suffix(u.suffix.size());
       unit_ms = u.ms;
       break;
     }
   }
-  std::string_view whole = number, fraction;
-  if (auto dot = number.find('.'); dot != std::string_view::npos) {
-    whole = number.substr(0, dot);
-    fraction = number.substr(dot + 1);
-    // At most 9 digits after the point, so fraction * unit stays below 2^64.
-    if (fraction.empty() || fraction.size() > 9) bad(origin, not_a_duration);
-  }
-  uint64_t w = 0, f = 0, scale = 1;
-  if (!parse_digits(whole, w) || (!fraction.empty() && !parse_digits(fraction, f)))
-    bad(origin, not_a_duration);
-  for (size_t i = 0; i < fraction.size(); ++i) scale *= 10;
-  if (w > kYearMs / unit_ms) bad(origin, "'" + text + "' is too long");
-  if (f * unit_ms % scale != 0) bad(origin, "'" + text + "' is finer than a millisecond");
-  uint64_t ms = w * unit_ms + f * unit_ms / scale;
-  if (ms == 0) bad(origin, "'" + text + "': the duration must be above 0");
+  Decimal d;
+  if (!parse_decimal(number, d)) bad(origin, not_a_duration);
+  if (d.whole > kYearMs / unit_ms) bad(origin, "'" + text + "' is too long");
+  if (d.fraction * unit_ms % d.scale != 0) bad(origin, "'" + text + "' is finer than a millisecond");
+  uint64_t ms = d.whole * unit_ms + d.fraction * unit_ms / d.scale;
+  if (ms == 0 && !zero_allowed) bad(origin, "'" + text + "': the duration must be above 0");
   if (ms > kYearMs) bad(origin, "'" + text + "' is too long");
   return milliseconds(static_cast<int64_t>(ms));
 }
+
+namespace {
 
 std::string parse_path(const std::string& text, const std::string& origin) {
   if (text.empty()) return text;
@@ -278,7 +369,9 @@ SettingValue parse_setting(const SettingKey& key, const std::string& text, const
     case SettingType::count:
       return parse_count(key, text, origin);
     case SettingType::duration:
-      return parse_duration(text, origin);
+      return parse_duration(text, origin, !key.zero.empty());
+    case SettingType::factor:
+      return parse_factor(key, text, origin);
     case SettingType::path:
       return parse_path(text, origin);
     case SettingType::boolean:
@@ -290,6 +383,19 @@ SettingValue parse_setting(const SettingKey& key, const std::string& text, const
       return text;
   }
   throw std::logic_error("unhandled setting type");
+}
+
+std::string KwsSetting::where() const {
+  switch (source) {
+    case ConfigSource::flag:
+    case ConfigSource::environment:
+      return origin;
+    case ConfigSource::file:
+      return origin + ": " + key->file_key();
+    case ConfigSource::default_value:
+      break;
+  }
+  return "default of " + key->file_key();
 }
 
 const KwsSetting& KwsSettings::at(std::string_view name) const {
@@ -316,10 +422,23 @@ uint64_t KwsSettings::bytes(std::string_view name) const {
   return std::get<uint64_t>(typed(name, SettingType::bytes).value);
 }
 uint64_t KwsSettings::count(std::string_view name) const {
-  return std::get<uint64_t>(typed(name, SettingType::count).value);
+  const KwsSetting& s = typed(name, SettingType::count);
+  if (!s.key->unlimited.empty()) {
+    throw std::logic_error("kws setting '" + std::string(name) + "' may be " + s.key->unlimited +
+                           "; read it with limit()");
+  }
+  return std::get<uint64_t>(s.value);
+}
+std::optional<uint64_t> KwsSettings::limit(std::string_view name) const {
+  uint64_t n = std::get<uint64_t>(typed(name, SettingType::count).value);
+  if (n == kUnlimitedCount) return std::nullopt;
+  return n;
 }
 milliseconds KwsSettings::duration(std::string_view name) const {
   return std::get<milliseconds>(typed(name, SettingType::duration).value);
+}
+double KwsSettings::factor(std::string_view name) const {
+  return std::get<double>(typed(name, SettingType::factor).value);
 }
 const std::string& KwsSettings::choice(std::string_view name) const {
   return std::get<std::string>(typed(name, SettingType::choice).value);
@@ -353,27 +472,24 @@ KwsSettings resolve_kws_settings(std::string_view command, const FlagValues& fla
     if (!key.used_by(command)) continue;
     KwsSetting s;
     s.key = &key;
-    std::string where;  // what goes before the problem in an error message
     if (auto f = flags.find(key.name); f != flags.end()) {
       s.text = f->second.text;
       s.source = ConfigSource::flag;
-      s.origin = where = f->second.origin;
+      s.origin = f->second.origin;
     } else if (auto v = env(key.env)) {
       s.text = *v;
       s.source = ConfigSource::environment;
-      s.origin = where = key.env;
+      s.origin = key.env;
     } else if (auto e = from_file.find(key.name); e != from_file.end()) {
       s.text = e->second->value;
       s.source = ConfigSource::file;
       s.origin = e->second->origin;
-      where = s.origin + ": " + key.file_key();
     } else {
       s.text = key.default_value;
       s.source = ConfigSource::default_value;
       s.origin = "default";
-      where = "default of " + key.file_key();
     }
-    s.value = parse_setting(key, s.text, where);
+    s.value = parse_setting(key, s.text, s.where());
     settings.add(std::move(s));
   }
   return settings;

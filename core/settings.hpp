@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -20,11 +21,18 @@
 
 namespace kws {
 
+// Numbers are decimal: digits with an optional fraction ("1.5", ".5", "2."),
+// no sign, no exponent, no spaces.
 enum class SettingType {
   host_port,  // HOST:PORT or [V6]:PORT, port 0-65535 (0: any free port)
-  bytes,      // positive integer with an optional k, M or G suffix (powers of 1024)
-  count,      // positive integer, at most SettingKey::max
-  duration,   // a number with ms, s, m or h ("500ms", "1.5s"); a plain number is seconds; >= 1 ms
+  bytes,      // a whole number of bytes above 0: a number with an optional k, M or G (powers of
+              // 1024) and an optional B after it ("64K", "1.5M", "16MiB", "16MB", "4096B")
+  count,      // a whole number from 1 (0 when SettingKey::zero says what it means) to
+              // SettingKey::max, or SettingKey::unlimited
+  duration,   // a number with ms, s, m (or min) or h ("500ms", "1.5s"); a plain number is
+              // seconds; a whole number of ms, at least 1 (0 when SettingKey::zero says what it
+              // means), at most a year
+  factor,     // a number from 1 to SettingKey::max ("1.5"); such a key must have a max
   choice,     // one of SettingKey::choices
   path,       // a readable regular file; empty means "not set"
   boolean,    // true/false, yes/no, on/off, 1/0
@@ -39,7 +47,12 @@ struct SettingKey {
   std::string doc;                    // one line, for the man page
   std::vector<std::string> commands;  // the commands that read it: "serve", "ingest"
   std::vector<std::string> choices;   // for SettingType::choice
-  uint64_t max = 0;                   // for count and bytes; 0: no limit below 2^63
+  uint64_t max = 0;                   // for count, bytes and factor; 0: no limit below 2^63
+  // For count and duration: what 0 means ("no pings"), for the man page; 0
+  // is refused when this is empty.
+  std::string zero;
+  // For count: the word that stands for "no limit" ("forever"); none when empty.
+  std::string unlimited;
 
   std::string file_key() const { return "kws." + name; }
   bool used_by(std::string_view command) const;
@@ -63,12 +76,17 @@ struct HostPort {
   bool operator==(const HostPort& o) const { return host == o.host && port == o.port; }
 };
 
-using SettingValue = std::variant<HostPort, uint64_t, std::chrono::milliseconds, std::string, bool>;
+using SettingValue = std::variant<HostPort, uint64_t, std::chrono::milliseconds, double, std::string, bool>;
 
 // Parses `text` as `key` demands. On bad input throws a usage kws::Error
 // whose message starts with `origin` ("KWS_SERVE_LISTEN: ...",
 // "/path/kws.conf:3: kws.serve.listen: ...", "--listen: ...").
 SettingValue parse_setting(const SettingKey& key, const std::string& text, const std::string& origin);
+
+// The table's duration rule, for a flag that is no setting (ingest's per-run
+// --duration), so every duration kws takes is read alike. `zero_allowed`
+// lets 0 through. Throws as parse_setting does.
+std::chrono::milliseconds parse_duration(const std::string& text, const std::string& origin, bool zero_allowed);
 
 struct KwsSetting {
   const SettingKey* key = nullptr;
@@ -76,6 +94,10 @@ struct KwsSetting {
   SettingValue value;
   ConfigSource source = ConfigSource::default_value;
   std::string origin;  // "--listen", "KWS_SERVE_LISTEN", "/path/kws.conf:3", "default"
+
+  // What an error about this value starts with: the origin, and for the file
+  // and the default the key too ("/path/kws.conf:3: kws.serve.listen").
+  std::string where() const;
 };
 
 // The resolved values of the keys one command reads. The typed getters
@@ -88,8 +110,10 @@ class KwsSettings {
 
   HostPort host_port(std::string_view name) const;
   uint64_t bytes(std::string_view name) const;
-  uint64_t count(std::string_view name) const;
+  uint64_t count(std::string_view name) const;  // logic_error for a key with an unlimited word
+  std::optional<uint64_t> limit(std::string_view name) const;  // a count; nothing for the unlimited word
   std::chrono::milliseconds duration(std::string_view name) const;
+  double factor(std::string_view name) const;
   const std::string& choice(std::string_view name) const;
   const std::string& path(std::string_view name) const;  // "" when not set
   bool boolean(std::string_view name) const;

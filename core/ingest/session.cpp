@@ -104,6 +104,14 @@ void FeedSession::on_feed_message(std::string& payload, bool binary) {
   if (settings_.take > 0 && taken >= settings_.take) taken_all_ = true;
 }
 
+void FeedSession::on_feed_too_big() {
+  ++oversize_;
+  if (++too_big_warnings_ <= 20) {
+    log_.error(std::string("a message over --max-message-size was skipped (counted as dropped)") +
+               (too_big_warnings_ == 20 ? "; not reporting further ones one by one" : ""));
+  }
+}
+
 void FeedSession::on_feed_closed(FeedEnd end, const std::string& why) {
   Event e;
   e.end = end;

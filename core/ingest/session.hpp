@@ -80,6 +80,7 @@ class FeedSession : public FeedListener {
   // FeedListener (the feed's thread).
   void on_feed_open() override;
   void on_feed_message(std::string& payload, bool binary) override;
+  void on_feed_too_big() override;
   void on_feed_closed(FeedEnd end, const std::string& why) override;
 
   // Main loop.
@@ -125,6 +126,7 @@ class FeedSession : public FeedListener {
   int64_t downtime_ms_ = -1;
   std::optional<TimePoint> lost_at_;
   uint64_t gap_warnings_ = 0;
+  uint64_t too_big_warnings_ = 0;
 
   // Shared.
   mutable std::mutex events_mutex_;

@@ -44,6 +44,7 @@ void StdinFeed::run() {
   std::string why = "end of input";
   constexpr size_t kBlock = 1 << 20;
   bool eof = false;
+  bool skipping = false;  // inside a line already over the limit: dropped up to its newline
   while (!eof && !closing_) {
     // poll with a timeout so a close() is noticed while stdin is idle: a
     // signal interrupts only the main thread's calls, not this read.
@@ -73,13 +74,29 @@ void StdinFeed::run() {
     while (!closing_) {
       size_t nl = buffer.find('\n', start);
       if (nl == std::string::npos) break;
-      record.assign(buffer, start, nl - start);
+      const size_t line_start = start;
       start = nl + 1;
+      if (skipping) {  // the end of a line reported as too big already
+        skipping = false;
+        continue;
+      }
+      if (nl - line_start > max_message_size_) {
+        listener_.on_feed_too_big();
+        continue;
+      }
+      record.assign(buffer, line_start, nl - line_start);
       listener_.on_feed_message(record, false);
       std::unique_lock<std::mutex> lock(mutex_);
       resumed_.wait(lock, [this] { return !paused_ || closing_; });
     }
     buffer.erase(0, start);
+    // A line that is over the limit before its newline arrived is reported
+    // now and not kept: a newline-less stream must not grow without bound.
+    if (!closing_ && !skipping && buffer.size() > max_message_size_) {
+      listener_.on_feed_too_big();
+      skipping = true;
+    }
+    if (skipping) buffer.clear();
   }
   listener_.on_feed_closed(FeedEnd::end_of_input, why);
 }

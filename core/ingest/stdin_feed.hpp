@@ -1,8 +1,10 @@
 #pragma once
 // Standard input as a feed (`kws ingest - TOPIC`): one message per line, as
-// `kws send` reads it; its end is the end of the run.
+// `kws send` reads it; its end is the end of the run. A line longer than
+// max_message_size is skipped (on_feed_too_big) without being held in memory.
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 
@@ -12,7 +14,8 @@ namespace kws {
 
 class StdinFeed : public FeedConnection {
  public:
-  explicit StdinFeed(FeedListener& listener, int fd = 0) : listener_(listener), fd_(fd) {}
+  StdinFeed(FeedListener& listener, int fd, uint64_t max_message_size)
+      : listener_(listener), fd_(fd), max_message_size_(max_message_size) {}
   ~StdinFeed() override;
 
   void connect() override;
@@ -26,6 +29,7 @@ class StdinFeed : public FeedConnection {
 
   FeedListener& listener_;
   int fd_;
+  uint64_t max_message_size_;
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable resumed_;

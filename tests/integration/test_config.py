@@ -142,8 +142,13 @@ KWS_DEFAULTS = {
     "kws.ingest.when_full": "block",
     "kws.ingest.ping_interval": "20s",
     "kws.ingest.pong_timeout": "10s",
+    "kws.ingest.stale_after": "0",
+    "kws.ingest.heartbeat_interval": "0",
+    "kws.ingest.await_timeout": "10s",
     "kws.ingest.backoff_initial": "500ms",
     "kws.ingest.backoff_max": "30s",
+    "kws.ingest.backoff_multiplier": "2",
+    "kws.ingest.max_retries": "forever",
     "kws.ingest.max_message_size": "16M",
 }
 
@@ -197,8 +202,11 @@ class KwsSettings(ConfigCase):
         self.assertIn("kws: error: %s:1: kws.serve.client_buffer: 'lots' is not a size in bytes" % bad, r.stderr)
         s = self.config("-F", bad, KWS_SERVE_CLIENT_BUFFER="1M")
         self.assertSetting(s, "kws.serve.client_buffer", "1M", "environment")
-        r = self.config("-F", f, rc=2, KWS_SERVE_CLIENT_BUFFER="1MB")
-        self.assertIn("kws: error: KWS_SERVE_CLIENT_BUFFER: '1MB' is not a size in bytes", r.stderr, str(r))
+        # MB and MiB are powers of 1024 alike; a lower-case b (bits) is refused.
+        s = self.config("-F", f, KWS_SERVE_CLIENT_BUFFER="1MB")
+        self.assertSetting(s, "kws.serve.client_buffer", "1MB", "environment", "KWS_SERVE_CLIENT_BUFFER")
+        r = self.config("-F", f, rc=2, KWS_SERVE_CLIENT_BUFFER="1Mb")
+        self.assertIn("kws: error: KWS_SERVE_CLIENT_BUFFER: '1Mb' is not a size in bytes", r.stderr, str(r))
 
     def test_plain_number_duration_is_seconds(self):
         # As kws serve's --ping-interval and --idle-timeout have always read it.
@@ -222,7 +230,10 @@ class KwsSettings(ConfigCase):
     def test_bad_environment_value_names_the_variable(self):
         for var, value, why in [("KWS_SERVE_LISTEN", "8080", "is not HOST:PORT"),
                                 ("KWS_SERVE_PING_INTERVAL", "30sec", "is not a duration"),
-                                ("KWS_INGEST_BUFFER_BYTES", "4MB", "is not a size in bytes"),
+                                ("KWS_INGEST_BUFFER_BYTES", "4Mb", "is not a size in bytes"),
+                                ("KWS_INGEST_MAX_RETRIES", "-1", "from 0 to 2147483647 or forever"),
+                                ("KWS_INGEST_BACKOFF_MULTIPLIER", "0.5", "must be a number from 1 to 100"),
+                                ("KWS_INGEST_BACKOFF_INITIAL", "0", "must be above 0"),
                                 ("KWS_SERVE_MAX_CONNECTIONS", "0", "must be a whole number from 1"),
                                 ("KWS_SERVE_SLOW_CLIENT", "drop", "is not one of: close, drop-oldest"),
                                 ("KWS_SERVE_TLS_CERT", os.path.join(self.dir, "none.pem"), "No such file")]:

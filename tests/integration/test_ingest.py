@@ -474,6 +474,135 @@ class Stdin(IngestCase):
         self.assertEqual(len(self.records(t2)), 300)
 
 
+class Settings(IngestCase):
+    """kws ingest reads its ingest.* settings as kws serve reads serve.*:
+    flag > KWS_INGEST_* > kws.ingest.* in the config file > default, each bad
+    value a usage error naming where it came from. Real runs on stdin, with
+    ingest.max_message_size as the witness: a 5000-byte line passes the
+    default (16M) and is skipped and counted under 4K."""
+
+    LINES = "short-1\n" + "x" * 5000 + "\nshort-2\n"
+
+    def setUp(self):
+        self.dir = kwstest.scratch_dir()
+
+    def conf(self, text, name="kws.conf", directory=None):
+        path = os.path.join(directory or self.dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def run_lines(self, *args, **env):
+        t = self.topic()
+        r = self.ingest("-", t, *args, input=self.LINES, rc=None, env=kwstest.clean_env(**env))
+        return t, r
+
+    def assertLongLinePassed(self, topic, r):
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertEqual(summary(r)["oversize"], 0, str(r))
+        self.assertEqual([v for _, v, _ in self.records(topic)], [b"short-1", b"x" * 5000, b"short-2"])
+
+    def assertLongLineSkipped(self, topic, r):
+        self.assertEqual(r.rc, 1, "a skipped line is a dropped message\n" + str(r))
+        s = summary(r)
+        self.assertEqual((s["received"], s["produced"], s["oversize"], s["dropped"]), (2, 2, 1, 1), str(r))
+        self.assertStderrMentions(r, "over --max-message-size")
+        self.assertEqual([v for _, v, _ in self.records(topic)], [b"short-1", b"short-2"])
+
+    def test_default_takes_the_long_line(self):
+        self.assertLongLinePassed(*self.run_lines())
+
+    def test_environment_applies(self):
+        self.assertLongLineSkipped(*self.run_lines(KWS_INGEST_MAX_MESSAGE_SIZE="4K"))
+
+    def test_config_file_applies(self):
+        f = self.conf("# ingest\nkws.ingest.max_message_size = 4KiB\n")
+        self.assertLongLineSkipped(*self.run_lines("-F", f))
+        # The default file too, with no -F.
+        xdg = os.path.join(self.dir, "xdg")
+        self.conf("kws.ingest.max_message_size=4K\n", os.path.join("kws", "kws.conf"), xdg)
+        self.assertLongLineSkipped(*self.run_lines(XDG_CONFIG_HOME=xdg))
+
+    def test_environment_beats_file(self):
+        small, large = self.conf("kws.ingest.max_message_size=4K\n", "small.conf"), self.conf(
+            "kws.ingest.max_message_size=1M\n", "large.conf")
+        self.assertLongLinePassed(*self.run_lines("-F", small, KWS_INGEST_MAX_MESSAGE_SIZE="1M"))
+        self.assertLongLineSkipped(*self.run_lines("-F", large, KWS_INGEST_MAX_MESSAGE_SIZE="4K"))
+
+    def test_flag_beats_environment_and_file(self):
+        small, large = self.conf("kws.ingest.max_message_size=4K\n", "small.conf"), self.conf(
+            "kws.ingest.max_message_size=1M\n", "large.conf")
+        self.assertLongLinePassed(*self.run_lines("-F", small, "--max-message-size", "1M",
+                                                  KWS_INGEST_MAX_MESSAGE_SIZE="4K"))
+        self.assertLongLineSkipped(*self.run_lines("-F", large, "--max-message-size", "4K",
+                                                   KWS_INGEST_MAX_MESSAGE_SIZE="1M"))
+
+    def test_bad_values_are_usage_errors_naming_their_origin(self):
+        bad_size = self.conf("acks=all\nkws.ingest.max_message_size=lots\n", "bad-size.conf")
+        bad_stale = self.conf("kws.ingest.stale_after=5 parsecs\n", "bad-stale.conf")
+        for args, env, message in [
+                ([], {"KWS_INGEST_MAX_MESSAGE_SIZE": "lots"},
+                 "kws: error: KWS_INGEST_MAX_MESSAGE_SIZE: 'lots' is not a size in bytes"),
+                ([], {"KWS_INGEST_BUFFER_BYTES": "lots"},
+                 "kws: error: KWS_INGEST_BUFFER_BYTES: 'lots' is not a size in bytes"),
+                (["-F", bad_size], {},
+                 "kws: error: %s:2: kws.ingest.max_message_size: 'lots' is not a size in bytes" % bad_size),
+                (["-F", bad_stale], {},
+                 "kws: error: %s:1: kws.ingest.stale_after: '5 parsecs' is not a duration" % bad_stale),
+                (["--max-message-size", "lots"], {},
+                 "kws: error: --max-message-size: 'lots' is not a size in bytes"),
+                (["--max-retries", "always"], {},
+                 "kws: error: --max-retries: 'always' must be a whole number from 0 to 2147483647 or forever"),
+                ([], {"KWS_INGEST_BACKOFF_MAX": "100ms"},
+                 "kws: error: KWS_INGEST_BACKOFF_MAX: '100ms' is below ingest.backoff_initial, 500ms")]:
+            t, r = self.run_lines(*args, **env)
+            self.assertEqual(r.rc, 2, str(r))
+            self.assertIn(message, r.stderr, str(r))
+            self.assertNotIn("summary:", r.stderr, "nothing was read\n" + str(r))
+            self.assertEqual(r.out, b"", str(r))
+
+    def test_a_bad_value_hidden_by_a_higher_one_is_not_checked(self):
+        bad = self.conf("kws.ingest.max_message_size=lots\n", "bad.conf")
+        self.assertLongLineSkipped(*self.run_lines("-F", bad, KWS_INGEST_MAX_MESSAGE_SIZE="4K"))
+        self.assertLongLinePassed(*self.run_lines("-F", bad, "--max-message-size", "1M",
+                                                  KWS_INGEST_MAX_MESSAGE_SIZE="lots"))
+
+    def test_buffer_messages_from_environment_over_file(self):
+        """Another type of key (a count), seen where it lands: the buffer's
+        capacity in the metrics."""
+        f = self.conf("kws.ingest.buffer_messages=1234\nkws.ingest.when_full=drop-newest\n")
+        bg = self.background("ingest", "-", self.topic(), "-F", f, "--metrics", "127.0.0.1:0",
+                             env=kwstest.clean_env(KWS_INGEST_BUFFER_MESSAGES="77"), stdin=subprocess.PIPE)
+
+        def port():
+            m = re.search(rb"metrics at http://127.0.0.1:(\d+)/metrics", bg.err)
+            return m and int(m.group(1))
+        p = kwstest.wait_until(port, what="the metrics address on stderr")
+
+        def scrape():
+            import urllib.request
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % p, timeout=5) as r:
+                text = r.read().decode()
+            return text if "kws_ingest_buffer_capacity_messages" in text else None
+        text = kwstest.wait_until(scrape, what="metrics")
+        self.assertIn("kws_ingest_buffer_capacity_messages 77\n", text)
+        bg.proc.stdin.close()
+        self.assertEqual(bg.wait(timeout=30), 0, bg.describe())
+
+    def test_max_retries_from_environment_and_file(self):
+        """A key that had none before: the feed is refused, and the number of
+        attempts is the one the environment (else the file) gives."""
+        holder = kwstest.free_port_holder()
+        self.addCleanup(holder.close)
+        url = "ws://127.0.0.1:%d/" % holder.getsockname()[1]
+        f = self.conf("kws.ingest.max_retries=2\nkws.ingest.backoff_initial=50ms\n")
+        r = self.kws("ingest", url, self.topic(), "-F", f, rc=1, env=kwstest.clean_env())
+        self.assertStderrMentions(r, "giving up after 3 failed attempt(s)")
+        r = self.kws("ingest", url, self.topic(), "-F", f, rc=1, env=kwstest.clean_env(KWS_INGEST_MAX_RETRIES="0"))
+        self.assertStderrMentions(r, "giving up after 1 failed attempt(s)")
+
+
 class KafkaPaused(IngestCase):
     """The broker process is stopped (SIGSTOP) while the feed sends."""
     broker_args = None

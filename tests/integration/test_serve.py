@@ -669,7 +669,7 @@ class Settings(ServeTestCase):
         cases = [
             ({"KWS_SERVE_CLIENT_BUFFER": "lots"}, [],
              "kws: error: KWS_SERVE_CLIENT_BUFFER: 'lots' is not a size in bytes"),
-            ({}, ["--client-buffer", "1.5M"], "kws: error: --client-buffer: '1.5M' is not a size in bytes"),
+            ({}, ["--client-buffer", "1Mb"], "kws: error: --client-buffer: '1Mb' is not a size in bytes"),
             ({}, ["-F", bad_file], "kws: error: %s:1: kws.serve.client_buffer: 'lots' is not a size" % bad_file),
             ({}, ["--slow-client", "sometimes"],
              "kws: error: --slow-client: 'sometimes' is not one of: close, drop-oldest"),

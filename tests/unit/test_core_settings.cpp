@@ -78,6 +78,10 @@ TEST_CASE("settings: the table is consistent") {
     CHECK(key.file_key() == "kws." + key.name);
     CHECK(find_setting_key(key.name) == &key);
     if (key.type == SettingType::choice) CHECK(key.choices.size() >= 2);
+    if (key.type == SettingType::factor) CHECK(key.max > 0);
+    // 0 has a meaning only where the type has a zero, and a word for "no limit" only counts have.
+    if (!key.zero.empty()) CHECK((key.type == SettingType::count || key.type == SettingType::duration));
+    if (!key.unlimited.empty()) CHECK(key.type == SettingType::count);
     // Every default passes its own validator.
     CHECK_NOTHROW(parse_setting(key, key.default_value, "default"));
   }
@@ -113,7 +117,15 @@ TEST_CASE("settings: the keys serve and ingest read, with their defaults") {
   CHECK(ingest.duration("ingest.backoff_initial") == milliseconds(500));
   CHECK(ingest.duration("ingest.backoff_max") == milliseconds(30'000));
   CHECK(ingest.bytes("ingest.max_message_size") == 16u << 20);
+  CHECK(ingest.duration("ingest.stale_after") == milliseconds(0));         // never
+  CHECK(ingest.duration("ingest.heartbeat_interval") == milliseconds(0));  // none
+  CHECK(ingest.duration("ingest.await_timeout") == milliseconds(10'000));
+  CHECK(ingest.factor("ingest.backoff_multiplier") == 2.0);
+  CHECK(ingest.limit("ingest.max_retries") == std::nullopt);  // forever
   CHECK_THROWS_AS(ingest.at("serve.listen"), std::logic_error);
+  // A count that may be "forever" is read with limit(), so no caller takes the word for a number.
+  CHECK_THROWS_AS(ingest.count("ingest.max_retries"), std::logic_error);
+  CHECK(serve.limit("serve.max_connections") == 10000u);
 
   // Asking for the wrong type is the caller's bug, not the user's.
   CHECK_THROWS_AS(serve.bytes("serve.listen"), std::logic_error);
@@ -154,7 +166,7 @@ TEST_CASE("settings: serve.client_buffer from each layer, a hidden bad value nev
   TempFile bad("kws.serve.client_buffer=lots\n");
   const FlagValues flag = {{"serve.client_buffer", {"2M", "--client-buffer"}}};
   auto env = fake_env({{"KWS_SERVE_CLIENT_BUFFER", "1M"}});
-  auto bad_env = fake_env({{"KWS_SERVE_CLIENT_BUFFER", "1MB"}});
+  auto bad_env = fake_env({{"KWS_SERVE_CLIENT_BUFFER", "1Mb"}});
 
   auto s = resolve_kws_settings("serve", {}, file_of(good), fake_env({}));
   CHECK(s.bytes("serve.client_buffer") == 512u << 10);
@@ -171,7 +183,7 @@ TEST_CASE("settings: serve.client_buffer from each layer, a hidden bad value nev
                     bad.path + ":1: kws.serve.client_buffer: 'lots' is not a size in bytes"));
   CHECK(resolve_kws_settings("serve", {}, file_of(bad), env).bytes("serve.client_buffer") == 1u << 20);
   CHECK(starts_with(usage_error_of([&] { resolve_kws_settings("serve", {}, file_of(good), bad_env); }),
-                    "KWS_SERVE_CLIENT_BUFFER: '1MB' is not a size in bytes"));
+                    "KWS_SERVE_CLIENT_BUFFER: '1Mb' is not a size in bytes"));
   CHECK(resolve_kws_settings("serve", flag, file_of(bad), bad_env).bytes("serve.client_buffer") == 2u << 20);
   CHECK(starts_with(
       usage_error_of([&] {
@@ -261,13 +273,30 @@ TEST_CASE("settings: bytes with k, M and G suffixes") {
   CHECK(std::get<uint64_t>(parse_setting(key, "64K", "o")) == 64 * 1024);
   CHECK(std::get<uint64_t>(parse_setting(key, "4M", "o")) == 4ull << 20);
   CHECK(std::get<uint64_t>(parse_setting(key, "2G", "o")) == 2ull << 30);
-  for (const char* bad : {"", "M", "4MB", "4 M", "-1", "+4", "1.5M", "0x10", "four"}) {
+  // A B after the unit, or iB: powers of 1024 either way (buffer sizes, as Docker reads them).
+  CHECK(std::get<uint64_t>(parse_setting(key, "4096B", "o")) == 4096);
+  CHECK(std::get<uint64_t>(parse_setting(key, "64KB", "o")) == 64 * 1024);
+  CHECK(std::get<uint64_t>(parse_setting(key, "64kB", "o")) == 64 * 1024);
+  CHECK(std::get<uint64_t>(parse_setting(key, "64KiB", "o")) == 64 * 1024);
+  CHECK(std::get<uint64_t>(parse_setting(key, "4MB", "o")) == 4ull << 20);
+  CHECK(std::get<uint64_t>(parse_setting(key, "16MiB", "o")) == 16ull << 20);
+  CHECK(std::get<uint64_t>(parse_setting(key, "2GiB", "o")) == 2ull << 30);
+  // A fraction, when it comes to whole bytes.
+  CHECK(std::get<uint64_t>(parse_setting(key, "1.5K", "o")) == 1536);
+  CHECK(std::get<uint64_t>(parse_setting(key, "1.5M", "o")) == 3ull << 19);
+  CHECK(std::get<uint64_t>(parse_setting(key, ".5k", "o")) == 512);
+  CHECK(std::get<uint64_t>(parse_setting(key, "2.M", "o")) == 2ull << 20);
+  for (const char* bad : {"", "M", "4 M", "-1", "+4", "0x10", "four", "B", "iB", "5iB", "4mb", "4Mib", "4MiB ",
+                          "4TB", "1e3", ".", "1..5K", "12X", "lots"}) {
     INFO(bad);
     CHECK(starts_with(parse_error("serve.client_buffer", bad),
                       "ORIGIN: '" + std::string(bad) + "' is not a size in bytes"));
   }
   CHECK(starts_with(parse_error("serve.client_buffer", "0"), "ORIGIN: '0': the size must be above 0"));
   CHECK(starts_with(parse_error("serve.client_buffer", "0k"), "ORIGIN: '0k': the size must be above 0"));
+  CHECK(starts_with(parse_error("serve.client_buffer", "0.0B"), "ORIGIN: '0.0B': the size must be above 0"));
+  CHECK(parse_error("serve.client_buffer", "1.3") == "ORIGIN: '1.3' is not a whole number of bytes");
+  CHECK(parse_error("serve.client_buffer", "0.3K") == "ORIGIN: '0.3K' is not a whole number of bytes");
   CHECK(starts_with(parse_error("serve.client_buffer", "9000000000G"), "ORIGIN: '9000000000G' is too large"));
   CHECK(starts_with(parse_error("serve.client_buffer", "99999999999999999999"),
                     "ORIGIN: '99999999999999999999' is not a size"));
@@ -284,6 +313,43 @@ TEST_CASE("settings: counts are positive and bounded per key") {
   }
   CHECK(parse_error("ingest.buffer_messages", "100000001") ==
         "ORIGIN: '100000001' must be a whole number from 1 to 100000000");
+}
+
+TEST_CASE("settings: a count may take 0 and a word for no limit, when its key says what they mean") {
+  const SettingKey& retries = *find_setting_key("ingest.max_retries");
+  CHECK(retries.zero == "give up at the first failure");
+  CHECK(retries.unlimited == "forever");
+  CHECK(std::get<uint64_t>(parse_setting(retries, "0", "o")) == 0);
+  CHECK(std::get<uint64_t>(parse_setting(retries, "2147483647", "o")) == 2147483647);
+  const std::string range = "' must be a whole number from 0 to 2147483647 or forever";
+  for (const char* bad : {"2147483648", "-1", "Forever", "never", "inf", ""}) {
+    INFO(bad);
+    CHECK(parse_error("ingest.max_retries", bad) == "ORIGIN: '" + std::string(bad) + range);
+  }
+  auto s = resolve_kws_settings("ingest", {}, {}, fake_env({{"KWS_INGEST_MAX_RETRIES", "0"}}));
+  CHECK(s.limit("ingest.max_retries") == 0u);
+  s = resolve_kws_settings("ingest", {{"ingest.max_retries", {"forever", "--max-retries"}}}, {},
+                           fake_env({{"KWS_INGEST_MAX_RETRIES", "3"}}));
+  CHECK(s.limit("ingest.max_retries") == std::nullopt);
+  // The word is that key's; other counts do not take it.
+  CHECK(parse_error("serve.max_connections", "forever") ==
+        "ORIGIN: 'forever' must be a whole number from 1 to 1000000");
+}
+
+TEST_CASE("settings: factors are decimal numbers from 1 to the key's max") {
+  const SettingKey& key = *find_setting_key("ingest.backoff_multiplier");
+  auto x = [&](const char* text) { return std::get<double>(parse_setting(key, text, "o")); };
+  CHECK(x("2") == 2.0);
+  CHECK(x("1") == 1.0);
+  CHECK(x("1.5") == 1.5);
+  CHECK(x("1.") == 1.0);
+  CHECK(x("100") == 100.0);
+  CHECK(x("100.000") == 100.0);
+  for (const char* bad : {"0.5", ".5", "0", "100.5", "101", "1e1", "-2", "+2", "", "x", "2x", "inf", "nan", " 2"}) {
+    INFO(bad);
+    CHECK(parse_error("ingest.backoff_multiplier", bad) ==
+          "ORIGIN: '" + std::string(bad) + "' must be a number from 1 to 100 (e.g. 1.5)");
+  }
 }
 
 TEST_CASE("settings: serve.io_threads is gone: kws serve's socket I/O is one thread") {
@@ -310,9 +376,15 @@ TEST_CASE("settings: durations take ms, s, m or h, and a plain number is seconds
   CHECK(ms("0.5h") == 1'800'000);
   CHECK(ms("2.000s") == 2'000);
   CHECK(ms("8760h") == 365LL * 24 * 3'600'000);
+  // As strtod and Go's durations read them, and as kws ingest always did.
+  CHECK(ms(".5") == 500);
+  CHECK(ms("1.") == 1'000);
+  CHECK(ms(".25s") == 250);
+  CHECK(ms("5min") == 300'000);
+  CHECK(ms("0.5min") == 30'000);
   for (const char* bad :
-       {"",   "s",  "ms",   "-1s",   "+1",  "30 s", " 30", "30sec", "1d",  "5S",
-        "1.", ".5", "1..5", "1.5.2", "1e3", "0x10", "inf", "nan",   "1,5", "0.0000000001"}) {
+       {"",     "s",     "ms",  "min", "-1s", "+1",  "30 s",     " 30",  "30sec", "1d",  "5S",   ".",      "..5",
+        "1..5", "1.5.2", "1e3", "0x10", "inf", "nan", "1,5", "0.0000000001", "5mins", "5 min", "5Min", "1.s5"}) {
     INFO(bad);
     CHECK(starts_with(parse_error("ingest.backoff_initial", bad),
                       "ORIGIN: '" + std::string(bad) + "' is not a duration"));
@@ -329,6 +401,88 @@ TEST_CASE("settings: durations take ms, s, m or h, and a plain number is seconds
         "ORIGIN: '99999999999999999999' is not a duration (a number with ms, s, m or h, e.g. 30s, 500ms, 2m; "
         "a plain number is seconds)");
   CHECK(parse_error("ingest.backoff_initial", "31536001") == "ORIGIN: '31536001' is too long");
+}
+
+TEST_CASE("settings: a duration is 0 only where its key says what 0 means") {
+  const SettingKey& ping = *find_setting_key("ingest.ping_interval");
+  CHECK(ping.zero == "no pings");
+  for (const char* zero : {"0", "0s", "0ms", "0.0", "0m", "0h", "0min", ".0"}) {
+    INFO(zero);
+    CHECK(std::get<milliseconds>(parse_setting(ping, zero, "o")) == milliseconds(0));
+  }
+  for (const char* key : {"ingest.pong_timeout", "ingest.stale_after", "ingest.heartbeat_interval"}) {
+    INFO(key);
+    CHECK(std::get<milliseconds>(parse_setting(*find_setting_key(key), "0", "o")) == milliseconds(0));
+  }
+  // Where 0 would mean reconnecting in a tight loop, or giving up on every
+  // reply before it could come, it is refused.
+  for (const char* key : {"ingest.backoff_initial", "ingest.backoff_max", "ingest.await_timeout",
+                          "serve.ping_interval", "serve.idle_timeout"}) {
+    INFO(key);
+    CHECK(usage_error_of([&] { parse_setting(*find_setting_key(key), "0", "ORIGIN"); }) ==
+          "ORIGIN: '0': the duration must be above 0");
+  }
+  // Still no rounding down to 0 (which would turn pings off).
+  CHECK(parse_error("ingest.ping_interval", "0.0004") == "ORIGIN: '0.0004' is finer than a millisecond");
+
+  // The same rule for a flag that is no setting (ingest's per-run --duration).
+  CHECK(parse_duration("1.4s", "--duration", true) == milliseconds(1400));
+  CHECK(parse_duration("0", "--duration", true) == milliseconds(0));
+  CHECK(usage_error_of([] { parse_duration("0", "--duration", false); }) ==
+        "--duration: '0': the duration must be above 0");
+  CHECK(starts_with(usage_error_of([] { parse_duration("5 parsecs", "--duration", true); }),
+                    "--duration: '5 parsecs' is not a duration"));
+}
+
+// What core/ingest/units.* took (its tests, and the forms kws ingest's help,
+// man page and integration tests use) before ingest read its settings through
+// the table, and what it refused: the table agrees with all of it.
+TEST_CASE("settings: every form kws ingest's own parsers took, the table takes alike") {
+  auto duration = [](const char* key, const char* text) {
+    return std::get<milliseconds>(parse_setting(*find_setting_key(key), text, "o"));
+  };
+  CHECK(duration("ingest.backoff_initial", "500ms") == milliseconds(500));
+  CHECK(duration("ingest.backoff_initial", "20s") == milliseconds(20'000));
+  CHECK(duration("ingest.backoff_initial", "1.5s") == milliseconds(1'500));
+  CHECK(duration("ingest.backoff_initial", "2m") == milliseconds(120'000));
+  CHECK(duration("ingest.backoff_initial", "1h") == milliseconds(3'600'000));
+  CHECK(duration("ingest.backoff_initial", "3") == milliseconds(3'000));
+  CHECK(duration("ingest.backoff_initial", "100ms") == milliseconds(100));
+  CHECK(duration("ingest.ping_interval", "0") == milliseconds(0));  // --ping-interval 0: no pings
+  CHECK(duration("ingest.stale_after", "300ms") == milliseconds(300));
+  CHECK(duration("ingest.heartbeat_interval", "250ms") == milliseconds(250));
+  for (const char* bad : {"", "s", "-1s", "5 s", "5parsecs", "1e3", "ms"}) {
+    INFO(bad);
+    CHECK(starts_with(parse_error("ingest.ping_interval", bad), "ORIGIN: '" + std::string(bad) + "' is not a duration"));
+  }
+  auto size = [](const char* text) {
+    return std::get<uint64_t>(parse_setting(*find_setting_key("ingest.max_message_size"), text, "o"));
+  };
+  CHECK(size("1024") == 1024u);
+  CHECK(size("64K") == 65536u);
+  CHECK(size("4K") == 4096u);
+  CHECK(size("16M") == 16u << 20);
+  CHECK(size("16MiB") == 16u << 20);
+  CHECK(size("1G") == 1u << 30);
+  CHECK(size("1.5K") == 1536u);
+  for (const char* bad : {"", "M", "-1", "1.3", "12X", "lots", "0"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(size(bad), Error);
+  }
+  CHECK(std::get<uint64_t>(parse_setting(*find_setting_key("ingest.buffer_messages"), "500", "o")) == 500);
+  CHECK(std::get<std::string>(parse_setting(*find_setting_key("ingest.when_full"), "drop-newest", "o")) ==
+        "drop-newest");
+  CHECK(std::get<double>(parse_setting(*find_setting_key("ingest.backoff_multiplier"), "1.5", "o")) == 1.5);
+}
+
+TEST_CASE("settings: an error about a value starts with where it came from") {
+  TempFile f("kws.ingest.backoff_max=1m\n");
+  auto s = resolve_kws_settings("ingest", {{"ingest.stale_after", {"5s", "--stale-after"}}}, file_of(f),
+                                fake_env({{"KWS_INGEST_PING_INTERVAL", "1s"}}));
+  CHECK(s.at("ingest.stale_after").where() == "--stale-after");
+  CHECK(s.at("ingest.ping_interval").where() == "KWS_INGEST_PING_INTERVAL");
+  CHECK(s.at("ingest.backoff_max").where() == f.path + ":1: kws.ingest.backoff_max");
+  CHECK(s.at("ingest.backoff_initial").where() == "default of kws.ingest.backoff_initial");
 }
 
 TEST_CASE("settings: choices are matched exactly") {
@@ -355,7 +509,7 @@ TEST_CASE("settings: file paths must be readable regular files, empty means not 
 
 TEST_CASE("settings: booleans") {
   // No registered key is a boolean yet; the validator is there for the next one.
-  SettingKey key{"test.flag", "KWS_TEST_FLAG", "false", SettingType::boolean, "doc", {"test"}, {}, 0};
+  SettingKey key{"test.flag", "KWS_TEST_FLAG", "false", SettingType::boolean, "doc", {"test"}, {}, 0, "", ""};
   for (const char* yes : {"true", "TRUE", "yes", "on", "1"})
     CHECK(std::get<bool>(parse_setting(key, yes, "o")));
   for (const char* no : {"false", "No", "off", "0"}) CHECK_FALSE(std::get<bool>(parse_setting(key, no, "o")));
