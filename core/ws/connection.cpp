@@ -69,6 +69,9 @@ void Connection::read_now() {
       wait_readable();
       return;
     }
+    if (ec == asio::error::eof && close_after_write_) {
+      return;  // a client that half-closed after its request still gets the answer being written
+    }
     if (ec) {
       shut();  // EOF or reset: the client is gone (no close frame to send)
       return;
