@@ -324,6 +324,12 @@ void Connection::close(uint16_t code, std::string_view reason, bool drop_queued)
   arm_timer(limits_.close_timeout);
 }
 
+void Connection::abandon() {
+  closed_reported_ = true;
+  events_.reset();
+  shut();
+}
+
 void Connection::shut() {
   if (state_ == State::closed) return;
   state_ = State::closed;

@@ -77,6 +77,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // frames sent before the shutdown are answered rather than lost.
   void drain_and_pause();
 
+  // For a server going away with its I/O stopped: closes the socket and
+  // lets go of the events (no on_closed), so neither keeps the other alive.
+  void abandon();
+
   bool is_open() const { return state_ == State::open; }
   size_t buffered() const { return queued_bytes_ + inflight_bytes_; }
   size_t held_bytes() const;  // heap this connection holds now (tests, metrics)

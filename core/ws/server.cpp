@@ -787,11 +787,30 @@ Server::~Server() {
     std::lock_guard<std::mutex> lock(impl_->sessions_mutex);
     sessions.swap(impl_->sessions);
   }
-  for (auto& [hdl, s] : sessions) {
+  for (auto& [con, s] : sessions) {
     s->closed = true;
+    // A connection still open here (a client that did not answer our close
+    // in time) holds its session, which holds this Impl, whose io_context
+    // holds the connection's pending handlers: break that cycle.
+    s->con->abandon();
     if (s->group_reader) s->group_reader->stop();
   }
-  for (auto& [hdl, s] : sessions) s->group_reader.reset();
+  for (auto& [con, s] : sessions) {
+    s->group_reader.reset();
+    if (s->retry_timer) s->retry_timer->cancel();
+  }
+  {
+    std::lock_guard<std::mutex> lock(impl_->dirty_mutex);
+    impl_->dirty.clear();
+  }
+  std::error_code ec;
+  impl_->acceptor.close(ec);
+  impl_->accept_pause.cancel();
+  impl_->tick_timer.cancel();
+  // Run what the closes and cancels completed: those handlers hold
+  // connections and sessions, and with them this Impl.
+  impl_->io.restart();
+  impl_->io.poll();
   std::lock_guard<std::mutex> lock(impl_->retiring_mutex);
   impl_->retiring.clear();
 }
