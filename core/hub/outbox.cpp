@@ -91,11 +91,21 @@ Outbox::Offer Outbox::offer_reply(std::string ws_frame) {
 }
 
 size_t Outbox::take(std::vector<Item>& out) {
+  // The common case, `out` empty (the caller reuses one vector): swap, so
+  // the queue gets out's spare capacity back and a steady stream costs no
+  // allocation per flush on either side.
+  const bool swapped = out.empty();
   std::vector<Entry> taken;
   uint64_t dropped = 0;
+  bool had_holes = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    taken.swap(queue_);
+    if (swapped) {
+      out.swap(queue_);
+    } else {
+      taken.swap(queue_);
+    }
+    had_holes = holes_ > 0;
     drop_from_ = 0;
     holes_ = 0;
     dropped = dropped_unreported_;
@@ -104,16 +114,18 @@ size_t Outbox::take(std::vector<Item>& out) {
     queued_bytes_ = 0;
     flush_pending_ = false;
   }
-  if (dropped > 0) out.push_back(Item{nullptr, ws_text_frame("{\"type\":\"dropped\",\"count\":" + std::to_string(dropped) + "}")});
+  if (!swapped) {
+    for (auto& e : taken) out.push_back(std::move(e));
+  }
+  if (had_holes) {
+    out.erase(std::remove_if(out.begin(), out.end(), [](const Item& e) { return !e.batch && e.reply.empty(); }),
+              out.end());
+  }
   size_t count = 0;
-  for (auto& e : taken) {
-    if (e.batch) {
-      count += e.batch->count(format_);
-      out.push_back(std::move(e));
-    } else if (!e.reply.empty()) {
-      ++count;
-      out.push_back(std::move(e));
-    }
+  for (const auto& e : out) count += e.batch ? e.batch->count(format_) : 1;
+  if (dropped > 0) {
+    out.insert(out.begin(),
+               Item{nullptr, ws_text_frame("{\"type\":\"dropped\",\"count\":" + std::to_string(dropped) + "}")});
   }
   return count;
 }

@@ -39,7 +39,9 @@ class Outbox {
     std::string reply;    // when batch is null: a complete frame
   };
   // Moves everything queued to `out` (a "dropped" notice first when
-  // messages were dropped since the last take) and returns how many frames.
+  // messages were dropped since the last take) and returns how many message
+  // and reply frames it moved (the notice not counted). Pass `out` empty and
+  // reuse it: then no allocation per take.
   // Clears the pending-flush mark: the next offer schedules again.
   size_t take(std::vector<Item>& out);
   // The same, as bytes back to back (tests, and writers without gather I/O).

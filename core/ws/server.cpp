@@ -194,6 +194,7 @@ struct Server::Impl::Session : Subscriber, ws::ConnectionEvents, std::enable_sha
   // every connection (docs/BENCHMARKS.md, memory per connection).
   std::list<std::pair<Opcode, std::string>> blocked;
   bool paused = false;
+  std::vector<Outbox::Item> flush_items;  // reused by flush(); empty between flushes
   std::unique_ptr<asio::steady_timer> retry_timer;
   std::atomic<int64_t> last_activity_ms{0};
   Clock::time_point last_ping{};
@@ -241,7 +242,7 @@ struct Server::Impl::Session : Subscriber, ws::ConnectionEvents, std::enable_sha
     // Closing: the connection sends nothing after its close frame, so keep
     // the frames out of the counters too.
     if (closed || !con->is_open()) return;
-    std::vector<Outbox::Item> items;
+    std::vector<Outbox::Item>& items = flush_items;
     size_t frames = outbox.take(items);
     if (items.empty()) return;
     size_t size = 0;
@@ -255,6 +256,7 @@ struct Server::Impl::Session : Subscriber, ws::ConnectionEvents, std::enable_sha
         con->queue(std::move(item.reply));
       }
     }
+    items.clear();  // keeps its capacity for the next flush (Outbox::take swaps it in)
     con->write_queued();
     server->counters.frames_out += frames;
     server->counters.bytes_out += size;
