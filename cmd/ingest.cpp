@@ -18,6 +18,7 @@
 #include "core/util/signals.hpp"
 #include "core/util/text_endpoint.hpp"
 #include "core/ws/client.hpp"
+#include "core/util/text.hpp"
 
 namespace kws::cmd {
 
@@ -220,14 +221,8 @@ CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
 
 namespace {
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
-  size_t i = s.find_first_not_of(" \t");
-  return i == std::string::npos ? std::string() : s.substr(i);
-}
-
 std::string read_secret_file(const std::string& path) {
-  std::string content = trim(read_whole_file(path));
+  std::string content(trim(read_whole_file(path)));
   if (content.empty()) throw usage_error("--bearer-file " + path + " is empty");
   return content;
 }

@@ -6,6 +6,7 @@
 
 #include "core/settings.hpp"
 #include "core/util/error.hpp"
+#include "core/util/text.hpp"
 
 namespace kws {
 
@@ -40,13 +41,6 @@ namespace {
 std::string canonical_key(const std::string& key) {
   if (key == "metadata.broker.list") return "bootstrap.servers";
   return key;
-}
-
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
 }
 
 bool file_exists(const std::string& path) {
@@ -84,7 +78,7 @@ std::pair<std::string, std::string> split_property(const std::string& text, cons
   if (eq == std::string::npos || eq == 0) {
     throw usage_error(origin + ": expected key=value, got '" + text + "'");
   }
-  return {trim(text.substr(0, eq)), trim(text.substr(eq + 1))};
+  return {std::string(trim(text.substr(0, eq))), std::string(trim(text.substr(eq + 1)))};
 }
 
 std::vector<ConfigEntry> parse_properties_file(const std::string& path) {
@@ -95,7 +89,7 @@ std::vector<ConfigEntry> parse_properties_file(const std::string& path) {
   int number = 0;
   while (std::getline(in, line)) {
     ++number;
-    std::string t = trim(line);
+    std::string t(trim(line));
     if (t.empty() || t[0] == '#' || t[0] == '!') continue;
     std::string origin = path + ":" + std::to_string(number);
     auto [key, value] = split_property(t, origin);

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "core/util/error.hpp"
+#include "core/util/text.hpp"
 
 namespace kws {
 
@@ -345,8 +346,7 @@ std::string parse_path(const std::string& text, const std::string& origin) {
 }
 
 bool parse_boolean(const std::string& text, const std::string& origin) {
-  std::string t = text;
-  for (auto& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string t = ascii_lower(text);
   if (t == "true" || t == "yes" || t == "on" || t == "1") return true;
   if (t == "false" || t == "no" || t == "off" || t == "0") return false;
   bad(origin, "'" + text + "' is not a boolean (true/false, yes/no, on/off, 1/0)");

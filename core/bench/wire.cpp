@@ -37,18 +37,6 @@ bool read_decimal(const char*& p, const char* end, uint64_t& out) {
   return true;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return std::string(s);
-}
-
 }  // namespace
 
 std::string make_run_tag() {
@@ -181,7 +169,7 @@ HandshakeAnswer check_handshake(std::string_view response, std::string_view expe
   a.header_bytes = end + 4;
   std::string_view head = response.substr(0, end);
   size_t eol = head.find("\r\n");
-  std::string status_line = trim(head.substr(0, eol));
+  std::string status_line(trim(head.substr(0, eol)));
   if (status_line.rfind("HTTP/1.1 101", 0) != 0) {
     std::string body(response.substr(a.header_bytes, 300));
     while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
@@ -195,7 +183,7 @@ HandshakeAnswer check_handshake(std::string_view response, std::string_view expe
     eol = next;
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    std::string name = lower(line.substr(0, colon));
+    std::string name = ascii_lower(line.substr(0, colon));
     if (name == "sec-websocket-accept") accept = trim(line.substr(colon + 1));
     if (name == "sec-websocket-protocol") protocol = trim(line.substr(colon + 1));
   }

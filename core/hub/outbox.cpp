@@ -142,10 +142,6 @@ void Outbox::set_in_socket(size_t bytes) {
   in_socket_ = bytes;
 }
 
-bool Outbox::flush_pending() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return flush_pending_;
-}
 size_t Outbox::pending_bytes() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return queued_bytes_ + in_socket_;

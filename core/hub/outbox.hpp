@@ -51,8 +51,6 @@ class Outbox {
   // by the I/O thread after each write); they count against the budget.
   void set_in_socket(size_t bytes);
 
-  // Whether a take() is already arranged.
-  bool flush_pending() const;
   size_t pending_bytes() const;
   uint64_t dropped() const;
   bool overflowed() const;

@@ -19,6 +19,13 @@ std::optional<std::string> try_base64_decode(std::string_view text, std::string&
 // The same, throwing kws::Error.
 std::string base64_decode(std::string_view text);
 
+// `s` without the given characters at either end (by default: blanks and
+// line ends).
+std::string_view trim(std::string_view s, std::string_view chars = " \t\r\n");
+// ASCII case folding, for protocol tokens and header names (not for text).
+std::string ascii_lower(std::string_view s);
+bool ascii_iequals(std::string_view a, std::string_view b);
+
 // Expands the backslash escapes users type on a command line:
 // \n \t \r \0 \\ \xNN. Unknown escapes are kept literally. Throws on a
 // truncated \x escape.

@@ -37,14 +37,6 @@ void Connection::start() {
   read_now();
 }
 
-size_t Connection::held_bytes() const {
-  size_t n = heap_bytes(head_) + parser_.held_bytes() + queued_.capacity() * sizeof(Chunk) +
-             inflight_.capacity() * sizeof(Chunk) + buffers_.capacity() * sizeof(asio::const_buffer);
-  for (const auto& c : queued_) n += heap_bytes(c.owned);
-  for (const auto& c : inflight_) n += heap_bytes(c.owned);
-  return n;
-}
-
 void Connection::arm_timer(std::chrono::milliseconds after) {
   if (!timer_) timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
   timer_->expires_after(after);
@@ -59,32 +51,42 @@ void Connection::arm_timer(std::chrono::milliseconds after) {
 
 // ---- reading ----------------------------------------------------------------
 
-void Connection::read_now() {
-  read_armed_ = false;
-  size_t turn = 0;
+// Reads and handles what the socket holds, up to `limit` bytes, until it
+// would block, the connection closes or reading is paused.
+Connection::ReadEnd Connection::read_available(size_t limit) {
+  size_t total = 0;
   while (state_ != State::closed && !paused_) {
+    if (total >= limit) return ReadEnd::limit;
     std::error_code ec;
     size_t n = socket_.read_some(asio::buffer(scratch(), kScratchSize), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      wait_readable();
-      return;
-    }
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return ReadEnd::would_block;
     if (ec == asio::error::eof && close_after_write_) {
-      return;  // a client that half-closed after its request still gets the answer being written
+      return ReadEnd::stopped;  // a client that half-closed after its request still gets the answer being written
     }
     if (ec) {
       shut();  // EOF or reset: the client is gone (no close frame to send)
-      return;
+      return ReadEnd::stopped;
     }
     process(std::string_view(scratch(), n));
-    turn += n;
-    if (turn >= kReadPerTurn && state_ != State::closed && !paused_) {
+    total += n;
+  }
+  return ReadEnd::stopped;
+}
+
+void Connection::read_now() {
+  read_armed_ = false;
+  switch (read_available(kReadPerTurn)) {
+    case ReadEnd::would_block:
+      wait_readable();
+      return;
+    case ReadEnd::limit:
       // More may be waiting; come back after the others had their turn (a
       // posted read, not a wait: the reactor would not report data already there).
       read_armed_ = true;
       asio::post(socket_.get_executor(), [self = shared_from_this()] { self->read_now(); });
       return;
-    }
+    case ReadEnd::stopped:
+      return;
   }
 }
 
@@ -101,17 +103,7 @@ void Connection::pause_reading() { paused_ = true; }
 
 void Connection::drain_and_pause() {
   // Bounded: a client that keeps sending does not hold the shutdown.
-  for (size_t drained = 0; state_ == State::open && !paused_ && drained < 16 * kReadPerTurn;) {
-    std::error_code ec;
-    size_t n = socket_.read_some(asio::buffer(scratch(), kScratchSize), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-    if (ec) {
-      shut();
-      return;
-    }
-    process(std::string_view(scratch(), n));
-    drained += n;
-  }
+  if (state_ == State::open) read_available(16 * kReadPerTurn);
   paused_ = true;
 }
 
@@ -180,7 +172,6 @@ void Connection::handle_event(ClientEvent& e) {
       if (events_) events_->on_pong();
       return;
     case ClientEvent::Kind::close:
-      close_received_ = true;
       if (state_ == State::open) {
         // Echo the client's code; 1005 ("none") is never sent on the wire.
         push(e.code == 1005 ? control_frame(Opcode::close, {}) : close_frame(e.code, {}));

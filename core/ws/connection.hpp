@@ -83,7 +83,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   bool is_open() const { return state_ == State::open; }
   size_t buffered() const { return queued_bytes_ + inflight_bytes_; }
-  size_t held_bytes() const;  // heap this connection holds now (tests, metrics)
 
  private:
   enum class State { handshake, open, closing, closed };
@@ -98,6 +97,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Queues the connection's own bytes (handshake answers, control and
   // close frames), also while closing.
   void push(std::string bytes);
+  enum class ReadEnd { would_block, limit, stopped };
+  ReadEnd read_available(size_t limit);
   void read_now();
   void wait_readable();
   void process(std::string_view bytes);
@@ -125,7 +126,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t inflight_bytes_ = 0;
   bool writing_ = false;
   bool close_after_write_ = false;  // close the socket once everything queued is written
-  bool close_received_ = false;
   bool paused_ = false;
   bool read_armed_ = false;  // an async wait or posted read is outstanding
   bool closed_reported_ = false;

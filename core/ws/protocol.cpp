@@ -9,27 +9,10 @@ namespace kws::ws {
 
 namespace {
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string lowered(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = lower(c);
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+// Optional whitespace around header values and list items (RFC 7230 OWS):
+// spaces and tabs only, so a stray CR stays and is refused as a control
+// character.
+std::string_view trim_ows(std::string_view s) { return trim(s, " \t"); }
 
 // RFC 7230 token characters (header names, methods).
 bool is_tchar(char c) {
@@ -53,7 +36,7 @@ std::vector<std::string> HttpRequest::header_tokens(std::string_view name) const
     std::string_view rest = v;
     while (!rest.empty()) {
       size_t comma = rest.find(',');
-      std::string_view token = trim(rest.substr(0, comma));
+      std::string_view token = trim_ows(rest.substr(0, comma));
       if (!token.empty()) out.emplace_back(token);
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);
@@ -64,7 +47,7 @@ std::vector<std::string> HttpRequest::header_tokens(std::string_view name) const
 
 bool HttpRequest::is_upgrade() const {
   for (const auto& t : header_tokens("upgrade")) {
-    if (iequals(t, "websocket")) return true;
+    if (ascii_iequals(t, "websocket")) return true;
   }
   return false;
 }
@@ -119,12 +102,12 @@ HeadParse parse_request_head(std::string_view bytes, HttpRequest& out) {
     if (colon == std::string_view::npos || colon == 0) return bad("malformed header line");
     std::string_view name = h.substr(0, colon);
     if (!std::all_of(name.begin(), name.end(), is_tchar)) return bad("malformed header name");
-    std::string_view value = trim(h.substr(colon + 1));
+    std::string_view value = trim_ows(h.substr(colon + 1));
     for (char c : value) {
       if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) return bad("control character in a header");
     }
     if (out.headers.size() >= 100) return bad("more than 100 header lines");
-    out.headers.emplace_back(lowered(name), std::string(value));
+    out.headers.emplace_back(ascii_lower(name), std::string(value));
   }
   r.status = HeadStatus::complete;
   r.consumed = end + 4;
@@ -138,7 +121,7 @@ std::optional<std::string> upgrade_problem(const HttpRequest& request, bool& ver
   if (request.header("host").empty()) return "missing Host header";
   if (!request.is_upgrade()) return "missing 'Upgrade: websocket'";
   bool connection_upgrade = false;
-  for (const auto& t : request.header_tokens("connection")) connection_upgrade = connection_upgrade || iequals(t, "upgrade");
+  for (const auto& t : request.header_tokens("connection")) connection_upgrade = connection_upgrade || ascii_iequals(t, "upgrade");
   if (!connection_upgrade) return "missing 'Connection: Upgrade'";
   std::string_view key = request.header("sec-websocket-key");
   std::string error;

@@ -158,6 +158,16 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::mutex retiring_mutex;
   std::vector<std::unique_ptr<GroupReader>> retiring;
 
+  // The sessions now, to act on without holding the lock (acting may close
+  // one, which takes the lock to remove it).
+  std::vector<std::shared_ptr<Session>> snapshot() {
+    std::lock_guard<std::mutex> lock(sessions_mutex);
+    std::vector<std::shared_ptr<Session>> all;
+    all.reserve(sessions.size());
+    for (auto& [con, s] : sessions) all.push_back(s);
+    return all;
+  }
+
   void setup();
   void accept();
   void on_request(const ConnectionPtr& con, const ws::HttpRequest& request);
@@ -704,12 +714,7 @@ void Server::Impl::on_close(const Connection* con) {
 }
 
 void Server::Impl::tick() {
-  std::vector<std::shared_ptr<Session>> all;
-  {
-    std::lock_guard<std::mutex> lock(sessions_mutex);
-    all.reserve(sessions.size());
-    for (auto& [hdl, s] : sessions) all.push_back(s);
-  }
+  const std::vector<std::shared_ptr<Session>> all = snapshot();
   const int64_t now = Session::now_ms();
   const auto clock_now = Clock::now();
   for (auto& s : all) {
@@ -863,12 +868,7 @@ std::future<void> Server::stop_reading() {
   std::future<void> ready = done->get_future();
   std::shared_ptr<Impl> self = impl_;
   asio::post(impl_->io, [self, done] {
-    std::vector<std::shared_ptr<Impl::Session>> all;
-    {
-      std::lock_guard<std::mutex> lock(self->sessions_mutex);
-      for (auto& [con, s] : self->sessions) all.push_back(s);
-    }
-    for (auto& s : all) s->con->drain_and_pause();
+    for (auto& s : self->snapshot()) s->con->drain_and_pause();
     done->set_value();
   });
   return ready;
@@ -882,12 +882,7 @@ void Server::finish(std::chrono::milliseconds grace) {
     self->acceptor.close(ec);
     self->accept_pause.cancel();
     self->tick_timer.cancel();
-    std::vector<std::shared_ptr<Impl::Session>> all;
-    {
-      std::lock_guard<std::mutex> lock(self->sessions_mutex);
-      for (auto& [hdl, s] : self->sessions) all.push_back(s);
-    }
-    for (auto& s : all) {
+    for (auto& s : self->snapshot()) {
       s->flush();
       s->con->close(ws::close_going_away, "server shutting down");
     }
