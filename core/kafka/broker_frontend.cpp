@@ -147,8 +147,15 @@ struct Member {
 };
 
 struct Shared {
-  explicit Shared(asio::io_context& io) : io(io) {}
+  explicit Shared(asio::io_context& io) : io(io), wake_timer(io) {}
   asio::io_context& io;
+  // Connections holding back a Fetch until records arrive (see
+  // Connection::on_fetch_request); every produce the mock answers wakes them.
+  std::set<Connection*> parked_fetches;
+  asio::steady_timer wake_timer;
+  bool wake_armed = false;
+  void wake_fetches();
+  void wake_fetches_soon();
   FrontendConfig config;
   std::string advertised_host;
   std::vector<uint16_t> ports;  // front-end port per backend
@@ -206,12 +213,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
       : client_(std::move(client)),
         broker_(shared.io),
         timer_(shared.io),
+        fetch_timer_(shared.io),
         shared_(shared),
         backend_index_(backend_index),
         serial_(serial) {}
 
   void start() { shared_.acquire(backend_index_, shared_from_this()); }
   bool closed() const { return closed_; }
+
+  // Asks the mock again for the parked Fetch's data: new records may have
+  // arrived, or its deadline has come.
+  void retry_fetch();
 
   // Called by the gate: this connection may now connect to the mock.
   void connect_backend();
@@ -232,8 +244,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::optional<std::string> local_response;  // answered by the front end itself
     std::string group;
     std::string member_key;
+    // A Fetch the mock was asked to answer at once (see on_fetch_request):
+    // an answer with fewer bytes than this before the deadline is held back.
+    int32_t fetch_min_bytes = 0;
+    Clock::time_point fetch_deadline{};
+    std::string fetch_request{};  // as sent to the mock, to ask again
   };
   enum class Verdict { forward, close, later };
+  // The one Fetch held back because the mock had no data for it yet.
+  struct ParkedFetch {
+    int32_t correlation_id = 0;
+    int16_t version = 0;
+    int32_t min_bytes = 0;
+    Clock::time_point deadline{};
+    std::string request;    // as sent to the mock, with no wait
+    bool retrying = false;  // a copy of `request` is with the mock
+  };
 
   void handshake_failed();
   void begin_relay();
@@ -247,10 +273,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Verdict on_request();
   Verdict on_group_request(const wire::RequestHeader& header, const std::string& frame);
   Verdict on_metadata_request(const wire::RequestHeader& header, const std::string& frame);
+  void on_fetch_request(const wire::RequestHeader& header, const std::string& frame);
+  void on_response_frame();
+  void write_to_client(std::string& payload);
+  void send_held_responses();
   void finish_metadata(const wire::RequestHeader& header, const std::string& frame, wire::MetadataRequest request,
                        std::vector<std::string> forwarded, std::vector<wire::TopicError> missing);
   void answer_locally(const wire::RequestHeader& header, std::string response);
-  void on_response(const std::string& frame);
+  // What became of a response from the mock.
+  enum class Answer { pass, park, release };
+  Answer on_response(const std::string& frame);
   void release_buffer(std::string& s) {
     if (s.capacity() > (1u << 20)) {
       large_buffers_ = true;
@@ -263,6 +295,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   tcp::socket client_;
   tcp::socket broker_;
   asio::steady_timer timer_;
+  asio::steady_timer fetch_timer_;
   Shared& shared_;
   size_t backend_index_;
   uint64_t serial_;
@@ -270,6 +303,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Direction down_;
   std::unordered_map<int32_t, Pending> pending_;
   std::vector<std::pair<std::string, std::string>> joins_;  // (group, key) of JoinGroups awaiting an answer
+  std::optional<ParkedFetch> parked_;
+  // Answers to requests sent after the parked Fetch: the client gets them
+  // after it, in order, as a broker answers a connection's requests.
+  std::deque<std::string> held_;
+  bool writing_upstream_ = false;
+  bool produce_without_answer_ = false;  // a forwarded request or a retried Fetch
+  bool forward_waiting_ = false;
+  bool retry_waiting_ = false;
+  std::array<unsigned char, 4> retry_size_{};
   bool closed_ = false;
   bool holding_slot_ = false;
   bool muted_ = false;
@@ -278,6 +320,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int attempts_ = 0;
   int in_flight_ = 0;
 };
+
+void Shared::wake_fetches() {
+  if (parked_fetches.empty()) return;
+  std::vector<Connection*> parked(parked_fetches.begin(), parked_fetches.end());
+  for (Connection* c : parked) c->retry_fetch();
+}
+
+// A produce with acks=0 gets no answer that would say the mock has stored
+// it, so the parked fetches are asked again a moment after it was sent.
+void Shared::wake_fetches_soon() {
+  if (wake_armed || parked_fetches.empty()) return;
+  wake_armed = true;
+  wake_timer.expires_after(std::chrono::milliseconds(1));
+  wake_timer.async_wait([this](const asio::error_code& ec) {
+    wake_armed = false;
+    if (!ec) wake_fetches();
+  });
+}
 
 void Shared::acquire(size_t backend, std::shared_ptr<Connection> c) {
   Gate& gate = gates[backend];
@@ -370,6 +430,9 @@ void Connection::close() {
   closed_ = true;
   asio::error_code ignored;
   timer_.cancel();
+  fetch_timer_.cancel();
+  shared_.parked_fetches.erase(this);
+  held_.clear();
   client_.close(ignored);
   broker_.close(ignored);
   if (holding_slot_) {
@@ -470,6 +533,11 @@ void Connection::next_request() {
 
 void Connection::forward_request() {
   if (closed_) return;
+  if (writing_upstream_) {
+    forward_waiting_ = true;  // after the retried Fetch
+    return;
+  }
+  writing_upstream_ = true;
   auto self = shared_from_this();
   const std::string& payload = up_.out.empty() ? up_.frame : up_.out;
   uint32_t n = static_cast<uint32_t>(payload.size());
@@ -480,33 +548,98 @@ void Connection::forward_request() {
   asio::async_write(broker_, buffers, [self](const asio::error_code& ec, size_t) {
     if (self->closed_) return;
     if (ec) return self->close();
+    self->writing_upstream_ = false;
     self->release_buffer(self->up_.out);
     self->release_buffer(self->up_.frame);
+    if (self->produce_without_answer_) self->shared_.wake_fetches_soon();
+    if (self->retry_waiting_) {
+      self->retry_waiting_ = false;
+      self->retry_fetch();
+    }
     self->next_request();
+  });
+}
+
+void Connection::retry_fetch() {
+  if (closed_ || !parked_ || parked_->retrying) return;
+  if (writing_upstream_) {
+    retry_waiting_ = true;
+    return;
+  }
+  writing_upstream_ = true;
+  parked_->retrying = true;
+  Pending p{wire::kFetch, parked_->version, parked_->version, {}, std::nullopt, {}, {}};
+  p.fetch_min_bytes = parked_->min_bytes;
+  p.fetch_deadline = parked_->deadline;
+  pending_[parked_->correlation_id] = std::move(p);
+  uint32_t n = static_cast<uint32_t>(parked_->request.size());
+  retry_size_ = {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
+                 static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
+  auto self = shared_from_this();
+  std::array<asio::const_buffer, 2> buffers = {asio::buffer(retry_size_), asio::buffer(parked_->request)};
+  asio::async_write(broker_, buffers, [self](const asio::error_code& ec, size_t) {
+    if (self->closed_) return;
+    if (ec) return self->close();
+    self->writing_upstream_ = false;
+    if (self->forward_waiting_) {
+      self->forward_waiting_ = false;
+      self->forward_request();
+    }
   });
 }
 
 void Connection::next_response() {
   if (closed_) return;
   auto self = shared_from_this();
-  read_frame(false, [self] {
-    self->on_response(self->down_.frame);
-    Direction& d = self->down_;
-    const std::string& payload = d.out.empty() ? d.frame : d.out;
-    uint32_t n = static_cast<uint32_t>(payload.size());
-    d.size = {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
-              static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
-    std::array<asio::const_buffer, 2> buffers = {asio::buffer(d.size), asio::buffer(payload)};
-    asio::async_write(self->client_, buffers, [self](const asio::error_code& ec, size_t) {
-      if (self->closed_) return;
-      if (ec) return self->close();
-      self->release_buffer(self->down_.out);
-      self->release_buffer(self->down_.frame);
-      if (self->in_flight_ > 0) --self->in_flight_;
-      if (self->muted_) self->next_request();
-      self->next_response();
-    });
+  read_frame(false, [self] { self->on_response_frame(); });
+}
+
+void Connection::on_response_frame() {
+  Answer answer = on_response(down_.frame);
+  std::string& payload = down_.out.empty() ? down_.frame : down_.out;
+  if (answer == Answer::park) {
+    release_buffer(down_.out);
+    release_buffer(down_.frame);
+    return next_response();
+  }
+  if (answer == Answer::pass && parked_) {
+    held_.push_back(std::move(payload));
+    down_.out.clear();
+    down_.frame.clear();
+    return next_response();
+  }
+  if (answer == Answer::release) {
+    parked_.reset();
+    fetch_timer_.cancel();
+    shared_.parked_fetches.erase(this);
+  }
+  write_to_client(payload);
+}
+
+// Writes one answer (a buffer of down_) to the client, then the answers
+// held behind a parked Fetch, then reads the mock's next answer.
+void Connection::write_to_client(std::string& payload) {
+  uint32_t n = static_cast<uint32_t>(payload.size());
+  down_.size = {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
+                static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
+  auto self = shared_from_this();
+  std::array<asio::const_buffer, 2> buffers = {asio::buffer(down_.size), asio::buffer(payload)};
+  asio::async_write(client_, buffers, [self](const asio::error_code& ec, size_t) {
+    if (self->closed_) return;
+    if (ec) return self->close();
+    self->release_buffer(self->down_.out);
+    self->release_buffer(self->down_.frame);
+    if (self->in_flight_ > 0) --self->in_flight_;
+    if (self->muted_) self->next_request();
+    self->send_held_responses();
   });
+}
+
+void Connection::send_held_responses() {
+  if (held_.empty() || parked_) return next_response();
+  down_.out = std::move(held_.front());
+  held_.pop_front();
+  write_to_client(down_.out);
 }
 
 }  // namespace
@@ -528,8 +661,16 @@ Connection::Verdict Connection::on_request() {
   if (!header) return Verdict::close;
   const int16_t key = header->api_key;
   const int16_t version = header->api_version;
+  produce_without_answer_ = false;
   if (key == wire::kProduce) {
     expects_response_ = wire::produce_expects_response(*header, frame);
+    produce_without_answer_ = !expects_response_;
+    // Its answer means the records are stored: parked fetches may have data.
+    if (expects_response_) pending_[header->correlation_id] = {key, version, version, {}, std::nullopt, {}, {}};
+    return Verdict::forward;
+  }
+  if (key == wire::kFetch) {
+    on_fetch_request(*header, frame);
     return Verdict::forward;
   }
   if (key == wire::kListOffsets) {
@@ -549,6 +690,24 @@ Connection::Verdict Connection::on_request() {
   }
   if (key != wire::kMetadata || version > 4) return Verdict::forward;
   return on_metadata_request(*header, frame);
+}
+
+// librdkafka's mock never cuts a Fetch's wait short when records arrive: it
+// answers an empty Fetch only after the client's whole wait, so a consumer
+// would see each new record up to fetch.wait.max.ms late (500 ms by
+// default). A real broker answers as soon as the records arrive, and so
+// does this front end: it asks the mock to answer at once and, when the
+// answer has fewer bytes than the client wants, holds it back and asks again
+// whenever a produce is stored, or when the client's wait is over.
+void Connection::on_fetch_request(const wire::RequestHeader& header, const std::string& frame) {
+  auto wait = wire::parse_fetch_wait(header, frame);
+  if (!wait || wait->max_wait_ms <= 0 || wait->min_bytes <= 0 || parked_) return;
+  up_.out = wire::with_fetch_max_wait(header, frame, 0);
+  Pending p{wire::kFetch, header.api_version, header.api_version, {}, std::nullopt, {}, {}};
+  p.fetch_min_bytes = wait->min_bytes;
+  p.fetch_deadline = Clock::now() + std::chrono::milliseconds(wait->max_wait_ms);
+  p.fetch_request = up_.out;
+  pending_[header.correlation_id] = std::move(p);
 }
 
 Connection::Verdict Connection::on_group_request(const wire::RequestHeader& header, const std::string& frame) {
@@ -697,23 +856,46 @@ void Connection::finish_metadata(const wire::RequestHeader& header, const std::s
                                      {}, {}};
 }
 
-void Connection::on_response(const std::string& frame) {
-  if (frame.size() < 4) return;
+Connection::Answer Connection::on_response(const std::string& frame) {
+  if (frame.size() < 4) return Answer::pass;
   int32_t correlation_id = static_cast<int32_t>((uint32_t(static_cast<unsigned char>(frame[0])) << 24) |
                                                 (uint32_t(static_cast<unsigned char>(frame[1])) << 16) |
                                                 (uint32_t(static_cast<unsigned char>(frame[2])) << 8) |
                                                 uint32_t(static_cast<unsigned char>(frame[3])));
   auto it = pending_.find(correlation_id);
-  if (it == pending_.end()) return;
+  if (it == pending_.end()) return Answer::pass;
   Pending p = std::move(it->second);
   pending_.erase(it);
   if (p.local_response) {
     down_.out = std::move(*p.local_response);
-    return;
+    return Answer::pass;
   }
   auto map = [this](const std::string& host, int32_t port) { return shared_.map(host, port); };
   std::optional<std::string> rewritten;
   switch (p.api_key) {
+    case wire::kProduce:
+      shared_.wake_fetches();
+      break;
+    case wire::kFetch: {
+      const bool is_parked = parked_ && parked_->correlation_id == correlation_id;
+      auto bytes = wire::fetch_response_record_bytes(frame, p.client_version);
+      if (bytes && *bytes < p.fetch_min_bytes && Clock::now() < p.fetch_deadline) {
+        if (is_parked) {
+          parked_->retrying = false;
+          return Answer::park;
+        }
+        if (parked_) break;  // one parked Fetch at a time; this one goes as it is
+        parked_ = ParkedFetch{correlation_id, p.client_version, p.fetch_min_bytes, p.fetch_deadline,
+                              std::move(p.fetch_request), false};
+        shared_.parked_fetches.insert(this);
+        fetch_timer_.expires_at(p.fetch_deadline);
+        fetch_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+          if (!ec) self->retry_fetch();
+        });
+        return Answer::park;
+      }
+      return is_parked ? Answer::release : Answer::pass;
+    }
     case wire::kMetadata:
       rewritten = wire::rewrite_metadata_response(frame, p.broker_version, p.client_version, map, p.missing);
       break;
@@ -761,6 +943,7 @@ void Connection::on_response(const std::string& frame) {
       break;
   }
   if (rewritten) down_.out = std::move(*rewritten);
+  return Answer::pass;
 }
 
 }  // namespace

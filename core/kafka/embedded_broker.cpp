@@ -4,13 +4,16 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <chrono>
 #include <future>
 
@@ -63,6 +66,39 @@ uint64_t raise_open_file_limit() {
   return limit.rlim_cur == RLIM_INFINITY ? uint64_t(1) << 20 : static_cast<uint64_t>(limit.rlim_cur);
 }
 
+namespace {
+
+// librdkafka's mock leaves Nagle's algorithm on for the connections it
+// accepts, so an answer written while its previous one is not yet
+// acknowledged waits for the peer's delayed ACK: 40 ms now and then on
+// loopback. Linux hands a listening socket's TCP_NODELAY down to the
+// sockets it accepts, so it is set on the mock's listeners, found by their
+// ports among this process's descriptors.
+void disable_nagle_on_listeners(const std::vector<std::pair<std::string, uint16_t>>& brokers) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return;
+  while (dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd == dirfd(dir)) continue;
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_in addr{};
+    len = sizeof addr;
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sin_family != AF_INET) {
+      continue;
+    }
+    uint16_t port = ntohs(addr.sin_port);
+    bool mine = std::any_of(brokers.begin(), brokers.end(), [port](const auto& b) { return b.second == port; });
+    int on = 1;
+    if (mine) setsockopt(static_cast<int>(fd), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  }
+  closedir(dir);
+}
+
+}  // namespace
+
 EmbeddedBroker::EmbeddedBroker(int broker_count) : broker_count_(broker_count) {
   if (broker_count < 1 || broker_count > 32) throw usage_error("broker count must be 1..32");
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -79,7 +115,9 @@ EmbeddedBroker::EmbeddedBroker(int broker_count) : broker_count_(broker_count) {
     rd_kafka_destroy(owner_);
     throw Error("cannot start the embedded broker (librdkafka mock cluster)");
   }
-  first_broker_ = broker_addresses().front();
+  auto brokers = broker_addresses();
+  first_broker_ = brokers.front();
+  disable_nagle_on_listeners(brokers);
 }
 
 EmbeddedBroker::~EmbeddedBroker() {

@@ -152,6 +152,66 @@ bool produce_expects_response(const RequestHeader& header, std::string_view fram
   return r.failed() || acks != 0;
 }
 
+std::optional<FetchWait> parse_fetch_wait(const RequestHeader& header, std::string_view frame) {
+  if (header.api_key != kFetch || header.api_version < 0 || header.api_version > 11) return std::nullopt;
+  Reader r(frame, header.body_offset);
+  r.i32();  // replica id
+  FetchWait w;
+  w.max_wait_ms = r.i32();
+  w.min_bytes = r.i32();
+  if (r.failed()) return std::nullopt;
+  return w;
+}
+
+std::string with_fetch_max_wait(const RequestHeader& header, std::string_view frame, int32_t max_wait_ms) {
+  std::string out(frame);
+  size_t at = header.body_offset + 4;  // after the replica id
+  if (at + 4 > out.size()) return out;
+  for (int i = 0; i < 4; ++i) out[at + static_cast<size_t>(i)] = static_cast<char>((max_wait_ms >> (8 * (3 - i))) & 0xFF);
+  return out;
+}
+
+std::optional<int64_t> fetch_response_record_bytes(std::string_view frame, int16_t version) {
+  if (version < 0 || version > 11) return std::nullopt;
+  Reader r(frame);
+  r.i32();  // correlation id
+  if (version >= 1) r.i32();  // throttle time
+  if (version >= 7) {
+    if (r.i16() != 0) return std::nullopt;
+    r.i32();  // session id
+  }
+  int64_t bytes = 0;
+  int32_t topics = r.count(6);
+  for (int32_t t = 0; t < topics && !r.failed(); ++t) {
+    r.string_view();
+    int32_t partitions = r.count(18);
+    for (int32_t p = 0; p < partitions && !r.failed(); ++p) {
+      r.i32();  // partition
+      if (r.i16() != 0) return std::nullopt;
+      r.integer(8);  // high watermark
+      if (version >= 4) {
+        r.integer(8);  // last stable offset
+        if (version >= 5) r.integer(8);  // log start offset
+        int32_t aborted = r.count(16);
+        for (int32_t a = 0; a < aborted && !r.failed(); ++a) {
+          r.integer(8);
+          r.integer(8);
+        }
+      }
+      if (version >= 11) r.i32();  // preferred read replica
+      int32_t size = r.i32();
+      if (r.failed()) break;
+      if (size > 0) {
+        if (static_cast<size_t>(size) > r.rest().size()) return std::nullopt;
+        bytes += size;
+        r = Reader(frame, r.pos() + static_cast<size_t>(size));
+      }
+    }
+  }
+  if (r.failed() || !r.rest().empty()) return std::nullopt;
+  return bytes;
+}
+
 std::string encode_metadata_request(std::string_view original_frame, const RequestHeader& header,
                                     int16_t version, const std::optional<std::vector<std::string>>& topics) {
   std::string out;

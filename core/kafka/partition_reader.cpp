@@ -48,8 +48,10 @@ PartitionReader::PartitionReader(const KafkaSettings& settings, const KafkaConte
   ClientOptions o;
   o.type = RD_KAFKA_CONSUMER;
   o.defaults = {{"queued.max.messages.kbytes", std::to_string(options.fetch_queue_kbytes)},
-                // The broker answers a fetch as soon as it has data; when it
-                // has none, a short wait keeps new messages' latency low.
+                // A broker (the embedded one too) answers a fetch as soon as
+                // it has data; the wait only bounds how late an empty answer
+                // comes, which is when a catch-up reader learns it reached
+                // the end of a partition.
                 {"fetch.wait.max.ms", "50"}};
   o.required = {{"enable.partition.eof", options.end_events ? "true" : "false"},
                 {"enable.auto.commit", "false"},

@@ -34,6 +34,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       parse_group_response(header->api_key, header->api_version, out);
     }
     encode_placeholder_request(frame, *header);
+    if (parse_fetch_wait(*header, frame)) {
+      std::string out = with_fetch_max_wait(*header, frame, 0);
+      if (auto h2 = parse_request_header(out)) parse_fetch_wait(*h2, out);
+    }
   }
 
   // As a response from the mock, at every version the front end rewrites.
@@ -47,5 +51,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   for (int16_t v = 0; v <= 5; ++v) parse_group_response(kJoinGroup, v, frame);
   parse_group_response(kLeaveGroup, 1, frame);
+  for (int16_t v = 0; v <= 11; ++v) fetch_response_record_bytes(frame, v);
   return 0;
 }

@@ -3,8 +3,10 @@ auto-creation and --no-auto-create, a busy --listen address. The default
 port 9092 is tested in test_default_port.py."""
 
 import re
+import select
 import socket
 import struct
+import time
 
 import kwstest
 
@@ -151,6 +153,91 @@ class MalformedRequests(kwstest.KwsTestCase):
             # INCONSISTENT_GROUP_PROTOCOL after size and correlation id, as Kafka answers.
             self.assertEqual(answer[8:10], struct.pack(">h", 23), answer)
         self.assertBrokerServes()
+
+
+def _str16(text):
+    data = text.encode()
+    return struct.pack(">h", len(data)) + data
+
+
+def _fetch_v4(correlation_id, topic, offset, max_wait_ms):
+    body = struct.pack(">iiiib", -1, max_wait_ms, 1, 1 << 20, 0)  # replica, wait, min bytes, max bytes, isolation
+    body += struct.pack(">i", 1) + _str16(topic) + struct.pack(">i", 1) + struct.pack(">iqi", 0, offset, 1 << 20)
+    frame = struct.pack(">hhi", 1, 4, correlation_id) + _str16("raw") + body
+    return struct.pack(">i", len(frame)) + frame
+
+
+def _metadata_v0(correlation_id, topic):
+    frame = struct.pack(">hhi", 3, 0, correlation_id) + _str16("raw") + struct.pack(">i", 1) + _str16(topic)
+    return struct.pack(">i", len(frame)) + frame
+
+
+class FetchWaits(kwstest.KwsTestCase):
+    """librdkafka's mock answers an empty Fetch only after the client's
+    whole wait, even when records arrive meanwhile; the front end answers
+    as soon as a produce is stored, like a real broker, and keeps each
+    connection's answers in order."""
+    broker_args = []
+
+    def read_frame(self, s, deadline):
+        """The next answer on `s` (after its size), read into self.buf first."""
+        while True:
+            if len(self.buf) >= 4:
+                n = struct.unpack(">i", self.buf[:4])[0]
+                if len(self.buf) >= 4 + n:
+                    frame, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+                    return frame
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.fail("TIMED OUT waiting for the broker's answer")
+            s.settimeout(remaining)
+            chunk = s.recv(65536)
+            self.assertNotEqual(chunk, b"", "the broker closed the connection")
+            self.buf += chunk
+
+    def test_a_waiting_fetch_is_answered_when_a_record_arrives_and_answers_stay_in_order(self):
+        t = self.topic()
+        self.send(t, "first")
+        host, port = self.brokers.split(",")[0].rsplit(":", 1)
+        self.buf = b""
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            # A Fetch at the end of the partition that may wait 20 s, and a
+            # Metadata request right behind it on the same connection.
+            s.sendall(_fetch_v4(1, t, 1, 20000) + _metadata_v0(2, t))
+            ready, _, _ = select.select([s], [], [], 0.5)
+            self.assertEqual(ready, [], "nothing may be answered before the Fetch: it has no data yet")
+            started = time.monotonic()
+            self.send(t, "second")
+            fetch = self.read_frame(s, started + 15)
+            waited = time.monotonic() - started
+            self.assertEqual(struct.unpack(">i", fetch[:4])[0], 1, "the Fetch is answered first")
+            self.assertIn(b"second", fetch)
+            # kws send itself takes a while to start; the mock alone would have held the answer 20 s.
+            self.assertLess(waited, 8, "the Fetch was answered %.1f s after the record was sent" % waited)
+            metadata = self.read_frame(s, time.monotonic() + 10)
+            self.assertEqual(struct.unpack(">i", metadata[:4])[0], 2, "then the Metadata request behind it")
+
+            # With no record arriving, the answer comes when the client's wait is over, empty.
+            started = time.monotonic()
+            s.sendall(_fetch_v4(3, t, 2, 700))
+            empty = self.read_frame(s, started + 10)
+            waited = time.monotonic() - started
+            self.assertEqual(struct.unpack(">i", empty[:4])[0], 3)
+            self.assertNotIn(b"second", empty)
+            self.assertGreaterEqual(waited, 0.6, "an empty Fetch is held for the client's wait")
+            self.assertLess(waited, 5)
+
+    def test_a_consumer_with_a_long_wait_sees_records_at_once(self):
+        t = self.topic()
+        self.send(t, "warm-up")
+        with self.background("tail", t, "-o", "end", "-X", "fetch.wait.max.ms=30000") as bg:
+            self.follow_until_live(t, bg)
+            for i in range(3):
+                started = time.monotonic()
+                self.send(t, "now-%d" % i)
+                bg.wait_for_output(lambda out, i=i: b"now-%d" % i in out, timeout=10,
+                                   what="record now-%d" % i)
+                self.assertLess(time.monotonic() - started, 8)
 
 
 if __name__ == "__main__":

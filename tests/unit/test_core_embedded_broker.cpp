@@ -1,7 +1,14 @@
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "core/util/error.hpp"
 #include "core/kafka/embedded_broker.hpp"
@@ -72,4 +79,50 @@ TEST_CASE("embedded_broker: starts brokers on loopback and creates topics") {
   REQUIRE(t2 != info.topics.end());
   CHECK(t2->partitions.size() == 1);
   CHECK(find("never-created") == info.topics.end());
+}
+
+namespace {
+
+// TCP_NODELAY of the socket this process accepted from `client` (found among
+// its descriptors by the client's port as the peer's address); -1 when none.
+int accepted_nodelay(int client) {
+  sockaddr_in mine{};
+  socklen_t len = sizeof mine;
+  getsockname(client, reinterpret_cast<sockaddr*>(&mine), &len);
+  for (int fd = 0; fd < 4096; ++fd) {
+    if (fd == client) continue;
+    sockaddr_in peer{};
+    len = sizeof peer;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 || peer.sin_family != AF_INET) continue;
+    if (peer.sin_port != mine.sin_port) continue;
+    int on = 0;
+    len = sizeof on;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) != 0) return -1;
+    return on;
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("embedded_broker: the mock answers without Nagle's delay") {
+  // With Nagle on, an answer written while the previous one is unacknowledged
+  // waits for the peer's delayed ACK: 40 ms spikes in end-to-end latency.
+  EmbeddedBroker broker(1);
+  auto [host, port] = broker.broker_addresses().front();
+  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(client >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
+  REQUIRE(connect(client, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  // The mock's thread accepts it on its own time.
+  int nodelay = -1;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((nodelay = accepted_nodelay(client)) < 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  close(client);
+  CHECK(nodelay == 1);
 }

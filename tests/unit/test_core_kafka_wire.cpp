@@ -503,3 +503,74 @@ TEST_CASE("kafka_wire: ListGroups is answered through a placeholder request") {
   CHECK(c.pos == response.size());
   CHECK(encode_list_groups_response(1, 0, {}).size() == 4 + 2 + 4);  // v0: no throttle
 }
+
+namespace {
+
+// A Fetch response with one partition per entry of `record_bytes` (-1: null
+// records), at `version`.
+std::string fetch_response(int16_t version, const std::vector<int32_t>& record_bytes, int16_t top_error = 0,
+                           int16_t partition_error = 0) {
+  Frame f;
+  f.i32(9);                         // correlation id
+  if (version >= 1) f.i32(0);       // throttle
+  if (version >= 7) f.i16(top_error).i32(0);
+  f.i32(1).str("demo").i32(static_cast<int64_t>(record_bytes.size()));
+  for (size_t p = 0; p < record_bytes.size(); ++p) {
+    f.i32(static_cast<int64_t>(p)).i16(partition_error).i64(100);
+    if (version >= 4) {
+      f.i64(100);
+      if (version >= 5) f.i64(0);
+      f.i32(1).i64(7).i64(3);  // one aborted transaction
+    }
+    if (version >= 11) f.i32(-1);
+    f.i32(record_bytes[p]);
+    if (record_bytes[p] > 0) f.bytes += std::string(static_cast<size_t>(record_bytes[p]), 'r');
+  }
+  return f.bytes;
+}
+
+}  // namespace
+
+TEST_CASE("kafka_wire: a Fetch's wait is read and replaced, and its answer's record bytes counted") {
+  Frame req = request_header(kFetch, 11, 9);
+  req.i32(-1).i32(500).i32(1).i32(52428800).i8(0).i32(0).i32(-1).i32(0).i32(0).i32(0).str("");
+  auto header = parse_request_header(req.bytes);
+  REQUIRE(header);
+  auto wait = parse_fetch_wait(*header, req.bytes);
+  REQUIRE(wait);
+  CHECK(wait->max_wait_ms == 500);
+  CHECK(wait->min_bytes == 1);
+  std::string rewritten = with_fetch_max_wait(*header, req.bytes, 0);
+  REQUIRE(rewritten.size() == req.bytes.size());
+  auto again = parse_fetch_wait(*header, rewritten);
+  REQUIRE(again);
+  CHECK(again->max_wait_ms == 0);
+  CHECK(again->min_bytes == 1);
+  CHECK(rewritten.substr(header->body_offset + 8) == req.bytes.substr(header->body_offset + 8));
+
+  // Versions the mock does not speak, other requests and short frames: left alone.
+  Frame v12 = request_header(kFetch, 12, 9);
+  v12.i32(-1).i32(500).i32(1);
+  CHECK_FALSE(parse_fetch_wait(*parse_request_header(v12.bytes), v12.bytes));
+  Frame produce = request_header(kProduce, 7, 9);
+  produce.i32(-1).i32(500).i32(1);
+  CHECK_FALSE(parse_fetch_wait(*parse_request_header(produce.bytes), produce.bytes));
+  Frame cut = request_header(kFetch, 4, 9);
+  cut.i32(-1).i16(0);
+  CHECK_FALSE(parse_fetch_wait(*parse_request_header(cut.bytes), cut.bytes));
+
+  for (int16_t version : {0, 1, 4, 5, 7, 11}) {
+    INFO("version " << version);
+    CHECK(fetch_response_record_bytes(fetch_response(version, {0}), version) == 0);
+    CHECK(fetch_response_record_bytes(fetch_response(version, {-1, 0}), version) == 0);
+    CHECK(fetch_response_record_bytes(fetch_response(version, {70, 0, 30}), version) == 100);
+    // An error anywhere must reach the client at once: not countable.
+    CHECK_FALSE(fetch_response_record_bytes(fetch_response(version, {0, 0}, 0, 1), version));
+    // Cut anywhere, or with bytes after its end: unreadable, never read past the end.
+    std::string whole = fetch_response(version, {70, 0});
+    for (size_t n = 0; n < whole.size(); ++n) CHECK_FALSE(fetch_response_record_bytes(whole.substr(0, n), version));
+    CHECK_FALSE(fetch_response_record_bytes(whole + "x", version));
+  }
+  CHECK_FALSE(fetch_response_record_bytes(fetch_response(7, {0}, 1), 7));
+  CHECK_FALSE(fetch_response_record_bytes(fetch_response(12, {0}), 12));
+}
