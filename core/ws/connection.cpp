@@ -253,6 +253,19 @@ void Connection::start_write() {
     auto v = c.view();
     buffers_.emplace_back(v.data(), v.size());
   }
+  // Most writes fit in the socket's buffer: write them now (the socket is
+  // non-blocking) and leave asio's handler round trip, a scheduled
+  // completion per client per batch, to the writes that do not.
+  std::error_code ec;
+  size_t written = socket_.write_some(buffers_, ec);
+  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return after_write(ec);
+  if (!ec && written == inflight_bytes_) return after_write({});
+  if (ec) written = 0;
+  inflight_bytes_ -= written;
+  size_t skip = 0;
+  while (skip < buffers_.size() && written >= buffers_[skip].size()) written -= buffers_[skip++].size();
+  buffers_.erase(buffers_.begin(), buffers_.begin() + static_cast<std::ptrdiff_t>(skip));
+  if (written > 0) buffers_.front() += written;
   writing_ = true;
   asio::async_write(socket_, buffers_, [self = shared_from_this()](const std::error_code& ec, size_t) {
     self->after_write(ec);
