@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/util/error.hpp"
+#include "core/kafka/client.hpp"
 #include "core/kafka/embedded_broker.hpp"
 #include "core/kafka/metadata.hpp"
 
@@ -125,4 +126,27 @@ TEST_CASE("embedded_broker: the mock answers without Nagle's delay") {
   }
   close(client);
   CHECK(nodelay == 1);
+}
+
+TEST_CASE("kafka client: Nagle is off by default, and -X can turn it back on") {
+  // kws's handles send small requests (a Fetch, a produce with linger.ms=0)
+  // that must not wait for the broker's delayed ACK.
+  auto nagle_disabled = [](const KafkaSettings& settings) {
+    NullLog log;
+    KafkaContext context;
+    context.log = &log;
+    ClientEvents events;
+    ClientOptions options;
+    options.type = RD_KAFKA_PRODUCER;
+    KafkaHandle rk = create_client(settings, options, context, events);
+    char value[16];
+    size_t size = sizeof value;
+    REQUIRE(rd_kafka_conf_get(rd_kafka_conf(rk.get()), "socket.nagle.disable", value, &size) == RD_KAFKA_CONF_OK);
+    return std::string(value);
+  };
+  KafkaSettings settings;
+  settings.set({"bootstrap.servers", "127.0.0.1:1", ConfigSource::default_value, "test"});
+  CHECK(nagle_disabled(settings) == "true");
+  settings.set({"socket.nagle.disable", "false", ConfigSource::flag, "-X"});
+  CHECK(nagle_disabled(settings) == "false");
 }
