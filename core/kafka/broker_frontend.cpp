@@ -152,6 +152,9 @@ struct Shared {
   // Connections holding back a Fetch until records arrive (see
   // Connection::on_fetch_request); every produce the mock answers wakes them.
   std::set<Connection*> parked_fetches;
+  // Produces stored so far (answered, or forwarded with acks=0): an empty
+  // Fetch answer from before the latest one may already be out of date.
+  uint64_t stored_produces = 0;
   asio::steady_timer wake_timer;
   bool wake_armed = false;
   void wake_fetches();
@@ -245,19 +248,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::string group;
     std::string member_key;
     // A Fetch the mock was asked to answer at once (see on_fetch_request):
-    // an answer with fewer bytes than this before the deadline is held back.
-    int32_t fetch_min_bytes = 0;
+    // an empty answer before the deadline is held back.
     Clock::time_point fetch_deadline{};
-    std::string fetch_request{};  // as sent to the mock, to ask again
+    uint64_t fetch_sent_after = 0;  // Shared::stored_produces when it was sent
+    std::string fetch_request{};    // as sent to the mock, to ask again
   };
   enum class Verdict { forward, close, later };
   // The one Fetch held back because the mock had no data for it yet.
   struct ParkedFetch {
     int32_t correlation_id = 0;
     int16_t version = 0;
-    int32_t min_bytes = 0;
     Clock::time_point deadline{};
-    std::string request;    // as sent to the mock, with no wait
+    // As sent to the mock, with no wait; shared with a retry's pending write.
+    std::shared_ptr<const std::string> request;
     bool retrying = false;  // a copy of `request` is with the mock
   };
 
@@ -307,8 +310,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Answers to requests sent after the parked Fetch: the client gets them
   // after it, in order, as a broker answers a connection's requests.
   std::deque<std::string> held_;
-  bool writing_upstream_ = false;
-  bool produce_without_answer_ = false;  // a forwarded request or a retried Fetch
+  bool writing_upstream_ = false;  // a forwarded request or a retried Fetch
+  bool produce_without_answer_ = false;
   bool forward_waiting_ = false;
   bool retry_waiting_ = false;
   std::array<unsigned char, 4> retry_size_{};
@@ -330,7 +333,7 @@ void Shared::wake_fetches() {
 // A produce with acks=0 gets no answer that would say the mock has stored
 // it, so the parked fetches are asked again a moment after it was sent.
 void Shared::wake_fetches_soon() {
-  if (wake_armed || parked_fetches.empty()) return;
+  if (wake_armed) return;
   wake_armed = true;
   wake_timer.expires_after(std::chrono::milliseconds(1));
   wake_timer.async_wait([this](const asio::error_code& ec) {
@@ -551,7 +554,10 @@ void Connection::forward_request() {
     self->writing_upstream_ = false;
     self->release_buffer(self->up_.out);
     self->release_buffer(self->up_.frame);
-    if (self->produce_without_answer_) self->shared_.wake_fetches_soon();
+    if (self->produce_without_answer_) {
+      ++self->shared_.stored_produces;
+      self->shared_.wake_fetches_soon();
+    }
     if (self->retry_waiting_) {
       self->retry_waiting_ = false;
       self->retry_fetch();
@@ -569,15 +575,15 @@ void Connection::retry_fetch() {
   writing_upstream_ = true;
   parked_->retrying = true;
   Pending p{wire::kFetch, parked_->version, parked_->version, {}, std::nullopt, {}, {}};
-  p.fetch_min_bytes = parked_->min_bytes;
   p.fetch_deadline = parked_->deadline;
+  p.fetch_sent_after = shared_.stored_produces;
   pending_[parked_->correlation_id] = std::move(p);
-  uint32_t n = static_cast<uint32_t>(parked_->request.size());
+  uint32_t n = static_cast<uint32_t>(parked_->request->size());
   retry_size_ = {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
                  static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
   auto self = shared_from_this();
-  std::array<asio::const_buffer, 2> buffers = {asio::buffer(retry_size_), asio::buffer(parked_->request)};
-  asio::async_write(broker_, buffers, [self](const asio::error_code& ec, size_t) {
+  std::array<asio::const_buffer, 2> buffers = {asio::buffer(retry_size_), asio::buffer(*parked_->request)};
+  asio::async_write(broker_, buffers, [self, request = parked_->request](const asio::error_code& ec, size_t) {
     if (self->closed_) return;
     if (ec) return self->close();
     self->writing_upstream_ = false;
@@ -704,8 +710,8 @@ void Connection::on_fetch_request(const wire::RequestHeader& header, const std::
   if (!wait || wait->max_wait_ms <= 0 || wait->min_bytes <= 0 || parked_) return;
   up_.out = wire::with_fetch_max_wait(header, frame, 0);
   Pending p{wire::kFetch, header.api_version, header.api_version, {}, std::nullopt, {}, {}};
-  p.fetch_min_bytes = wait->min_bytes;
   p.fetch_deadline = Clock::now() + std::chrono::milliseconds(wait->max_wait_ms);
+  p.fetch_sent_after = shared_.stored_produces;
   p.fetch_request = up_.out;
   pending_[header.correlation_id] = std::move(p);
 }
@@ -874,24 +880,31 @@ Connection::Answer Connection::on_response(const std::string& frame) {
   std::optional<std::string> rewritten;
   switch (p.api_key) {
     case wire::kProduce:
+      ++shared_.stored_produces;
       shared_.wake_fetches();
       break;
     case wire::kFetch: {
       const bool is_parked = parked_ && parked_->correlation_id == correlation_id;
       auto bytes = wire::fetch_response_record_bytes(frame, p.client_version);
-      if (bytes && *bytes < p.fetch_min_bytes && Clock::now() < p.fetch_deadline) {
+      // Only an empty answer waits: the mock answers with at most one
+      // stored batch per partition, so a MinBytes above that would never be
+      // reached by asking again.
+      if (bytes && *bytes == 0 && Clock::now() < p.fetch_deadline) {
         if (is_parked) {
           parked_->retrying = false;
-          return Answer::park;
+        } else if (parked_) {
+          break;  // one parked Fetch at a time; this one goes as it is
+        } else {
+          parked_ = ParkedFetch{correlation_id, p.client_version, p.fetch_deadline,
+                                std::make_shared<const std::string>(std::move(p.fetch_request)), false};
+          shared_.parked_fetches.insert(this);
+          fetch_timer_.expires_at(p.fetch_deadline);
+          fetch_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+            if (!ec) self->retry_fetch();
+          });
         }
-        if (parked_) break;  // one parked Fetch at a time; this one goes as it is
-        parked_ = ParkedFetch{correlation_id, p.client_version, p.fetch_min_bytes, p.fetch_deadline,
-                              std::move(p.fetch_request), false};
-        shared_.parked_fetches.insert(this);
-        fetch_timer_.expires_at(p.fetch_deadline);
-        fetch_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
-          if (!ec) self->retry_fetch();
-        });
+        // A produce stored while this answer was on its way woke nobody.
+        if (shared_.stored_produces != p.fetch_sent_after) retry_fetch();
         return Answer::park;
       }
       return is_parked ? Answer::release : Answer::pass;
@@ -986,7 +999,6 @@ struct BrokerFrontend::Impl {
         return;
       }
       if (!ec) {
-        descriptors_logged = false;
         ++shared.live_connections;
         std::make_shared<Connection>(std::move(socket), shared, index, ++serial)->start();
       }
@@ -995,8 +1007,10 @@ struct BrokerFrontend::Impl {
   }
 
   void resume() {
-    // Logged once per episode: again only after most connections have gone.
-    if (shared.live_connections <= shared.max_connections / 2) limit_logged = false;
+    // Logged once per episode: again only after most connections have gone
+    // (an accept that succeeds between two that run out of descriptors does
+    // not end the episode).
+    if (shared.live_connections <= shared.max_connections / 2) limit_logged = descriptors_logged = false;
     for (size_t i = 0; i < acceptors.size(); ++i) {
       if (paused[i] && shared.live_connections < shared.max_connections) {
         paused[i] = false;

@@ -198,7 +198,8 @@ std::optional<int64_t> fetch_response_record_bytes(std::string_view frame, int16
           r.integer(8);
         }
       }
-      if (version >= 11) r.i32();  // preferred read replica
+      // An answer that sends the client to another replica must reach it at once.
+      if (version >= 11 && r.i32() != -1) return std::nullopt;
       int32_t size = r.i32();
       if (r.failed()) break;
       if (size > 0) {

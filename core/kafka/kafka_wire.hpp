@@ -65,7 +65,7 @@ std::optional<MetadataRequest> parse_metadata_request(const RequestHeader& heade
 bool produce_expects_response(const RequestHeader& header, std::string_view frame);
 
 // Fetch request v0-v11: how long the client lets the broker wait for data,
-// and how many bytes of it it wants before an answer.
+// and how many bytes it wants before an answer.
 struct FetchWait {
   int32_t max_wait_ms = 0;
   int32_t min_bytes = 0;
@@ -76,8 +76,9 @@ std::optional<FetchWait> parse_fetch_wait(const RequestHeader& header, std::stri
 std::string with_fetch_max_wait(const RequestHeader& header, std::string_view frame, int32_t max_wait_ms);
 
 // Fetch response v0-v11: how many bytes of records it carries. nullopt when
-// it cannot be read to its end or names an error (top-level or in any
-// partition): such an answer must reach the client at once.
+// it cannot be read to its end, names an error (top-level or in any
+// partition) or a preferred read replica: such an answer must reach the
+// client at once.
 std::optional<int64_t> fetch_response_record_bytes(std::string_view frame, int16_t version);
 
 // Re-encodes a Metadata request at `version` (0-2) with `topics`, keeping the

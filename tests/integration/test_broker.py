@@ -160,8 +160,8 @@ def _str16(text):
     return struct.pack(">h", len(data)) + data
 
 
-def _fetch_v4(correlation_id, topic, offset, max_wait_ms):
-    body = struct.pack(">iiiib", -1, max_wait_ms, 1, 1 << 20, 0)  # replica, wait, min bytes, max bytes, isolation
+def _fetch_v4(correlation_id, topic, offset, max_wait_ms, min_bytes=1):
+    body = struct.pack(">iiiib", -1, max_wait_ms, min_bytes, 1 << 20, 0)  # replica, wait, min bytes, max bytes, isolation
     body += struct.pack(">i", 1) + _str16(topic) + struct.pack(">i", 1) + struct.pack(">iqi", 0, offset, 1 << 20)
     frame = struct.pack(">hhi", 1, 4, correlation_id) + _str16("raw") + body
     return struct.pack(">i", len(frame)) + frame
@@ -206,6 +206,10 @@ class FetchWaits(kwstest.KwsTestCase):
             s.sendall(_fetch_v4(1, t, 1, 20000) + _metadata_v0(2, t))
             ready, _, _ = select.select([s], [], [], 0.5)
             self.assertEqual(ready, [], "nothing may be answered before the Fetch: it has no data yet")
+            # A record in another topic wakes the Fetch, which finds nothing and waits on.
+            self.send(self.topic("other"), "elsewhere")
+            ready, _, _ = select.select([s], [], [], 0.5)
+            self.assertEqual(ready, [], "a record elsewhere must not end the wait with an empty answer")
             started = time.monotonic()
             self.send(t, "second")
             fetch = self.read_frame(s, started + 15)
@@ -226,6 +230,15 @@ class FetchWaits(kwstest.KwsTestCase):
             self.assertNotIn(b"second", empty)
             self.assertGreaterEqual(waited, 0.6, "an empty Fetch is held for the client's wait")
             self.assertLess(waited, 5)
+
+            # Data the client asked more bytes of than there are: answered at once
+            # (the mock answers with one stored batch; waiting would not add more).
+            started = time.monotonic()
+            s.sendall(_fetch_v4(4, t, 0, 20000, min_bytes=1 << 20))
+            some = self.read_frame(s, started + 15)
+            self.assertEqual(struct.unpack(">i", some[:4])[0], 4)
+            self.assertIn(b"first", some)
+            self.assertLess(time.monotonic() - started, 5)
 
     def test_a_consumer_with_a_long_wait_sees_records_at_once(self):
         t = self.topic()

@@ -572,5 +572,19 @@ TEST_CASE("kafka_wire: a Fetch's wait is read and replaced, and its answer's rec
     CHECK_FALSE(fetch_response_record_bytes(whole + "x", version));
   }
   CHECK_FALSE(fetch_response_record_bytes(fetch_response(7, {0}, 1), 7));
+  // A v11 answer naming a preferred read replica sends the client elsewhere: not to be held.
+  std::string redirect = fetch_response(11, {0});
+  redirect.replace(redirect.size() - 8, 4, std::string("\0\0\0\2", 4));
+  CHECK_FALSE(fetch_response_record_bytes(redirect, 11));
+  // Every version from 0 starts its body with replica id, wait and min bytes.
+  for (int16_t version = 0; version <= 11; ++version) {
+    Frame v = request_header(kFetch, version, 5);
+    v.i32(-1).i32(250).i32(64).i32(1 << 20);
+    auto h = parse_request_header(v.bytes);
+    auto w = parse_fetch_wait(*h, v.bytes);
+    REQUIRE(w);
+    CHECK(w->max_wait_ms == 250);
+    CHECK(w->min_bytes == 64);
+  }
   CHECK_FALSE(fetch_response_record_bytes(fetch_response(12, {0}), 12));
 }
