@@ -60,6 +60,13 @@ constexpr auto kHandshakeTimeout = std::chrono::seconds(5);
 // Descriptors kept back for everything that is not a relayed connection.
 constexpr uint64_t kReservedDescriptors = 64;
 
+// The 4-byte big-endian size in front of every Kafka frame.
+std::array<unsigned char, 4> size_prefix(size_t size) {
+  uint32_t n = static_cast<uint32_t>(size);
+  return {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
+          static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
+}
+
 bool out_of_descriptors(const asio::error_code& ec) {
   return ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
          ec == asio::error::no_memory;
@@ -311,7 +318,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // after it, in order, as a broker answers a connection's requests.
   std::deque<std::string> held_;
   bool writing_upstream_ = false;  // a forwarded request or a retried Fetch
-  bool produce_without_answer_ = false;
   bool forward_waiting_ = false;
   bool retry_waiting_ = false;
   std::array<unsigned char, 4> retry_size_{};
@@ -543,9 +549,7 @@ void Connection::forward_request() {
   writing_upstream_ = true;
   auto self = shared_from_this();
   const std::string& payload = up_.out.empty() ? up_.frame : up_.out;
-  uint32_t n = static_cast<uint32_t>(payload.size());
-  up_.size = {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
-              static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
+  up_.size = size_prefix(payload.size());
   if (expects_response_) ++in_flight_;
   std::array<asio::const_buffer, 2> buffers = {asio::buffer(up_.size), asio::buffer(payload)};
   asio::async_write(broker_, buffers, [self](const asio::error_code& ec, size_t) {
@@ -554,7 +558,7 @@ void Connection::forward_request() {
     self->writing_upstream_ = false;
     self->release_buffer(self->up_.out);
     self->release_buffer(self->up_.frame);
-    if (self->produce_without_answer_) {
+    if (!self->expects_response_) {  // a Produce with acks=0
       ++self->shared_.stored_produces;
       self->shared_.wake_fetches_soon();
     }
@@ -578,9 +582,7 @@ void Connection::retry_fetch() {
   p.fetch_deadline = parked_->deadline;
   p.fetch_sent_after = shared_.stored_produces;
   pending_[parked_->correlation_id] = std::move(p);
-  uint32_t n = static_cast<uint32_t>(parked_->request->size());
-  retry_size_ = {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
-                 static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
+  retry_size_ = size_prefix(parked_->request->size());
   auto self = shared_from_this();
   std::array<asio::const_buffer, 2> buffers = {asio::buffer(retry_size_), asio::buffer(*parked_->request)};
   asio::async_write(broker_, buffers, [self, request = parked_->request](const asio::error_code& ec, size_t) {
@@ -625,9 +627,7 @@ void Connection::on_response_frame() {
 // Writes one answer (a buffer of down_) to the client, then the answers
 // held behind a parked Fetch, then reads the mock's next answer.
 void Connection::write_to_client(std::string& payload) {
-  uint32_t n = static_cast<uint32_t>(payload.size());
-  down_.size = {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
-                static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
+  down_.size = size_prefix(payload.size());
   auto self = shared_from_this();
   std::array<asio::const_buffer, 2> buffers = {asio::buffer(down_.size), asio::buffer(payload)};
   asio::async_write(client_, buffers, [self](const asio::error_code& ec, size_t) {
@@ -667,10 +667,8 @@ Connection::Verdict Connection::on_request() {
   if (!header) return Verdict::close;
   const int16_t key = header->api_key;
   const int16_t version = header->api_version;
-  produce_without_answer_ = false;
   if (key == wire::kProduce) {
     expects_response_ = wire::produce_expects_response(*header, frame);
-    produce_without_answer_ = !expects_response_;
     // Its answer means the records are stored: parked fetches may have data.
     if (expects_response_) pending_[header->correlation_id] = {key, version, version, {}, std::nullopt, {}, {}};
     return Verdict::forward;
