@@ -38,6 +38,8 @@ void Connection::start() {
 }
 
 void Connection::arm_timer(std::chrono::milliseconds after) {
+  // A write that completed at once may already have closed the connection.
+  if (state_ == State::closed) return;
   if (!timer_) timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
   timer_->expires_after(after);
   std::weak_ptr<Connection> weak = weak_from_this();

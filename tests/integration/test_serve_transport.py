@@ -513,6 +513,39 @@ class Transport(ServeTestCase):
             p.sock.setblocking(True)
         self.assert_still_serving()
 
+    def test_a_client_that_reads_slowly_gets_every_byte_in_order(self):
+        # A small receive window and a pause before reading: the server's
+        # writes then stop part-way through a frame and go on from there
+        # (Connection::start_write), which must neither repeat nor skip bytes.
+        # More than the kernel buffers on both ends hold (tcp_wmem tops out at
+        # 4 MiB here), within a client buffer that keeps the client.
+        bg = self.serve("--client-buffer", "64M")
+        t = self.create(self.topic())
+        host, port = bg.address.rsplit(":", 1)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(STEP)
+        raw.connect((host, int(port)))
+        p = Peer.__new__(Peer)
+        p.sock, p.buf = raw, b""
+        self.addCleanup(p.close)
+        p.upgrade("/v2/broker/?topics=" + t)
+        self.assertEqual(p.json_reply()["type"], "subscribed")
+        count = 4000
+        sent = ["%04d:" % i + chr(ord("a") + i % 26) * 3000 for i in range(count)]
+        self.send(t, input="".join(m + "\n" for m in sent))
+        time.sleep(1.5)  # the server fills what the socket takes and waits
+        got, last_offset = [], {}
+        while len(got) < count:
+            opcode, payload = p.next_frame(timeout=30)
+            self.assertEqual(opcode, TEXT, payload[:200])
+            env = json.loads(payload)
+            self.assertGreater(env["offset"], last_offset.get(env["partition"], -1), "in order per partition")
+            last_offset[env["partition"]] = env["offset"]
+            got.append(env["message"])
+        self.assertEqual(sorted(got), sent, "every message once, intact")
+        self.assert_still_serving()
+
 
 if __name__ == "__main__":
     kwstest.main()
