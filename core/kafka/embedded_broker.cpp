@@ -13,8 +13,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <future>
 
 #include "core/topic_name.hpp"

@@ -147,6 +147,22 @@ def summary(result_or_err):
     return {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
 
 
+def metrics_once(bg, needle, what):
+    """The text of `kws ingest --metrics 127.0.0.1:0`'s page, once it contains
+    `needle`: the port is read from the running process's stderr."""
+    def port():
+        m = re.search(rb"metrics at http://127.0.0.1:(\d+)/metrics", bg.err)
+        return m and int(m.group(1))
+    p = kwstest.wait_until(port, what="the metrics address on stderr")
+
+    def scrape():
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % p, timeout=5) as r:
+            text = r.read().decode()
+        return text if needle in text else None
+    return kwstest.wait_until(scrape, what=what)
+
+
 class IngestCase(kwstest.KwsTestCase):
     broker_args = ["--partitions", "1"]
 
@@ -574,18 +590,7 @@ class Settings(IngestCase):
         f = self.conf("kws.ingest.buffer_messages=1234\nkws.ingest.when_full=drop-newest\n")
         bg = self.background("ingest", "-", self.topic(), "-F", f, "--metrics", "127.0.0.1:0",
                              env=kwstest.clean_env(KWS_INGEST_BUFFER_MESSAGES="77"), stdin=subprocess.PIPE)
-
-        def port():
-            m = re.search(rb"metrics at http://127.0.0.1:(\d+)/metrics", bg.err)
-            return m and int(m.group(1))
-        p = kwstest.wait_until(port, what="the metrics address on stderr")
-
-        def scrape():
-            import urllib.request
-            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % p, timeout=5) as r:
-                text = r.read().decode()
-            return text if "kws_ingest_buffer_capacity_messages" in text else None
-        text = kwstest.wait_until(scrape, what="metrics")
+        text = metrics_once(bg, "kws_ingest_buffer_capacity_messages", "metrics")
         self.assertIn("kws_ingest_buffer_capacity_messages 77\n", text)
         bg.proc.stdin.close()
         self.assertEqual(bg.wait(timeout=30), 0, bg.describe())
@@ -730,18 +735,7 @@ class Observability(IngestCase):
         f = self.feed(script)
         t = self.topic()
         bg = self.background("ingest", f.url(), t, "--metrics", "127.0.0.1:0", *FAST)
-
-        def port():
-            m = re.search(rb"metrics at http://127.0.0.1:(\d+)/metrics", bg.err)
-            return m and int(m.group(1))
-        p = kwstest.wait_until(port, what="the metrics address on stderr")
-
-        def scrape():
-            import urllib.request
-            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % p, timeout=5) as r:
-                text = r.read().decode()
-            return text if "kws_ingest_records_produced_total 20" in text else None
-        text = kwstest.wait_until(scrape, what="20 produced in the metrics")
+        text = metrics_once(bg, "kws_ingest_records_produced_total 20", "20 produced in the metrics")
         self.assertIn("kws_ingest_messages_received_total 20\n", text)
         self.assertIn("kws_ingest_connected 1\n", text)
         self.assertIn('kws_ingest_messages_dropped_total{reason="oldest"} 0\n', text)
