@@ -73,6 +73,18 @@ CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
   add_setting_flag(app, "--max-connections", "serve.max_connections", o.settings,
                    "Refuse upgrades (503) beyond this many connections")
       ->group(flow);
+  add_setting_flag(app, "--write-timeout", "serve.write_timeout", o.settings,
+                   "Close a client whose socket takes nothing this long while data waits")
+      ->group(flow);
+  add_setting_flag(app, "--max-topics", "serve.max_topics", o.settings,
+                   "Topics one session may subscribe and produce to, together")
+      ->group(flow);
+  add_setting_flag(app, "--create-topics", "serve.create_topics", o.settings,
+                   "Whether producing to a missing topic creates it (false: unknown_topic)")
+      ->group(flow);
+  add_setting_flag(app, "--produce-timeout", "serve.produce_timeout", o.settings,
+                   "A produced message is acked or refused with timed_out within this")
+      ->group(flow);
   add_setting_flag(app, "--ring-bytes", "serve.ring_bytes", o.settings,
                    "Recent messages kept per partition for -N starts")
       ->group(flow);
@@ -162,14 +174,18 @@ int run_serve(const ServeOptions& o) {
   // The server binds an address, not a name; localhost is the one name people type.
   options.server.host = listen.host == "localhost" ? "127.0.0.1" : listen.host;
   options.server.port = listen.port;
-  options.server.client_buffer = s.bytes("serve.client_buffer");
-  options.server.slow_client = s.choice("serve.slow_client") == "drop-oldest" ? SlowClientPolicy::drop_oldest
-                                                                              : SlowClientPolicy::close;
+  options.server.session.client_buffer = s.bytes("serve.client_buffer");
+  options.server.session.slow_client = s.choice("serve.slow_client") == "drop-oldest" ? SlowClientPolicy::drop_oldest
+                                                                                      : SlowClientPolicy::close;
   options.server.ping_interval = s.duration("serve.ping_interval");
   options.server.idle_timeout = s.duration("serve.idle_timeout");
-  options.server.max_frame = s.bytes("serve.max_frame");
+  options.server.write_timeout = s.duration("serve.write_timeout");
+  options.server.session.max_frame = s.bytes("serve.max_frame");
   options.server.max_connections = s.count("serve.max_connections");
-  options.server.max_group_sessions = static_cast<size_t>(o.max_group_sessions);
+  options.server.session.max_group_sessions = static_cast<size_t>(o.max_group_sessions);
+  options.server.session.max_topics = s.count("serve.max_topics");
+  options.create_topics = s.boolean("serve.create_topics");
+  options.produce_timeout = s.duration("serve.produce_timeout");
   options.hub.ring_bytes = s.bytes("serve.ring_bytes");
   options.hub.max_catchups = static_cast<size_t>(o.max_catchups);
 

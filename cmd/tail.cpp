@@ -127,6 +127,12 @@ int run_tail(const TailOptions& o) {
   RunStop stop = consumer.run(sink, limits, idle);
   out.flush();
   consumer.close();
+  if (uint64_t lost = consumer.lost_messages()) {
+    // Each gap was reported as it happened; the total is what a reader
+    // of the output needs to know it is not the whole topic.
+    log.warning(std::to_string(lost) + " message(s) were deleted by retention before they could be read; "
+                "the output has gaps (see the warnings above)");
+  }
   if (stop == RunStop::interrupted) return exit_interrupted;
   return exit_ok;
 }

@@ -11,9 +11,9 @@ _kws() {
       COMPREPLY=($(compgen -W "serve broker send tail ingest topics bench config completion --help --version" -- "$cur"))
       return ;;
     serve)
-      opts="-h --help -l --listen --client-buffer --slow-client --ping-interval --idle-timeout --max-frame --max-connections --ring-bytes --max-group-sessions --max-catchups --log-format -t --topic --partitions --broker-listen -b --brokers -X --property -F --config --timeout -v --verbose"
+      opts="-h --help -l --listen --client-buffer --slow-client --ping-interval --idle-timeout --max-frame --max-connections --write-timeout --max-topics --create-topics --produce-timeout --ring-bytes --max-group-sessions --max-catchups --log-format -t --topic --partitions --broker-listen -b --brokers -X --property -F --config --timeout -v --verbose"
       files="-F --config"
-      valued="-l --listen --client-buffer --slow-client --ping-interval --idle-timeout --max-frame --max-connections --ring-bytes --max-group-sessions --max-catchups --log-format -t --topic --partitions --broker-listen -b --brokers -X --property --timeout"
+      valued="-l --listen --client-buffer --slow-client --ping-interval --idle-timeout --max-frame --max-connections --write-timeout --max-topics --create-topics --produce-timeout --ring-bytes --max-group-sessions --max-catchups --log-format -t --topic --partitions --broker-listen -b --brokers -X --property --timeout"
       ;;
     broker)
       opts="-h --help -n --broker-count --partitions -t --topic -l --listen --no-auto-create"

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -79,11 +80,29 @@ class MessageSink {
   virtual uint64_t in_flight() const = 0;
 };
 
-// Where a reader stands on a partition when it reports an event.
-struct PartitionEnd {
+// Something a reader reports about a partition besides its messages, in
+// order with them.
+struct PartitionEvent {
+  enum class Kind {
+    // The partition was read to its current end.
+    end,
+    // Offsets [lost_from, next_offset) no longer exist (retention deleted
+    // them under the reader, or a start older than the log): the reader moved
+    // on to next_offset, the oldest offset the partition still has.
+    lost,
+    // The partition's offsets went backwards (the topic was deleted and
+    // created again, or truncated): the reader, at lost_from, goes on at
+    // next_offset, which is lower. Whoever dedupes by offset must start over.
+    rewound,
+    // A consumer group (re)assigned partitions to this member (possibly
+    // none); `topic` and `partition` are not set.
+    assigned,
+  };
+  Kind kind = Kind::end;
   std::string_view topic;
   int32_t partition = -1;
-  int64_t next_offset = -1;  // the end: the offset the next message will get
+  int64_t next_offset = -1;  // the offset the next message will get
+  int64_t lost_from = -1;    // lost, rewound: where the reader stood
 };
 
 class MessageSource {
@@ -93,13 +112,14 @@ class MessageSource {
   // Waits up to `wait` for a message, then hands every message already
   // fetched (at most `max`) to `on_message`, in order per partition. Views are
   // valid only during the call. `on_message` returns false to stop the batch:
-  // that message counts as not consumed. `on_end`, when set, hears when a
-  // partition was read to its current end. Returns how many messages were
-  // consumed. Throws kws::Error when the source cannot go on (unknown topic,
-  // cluster unreachable for longer than the timeout).
+  // that message counts as not consumed. `on_event`, when set, hears partition
+  // ends and jumps (PartitionEvent), before the next message of that
+  // partition; a source never skips offsets without reporting it. Returns how
+  // many messages were consumed. Throws kws::Error when the source cannot go on
+  // (unknown topic, cluster unreachable for longer than the timeout).
   virtual size_t poll_batch(std::chrono::milliseconds wait, size_t max,
                             const std::function<bool(const MessageView&)>& on_message,
-                            const std::function<void(const PartitionEnd&)>& on_end) = 0;
+                            const std::function<void(const PartitionEvent&)>& on_event) = 0;
 };
 
 }  // namespace kws
@@ -122,15 +142,9 @@ struct TopicLookup {
 
 // A MessageSource whose partitions the caller assigns at explicit offsets:
 // what a shared fan-out reader (and a short-lived catch-up reader) needs.
-// Not thread-safe: one thread owns it.
+// Not thread-safe: one thread owns it, except for the wake-up hook.
 class PartitionFeed : public MessageSource {
  public:
-  // Partition count and current watermarks. Never throws.
-  virtual TopicLookup describe(const std::string& topic) = 0;
-  // Per partition, the first offset whose timestamp is at or after `ms`, or
-  // -1 where there is none. A broker without a time index may answer with an
-  // earlier offset: readers still skip older messages themselves.
-  virtual std::vector<int64_t> offsets_for_time(const std::string& topic, int64_t ms, size_t partitions) = 0;
   // Starts reading the given partitions at absolute offsets (index =
   // partition; negative entries are left out). Adds to what is assigned.
   virtual void assign(const std::string& topic, const std::vector<int64_t>& offsets) = 0;
@@ -139,6 +153,30 @@ class PartitionFeed : public MessageSource {
   // The partition's high watermark as last seen by fetches (no request); -1
   // when unknown. For lag metrics.
   virtual int64_t cached_high_watermark(const std::string& topic, int32_t partition) = 0;
+  // `wake` is called, from any thread, when something new can be polled
+  // after a poll_batch found nothing more: a reader that owns no thread
+  // (the hub) sleeps until then instead of polling on a timer. Set once,
+  // before the first poll.
+  virtual void on_ready(std::function<void()> wake) = 0;
+};
+
+// The questions about topics that wait for a broker's answer. Blocking, and
+// thread-safe, so that a worker thread asks them while the hub goes on
+// delivering (nothing that waits for Kafka runs on the fan-out thread).
+class TopicAdmin {
+ public:
+  virtual ~TopicAdmin() = default;
+  // Partition count and current watermarks, in a fixed number of round
+  // trips whatever the partition count. Never throws.
+  virtual TopicLookup describe(const std::string& topic) = 0;
+  // Per partition, the first offset whose timestamp is at or after `ms`, or
+  // -1 where there is none. A broker without a time index may answer with an
+  // earlier offset: readers still skip older messages themselves. Never throws.
+  virtual std::vector<int64_t> offsets_for_time(const std::string& topic, int64_t ms, size_t partitions) = 0;
+  // A new reader for one subscription's history (it connects; may throw
+  // kws::Error). Closing one also waits for the cluster, so readers are
+  // handed back to the admin's thread to be destroyed.
+  virtual std::unique_ptr<PartitionFeed> open_reader() = 0;
 };
 
 }  // namespace kws

@@ -80,7 +80,23 @@ const std::vector<SettingKey>& kws_setting_keys() {
       make_key("serve.max_frame", "KWS_SERVE_MAX_FRAME", "1M", T::bytes,
                "Largest inbound WebSocket frame accepted; a larger one closes the connection.", {"serve"}),
       make_key("serve.max_connections", "KWS_SERVE_MAX_CONNECTIONS", "10000", T::count,
-               "Connections served at once; further ones are refused.", {"serve"}, {}, 1000000),
+               "Connections served at once; further ones are refused (at most what the open-file limit "
+               "allows).",
+               {"serve"}, {}, 1000000),
+      make_key("serve.write_timeout", "KWS_SERVE_WRITE_TIMEOUT", "30s", T::duration,
+               "A client whose socket takes no byte for this long while data waits for it is closed.",
+               {"serve"}),
+      make_key("serve.max_topics", "KWS_SERVE_MAX_TOPICS", "100", T::count,
+               "Topics one session may subscribe and produce to, together; more are refused with topic_limit.",
+               {"serve"}, {}, 1000000),
+      make_key("serve.create_topics", "KWS_SERVE_CREATE_TOPICS", "true", T::boolean,
+               "Whether producing to a missing topic creates it (where the broker allows auto-creation); "
+               "false answers unknown_topic.",
+               {"serve"}),
+      make_key("serve.produce_timeout", "KWS_SERVE_PRODUCE_TIMEOUT", "30s", T::duration,
+               "Every message a client produces is acked, or refused with timed_out, within this "
+               "(librdkafka's message.timeout.ms, which -X overrides).",
+               {"serve"}),
       make_key("serve.tls_cert", "KWS_SERVE_TLS_CERT", "", T::path,
                "PEM certificate chain for wss://. Not supported yet: kws serve speaks plain ws:// and "
                "refuses to start when this is set.",

@@ -141,7 +141,11 @@ std::string subscribe_target(const WsUrl& url, const std::string& topic) {
   if (path == "/") path = "/v2/broker/";
   std::string target = path + "?" + query;
   if (!query.empty()) target += '&';
-  return target + "topics=" + url_encode(topic);
+  target += "topics=" + url_encode(topic);
+  // A kws-only parameter asks kws serve for its replies (the `subscribed`
+  // the bench waits for); kafka-websocket reads topics and group.id only.
+  if (("&" + query).find("&offset=") == std::string::npos) target += "&offset=latest";
+  return target;
 }
 
 std::string new_handshake_key() {

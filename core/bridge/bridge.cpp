@@ -1,20 +1,63 @@
 #include "core/bridge/bridge.hpp"
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "core/kafka/consumer.hpp"
 #include "core/kafka/partition_reader.hpp"
 #include "core/kafka/producer.hpp"
+#include "core/kafka/topic_admin.hpp"
 #include "core/util/metrics_text.hpp"
 
 namespace kws {
+
+namespace {
+
+// The first failure of any of the bridge's threads, for the main loop to
+// act on: each thread catches at its top, so a failure is an orderly
+// shutdown with a message, never std::terminate.
+class ThreadFailure {
+ public:
+  void record(const std::string& thread, const std::string& what) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (failed_) return;
+    message_ = thread + ": " + what;
+    failed_ = true;
+  }
+  bool failed() const { return failed_; }
+  std::string message() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return message_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string message_;
+  std::atomic<bool> failed_{false};
+};
+
+template <typename Body>
+std::thread guarded_thread(ThreadFailure& failure, const char* name, Body body) {
+  return std::thread([&failure, name, body] {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      failure.record(name, e.what());
+    } catch (...) {
+      failure.record(name, "unknown failure");
+    }
+  });
+}
+
+}  // namespace
 
 struct Bridge::Impl {
   KafkaSettings settings;
   KafkaContext context;
   BridgeOptions options;
   std::unique_ptr<Producer> producer;
+  std::unique_ptr<KafkaTopicAdmin> admin;
   std::unique_ptr<Hub> hub;
   std::unique_ptr<Server> server;
   std::atomic<bool> kafka_ready{true};
@@ -27,19 +70,37 @@ struct Bridge::Impl {
         .sample("kws_serve_kafka_messages_total", static_cast<double>(s.messages));
     m.family("kws_serve_catchups", "gauge", "Subscriptions reading history before joining the live stream")
         .sample("kws_serve_catchups", static_cast<double>(s.catchups));
+    m.family("kws_serve_admin_requests", "gauge", "Kafka lookups waiting for or running on the admin worker")
+        .sample("kws_serve_admin_requests", static_cast<double>(s.admin_jobs));
     m.family("kws_serve_kafka_ready", "gauge", "1 when Kafka answers").sample("kws_serve_kafka_ready", kafka_ready ? 1 : 0);
     m.family("kws_serve_produce_in_flight", "gauge", "Client messages waiting for Kafka's answer")
         .sample("kws_serve_produce_in_flight", static_cast<double>(producer->in_flight()));
     m.family("kws_serve_topic_subscribers", "gauge", "Sessions subscribed to a topic (shared reader)");
-    for (const auto& t : s.topics) m.sample("kws_serve_topic_subscribers", static_cast<double>(t.subscribers), {{"topic", t.topic}});
+    for (const auto& t : s.topics) {
+      if (t.reading) m.sample("kws_serve_topic_subscribers", static_cast<double>(t.subscribers), {{"topic", t.topic}});
+    }
     m.family("kws_serve_topic_lag", "gauge", "Messages in Kafka the shared reader has not read yet");
-    for (const auto& t : s.topics) m.sample("kws_serve_topic_lag", static_cast<double>(t.lag), {{"topic", t.topic}});
+    for (const auto& t : s.topics) {
+      if (t.reading) m.sample("kws_serve_topic_lag", static_cast<double>(t.lag), {{"topic", t.topic}});
+    }
     m.family("kws_serve_ring_bytes", "gauge", "Bytes of recent frames kept for -N starts and catch-ups");
-    for (const auto& t : s.topics) m.sample("kws_serve_ring_bytes", static_cast<double>(t.ring_bytes), {{"topic", t.topic}});
+    for (const auto& t : s.topics) {
+      if (t.reading) m.sample("kws_serve_ring_bytes", static_cast<double>(t.ring_bytes), {{"topic", t.topic}});
+    }
     m.family("kws_serve_ring_frames", "gauge", "Recent frames kept per topic");
-    for (const auto& t : s.topics) m.sample("kws_serve_ring_frames", static_cast<double>(t.ring_frames), {{"topic", t.topic}});
-    m.family("kws_serve_topic_messages_total", "counter", "Messages read per topic since it started");
+    for (const auto& t : s.topics) {
+      if (t.reading) m.sample("kws_serve_ring_frames", static_cast<double>(t.ring_frames), {{"topic", t.topic}});
+    }
+    m.family("kws_serve_topic_messages_total", "counter", "Messages read per topic since the bridge started");
     for (const auto& t : s.topics) m.sample("kws_serve_topic_messages_total", static_cast<double>(t.messages), {{"topic", t.topic}});
+    m.family("kws_serve_lost_messages_total", "counter",
+             "Offsets skipped because Kafka deleted them (retention) before they were read");
+    for (const auto& t : s.topics) {
+      for (const auto& [partition, count] : t.lost) {
+        m.sample("kws_serve_lost_messages_total", static_cast<double>(count),
+                 {{"topic", t.topic}, {"partition", std::to_string(partition)}});
+      }
+    }
     return m.text();
   }
 };
@@ -51,18 +112,29 @@ Bridge::Bridge(const KafkaSettings& settings, const KafkaContext& context, Bridg
   b.settings = settings;
   b.context = context;
   b.options = std::move(options);
-  b.producer = std::make_unique<Producer>(settings, context);
+  KafkaSettings producer_settings = settings;
+  // A produce ends within a bound the protocol documents: an ack or a
+  // timed_out error, even when the broker freezes (librdkafka's own default
+  // is five minutes). -X message.timeout.ms still wins.
+  if (!settings.find("message.timeout.ms")) {
+    producer_settings.set({"message.timeout.ms", std::to_string(b.options.produce_timeout.count()),
+                           ConfigSource::default_value, "kws serve"});
+  }
+  if (!b.options.create_topics) {
+    producer_settings.set({"allow.auto.create.topics", "false", ConfigSource::default_value, "serve.create_topics"});
+    // librdkafka waits this long for a topic to appear before it fails a
+    // record for it as unknown; nobody is creating it.
+    if (!settings.find("topic.metadata.propagation.max.ms")) {
+      producer_settings.set({"topic.metadata.propagation.max.ms", "1000", ConfigSource::default_value, "kws serve"});
+    }
+  }
+  b.producer = std::make_unique<Producer>(producer_settings, context);
+  b.admin = std::make_unique<KafkaTopicAdmin>(settings, context);
 
   PartitionReaderOptions live_options;
   live_options.fetch_queue_kbytes = 16384;
   auto live = std::make_unique<PartitionReader>(settings, context, live_options);
-  auto catchup = [&b] {
-    PartitionReaderOptions o;
-    o.end_events = true;
-    o.fetch_queue_kbytes = 4096;
-    return std::unique_ptr<PartitionFeed>(std::make_unique<PartitionReader>(b.settings, b.context, o));
-  };
-  b.hub = std::make_unique<Hub>(std::move(live), catchup, b.options.hub, *context.log);
+  b.hub = std::make_unique<Hub>(std::move(live), *b.admin, b.options.hub, *context.log);
 
   ServerServices services;
   services.hub = b.hub.get();
@@ -79,8 +151,7 @@ Bridge::Bridge(const KafkaSettings& settings, const KafkaContext& context, Bridg
     plan.start_explicit = g.start_explicit;
     if (!g.start_explicit) plan.start.kind = OffsetSpec::Kind::stored;
     plan.want_headers = true;
-    KafkaContext group_context = b.context;
-    return std::unique_ptr<MessageSource>(std::make_unique<Consumer>(b.settings, plan, group_context));
+    return std::unique_ptr<MessageSource>(std::make_unique<Consumer>(b.settings, plan, b.context));
   };
   b.server = std::make_unique<Server>(b.options.server, services);
   b.server->listen();
@@ -93,42 +164,45 @@ std::string Bridge::address() const { return impl_->server->address(); }
 
 void Bridge::run(const std::function<void(const BridgeStatus&)>& on_status) {
   Impl& b = *impl_;
-  std::exception_ptr hub_failure;
-  std::thread hub_thread([&] {
-    try {
-      b.hub->run();
-    } catch (...) {
-      hub_failure = std::current_exception();
-      b.context.log->error("the shared Kafka reader stopped; shutting down");
-    }
-  });
-  std::thread delivery_thread([&] {
+  ThreadFailure failure;
+  std::thread hub_thread = guarded_thread(failure, "the shared Kafka reader", [&] { b.hub->run(); });
+  std::thread delivery_thread = guarded_thread(failure, "the producer's delivery thread", [&] {
     while (b.delivering) b.producer->serve_deliveries(std::chrono::milliseconds(50));
   });
-  std::thread io_thread([&] { b.server->run(); });
+  std::thread io_thread = guarded_thread(failure, "the WebSocket I/O thread", [&] { b.server->run(); });
 
   auto last_status = std::chrono::steady_clock::now();
   auto last_probe = last_status;
-  while (!b.context.stopping() && !hub_failure) {
+  while (!b.context.stopping() && !failure.failed()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     auto now = std::chrono::steady_clock::now();
-    if (now - last_probe >= std::chrono::seconds(2)) {
+    if (now - last_probe >= std::chrono::seconds(1)) {
       last_probe = now;
-      b.kafka_ready = !b.producer->connection_lost().has_value();
+      // Not sticky: ready again as soon as Kafka answers again.
+      std::optional<std::string> problem = b.admin->reachability();
+      const bool ready = !problem.has_value();
+      if (ready != b.kafka_ready.exchange(ready)) {
+        if (ready) {
+          b.context.log->note("Kafka answers again; ready");
+        } else {
+          b.context.log->warning(*problem + "; not ready (/readyz answers 503) until it answers again");
+        }
+      }
     }
     if (on_status && now - last_status >= std::chrono::seconds(1)) {
       last_status = now;
-      const auto& c = b.server->counters();
+      const auto& c = b.server->session_counters();
       BridgeStatus s;
       s.connections = b.server->open_connections();
       s.messages_in = b.hub->stats().messages;
       s.frames_out = c.frames_out;
       s.produced = c.produced;
-      s.dropped = c.dropped;
+      s.dropped = b.server->dropped_total();
       s.kafka_ready = b.kafka_ready;
       on_status(s);
     }
   }
+  if (failure.failed()) b.context.log->error(failure.message() + "; shutting down");
 
   // Stop taking new work: no new connections, and every session handles
   // what its client had already sent, then stops reading. Then let Kafka
@@ -141,7 +215,13 @@ void Bridge::run(const std::function<void(const BridgeStatus&)>& on_status) {
   b.delivering = false;
   delivery_thread.join();
   auto deadline = std::chrono::steady_clock::now() + b.options.shutdown_grace;
-  b.producer->flush([&] { return std::chrono::steady_clock::now() >= deadline; });
+  try {
+    b.producer->flush([&] { return std::chrono::steady_clock::now() >= deadline; });
+  } catch (const std::exception& e) {
+    b.context.log->error(std::string("flushing client messages to Kafka: ") + e.what());
+  }
+  // Acks of the last deliveries.
+  b.producer->serve_deliveries(std::chrono::milliseconds(0));
   if (b.producer->in_flight() > 0) {
     b.context.log->warning(std::to_string(b.producer->in_flight()) +
                            " client message(s) not confirmed by Kafka at shutdown; their senders got no ack");
@@ -150,7 +230,7 @@ void Bridge::run(const std::function<void(const BridgeStatus&)>& on_status) {
   io_thread.join();
   b.hub->stop();
   hub_thread.join();
-  if (hub_failure) std::rethrow_exception(hub_failure);
+  if (failure.failed()) throw Error(failure.message());
 }
 
 }  // namespace kws

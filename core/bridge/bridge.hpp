@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/config.hpp"
+#include "core/util/error.hpp"
 #include "core/hub/hub.hpp"
 #include "core/kafka/context.hpp"
 #include "core/ws/server.hpp"
@@ -20,6 +21,12 @@ struct BridgeOptions {
   ServerOptions server;
   HubLimits hub;
   std::chrono::milliseconds shutdown_grace{5000};  // for Kafka acks, then for closing handshakes
+  // Every produce ends within this: an ack, or a timed_out error
+  // (librdkafka's message.timeout.ms, unless -X sets it).
+  std::chrono::milliseconds produce_timeout{30000};
+  // Producing to a missing topic creates it where the broker allows it;
+  // false: such a produce fails with unknown_topic.
+  bool create_topics = true;
 };
 
 // A once-a-second picture for the status line.

@@ -1,86 +1,93 @@
 #include "core/hub/frame.hpp"
 
-#include "core/envelope.hpp"
+#include "core/hub/encodings.hpp"
 
 namespace kws {
 
-void append_ws_frame_header(std::string& out, bool binary, size_t n) {
-  out += static_cast<char>(0x80 | (binary ? 0x2 : 0x1));  // FIN + opcode
-  if (n < 126) {
-    out += static_cast<char>(n);
-  } else if (n <= 0xFFFF) {
-    out += static_cast<char>(126);
-    out += static_cast<char>((n >> 8) & 0xFF);
-    out += static_cast<char>(n & 0xFF);
-  } else {
-    out += static_cast<char>(127);
-    for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((static_cast<uint64_t>(n) >> shift) & 0xFF);
+MessageView Frame::view(std::string_view topic) const {
+  MessageView v;
+  v.topic = topic;
+  v.partition = partition;
+  v.offset = offset;
+  v.timestamp_ms = timestamp_ms;
+  v.timestamp_type = timestamp_type;
+  if (key) v.key = std::string_view(*key);
+  if (value) v.value = std::string_view(*value);
+  v.headers.reserve(headers.size());
+  for (const auto& h : headers) {
+    HeaderView hv;
+    hv.name = h.name;
+    if (h.value) hv.value = std::string_view(*h.value);
+    v.headers.push_back(hv);
   }
+  return v;
 }
 
-std::string ws_text_frame(std::string_view payload) {
-  std::string out;
-  out.reserve(payload.size() + 10);
-  append_ws_frame_header(out, false, payload.size());
-  out.append(payload);
-  return out;
+size_t Frame::memory() const {
+  size_t n = sizeof(Frame) + (key ? key->capacity() : 0) + (value ? value->capacity() : 0);
+  for (const auto& h : headers) n += sizeof(Header) + h.name.capacity() + (h.value ? h.value->capacity() : 0);
+  return n;
 }
 
-FramePtr encode_frame(const MessageView& m) {
+size_t Frame::wire_estimate() const {
+  // The envelope's fixed fields and framing, plus what it quotes.
+  size_t n = 160 + (key ? key->size() : 0) + (value ? value->size() : 0);
+  for (const auto& h : headers) n += 32 + h.name.size() + (h.value ? h.value->size() : 0);
+  return n;
+}
+
+FramePtr make_frame(const MessageView& m) {
   auto frame = std::make_shared<Frame>();
   frame->partition = m.partition;
   frame->offset = m.offset;
   frame->timestamp_ms = m.timestamp_ms;
-  std::string envelope;
-  envelope.reserve(128 + (m.value ? m.value->size() : 0) + (m.key ? m.key->size() : 0));
-  append_envelope_json(envelope, m);
-  frame->text.reserve(envelope.size() + 10);
-  append_ws_frame_header(frame->text, false, envelope.size());
-  frame->text += envelope;
-  if (m.topic.size() <= kMaxBinaryTopicLength) {
-    size_t value_size = m.value ? m.value->size() : 0;
-    size_t payload = 1 + m.topic.size() + value_size;
-    frame->binary.reserve(payload + 10);
-    append_ws_frame_header(frame->binary, true, payload);
-    frame->binary += static_cast<char>(m.topic.size());
-    frame->binary.append(m.topic);
-    if (m.value) frame->binary.append(*m.value);
+  frame->timestamp_type = m.timestamp_type;
+  if (m.key) frame->key.emplace(*m.key);
+  if (m.value) frame->value.emplace(*m.value);
+  frame->headers.reserve(m.headers.size());
+  for (const auto& h : m.headers) {
+    Header header;
+    header.name = std::string(h.name);
+    if (h.value) header.value.emplace(*h.value);
+    frame->headers.push_back(std::move(header));
   }
   return frame;
 }
 
-FrameBatchPtr make_batch(const FramePtr* frames, size_t count) {
-  auto batch = std::make_shared<FrameBatch>();
-  batch->frames.assign(frames, frames + count);
-  size_t text = 0, binary = 0;
-  for (size_t i = 0; i < count; ++i) {
-    text += frames[i]->text.size();
-    binary += frames[i]->binary.size();
-  }
-  batch->text.reserve(text);
-  batch->binary.reserve(binary);
-  for (size_t i = 0; i < count; ++i) {
-    batch->text += frames[i]->text;
-    if (!frames[i]->binary.empty()) {
-      batch->binary += frames[i]->binary;
-      ++batch->binary_frames;
-    }
-  }
-  return batch;
+const FrameBatch::Encoded& FrameBatch::encoded(Encoding encoding) const {
+  Encoded& e = encoded_[static_cast<size_t>(encoding)];
+  std::call_once(e.built, [&] {
+    size_t estimate = 0;
+    for (const auto& f : frames_) estimate += f->wire_estimate();
+    e.bytes.reserve(estimate);
+    for (const auto& f : frames_) e.count += append_encoded(e.bytes, encoding, *topic_, *f) ? 1 : 0;
+  });
+  return e;
 }
 
-std::vector<FrameBatchPtr> make_batches(const std::vector<FramePtr>& frames, size_t max_bytes) {
+const std::string& FrameBatch::bytes(Encoding encoding) const { return encoded(encoding).bytes; }
+
+size_t FrameBatch::count(Encoding encoding) const { return encoded(encoding).count; }
+
+std::vector<FrameBatchPtr> make_batches(const std::shared_ptr<const std::string>& topic,
+                                        const std::vector<FramePtr>& frames, size_t max_bytes) {
   std::vector<FrameBatchPtr> out;
   size_t begin = 0, bytes = 0;
+  auto cut = [&](size_t end) {
+    out.push_back(std::make_shared<const FrameBatch>(
+        topic, std::vector<FramePtr>(frames.begin() + static_cast<std::ptrdiff_t>(begin),
+                                     frames.begin() + static_cast<std::ptrdiff_t>(end))));
+  };
   for (size_t i = 0; i < frames.size(); ++i) {
-    if (i > begin && bytes + frames[i]->text.size() > max_bytes) {
-      out.push_back(make_batch(frames.data() + begin, i - begin));
+    const size_t size = frames[i]->wire_estimate();
+    if (i > begin && bytes + size > max_bytes) {
+      cut(i);
       begin = i;
       bytes = 0;
     }
-    bytes += frames[i]->text.size();
+    bytes += size;
   }
-  if (begin < frames.size()) out.push_back(make_batch(frames.data() + begin, frames.size() - begin));
+  if (begin < frames.size()) cut(frames.size());
   return out;
 }
 

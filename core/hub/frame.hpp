@@ -1,10 +1,16 @@
 #pragma once
-// One Kafka message as the bridge sends it: encoded once per wire format,
-// already framed as a complete WebSocket frame, and shared (immutable) by
-// every session that gets it. A session writes many of them back to back in
-// one socket write.
+// Kafka messages as the hub hands them to sessions. A Frame is one message,
+// owned and immutable, kept in the hub's rings. A FrameBatch is the frames
+// of one topic that one poll brought, shared by every session that gets
+// them; it builds its bytes once per encoding (kafka-text, kafka-binary,
+// and whatever a later protocol adds), on first use by the first session
+// that needs that encoding, so a thousand sessions cost one encoding and
+// every socket writes straight from the same bytes.
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,48 +19,69 @@
 
 namespace kws {
 
-enum class WireFormat { text, binary };
-
-// Appends the header of an unmasked, final server->client WebSocket frame
-// (RFC 6455 section 5.2): opcode 0x1 text or 0x2 binary, then the length.
-void append_ws_frame_header(std::string& out, bool binary, size_t payload_size);
-
-// A complete text frame around `payload`.
-std::string ws_text_frame(std::string_view payload);
+// How a session wants messages on its wire: each names a complete framing
+// (WebSocket frames holding the kws envelope, ...), see encodings.hpp.
+enum class Encoding : uint8_t {
+  kafka_text,    // WebSocket text frames holding the kws envelope (docs/PROTOCOL.md)
+  kafka_binary,  // WebSocket binary frames, [topic length][topic][value] (kafka-websocket)
+};
+inline constexpr size_t kEncodingCount = 2;
 
 struct Frame {
   int32_t partition = -1;
   int64_t offset = -1;
   int64_t timestamp_ms = -1;
-  std::string text;    // text frame: the kws envelope (docs/PROTOCOL.md)
-  std::string binary;  // binary frame: [topic length][topic][value]; empty when the topic is over 255 bytes
-  const std::string& bytes(WireFormat format) const { return format == WireFormat::text ? text : binary; }
-  size_t memory() const { return sizeof(Frame) + text.capacity() + binary.capacity(); }
+  TimestampType timestamp_type = TimestampType::none;
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::vector<Header> headers;
+
+  // The message, with the topic its batch or ring belongs to.
+  MessageView view(std::string_view topic) const;
+  // Bytes kept for it (the rings are bounded by this).
+  size_t memory() const;
+  // About as many bytes as its largest encoding, without encoding it:
+  // batches are cut by this.
+  size_t wire_estimate() const;
 };
 using FramePtr = std::shared_ptr<const Frame>;
 
-FramePtr encode_frame(const MessageView& message);
+// Copies a message out of a reader's buffers.
+FramePtr make_frame(const MessageView& message);
 
-// Frames of one topic handed to subscribers together: each format's bytes
-// back to back, so a session queues one shared buffer per batch (and its
-// socket writes it straight from here) instead of one entry per message.
-struct FrameBatch {
-  std::vector<FramePtr> frames;
-  std::string text;          // every frame's text bytes, in order
-  std::string binary;        // every frame's binary bytes (frames without them are left out)
-  size_t binary_frames = 0;  // frames present in `binary`
-  const std::string& bytes(WireFormat format) const { return format == WireFormat::text ? text : binary; }
-  size_t count(WireFormat format) const { return format == WireFormat::text ? frames.size() : binary_frames; }
+class FrameBatch {
+ public:
+  FrameBatch(std::shared_ptr<const std::string> topic, std::vector<FramePtr> frames)
+      : topic_(std::move(topic)), frames_(std::move(frames)) {}
+
+  const std::string& topic() const { return *topic_; }
+  const std::vector<FramePtr>& frames() const { return frames_; }
+
+  // Every frame in `encoding`, back to back; built on the first call for
+  // that encoding (from any thread), then shared.
+  const std::string& bytes(Encoding encoding) const;
+  // How many frames `bytes(encoding)` holds (an encoding may leave some out:
+  // kafka-binary cannot name a topic over 255 bytes).
+  size_t count(Encoding encoding) const;
+
+ private:
+  struct Encoded {
+    std::once_flag built;
+    std::string bytes;
+    size_t count = 0;
+  };
+  const Encoded& encoded(Encoding encoding) const;
+
+  std::shared_ptr<const std::string> topic_;
+  std::vector<FramePtr> frames_;
+  mutable std::array<Encoded, kEncodingCount> encoded_;
 };
 using FrameBatchPtr = std::shared_ptr<const FrameBatch>;
 
-FrameBatchPtr make_batch(const FramePtr* frames, size_t count);
-// Cuts `frames` into batches of at most `max_bytes` of text each (at least
-// one frame each), so that a slow client's budget and drop-oldest work on
-// pieces much smaller than the budget.
-std::vector<FrameBatchPtr> make_batches(const std::vector<FramePtr>& frames, size_t max_bytes);
-
-// kafka-binary's one-byte topic length limits the topic name.
-inline constexpr size_t kMaxBinaryTopicLength = 255;
+// Cuts `frames` into batches of about `max_bytes` each (wire_estimate; at
+// least one frame each), so that a slow client's budget and drop-oldest work
+// on pieces much smaller than the budget.
+std::vector<FrameBatchPtr> make_batches(const std::shared_ptr<const std::string>& topic,
+                                        const std::vector<FramePtr>& frames, size_t max_bytes);
 
 }  // namespace kws

@@ -1,13 +1,16 @@
 #include "core/hub/group_reader.hpp"
 
 #include <chrono>
+#include <map>
 #include <vector>
 
 namespace kws {
 
-GroupReader::GroupReader(std::function<std::unique_ptr<MessageSource>()> open, std::shared_ptr<Subscriber> subscriber,
-                         std::function<size_t()> backlog, size_t high_water, LogSink& log)
+GroupReader::GroupReader(std::function<std::unique_ptr<MessageSource>()> open, GroupSubscription subscription,
+                         std::shared_ptr<Subscriber> subscriber, std::function<size_t()> backlog, size_t high_water,
+                         LogSink& log)
     : open_(std::move(open)),
+      subscription_(std::move(subscription)),
       subscriber_(std::move(subscriber)),
       backlog_(std::move(backlog)),
       high_water_(high_water),
@@ -22,9 +25,19 @@ GroupReader::~GroupReader() {
 void GroupReader::stop() { stopping_ = true; }
 
 void GroupReader::run() {
+  // Every thread catches at its top: a failure here ends this session's
+  // stream with an error notice, never the process.
   try {
     std::unique_ptr<MessageSource> source = open_();
+    bool joined = false;
+    std::map<std::string, std::shared_ptr<const std::string>> names;  // one shared name per topic
+    std::shared_ptr<const std::string> topic;
     std::vector<FramePtr> frames;
+    auto hand_over = [&] {
+      if (frames.empty()) return;
+      for (const auto& b : make_batches(topic, frames, 64 << 10)) subscriber_->deliver(b);
+      frames.clear();
+    };
     while (!stopping_) {
       if (backlog_() > high_water_) {
         // Not polling lets librdkafka's bounded fetch queue fill and stop
@@ -32,17 +45,48 @@ void GroupReader::run() {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
         continue;
       }
-      frames.clear();
-      source->poll_batch(std::chrono::milliseconds(100), 1000,
-                         [&](const MessageView& m) {
-                           frames.push_back(encode_frame(m));
-                           return true;
-                         },
-                         nullptr);
-      for (const auto& b : make_batches(frames, 64 << 10)) subscriber_->deliver(b);
+      source->poll_batch(
+          std::chrono::milliseconds(100), 1000,
+          [&](const MessageView& m) {
+            if (!topic || *topic != m.topic) {
+              hand_over();
+              auto& name = names[std::string(m.topic)];
+              if (!name) name = std::make_shared<const std::string>(m.topic);
+              topic = name;
+            }
+            frames.push_back(make_frame(m));
+            return true;
+          },
+          [&](const PartitionEvent& e) {
+            if (e.kind == PartitionEvent::Kind::assigned && !joined) {
+              joined = true;
+              for (const auto& t : subscription_.topics) {
+                HubNotice n;
+                n.kind = HubNotice::Kind::subscribed;
+                n.topic = t;
+                n.start = subscription_.start_text;
+                n.group = subscription_.group;
+                subscriber_->notify(n);
+              }
+            } else if (e.kind == PartitionEvent::Kind::lost) {
+              hand_over();
+              HubNotice n;
+              n.kind = HubNotice::Kind::lost;
+              n.topic = std::string(e.topic);
+              n.partition = e.partition;
+              n.first = e.lost_from;
+              n.last = e.next_offset - 1;
+              subscriber_->notify(n);
+            }
+          });
+      hand_over();
     }
   } catch (const std::exception& e) {
-    subscriber_->reply(error_reply("kafka_error", std::string("group reader stopped: ") + e.what(), ""));
+    HubNotice n;
+    n.kind = HubNotice::Kind::error;
+    n.error = ClientError::kafka_error;
+    n.message = std::string("group '") + subscription_.group + "': " + e.what();
+    subscriber_->notify(n);
     log_.warning(std::string("group session reader stopped: ") + e.what());
   }
   subscriber_.reset();

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/hub/hub.hpp"
 #include "core/message_io.hpp"
@@ -16,13 +17,22 @@
 
 namespace kws {
 
+struct GroupSubscription {
+  std::string group;
+  std::vector<std::string> topics;
+  std::string start_text;  // as the client wrote it, for the `subscribed` notices
+};
+
 class GroupReader {
  public:
   // `open` connects and joins (it may block and throw kws::Error; that is
-  // reported to the subscriber as an error reply). `backlog` tells how many
-  // bytes wait for the client; above `high_water` the reader pauses.
-  GroupReader(std::function<std::unique_ptr<MessageSource>()> open, std::shared_ptr<Subscriber> subscriber,
-              std::function<size_t()> backlog, size_t high_water, LogSink& log);
+  // reported to the subscriber as an error notice). The subscriber hears
+  // `subscribed` for each topic once the group first assigned partitions to
+  // this member (possibly none). `backlog` tells how many bytes wait for the
+  // client; above `high_water` the reader pauses.
+  GroupReader(std::function<std::unique_ptr<MessageSource>()> open, GroupSubscription subscription,
+              std::shared_ptr<Subscriber> subscriber, std::function<size_t()> backlog, size_t high_water,
+              LogSink& log);
   ~GroupReader();  // stops and joins
   void stop();
   bool finished() const { return finished_; }
@@ -31,6 +41,7 @@ class GroupReader {
   void run();
 
   std::function<std::unique_ptr<MessageSource>()> open_;
+  GroupSubscription subscription_;
   std::shared_ptr<Subscriber> subscriber_;
   std::function<size_t()> backlog_;
   size_t high_water_;

@@ -2,32 +2,9 @@
 
 #include <algorithm>
 
-#include "core/util/error.hpp"
-#include "core/util/text.hpp"
-
 namespace kws {
 
 namespace {
-
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
-  if (is_valid_utf8(text)) {
-    append_json_escaped(out, text);
-  } else {
-    out += base64_encode(text);
-  }
-  out += '"';
-  return out;
-}
-
-std::string subscribed_reply(const std::string& topic, size_t partitions, const std::string& start_text,
-                             const std::string& id_json) {
-  std::string out = "{\"type\":\"subscribed\",\"topic\":" + quoted(topic) +
-                    ",\"partitions\":" + std::to_string(partitions) + ",\"offset\":" + quoted(start_text);
-  if (!id_json.empty()) out += ",\"id\":" + id_json;
-  out += '}';
-  return out;
-}
 
 int64_t clamp_offset(int64_t value, int64_t low, int64_t high) { return std::max(low, std::min(value, high)); }
 
@@ -42,15 +19,6 @@ int64_t first_at_time(const std::deque<FramePtr>& frames, int64_t from, int64_t 
 
 }  // namespace
 
-std::string error_reply(std::string_view code, std::string_view message, const std::string& id_json,
-                        std::string_view topic) {
-  std::string out = "{\"type\":\"error\",\"code\":" + quoted(code) + ",\"message\":" + quoted(message);
-  if (!id_json.empty()) out += ",\"id\":" + id_json;
-  if (!topic.empty()) out += ",\"topic\":" + quoted(topic);
-  out += '}';
-  return out;
-}
-
 struct Hub::Ring {
   std::deque<FramePtr> frames;
   size_t bytes = 0;
@@ -63,6 +31,10 @@ struct Hub::Ring {
       frames.pop_front();
     }
   }
+  void clear() {
+    frames.clear();
+    bytes = 0;
+  }
   // The oldest offset the ring can replay from; `next` when it is empty.
   int64_t begin(int64_t next) const { return frames.empty() ? next : frames.front()->offset; }
 };
@@ -74,12 +46,12 @@ struct Hub::Topic {
     // delivered by a catch-up reader that ran ahead of the live one.
     std::vector<int64_t> skip_below;
   };
-  std::string name;
+  std::shared_ptr<const std::string> name;
   std::vector<int64_t> next;  // the live reader's position per partition
   std::vector<Ring> rings;
   std::vector<Live> live;
   std::vector<FramePtr> batch;  // frames read in the current poll
-  uint64_t messages = 0;
+  size_t waiting = 0;           // requests for it waiting for the admin worker
   std::chrono::steady_clock::time_point idle_since{};
 };
 
@@ -93,42 +65,95 @@ struct Hub::CatchUp {
 };
 
 struct Hub::Request {
-  enum class Kind { subscribe, unsubscribe, remove } kind;
+  enum class Kind { subscribe, unsubscribe, remove } kind = Kind::subscribe;
   std::shared_ptr<Subscriber> subscriber;
   std::string topic;
   OffsetSpec start;
   std::string start_text;
-  std::string id_json;
+  std::string request_id;
+  // While waiting for the admin worker:
+  uint64_t serial = 0;
+  bool counted_on_topic = false;  // Topic::waiting includes it
+  std::vector<int64_t> from;      // a catch-up's start, per partition
+  int64_t start_time_ms = -1;
 };
 
-Hub::Hub(std::unique_ptr<PartitionFeed> live, FeedFactory catchup_feeds, HubLimits limits, LogSink& log)
-    : live_(std::move(live)), catchup_feeds_(std::move(catchup_feeds)), limits_(limits), log_(log) {}
+struct Hub::SubscriberQueue {
+  std::deque<std::unique_ptr<Request>> waiting;
+  std::unique_ptr<Request> busy;  // waiting for the admin worker
+  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+};
 
-Hub::~Hub() = default;
-
-void Hub::subscribe(std::shared_ptr<Subscriber> subscriber, const std::string& topic, const OffsetSpec& start,
-                    const std::string& start_text, const std::string& id_json) {
-  auto r = std::make_unique<Request>(Request{Request::Kind::subscribe, std::move(subscriber), topic, start, start_text, id_json});
-  std::lock_guard<std::mutex> lock(requests_mutex_);
-  requests_.push_back(std::move(r));
-  requests_cv_.notify_one();
+Hub::Hub(std::unique_ptr<PartitionFeed> live, TopicAdmin& admin, HubLimits limits, LogSink& log, SteadyClock clock)
+    : live_(std::move(live)),
+      limits_(limits),
+      log_(log),
+      clock_(clock ? std::move(clock) : SteadyClock([] { return std::chrono::steady_clock::now(); })),
+      admin_(admin, clock_, limits.watermark_cache, limits.admin_thread) {
+  live_->on_ready([this] { wake(); });
 }
 
-void Hub::unsubscribe(const std::shared_ptr<Subscriber>& subscriber, const std::string& topic, const std::string& id_json) {
-  auto r = std::make_unique<Request>(Request{Request::Kind::unsubscribe, subscriber, topic, {}, {}, id_json});
-  std::lock_guard<std::mutex> lock(requests_mutex_);
+Hub::~Hub() {
+  // Nothing may call back into a hub being destroyed: the worker's errands
+  // and the readers' wake-ups end here, while the members still live.
+  admin_.stop();
+  live_->on_ready(nullptr);
+  for (auto& c : catchups_) c->feed->on_ready(nullptr);
+}
+
+// ---- requests from other threads --------------------------------------------
+
+void Hub::enqueue(std::unique_ptr<Request> r) {
+  std::lock_guard<std::mutex> lock(mutex_);
   requests_.push_back(std::move(r));
+  cv_.notify_one();
+}
+
+void Hub::post(std::function<void()> result) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  results_.push_back(std::move(result));
+  cv_.notify_one();
+}
+
+void Hub::wake() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ready_ = true;
+  cv_.notify_one();
+}
+
+void Hub::subscribe(std::shared_ptr<Subscriber> subscriber, const std::string& topic, const OffsetSpec& start,
+                    const std::string& start_text, const std::string& request_id) {
+  auto r = std::make_unique<Request>();
+  r->kind = Request::Kind::subscribe;
+  r->subscriber = std::move(subscriber);
+  r->topic = topic;
+  r->start = start;
+  r->start_text = start_text;
+  r->request_id = request_id;
+  enqueue(std::move(r));
+}
+
+void Hub::unsubscribe(const std::shared_ptr<Subscriber>& subscriber, const std::string& topic,
+                      const std::string& request_id) {
+  auto r = std::make_unique<Request>();
+  r->kind = Request::Kind::unsubscribe;
+  r->subscriber = subscriber;
+  r->topic = topic;
+  r->request_id = request_id;
+  enqueue(std::move(r));
 }
 
 void Hub::remove(const std::shared_ptr<Subscriber>& subscriber) {
-  auto r = std::make_unique<Request>(Request{Request::Kind::remove, subscriber, {}, {}, {}, {}});
-  std::lock_guard<std::mutex> lock(requests_mutex_);
-  requests_.push_back(std::move(r));
+  auto r = std::make_unique<Request>();
+  r->kind = Request::Kind::remove;
+  r->subscriber = subscriber;
+  enqueue(std::move(r));
 }
 
 void Hub::stop() {
+  std::lock_guard<std::mutex> lock(mutex_);
   stopping_ = true;
-  requests_cv_.notify_all();
+  cv_.notify_all();
 }
 
 Hub::Topic* Hub::find_topic(const std::string& name) {
@@ -136,94 +161,273 @@ Hub::Topic* Hub::find_topic(const std::string& name) {
   return it == topics_.end() ? nullptr : it->second.get();
 }
 
+// ---- the loop ---------------------------------------------------------------
+
 void Hub::run() {
-  while (!stopping_) run_once(std::chrono::milliseconds(topics_.empty() && catchups_.empty() ? 0 : 20));
+  // The wait only bounds housekeeping (lingering topics, stats): readers and
+  // requests wake the loop themselves.
+  while (!stopping_) run_once(std::chrono::milliseconds(250));
 }
 
 void Hub::run_once(std::chrono::milliseconds wait) {
-  std::deque<std::unique_ptr<Request>> pending;
+  std::vector<std::unique_ptr<Request>> requests;
+  std::vector<std::function<void()>> results;
   {
-    std::unique_lock<std::mutex> lock(requests_mutex_);
-    // With nothing to read, sleep until a request arrives instead of polling.
-    if (topics_.empty() && catchups_.empty() && requests_.empty() && !stopping_) {
-      requests_cv_.wait_for(lock, std::chrono::milliseconds(200));
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Cleared before polling: a reader that gets something while we poll
+    // sets it again, and the wait below does not sleep through it.
+    ready_ = false;
+    results.swap(results_);
+    // A bounded number per round, so a burst of requests cannot hold back
+    // the live stream.
+    while (!requests_.empty() && requests.size() < limits_.requests_per_round) {
+      requests.push_back(std::move(requests_.front()));
+      requests_.pop_front();
     }
-    pending.swap(requests_);
   }
-  for (auto& r : pending) handle(*r);
-  if (!topics_.empty()) poll_live(catchups_.empty() ? wait : std::chrono::milliseconds(0));
-  if (!catchups_.empty()) poll_catchups();
+  for (auto& result : results) result();
+  for (auto& r : requests) handle(std::move(r));
+  bool more = false;
+  if (!topics_.empty()) more = poll_live() || more;
+  if (!catchups_.empty()) more = poll_catchups() || more;
   retire_idle_topics();
   update_stats();
+  if (more || wait.count() <= 0) return;
+  std::unique_lock<std::mutex> lock(mutex_);
+  cv_.wait_for(lock, wait, [&] { return ready_ || stopping_ || !requests_.empty() || !results_.empty(); });
 }
 
-void Hub::handle(Request& r) {
-  switch (r.kind) {
-    case Request::Kind::remove: {
-      std::vector<std::string> names;
-      for (auto& [name, t] : topics_) names.push_back(name);
-      for (const auto& name : names) detach(r.subscriber, name);
-      return;
+// ---- requests, in order per subscriber ----------------------------------------
+
+void Hub::handle(std::unique_ptr<Request> r) {
+  Subscriber* s = r->subscriber.get();
+  if (r->kind == Request::Kind::remove) {
+    auto it = queues_.find(s);
+    if (it != queues_.end()) {
+      *it->second.cancelled = true;
+      if (it->second.busy && it->second.busy->counted_on_topic) {
+        if (Topic* t = find_topic(it->second.busy->topic)) --t->waiting;
+      }
+      queues_.erase(it);
     }
-    case Request::Kind::unsubscribe: {
-      detach(r.subscriber, r.topic);
-      std::string reply = "{\"type\":\"unsubscribed\",\"topic\":" + quoted(r.topic);
-      if (!r.id_json.empty()) reply += ",\"id\":" + r.id_json;
-      r.subscriber->reply(reply + "}");
-      return;
+    std::vector<std::string> names;
+    for (auto& [name, t] : topics_) names.push_back(name);
+    for (const auto& c : catchups_) {
+      if (c->subscriber.get() == s) names.push_back(c->topic);
     }
-    case Request::Kind::subscribe: break;
+    for (const auto& name : names) detach(r->subscriber, name);
+    return;
+  }
+  SubscriberQueue& q = queues_[s];
+  q.waiting.push_back(std::move(r));
+  if (!q.busy) start_next(s);
+}
+
+void Hub::start_next(Subscriber* s) {
+  auto it = queues_.find(s);
+  if (it == queues_.end()) return;
+  SubscriberQueue& q = it->second;
+  while (!q.busy && !q.waiting.empty()) {
+    std::unique_ptr<Request> r = std::move(q.waiting.front());
+    q.waiting.pop_front();
+    if (!handle_now(*r)) q.busy = std::move(r);
+  }
+  if (!q.busy && q.waiting.empty()) queues_.erase(it);
+}
+
+void Hub::finish_request(Subscriber* s) {
+  auto it = queues_.find(s);
+  if (it == queues_.end()) return;
+  if (it->second.busy && it->second.busy->counted_on_topic) {
+    if (Topic* t = find_topic(it->second.busy->topic)) --t->waiting;
+  }
+  it->second.busy.reset();
+  start_next(s);
+}
+
+HubNotice Hub::subscribed_notice(const Request& r, std::vector<int64_t> start, std::vector<int64_t> end) {
+  HubNotice n;
+  n.kind = HubNotice::Kind::subscribed;
+  n.topic = r.topic;
+  n.answers_request = true;
+  n.request_id = r.request_id;
+  n.start = r.start_text;
+  n.start_offsets = std::move(start);
+  n.end_offsets = std::move(end);
+  return n;
+}
+
+void Hub::answer_error(Request& r, ClientError error, const std::string& message) {
+  HubNotice n;
+  n.kind = HubNotice::Kind::error;
+  n.topic = r.topic;
+  n.answers_request = true;
+  n.request_id = r.request_id;
+  n.error = error;
+  n.message = message;
+  r.subscriber->notify(n);
+}
+
+// Returns true when the request is answered; false when it waits for the
+// admin worker (its answer then comes from looked_up or opened_reader).
+bool Hub::handle_now(Request& r) {
+  if (r.kind == Request::Kind::unsubscribe) {
+    detach(r.subscriber, r.topic);
+    HubNotice n;
+    n.kind = HubNotice::Kind::unsubscribed;
+    n.topic = r.topic;
+    n.answers_request = true;
+    n.request_id = r.request_id;
+    r.subscriber->notify(n);
+    return true;
   }
   // Subscribing again restarts the subscription at the new start.
   detach(r.subscriber, r.topic);
   if (r.start.kind == OffsetSpec::Kind::stored) {
-    r.subscriber->reply(error_reply("bad_offset", "offset 'stored' needs a group.id", r.id_json, r.topic));
+    answer_error(r, ClientError::bad_offset, "offset 'stored' needs a group.id");
+    return true;
+  }
+  Topic* t = find_topic(r.topic);
+  if (t && r.start.kind == OffsetSpec::Kind::end) {
+    start_subscription(*t, r, nullptr);  // never needs history
+    return true;
+  }
+  r.serial = next_serial_++;
+  if (t) {
+    ++t->waiting;
+    r.counted_on_topic = true;
+  }
+  std::optional<int64_t> time;
+  if (r.start.kind == OffsetSpec::Kind::timestamp) time = r.start.value;
+  const uint64_t serial = r.serial;
+  admin_.look_up(r.topic, /*fresh=*/t == nullptr, time, queues_[r.subscriber.get()].cancelled,
+                 [this, serial](AdminWorker::Lookup lookup) {
+                   auto shared = std::make_shared<AdminWorker::Lookup>(std::move(lookup));
+                   post([this, serial, shared] { looked_up(serial, std::move(*shared)); });
+                 });
+  return false;
+}
+
+Hub::SubscriberQueue* Hub::waiting_for(uint64_t serial, Subscriber*& who) {
+  for (auto& [s, q] : queues_) {
+    if (q.busy && q.busy->serial == serial) {
+      who = s;
+      return &q;
+    }
+  }
+  return nullptr;
+}
+
+void Hub::looked_up(uint64_t serial, AdminWorker::Lookup lookup) {
+  Subscriber* s = nullptr;
+  SubscriberQueue* q = waiting_for(serial, s);
+  if (!q) return;  // the subscriber left meanwhile
+  Request& r = *q->busy;
+  if (!lookup.topic.ok()) {
+    answer_error(r,
+                 lookup.topic.error == TopicLookup::Error::unknown_topic ? ClientError::unknown_topic
+                                                                         : ClientError::kafka_error,
+                 lookup.topic.message);
+    finish_request(s);
     return;
   }
   Topic* t = find_topic(r.topic);
   if (!t) {
-    TopicLookup lookup = live_->describe(r.topic);
-    if (!lookup.ok()) {
-      r.subscriber->reply(error_reply(lookup.error == TopicLookup::Error::unknown_topic ? "unknown_topic" : "kafka_error",
-                                      lookup.message, r.id_json, r.topic));
+    auto topic = std::make_unique<Topic>();
+    topic->name = std::make_shared<const std::string>(r.topic);
+    for (const auto& p : lookup.topic.partitions) topic->next.push_back(p.high);
+    topic->rings.resize(lookup.topic.partitions.size());
+    try {
+      live_->assign(r.topic, topic->next);
+    } catch (const std::exception& e) {
+      answer_error(r, ClientError::kafka_error, e.what());
+      finish_request(s);
       return;
     }
-    auto topic = std::make_unique<Topic>();
-    topic->name = r.topic;
-    for (const auto& p : lookup.partitions) topic->next.push_back(p.high);
-    topic->rings.resize(lookup.partitions.size());
-    live_->assign(r.topic, topic->next);
     t = topic.get();
     topics_.emplace(r.topic, std::move(topic));
-    log_.info("reading topic '" + r.topic + "' (" + std::to_string(lookup.partitions.size()) + " partitions)");
+    log_.info("reading topic '" + r.topic + "' (" + std::to_string(lookup.topic.partitions.size()) + " partitions)");
   }
-  start_subscription(*t, r);
+  if (!start_subscription(*t, r, &lookup)) {
+    finish_request(s);
+    return;
+  }
+  // History older than the ring: a catch-up reader, opened on the worker.
+  if (!r.counted_on_topic) {
+    ++t->waiting;
+    r.counted_on_topic = true;
+  }
+  admin_.open_reader(q->cancelled,
+                     [this, serial](std::unique_ptr<PartitionFeed> feed, std::string error) {
+                       auto shared = std::make_shared<std::unique_ptr<PartitionFeed>>(std::move(feed));
+                       post([this, serial, shared, error] { opened_reader(serial, std::move(*shared), error); });
+                     });
 }
 
-void Hub::start_subscription(Topic& t, Request& r) {
+void Hub::opened_reader(uint64_t serial, std::unique_ptr<PartitionFeed> feed, std::string error) {
+  Subscriber* s = nullptr;
+  SubscriberQueue* q = waiting_for(serial, s);
+  Topic* t = q ? find_topic(q->busy->topic) : nullptr;
+  if (!t) {
+    admin_.dispose(std::move(feed));
+    return;
+  }
+  Request& r = *q->busy;
+  const size_t n = t->next.size();
+  auto cu = std::make_unique<CatchUp>();
+  cu->subscriber = r.subscriber;
+  cu->topic = r.topic;
+  cu->next = r.from;
+  cu->next.resize(n, 0);
+  cu->start_time_ms = r.start_time_ms;
+  cu->reached_time.assign(n, r.start_time_ms < 0);
+  if (feed) {
+    try {
+      std::vector<int64_t> assign(n, -1);
+      for (size_t p = 0; p < n; ++p) {
+        if (cu->next[p] < t->rings[p].begin(t->next[p])) assign[p] = cu->next[p];
+      }
+      feed->on_ready([this] { wake(); });
+      feed->assign(r.topic, assign);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  if (!feed || !error.empty()) {
+    if (feed) feed->on_ready(nullptr);
+    admin_.dispose(std::move(feed));
+    answer_error(r, ClientError::kafka_error, "cannot start reading history: " + error);
+    finish_request(s);
+    return;
+  }
+  cu->feed = std::move(feed);
+  r.subscriber->notify(subscribed_notice(r, cu->next, t->next));
+  t->idle_since = {};
+  catchups_.push_back(std::move(cu));
+  finish_request(s);
+}
+
+// Answers with `subscribed` and joins the live stream when the start is in
+// the ring (or answers an error). Returns true when the start is older than
+// the ring: then r.from holds the catch-up reader's start.
+bool Hub::start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lookup) {
   const size_t n = t.next.size();
   std::vector<int64_t> from = t.next;
   int64_t start_time = -1;
-  if (r.start.kind != OffsetSpec::Kind::end) {
-    TopicLookup lookup = live_->describe(t.name);
-    if (!lookup.ok()) {
-      r.subscriber->reply(error_reply("kafka_error", lookup.message, r.id_json, t.name));
-      return;
-    }
-    std::vector<int64_t> times;
-    if (r.start.kind == OffsetSpec::Kind::timestamp) {
-      times = live_->offsets_for_time(t.name, r.start.value, n);
-      start_time = r.start.value;
-    }
+  r.from.clear();
+  if (r.start.kind != OffsetSpec::Kind::end && lookup) {
+    const auto& parts = lookup->topic.partitions;
+    if (r.start.kind == OffsetSpec::Kind::timestamp) start_time = r.start.value;
     for (size_t p = 0; p < n; ++p) {
-      int64_t low = p < lookup.partitions.size() ? std::max<int64_t>(0, lookup.partitions[p].low) : 0;
+      int64_t low = p < parts.size() ? std::max<int64_t>(0, parts[p].low) : 0;
       low = std::min(low, t.next[p]);
       switch (r.start.kind) {
         case OffsetSpec::Kind::beginning: from[p] = low; break;
         case OffsetSpec::Kind::absolute: from[p] = clamp_offset(r.start.value, low, t.next[p]); break;
         case OffsetSpec::Kind::from_end: from[p] = clamp_offset(t.next[p] - r.start.value, low, t.next[p]); break;
         case OffsetSpec::Kind::timestamp:
-          from[p] = p < times.size() && times[p] >= 0 ? clamp_offset(times[p], low, t.next[p]) : t.next[p];
+          from[p] = p < lookup->times.size() && lookup->times[p] >= 0 ? clamp_offset(lookup->times[p], low, t.next[p])
+                                                                      : t.next[p];
           break;
         case OffsetSpec::Kind::end:
         case OffsetSpec::Kind::stored: break;
@@ -238,37 +442,21 @@ void Hub::start_subscription(Topic& t, Request& r) {
     for (size_t p = 0; p < n; ++p) from[p] = first_at_time(t.rings[p].frames, from[p], start_time, t.next[p]);
   }
   if (in_ring) {
-    r.subscriber->reply(subscribed_reply(t.name, n, r.start_text, r.id_json));
+    r.subscriber->notify(subscribed_notice(r, from, t.next));
     join_live(t, r.subscriber, from);
-    return;
+    return false;
   }
-  if (catchups_.size() >= limits_.max_catchups) {
-    r.subscriber->reply(error_reply("catchup_limit",
-                                    "too many subscriptions are reading history right now (" +
-                                        std::to_string(limits_.max_catchups) + "); retry in a moment",
-                                    r.id_json, t.name));
-    return;
+  size_t opening = 0;
+  for (const auto& [s, q] : queues_) opening += q.busy && !q.busy->from.empty() ? 1 : 0;
+  if (catchups_.size() + opening >= limits_.max_catchups) {
+    answer_error(r, ClientError::catchup_limit,
+                 "too many subscriptions are reading history right now (" + std::to_string(limits_.max_catchups) +
+                     "); retry in a moment");
+    return false;
   }
-  auto cu = std::make_unique<CatchUp>();
-  cu->subscriber = r.subscriber;
-  cu->topic = t.name;
-  cu->next = from;
-  cu->start_time_ms = start_time;
-  cu->reached_time.assign(n, start_time < 0);
-  try {
-    cu->feed = catchup_feeds_();
-    std::vector<int64_t> assign(n, -1);
-    for (size_t p = 0; p < n; ++p) {
-      if (from[p] < t.rings[p].begin(t.next[p])) assign[p] = from[p];
-    }
-    cu->feed->assign(t.name, assign);
-  } catch (const std::exception& e) {
-    r.subscriber->reply(error_reply("kafka_error", std::string("cannot start reading history: ") + e.what(), r.id_json, t.name));
-    return;
-  }
-  r.subscriber->reply(subscribed_reply(t.name, n, r.start_text, r.id_json));
-  t.idle_since = {};
-  catchups_.push_back(std::move(cu));
+  r.from = std::move(from);
+  r.start_time_ms = start_time;
+  return true;
 }
 
 void Hub::join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::vector<int64_t>& from) {
@@ -280,7 +468,7 @@ void Hub::join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::v
     }
     if (from[p] > t.next[p]) ahead = true;
   }
-  for (const auto& b : make_batches(replay, limits_.batch_bytes)) s->deliver(b);
+  for (const auto& b : make_batches(t.name, replay, limits_.batch_bytes)) s->deliver(b);
   Topic::Live live{s, {}};
   if (ahead) live.skip_below = from;
   t.live.push_back(std::move(live));
@@ -288,73 +476,126 @@ void Hub::join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::v
 }
 
 void Hub::detach(const std::shared_ptr<Subscriber>& s, const std::string& topic) {
-  catchups_.erase(std::remove_if(catchups_.begin(), catchups_.end(),
-                                 [&](const std::unique_ptr<CatchUp>& c) { return c->subscriber == s && c->topic == topic; }),
-                  catchups_.end());
+  for (auto it = catchups_.begin(); it != catchups_.end();) {
+    if ((*it)->subscriber == s && (*it)->topic == topic) {
+      (*it)->feed->on_ready(nullptr);
+      admin_.dispose(std::move((*it)->feed));
+      it = catchups_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   Topic* t = find_topic(topic);
   if (!t) return;
   t->live.erase(std::remove_if(t->live.begin(), t->live.end(), [&](const Topic::Live& l) { return l.subscriber == s; }),
                 t->live.end());
   bool catching_up = std::any_of(catchups_.begin(), catchups_.end(), [&](const auto& c) { return c->topic == topic; });
   if (t->live.empty() && !catching_up && t->idle_since == std::chrono::steady_clock::time_point{}) {
-    t->idle_since = std::chrono::steady_clock::now();
+    t->idle_since = now();
   }
 }
 
-void Hub::poll_live(std::chrono::milliseconds wait) {
-  Topic* current = nullptr;
-  std::vector<Topic*> touched;
-  live_->poll_batch(
-      wait, limits_.batch,
-      [&](const MessageView& m) {
-        if (!current || current->name != m.topic) {
-          auto it = topics_.find(std::string(m.topic));
-          current = it == topics_.end() ? nullptr : it->second.get();
-        }
-        if (!current) return true;  // unassigned meanwhile
-        auto p = static_cast<size_t>(m.partition);
-        if (p >= current->next.size() || m.offset < current->next[p]) return true;
-        FramePtr frame = encode_frame(m);
-        current->next[p] = m.offset + 1;
-        current->rings[p].push(frame, limits_.ring_bytes);
-        if (current->batch.empty()) touched.push_back(current);
-        current->batch.push_back(std::move(frame));
-        ++current->messages;
-        ++messages_;
-        return true;
-      },
-      nullptr);
+// ---- reading ------------------------------------------------------------------
+
+// Hands the frames one poll read for `t` to its live subscribers.
+void Hub::deliver_read(Topic& t) {
+  if (t.batch.empty()) return;
+  // Built once, shared by every subscriber: the fan-out's whole point.
+  const std::vector<FrameBatchPtr> batches = make_batches(t.name, t.batch, limits_.batch_bytes);
   std::vector<FramePtr> filtered;
-  for (Topic* t : touched) {
-    // Built once, shared by every subscriber: the fan-out's whole point.
-    const std::vector<FrameBatchPtr> batches = make_batches(t->batch, limits_.batch_bytes);
-    for (auto& l : t->live) {
-      if (l.skip_below.empty()) {
-        for (const auto& b : batches) l.subscriber->deliver(b);
-        continue;
-      }
-      filtered.clear();
-      bool still_ahead = false;
-      for (const auto& f : t->batch) {
-        if (f->offset >= l.skip_below[static_cast<size_t>(f->partition)]) filtered.push_back(f);
-      }
-      for (size_t p = 0; p < t->next.size(); ++p) still_ahead = still_ahead || l.skip_below[p] > t->next[p];
-      if (!still_ahead) l.skip_below.clear();
-      for (const auto& b : make_batches(filtered, limits_.batch_bytes)) l.subscriber->deliver(b);
+  for (auto& l : t.live) {
+    if (l.skip_below.empty()) {
+      for (const auto& b : batches) l.subscriber->deliver(b);
+      continue;
     }
-    t->batch.clear();
+    filtered.clear();
+    bool still_ahead = false;
+    for (const auto& f : t.batch) {
+      if (f->offset >= l.skip_below[static_cast<size_t>(f->partition)]) filtered.push_back(f);
+    }
+    for (size_t p = 0; p < t.next.size(); ++p) still_ahead = still_ahead || l.skip_below[p] > t.next[p];
+    if (!still_ahead) l.skip_below.clear();
+    for (const auto& b : make_batches(t.name, filtered, limits_.batch_bytes)) l.subscriber->deliver(b);
   }
+  t.batch.clear();
 }
 
-void Hub::poll_catchups() {
+void Hub::on_live_event(const PartitionEvent& e) {
+  if (e.kind == PartitionEvent::Kind::end) return;
+  Topic* t = find_topic(std::string(e.topic));
+  const auto p = static_cast<size_t>(e.partition);
+  if (!t || p >= t->next.size()) return;
+  // What was read before the jump goes out before the notice.
+  deliver_read(*t);
+  if (e.kind == PartitionEvent::Kind::lost) {
+    totals_[*t->name].lost[e.partition] += static_cast<uint64_t>(e.next_offset - e.lost_from);
+    HubNotice n;
+    n.kind = HubNotice::Kind::lost;
+    n.topic = *t->name;
+    n.partition = e.partition;
+    n.first = e.lost_from;
+    n.last = e.next_offset - 1;
+    for (auto& l : t->live) l.subscriber->notify(n);
+  } else {
+    for (auto& l : t->live) {
+      if (!l.skip_below.empty()) l.skip_below[p] = std::min(l.skip_below[p], e.next_offset);
+    }
+  }
+  // The ring holds frames from before the jump only; starts in it would
+  // straddle the gap.
+  t->rings[p].clear();
+  t->next[p] = e.next_offset;
+}
+
+bool Hub::poll_live() {
+  std::vector<Topic*> touched;
+  Topic* current = nullptr;
+  auto on_message = [&](const MessageView& m) {
+    if (!current || *current->name != m.topic) {
+      auto it = topics_.find(std::string(m.topic));
+      current = it == topics_.end() ? nullptr : it->second.get();
+    }
+    if (!current) return true;  // unassigned meanwhile
+    auto p = static_cast<size_t>(m.partition);
+    if (p >= current->next.size() || m.offset < current->next[p]) return true;
+    FramePtr frame = make_frame(m);
+    current->next[p] = m.offset + 1;
+    current->rings[p].push(frame, limits_.ring_bytes);
+    if (current->batch.empty()) touched.push_back(current);
+    current->batch.push_back(std::move(frame));
+    ++totals_[*current->name].messages;
+    ++messages_;
+    return true;
+  };
+  auto on_event = [&](const PartitionEvent& e) {
+    current = nullptr;  // a topic's batch may be delivered here
+    on_live_event(e);
+  };
+  // A few full polls in a row at most, then requests get their turn again.
+  for (int round = 0; round < 4; ++round) {
+    touched.clear();
+    const size_t got = live_->poll_batch(std::chrono::milliseconds(0), limits_.batch, on_message, on_event);
+    for (Topic* t : touched) deliver_read(*t);
+    if (got < limits_.batch) return false;
+  }
+  return true;
+}
+
+bool Hub::poll_catchups() {
+  bool more = false;
   for (size_t i = 0; i < catchups_.size();) {
     CatchUp& cu = *catchups_[i];
     Topic* t = find_topic(cu.topic);
     bool finished = false;
     bool failed = false;
     std::vector<FramePtr> frames;
+    auto hand_over = [&] {
+      if (!t) return;
+      for (const auto& b : make_batches(t->name, frames, limits_.batch_bytes)) cu.subscriber->deliver(b);
+      frames.clear();
+    };
     try {
-      cu.feed->poll_batch(
+      const size_t got = cu.feed->poll_batch(
           std::chrono::milliseconds(0), limits_.batch,
           [&](const MessageView& m) {
             auto p = static_cast<size_t>(m.partition);
@@ -366,18 +607,40 @@ void Hub::poll_catchups() {
               if (m.timestamp_ms < cu.start_time_ms) return true;
               cu.reached_time[p] = true;
             }
-            frames.push_back(encode_frame(m));
+            frames.push_back(make_frame(m));
             return true;
           },
-          [&](const PartitionEnd& e) {
+          [&](const PartitionEvent& e) {
             auto p = static_cast<size_t>(e.partition);
-            if (p < cu.next.size()) cu.next[p] = std::max(cu.next[p], e.next_offset);
+            if (p >= cu.next.size()) return;
+            if (e.kind == PartitionEvent::Kind::lost) {
+              hand_over();
+              if (t) totals_[*t->name].lost[e.partition] += static_cast<uint64_t>(e.next_offset - e.lost_from);
+              HubNotice n;
+              n.kind = HubNotice::Kind::lost;
+              n.topic = cu.topic;
+              n.partition = e.partition;
+              n.first = e.lost_from;
+              n.last = e.next_offset - 1;
+              cu.subscriber->notify(n);
+              cu.next[p] = e.next_offset;
+            } else if (e.kind == PartitionEvent::Kind::rewound) {
+              cu.next[p] = e.next_offset;
+            } else {
+              cu.next[p] = std::max(cu.next[p], e.next_offset);
+            }
           });
+      more = more || got >= limits_.batch;
     } catch (const std::exception& e) {
-      cu.subscriber->reply(error_reply("kafka_error", std::string("reading history failed: ") + e.what(), "", cu.topic));
+      HubNotice n;
+      n.kind = HubNotice::Kind::error;
+      n.topic = cu.topic;
+      n.error = ClientError::kafka_error;
+      n.message = std::string("reading history failed: ") + e.what();
+      cu.subscriber->notify(n);
       failed = true;
     }
-    for (const auto& b : make_batches(frames, limits_.batch_bytes)) cu.subscriber->deliver(b);
+    hand_over();
     if (!failed && t) {
       finished = true;
       for (size_t p = 0; p < cu.next.size(); ++p) {
@@ -393,23 +656,24 @@ void Hub::poll_catchups() {
     }
     if (finished || failed || !t) {
       std::string topic = cu.topic;
+      cu.feed->on_ready(nullptr);
+      admin_.dispose(std::move(cu.feed));
       catchups_.erase(catchups_.begin() + static_cast<std::ptrdiff_t>(i));
-      if (Topic* left = failed ? find_topic(topic) : nullptr; left && left->live.empty()) {
-        left->idle_since = std::chrono::steady_clock::now();
-      }
+      if (Topic* left = failed ? find_topic(topic) : nullptr; left && left->live.empty()) left->idle_since = now();
     } else {
       ++i;
     }
   }
+  return more;
 }
 
 void Hub::retire_idle_topics() {
-  auto now = std::chrono::steady_clock::now();
+  const auto at = now();
   for (auto it = topics_.begin(); it != topics_.end();) {
     Topic& t = *it->second;
-    if (t.idle_since != std::chrono::steady_clock::time_point{} && now - t.idle_since >= limits_.linger) {
-      live_->unassign(t.name);
-      log_.info("stopped reading topic '" + t.name + "' (no subscribers)");
+    if (t.waiting == 0 && t.idle_since != std::chrono::steady_clock::time_point{} && at - t.idle_since >= limits_.linger) {
+      live_->unassign(it->first);
+      log_.info("stopped reading topic '" + it->first + "' (no subscribers)");
       it = topics_.erase(it);
     } else {
       ++it;
@@ -418,24 +682,37 @@ void Hub::retire_idle_topics() {
 }
 
 void Hub::update_stats() {
-  auto now = std::chrono::steady_clock::now();
-  if (now - stats_at_ < std::chrono::milliseconds(500)) return;
-  stats_at_ = now;
+  const auto at = now();
+  if (at - stats_at_ < std::chrono::milliseconds(500)) return;
+  stats_at_ = at;
   HubStats s;
   s.catchups = catchups_.size();
+  s.admin_jobs = admin_.pending();
   s.messages = messages_;
-  for (const auto& [name, t] : topics_) {
+  for (const auto& [name, totals] : totals_) {
     TopicStats ts;
     ts.topic = name;
-    ts.subscribers = t->live.size();
-    for (const auto& c : catchups_) ts.subscribers += c->topic == name ? 1 : 0;
-    for (size_t p = 0; p < t->rings.size(); ++p) {
-      ts.ring_bytes += t->rings[p].bytes;
-      ts.ring_frames += t->rings[p].frames.size();
-      int64_t high = live_->cached_high_watermark(name, static_cast<int32_t>(p));
-      if (high > t->next[p]) ts.lag += high - t->next[p];
+    ts.messages = totals.messages;
+    ts.lost = totals.lost;
+    if (Topic* t = find_topic(name)) {
+      ts.reading = true;
+      ts.subscribers = t->live.size();
+      for (const auto& c : catchups_) ts.subscribers += c->topic == name ? 1 : 0;
+      for (size_t p = 0; p < t->rings.size(); ++p) {
+        ts.ring_bytes += t->rings[p].bytes;
+        ts.ring_frames += t->rings[p].frames.size();
+        int64_t high = live_->cached_high_watermark(name, static_cast<int32_t>(p));
+        if (high > t->next[p]) ts.lag += high - t->next[p];
+      }
     }
-    ts.messages = t->messages;
+    s.topics.push_back(std::move(ts));
+  }
+  for (const auto& [name, t] : topics_) {
+    if (totals_.count(name)) continue;
+    TopicStats ts;
+    ts.topic = name;
+    ts.reading = true;
+    ts.subscribers = t->live.size();
     s.topics.push_back(std::move(ts));
   }
   std::lock_guard<std::mutex> lock(stats_mutex_);

@@ -1,14 +1,19 @@
 #pragma once
 // The shared fan-out: one reader for the whole bridge reads each partition
-// once, encodes each message once (frame.hpp) and hands the same frame to
+// once, keeps each message once (frame.hpp) and hands the same batch to
 // every session subscribed to its topic. Sessions that start in the past are
 // served from a bounded ring of recent frames per partition, or by a
 // short-lived catch-up reader that hands over to the live stream at the ring
 // with no gap and no duplicate (dedupe by offset).
 //
 // The hub never touches a socket or librdkafka: sessions are Subscribers,
-// Kafka is a PartitionFeed (core/message_io.hpp). All state is owned by the
-// hub's thread (run()); other threads only queue requests.
+// Kafka is a PartitionFeed and a TopicAdmin (core/message_io.hpp). All state
+// is owned by the hub's thread (run()); other threads only queue requests.
+// Nothing on that thread waits for Kafka: questions that need a broker's
+// answer (watermarks, times, opening a catch-up reader) run on the admin
+// worker and come back as results on the hub's queue, and the thread sleeps
+// until a reader says it has something (PartitionFeed::on_ready) or a
+// request arrives.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -19,8 +24,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "core/client_error.hpp"
+#include "core/hub/admin_worker.hpp"
 #include "core/hub/frame.hpp"
 #include "core/message_io.hpp"
 #include "core/offset_spec.hpp"
@@ -28,23 +36,60 @@
 
 namespace kws {
 
-// A session as the hub sees it. Called from the hub's thread.
+// What the hub tells a subscriber besides messages. Structured, not text:
+// each protocol says it in its own words (docs/PROTOCOL.md for WebSocket).
+struct HubNotice {
+  enum class Kind {
+    subscribed,    // a subscription is live
+    unsubscribed,  // an unsubscribe took effect
+    error,         // a request failed, or a subscription stopped
+    lost,          // messages of a subscribed partition no longer exist
+  };
+  Kind kind = Kind::error;
+  std::string topic;
+  // The answer to one subscribe or unsubscribe (exactly one per request):
+  // with the id the session passed along ("" for none).
+  bool answers_request = false;
+  std::string request_id;
+  // subscribed: the start as the client wrote it, and per partition the
+  // first offset this subscription delivers and the partition's end (the
+  // next offset Kafka will give) when it started.
+  std::string start;
+  std::string group;  // a group session's group (its partitions are the group's to assign)
+  std::vector<int64_t> start_offsets;
+  std::vector<int64_t> end_offsets;
+  // error
+  ClientError error = ClientError::internal;
+  std::string message;
+  // lost: first and last missing offset of `partition`, inclusive. Comes
+  // before the next message of that partition.
+  int32_t partition = -1;
+  int64_t first = -1;
+  int64_t last = -1;
+};
+
+// A session as the hub sees it. Called from the hub's thread (and, for
+// group sessions, from their reader's).
 class Subscriber {
  public:
   virtual ~Subscriber() = default;
   // Message frames of one topic, in offset order per partition. The live
   // stream hands the same batch to every subscriber of the topic.
   virtual void deliver(const FrameBatchPtr& batch) = 0;
-  // A reply frame's JSON text ({"type":"subscribed",...}).
-  virtual void reply(const std::string& json) = 0;
+  virtual void notify(const HubNotice& notice) = 0;
 };
 
+using SteadyClock = std::function<std::chrono::steady_clock::time_point()>;
+
 struct HubLimits {
-  size_t ring_bytes = 8 << 20;             // per partition
-  size_t max_catchups = 32;                // sessions reading history at once
+  size_t ring_bytes = 8 << 20;              // per partition
+  size_t max_catchups = 32;                 // sessions reading history at once
   std::chrono::milliseconds linger{10000};  // keep a topic read this long after its last subscriber
-  size_t batch = 4096;                     // messages per poll
-  size_t batch_bytes = 64 << 10;           // text bytes per batch handed to subscribers
+  size_t batch = 4096;                      // messages per poll
+  size_t batch_bytes = 64 << 10;            // bytes per batch handed to subscribers (estimated)
+  size_t requests_per_round = 64;           // then the readers are polled again
+  std::chrono::milliseconds watermark_cache{1000};  // how long a lookup answers later ones
+  bool admin_thread = true;                 // false (tests): admin work runs where it is asked for
 };
 
 struct TopicStats {
@@ -52,38 +97,44 @@ struct TopicStats {
   size_t subscribers = 0;
   size_t ring_bytes = 0;
   size_t ring_frames = 0;
-  int64_t lag = 0;              // messages Kafka has that the hub has not read yet (all partitions)
-  uint64_t messages = 0;        // read from Kafka since the topic started
+  int64_t lag = 0;        // messages Kafka has that the hub has not read yet (all partitions)
+  bool reading = false;   // the live reader reads it now
+  uint64_t messages = 0;  // read from Kafka since the bridge started (kept when reading stops)
+  std::map<int32_t, uint64_t> lost;  // per partition: offsets skipped because Kafka no longer had them
 };
 
 struct HubStats {
   std::vector<TopicStats> topics;
   size_t catchups = 0;
-  uint64_t messages = 0;  // frames encoded by the live reader, all topics
+  size_t admin_jobs = 0;  // waiting for or running on the admin worker
+  uint64_t messages = 0;  // frames read by the live reader, all topics
 };
 
 class Hub {
  public:
-  using FeedFactory = std::function<std::unique_ptr<PartitionFeed>()>;
-
-  // `live` is the shared reader; `catchup_feeds` makes a fresh reader per
-  // session that starts before the ring.
-  Hub(std::unique_ptr<PartitionFeed> live, FeedFactory catchup_feeds, HubLimits limits, LogSink& log);
+  // `live` is the shared reader; `admin` answers what needs a broker and
+  // opens catch-up readers (it must outlive the hub).
+  Hub(std::unique_ptr<PartitionFeed> live, TopicAdmin& admin, HubLimits limits, LogSink& log,
+      SteadyClock clock = {});
   ~Hub();
 
-  // Thread-safe; take effect on the hub's thread, in the order called.
-  // `id_json` is the client's request id as JSON text ("" when none), echoed
-  // in the reply. Replies: {"type":"subscribed"...} or {"type":"error"...}.
+  // Thread-safe; take effect on the hub's thread, in the order called for
+  // each subscriber (a request that needs Kafka's answer holds back that
+  // subscriber's next ones, nobody else's). `request_id` is echoed in the
+  // answer (HubNotice::request_id).
   void subscribe(std::shared_ptr<Subscriber> subscriber, const std::string& topic, const OffsetSpec& start,
-                 const std::string& start_text, const std::string& id_json);
-  void unsubscribe(const std::shared_ptr<Subscriber>& subscriber, const std::string& topic, const std::string& id_json);
-  // Forgets a closed session everywhere (no reply).
+                 const std::string& start_text, const std::string& request_id);
+  void unsubscribe(const std::shared_ptr<Subscriber>& subscriber, const std::string& topic,
+                   const std::string& request_id);
+  // Forgets a closed session everywhere (no answer); its waiting requests
+  // are dropped.
   void remove(const std::shared_ptr<Subscriber>& subscriber);
 
   // The hub's loop: serves requests and reads Kafka until stop() is called.
-  // Throws kws::Error when the live reader cannot go on (cluster lost).
   void run();
-  // One iteration of run() (for tests): requests, then one poll of every reader.
+  // One iteration of run() (tests call it): requests and admin results,
+  // then the readers until they have nothing more, then a wait of at most
+  // `wait` for a reader, a request or a result.
   void run_once(std::chrono::milliseconds wait);
   void stop();
 
@@ -94,38 +145,59 @@ class Hub {
   struct Topic;
   struct CatchUp;
   struct Request;
+  struct SubscriberQueue;
 
-  void handle(Request& r);
-  void start_subscription(Topic& t, Request& r);
+  void enqueue(std::unique_ptr<Request> r);
+  void post(std::function<void()> result);
+  void wake();
+  void handle(std::unique_ptr<Request> r);
+  void start_next(Subscriber* s);
+  void finish_request(Subscriber* s);
+  bool handle_now(Request& r);
+  void looked_up(uint64_t serial, AdminWorker::Lookup lookup);
+  void opened_reader(uint64_t serial, std::unique_ptr<PartitionFeed> feed, std::string error);
+  bool start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lookup);
+  SubscriberQueue* waiting_for(uint64_t serial, Subscriber*& who);
+  static HubNotice subscribed_notice(const Request& r, std::vector<int64_t> start, std::vector<int64_t> end);
   void join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::vector<int64_t>& from);
   void detach(const std::shared_ptr<Subscriber>& s, const std::string& topic);
-  void poll_live(std::chrono::milliseconds wait);
-  void poll_catchups();
+  void answer_error(Request& r, ClientError error, const std::string& message);
+  bool poll_live();
+  bool poll_catchups();
+  void deliver_read(Topic& t);
+  void on_live_event(const PartitionEvent& e);
   void retire_idle_topics();
   void update_stats();
   Topic* find_topic(const std::string& name);
+  std::chrono::steady_clock::time_point now() const { return clock_(); }
 
   std::unique_ptr<PartitionFeed> live_;
-  FeedFactory catchup_feeds_;
   HubLimits limits_;
   LogSink& log_;
+  SteadyClock clock_;
+  AdminWorker admin_;
 
-  std::mutex requests_mutex_;
-  std::condition_variable requests_cv_;
+  std::mutex mutex_;  // guards requests_, results_, ready_, stopping_
+  std::condition_variable cv_;
   std::deque<std::unique_ptr<Request>> requests_;
+  std::vector<std::function<void()>> results_;
+  bool ready_ = false;  // a reader said it has something
   std::atomic<bool> stopping_{false};
 
   std::map<std::string, std::unique_ptr<Topic>> topics_;
   std::vector<std::unique_ptr<CatchUp>> catchups_;
+  std::unordered_map<Subscriber*, SubscriberQueue> queues_;
+  uint64_t next_serial_ = 1;
   uint64_t messages_ = 0;
+  struct Totals {
+    uint64_t messages = 0;
+    std::map<int32_t, uint64_t> lost;
+  };
+  std::map<std::string, Totals> totals_;  // per topic, kept after a topic stops being read
 
   mutable std::mutex stats_mutex_;
   HubStats stats_;
   std::chrono::steady_clock::time_point stats_at_{};
 };
-
-// The JSON text of a reply frame (shared with the session's own replies).
-std::string error_reply(std::string_view code, std::string_view message, const std::string& id_json,
-                        std::string_view topic = {});
 
 }  // namespace kws

@@ -19,6 +19,7 @@
 
 #include "core/kafka/embedded_broker.hpp"
 #include "core/topic_name.hpp"
+#include "core/util/descriptors.hpp"
 #include "core/util/error.hpp"
 #include "core/kafka/kafka_wire.hpp"
 

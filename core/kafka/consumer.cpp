@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
 #include <set>
 #include <utility>
 
 #include "core/kafka/client.hpp"
 #include "core/kafka/metadata.hpp"
+#include "core/kafka/offset_jump.hpp"
 #include "core/kafka/record_view.hpp"
 #include "core/util/error.hpp"
 
@@ -42,6 +44,17 @@ struct Consumer::Impl {
   bool closed = false;
   bool abandoned = false;  // close() timed out: the handle is leaked, not destroyed
   bool assignment_seen = false;
+  bool assignment_changed = false;  // an `assigned` event is due
+  OffsetJumps jumps;
+  uint64_t lost_messages = 0;
+  // Where each assigned partition started: re-assigning a group member's
+  // partitions after an offset error puts the untouched ones back here.
+  std::map<std::pair<std::string, int32_t>, int64_t> starts;
+  // Where a partition with no committed offset starts (the user's
+  // auto.offset.reset): librdkafka is told "error" so that it never jumps
+  // by itself, and kws applies this one case on its behalf.
+  int64_t no_offset_start = RD_KAFKA_OFFSET_END;
+  bool no_offset_is_error = false;
   MessageView view;  // reused: its header vector keeps its capacity
   const rd_kafka_topic_t* last_rkt = nullptr;
   const char* last_topic_name = nullptr;
@@ -74,11 +87,12 @@ struct Consumer::Impl {
     }
   }
 
-  // librdkafka quietly moves a start past the end to the end
-  // (auto.offset.reset); say so, since nothing may ever be printed.
-  void warn_past_end(const rd_kafka_topic_partition_list_t* partitions) {
+  // A start past the end reads from the end; say so, since nothing may ever
+  // be printed. (librdkafka would report it as an offset error, which kws
+  // keeps for positions that retention deleted.)
+  void start_past_end_at_end(rd_kafka_topic_partition_list_t* partitions) {
     for (int i = 0; i < partitions->cnt; ++i) {
-      const auto& e = partitions->elems[i];
+      auto& e = partitions->elems[i];
       int64_t low = -1, high = -1;
       if (rd_kafka_query_watermark_offsets(rk.get(), e.topic, e.partition, &low, &high,
                                            static_cast<int>(context.timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -88,13 +102,19 @@ struct Consumer::Impl {
         context.log->warning("-o " + std::to_string(e.offset) + " is past the end of topic '" + e.topic +
                              "' partition " + std::to_string(e.partition) + " (its next offset is " +
                              std::to_string(high) + "); reading from the end instead");
+        e.offset = RD_KAFKA_OFFSET_END;
       }
     }
   }
 
   void on_assign(rd_kafka_topic_partition_list_t* partitions) {
     assignment_seen = true;
-    for (int i = 0; i < partitions->cnt; ++i) assigned.insert({partitions->elems[i].topic, partitions->elems[i].partition});
+    assignment_changed = true;
+    for (int i = 0; i < partitions->cnt; ++i) {
+      const auto& e = partitions->elems[i];
+      assigned.insert({e.topic, e.partition});
+      starts[{e.topic, e.partition}] = e.offset;
+    }
     if (cooperative_rebalancing(rk.get())) {
       rd_kafka_error_t* error = rd_kafka_incremental_assign(rk.get(), partitions);
       if (error) {
@@ -113,6 +133,7 @@ struct Consumer::Impl {
       std::pair<std::string, int32_t> tp{partitions->elems[i].topic, partitions->elems[i].partition};
       assigned.erase(tp);
       at_end.erase(tp);
+      jumps.forget(tp.first, tp.second);
     }
     if (cooperative_rebalancing(rk.get())) {
       rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk.get(), partitions);
@@ -142,9 +163,29 @@ struct Consumer::Impl {
               fresh->elems[i].offset;
         }
       }
+      self->start_where_nothing_is_committed(partitions);
       self->on_assign(partitions);
     } else {
       self->on_revoke(partitions);
+    }
+  }
+
+  // Partitions the group has no committed offset for start where the
+  // user's auto.offset.reset says; kws decides it here, because librdkafka
+  // is told "error" (so that it reports, rather than makes, every other jump).
+  void start_where_nothing_is_committed(rd_kafka_topic_partition_list_t* partitions) {
+    if (no_offset_is_error) return;  // librdkafka reports it; the user asked for that
+    PartitionList pending(rd_kafka_topic_partition_list_new(0));
+    for (int i = 0; i < partitions->cnt; ++i) {
+      const auto& e = partitions->elems[i];
+      if (e.offset == RD_KAFKA_OFFSET_INVALID) rd_kafka_topic_partition_list_add(pending.get(), e.topic, e.partition);
+    }
+    if (pending->cnt == 0) return;
+    if (rd_kafka_committed(rk.get(), pending.get(), static_cast<int>(context.timeout.count()))) return;
+    for (int i = 0; i < pending->cnt; ++i) {
+      const auto& c = pending->elems[i];
+      rd_kafka_topic_partition_list_find(partitions, c.topic, c.partition)->offset =
+          !c.err && c.offset >= 0 ? c.offset : no_offset_start;
     }
   }
 
@@ -156,16 +197,27 @@ struct Consumer::Impl {
 
   // A record carrying an error instead of a message. Returns normally for
   // what the reader can go on after; throws for what it cannot.
-  void handle_event(rd_kafka_message_t* msg, const std::function<void(const PartitionEnd&)>& on_end) {
+  void handle_event(rd_kafka_message_t* msg, const std::function<void(const PartitionEvent&)>& on_event) {
+    const char* topic = msg->rkt ? rd_kafka_topic_name(msg->rkt) : "";
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      const char* topic = rd_kafka_topic_name(msg->rkt);
+      resolve_jump(topic, msg->partition, msg->offset, on_event);
       if (plan.want_end_events) at_end.insert({topic, msg->partition});
       // Commit the end of a partition the group read nothing from, as Kafka's
       // own consumer does; otherwise the next run would start at "latest"
       // there and skip what arrives in between. msg->offset is the end
       // offset, the next one to read.
       if (!plan.group.empty()) store_offset(topic, msg->partition, msg->offset);
-      if (on_end) on_end({topic, msg->partition, msg->offset});
+      if (on_event) {
+        PartitionEvent end;
+        end.topic = topic;
+        end.partition = msg->partition;
+        end.next_offset = msg->offset;
+        on_event(end);
+      }
+      return;
+    }
+    if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+      restart_after_offset_error(topic, msg);
       return;
     }
     if (msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || msg->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
@@ -175,12 +227,46 @@ struct Consumer::Impl {
     context.log->warning(rd_kafka_message_errstr(msg));
   }
 
+  // librdkafka stopped fetching a partition whose position it could not
+  // use. No position at all (a group without a committed offset) starts
+  // where the user's auto.offset.reset says; a position the partition no
+  // longer has restarts at the log start, and the jump is reported when the
+  // first message there shows how far it was (offset_jump.hpp).
+  void restart_after_offset_error(const char* topic, const rd_kafka_message_t* msg) {
+    int64_t restart_at = RD_KAFKA_OFFSET_BEGINNING;
+    if (msg->offset < 0) {
+      if (no_offset_is_error) throw Error(rd_kafka_message_errstr(msg));
+      restart_at = no_offset_start;
+    } else {
+      jumps.jumped(topic, msg->partition, msg->offset);
+    }
+    std::string why = restart_partition(rk.get(), topic, msg->partition, restart_at, [this](const char* t, int32_t p) {
+      auto it = starts.find({t, p});
+      return it == starts.end() ? RD_KAFKA_OFFSET_INVALID : it->second;
+    });
+    if (!why.empty()) {
+      throw Error("topic '" + std::string(topic) + "' partition " + std::to_string(msg->partition) +
+                  ": cannot go on after an offset error: " + why);
+    }
+  }
+
+  void resolve_jump(const char* topic, int32_t partition, int64_t next,
+                    const std::function<void(const PartitionEvent&)>& on_event) {
+    PartitionEvent jump;
+    if (!jumps.resolve(topic, partition, next, jump)) return;
+    context.log->warning(describe_jump(jump));
+    if (jump.kind == PartitionEvent::Kind::lost) lost_messages += static_cast<uint64_t>(jump.next_offset - jump.lost_from);
+    if (on_event) on_event(jump);
+  }
+
   // Returns false when the message was not consumed (on_message said stop).
-  bool deliver(rd_kafka_message_t* msg, const std::function<bool(const MessageView&)>& on_message) {
+  bool deliver(rd_kafka_message_t* msg, const std::function<bool(const MessageView&)>& on_message,
+               const std::function<void(const PartitionEvent&)>& on_event) {
     if (msg->rkt != last_rkt) {
       last_rkt = msg->rkt;
       last_topic_name = rd_kafka_topic_name(msg->rkt);
     }
+    resolve_jump(last_topic_name, msg->partition, msg->offset, on_event);
     fill_message_view(msg, last_topic_name, plan.want_headers, view);
     if (!time_filter.admit(last_topic_name, msg->partition, view.timestamp_ms)) return true;
     // A message after an end-of-partition event means the partition grew again.
@@ -246,12 +332,20 @@ Consumer::Consumer(const KafkaSettings& settings, ConsumerPlan plan, const Kafka
     // Offsets are stored by hand once a message was consumed, and at the end
     // of a partition, so the group commits exactly what was handed on.
     options.required.push_back({"enable.auto.offset.store", "false"});
-    if (!c.plan.start_explicit || c.plan.start.kind == OffsetSpec::Kind::stored) {
-      // Where the group has no committed offset yet, start at the end, as a
-      // tail would; -X auto.offset.reset=earliest changes that.
-      options.defaults.push_back({"auto.offset.reset", "latest"});
+  }
+  // Where a group has no committed offset yet, start at the end, as a tail
+  // would; -X auto.offset.reset=earliest changes that. librdkafka itself is
+  // told "error", so that it never moves a reader silently: kws applies this
+  // case itself and reports every other jump (restart_after_offset_error).
+  if (const ConfigEntry* reset = settings.find("auto.offset.reset")) {
+    const std::string& v = reset->value;
+    if (v == "smallest" || v == "earliest" || v == "beginning") {
+      c.no_offset_start = RD_KAFKA_OFFSET_BEGINNING;
+    } else if (v == "error") {
+      c.no_offset_is_error = true;
     }
   }
+  options.required.push_back({"auto.offset.reset", "error"});
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   if (!c.plan.group.empty()) rd_kafka_conf_set_rebalance_cb(conf, &Impl::rebalance_callback);
   c.events.owner = &c;
@@ -278,7 +372,7 @@ Consumer::Consumer(const KafkaSettings& settings, ConsumerPlan plan, const Kafka
       }
     }
     c.resolve_start_offsets(list.get());
-    if (c.plan.start.kind == OffsetSpec::Kind::absolute) c.warn_past_end(list.get());
+    if (c.plan.start.kind == OffsetSpec::Kind::absolute) c.start_past_end_at_end(list.get());
     c.on_assign(list.get());
   } else {
     PartitionList list(rd_kafka_topic_partition_list_new(0));
@@ -346,13 +440,22 @@ void Consumer::close() {
 
 size_t Consumer::poll_batch(std::chrono::milliseconds wait, size_t max,
                             const std::function<bool(const MessageView&)>& on_message,
-                            const std::function<void(const PartitionEnd&)>& on_end) {
+                            const std::function<void(const PartitionEvent&)>& on_event) {
   Impl& c = *impl_;
   size_t consumed = 0;
   int timeout_ms = static_cast<int>(wait.count());
   while (consumed < max) {
     rd_kafka_message_t* msg = rd_kafka_consumer_poll(c.rk.get(), timeout_ms);
     timeout_ms = 0;  // only the first poll waits: the rest takes what is already fetched
+    if (c.assignment_changed) {
+      // The rebalance callback ran inside the poll above.
+      c.assignment_changed = false;
+      if (on_event) {
+        PartitionEvent assigned;
+        assigned.kind = PartitionEvent::Kind::assigned;
+        on_event(assigned);
+      }
+    }
     if (!msg) {
       c.check_health();
       break;
@@ -362,14 +465,16 @@ size_t Consumer::poll_batch(std::chrono::milliseconds wait, size_t max,
       ~Destroy() { rd_kafka_message_destroy(m); }
     } destroy{msg};
     if (msg->err) {
-      c.handle_event(msg, on_end);
+      c.handle_event(msg, on_event);
       continue;
     }
-    if (!c.deliver(msg, on_message)) break;
+    if (!c.deliver(msg, on_message, on_event)) break;
     ++consumed;
   }
   return consumed;
 }
+
+uint64_t Consumer::lost_messages() const { return impl_->lost_messages; }
 
 RunStop Consumer::run(const std::function<bool(const MessageView&)>& sink, const RunLimits& limits,
                       const std::function<bool()>& idle) {

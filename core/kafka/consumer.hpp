@@ -49,7 +49,12 @@ class Consumer : public MessageSource {
   // on_message returned true for it.
   size_t poll_batch(std::chrono::milliseconds wait, size_t max,
                     const std::function<bool(const MessageView&)>& on_message,
-                    const std::function<void(const PartitionEnd&)>& on_end) override;
+                    const std::function<void(const PartitionEvent&)>& on_event) override;
+
+  // Messages skipped because Kafka no longer had them when this consumer got
+  // there (each skip is also logged as a warning and reported as a `lost`
+  // PartitionEvent).
+  uint64_t lost_messages() const;
 
   // Hands messages to `sink` until a limit, the context's stop check, or
   // `sink` returning false (its reader went away). `idle` is called whenever

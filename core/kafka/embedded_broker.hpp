@@ -28,11 +28,6 @@ TopicSpec parse_topic_spec(const std::string& text, int default_partitions);
 // Throws a usage kws::Error that names `what` (e.g. "--listen").
 std::pair<std::string, uint16_t> split_host_port(const std::string& text, const std::string& what);
 
-// Raises this process's soft limit on open descriptors to its hard limit
-// (Debian's default soft limit, 1024, holds about 300 relayed connections:
-// each takes three descriptors in-process). Returns the soft limit now in force.
-uint64_t raise_open_file_limit();
-
 class EmbeddedBroker {
  public:
   // Starts `broker_count` brokers on random loopback ports. Throws kws::Error.

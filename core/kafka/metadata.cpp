@@ -75,7 +75,7 @@ TopicInfo fetch_one_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& 
     }
     const auto& t = md->topics[0];
     if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-      throw Error("unknown topic '" + name +
+      throw UnknownTopicError("unknown topic '" + name +
                   "' (it does not exist; producing to it creates it where the broker allows "
                   "auto-creation)");
     }
@@ -124,17 +124,34 @@ ClusterInfo fetch_cluster_info(rd_kafka_t* rk, const std::vector<std::string>& t
 }
 
 void fill_watermarks(rd_kafka_t* rk, ClusterInfo& info, std::chrono::milliseconds timeout) {
+  // ListOffsets with the timestamps -2 (earliest) and -1 (latest) answers for
+  // every partition at once; one query per partition took one round trip each.
+  struct Lists {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(0);
+    ~Lists() { rd_kafka_topic_partition_list_destroy(list); }
+  };
+  Lists lows, highs;
+  for (const auto& topic : info.topics) {
+    for (const auto& p : topic.partitions) {
+      rd_kafka_topic_partition_list_add(lows.list, topic.name.c_str(), p.id)->offset = RD_KAFKA_OFFSET_BEGINNING;
+      rd_kafka_topic_partition_list_add(highs.list, topic.name.c_str(), p.id)->offset = RD_KAFKA_OFFSET_END;
+    }
+  }
+  if (lows.list->cnt == 0) return;
+  const int ms = static_cast<int>(timeout.count());
+  const rd_kafka_resp_err_t low_err = rd_kafka_offsets_for_times(rk, lows.list, ms);
+  const rd_kafka_resp_err_t high_err = rd_kafka_offsets_for_times(rk, highs.list, ms);
   for (auto& topic : info.topics) {
     for (auto& p : topic.partitions) {
-      int64_t low = -1, high = -1;
-      rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-          rk, topic.name.c_str(), p.id, &low, &high, static_cast<int>(timeout.count()));
+      const auto* low = rd_kafka_topic_partition_list_find(lows.list, topic.name.c_str(), p.id);
+      const auto* high = rd_kafka_topic_partition_list_find(highs.list, topic.name.c_str(), p.id);
+      rd_kafka_resp_err_t err = low_err ? low_err : high_err ? high_err : low->err ? low->err : high->err;
       if (err) {
         p.error = rd_kafka_err2str(err);
         continue;
       }
-      p.low_watermark = low;
-      p.high_watermark = high;
+      p.low_watermark = low->offset;
+      p.high_watermark = high->offset;
     }
   }
 }

@@ -9,16 +9,25 @@
 #include <vector>
 
 #include "core/kafka/cluster.hpp"
+#include "core/util/error.hpp"
 
 namespace kws {
 
+// A named topic the cluster does not have: an error of its own type, so that
+// callers tell it from other failures without reading its words.
+class UnknownTopicError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Lists the cluster's topics, or only `topics` when not empty. A named topic
-// that does not exist throws kws::Error ("unknown topic"); a topic still being
-// created is waited for until `timeout`.
+// that does not exist throws UnknownTopicError; a topic still being created
+// is waited for until `timeout`.
 ClusterInfo fetch_cluster_info(rd_kafka_t* rk, const std::vector<std::string>& topics,
                                const KafkaContext& context);
 
-// Queries low and high watermarks of every partition.
+// Queries low and high watermarks of every partition: two ListOffsets round
+// trips per broker, whatever the number of partitions.
 void fill_watermarks(rd_kafka_t* rk, ClusterInfo& info, std::chrono::milliseconds timeout);
 
 // Committed offsets of `group` for the given partitions, by asking the group

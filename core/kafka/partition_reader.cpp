@@ -5,9 +5,10 @@
 
 #include <atomic>
 #include <map>
+#include <mutex>
 
 #include "core/kafka/client.hpp"
-#include "core/kafka/metadata.hpp"
+#include "core/kafka/offset_jump.hpp"
 #include "core/kafka/record_view.hpp"
 #include "core/util/error.hpp"
 
@@ -34,9 +35,31 @@ struct PartitionReader::Impl {
   KafkaHandle rk;
   PartitionReaderOptions options;
   std::map<std::string, std::vector<int32_t>> assigned;
+  OffsetJumps jumps;
   MessageView view;
   const rd_kafka_topic_t* last_rkt = nullptr;
   const char* last_topic_name = nullptr;
+  rd_kafka_queue_t* queue = nullptr;  // the consumer queue, while a wake hook is set
+  std::function<void()> wake;
+
+  // librdkafka calls this from its own threads whenever it queues something
+  // for the application; it must not call back into librdkafka.
+  static void queue_event(rd_kafka_t*, void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    if (self->wake) self->wake();
+  }
+
+  // An offset error: restart the partition at its log start; the first
+  // message or end there resolves the jump (offset_jump.hpp).
+  void restart_after_offset_error(const rd_kafka_message_t* msg) {
+    const char* topic = last_topic_name;
+    if (msg->offset >= 0) jumps.jumped(topic, msg->partition, msg->offset);
+    std::string why = restart_partition(rk.get(), topic, msg->partition, RD_KAFKA_OFFSET_BEGINNING);
+    if (!why.empty()) {
+      context.log->error("topic '" + std::string(topic) + "' partition " + std::to_string(msg->partition) +
+                         ": cannot restart reading after an offset error: " + why);
+    }
+  }
 };
 
 PartitionReader::PartitionReader(const KafkaSettings& settings, const KafkaContext& context,
@@ -53,12 +76,13 @@ PartitionReader::PartitionReader(const KafkaSettings& settings, const KafkaConte
                 // comes, which is when a catch-up reader learns it reached
                 // the end of a partition.
                 {"fetch.wait.max.ms", "50"}};
-  o.required = {{"enable.partition.eof", options.end_events ? "true" : "false"},
+  o.required = {// Ends resolve offset jumps even when the caller does not want them.
+                {"enable.partition.eof", "true"},
                 {"enable.auto.commit", "false"},
                 {"enable.auto.offset.store", "false"},
-                // An offset the broker no longer has (retention) starts at
-                // the oldest it has, not at the end.
-                {"auto.offset.reset", "earliest"},
+                // Never jump silently: an offset the broker no longer has is
+                // reported to us, and we move on deliberately (offset_jump.hpp).
+                {"auto.offset.reset", "error"},
                 // librdkafka 2.0 wants a group.id before assign(); this one
                 // is never joined and never committed to.
                 {"group.id", "kws-reader-" + std::to_string(getpid()) + "-" + std::to_string(++serial)}};
@@ -67,44 +91,23 @@ PartitionReader::PartitionReader(const KafkaSettings& settings, const KafkaConte
 }
 
 PartitionReader::~PartitionReader() {
-  if (impl_ && impl_->rk) rd_kafka_consumer_close(impl_->rk.get());
+  if (!impl_ || !impl_->rk) return;
+  if (impl_->queue) {
+    rd_kafka_queue_cb_event_enable(impl_->queue, nullptr, nullptr);
+    rd_kafka_queue_destroy(impl_->queue);
+  }
+  rd_kafka_consumer_close(impl_->rk.get());
 }
 
-TopicLookup PartitionReader::describe(const std::string& topic) {
-  TopicLookup out;
-  try {
-    ClusterInfo info = fetch_cluster_info(impl_->rk.get(), {topic}, impl_->context);
-    fill_watermarks(impl_->rk.get(), info, impl_->context.timeout);
-    for (const auto& p : info.topics.at(0).partitions) {
-      if (!p.error.empty()) {
-        out.error = TopicLookup::Error::failed;
-        out.message = "topic '" + topic + "' partition " + std::to_string(p.id) + ": " + p.error;
-        return out;
-      }
-      out.partitions.push_back({p.low_watermark, p.high_watermark});
-    }
-  } catch (const Error& e) {
-    std::string why = e.what();
-    out.error = why.rfind("unknown topic", 0) == 0 ? TopicLookup::Error::unknown_topic : TopicLookup::Error::failed;
-    out.message = why;
-  }
-  return out;
-}
-
-std::vector<int64_t> PartitionReader::offsets_for_time(const std::string& topic, int64_t ms, size_t partitions) {
-  std::vector<int64_t> out(partitions, -1);
-  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions)));
-  for (size_t p = 0; p < partitions; ++p) {
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), static_cast<int32_t>(p))->offset = ms;
-  }
-  if (rd_kafka_offsets_for_times(impl_->rk.get(), list.get(), static_cast<int>(impl_->context.timeout.count()))) {
-    return out;
-  }
-  for (int i = 0; i < list->cnt; ++i) {
-    const auto& e = list->elems[i];
-    if (!e.err && e.offset >= 0) out[static_cast<size_t>(e.partition)] = e.offset;
-  }
-  return out;
+void PartitionReader::on_ready(std::function<void()> wake) {
+  Impl& r = *impl_;
+  if (!r.queue) r.queue = rd_kafka_queue_get_consumer(r.rk.get());
+  // librdkafka calls the event callback under the queue's lock, and takes
+  // that lock to change it: once disabled here, no call is running or
+  // will run, so `wake` may be replaced safely.
+  rd_kafka_queue_cb_event_enable(r.queue, nullptr, nullptr);
+  r.wake = std::move(wake);
+  if (r.wake) rd_kafka_queue_cb_event_enable(r.queue, &Impl::queue_event, &r);
 }
 
 void PartitionReader::assign(const std::string& topic, const std::vector<int64_t>& offsets) {
@@ -125,7 +128,10 @@ void PartitionReader::unassign(const std::string& topic) {
   auto it = impl_->assigned.find(topic);
   if (it == impl_->assigned.end()) return;
   PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(it->second.size())));
-  for (int32_t p : it->second) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+  for (int32_t p : it->second) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+    impl_->jumps.forget(topic, p);
+  }
   impl_->assigned.erase(it);
   if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(impl_->rk.get(), list.get())) {
     impl_->context.log->warning("cannot stop reading topic '" + topic + "': " + error_text(error));
@@ -140,10 +146,11 @@ int64_t PartitionReader::cached_high_watermark(const std::string& topic, int32_t
 
 size_t PartitionReader::poll_batch(std::chrono::milliseconds wait, size_t max,
                                    const std::function<bool(const MessageView&)>& on_message,
-                                   const std::function<void(const PartitionEnd&)>& on_end) {
+                                   const std::function<void(const PartitionEvent&)>& on_event) {
   Impl& r = *impl_;
   size_t consumed = 0;
   int timeout_ms = static_cast<int>(wait.count());
+  PartitionEvent jump;
   while (consumed < max) {
     rd_kafka_message_t* msg = rd_kafka_consumer_poll(r.rk.get(), timeout_ms);
     timeout_ms = 0;
@@ -156,12 +163,27 @@ size_t PartitionReader::poll_batch(std::chrono::milliseconds wait, size_t max,
       r.last_rkt = msg->rkt;
       r.last_topic_name = msg->rkt ? rd_kafka_topic_name(msg->rkt) : "";
     }
-    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      if (on_end) on_end({r.last_topic_name, msg->partition, msg->offset});
+    if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+      r.restart_after_offset_error(msg);
       continue;
     }
-    if (msg->err) {
+    if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       r.context.log->warning(std::string("reading Kafka: ") + rd_kafka_message_errstr(msg));
+      continue;
+    }
+    // A message or an end at the log start tells how far a restart jumped.
+    if (r.jumps.resolve(r.last_topic_name, msg->partition, msg->offset, jump)) {
+      r.context.log->warning(describe_jump(jump));
+      if (on_event) on_event(jump);
+    }
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (r.options.end_events && on_event) {
+        PartitionEvent end;
+        end.topic = r.last_topic_name;
+        end.partition = msg->partition;
+        end.next_offset = msg->offset;
+        on_event(end);
+      }
       continue;
     }
     fill_message_view(msg, r.last_topic_name, true, r.view);

@@ -1,7 +1,8 @@
 #pragma once
 // A consumer without a group whose partitions are assigned at explicit
 // offsets, one topic at a time: the hub's shared reader and its short-lived
-// catch-up readers (core/hub/hub.hpp). Never commits, never joins a group.
+// catch-up readers (core/hub/hub.hpp). Never commits, never joins a group,
+// never jumps over offsets without saying so (PartitionEvent).
 #include <memory>
 
 #include "core/config.hpp"
@@ -11,7 +12,7 @@
 namespace kws {
 
 struct PartitionReaderOptions {
-  bool end_events = false;          // report partition ends (catch-up readers need them)
+  bool end_events = false;            // report partition ends (catch-up readers need them)
   size_t fetch_queue_kbytes = 16384;  // librdkafka's pre-fetch bound for this reader
 };
 
@@ -21,16 +22,17 @@ class PartitionReader : public PartitionFeed {
   PartitionReader(const KafkaSettings& settings, const KafkaContext& context, PartitionReaderOptions options);
   ~PartitionReader() override;
 
-  TopicLookup describe(const std::string& topic) override;
-  std::vector<int64_t> offsets_for_time(const std::string& topic, int64_t ms, size_t partitions) override;
   void assign(const std::string& topic, const std::vector<int64_t>& offsets) override;
   void unassign(const std::string& topic) override;
   int64_t cached_high_watermark(const std::string& topic, int32_t partition) override;
+  void on_ready(std::function<void()> wake) override;
   // Problems Kafka reports mid-stream (a broker down) go to the log; the
-  // reader keeps going, as librdkafka reconnects by itself.
+  // reader keeps going, as librdkafka reconnects by itself. A position the
+  // partition no longer has becomes a `lost` (or `rewound`) event and a
+  // warning, and reading goes on at the log start.
   size_t poll_batch(std::chrono::milliseconds wait, size_t max,
                     const std::function<bool(const MessageView&)>& on_message,
-                    const std::function<void(const PartitionEnd&)>& on_end) override;
+                    const std::function<void(const PartitionEvent&)>& on_event) override;
 
   struct Impl;
 

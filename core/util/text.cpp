@@ -170,6 +170,25 @@ void append_json_escaped(std::string& out, std::string_view bytes) {
   out.append(bytes.data() + run_start, bytes.size() - run_start);
 }
 
+std::string json_quote(std::string_view text) {
+  std::string out = "\"";
+  if (is_valid_utf8(text)) {
+    append_json_escaped(out, text);
+  } else {
+    std::string readable;
+    for (char c : text) {
+      if (static_cast<unsigned char>(c) < 0x80) {
+        readable += c;
+      } else {
+        readable += "\xEF\xBF\xBD";  // U+FFFD
+      }
+    }
+    append_json_escaped(out, readable);
+  }
+  out += '"';
+  return out;
+}
+
 std::string websocket_accept(std::string_view key) {
   std::string input(key);
   input += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

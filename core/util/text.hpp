@@ -35,4 +35,9 @@ std::string unescape(std::string_view text);
 // escaping quotes, backslashes and control characters. Assumes valid UTF-8.
 void append_json_escaped(std::string& out, std::string_view bytes);
 
+// `text` as a quoted JSON string, for words meant to be read (error
+// messages, names a client sent): bytes that are not UTF-8 become U+FFFD,
+// so the result is always valid JSON.
+std::string json_quote(std::string_view text);
+
 }  // namespace kws

@@ -20,12 +20,15 @@ char* scratch() {
 
 }  // namespace
 
+std::string text_frame(std::string_view json) { return frame(Opcode::text, json); }
+
 Connection::Connection(asio::ip::tcp::socket socket, const Limits& limits, RequestHandler on_request)
     : socket_(std::move(socket)), limits_(limits), on_request_(std::move(on_request)), parser_(limits.max_message) {}
 
 Connection::~Connection() = default;
 
 void Connection::start() {
+  last_heard_ = Clock::now();
   std::error_code ec;
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   socket_.non_blocking(true, ec);
@@ -69,6 +72,7 @@ Connection::ReadEnd Connection::read_available(size_t limit) {
       shut();  // EOF or reset: the client is gone (no close frame to send)
       return ReadEnd::stopped;
     }
+    last_heard_ = Clock::now();
     process(std::string_view(scratch(), n));
     total += n;
   }
@@ -101,17 +105,29 @@ void Connection::wait_readable() {
   });
 }
 
-void Connection::pause_reading() { paused_ = true; }
+void Connection::pause_reading() {
+  paused_ = true;
+  hold_while_paused();
+}
+
+// An open connection is owned by its pending reads, writes and timers;
+// paused, it may have none, and its session still points at it.
+void Connection::hold_while_paused() {
+  if (state_ != State::closed && !paused_self_) paused_self_ = shared_from_this();
+}
 
 void Connection::drain_and_pause() {
   // Bounded: a client that keeps sending does not hold the shutdown.
   if (state_ == State::open) read_available(16 * kReadPerTurn);
   paused_ = true;
+  hold_while_paused();
 }
 
 void Connection::resume_reading() {
   if (!paused_) return;
   paused_ = false;
+  // The read posted below holds the connection from here on.
+  std::shared_ptr<Connection> held = std::move(paused_self_);
   if (state_ == State::closed || read_armed_) return;
   read_armed_ = true;
   asio::post(socket_.get_executor(), [self = shared_from_this()] { self->read_now(); });
@@ -163,16 +179,17 @@ void Connection::handle_event(ClientEvent& e) {
   switch (e.kind) {
     case ClientEvent::Kind::message:
       // After we started closing, data frames are read and dropped (RFC 6455 5.5.1).
-      if (state_ == State::open && events_) events_->on_message(e.opcode, e.payload);
+      if (state_ == State::open && events_) {
+        events_->on_message(e.opcode == Opcode::binary ? MessageKind::binary : MessageKind::text, e.payload);
+      }
       return;
     case ClientEvent::Kind::ping:
       if (state_ != State::open) return;
-      push(control_frame(Opcode::pong, e.payload));
+      queue_pong(e.payload);
       write_queued();
       return;
     case ClientEvent::Kind::pong:
-      if (events_) events_->on_pong();
-      return;
+      return;  // last_heard_ already moved
     case ClientEvent::Kind::close:
       if (state_ == State::open) {
         // Echo the client's code; 1005 ("none") is never sent on the wire.
@@ -195,7 +212,7 @@ void Connection::handle_event(ClientEvent& e) {
 // ---- the handshake answers --------------------------------------------------
 
 void Connection::accept_upgrade(const HttpRequest& request, std::string_view subprotocol,
-                                std::shared_ptr<ConnectionEvents> events) {
+                                std::shared_ptr<LinkEvents> events) {
   if (state_ != State::handshake) return;
   events_ = std::move(events);
   state_ = State::open;
@@ -216,6 +233,21 @@ void Connection::respond(int status, std::string_view content_type, std::string_
 
 // ---- writing ----------------------------------------------------------------
 
+void Connection::write(std::vector<OutItem>& items, Encoding encoding) {
+  for (auto& item : items) {
+    if (item.batch) {
+      const std::string& bytes = item.batch->bytes(encoding);
+      queue_shared(std::move(item.batch), bytes);
+    } else {
+      queue(std::move(item.bytes));
+    }
+  }
+  items.clear();
+  in_session_write_ = true;
+  write_queued();
+  in_session_write_ = false;
+}
+
 void Connection::queue(std::string frames) {
   // Nothing may follow our close frame (RFC 6455 section 5.5.1): what the
   // server hands over while the closing handshake runs is dropped.
@@ -229,6 +261,20 @@ void Connection::push(std::string frames) {
   Chunk c;
   c.owned = std::move(frames);
   queued_.push_back(std::move(c));
+}
+
+void Connection::queue_pong(std::string_view payload) {
+  // RFC 6455 5.5.3 allows answering only the most recent ping: a client
+  // that pings without reading costs one pong, not one per ping.
+  std::string pong = control_frame(Opcode::pong, payload);
+  if (pong_at_ < queued_.size()) {
+    Chunk& waiting = queued_[pong_at_];
+    queued_bytes_ = queued_bytes_ - waiting.owned.size() + pong.size();
+    waiting.owned = std::move(pong);
+    return;
+  }
+  pong_at_ = queued_.size();
+  push(std::move(pong));
 }
 
 void Connection::queue_shared(std::shared_ptr<const void> owner, std::string_view frames) {
@@ -248,6 +294,7 @@ void Connection::write_queued() {
 void Connection::start_write() {
   if (state_ == State::closed) return;
   inflight_.swap(queued_);
+  pong_at_ = SIZE_MAX;
   inflight_bytes_ = queued_bytes_;
   queued_bytes_ = 0;
   buffers_.clear();
@@ -260,18 +307,34 @@ void Connection::start_write() {
   // completion per client per batch, to the writes that do not.
   std::error_code ec;
   size_t written = socket_.write_some(buffers_, ec);
-  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return after_write(ec);
-  if (!ec && written == inflight_bytes_) return after_write({});
-  if (ec) written = 0;
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    ec.clear();
+    written = 0;
+  }
+  if (ec) return after_write(ec);
+  writing_ = true;
+  last_progress_ = Clock::now();
+  wrote({}, written);
+}
+
+// The rest of a write, a piece at a time, so that the time of the last
+// progress is known (a client that takes nothing for long is cut).
+void Connection::write_some_more() {
+  socket_.async_write_some(buffers_, [self = shared_from_this()](const std::error_code& ec, size_t n) {
+    self->wrote(ec, n);
+  });
+}
+
+void Connection::wrote(const std::error_code& ec, size_t written) {
+  if (ec) return after_write(ec);
+  if (written > 0) last_progress_ = Clock::now();
   inflight_bytes_ -= written;
+  if (inflight_bytes_ == 0) return after_write({});
   size_t skip = 0;
   while (skip < buffers_.size() && written >= buffers_[skip].size()) written -= buffers_[skip++].size();
   buffers_.erase(buffers_.begin(), buffers_.begin() + static_cast<std::ptrdiff_t>(skip));
   if (written > 0) buffers_.front() += written;
-  writing_ = true;
-  asio::async_write(socket_, buffers_, [self = shared_from_this()](const std::error_code& ec, size_t) {
-    self->after_write(ec);
-  });
+  write_some_more();
 }
 
 void Connection::after_write(const std::error_code& ec) {
@@ -289,11 +352,14 @@ void Connection::after_write(const std::error_code& ec) {
   }
   if (!queued_.empty()) {
     start_write();
-  } else if (close_after_write_) {
+    return;
+  }
+  if (close_after_write_) {
     shut();
     return;
   }
-  if (events_ && state_ != State::closed) events_->on_written(buffered());
+  // Everything handed over is out: the session may write what waited.
+  if (events_ && state_ == State::open && !in_session_write_) events_->on_drained();
 }
 
 void Connection::finish_after_write() {
@@ -312,7 +378,17 @@ void Connection::ping() {
   write_queued();
 }
 
-void Connection::close(uint16_t code, std::string_view reason, bool drop_queued) {
+void Connection::close(CloseReason reason, std::string_view why, bool drop_pending) {
+  switch (reason) {
+    case CloseReason::normal: return close_with(close_normal, why, drop_pending);
+    case CloseReason::going_away: return close_with(close_going_away, why, drop_pending);
+    case CloseReason::policy: return close_with(close_policy, why, drop_pending);
+    case CloseReason::try_again_later: return close_with(close_try_later, why, drop_pending);
+    case CloseReason::internal: return close_with(close_internal, why, drop_pending);
+  }
+}
+
+void Connection::close_with(uint16_t code, std::string_view reason, bool drop_queued) {
   if (state_ == State::handshake) {
     shut();
     return;
@@ -322,6 +398,7 @@ void Connection::close(uint16_t code, std::string_view reason, bool drop_queued)
   if (drop_queued) {
     queued_.clear();
     queued_bytes_ = 0;
+    pong_at_ = SIZE_MAX;
   }
   push(close_frame(code, reason));
   write_queued();
@@ -339,12 +416,15 @@ void Connection::abandon() {
 void Connection::shut() {
   if (state_ == State::closed) return;
   state_ = State::closed;
+  // Released when this function returns, which may end the connection.
+  std::shared_ptr<Connection> held = std::move(paused_self_);
   std::error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
   if (timer_) timer_->cancel();
   queued_.clear();
   queued_bytes_ = 0;
+  pong_at_ = SIZE_MAX;
   if (!closed_reported_) {
     closed_reported_ = true;
     if (auto events = std::move(events_)) events->on_closed();

@@ -11,6 +11,7 @@
 //   flight), which the slow-client budget needs.
 #include <asio.hpp>
 #include <chrono>
+#include <cstdint>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -18,28 +19,21 @@
 #include <string_view>
 #include <vector>
 
+#include "core/session/link.hpp"
 #include "core/ws/protocol.hpp"
 
 namespace kws::ws {
 
-// What a connection reports once it is a WebSocket. Called on the I/O thread.
-class ConnectionEvents {
- public:
-  virtual ~ConnectionEvents() = default;
-  virtual void on_message(Opcode opcode, std::string& payload) = 0;
-  virtual void on_pong() = 0;
-  // Bytes the socket layer still holds after a write completed.
-  virtual void on_written(size_t buffered) = 0;
-  // Exactly once, when the socket is closed for any reason.
-  virtual void on_closed() = 0;
-};
+// A reply's JSON as the WebSocket text frame a session queues (Session::TextFramer).
+std::string text_frame(std::string_view json);
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public Link, public std::enable_shared_from_this<Connection> {
  public:
   // Called once the request head is read; it must answer with
   // accept_upgrade() or respond(). Not called when the head is malformed
   // (the connection answers 400 itself) or does not arrive in time.
   using RequestHandler = std::function<void(const std::shared_ptr<Connection>&, const HttpRequest&)>;
+  using Clock = std::chrono::steady_clock;
 
   struct Limits {
     size_t max_message = 1 << 20;
@@ -48,41 +42,40 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
 
   Connection(asio::ip::tcp::socket socket, const Limits& limits, RequestHandler on_request);
-  ~Connection();
+  ~Connection() override;
 
   void start();
 
   // Handshake answers.
-  void accept_upgrade(const HttpRequest& request, std::string_view subprotocol,
-                      std::shared_ptr<ConnectionEvents> events);
+  void accept_upgrade(const HttpRequest& request, std::string_view subprotocol, std::shared_ptr<LinkEvents> events);
   void respond(int status, std::string_view content_type, std::string_view body, std::string_view extra_headers = {});
 
-  // Queue bytes that are complete WebSocket frames; write_queued() sends
-  // everything queued in one write (or after the write in flight). Only
-  // while open: once the close frame is queued, frames are dropped.
-  void queue(std::string frames);
-  void queue_shared(std::shared_ptr<const void> owner, std::string_view frames);
-  void write_queued();
+  // Link: the session's side.
+  void write(std::vector<OutItem>& items, Encoding encoding) override;
+  size_t buffered() const override { return queued_bytes_ + inflight_bytes_; }
+  void close(CloseReason reason, std::string_view why, bool drop_pending = false) override;
+  void pause_reading() override;
+  void resume_reading() override;
 
+  // Starts the closing handshake with a WebSocket close code (queued after
+  // what is already queued, or instead of it with `drop_queued`); the socket
+  // closes when the client answers or after the close timeout.
+  void close_with(uint16_t code, std::string_view reason, bool drop_queued = false);
   void ping();
-  // Starts the closing handshake (queued after what is already queued, or
-  // instead of it with `drop_queued`: for a client too slow to read it); the
-  // socket closes when the client answers or after the close timeout.
-  void close(uint16_t code, std::string_view reason, bool drop_queued = false);
-  // Stops reading the client's frames until resume_reading().
-  void pause_reading();
-  void resume_reading();
   // For a server shutting down: reads and handles what the client has
   // already sent (what the kernel holds for us now), then stops reading, so
   // frames sent before the shutdown are answered rather than lost.
   void drain_and_pause();
-
   // For a server going away with its I/O stopped: closes the socket and
   // lets go of the events (no on_closed), so neither keeps the other alive.
   void abandon();
 
   bool is_open() const { return state_ == State::open; }
-  size_t buffered() const { return queued_bytes_ + inflight_bytes_; }
+  // When the client last sent anything (a frame, a pong, a ping).
+  Clock::time_point last_heard() const { return last_heard_; }
+  // Since when bytes handed to the socket wait without the client taking
+  // any (zero time point: nothing waits).
+  Clock::time_point stalled_since() const { return writing_ ? last_progress_ : Clock::time_point{}; }
 
  private:
   enum class State { handshake, open, closing, closed };
@@ -94,9 +87,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::string_view view() const { return owner ? std::string_view(data, size) : std::string_view(owned); }
   };
 
+  // Only while open: once the close frame is queued, frames are dropped.
+  void queue(std::string frames);
+  void queue_shared(std::shared_ptr<const void> owner, std::string_view frames);
+  void write_queued();
   // Queues the connection's own bytes (handshake answers, control and
   // close frames), also while closing.
   void push(std::string bytes);
+  void queue_pong(std::string_view payload);
   enum class ReadEnd { would_block, limit, stopped };
   ReadEnd read_available(size_t limit);
   void read_now();
@@ -105,30 +103,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void process_head();
   void handle_event(ClientEvent& e);
   void start_write();
+  void write_some_more();
+  void wrote(const std::error_code& ec, size_t written);
   void after_write(const std::error_code& ec);
   void arm_timer(std::chrono::milliseconds after);
+  void hold_while_paused();
   void finish_after_write();
   void shut();
 
   asio::ip::tcp::socket socket_;
-  Limits limits_;
+  const Limits& limits_;  // the server's, which outlives its connections
   RequestHandler on_request_;
-  std::shared_ptr<ConnectionEvents> events_;
+  std::shared_ptr<LinkEvents> events_;
+  std::shared_ptr<Connection> paused_self_;  // set while paused and open
   State state_ = State::handshake;
   ClientFrameParser parser_;
   std::string head_;  // the request head while it arrives
   std::unique_ptr<asio::steady_timer> timer_;  // handshake or close timeout, only while one runs
+  Clock::time_point last_heard_{};
+  Clock::time_point last_progress_{};
 
   std::vector<Chunk> queued_;
   std::vector<Chunk> inflight_;
   std::vector<asio::const_buffer> buffers_;
   size_t queued_bytes_ = 0;
   size_t inflight_bytes_ = 0;
+  size_t pong_at_ = SIZE_MAX;  // index in queued_ of the pong not yet written, if any
   bool writing_ = false;
   bool close_after_write_ = false;  // close the socket once everything queued is written
   bool paused_ = false;
   bool read_armed_ = false;  // an async wait or posted read is outstanding
   bool closed_reported_ = false;
+  bool in_session_write_ = false;  // write() runs: the session learns of drained bytes from it
 };
 
 }  // namespace kws::ws

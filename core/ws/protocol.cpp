@@ -54,10 +54,25 @@ bool HttpRequest::is_upgrade() const {
 
 HeadParse parse_request_head(std::string_view bytes, HttpRequest& out) {
   HeadParse r;
+  // A TLS ClientHello (a wss:// or https:// client on this plain port)
+  // starts with a handshake record: 0x16, then version 3.x.
+  if (bytes.size() >= 2 && bytes[0] == '\x16' && bytes[1] == '\x03') {
+    r.status = HeadStatus::bad;
+    r.problem = "this port speaks plain HTTP and WebSocket (http://, ws://), not TLS (https://, wss://)";
+    return r;
+  }
   size_t end = bytes.find("\r\n\r\n");
+  // A line ending in a bare LF is not HTTP/1.1; say so at once rather than
+  // waiting for a CRLF that may never come.
+  const size_t head_bytes = end == std::string_view::npos ? bytes.size() : end + 4;
+  for (size_t lf = bytes.find('\n'); lf < head_bytes; lf = bytes.find('\n', lf + 1)) {
+    if (lf == 0 || bytes[lf - 1] != '\r') {
+      r.status = HeadStatus::bad;
+      r.problem = "request lines must end with CRLF, not a bare LF";
+      return r;
+    }
+  }
   if (end == std::string_view::npos) {
-    // Bare-LF heads are not HTTP/1.1; a client that sends one gets a 400
-    // once the limit is reached rather than a guess.
     r.status = bytes.size() >= kMaxRequestHead ? HeadStatus::too_large : HeadStatus::incomplete;
     return r;
   }
@@ -119,6 +134,13 @@ std::optional<std::string> upgrade_problem(const HttpRequest& request, bool& ver
   if (request.method != "GET") return "a WebSocket upgrade must be a GET";
   if (request.version != "HTTP/1.1") return "a WebSocket upgrade needs HTTP/1.1";
   if (request.header("host").empty()) return "missing Host header";
+  // Two values for a header that has one meaning are an attempt to make two
+  // parsers disagree (request smuggling); RFC 7230 5.4 answers 400.
+  for (std::string_view single : {"host", "sec-websocket-key", "sec-websocket-version"}) {
+    size_t seen = 0;
+    for (const auto& h : request.headers) seen += h.first == single ? 1 : 0;
+    if (seen > 1) return "more than one " + std::string(single) + " header";
+  }
   if (!request.is_upgrade()) return "missing 'Upgrade: websocket'";
   bool connection_upgrade = false;
   for (const auto& t : request.header_tokens("connection")) connection_upgrade = connection_upgrade || ascii_iequals(t, "upgrade");
@@ -217,26 +239,18 @@ bool ClientFrameParser::take_frame(std::string_view d, size_t& pos, std::vector<
   if (pos >= d.size()) return false;
   size_t avail = d.size() - pos;
   if (avail < 2) return false;
-  auto byte = [&](size_t i) { return static_cast<uint8_t>(d[pos + i]); };
-  const bool fin = byte(0) & 0x80;
-  if (byte(0) & 0x70) return fail(out, close_protocol_error, "reserved bits set without an extension");
-  const auto opcode = static_cast<Opcode>(byte(0) & 0x0F);
-  const bool masked = byte(1) & 0x80;
-  uint64_t length = byte(1) & 0x7F;
-  size_t header = 2;
-  if (length == 126) {
-    if (avail < 4) return false;
-    length = (uint64_t{byte(2)} << 8) | byte(3);
-    header = 4;
-    if (length < 126) return fail(out, close_protocol_error, "frame length not in its shortest form");
-  } else if (length == 127) {
-    if (avail < 10) return false;
-    length = 0;
-    for (size_t i = 0; i < 8; ++i) length = (length << 8) | byte(2 + i);
-    header = 10;
-    if (length >> 63) return fail(out, close_protocol_error, "frame length over 2^63");
-    if (length <= 0xFFFF) return fail(out, close_protocol_error, "frame length not in its shortest form");
+  FrameHeader h;
+  switch (read_frame_header(d.substr(pos), h)) {
+    case HeaderRead::incomplete: return false;
+    case HeaderRead::length_over_63_bits: return fail(out, close_protocol_error, "frame length over 2^63");
+    case HeaderRead::complete: break;
   }
+  if (h.reserved) return fail(out, close_protocol_error, "reserved bits set without an extension");
+  if (!h.shortest) return fail(out, close_protocol_error, "frame length not in its shortest form");
+  const bool fin = h.fin;
+  const Opcode opcode = h.opcode;
+  const bool masked = h.masked;
+  const uint64_t length = h.length;
   if (!masked) return fail(out, close_protocol_error, "client frames must be masked");
   const bool control = (static_cast<uint8_t>(opcode) & 0x8) != 0;
   switch (opcode) {
@@ -258,17 +272,14 @@ bool ClientFrameParser::take_frame(std::string_view d, size_t& pos, std::vector<
       return fail(out, close_too_big, "message of more than " + std::to_string(max_message_) + " bytes");
     }
   }
-  header += 4;
-  if (avail < header || avail - header < length) return false;  // incomplete; its size is within bounds
-  const uint8_t* mask = reinterpret_cast<const uint8_t*>(d.data() + pos + header - 4);
-  const char* src = d.data() + pos + header;
+  if (avail - h.size < length) return false;  // incomplete; its size is within bounds
+  const char* src = d.data() + pos + h.size;
   auto unmask_into = [&](std::string& dst) {
     size_t base = dst.size();
-    dst.resize(base + length);
-    char* p = dst.data() + base;
-    for (size_t i = 0; i < length; ++i) p[i] = static_cast<char>(src[i] ^ mask[i & 3]);
+    dst.append(src, static_cast<size_t>(length));
+    mask_payload(dst.data() + base, static_cast<size_t>(length), h.mask);
   };
-  pos += header + static_cast<size_t>(length);
+  pos += h.size + static_cast<size_t>(length);
   if (control) {
     ClientEvent e;
     unmask_into(e.payload);
@@ -322,15 +333,7 @@ bool ClientFrameParser::take_frame(std::string_view d, size_t& pos, std::vector<
   return true;
 }
 
-std::string control_frame(Opcode opcode, std::string_view payload) {
-  payload = payload.substr(0, 125);
-  std::string out;
-  out.reserve(2 + payload.size());
-  out += static_cast<char>(0x80 | static_cast<uint8_t>(opcode));
-  out += static_cast<char>(payload.size());
-  out.append(payload);
-  return out;
-}
+std::string control_frame(Opcode opcode, std::string_view payload) { return frame(opcode, payload.substr(0, 125)); }
 
 std::string close_frame(uint16_t code, std::string_view reason) {
   // Cut the reason at a UTF-8 boundary so the frame stays valid.

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/ws_frame.hpp"
+
 namespace kws::ws {
 
 // Close status codes (RFC 6455 section 7.4.1) kws sends.
@@ -23,8 +25,6 @@ enum CloseCode : uint16_t {
   close_internal = 1011,
   close_try_later = 1013,
 };
-
-enum class Opcode : uint8_t { continuation = 0x0, text = 0x1, binary = 0x2, close = 0x8, ping = 0x9, pong = 0xA };
 
 // ---- the opening handshake -------------------------------------------------
 

@@ -1,10 +1,9 @@
 #pragma once
-// The WebSocket side of `kws serve`: its own transport (connection.hpp) on
-// Asio stays behind this header.
-// Each connection is a session: a hub Subscriber that drains its Outbox in
-// one write per wake-up, decodes client frames (docs/PROTOCOL.md) into
-// produce requests, control requests and errors, and never lets one bad frame
-// end the connection.
+// The WebSocket side of `kws serve`: accepting connections (listener.*),
+// the HTTP routes (routes.*), the upgrade into a session (core/session/) on
+// its own RFC 6455 transport (connection.*), and the server's chores: one
+// tick over all connections for pings, idle and stalled clients, and the
+// graceful shutdown. Asio stays behind this header.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -13,12 +12,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
-#include "core/hub/hub.hpp"
-#include "core/hub/outbox.hpp"
 #include "core/message_io.hpp"
-#include "core/offset_spec.hpp"
+#include "core/session/session.hpp"
 #include "core/util/log.hpp"
 
 namespace kws {
@@ -26,28 +22,19 @@ namespace kws {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: any free port
-  size_t client_buffer = 4 << 20;
-  SlowClientPolicy slow_client = SlowClientPolicy::close;
   std::chrono::milliseconds ping_interval{20000};
   std::chrono::milliseconds idle_timeout{60000};
-  size_t max_frame = 1 << 20;
+  // A client whose socket takes no byte for this long while bytes wait for
+  // it is closed (it pongs, perhaps, but does not read).
+  std::chrono::milliseconds write_timeout{30000};
   size_t max_connections = 10000;
-  size_t max_pending_produce = 1000;  // per session: frames waiting for Kafka
-  size_t max_group_sessions = 64;
-};
-
-// A group session's reader: what the bridge opens for `group.id` sessions.
-struct GroupRequest {
-  std::string group;
-  std::vector<std::string> topics;
-  OffsetSpec start;
-  bool start_explicit = false;
+  SessionOptions session;
 };
 
 // What the server uses from the rest of the bridge; all must outlive it.
 struct ServerServices {
   Hub* hub = nullptr;
-  MessageSink* producer = nullptr;  // try_produce from I/O threads
+  MessageSink* producer = nullptr;  // try_produce from the I/O thread
   std::function<std::unique_ptr<MessageSource>(const GroupRequest&)> open_group;
   std::function<bool()> kafka_ready;
   std::function<std::string()> extra_metrics;  // appended to /metrics (hub, Kafka)
@@ -55,22 +42,13 @@ struct ServerServices {
   LogSink* log = nullptr;
 };
 
+// The transport's own counts; the sessions' are in SessionCounters.
 struct ServerCounters {
   std::atomic<uint64_t> connections_opened{0};
   std::atomic<uint64_t> connections_closed{0};
   std::atomic<uint64_t> handshakes_refused{0};
-  std::atomic<uint64_t> frames_in{0};
-  std::atomic<uint64_t> bytes_in{0};
-  std::atomic<uint64_t> frames_out{0};
-  std::atomic<uint64_t> bytes_out{0};
-  std::atomic<uint64_t> writes{0};
-  std::atomic<uint64_t> produced{0};       // acknowledged by Kafka
-  std::atomic<uint64_t> produce_errors{0};
-  std::atomic<uint64_t> client_errors{0};  // error frames sent for bad client input
-  std::atomic<uint64_t> dropped{0};        // messages dropped for slow clients (drop-oldest)
-  std::atomic<uint64_t> slow_closes{0};    // connections closed for being slow
   std::atomic<uint64_t> idle_closes{0};
-  std::atomic<uint64_t> paused_reads{0};   // times a socket stopped being read because Kafka's queue was full
+  std::atomic<uint64_t> stalled_closes{0};
 };
 
 class Server {
@@ -83,8 +61,11 @@ class Server {
   // Binds; throws kws::Error when it cannot. Then address() is known.
   void listen();
   std::string address() const;  // "HOST:PORT"
+  // The connection cap in force: --max-connections, or less when the
+  // open-file limit allows fewer (said on the log at start).
+  size_t max_connections() const;
 
-  // Runs the I/O threads until finish() completes; returns then.
+  // Runs the I/O thread until finish() completes; returns then.
   void run();
 
   // Graceful shutdown, thread-safe: stop accepting now.
@@ -99,8 +80,11 @@ class Server {
   // For the producer's delivery thread: routes a delivery to its session.
   void on_delivery(const Delivery& delivery);
 
+  const SessionCounters& session_counters() const;
   const ServerCounters& counters() const;
   size_t open_connections() const;
+  // Messages dropped for slow clients, closed sessions and open ones.
+  uint64_t dropped_total() const;
   std::string metrics_text() const;
 
   struct Impl;

@@ -124,7 +124,7 @@ step("two topics exist, one with a message from before the page opened", async (
   await kws(["send", "-b", ctx.brokers, other, "other-first"]);
 });
 
-step("the page loads from GET / and connects with kafka-text", async () => {
+step("the page loads from GET / and connects with the kws protocol (kws.v1)", async () => {
   ctx.userDataDir = fs.mkdtempSync(path.join(scratch, "chromium-"));
   ctx.browser = await chromium.launchPersistentContext(ctx.userDataDir, {
     executablePath: CHROMIUM,
@@ -147,7 +147,7 @@ step("the page loads from GET / and connects with kafka-text", async () => {
   if (!type.startsWith("text/html")) throw new Error(`GET / has Content-Type ${JSON.stringify(type)}`);
   await page.waitForSelector('#status[data-state="open"]');
   const proto = await page.evaluate(() => window.kwsDemo.socket.protocol);
-  if (proto !== "kafka-text") throw new Error(`the server chose subprotocol ${JSON.stringify(proto)}`);
+  if (proto !== "kws.v1") throw new Error(`the server chose subprotocol ${JSON.stringify(proto)}`);
   const wsUrl = new URL(protocols[0]);
   if (wsUrl.pathname !== "/v2/broker/") throw new Error(`the page connected to ${protocols[0]}`);
 });

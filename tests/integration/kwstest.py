@@ -219,10 +219,15 @@ class Background(_StderrInFile):
     """A kws process running in the background whose stdout is collected by
     a thread, so tests can wait for output without blocking on a pipe."""
 
-    def __init__(self, args, env=None, stdin=subprocess.DEVNULL):
+    def __init__(self, args, env=None, stdin=subprocess.DEVNULL, nofile=None):
+        """nofile: (soft, hard) limit on open descriptors for the process."""
         self.cmd = [KWS_BIN] + [str(a) for a in args]
         self._err_file = tempfile.TemporaryFile(dir=_SCRATCH)
-        self.proc = spawn(self.cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=self._err_file,
+        preexec = None
+        if nofile is not None:
+            import resource
+            preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+        self.proc = spawn(self.cmd, preexec=preexec, stdin=stdin, stdout=subprocess.PIPE, stderr=self._err_file,
                           env=env if env is not None else clean_env())
         self.started = time.monotonic()
         self._buf = bytearray()
@@ -504,13 +509,13 @@ class KwsTestCase(unittest.TestCase):
         self.assertEqual(result.rc, 0, str(result))
         self.assertEqual(result.err, b"", "unexpected stderr\n" + str(result))
 
-    def background(self, command, *args, brokers=True, env=None, stdin=subprocess.DEVNULL):
+    def background(self, command, *args, brokers=True, env=None, stdin=subprocess.DEVNULL, nofile=None):
         cmd = [command]
         if brokers is True:
             cmd += ["-b", self.brokers]
         elif brokers:
             cmd += ["-b", brokers]
-        bg = Background(cmd + [str(a) for a in args], env=env, stdin=stdin)
+        bg = Background(cmd + [str(a) for a in args], env=env, stdin=stdin, nofile=nofile)
         self.addCleanup(bg.__exit__, None, None, None)
         return bg
 

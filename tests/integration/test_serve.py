@@ -56,11 +56,18 @@ def is_type(kind):
     return lambda d: isinstance(d, dict) and d.get("type") == kind
 
 
+def kws_connect(url, **kwargs):
+    """A client of the kws protocol (subprotocol kws.v1): it gets replies
+    and notices besides messages. A kafka-websocket client gets messages only."""
+    kwargs.setdefault("subprotocols", ["kws.v1"])
+    return websockets.connect(url, **kwargs)
+
+
 class RawClient:
     """A WebSocket client on a plain socket that can stop reading (and keep
     its receive buffer small), which no library client lets a test do."""
 
-    def __init__(self, address, path, rcvbuf=None):
+    def __init__(self, address, path, rcvbuf=None, subprotocol="kws.v1"):
         host, port = address.rsplit(":", 1)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
@@ -68,8 +75,10 @@ class RawClient:
         self.sock.settimeout(STEP)
         self.sock.connect((host, int(port)))
         key = base64.b64encode(os.urandom(16)).decode()
+        offer = "Sec-WebSocket-Protocol: %s\r\n" % subprotocol if subprotocol else ""
         self.sock.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, address, key)).encode())
+                           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
+                           % (path, address, key, offer)).encode())
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             chunk = self.sock.recv(4096)
@@ -130,11 +139,11 @@ class ServeTestCase(kwstest.KwsTestCase):
 
     broker_args = ["--partitions", "2"]
 
-    def serve(self, *args, brokers=True, env=None, listen="127.0.0.1:0"):
+    def serve(self, *args, brokers=True, env=None, listen="127.0.0.1:0", nofile=None):
         """kws serve ARGS, by default with -l 127.0.0.1:0 (listen=None: none),
-        once it printed URL=."""
+        once it printed URL=. nofile: its (soft, hard) open-file limit."""
         listen_args = ["-l", listen] if listen else []
-        bg = self.background("serve", *listen_args, *args, brokers=brokers, env=env)
+        bg = self.background("serve", *listen_args, *args, brokers=brokers, env=env, nofile=nofile)
         bg.wait_for_output(lambda out: b"URL=" in out and out.endswith(b"\n"), timeout=30, what="URL= line")
         first = bg.lines()[0]
         self.assertTrue(first.startswith("URL=ws://"), "the first stdout line must be URL=\n" + bg.describe())
@@ -190,6 +199,8 @@ class Handshake(ServeTestCase):
             "topics=bad%20name": "bad topic name",
             "topics=%s&offset=stored" % t: "needs a group.id",
             "group.id=": "must not be empty",
+            "topics=%s,,%s" % (t, t): "empty topic name",
+            "topics=%s&group.id=x%%00y" % t: "control characters",
         }
         for query, reason in cases.items():
             c = RawClient(bg.address, "/v2/broker/?" + query)
@@ -207,8 +218,8 @@ class Handshake(ServeTestCase):
 
         async def go():
             # %2C is a comma; the second topic does not exist.
-            async with websockets.connect(self.ws_url(bg, "topics=%s%%2Cnosuch-%s" % (t, t))) as ws:
-                self.assertIsNone(ws.subprotocol)  # none offered: kafka-text, nothing selected
+            async with kws_connect(self.ws_url(bg, "topics=%s%%2Cnosuch-%s" % (t, t))) as ws:
+                self.assertEqual(ws.subprotocol, "kws.v1")
                 replies = [await recv_json(ws), await recv_json(ws)]
                 kinds = sorted((r["type"], r.get("topic")) for r in replies)
                 self.assertEqual(kinds, sorted([("subscribed", t), ("error", "nosuch-" + t)]), replies)
@@ -216,6 +227,8 @@ class Handshake(ServeTestCase):
                 self.assertEqual(err["code"], "unknown_topic")
             async with websockets.connect(self.ws_url(bg), subprotocols=["other", "kafka-binary"]) as ws:
                 self.assertEqual(ws.subprotocol, "kafka-binary")
+            async with websockets.connect(self.ws_url(bg)) as ws:
+                self.assertIsNone(ws.subprotocol)  # none offered: kafka-text, nothing selected
             with self.assertRaises(websockets.exceptions.InvalidStatusCode) as caught:
                 async with websockets.connect(self.ws_url(bg), subprotocols=["mqtt"]):
                     pass
@@ -247,7 +260,7 @@ class Handshake(ServeTestCase):
         url = lines[0][len("URL="):] + "v2/broker/?topics=embedded"
 
         async def go():
-            async with websockets.connect(url) as ws:
+            async with kws_connect(url) as ws:
                 self.assertEqual((await recv_json(ws))["type"], "subscribed")
                 self.kws("send", "embedded", "from-kws-send", brokers=brokers)
                 got = await recv_until(ws, lambda d: d.get("message") == "from-kws-send")
@@ -259,6 +272,25 @@ class Handshake(ServeTestCase):
 
 
 class Frames(ServeTestCase):
+    async def until_live(self, ws, t, send_probe):
+        """A kafka-websocket client is told nothing when its subscription is
+        live: probe until a message comes back. Returns the frames seen."""
+        seen = []
+        deadline = time.monotonic() + 30
+        n = 0
+        while True:
+            self.assertLess(time.monotonic(), deadline, "the subscription never went live: %r" % seen[-5:])
+            n += 1
+            await send_probe(n)
+            try:
+                while True:
+                    frame = await asyncio.wait_for(ws.recv(), 0.3)
+                    seen.append(frame)
+            except asyncio.TimeoutError:
+                pass
+            if seen:
+                return seen
+
     def test_kafka_text_envelope_and_kafka_websocket_produce(self):
         bg = self.serve()
         t = self.create(self.topic())
@@ -266,15 +298,23 @@ class Frames(ServeTestCase):
         async def go():
             async with websockets.connect(self.ws_url(bg, "topics=" + t), subprotocols=["kafka-text"]) as ws:
                 self.assertEqual(ws.subprotocol, "kafka-text")
-                self.assertEqual(await recv_json(ws), {"type": "subscribed", "topic": t, "partitions": 2,
-                                                       "offset": "latest"})
-                # kafka-websocket's own produce frame: no id, silent success.
+                # kafka-websocket's own produce frame: no id, silent success;
+                # the client reads `.message`, so every frame must be a message.
+                probes = await self.until_live(
+                    ws, t, lambda n: ws.send(json.dumps({"topic": t, "message": "probe-%d" % n})))
+                for frame in probes:
+                    self.assertIsInstance(frame, str)
+                    self.assertNotIn("type", json.loads(frame), frame)
                 await ws.send(json.dumps({"topic": t, "message": "plain", "key": "k"}))
-                env = (await recv_until(ws, lambda d: d.get("message") == "plain"))[-1]
+                await ws.send(json.dumps({"topic": "bad topic!", "message": "refused, silently"}))
+                await ws.send("{not json")
+                frames = await recv_until(ws, lambda d: d.get("message") == "plain")
+                self.assertFalse([f for f in frames if "type" in f], frames)
+                env = frames[-1]
                 for field in ("partition", "offset", "timestamp", "timestamp_type", "key", "headers"):
                     self.assertIn(field, env)
                 self.assertEqual(env["key"], "k")
-                # Binary value and headers through a full envelope with an id.
+                # An id asks for the kws protocol: from here on, acks and errors.
                 await ws.send(json.dumps({"id": "e1", "topic": t, "partition": 1, "message": base64.b64encode(b"\xff\x00").decode(),
                                           "message_encoding": "base64", "headers": [{"name": "h", "value": "v"}]}))
                 frames = await recv_until(ws, lambda d: d.get("message_encoding") == "base64")
@@ -293,6 +333,8 @@ class Frames(ServeTestCase):
         values = [kwstest.envelope_bytes(e, "message") for e in self.tail_json(t)]
         self.assertIn(b"plain", values)
         self.assertIn(b"\xff\x00", values)
+        # What the kafka-websocket client was not told is counted.
+        self.assertGreaterEqual(self.metrics(bg)["kws_serve_unsent_notices_total"], 3)
 
     def test_kafka_binary_both_ways(self):
         bg = self.serve()
@@ -300,13 +342,19 @@ class Frames(ServeTestCase):
 
         async def go():
             async with websockets.connect(self.ws_url(bg, "topics=" + t), subprotocols=["kafka-binary"]) as ws:
-                self.assertEqual((await recv_json(ws))["type"], "subscribed")  # replies stay JSON text
                 payload = bytes([len(t)]) + t.encode() + b"\x00\x01binary"
+                frames = await self.until_live(ws, t, lambda n: ws.send(payload))
+                # Only binary messages: a kafka-binary client cannot parse anything else.
+                self.assertTrue(all(f == payload for f in frames), frames)
+                await ws.send(b"\x05ab")  # length says 5, 2 bytes follow: logged and counted, not sent
                 await ws.send(payload)
                 frame = await asyncio.wait_for(ws.recv(), STEP)
-                self.assertIsInstance(frame, bytes)
                 self.assertEqual(frame, payload)
-                await ws.send(b"\x05ab")  # length says 5, 2 bytes follow
+            # A kws client may have binary messages and JSON replies: it says so with a kws parameter.
+            async with websockets.connect(self.ws_url(bg, "topics=%s&offset=latest" % t),
+                                          subprotocols=["kafka-binary"]) as ws:
+                self.assertEqual((await recv_json(ws))["type"], "subscribed")  # replies stay JSON text
+                await ws.send(b"\x05ab")
                 err = await recv_json(ws)
                 self.assertEqual((err["type"], err["code"]), ("error", "bad_frame"))
 
@@ -317,7 +365,7 @@ class Frames(ServeTestCase):
         t = self.create(self.topic())
 
         async def go():
-            async with websockets.connect(self.ws_url(bg)) as ws:
+            async with kws_connect(self.ws_url(bg)) as ws:
                 await ws.send(json.dumps({"id": 7, "topic": t, "message": "x"}))
                 ack = await recv_json(ws)
                 self.assertEqual((ack["type"], ack["id"], ack["topic"]), ("ack", 7, t))
@@ -361,7 +409,7 @@ class Frames(ServeTestCase):
         b = self.create(self.topic("b"))
 
         async def go():
-            async with websockets.connect(self.ws_url(bg)) as ws:
+            async with kws_connect(self.ws_url(bg)) as ws:
                 await ws.send(json.dumps({"type": "subscribe", "topics": [a, b], "id": 1}))
                 replies = [await recv_json(ws), await recv_json(ws)]
                 self.assertEqual(sorted(r["topic"] for r in replies), sorted([a, b]))
@@ -393,7 +441,7 @@ class StartPositions(ServeTestCase):
 
     def read(self, bg, offset, expect):
         async def go():
-            async with websockets.connect(self.ws_url(bg, "topics=%s&offset=%s" % (self.t, offset))) as ws:
+            async with kws_connect(self.ws_url(bg, "topics=%s&offset=%s" % (self.t, offset))) as ws:
                 self.assertEqual((await recv_json(ws))["type"], "subscribed")
                 got = []
                 while len(got) < expect:
@@ -419,7 +467,7 @@ class StartPositions(ServeTestCase):
         self.assertEqual(self.read(bg, iso, 10), [(0, i) for i in range(2, 10)] + [(1, 2), (1, 3)])
 
         async def latest():
-            async with websockets.connect(self.ws_url(bg, "topics=%s&offset=latest" % self.t)) as ws:
+            async with kws_connect(self.ws_url(bg, "topics=%s&offset=latest" % self.t)) as ws:
                 self.assertEqual((await recv_json(ws))["type"], "subscribed")
                 self.send(self.t, "-p", "0", "new")
                 d = await recv_json(ws)
@@ -432,10 +480,10 @@ class StartPositions(ServeTestCase):
         bg = self.serve("--ring-bytes", "1k")
 
         async def go():
-            async with websockets.connect(self.ws_url(bg, "topics=" + self.t)) as first:
+            async with kws_connect(self.ws_url(bg, "topics=" + self.t)) as first:
                 await recv_json(first)
                 self.send(self.t, "-p", "0", input="".join("live-%d\n" % i for i in range(30)))
-                async with websockets.connect(self.ws_url(bg, "topics=%s&offset=earliest" % self.t)) as late:
+                async with kws_connect(self.ws_url(bg, "topics=%s&offset=earliest" % self.t)) as late:
                     await recv_json(late)
                     self.send(self.t, "-p", "0", input="".join("more-%d\n" % i for i in range(30)))
                     got = []
@@ -456,7 +504,7 @@ class Groups(ServeTestCase):
 
         async def go():
             url = self.ws_url(bg, "topics=%s&group.id=%s" % (t, group))
-            async with websockets.connect(url) as a, websockets.connect(url) as b:
+            async with kws_connect(url) as a, kws_connect(url) as b:
                 self.assertEqual((await recv_json(a))["type"], "subscribed")
                 self.assertEqual((await recv_json(b))["type"], "subscribed")
                 seen = {a: [], b: []}
@@ -495,7 +543,7 @@ class Groups(ServeTestCase):
         t = self.create(self.topic())
 
         async def go():
-            async with websockets.connect(self.ws_url(bg, "topics=%s&group.id=g-%s" % (t, t))) as ws:
+            async with kws_connect(self.ws_url(bg, "topics=%s&group.id=g-%s" % (t, t))) as ws:
                 await recv_json(ws)
                 await ws.send(json.dumps({"type": "subscribe", "topics": [t], "id": 1}))
                 err = (await recv_until(ws, is_type("error")))[-1]
@@ -569,13 +617,214 @@ class FlowControl(ServeTestCase):
         self.assertEqual(self.metrics(bg)["kws_serve_dropped_total"], dropped)
 
 
+class Loss(ServeTestCase):
+    """Messages Kafka deletes before the bridge read them are never skipped
+    silently: the embedded broker keeps about 5 MiB per partition, so a
+    bridge stopped while 12 MB arrive finds most of them gone."""
+
+    def test_messages_deleted_before_the_hub_read_them_are_reported(self):
+        bg = self.serve()
+        t = self.create(self.topic())
+
+        async def go():
+            async with kws_connect(self.ws_url(bg, "topics=" + t)) as ws:
+                start = (await recv_json(ws))["start_offsets"][0]
+                bg.signal(signal.SIGSTOP)
+                try:
+                    count = 4000
+                    self.send(t, "-p", "0", input="".join("%04d:%s\n" % (i, "x" * 3000) for i in range(count)))
+                finally:
+                    bg.signal(signal.SIGCONT)
+                lost, offsets = None, []
+                while not offsets or offsets[-1] < start + count - 1:
+                    d = await recv_json(ws, timeout=30)
+                    if d.get("type") == "lost":
+                        self.assertIsNone(lost, "one lost notice for one gap")
+                        self.assertFalse(offsets, "the notice comes before the next message")
+                        lost = d
+                    elif "offset" in d and d["partition"] == 0:
+                        offsets.append(d["offset"])
+                self.assertIsNotNone(lost, "no lost notice; got offsets from %r" % offsets[:3])
+                self.assertEqual((lost["topic"], lost["partition"], lost["from"]), (t, 0, start))
+                self.assertEqual(offsets, list(range(lost["to"] + 1, start + count)), "no other gap")
+                return lost
+
+        lost = run(go(), timeout=90)
+        missing = lost["to"] - lost["from"] + 1
+        self.assertGreater(missing, 1000)
+        kwstest.wait_until(lambda: self.metrics(bg).get(
+            "kws_serve_lost_messages_total{partition=0,topic=%s}" % t) == missing, what="the lost counter")
+        self.assertIn("no longer exist", bg.err.decode())  # a warning, without -v
+
+
+class Hostile(ServeTestCase):
+    """What a hostile probe did to kws serve, each now refused or bounded."""
+
+    def test_a_burst_of_history_requests_does_not_wedge_other_clients(self):
+        bg = self.serve()
+        t = self.create(self.topic())
+        other = self.create(self.topic("other"))
+
+        async def go():
+            async with kws_connect(self.ws_url(bg)) as hostile, kws_connect(self.ws_url(bg, "topics=" + other)) as reader:
+                await recv_json(reader)
+                for i in range(300):
+                    await hostile.send(json.dumps({"type": "subscribe", "topics": [t], "offset": "-5", "id": i}))
+                    await hostile.send(json.dumps({"type": "unsubscribe", "topics": [t]}))
+                # Meanwhile another client subscribes at once, and live messages flow.
+                started = time.monotonic()
+                async with kws_connect(self.ws_url(bg, "topics=%s&offset=-1" % other)) as newcomer:
+                    self.assertEqual((await recv_json(newcomer, timeout=3))["type"], "subscribed")
+                self.send(other, "live")
+                await recv_until(reader, lambda d: d.get("message") == "live", timeout=3)
+                return time.monotonic() - started
+
+        self.assertLess(run(go()), 5)
+        started = time.monotonic()
+        bg.signal(signal.SIGTERM)
+        bg.wait(timeout=15)
+        self.assertLess(time.monotonic() - started, 10, "SIGTERM must stop it promptly")
+
+    def test_a_ping_flood_from_a_client_that_never_reads_stays_bounded(self):
+        bg = self.serve()
+        client = RawClient(bg.address, "/v2/broker/", rcvbuf=4096)
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        before = FlowControl.rss_kb(None, bg)
+        ping = bytes([0x89, 0x80 | 125]) + b"\x00\x00\x00\x00" + b"p" * 125
+        deadline = time.monotonic() + 5
+        sent = 0
+        client.sock.settimeout(0.5)
+        while time.monotonic() < deadline:
+            try:
+                client.sock.sendall(ping * 256)
+                sent += 256
+            except (socket.timeout, BrokenPipeError, ConnectionResetError):
+                break
+        growth = FlowControl.rss_kb(None, bg) - before
+        client.close()
+        self.assertGreater(sent, 10000, "the flood reached the server")
+        if not os.environ.get("KWS_SANITIZER_REPORTS"):
+            self.assertLess(growth, 16 * 1024, "kws serve grew by %d kB answering %d pings" % (growth, sent))
+        self.assertEqual(self.http(bg, "/healthz"), (200, "ok\n"))
+
+    def test_a_client_that_reads_nothing_under_drop_oldest_is_closed_after_write_timeout(self):
+        bg = self.serve("--client-buffer", "64k", "--slow-client", "drop-oldest", "--write-timeout", "2s")
+        t = self.create(self.topic())
+        client = RawClient(bg.address, "/v2/broker/?topics=" + t, rcvbuf=4096)
+        kwstest.wait_until(lambda: self.metrics(bg).get("kws_serve_topic_subscribers{topic=%s}" % t) == 1,
+                           what="the subscription")
+        before = FlowControl.rss_kb(None, bg)
+        # Until the kernel's buffers on both sides are full and the bridge's
+        # writes stop: then 2 s without progress closes the client.
+        deadline = time.monotonic() + 60
+        while self.metrics(bg)["kws_serve_stalled_closes_total"] == 0:
+            self.assertLess(time.monotonic(), deadline, "the stalled client was never closed")
+            self.send(t, "-p", "0", input="".join("%s\n" % ("y" * 4000) for _ in range(200)))
+            time.sleep(0.5)
+        growth = FlowControl.rss_kb(None, bg) - before
+        if not os.environ.get("KWS_SANITIZER_REPORTS"):
+            self.assertLess(growth, 24 * 1024, "kws serve grew by %d kB for one stalled client" % growth)
+        client.close()
+
+    def test_topic_floods_are_capped_per_session_and_readiness_stays_cheap(self):
+        bg = self.serve("--max-topics", "20")
+        prefix = self.topic("flood")
+
+        async def go():
+            async with kws_connect(self.ws_url(bg)) as ws:
+                codes = []
+                for i in range(25):
+                    await ws.send(json.dumps({"id": i, "topic": "%s-%d" % (prefix, i), "message": "m"}))
+                    d = (await recv_until(ws, lambda d: d.get("type") in ("ack", "error")))[-1]
+                    codes.append(d.get("code", d["type"]))
+                return codes
+
+        codes = run(go())
+        self.assertEqual(codes, ["ack"] * 20 + ["topic_limit"] * 5)
+        started = time.monotonic()
+        self.assertEqual(self.http(bg, "/readyz")[0], 200)
+        self.assertLess(time.monotonic() - started, 1)
+
+    def test_producing_to_a_missing_topic_can_be_refused(self):
+        bg = self.serve("--create-topics", "false")
+        missing = self.topic("missing")
+
+        async def go():
+            async with kws_connect(self.ws_url(bg)) as ws:
+                await ws.send(json.dumps({"id": 1, "topic": missing, "message": "m"}))
+                return (await recv_until(ws, lambda d: d.get("type") in ("ack", "error"), timeout=15))[-1]
+
+        reply = run(go())
+        self.assertEqual((reply["type"], reply.get("code")), ("error", "unknown_topic"), reply)
+        self.kws("topics", missing, rc=1)  # it was not created
+
+    def test_a_frozen_broker_ends_every_produce_within_the_produce_timeout(self):
+        broker = kwstest.Broker("--partitions", "1")
+        self.addCleanup(broker.stop)
+        bg = self.serve("--produce-timeout", "2s", brokers=broker.brokers)
+        t = self.topic()
+        self.kws("send", t, "seed", brokers=broker.brokers)
+
+        async def go():
+            async with kws_connect(self.ws_url(bg)) as ws:
+                broker.proc.send_signal(signal.SIGSTOP)
+                try:
+                    started = time.monotonic()
+                    await ws.send(json.dumps({"id": 1, "topic": t, "message": "frozen"}))
+                    reply = (await recv_until(ws, lambda d: d.get("type") in ("ack", "error"), timeout=20))[-1]
+                    return reply, time.monotonic() - started
+                finally:
+                    broker.proc.send_signal(signal.SIGCONT)
+
+        reply, took = run(go())
+        self.assertEqual(reply.get("code"), "timed_out", reply)
+        self.assertLess(took, 10)
+
+    def test_connections_beyond_the_descriptor_limit_get_503_and_health_checks_still_answer(self):
+        bg = self.serve(nofile=(400, 400))
+        self.assertIn("open-file limit", bg.err.decode())
+        cap = int(self.metrics(bg)["kws_serve_max_connections"])
+        self.assertLess(cap, 400)
+        clients, refused = [], 0
+        for _ in range(cap + 20):
+            c = RawClient(bg.address, "/v2/broker/")
+            if c.status == 503:
+                refused += 1
+                c.close()
+            else:
+                clients.append(c)
+        self.assertEqual(len(clients), cap)
+        self.assertEqual(refused, 20)
+        started = time.monotonic()
+        self.assertEqual(self.http(bg, "/healthz"), (200, "ok\n"))
+        self.assertLess(time.monotonic() - started, 2)
+        for c in clients:
+            c.close()
+
+    def test_kafka_coming_back_makes_the_bridge_ready_again(self):
+        broker = kwstest.Broker("--partitions", "1")
+        self.addCleanup(broker.stop)
+        bg = self.serve("--timeout", "2", brokers=broker.brokers)
+        kwstest.wait_until(lambda: self.http(bg, "/readyz")[0] == 200, what="ready")
+        broker.proc.send_signal(signal.SIGSTOP)
+        try:
+            kwstest.wait_until(lambda: self.http(bg, "/readyz")[0] == 503, timeout=15, what="not ready")
+        finally:
+            broker.proc.send_signal(signal.SIGCONT)
+        kwstest.wait_until(lambda: self.http(bg, "/readyz")[0] == 200, timeout=15, what="ready again")
+        self.assertEqual(self.metrics(bg)["kws_serve_kafka_ready"], 1)
+        err = bg.err.decode()
+        self.assertIn("not ready", err)
+        self.assertIn("Kafka answers again", err)
+
+
 class Liveness(ServeTestCase):
     def test_quiet_client_answering_pings_stays_and_silent_one_is_closed(self):
         bg = self.serve("--ping-interval", "0.2", "--idle-timeout", "1")
         t = self.create(self.topic())
 
         async def go():
-            async with websockets.connect(self.ws_url(bg, "topics=" + t)) as ws:  # answers pings by itself
+            async with kws_connect(self.ws_url(bg, "topics=" + t)) as ws:  # answers pings by itself
                 await recv_json(ws)
                 silent = RawClient(bg.address, "/v2/broker/?topics=" + t)  # never answers
                 await asyncio.sleep(2.5)
@@ -595,7 +844,7 @@ class Liveness(ServeTestCase):
         t = self.create(self.topic())
 
         async def go():
-            async with websockets.connect(self.ws_url(bg, "topics=" + t)) as ws:
+            async with kws_connect(self.ws_url(bg, "topics=" + t)) as ws:
                 await recv_json(ws)
                 for i in range(50):
                     await ws.send(json.dumps({"id": i, "topic": t, "message": "m%d" % i}))
@@ -646,7 +895,7 @@ class Settings(ServeTestCase):
 
         def reply_to_2k_frame(bg):
             async def go():
-                async with websockets.connect(self.ws_url(bg)) as ws:
+                async with kws_connect(self.ws_url(bg)) as ws:
                     await ws.send(frame)
                     return (await recv_until(ws, lambda d: d.get("type") in ("ack", "error")))[-1]
 
@@ -697,7 +946,7 @@ class Metrics(ServeTestCase):
         self.assertEqual(m0["kws_serve_connections"], 0)
 
         async def go():
-            async with websockets.connect(self.ws_url(bg, "topics=" + t)) as ws:
+            async with kws_connect(self.ws_url(bg, "topics=" + t)) as ws:
                 await recv_json(ws)
                 await ws.send(json.dumps({"id": 1, "topic": t, "message": "metered"}))
                 await recv_until(ws, lambda d: d.get("message") == "metered")

@@ -3,6 +3,8 @@ and escapes, and the shape of -J envelopes."""
 
 import datetime
 import json
+import signal
+import time
 
 import kwstest
 from kwstest import envelope_bytes
@@ -259,6 +261,39 @@ class TailFormats(kwstest.KwsTestCase):
         self.assertEqual(set(env), {"topic", "partition", "offset", "timestamp", "timestamp_type", "key",
                                     "headers", "message"}, env)
         self.assertEqual(env["message"], "a\x00b\x01c")
+
+
+class TailLoss(kwstest.KwsTestCase):
+    """The embedded broker keeps about 5 MiB per partition: a tail that is
+    stopped while 12 MB arrive finds most of them gone, and says so."""
+
+    broker_args = ["--partitions", "1"]
+
+    def test_a_tail_left_behind_by_retention_says_what_it_missed(self):
+        t = self.topic()
+        self.send(t, "seed")
+        bg = self.background("tail", "-f", "%o %S\\n", t)
+        deadline = time.monotonic() + 30
+        while not bg.out:  # a new reader starts at the end: probe until it reads
+            self.assertLess(time.monotonic(), deadline, "kws tail never read a probe: " + bg.describe())
+            self.send(t, "probe")
+            time.sleep(0.3)
+        first_new = int(self.high_watermarks(t)[0])
+        bg.signal(signal.SIGSTOP)
+        try:
+            count = 4000
+            self.send(t, input="".join("%04d:%s\n" % (i, "z" * 3000) for i in range(count)))
+        finally:
+            bg.signal(signal.SIGCONT)
+        last = first_new + count - 1
+        bg.wait_for_output(lambda out: (b"\n%d " % last) in out, timeout=60, what="the last message")
+        bg.signal(signal.SIGINT)
+        bg.wait()
+        offsets = [int(line.split()[0]) for line in bg.lines() if line.split()[1] == "3005"]
+        err = bg.err.decode()
+        self.assertIn("offsets %d to %d no longer exist" % (first_new, offsets[0] - 1), err)
+        self.assertEqual(offsets, list(range(offsets[0], last + 1)), "no other gap")
+        self.assertIn("%d message(s) were deleted by retention" % (offsets[0] - first_new), err)
 
 
 if __name__ == "__main__":

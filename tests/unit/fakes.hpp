@@ -39,11 +39,91 @@ struct FakeCluster {
 };
 
 // A PartitionFeed over a FakeCluster: reads what was appended, in order.
+// Retention (FakeCluster::low) under a reader's position is reported as a
+// `lost` event, as the Kafka readers do.
 class FakeFeed : public PartitionFeed {
  public:
   explicit FakeFeed(FakeCluster& cluster) : cluster_(cluster) {}
 
+  void assign(const std::string& topic, const std::vector<int64_t>& offsets) override {
+    for (size_t p = 0; p < offsets.size(); ++p) {
+      if (offsets[p] >= 0) positions_[{topic, static_cast<int32_t>(p)}] = offsets[p];
+    }
+  }
+  void unassign(const std::string& topic) override {
+    for (auto it = positions_.begin(); it != positions_.end();) {
+      it = it->first.first == topic ? positions_.erase(it) : std::next(it);
+    }
+  }
+  int64_t cached_high_watermark(const std::string& topic, int32_t partition) override {
+    return static_cast<int64_t>(cluster_.topics.at(topic).at(static_cast<size_t>(partition)).size());
+  }
+  void on_ready(std::function<void()> wake) override { wake_ = std::move(wake); }
+  size_t poll_batch(std::chrono::milliseconds, size_t max, const std::function<bool(const MessageView&)>& on_message,
+                    const std::function<void(const PartitionEvent&)>& on_event) override {
+    ++polls;
+    size_t n = 0;
+    for (auto& [tp, next] : positions_) {
+      const auto& log = cluster_.topics.at(tp.first).at(static_cast<size_t>(tp.second));
+      const int64_t low = cluster_.low.at(tp.first).at(static_cast<size_t>(tp.second));
+      if (next < low) {
+        if (on_event) {
+          PartitionEvent lost;
+          lost.kind = PartitionEvent::Kind::lost;
+          lost.topic = tp.first;
+          lost.partition = tp.second;
+          lost.lost_from = next;
+          lost.next_offset = low;
+          on_event(lost);
+        }
+        next = low;
+      }
+      bool had_any = false;
+      while (n < max && next < static_cast<int64_t>(log.size())) {
+        const auto& r = log[static_cast<size_t>(next)];
+        MessageView v;
+        v.topic = tp.first;
+        v.partition = tp.second;
+        v.offset = r.offset;
+        v.timestamp_ms = r.timestamp_ms;
+        v.timestamp_type = TimestampType::create_time;
+        v.value = r.value;
+        if (!r.key.empty()) v.key = r.key;
+        if (!on_message(v)) return n;
+        ++next;
+        ++n;
+        had_any = true;
+      }
+      if (had_any && on_event && next == static_cast<int64_t>(log.size())) {
+        PartitionEvent end;
+        end.topic = tp.first;
+        end.partition = tp.second;
+        end.next_offset = next;
+        on_event(end);
+      }
+    }
+    return n;
+  }
+  size_t assigned() const { return positions_.size(); }
+  // What a reader with a wake hook does when data arrives.
+  void ready() {
+    if (wake_) wake_();
+  }
+  int polls = 0;
+
+ private:
+  FakeCluster& cluster_;
+  std::map<std::pair<std::string, int32_t>, int64_t> positions_;
+  std::function<void()> wake_;
+};
+
+// A TopicAdmin over a FakeCluster; counts what it was asked.
+class FakeAdmin : public TopicAdmin {
+ public:
+  explicit FakeAdmin(FakeCluster& cluster) : cluster_(cluster) {}
+
   TopicLookup describe(const std::string& topic) override {
+    ++describes;
     TopicLookup out;
     auto it = cluster_.topics.find(topic);
     if (it == cluster_.topics.end()) {
@@ -68,52 +148,16 @@ class FakeFeed : public PartitionFeed {
     }
     return out;
   }
-  void assign(const std::string& topic, const std::vector<int64_t>& offsets) override {
-    for (size_t p = 0; p < offsets.size(); ++p) {
-      if (offsets[p] >= 0) positions_[{topic, static_cast<int32_t>(p)}] = offsets[p];
-    }
+  std::unique_ptr<PartitionFeed> open_reader() override {
+    ++readers;
+    return std::make_unique<FakeFeed>(cluster_);
   }
-  void unassign(const std::string& topic) override {
-    for (auto it = positions_.begin(); it != positions_.end();) {
-      it = it->first.first == topic ? positions_.erase(it) : std::next(it);
-    }
-  }
-  int64_t cached_high_watermark(const std::string& topic, int32_t partition) override {
-    return static_cast<int64_t>(cluster_.topics.at(topic).at(static_cast<size_t>(partition)).size());
-  }
-  size_t poll_batch(std::chrono::milliseconds, size_t max, const std::function<bool(const MessageView&)>& on_message,
-                    const std::function<void(const PartitionEnd&)>& on_end) override {
-    ++polls;
-    size_t n = 0;
-    for (auto& [tp, next] : positions_) {
-      const auto& log = cluster_.topics.at(tp.first).at(static_cast<size_t>(tp.second));
-      bool had_any = false;
-      while (n < max && next < static_cast<int64_t>(log.size())) {
-        const auto& r = log[static_cast<size_t>(next)];
-        MessageView v;
-        v.topic = tp.first;
-        v.partition = tp.second;
-        v.offset = r.offset;
-        v.timestamp_ms = r.timestamp_ms;
-        v.timestamp_type = TimestampType::create_time;
-        v.value = r.value;
-        if (!on_message(v)) return n;
-        ++next;
-        ++n;
-        had_any = true;
-      }
-      if (had_any && on_end && next == static_cast<int64_t>(log.size())) on_end({tp.first, tp.second, next});
-    }
-    return n;
-  }
-  size_t assigned() const { return positions_.size(); }
-  int polls = 0;
+  int describes = 0;
+  int readers = 0;
 
  private:
   FakeCluster& cluster_;
-  std::map<std::pair<std::string, int32_t>, int64_t> positions_;
 };
-
 
 // Records what the session asked of the feed; the test plays the feed's
 // side by calling the listener itself.
@@ -174,7 +218,10 @@ class FakeSink : public MessageSink {
   void serve_deliveries(std::chrono::milliseconds) override {
     for (size_t i : pending_) {
       Delivery d;
+      d.token = kept[i].token;
       d.topic = kept[i].topic;
+      d.partition = 0;
+      d.offset = static_cast<int64_t>(i);
       for (const auto& f : fail_values) {
         if (kept[i].value == f) {
           d.error = ProduceError::timed_out;

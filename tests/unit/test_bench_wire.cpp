@@ -37,8 +37,8 @@ TEST_CASE("bench wire: ws:// URLs and the subscribe target") {
   auto u = parse_ws_url("ws://127.0.0.1:8080/");
   CHECK(u.host == "127.0.0.1");
   CHECK(u.port == 8080);
-  CHECK(subscribe_target(u, "kws-bench") == "/v2/broker/?topics=kws-bench");
-  CHECK(subscribe_target(parse_ws_url("ws://h"), "a b,c") == "/v2/broker/?topics=a%20b%2Cc");
+  CHECK(subscribe_target(u, "kws-bench") == "/v2/broker/?topics=kws-bench&offset=latest");
+  CHECK(subscribe_target(parse_ws_url("ws://h"), "a b,c") == "/v2/broker/?topics=a%20b%2Cc&offset=latest");
   CHECK(parse_ws_url("ws://h").port == 80);
   CHECK(subscribe_target(parse_ws_url("ws://h:1/ws/v2/broker/?offset=latest"), "t") == "/ws/v2/broker/?offset=latest&topics=t");
   auto v6 = parse_ws_url("ws://[::1]:9000/");

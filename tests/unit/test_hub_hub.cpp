@@ -1,33 +1,56 @@
 #include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/hub/hub.hpp"
-#include "core/hub/outbox.hpp"
-#include "tests/unit/alloc_count.hpp"
 #include "tests/unit/fakes.hpp"
 
 using namespace kws;
+using kws::test::FakeAdmin;
 using kws::test::FakeCluster;
 using kws::test::FakeFeed;
 
 namespace {
 
-// Records what the hub handed over, frame identity included.
+// Records what the hub handed over, frame identity included, and every
+// notice in order with the frames (as offsets) around it.
 struct Recorder : Subscriber {
+  std::mutex mutex;
+  std::vector<FrameBatchPtr> batches;
   std::vector<FramePtr> frames;
-  std::vector<nlohmann::json> replies;
-  void deliver(const FrameBatchPtr& b) override { frames.insert(frames.end(), b->frames.begin(), b->frames.end()); }
-  void reply(const std::string& json) override { replies.push_back(nlohmann::json::parse(json)); }
-  std::vector<int64_t> offsets(int32_t partition) const {
+  std::vector<HubNotice> notices;
+  std::vector<std::string> events;  // "p0@5" for frames, "lost p0 3-7", "subscribed t"
+  void deliver(const FrameBatchPtr& b) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    batches.push_back(b);
+    for (const auto& f : b->frames()) {
+      frames.push_back(f);
+      events.push_back("p" + std::to_string(f->partition) + "@" + std::to_string(f->offset));
+    }
+  }
+  void notify(const HubNotice& n) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    notices.push_back(n);
+    if (n.kind == HubNotice::Kind::lost) {
+      events.push_back("lost p" + std::to_string(n.partition) + " " + std::to_string(n.first) + "-" +
+                       std::to_string(n.last));
+    }
+  }
+  std::vector<int64_t> offsets(int32_t partition) {
+    std::lock_guard<std::mutex> lock(mutex);
     std::vector<int64_t> out;
     for (const auto& f : frames) {
       if (f->partition == partition) out.push_back(f->offset);
     }
     return out;
+  }
+  size_t notice_count() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return notices.size();
   }
 };
 
@@ -39,52 +62,57 @@ std::vector<int64_t> range(int64_t from, int64_t to) {
 
 struct HubFixture {
   FakeCluster cluster;
+  FakeAdmin admin{cluster};
   NullLog log;
-  int catchup_feeds = 0;
   HubLimits limits;
+  std::chrono::steady_clock::time_point now{std::chrono::hours(1)};
+  FakeFeed* live = nullptr;
   std::unique_ptr<Hub> hub;
 
-  explicit HubFixture(size_t ring_bytes = 1 << 20) {
+  explicit HubFixture(size_t ring_bytes = 1 << 20, bool admin_thread = false) {
     limits.ring_bytes = ring_bytes;
     limits.linger = std::chrono::milliseconds(0);
-    hub = std::make_unique<Hub>(
-        std::make_unique<FakeFeed>(cluster),
-        [this] {
-          ++catchup_feeds;
-          return std::make_unique<FakeFeed>(cluster);
-        },
-        limits, log);
+    limits.admin_thread = admin_thread;
+    auto feed = std::make_unique<FakeFeed>(cluster);
+    live = feed.get();
+    hub = std::make_unique<Hub>(std::move(feed), admin, limits, log, [this] { return now; });
   }
   void spin(int times = 3) {
     for (int i = 0; i < times; ++i) hub->run_once(std::chrono::milliseconds(0));
   }
-  void subscribe(const std::shared_ptr<Recorder>& r, const std::string& topic, const std::string& start) {
-    hub->subscribe(r, topic, parse_offset_spec(start == "latest" ? "end" : start), start, "7");
+  void subscribe(const std::shared_ptr<Recorder>& r, const std::string& topic, const std::string& start,
+                 const std::string& id = "7") {
+    hub->subscribe(r, topic, parse_offset_spec(start == "latest" ? "end" : start), start, id);
     spin();
   }
 };
 
 }  // namespace
 
-TEST_CASE("hub: every subscriber of a topic gets the same encoded frame, once") {
+TEST_CASE("hub: every subscriber of a topic gets the same batch, encoded once") {
   HubFixture f;
   f.cluster.create("t", 2);
   auto a = std::make_shared<Recorder>();
   auto b = std::make_shared<Recorder>();
   f.subscribe(a, "t", "latest");
   f.subscribe(b, "t", "latest");
-  REQUIRE(a->replies.size() == 1);
-  CHECK(a->replies[0]["type"] == "subscribed");
-  CHECK(a->replies[0]["partitions"] == 2);
-  CHECK(a->replies[0]["id"] == 7);
+  REQUIRE(a->notices.size() == 1);
+  CHECK(a->notices[0].kind == HubNotice::Kind::subscribed);
+  CHECK(a->notices[0].answers_request);
+  CHECK(a->notices[0].request_id == "7");
+  CHECK(a->notices[0].start_offsets == std::vector<int64_t>{0, 0});
+  CHECK(a->notices[0].end_offsets == std::vector<int64_t>{0, 0});
   f.cluster.append("t", 0, "x");
   f.cluster.append("t", 1, "y");
   f.spin();
   REQUIRE(a->frames.size() == 2);
   REQUIRE(b->frames.size() == 2);
-  CHECK(a->frames[0].get() == b->frames[0].get());  // shared, not re-encoded
-  CHECK(a->frames[0]->text.find("\"message\":\"x\"") != std::string::npos);
-  CHECK(f.catchup_feeds == 0);
+  REQUIRE(a->batches.size() == 1);
+  CHECK(a->batches[0].get() == b->batches[0].get());  // shared, not re-encoded
+  const std::string& text = a->batches[0]->bytes(Encoding::kafka_text);
+  CHECK(&text == &b->batches[0]->bytes(Encoding::kafka_text));
+  CHECK(text.find("\"message\":\"x\"") != std::string::npos);
+  CHECK(f.admin.readers == 0);
 }
 
 TEST_CASE("hub: latest starts after what the topic already holds") {
@@ -93,6 +121,7 @@ TEST_CASE("hub: latest starts after what the topic already holds") {
   f.cluster.append("t", 0, "old");
   auto a = std::make_shared<Recorder>();
   f.subscribe(a, "t", "latest");
+  CHECK(a->notices.at(0).start_offsets == std::vector<int64_t>{1});
   f.cluster.append("t", 0, "new");
   f.spin();
   CHECK(a->offsets(0) == std::vector<int64_t>{1});
@@ -108,7 +137,9 @@ TEST_CASE("hub: -N within the ring is served from memory, without a catch-up rea
   auto late = std::make_shared<Recorder>();
   f.subscribe(late, "t", "-3");
   CHECK(late->offsets(0) == range(7, 10));
-  CHECK(f.catchup_feeds == 0);
+  CHECK(late->notices.at(0).start_offsets == std::vector<int64_t>{7});
+  CHECK(late->notices.at(0).end_offsets == std::vector<int64_t>{10});
+  CHECK(f.admin.readers == 0);
   f.cluster.append("t", 0, "after");
   f.spin();
   CHECK(late->offsets(0) == range(7, 11));
@@ -130,12 +161,14 @@ TEST_CASE("hub: history older than the ring comes from a catch-up reader, then l
     f.hub->run_once(std::chrono::milliseconds(0));
   }
   f.spin(5);
-  CHECK(f.catchup_feeds == 1);
+  CHECK(f.admin.readers == 1);
   CHECK(late->offsets(0) == range(0, 55));
   CHECK(late->offsets(1) == range(0, 55));
   f.cluster.append("t", 0, "end");
   f.spin();
   CHECK(late->offsets(0) == range(0, 56));
+  f.now += std::chrono::seconds(1);  // stats refresh at most twice a second
+  f.spin(1);
   CHECK(f.hub->stats().catchups == 0);
 }
 
@@ -148,150 +181,179 @@ TEST_CASE("hub: a time start skips older messages even when the broker answers w
   CHECK(a->offsets(0) == range(3, 6));
 }
 
-TEST_CASE("hub: unknown topics, stored offsets and unsubscribe get replies; the session goes on") {
+TEST_CASE("hub: unknown topics, stored offsets and unsubscribe get answers as values; the session goes on") {
   HubFixture f;
   f.cluster.create("t", 1);
   auto a = std::make_shared<Recorder>();
   f.subscribe(a, "nosuch", "latest");
-  REQUIRE(a->replies.size() == 1);
-  CHECK(a->replies[0]["type"] == "error");
-  CHECK(a->replies[0]["code"] == "unknown_topic");
-  CHECK(a->replies[0]["topic"] == "nosuch");
+  REQUIRE(a->notices.size() == 1);
+  CHECK(a->notices[0].kind == HubNotice::Kind::error);
+  CHECK(a->notices[0].error == ClientError::unknown_topic);
+  CHECK(a->notices[0].topic == "nosuch");
+  CHECK(a->notices[0].answers_request);
   f.subscribe(a, "t", "stored");
-  CHECK(a->replies[1]["code"] == "bad_offset");
+  CHECK(a->notices[1].error == ClientError::bad_offset);
   f.subscribe(a, "t", "latest");
-  CHECK(a->replies[2]["type"] == "subscribed");
+  CHECK(a->notices[2].kind == HubNotice::Kind::subscribed);
   f.hub->unsubscribe(a, "t", "\"u1\"");
   f.spin();
-  CHECK(a->replies[3]["type"] == "unsubscribed");
-  CHECK(a->replies[3]["id"] == "u1");
+  CHECK(a->notices[3].kind == HubNotice::Kind::unsubscribed);
+  CHECK(a->notices[3].request_id == "\"u1\"");
   f.cluster.append("t", 0, "x");
   f.spin();
   CHECK(a->frames.empty());
 }
 
-TEST_CASE("hub: a topic nobody reads is let go after the linger") {
+TEST_CASE("hub: a topic nobody reads is let go after the linger, and its message count is kept") {
+  HubFixture f;
+  f.limits.linger = std::chrono::seconds(10);
+  f.hub = std::make_unique<Hub>(std::make_unique<FakeFeed>(f.cluster), f.admin, f.limits, f.log, [&f] { return f.now; });
+  f.cluster.create("t", 1);
+  auto a = std::make_shared<Recorder>();
+  f.subscribe(a, "t", "latest");
+  f.cluster.append("t", 0, "x");
+  f.spin();
+  f.hub->remove(a);
+  f.spin();
+  f.now += std::chrono::seconds(9);
+  f.spin();
+  CHECK(f.hub->stats().topics.at(0).reading);
+  f.now += std::chrono::seconds(2);  // past the linger, and past the stats refresh
+  f.spin();
+  HubStats s = f.hub->stats();
+  REQUIRE(s.topics.size() == 1);
+  CHECK_FALSE(s.topics[0].reading);
+  CHECK(s.topics[0].messages == 1);  // a counter never goes back
+}
+
+TEST_CASE("hub: requests of one subscriber are answered in order; a closed one's requests never reach Kafka") {
+  HubFixture f;
+  f.cluster.create("t", 1);
+  f.cluster.create("u", 1);
+  auto a = std::make_shared<Recorder>();
+  f.hub->subscribe(a, "t", parse_offset_spec("beginning"), "earliest", "1");
+  f.hub->unsubscribe(a, "t", "2");
+  f.hub->subscribe(a, "u", parse_offset_spec("end"), "latest", "3");
+  f.spin(5);
+  REQUIRE(a->notices.size() == 3);
+  CHECK(a->notices[0].request_id == "1");
+  CHECK(a->notices[1].request_id == "2");
+  CHECK(a->notices[1].kind == HubNotice::Kind::unsubscribed);
+  CHECK(a->notices[2].request_id == "3");
+
+  auto gone = std::make_shared<Recorder>();
+  const int before = f.admin.describes;
+  for (int i = 0; i < 50; ++i) f.hub->subscribe(gone, "t", parse_offset_spec("-5"), "-5", std::to_string(i));
+  f.hub->remove(gone);
+  f.spin(5);
+  // The first went out before the hub read the removal (the admin runs
+  // inline here); the 49 behind it never did.
+  CHECK(f.admin.describes - before <= 1);
+  CHECK(gone->notices.empty());
+}
+
+TEST_CASE("hub: a burst of subscriptions to one topic costs one lookup") {
+  HubFixture f;
+  f.cluster.create("t", 4);
+  auto first = std::make_shared<Recorder>();
+  f.subscribe(first, "t", "latest");
+  const int before = f.admin.describes;
+  std::vector<std::shared_ptr<Recorder>> many;
+  for (int i = 0; i < 100; ++i) {
+    many.push_back(std::make_shared<Recorder>());
+    f.hub->subscribe(many.back(), "t", parse_offset_spec("-5"), "-5", "");
+  }
+  f.spin(5);
+  for (auto& r : many) CHECK(r->notices.at(0).kind == HubNotice::Kind::subscribed);
+  CHECK(f.admin.describes - before <= 1);
+}
+
+TEST_CASE("hub: messages Kafka deleted under the live reader become one lost notice before the next message") {
+  HubFixture f;
+  f.cluster.create("t", 2);
+  auto a = std::make_shared<Recorder>();
+  f.subscribe(a, "t", "latest");
+  f.cluster.append("t", 0, "m0");
+  f.spin();
+  // The reader falls behind; retention deletes offsets 1-3 before it reads them.
+  for (int i = 1; i < 6; ++i) f.cluster.append("t", 0, "m" + std::to_string(i));
+  f.cluster.low["t"][0] = 4;
+  f.cluster.append("t", 1, "other");
+  f.spin();
+  CHECK(a->events == std::vector<std::string>{"p0@0", "lost p0 1-3", "p0@4", "p0@5", "p1@0"});
+  f.now += std::chrono::seconds(1);
+  f.spin(1);
+  CHECK(f.hub->stats().topics.at(0).lost.at(0) == 3);
+}
+
+TEST_CASE("hub: a reader's wake-up ends the wait; without one the loop sleeps") {
   HubFixture f;
   f.cluster.create("t", 1);
   auto a = std::make_shared<Recorder>();
   f.subscribe(a, "t", "latest");
-  CHECK(f.hub->stats().topics.size() == 1);
-  f.hub->remove(a);
-  f.spin();
-  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // stats refresh at most twice a second
-  f.spin();
-  CHECK(f.hub->stats().topics.empty());
+  f.cluster.append("t", 0, "x");
+  std::thread waker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    f.live->ready();
+  });
+  const auto started = std::chrono::steady_clock::now();
+  f.hub->run_once(std::chrono::seconds(10));  // polls (x), then waits until the reader's wake-up
+  const auto waited = std::chrono::steady_clock::now() - started;
+  waker.join();
+  CHECK(waited >= std::chrono::milliseconds(40));
+  CHECK(waited < std::chrono::seconds(5));
+  CHECK(a->offsets(0) == std::vector<int64_t>{0});
 }
 
-TEST_CASE("outbox: close policy overflows past the budget; replies are counted too") {
-  auto frame = encode_frame(MessageView{"t", 0, 1, 5, TimestampType::create_time, std::nullopt, std::string_view("0123456789"), {}});
-  size_t one = frame->text.size();
-  Outbox box(one * 3, SlowClientPolicy::close, WireFormat::text);
-  std::vector<FramePtr> three(3, frame);
-  auto o = box.offer(three.data(), 3);
-  CHECK(o.schedule_flush);
-  CHECK_FALSE(o.overflow);
-  CHECK_FALSE(box.offer(three.data(), 1).schedule_flush);  // one flush pending already
-  CHECK(box.overflowed());
-  std::string out;
-  CHECK(box.take(out) == 3);
-  CHECK(out.size() == 3 * one);
-}
+namespace {
 
-TEST_CASE("outbox: drop-oldest keeps the newest, never drops replies, and reports the count once") {
-  auto make = [](int64_t offset) {
-    return encode_frame(MessageView{"t", 0, offset, 5, TimestampType::create_time, std::nullopt, std::string_view("0123456789"), {}});
-  };
-  size_t one = make(0)->text.size();
-  Outbox box(one * 3 + 40, SlowClientPolicy::drop_oldest, WireFormat::text);
-  box.offer_reply(ws_text_frame("{\"type\":\"ack\"}"));
-  for (int64_t i = 0; i < 10; ++i) {
-    FramePtr f = make(i);
-    box.offer(&f, 1);
+// A TopicAdmin whose lookups wait until released: Kafka taking its time.
+struct SlowAdmin : FakeAdmin {
+  using FakeAdmin::FakeAdmin;
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool released = false;
+  TopicLookup describe(const std::string& topic) override {
+    std::unique_lock<std::mutex> lock(mutex);
+    cv.wait(lock, [&] { return released; });
+    lock.unlock();
+    return FakeAdmin::describe(topic);
   }
-  CHECK(box.dropped() == 7);
-  std::string out;
-  CHECK(box.take(out) == 4);  // the reply and the newest three
-  CHECK(out.find("{\"type\":\"dropped\",\"count\":7}") != std::string::npos);
-  CHECK(out.find("{\"type\":\"ack\"}") != std::string::npos);
-  CHECK(out.find("\"offset\":9") != std::string::npos);
-  CHECK(out.find("\"offset\":6") == std::string::npos);
-  std::string again;
-  box.take(again);
-  CHECK(again.empty());
-}
-
-TEST_CASE("outbox: drop-oldest under a long backlog keeps order, replies and the exact count") {
-  auto make = [](int64_t offset) {
-    return encode_frame(MessageView{"t", 0, offset, 5, TimestampType::create_time, std::nullopt, std::string_view("0123456789"), {}});
-  };
-  const std::string ack1 = ws_text_frame("{\"type\":\"ack\",\"id\":1}");
-  const std::string ack2 = ws_text_frame("{\"type\":\"ack\",\"id\":2}");
-  // Room for both replies and exactly the newest three frames.
-  Outbox box(ack1.size() + ack2.size() + 3 * make(4999)->text.size(), SlowClientPolicy::drop_oldest, WireFormat::text);
-  box.offer_reply(ack1);
-  for (int64_t i = 0; i < 5000; ++i) {
-    FramePtr f = make(i);
-    box.offer(&f, 1);
-    if (i == 2500) box.offer_reply(ack2);
+  void release() {
+    std::lock_guard<std::mutex> lock(mutex);
+    released = true;
+    cv.notify_all();
   }
-  CHECK(box.dropped() == 4997);
-  std::string out;
-  CHECK(box.take(out) == 5);  // both replies and the newest three
-  auto at = [&](const std::string& needle) { return out.find(needle); };
-  CHECK(at("{\"type\":\"dropped\",\"count\":4997}") == at("{\"type\":\"dropped\""));
-  CHECK(at("\"id\":1}") < at("\"id\":2}"));
-  CHECK(at("\"id\":2}") < at("\"offset\":4997"));
-  CHECK(at("\"offset\":4997") < at("\"offset\":4998"));
-  CHECK(at("\"offset\":4998") < at("\"offset\":4999"));
-  CHECK(at("\"offset\":4996") == std::string::npos);
-}
+};
 
-TEST_CASE("outbox: an idle outbox costs no heap memory") {
-  // Thousands of quiet connections each own one (docs/BENCHMARKS.md).
-  kws::test::CountAllocations count;
-  Outbox box(1 << 20, SlowClientPolicy::drop_oldest, WireFormat::text);
-  CHECK(count.allocations() == 0);
-  std::string out;
-  CHECK(box.take(out) == 0);
-  CHECK(count.allocations() == 0);
-}
+}  // namespace
 
-TEST_CASE("outbox: a steady stream through a reused vector allocates nothing per take") {
-  // One offer and one take per Kafka batch per client: at 1,000 clients
-  // that is the bridge's hottest loop.
-  Outbox box(1 << 20, SlowClientPolicy::close, WireFormat::text);
-  FramePtr f = encode_frame(MessageView{"t", 0, 1, 5, TimestampType::create_time, std::nullopt, std::string_view("x"), {}});
-  FrameBatchPtr batch = make_batch(&f, 1);
-  std::vector<Outbox::Item> items;
-  for (int warm = 0; warm < 2; ++warm) {  // both vectors get their capacity
-    box.offer(batch);
-    box.take(items);
-    items.clear();
+TEST_CASE("hub: a subscription waiting for Kafka does not hold back anyone's live messages") {
+  FakeCluster cluster;
+  cluster.create("t", 1);
+  cluster.create("slow", 1);
+  SlowAdmin admin(cluster);
+  admin.release();  // the first topic looks up at once
+  NullLog log;
+  HubLimits limits;
+  limits.admin_thread = true;
+  auto feed = std::make_unique<FakeFeed>(cluster);
+  Hub hub(std::move(feed), admin, limits, log);
+  auto reader = std::make_shared<Recorder>();
+  hub.subscribe(reader, "t", parse_offset_spec("end"), "latest", "");
+  for (int i = 0; i < 200 && reader->notice_count() == 0; ++i) hub.run_once(std::chrono::milliseconds(10));
+  REQUIRE(reader->notice_count() == 1);
+  {
+    std::lock_guard<std::mutex> lock(admin.mutex);
+    admin.released = false;  // Kafka stops answering lookups
   }
-  kws::test::CountAllocations count;
-  for (int i = 0; i < 100; ++i) {
-    box.offer(batch);
-    REQUIRE(box.take(items) == 1);
-    REQUIRE(items.size() == 1);
-    REQUIRE(items[0].batch == batch);
-    items.clear();
-  }
-  CHECK(count.allocations() == 0);
-}
-
-TEST_CASE("frame: WebSocket headers for each length class, and the kafka-binary layout") {
-  std::string h;
-  append_ws_frame_header(h, false, 125);
-  CHECK(h == std::string("\x81\x7d", 2));
-  h.clear();
-  append_ws_frame_header(h, true, 126);
-  CHECK(h == std::string("\x82\x7e\x00\x7e", 4));
-  h.clear();
-  append_ws_frame_header(h, false, 70000);
-  CHECK(h == std::string("\x81\x7f\x00\x00\x00\x00\x00\x01\x11\x70", 10));
-  auto f = encode_frame(MessageView{"my_topic", 0, 1, 5, TimestampType::create_time, std::nullopt, std::string_view("hi"), {}});
-  CHECK(f->binary == std::string("\x82\x0b\x08my_topichi", 13));
-  std::string long_topic(256, 't');
-  CHECK(encode_frame(MessageView{long_topic, 0, 1, 5, TimestampType::create_time, std::nullopt, std::nullopt, {}})->binary.empty());
+  auto waiting = std::make_shared<Recorder>();
+  hub.subscribe(waiting, "slow", parse_offset_spec("beginning"), "earliest", "");
+  cluster.append("t", 0, "live");
+  for (int i = 0; i < 200 && reader->offsets(0).empty(); ++i) hub.run_once(std::chrono::milliseconds(10));
+  CHECK(reader->offsets(0) == std::vector<int64_t>{0});
+  CHECK(waiting->notice_count() == 0);
+  admin.release();
+  for (int i = 0; i < 200 && waiting->notice_count() == 0; ++i) hub.run_once(std::chrono::milliseconds(10));
+  CHECK(waiting->notice_count() == 1);
 }

@@ -290,7 +290,10 @@ TEST_CASE("ws protocol: malformed request heads are bad, with a reason") {
       {"GET / HTTP/1.1\r\nHost: x\r\n\tfolded\r\n\r\n", "folding"},
       {"GET / HTTP/1.1\r\nHost: a\x01z\r\n\r\n", "control character"},
       {"GET / HTTP/1.1\r\nHost: a\x7fz\r\n\r\n", "control character"},
-      {"GET / HTTP/1.1\r\nHost: a\nX-Smuggled: z\r\n\r\n", "control character"},
+      {"GET / HTTP/1.1\r\nHost: a\nX-Smuggled: z\r\n\r\n", "bare LF"},
+      {"GET / HTTP/1.1\nHost: a\n\n", "bare LF"},
+      {"GET / HTTP/1.1\n", "bare LF"},  // refused at once, not after a timeout
+      {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "not TLS"},
       {"GET / HTTP/1.1\r\nHost: a\rz\r\n\r\n", "control character"},
       {"GET / HTTP/1.1\r\nHost: a\0z\r\n\r\n"s, "control character"},
   };
@@ -403,6 +406,20 @@ TEST_CASE("ws protocol: upgrade_problem wants HTTP/1.1, a Host and Upgrade: webs
   CHECK(upgrade_problem(request(without(good_headers(), "Upgrade")), version_mismatch));
   CHECK_FALSE(upgrade_problem(request(with(good_headers(), "Upgrade", "h2c, WebSocket")), version_mismatch));
   CHECK_FALSE(version_mismatch);
+}
+
+TEST_CASE("ws protocol: upgrade_problem refuses a second Host, key or version") {
+  bool version_mismatch = true;
+  for (const std::string name : {"Host", "Sec-WebSocket-Key", "Sec-WebSocket-Version"}) {
+    INFO(name);
+    auto twice = good_headers();
+    for (const auto& h : good_headers()) {
+      if (h.first == name) twice.push_back(h);
+    }
+    auto p = upgrade_problem(request(twice), version_mismatch);
+    REQUIRE(p);
+    CHECK_THAT(*p, Catch::Contains("more than one"));
+  }
 }
 
 TEST_CASE("ws protocol: upgrade_problem wants a key of 16 bytes in base64") {

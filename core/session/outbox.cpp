@@ -1,4 +1,4 @@
-#include "core/hub/outbox.hpp"
+#include "core/session/outbox.hpp"
 
 #include <algorithm>
 
@@ -18,13 +18,13 @@ Outbox::Offer Outbox::scheduled_locked() {
 // `incoming` may be queued.
 bool Outbox::make_room_locked(size_t incoming) {
   if (overflowed_) return false;
-  if (queued_bytes_ + in_socket_ + incoming <= budget_) return true;
+  if (queued_bytes_ + in_link_ + incoming <= budget_) return true;
   if (policy_ == SlowClientPolicy::drop_oldest) {
-    for (; drop_from_ < queue_.size() && queued_bytes_ + in_socket_ + incoming > budget_; ++drop_from_) {
+    for (; drop_from_ < queue_.size() && queued_bytes_ + in_link_ + incoming > budget_; ++drop_from_) {
       Entry& e = queue_[drop_from_];
       if (!e.batch) continue;  // a reply (never dropped) or already dropped
       queued_bytes_ -= entry_size(e);
-      const uint64_t frames = e.batch->count(format_);
+      const uint64_t frames = e.batch->count(encoding_);
       e.batch.reset();
       ++holes_;
       dropped_total_ += frames;
@@ -36,13 +36,13 @@ bool Outbox::make_room_locked(size_t incoming) {
     if (holes_ > 64 && holes_ * 2 > queue_.size()) {
       const auto prefix_end = queue_.begin() + static_cast<std::ptrdiff_t>(drop_from_);
       const auto kept_end =
-          std::remove_if(queue_.begin(), prefix_end, [](const Entry& e) { return !e.batch && e.reply.empty(); });
+          std::remove_if(queue_.begin(), prefix_end, [](const Entry& e) { return !e.batch && e.bytes.empty(); });
       const size_t kept = static_cast<size_t>(kept_end - queue_.begin());
       queue_.erase(kept_end, prefix_end);
       drop_from_ = kept;
       holes_ = 0;
     }
-    if (queued_bytes_ + in_socket_ + incoming <= budget_) return true;
+    if (queued_bytes_ + in_link_ + incoming <= budget_) return true;
     // Even an empty queue cannot take it (replies or the socket hold the
     // budget): drop the newcomer instead, still counted.
     return false;
@@ -52,7 +52,7 @@ bool Outbox::make_room_locked(size_t incoming) {
 }
 
 Outbox::Offer Outbox::offer(const FrameBatchPtr& batch) {
-  const size_t size = batch->bytes(format_).size();
+  const size_t size = batch->bytes(encoding_).size();
   if (size == 0) return {};
   std::lock_guard<std::mutex> lock(mutex_);
   if (!make_room_locked(size)) {
@@ -61,8 +61,8 @@ Outbox::Offer Outbox::offer(const FrameBatchPtr& batch) {
       o.overflow = true;
       return o;
     }
-    dropped_total_ += batch->count(format_);
-    dropped_unreported_ += batch->count(format_);
+    dropped_total_ += batch->count(encoding_);
+    dropped_unreported_ += batch->count(encoding_);
     return scheduled_locked();  // the client still learns of the drop
   }
   queue_.push_back(Entry{batch, {}});
@@ -70,14 +70,14 @@ Outbox::Offer Outbox::offer(const FrameBatchPtr& batch) {
   return scheduled_locked();
 }
 
-Outbox::Offer Outbox::offer_reply(std::string ws_frame) {
+Outbox::Offer Outbox::offer_reply(std::string bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (overflowed_) {
     Offer o;
     o.overflow = true;
     return o;
   }
-  size_t size = ws_frame.size();
+  size_t size = bytes.size();
   if (!make_room_locked(size) && overflowed_) {
     Offer o;
     o.overflow = true;
@@ -86,17 +86,17 @@ Outbox::Offer Outbox::offer_reply(std::string ws_frame) {
   // A reply is queued even past the budget under drop-oldest: the client
   // asked for it, and replies are bounded by the produce window.
   queued_bytes_ += size;
-  queue_.push_back(Entry{nullptr, std::move(ws_frame)});
+  queue_.push_back(Entry{nullptr, std::move(bytes)});
   return scheduled_locked();
 }
 
-size_t Outbox::take(std::vector<Item>& out) {
+Outbox::Taken Outbox::take(std::vector<OutItem>& out) {
   // The common case, `out` empty (the caller reuses one vector): swap, so
   // the queue gets out's spare capacity back and a steady stream costs no
   // allocation per flush on either side.
   const bool swapped = out.empty();
   std::vector<Entry> taken;
-  uint64_t dropped = 0;
+  Taken result;
   bool had_holes = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -108,9 +108,9 @@ size_t Outbox::take(std::vector<Item>& out) {
     had_holes = holes_ > 0;
     drop_from_ = 0;
     holes_ = 0;
-    dropped = dropped_unreported_;
+    result.dropped = dropped_unreported_;
     dropped_unreported_ = 0;
-    in_socket_ += queued_bytes_;  // until the I/O thread reports what the socket really holds
+    in_link_ += queued_bytes_;  // until the I/O thread reports what the link really holds
     queued_bytes_ = 0;
     flush_pending_ = false;
   }
@@ -118,37 +118,36 @@ size_t Outbox::take(std::vector<Item>& out) {
     for (auto& e : taken) out.push_back(std::move(e));
   }
   if (had_holes) {
-    out.erase(std::remove_if(out.begin(), out.end(), [](const Item& e) { return !e.batch && e.reply.empty(); }),
+    out.erase(std::remove_if(out.begin(), out.end(), [](const OutItem& e) { return !e.batch && e.bytes.empty(); }),
               out.end());
   }
-  size_t count = 0;
-  for (const auto& e : out) count += e.batch ? e.batch->count(format_) : 1;
-  if (dropped > 0) {
-    out.insert(out.begin(),
-               Item{nullptr, ws_text_frame("{\"type\":\"dropped\",\"count\":" + std::to_string(dropped) + "}")});
-  }
-  return count;
+  for (const auto& e : out) result.frames += e.batch ? e.batch->count(encoding_) : 1;
+  return result;
 }
 
-size_t Outbox::take(std::string& out) {
-  std::vector<Item> items;
-  size_t count = take(items);
-  for (const auto& i : items) out += i.batch ? i.batch->bytes(format_) : i.reply;
-  return count;
+Outbox::Taken Outbox::take(std::string& out) {
+  std::vector<OutItem> items;
+  Taken taken = take(items);
+  for (const auto& i : items) out += i.batch ? i.batch->bytes(encoding_) : i.bytes;
+  return taken;
 }
 
-void Outbox::set_in_socket(size_t bytes) {
+void Outbox::set_in_link(size_t bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
-  in_socket_ = bytes;
+  in_link_ = bytes;
 }
 
 size_t Outbox::pending_bytes() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return queued_bytes_ + in_socket_;
+  return queued_bytes_ + in_link_;
 }
 uint64_t Outbox::dropped() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return dropped_total_;
+}
+bool Outbox::empty() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.empty() && dropped_unreported_ == 0;
 }
 bool Outbox::overflowed() const {
   std::lock_guard<std::mutex> lock(mutex_);

@@ -1,0 +1,44 @@
+#pragma once
+// Where every topic a client names enters the bridge: the connect query, a
+// subscribe frame, a JSON produce and a binary produce. One function decides,
+// so a rule (a name Kafka would refuse, a limit per session, and later the
+// gateway's ACLs) can never be skipped by one of the four doors.
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/client_error.hpp"
+#include "core/hub/frame.hpp"
+
+namespace kws {
+
+enum class TopicAction { read, write };
+
+// Who is asking. Empty until authentication exists (issue: gateway security).
+struct Principal {
+  std::string name;
+};
+
+// The authorisation seam: allows everything today; JWT ACLs plug in here.
+class Authorizer {
+ public:
+  virtual ~Authorizer() = default;
+  virtual bool allows(const Principal& principal, std::string_view topic, TopicAction action) const = 0;
+};
+
+class AllowEveryone : public Authorizer {
+ public:
+  bool allows(const Principal&, std::string_view, TopicAction) const override { return true; }
+};
+
+struct Refusal {
+  ClientError error = ClientError::bad_topic;
+  std::string why;
+};
+
+// Whether `principal` may `action` on `topic` as a session with `encoding`
+// (kafka-binary cannot name a topic over 255 bytes).
+std::optional<Refusal> admit_topic(std::string_view topic, TopicAction action, Encoding encoding,
+                                   const Principal& principal, const Authorizer& authorizer);
+
+}  // namespace kws

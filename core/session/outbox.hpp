@@ -1,0 +1,81 @@
+#pragma once
+// What waits to be written to one client: shared message batches and the
+// session's own replies, in order, under a byte budget that counts what the
+// link still holds too. Filled from any thread (the hub, group readers, the
+// producer's deliveries), drained by the link's I/O thread.
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/hub/frame.hpp"
+#include "core/session/link.hpp"
+
+namespace kws {
+
+enum class SlowClientPolicy { close, drop_oldest };
+
+class Outbox {
+ public:
+  Outbox(size_t budget, SlowClientPolicy policy, Encoding encoding)
+      : budget_(budget), policy_(policy), encoding_(encoding) {}
+
+  struct Offer {
+    bool schedule_flush = false;  // the caller must arrange one take() (none is pending yet)
+    bool overflow = false;        // policy close: the budget is exceeded; close the client
+  };
+
+  // Queues a batch of message frames (the encoding's bytes, shared, not
+  // copied). Drop-oldest drops whole batches, the oldest first.
+  Offer offer(const FrameBatchPtr& batch);
+  // Queues a reply (ack, error, subscribed...): never dropped, but counted.
+  Offer offer_reply(std::string bytes);
+
+  struct Taken {
+    size_t frames = 0;     // message and reply frames moved
+    uint64_t dropped = 0;  // messages dropped since the last take (drop-oldest)
+  };
+  // Moves everything queued to `out`, in order. Pass `out` empty and reuse
+  // it: then no allocation per take. Clears the pending-flush mark: the next
+  // offer schedules again.
+  Taken take(std::vector<OutItem>& out);
+  // The same, as bytes back to back (tests, and writers without gather I/O).
+  Taken take(std::string& out);
+
+  // Bytes the link holds for this client beyond the outbox (observed by the
+  // I/O thread after each write); they count against the budget.
+  void set_in_link(size_t bytes);
+
+  size_t pending_bytes() const;
+  uint64_t dropped() const;
+  bool overflowed() const;
+  bool empty() const;
+  Encoding encoding() const { return encoding_; }
+
+ private:
+  using Entry = OutItem;  // batch null and bytes empty: a dropped entry
+  size_t entry_size(const Entry& e) const { return e.batch ? e.batch->bytes(encoding_).size() : e.bytes.size(); }
+  bool make_room_locked(size_t incoming);
+  Offer scheduled_locked();
+
+  mutable std::mutex mutex_;
+  const size_t budget_;
+  const SlowClientPolicy policy_;
+  const Encoding encoding_;
+  // A vector, not a std::deque: an empty libstdc++ deque already holds a
+  // 512-byte block and its map, and most of an idle bridge's outboxes are
+  // empty (docs/BENCHMARKS.md, memory per connection). Dropped entries stay
+  // in place, emptied, until take().
+  std::vector<Entry> queue_;
+  size_t drop_from_ = 0;  // entries before it are replies or dropped: drop-oldest starts here
+  size_t holes_ = 0;      // dropped entries still in queue_
+  size_t queued_bytes_ = 0;
+  size_t in_link_ = 0;
+  uint64_t dropped_total_ = 0;
+  uint64_t dropped_unreported_ = 0;
+  bool flush_pending_ = false;
+  bool overflowed_ = false;
+};
+
+}  // namespace kws

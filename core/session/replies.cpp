@@ -1,0 +1,74 @@
+#include "core/session/replies.hpp"
+
+#include "core/util/text.hpp"
+
+namespace kws {
+
+namespace {
+
+void append_offsets(std::string& out, const char* name, const std::vector<int64_t>& offsets) {
+  out += ",\"";
+  out += name;
+  out += "\":[";
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(offsets[i]);
+  }
+  out += ']';
+}
+
+void append_id(std::string& out, std::string_view request_id) {
+  if (request_id.empty()) return;
+  out += ",\"id\":";
+  out += request_id;
+}
+
+}  // namespace
+
+std::string error_json(ClientError error, std::string_view message, std::string_view request_id,
+                       std::string_view topic) {
+  std::string out = "{\"type\":\"error\",\"code\":" + json_quote(client_error_code(error)) + ",\"message\":" + json_quote(message);
+  append_id(out, request_id);
+  if (!topic.empty()) out += ",\"topic\":" + json_quote(topic);
+  out += '}';
+  return out;
+}
+
+std::string notice_json(const HubNotice& n) {
+  switch (n.kind) {
+    case HubNotice::Kind::error:
+      return error_json(n.error, n.message, n.request_id, n.topic);
+    case HubNotice::Kind::unsubscribed: {
+      std::string out = "{\"type\":\"unsubscribed\",\"topic\":" + json_quote(n.topic);
+      append_id(out, n.request_id);
+      return out + '}';
+    }
+    case HubNotice::Kind::lost:
+      return "{\"type\":\"lost\",\"topic\":" + json_quote(n.topic) + ",\"partition\":" + std::to_string(n.partition) +
+             ",\"from\":" + std::to_string(n.first) + ",\"to\":" + std::to_string(n.last) + "}";
+    case HubNotice::Kind::subscribed:
+      break;
+  }
+  std::string out = "{\"type\":\"subscribed\",\"topic\":" + json_quote(n.topic);
+  if (!n.start_offsets.empty()) out += ",\"partitions\":" + std::to_string(n.start_offsets.size());
+  if (!n.group.empty()) out += ",\"group\":" + json_quote(n.group);
+  out += ",\"offset\":" + json_quote(n.start);
+  if (!n.start_offsets.empty()) {
+    append_offsets(out, "start_offsets", n.start_offsets);
+    append_offsets(out, "end_offsets", n.end_offsets);
+  }
+  append_id(out, n.request_id);
+  return out + '}';
+}
+
+std::string ack_json(std::string_view request_id, std::string_view topic, int32_t partition, int64_t offset) {
+  std::string out = "{\"type\":\"ack\"";
+  append_id(out, request_id);
+  out += ",\"topic\":" + json_quote(topic) + ",\"partition\":" + std::to_string(partition) +
+         ",\"offset\":" + std::to_string(offset) + "}";
+  return out;
+}
+
+std::string dropped_json(uint64_t count) { return "{\"type\":\"dropped\",\"count\":" + std::to_string(count) + "}"; }
+
+}  // namespace kws

@@ -1,0 +1,21 @@
+#pragma once
+// The kws protocol's reply and notice frames (docs/PROTOCOL.md), as JSON
+// text: the one place that spells them. The transport frames the text
+// (a WebSocket text frame today).
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/client_error.hpp"
+#include "core/hub/hub.hpp"
+
+namespace kws {
+
+// `request_id` is the client's id as JSON text ("" when it gave none).
+std::string notice_json(const HubNotice& notice);
+std::string error_json(ClientError error, std::string_view message, std::string_view request_id = {},
+                       std::string_view topic = {});
+std::string ack_json(std::string_view request_id, std::string_view topic, int32_t partition, int64_t offset);
+std::string dropped_json(uint64_t count);
+
+}  // namespace kws

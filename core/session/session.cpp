@@ -1,0 +1,353 @@
+#include "core/session/session.hpp"
+
+#include <algorithm>
+
+#include "core/outgoing.hpp"
+#include "core/session/client_frames.hpp"
+#include "core/session/replies.hpp"
+
+namespace kws {
+
+namespace {
+
+bool contains(const std::vector<std::string>& sorted, std::string_view name) {
+  return std::binary_search(sorted.begin(), sorted.end(), name, std::less<>());
+}
+
+void insert_sorted(std::vector<std::string>& sorted, std::string_view name) {
+  auto it = std::lower_bound(sorted.begin(), sorted.end(), name, std::less<>());
+  if (it == sorted.end() || *it != name) sorted.insert(it, std::string(name));
+}
+
+void erase_sorted(std::vector<std::string>& sorted, std::string_view name) {
+  auto it = std::lower_bound(sorted.begin(), sorted.end(), name, std::less<>());
+  if (it != sorted.end() && *it == name) sorted.erase(it);
+}
+
+}  // namespace
+
+Session::Session(const SessionServices& services, ConnectRequest request, Principal principal, TextFramer frame_text)
+    : services_(services),
+      request_(std::move(request)),
+      principal_(std::move(principal)),
+      frame_text_(frame_text),
+      outbox_(services.options.client_buffer, services.options.slow_client, request_.encoding) {
+  kws_protocol_ = request_.kws_protocol;
+}
+
+Session::~Session() = default;
+
+// ---- opening ------------------------------------------------------------------
+
+void Session::open(Link& link) {
+  link_ = &link;
+  if (!request_.group.empty()) {
+    open_group();
+    return;
+  }
+  for (const auto& t : request_.topics) {
+    // The handshake checked the names; the rest of the rules apply here.
+    if (auto refusal = admit(t, TopicAction::read)) {
+      refuse(refusal->error, refusal->why, "", t);
+      continue;
+    }
+    insert_sorted(subscribed_, t);
+    ++pending_requests_;
+    services_.hub->subscribe(shared_from_this(), t, request_.start, request_.start_text, "");
+  }
+  // Only needed to open: an idle session keeps no copies.
+  std::vector<std::string>().swap(request_.topics);
+}
+
+void Session::open_group() {
+  const size_t max = services_.options.max_group_sessions;
+  if (services_.group_sessions->fetch_add(1) >= max) {
+    services_.group_sessions->fetch_sub(1);
+    refuse(ClientError::group_limit, "too many group.id sessions on this bridge (" + std::to_string(max) + ")", "");
+    flush();
+    if (link_) link_->close(CloseReason::try_again_later, "too many group sessions");
+    return;
+  }
+  for (const auto& t : request_.topics) {
+    if (auto refusal = admit(t, TopicAction::read)) {
+      refuse(refusal->error, refusal->why, "", t);
+      flush();
+      if (link_) link_->close(CloseReason::policy, refusal->why);
+      return;
+    }
+  }
+  GroupRequest g{request_.group, request_.topics, request_.start, request_.start_explicit};
+  GroupSubscription subscription{request_.group, request_.topics, request_.start_text};
+  std::weak_ptr<Session> weak = weak_from_this();
+  auto open = [services = &services_, g] { return services->open_group(g); };
+  auto backlog = [weak] {
+    auto locked = weak.lock();
+    return locked ? locked->outbox_.pending_bytes() : 0;
+  };
+  group_reader_ = std::make_unique<GroupReader>(open, std::move(subscription), shared_from_this(), backlog,
+                                                services_.options.client_buffer / 2, *services_.log);
+}
+
+// ---- from other threads -------------------------------------------------------
+
+void Session::offered(Outbox::Offer o) {
+  if (o.overflow || o.schedule_flush) services_.host->wake(shared_from_this());
+}
+
+void Session::deliver(const FrameBatchPtr& batch) {
+  if (closed_) return;
+  offered(outbox_.offer(batch));
+}
+
+void Session::reply(const std::string& json) {
+  if (closed_) return;
+  if (!kws_protocol_) {
+    // A kafka-websocket client knows only message frames: anything else
+    // would reach it as a message with no value (kafka-text) or bytes it
+    // cannot parse (kafka-binary). It is logged and counted instead.
+    ++services_.counters->unsent_notices;
+    services_.log->info("not sent to a kafka-websocket client (it did not ask for the kws protocol): " + json);
+    return;
+  }
+  offered(outbox_.offer_reply(frame_text_(json)));
+}
+
+void Session::refuse(ClientError error, std::string_view why, std::string_view request_id, std::string_view topic) {
+  ++services_.counters->client_errors;
+  reply(error_json(error, why, request_id, topic));
+}
+
+void Session::notify(const HubNotice& notice) {
+  if (notice.kind == HubNotice::Kind::lost) ++services_.counters->lost_notices;
+  if (notice.kind == HubNotice::Kind::error && !notice.answers_request) {
+    services_.log->warning("topic '" + notice.topic + "': " + notice.message);
+  }
+  reply(notice_json(notice));
+  if (notice.answers_request) request_done();
+}
+
+void Session::request_done() {
+  // Reading paused on too many open requests resumes on the I/O thread.
+  if (pending_requests_.fetch_sub(1) == services_.options.max_pending_requests && !closed_) {
+    services_.host->wake(shared_from_this());
+  }
+}
+
+void Session::on_delivery(const Delivery& d, const std::string& request_id) {
+  if (d.ok()) {
+    if (!request_id.empty()) reply(ack_json(request_id, d.topic, d.partition, d.offset));
+  } else {
+    reply(error_json(client_error_for(d.error), d.message, request_id, d.topic));
+  }
+  if (pending_produce_.fetch_sub(1) == services_.options.max_pending_produce && !closed_) {
+    services_.host->wake(shared_from_this());
+  }
+}
+
+// ---- on the I/O thread ---------------------------------------------------------
+
+void Session::on_wake() {
+  if (!link_) return;
+  if (outbox_.overflowed()) {
+    close_slow();
+    return;
+  }
+  if (retry_armed_) {
+    retry_armed_ = false;
+    retry_blocked();
+  }
+  flush();
+  update_reading();
+}
+
+void Session::on_drained() {
+  outbox_.set_in_link(0);
+  flush();
+}
+
+void Session::flush() {
+  // While the link still holds bytes, new ones wait in the outbox, where
+  // the budget and drop-oldest apply; on_drained() comes back for them. So a
+  // client that reads nothing holds at most one write's worth in the link.
+  if (!link_ || link_->buffered() > 0) return;
+  std::vector<OutItem>& items = flush_items_;
+  Outbox::Taken taken = outbox_.take(items);
+  if (taken.dropped > 0) {
+    // One notice per write at most, with the count since the last one.
+    if (kws_protocol_) {
+      items.insert(items.begin(), OutItem{nullptr, frame_text_(dropped_json(taken.dropped))});
+    } else {
+      ++services_.counters->unsent_notices;
+    }
+  }
+  if (items.empty()) return;
+  size_t size = 0;
+  for (const auto& item : items) size += item.batch ? item.batch->bytes(request_.encoding).size() : item.bytes.size();
+  link_->write(items, request_.encoding);
+  items.clear();  // keeps its capacity for the next flush (Outbox::take swaps it in)
+  services_.counters->frames_out += taken.frames;
+  services_.counters->bytes_out += size;
+  ++services_.counters->writes;
+  // The link may have closed on a failed write.
+  if (link_) outbox_.set_in_link(link_->buffered());
+}
+
+void Session::close_slow() {
+  if (!link_ || closing_) return;
+  closing_ = true;
+  ++services_.counters->slow_closes;
+  // What it has not been handed yet it will never get: the close goes next.
+  link_->close(CloseReason::policy,
+               "slow client: more than " + std::to_string(services_.options.client_buffer) + " bytes pending",
+               /*drop_pending=*/true);
+}
+
+void Session::on_closed() {
+  if (closed_.exchange(true)) return;
+  link_ = nullptr;
+  services_.counters->dropped += outbox_.dropped();
+  std::list<std::pair<MessageKind, std::string>>().swap(blocked_);
+  services_.hub->remove(shared_from_this());
+  if (group_reader_) {
+    services_.group_sessions->fetch_sub(1);
+    group_reader_->stop();
+    services_.host->retire(std::move(group_reader_));
+  }
+  services_.host->closed(*this);
+}
+
+void Session::update_reading() {
+  if (!link_) return;
+  const bool pause = !blocked_.empty() || pending_produce_ >= services_.options.max_pending_produce ||
+                     pending_requests_ >= services_.options.max_pending_requests ||
+                     (services_.finishing && *services_.finishing);
+  if (pause == reading_paused_) return;
+  // Shutting down: stop_reading() paused the link; it stays paused.
+  if (!pause && services_.finishing && *services_.finishing) return;
+  reading_paused_ = pause;
+  if (pause) {
+    ++services_.counters->paused_reads;
+    link_->pause_reading();
+  } else {
+    link_->resume_reading();
+  }
+}
+
+void Session::on_message(MessageKind kind, std::string& payload) {
+  ++services_.counters->frames_in;
+  services_.counters->bytes_in += payload.size();
+  // Order is kept: once one frame waits for Kafka's queue, later ones wait behind it.
+  if (!blocked_.empty()) {
+    blocked_.emplace_back(kind, std::move(payload));
+    return;
+  }
+  if (handle(kind, payload) == Handled::queue_full) {
+    blocked_.emplace_back(kind, std::move(payload));
+    if (!retry_armed_) {
+      retry_armed_ = true;
+      services_.host->wake_after(shared_from_this(), std::chrono::milliseconds(5));
+    }
+  }
+  update_reading();
+}
+
+void Session::retry_blocked() {
+  while (!blocked_.empty()) {
+    if (handle(blocked_.front().first, blocked_.front().second) == Handled::queue_full) {
+      retry_armed_ = true;
+      services_.host->wake_after(shared_from_this(), std::chrono::milliseconds(5));
+      return;
+    }
+    blocked_.pop_front();
+  }
+}
+
+Session::Handled Session::handle(MessageKind kind, const std::string& payload) {
+  ClientRequest r = decode_client_message(kind, payload, services_.options.max_frame);
+  if (r.kws_only) kws_protocol_ = true;
+  switch (r.kind) {
+    case ClientRequest::Kind::invalid:
+      refuse(r.error, r.why, r.request_id, r.topic);
+      return Handled::done;
+    case ClientRequest::Kind::produce:
+      return produce(r);
+    case ClientRequest::Kind::subscribe:
+    case ClientRequest::Kind::unsubscribe:
+      // A control frame is kws's own: its sender wants the answers.
+      kws_protocol_ = true;
+      control(r);
+      return Handled::done;
+  }
+  return Handled::done;
+}
+
+std::optional<Refusal> Session::admit(std::string_view topic, TopicAction action) {
+  if (auto refusal = admit_topic(topic, action, request_.encoding, principal_, *services_.authorizer)) return refusal;
+  const bool known = contains(subscribed_, topic) || contains(produced_, topic);
+  if (!known && subscribed_.size() + produced_.size() >= services_.options.max_topics) {
+    return Refusal{ClientError::topic_limit, "this session already uses " + std::to_string(services_.options.max_topics) +
+                                                 " topics (serve.max_topics)"};
+  }
+  return std::nullopt;
+}
+
+Session::Handled Session::produce(const ClientRequest& r) {
+  RecordPolicy policy;
+  PreparedRecord prepared;
+  std::string_view topic;
+  if (r.binary) {
+    topic = r.binary_topic;
+  } else {
+    topic = r.message.topic;
+  }
+  if (auto refusal = admit(topic, TopicAction::write)) {
+    refuse(refusal->error, refusal->why, r.request_id, topic);
+    return Handled::done;
+  }
+  if (r.binary) {
+    prepare_plain_record(r.binary_value, policy, prepared, r.binary_topic);
+  } else if (auto problem = prepare_envelope_record(r.message, policy, prepared)) {
+    refuse(ClientError::bad_frame, *problem, r.request_id, topic);
+    return Handled::done;
+  }
+  const uint64_t token = services_.deliveries->track(weak_from_this(), r.request_id);
+  prepared.record.token = token;
+  ++pending_produce_;
+  ProduceOutcome out = services_.producer->try_produce(prepared.record);
+  if (out.queued()) {
+    insert_sorted(produced_, topic);
+    return Handled::done;
+  }
+  --pending_produce_;
+  services_.deliveries->forget(token);
+  if (out.error == ProduceError::queue_full) return Handled::queue_full;
+  ++services_.counters->produce_errors;
+  reply(error_json(client_error_for(out.error), out.message, r.request_id, topic));
+  return Handled::done;
+}
+
+void Session::control(const ClientRequest& r) {
+  if (!request_.group.empty()) {
+    refuse(ClientError::bad_frame, "a group.id session cannot change its topics; reconnect with other topics",
+           r.request_id);
+    return;
+  }
+  const bool subscribe = r.kind == ClientRequest::Kind::subscribe;
+  for (const auto& name : r.topics) {
+    if (!subscribe) {
+      erase_sorted(subscribed_, name);
+      ++pending_requests_;
+      services_.hub->unsubscribe(shared_from_this(), name, r.request_id);
+      continue;
+    }
+    if (auto refusal = admit(name, TopicAction::read)) {
+      refuse(refusal->error, refusal->why, r.request_id, name);
+      continue;
+    }
+    insert_sorted(subscribed_, name);
+    ++pending_requests_;
+    services_.hub->subscribe(shared_from_this(), name, r.start, r.start_text, r.request_id);
+  }
+}
+
+}  // namespace kws

@@ -1,0 +1,176 @@
+#pragma once
+// One client of `kws serve`, apart from its transport: what it subscribed
+// to, what it produced and waits for, its outbox, and the kws protocol it
+// speaks (docs/PROTOCOL.md). It hears from the hub as a Subscriber, from its
+// link as LinkEvents, from the producer through the ProduceTracker, and
+// talks back through a Link. No socket, no Asio, no librdkafka: unit-tested
+// with a fake link (tests/unit/test_session_session.cpp).
+//
+// Threads: deliver() and notify() come from the hub's thread (and a group
+// session's reader), on_delivery() from the producer's; they only fill the
+// outbox and ask the host for a wake-up. Everything else runs on the link's
+// I/O thread, which alone touches the link.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/hub/group_reader.hpp"
+#include "core/hub/hub.hpp"
+#include "core/message_io.hpp"
+#include "core/session/admission.hpp"
+#include "core/session/client_frames.hpp"
+#include "core/session/connect_request.hpp"
+#include "core/session/link.hpp"
+#include "core/session/outbox.hpp"
+#include "core/session/produce_tracker.hpp"
+#include "core/util/log.hpp"
+
+namespace kws {
+
+class Session;
+
+// The side that runs sessions (the server). Thread-safe.
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  // Run session->on_wake() soon on its I/O thread. Many wakes may become one.
+  virtual void wake(std::shared_ptr<Session> session) = 0;
+  // Run session->on_wake() on its I/O thread after `delay`.
+  virtual void wake_after(std::shared_ptr<Session> session, std::chrono::milliseconds delay) = 0;
+  // Keeps a closed group session's reader until its thread has ended (it
+  // may hold the last reference to its session, so it cannot be joined
+  // from there).
+  virtual void retire(std::unique_ptr<GroupReader> reader) = 0;
+  // The session's link is gone (from on_closed, on the I/O thread).
+  virtual void closed(Session& session) = 0;
+};
+
+struct SessionOptions {
+  size_t client_buffer = 4 << 20;
+  SlowClientPolicy slow_client = SlowClientPolicy::close;
+  size_t max_frame = 1 << 20;
+  size_t max_pending_produce = 1000;  // frames waiting for Kafka; beyond, reading pauses
+  size_t max_pending_requests = 8;    // subscribe/unsubscribe waiting for the hub; beyond, reading pauses
+  size_t max_topics = 100;            // topics one session may subscribe to and produce to, together
+  size_t max_group_sessions = 64;     // on the whole bridge
+};
+
+struct SessionCounters {
+  std::atomic<uint64_t> frames_in{0};
+  std::atomic<uint64_t> bytes_in{0};
+  std::atomic<uint64_t> frames_out{0};
+  std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> writes{0};
+  std::atomic<uint64_t> produced{0};        // acknowledged by Kafka
+  std::atomic<uint64_t> produce_errors{0};
+  std::atomic<uint64_t> client_errors{0};   // requests refused for bad client input
+  std::atomic<uint64_t> dropped{0};         // messages dropped for slow clients (drop-oldest), by sessions now closed
+  std::atomic<uint64_t> slow_closes{0};
+  std::atomic<uint64_t> paused_reads{0};    // times a session stopped reading its client
+  std::atomic<uint64_t> lost_notices{0};    // `lost` notices for sessions
+  std::atomic<uint64_t> unsent_notices{0};  // replies and notices a kafka-websocket client was not sent
+};
+
+// What a group.id session reads (the bridge opens a consumer for it).
+struct GroupRequest {
+  std::string group;
+  std::vector<std::string> topics;
+  OffsetSpec start;
+  bool start_explicit = false;
+};
+
+// What sessions share; it outlives every session.
+struct SessionServices {
+  SessionOptions options;
+  Hub* hub = nullptr;
+  MessageSink* producer = nullptr;  // try_produce from I/O threads
+  ProduceTracker* deliveries = nullptr;
+  std::function<std::unique_ptr<MessageSource>(const GroupRequest&)> open_group;
+  const Authorizer* authorizer = nullptr;
+  SessionHost* host = nullptr;
+  SessionCounters* counters = nullptr;
+  std::atomic<size_t>* group_sessions = nullptr;
+  std::atomic<bool>* finishing = nullptr;  // the bridge shuts down: never resume reading
+  LogSink* log = nullptr;
+};
+
+class Session : public Subscriber, public LinkEvents, public std::enable_shared_from_this<Session> {
+ public:
+  // `frame_text` turns a reply's JSON into the link's bytes (a WebSocket
+  // text frame): a plain function, safe to call from any thread.
+  using TextFramer = std::string (*)(std::string_view);
+
+  Session(const SessionServices& services, ConnectRequest request, Principal principal, TextFramer frame_text);
+  ~Session() override;
+
+  // On the I/O thread, once the link is up: starts what the request asked
+  // for (subscriptions, or the group reader).
+  void open(Link& link);
+
+  // Subscriber: from the hub's thread or a group reader's.
+  void deliver(const FrameBatchPtr& batch) override;
+  void notify(const HubNotice& notice) override;
+  // From the producer's delivery thread (through the ProduceTracker).
+  void on_delivery(const Delivery& delivery, const std::string& request_id);
+
+  // LinkEvents, on the I/O thread.
+  void on_message(MessageKind kind, std::string& payload) override;
+  void on_drained() override;
+  void on_closed() override;
+
+  // On the I/O thread, when the host was asked to wake the session.
+  void on_wake();
+  // On the I/O thread, at shutdown: writes what is queued now.
+  void flush();
+
+  size_t pending_bytes() const { return outbox_.pending_bytes(); }
+  uint64_t dropped() const { return outbox_.dropped(); }
+  bool closed() const { return closed_; }
+  bool kws_protocol() const { return kws_protocol_; }
+
+ private:
+  enum class Handled { done, queue_full };
+
+  void offered(Outbox::Offer offer);
+  void reply(const std::string& json);
+  void refuse(ClientError error, std::string_view why, std::string_view request_id, std::string_view topic = {});
+  Handled handle(MessageKind kind, const std::string& payload);
+  Handled produce(const ClientRequest& request);
+  void control(const ClientRequest& request);
+  std::optional<Refusal> admit(std::string_view topic, TopicAction action);
+  void request_done();
+  void update_reading();
+  void retry_blocked();
+  void close_slow();
+  void open_group();
+
+  const SessionServices& services_;
+  ConnectRequest request_;
+  Principal principal_;
+  TextFramer frame_text_;
+  Outbox outbox_;
+  Link* link_ = nullptr;  // I/O thread; null before open() and after on_closed()
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> kws_protocol_{false};
+  std::atomic<size_t> pending_produce_{0};
+  std::atomic<size_t> pending_requests_{0};
+  std::unique_ptr<GroupReader> group_reader_;
+  // I/O-thread state.
+  std::vector<std::string> subscribed_;  // sorted; topics this session reads
+  std::vector<std::string> produced_;    // sorted; topics it wrote to
+  // Frames waiting for room in Kafka's queue, in order. A list, not a deque:
+  // it is almost always empty, and an empty libstdc++ deque holds ~550 bytes.
+  std::list<std::pair<MessageKind, std::string>> blocked_;
+  std::vector<OutItem> flush_items_;  // reused by flush(); empty between flushes
+  bool reading_paused_ = false;
+  bool retry_armed_ = false;
+  bool closing_ = false;  // the session asked its link to close
+};
+
+}  // namespace kws

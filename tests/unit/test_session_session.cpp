@@ -1,0 +1,299 @@
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "core/session/session.hpp"
+#include "core/ws_frame.hpp"
+#include "tests/unit/fakes.hpp"
+
+using namespace kws;
+using kws::test::FakeAdmin;
+using kws::test::FakeCluster;
+using kws::test::FakeFeed;
+using kws::test::FakeSink;
+
+namespace {
+
+std::string plain_text(std::string_view json) { return std::string(json); }
+
+// A link that keeps what it was given: replies as JSON documents, message
+// batches by offset. `hold` makes it keep bytes as a socket that does not
+// read would.
+struct FakeLink : Link {
+  std::vector<nlohmann::json> replies;
+  std::vector<int64_t> offsets;
+  size_t held = 0;
+  bool hold = false;
+  bool paused = false;
+  int pauses = 0;
+  std::optional<CloseReason> closed;
+  std::string close_why;
+  void write(std::vector<OutItem>& items, Encoding encoding) override {
+    for (auto& i : items) {
+      if (i.batch) {
+        for (const auto& f : i.batch->frames()) offsets.push_back(f->offset);
+        if (hold) held += i.batch->bytes(encoding).size();
+      } else {
+        replies.push_back(nlohmann::json::parse(i.bytes));
+        if (hold) held += i.bytes.size();
+      }
+    }
+    items.clear();
+  }
+  size_t buffered() const override { return held; }
+  void close(CloseReason reason, std::string_view why, bool) override {
+    closed = reason;
+    close_why = std::string(why);
+  }
+  void pause_reading() override {
+    paused = true;
+    ++pauses;
+  }
+  void resume_reading() override { paused = false; }
+  std::vector<std::string> types() const {
+    std::vector<std::string> out;
+    for (const auto& r : replies) out.push_back(r.value("type", "?"));
+    return out;
+  }
+};
+
+// Runs wake-ups when the test says so, as an I/O thread would.
+struct FakeHost : SessionHost {
+  std::vector<std::shared_ptr<Session>> woken;
+  int delayed = 0;
+  void wake(std::shared_ptr<Session> s) override { woken.push_back(std::move(s)); }
+  void wake_after(std::shared_ptr<Session> s, std::chrono::milliseconds) override {
+    ++delayed;
+    woken.push_back(std::move(s));
+  }
+  void retire(std::unique_ptr<GroupReader>) override {}
+  void closed(Session&) override {}
+  void run() {
+    auto now = std::move(woken);
+    woken.clear();
+    for (auto& s : now) s->on_wake();
+  }
+};
+
+struct SessionFixture {
+  FakeCluster cluster;
+  FakeAdmin admin{cluster};
+  NullLog log;
+  std::unique_ptr<Hub> hub;
+  FakeSink sink;
+  ProduceTracker deliveries;
+  AllowEveryone authorizer;
+  FakeHost host;
+  SessionCounters counters;
+  std::atomic<size_t> group_sessions{0};
+  std::atomic<bool> finishing{false};
+  SessionServices services;
+
+  SessionFixture() {
+    cluster.create("t", 1);
+    HubLimits limits;
+    limits.admin_thread = false;
+    hub = std::make_unique<Hub>(std::make_unique<FakeFeed>(cluster), admin, limits, log);
+    sink.on_delivery([this](const Delivery& d) { deliveries.route(d); });
+    services.hub = hub.get();
+    services.producer = &sink;
+    services.deliveries = &deliveries;
+    services.authorizer = &authorizer;
+    services.host = &host;
+    services.counters = &counters;
+    services.group_sessions = &group_sessions;
+    services.finishing = &finishing;
+    services.log = &log;
+  }
+  // Hub work, deliveries and wake-ups, until nothing moves.
+  void settle() {
+    for (int i = 0; i < 5; ++i) {
+      hub->run_once(std::chrono::milliseconds(0));
+      sink.serve_deliveries(std::chrono::milliseconds(0));
+      host.run();
+    }
+  }
+  std::shared_ptr<Session> open(FakeLink& link, const std::string& query, const std::string& subprotocol = "") {
+    ConnectRequest request;
+    REQUIRE_FALSE(parse_connect_query(query, request));
+    std::vector<std::string> offered;
+    if (!subprotocol.empty()) offered.push_back(subprotocol);
+    REQUIRE_FALSE(choose_subprotocol(offered, request));
+    auto s = std::make_shared<Session>(services, std::move(request), Principal{}, &plain_text);
+    s->open(link);
+    settle();
+    return s;
+  }
+  void send(Session& s, std::string text, MessageKind kind = MessageKind::text) {
+    s.on_message(kind, text);
+    settle();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("session: a kafka-websocket client gets messages only, never reply frames") {
+  SessionFixture f;
+  FakeLink link;
+  auto s = f.open(link, "topics=t");
+  f.send(*s, R"({"topic":"t","message":"hello"})");
+  f.cluster.append("t", 0, "from kafka");
+  f.settle();
+  f.send(*s, R"({"topic":"bad topic!","message":"x"})");
+  CHECK(link.replies.empty());
+  CHECK(link.offsets == std::vector<int64_t>{0});
+  CHECK(f.counters.unsent_notices >= 2);  // subscribed and the error
+  CHECK(f.sink.kept.size() == 1);
+  CHECK_FALSE(s->kws_protocol());
+}
+
+TEST_CASE("session: the kws.v1 subprotocol, an offset parameter or an id asks for replies") {
+  SessionFixture f;
+  FakeLink a, b, c;
+  auto by_subprotocol = f.open(a, "topics=t", "kws.v1");
+  auto by_offset = f.open(b, "topics=t&offset=latest");
+  auto by_id = f.open(c, "topics=t");
+  CHECK(a.types() == std::vector<std::string>{"subscribed"});
+  CHECK(a.replies[0]["start_offsets"] == nlohmann::json::array({0}));
+  CHECK(b.types() == std::vector<std::string>{"subscribed"});
+  CHECK(c.replies.empty());
+  f.send(*by_id, R"({"topic":"t","message":"m","id":1})");
+  CHECK(c.types() == std::vector<std::string>{"ack"});
+  CHECK(c.replies[0]["id"] == 1);
+}
+
+TEST_CASE("session: bad frames get error values and the session goes on") {
+  SessionFixture f;
+  FakeLink link;
+  auto s = f.open(link, "", "kws.v1");
+  f.send(*s, "not json");
+  f.send(*s, R"({"type":"dance","id":"x"})");
+  f.send(*s, R"({"topic":"no/slash","message":"m","id":2})");
+  f.send(*s, std::string("\x05t", 2), MessageKind::binary);
+  f.send(*s, R"({"topic":"t","message":"fine","id":3})");
+  REQUIRE(link.replies.size() == 5);
+  CHECK(link.replies[0]["code"] == "bad_json");
+  CHECK(link.replies[1]["code"] == "unknown_type");
+  CHECK(link.replies[1]["id"] == "x");
+  CHECK(link.replies[2]["code"] == "bad_topic");
+  CHECK(link.replies[2]["id"] == 2);
+  CHECK(link.replies[3]["code"] == "bad_frame");
+  CHECK(link.replies[4]["type"] == "ack");
+  CHECK_FALSE(link.closed);
+}
+
+TEST_CASE("session: one session may use serve.max_topics topics, no more") {
+  SessionFixture f;
+  f.services.options.max_topics = 3;
+  FakeLink link;
+  auto s = f.open(link, "topics=t", "kws.v1");
+  f.send(*s, R"({"topic":"a","message":"m","id":1})");
+  f.send(*s, R"({"topic":"b","message":"m","id":2})");
+  f.send(*s, R"({"topic":"c","message":"m","id":3})");
+  f.send(*s, R"({"topic":"a","message":"again","id":4})");
+  CHECK(link.types() == std::vector<std::string>{"subscribed", "ack", "ack", "error", "ack"});
+  CHECK(link.replies[3]["code"] == "topic_limit");
+  CHECK(f.sink.kept.size() == 3);
+}
+
+TEST_CASE("session: Kafka's queue full pauses reading, keeps order, and retries") {
+  SessionFixture f;
+  f.sink.refuse = 2;
+  FakeLink link;
+  auto s = f.open(link, "", "kws.v1");
+  std::string first = R"({"topic":"t","message":"1","id":1})";
+  std::string second = R"({"topic":"t","message":"2","id":2})";
+  s->on_message(MessageKind::text, first);
+  CHECK(link.paused);
+  s->on_message(MessageKind::text, second);  // already read when the pause came
+  f.settle();
+  CHECK_FALSE(link.paused);
+  REQUIRE(f.sink.kept.size() == 2);
+  CHECK(f.sink.kept[0].value == "1");
+  CHECK(f.sink.kept[1].value == "2");
+  CHECK(link.types() == std::vector<std::string>{"ack", "ack"});
+  CHECK(f.host.delayed >= 1);
+}
+
+TEST_CASE("session: too many open subscribe requests pause reading until the hub answers") {
+  SessionFixture f;
+  f.services.options.max_pending_requests = 2;
+  FakeLink link;
+  auto s = f.open(link, "", "kws.v1");
+  std::string sub = R"({"type":"subscribe","topics":["t"],"offset":"earliest"})";
+  s->on_message(MessageKind::text, sub);
+  s->on_message(MessageKind::text, sub);
+  CHECK(link.paused);
+  f.settle();
+  CHECK_FALSE(link.paused);
+  CHECK(link.types() == std::vector<std::string>{"subscribed", "subscribed"});
+}
+
+TEST_CASE("session: while the link holds bytes new ones wait, and drop-oldest says how many it dropped once") {
+  SessionFixture f;
+  f.services.options.slow_client = SlowClientPolicy::drop_oldest;
+  f.services.options.client_buffer = 2000;
+  FakeLink link;
+  auto s = f.open(link, "topics=t", "kws.v1");
+  link.replies.clear();
+  link.hold = true;
+  f.cluster.append("t", 0, "first");
+  f.settle();
+  CHECK(link.offsets == std::vector<int64_t>{0});
+  for (int i = 1; i <= 100; ++i) {
+    f.cluster.append("t", 0, std::string(200, 'x'));
+    f.settle();
+  }
+  CHECK(link.offsets.size() == 1);  // the socket took nothing: nothing more handed over
+  link.hold = false;
+  link.held = 0;
+  s->on_drained();
+  REQUIRE(link.replies.size() == 1);
+  CHECK(link.replies[0]["type"] == "dropped");
+  const int64_t dropped = link.replies[0]["count"];
+  CHECK(dropped > 50);
+  CHECK(static_cast<int64_t>(link.offsets.size()) - 1 + dropped == 100);
+  CHECK(link.offsets.back() == 100);
+}
+
+TEST_CASE("session: over the budget with policy close, the client is closed with the reason") {
+  SessionFixture f;
+  f.services.options.client_buffer = 1000;
+  FakeLink link;
+  auto s = f.open(link, "topics=t");
+  link.hold = true;
+  for (int i = 0; i < 20; ++i) f.cluster.append("t", 0, std::string(200, 'x'));
+  f.settle();
+  REQUIRE(link.closed);
+  CHECK(*link.closed == CloseReason::policy);
+  CHECK(link.close_why.find("slow client") != std::string::npos);
+  CHECK(f.counters.slow_closes == 1);
+}
+
+TEST_CASE("session: messages Kafka deleted before the hub read them reach a kws client as one lost notice") {
+  SessionFixture f;
+  FakeLink link;
+  auto s = f.open(link, "topics=t", "kws.v1");
+  link.replies.clear();
+  for (int i = 0; i < 5; ++i) f.cluster.append("t", 0, "m");
+  f.cluster.low["t"][0] = 3;
+  f.settle();
+  REQUIRE(link.replies.size() == 1);
+  CHECK(link.replies[0] == nlohmann::json::parse(R"({"type":"lost","topic":"t","partition":0,"from":0,"to":2})"));
+  CHECK(link.offsets == std::vector<int64_t>{3, 4});
+  CHECK(f.counters.lost_notices == 1);
+}
+
+TEST_CASE("session: closing leaves the hub and stops answering") {
+  SessionFixture f;
+  FakeLink link;
+  auto s = f.open(link, "topics=t", "kws.v1");
+  s->on_closed();
+  f.settle();
+  f.cluster.append("t", 0, "after");
+  f.settle();
+  CHECK(link.offsets.empty());
+  CHECK(s->closed());
+}
