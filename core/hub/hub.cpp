@@ -43,8 +43,9 @@ struct Hub::Topic {
   struct Live {
     std::shared_ptr<Subscriber> subscriber;
     // While set: per partition, frames below this offset were already
-    // delivered by a catch-up reader that ran ahead of the live one.
-    std::vector<int64_t> skip_below;
+    // delivered by a catch-up reader that ran ahead of the live one. Rare:
+    // a pointer, so the common entry is small (one per subscribed session).
+    std::unique_ptr<std::vector<int64_t>> skip_below;
   };
   std::shared_ptr<const std::string> name;
   std::vector<int64_t> next;  // the live reader's position per partition
@@ -470,7 +471,7 @@ void Hub::join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::v
   }
   for (const auto& b : make_batches(t.name, replay, limits_.batch_bytes)) s->deliver(b);
   Topic::Live live{s, {}};
-  if (ahead) live.skip_below = from;
+  if (ahead) live.skip_below = std::make_unique<std::vector<int64_t>>(from);
   t.live.push_back(std::move(live));
   t.idle_since = {};
 }
@@ -504,17 +505,17 @@ void Hub::deliver_read(Topic& t) {
   const std::vector<FrameBatchPtr> batches = make_batches(t.name, t.batch, limits_.batch_bytes);
   std::vector<FramePtr> filtered;
   for (auto& l : t.live) {
-    if (l.skip_below.empty()) {
+    if (!l.skip_below) {
       for (const auto& b : batches) l.subscriber->deliver(b);
       continue;
     }
     filtered.clear();
     bool still_ahead = false;
     for (const auto& f : t.batch) {
-      if (f->offset >= l.skip_below[static_cast<size_t>(f->partition)]) filtered.push_back(f);
+      if (f->offset >= (*l.skip_below)[static_cast<size_t>(f->partition)]) filtered.push_back(f);
     }
-    for (size_t p = 0; p < t.next.size(); ++p) still_ahead = still_ahead || l.skip_below[p] > t.next[p];
-    if (!still_ahead) l.skip_below.clear();
+    for (size_t p = 0; p < t.next.size(); ++p) still_ahead = still_ahead || (*l.skip_below)[p] > t.next[p];
+    if (!still_ahead) l.skip_below.reset();
     for (const auto& b : make_batches(t.name, filtered, limits_.batch_bytes)) l.subscriber->deliver(b);
   }
   t.batch.clear();
@@ -538,7 +539,7 @@ void Hub::on_live_event(const PartitionEvent& e) {
     for (auto& l : t->live) l.subscriber->notify(n);
   } else {
     for (auto& l : t->live) {
-      if (!l.skip_below.empty()) l.skip_below[p] = std::min(l.skip_below[p], e.next_offset);
+      if (l.skip_below) (*l.skip_below)[p] = std::min((*l.skip_below)[p], e.next_offset);
     }
   }
   // The ring holds frames from before the jump only; starts in it would

@@ -39,7 +39,7 @@ bool Outbox::make_room_locked(size_t incoming) {
           std::remove_if(queue_.begin(), prefix_end, [](const Entry& e) { return !e.batch && e.bytes.empty(); });
       const size_t kept = static_cast<size_t>(kept_end - queue_.begin());
       queue_.erase(kept_end, prefix_end);
-      drop_from_ = kept;
+      drop_from_ = static_cast<uint32_t>(kept);
       holes_ = 0;
     }
     if (queued_bytes_ + in_link_ + incoming <= budget_) return true;
@@ -54,7 +54,7 @@ bool Outbox::make_room_locked(size_t incoming) {
 Outbox::Offer Outbox::offer(const FrameBatchPtr& batch) {
   const size_t size = batch->bytes(encoding_).size();
   if (size == 0) return {};
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<SpinLock> lock(mutex_);
   if (!make_room_locked(size)) {
     if (overflowed_) {
       Offer o;
@@ -71,7 +71,7 @@ Outbox::Offer Outbox::offer(const FrameBatchPtr& batch) {
 }
 
 Outbox::Offer Outbox::offer_reply(std::string bytes) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<SpinLock> lock(mutex_);
   if (overflowed_) {
     Offer o;
     o.overflow = true;
@@ -99,7 +99,7 @@ Outbox::Taken Outbox::take(std::vector<OutItem>& out) {
   Taken result;
   bool had_holes = false;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<SpinLock> lock(mutex_);
     if (swapped) {
       out.swap(queue_);
     } else {
@@ -133,24 +133,29 @@ Outbox::Taken Outbox::take(std::string& out) {
 }
 
 void Outbox::set_in_link(size_t bytes) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<SpinLock> lock(mutex_);
   in_link_ = bytes;
 }
 
 size_t Outbox::pending_bytes() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<SpinLock> lock(mutex_);
   return queued_bytes_ + in_link_;
 }
 uint64_t Outbox::dropped() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<SpinLock> lock(mutex_);
   return dropped_total_;
 }
 bool Outbox::empty() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<SpinLock> lock(mutex_);
   return queue_.empty() && dropped_unreported_ == 0;
 }
+void Outbox::release_idle_memory() {
+  std::lock_guard<SpinLock> lock(mutex_);
+  if (queue_.empty() && queue_.capacity() > 0) std::vector<Entry>().swap(queue_);
+}
+
 bool Outbox::overflowed() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<SpinLock> lock(mutex_);
   return overflowed_;
 }
 

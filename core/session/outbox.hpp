@@ -11,6 +11,7 @@
 
 #include "core/hub/frame.hpp"
 #include "core/session/link.hpp"
+#include "core/util/spin_lock.hpp"
 
 namespace kws {
 
@@ -51,6 +52,9 @@ class Outbox {
   uint64_t dropped() const;
   bool overflowed() const;
   bool empty() const;
+  // Frees the queue's spare capacity when nothing is queued (an idle
+  // client keeps no buffer from its last burst).
+  void release_idle_memory();
   Encoding encoding() const { return encoding_; }
 
  private:
@@ -59,7 +63,7 @@ class Outbox {
   bool make_room_locked(size_t incoming);
   Offer scheduled_locked();
 
-  mutable std::mutex mutex_;
+  mutable SpinLock mutex_;
   const size_t budget_;
   const SlowClientPolicy policy_;
   const Encoding encoding_;
@@ -68,8 +72,8 @@ class Outbox {
   // empty (docs/BENCHMARKS.md, memory per connection). Dropped entries stay
   // in place, emptied, until take().
   std::vector<Entry> queue_;
-  size_t drop_from_ = 0;  // entries before it are replies or dropped: drop-oldest starts here
-  size_t holes_ = 0;      // dropped entries still in queue_
+  uint32_t drop_from_ = 0;  // entries before it are replies or dropped: drop-oldest starts here
+  uint32_t holes_ = 0;      // dropped entries still in queue_
   size_t queued_bytes_ = 0;
   size_t in_link_ = 0;
   uint64_t dropped_total_ = 0;

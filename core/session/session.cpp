@@ -26,13 +26,23 @@ void erase_sorted(std::vector<std::string>& sorted, std::string_view name) {
 
 }  // namespace
 
-Session::Session(const SessionServices& services, ConnectRequest request, Principal principal, TextFramer frame_text)
+namespace {
+
+const Principal& anonymous() {
+  static const Principal nobody;
+  return nobody;
+}
+
+}  // namespace
+
+Session::Session(const SessionServices& services, ConnectRequest request, std::shared_ptr<const Principal> principal)
     : services_(services),
-      request_(std::move(request)),
       principal_(std::move(principal)),
-      frame_text_(frame_text),
-      outbox_(services.options.client_buffer, services.options.slow_client, request_.encoding) {
-  kws_protocol_ = request_.kws_protocol;
+      outbox_(services.options.client_buffer, services.options.slow_client, request.encoding),
+      encoding_(request.encoding),
+      group_session_(!request.group.empty()) {
+  kws_protocol_ = request.kws_protocol;
+  opening_ = std::make_unique<ConnectRequest>(std::move(request));
 }
 
 Session::~Session() = default;
@@ -41,11 +51,13 @@ Session::~Session() = default;
 
 void Session::open(Link& link) {
   link_ = &link;
-  if (!request_.group.empty()) {
-    open_group();
+  // Only needed to open: an idle session keeps no copy.
+  std::unique_ptr<ConnectRequest> request = std::move(opening_);
+  if (group_session_) {
+    open_group(*request);
     return;
   }
-  for (const auto& t : request_.topics) {
+  for (const auto& t : request->topics) {
     // The handshake checked the names; the rest of the rules apply here.
     if (auto refusal = admit(t, TopicAction::read)) {
       refuse(refusal->error, refusal->why, "", t);
@@ -53,13 +65,11 @@ void Session::open(Link& link) {
     }
     insert_sorted(subscribed_, t);
     ++pending_requests_;
-    services_.hub->subscribe(shared_from_this(), t, request_.start, request_.start_text, "");
+    services_.hub->subscribe(shared_from_this(), t, request->start, request->start_text, "");
   }
-  // Only needed to open: an idle session keeps no copies.
-  std::vector<std::string>().swap(request_.topics);
 }
 
-void Session::open_group() {
+void Session::open_group(const ConnectRequest& request) {
   const size_t max = services_.options.max_group_sessions;
   if (services_.group_sessions->fetch_add(1) >= max) {
     services_.group_sessions->fetch_sub(1);
@@ -68,7 +78,7 @@ void Session::open_group() {
     if (link_) link_->close(CloseReason::try_again_later, "too many group sessions");
     return;
   }
-  for (const auto& t : request_.topics) {
+  for (const auto& t : request.topics) {
     if (auto refusal = admit(t, TopicAction::read)) {
       refuse(refusal->error, refusal->why, "", t);
       flush();
@@ -76,8 +86,8 @@ void Session::open_group() {
       return;
     }
   }
-  GroupRequest g{request_.group, request_.topics, request_.start, request_.start_explicit};
-  GroupSubscription subscription{request_.group, request_.topics, request_.start_text};
+  GroupRequest g{request.group, request.topics, request.start, request.start_explicit};
+  GroupSubscription subscription{request.group, request.topics, request.start_text};
   std::weak_ptr<Session> weak = weak_from_this();
   auto open = [services = &services_, g] { return services->open_group(g); };
   auto backlog = [weak] {
@@ -109,7 +119,7 @@ void Session::reply(const std::string& json) {
     services_.log->info("not sent to a kafka-websocket client (it did not ask for the kws protocol): " + json);
     return;
   }
-  offered(outbox_.offer_reply(frame_text_(json)));
+  offered(outbox_.offer_reply(services_.frame_text(json)));
 }
 
 void Session::refuse(ClientError error, std::string_view why, std::string_view request_id, std::string_view topic) {
@@ -170,26 +180,30 @@ void Session::flush() {
   // the budget and drop-oldest apply; on_drained() comes back for them. So a
   // client that reads nothing holds at most one write's worth in the link.
   if (!link_ || link_->buffered() > 0) return;
-  std::vector<OutItem>& items = flush_items_;
+  std::vector<OutItem>& items = *services_.flush_scratch;
   Outbox::Taken taken = outbox_.take(items);
   if (taken.dropped > 0) {
     // One notice per write at most, with the count since the last one.
     if (kws_protocol_) {
-      items.insert(items.begin(), OutItem{nullptr, frame_text_(dropped_json(taken.dropped))});
+      items.insert(items.begin(), OutItem{nullptr, services_.frame_text(dropped_json(taken.dropped))});
     } else {
       ++services_.counters->unsent_notices;
     }
   }
   if (items.empty()) return;
   size_t size = 0;
-  for (const auto& item : items) size += item.batch ? item.batch->bytes(request_.encoding).size() : item.bytes.size();
-  link_->write(items, request_.encoding);
+  for (const auto& item : items) size += item.batch ? item.batch->bytes(encoding_).size() : item.bytes.size();
+  link_->write(items, encoding_);
   items.clear();  // keeps its capacity for the next flush (Outbox::take swaps it in)
   services_.counters->frames_out += taken.frames;
   services_.counters->bytes_out += size;
   ++services_.counters->writes;
   // The link may have closed on a failed write.
   if (link_) outbox_.set_in_link(link_->buffered());
+}
+
+void Session::release_idle_memory() {
+  if (link_ && link_->buffered() == 0) outbox_.release_idle_memory();
 }
 
 void Session::close_slow() {
@@ -206,7 +220,7 @@ void Session::on_closed() {
   if (closed_.exchange(true)) return;
   link_ = nullptr;
   services_.counters->dropped += outbox_.dropped();
-  std::list<std::pair<MessageKind, std::string>>().swap(blocked_);
+  blocked_.reset();
   services_.hub->remove(shared_from_this());
   if (group_reader_) {
     services_.group_sessions->fetch_sub(1);
@@ -218,7 +232,7 @@ void Session::on_closed() {
 
 void Session::update_reading() {
   if (!link_) return;
-  const bool pause = !blocked_.empty() || pending_produce_ >= services_.options.max_pending_produce ||
+  const bool pause = blocked_ || pending_produce_ >= services_.options.max_pending_produce ||
                      pending_requests_ >= services_.options.max_pending_requests ||
                      (services_.finishing && *services_.finishing);
   if (pause == reading_paused_) return;
@@ -237,12 +251,13 @@ void Session::on_message(MessageKind kind, std::string& payload) {
   ++services_.counters->frames_in;
   services_.counters->bytes_in += payload.size();
   // Order is kept: once one frame waits for Kafka's queue, later ones wait behind it.
-  if (!blocked_.empty()) {
-    blocked_.emplace_back(kind, std::move(payload));
+  if (blocked_) {
+    blocked_->emplace_back(kind, std::move(payload));
     return;
   }
   if (handle(kind, payload) == Handled::queue_full) {
-    blocked_.emplace_back(kind, std::move(payload));
+    blocked_ = std::make_unique<Blocked>();
+    blocked_->emplace_back(kind, std::move(payload));
     if (!retry_armed_) {
       retry_armed_ = true;
       services_.host->wake_after(shared_from_this(), std::chrono::milliseconds(5));
@@ -252,13 +267,14 @@ void Session::on_message(MessageKind kind, std::string& payload) {
 }
 
 void Session::retry_blocked() {
-  while (!blocked_.empty()) {
-    if (handle(blocked_.front().first, blocked_.front().second) == Handled::queue_full) {
+  while (blocked_) {
+    if (handle(blocked_->front().first, blocked_->front().second) == Handled::queue_full) {
       retry_armed_ = true;
       services_.host->wake_after(shared_from_this(), std::chrono::milliseconds(5));
       return;
     }
-    blocked_.pop_front();
+    blocked_->pop_front();
+    if (blocked_->empty()) blocked_.reset();
   }
 }
 
@@ -282,7 +298,9 @@ Session::Handled Session::handle(MessageKind kind, const std::string& payload) {
 }
 
 std::optional<Refusal> Session::admit(std::string_view topic, TopicAction action) {
-  if (auto refusal = admit_topic(topic, action, request_.encoding, principal_, *services_.authorizer)) return refusal;
+  if (auto refusal = admit_topic(topic, action, encoding_, principal_ ? *principal_ : anonymous(), *services_.authorizer)) {
+    return refusal;
+  }
   const bool known = contains(subscribed_, topic) || contains(produced_, topic);
   if (!known && subscribed_.size() + produced_.size() >= services_.options.max_topics) {
     return Refusal{ClientError::topic_limit, "this session already uses " + std::to_string(services_.options.max_topics) +
@@ -327,7 +345,7 @@ Session::Handled Session::produce(const ClientRequest& r) {
 }
 
 void Session::control(const ClientRequest& r) {
-  if (!request_.group.empty()) {
+  if (group_session_) {
     refuse(ClientError::bad_frame, "a group.id session cannot change its topics; reconnect with other topics",
            r.request_id);
     return;

@@ -14,7 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <list>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -94,19 +94,23 @@ struct SessionServices {
   std::function<std::unique_ptr<MessageSource>(const GroupRequest&)> open_group;
   const Authorizer* authorizer = nullptr;
   SessionHost* host = nullptr;
+  // A reply's JSON as the link's bytes (a WebSocket text frame): the same
+  // for every session of a server, safe from any thread.
+  std::string (*frame_text)(std::string_view) = nullptr;
+  // The I/O thread's reusable vector for flushes (empty between them).
+  std::vector<OutItem>* flush_scratch = nullptr;
   SessionCounters* counters = nullptr;
   std::atomic<size_t>* group_sessions = nullptr;
   std::atomic<bool>* finishing = nullptr;  // the bridge shuts down: never resume reading
   LogSink* log = nullptr;
 };
 
+// Thousands of idle sessions are the common case, so a session keeps only
+// what it needs after opening (docs/BENCHMARKS.md, memory per connection).
 class Session : public Subscriber, public LinkEvents, public std::enable_shared_from_this<Session> {
  public:
-  // `frame_text` turns a reply's JSON into the link's bytes (a WebSocket
-  // text frame): a plain function, safe to call from any thread.
-  using TextFramer = std::string (*)(std::string_view);
-
-  Session(const SessionServices& services, ConnectRequest request, Principal principal, TextFramer frame_text);
+  // `principal` null: anonymous (no authentication configured).
+  Session(const SessionServices& services, ConnectRequest request, std::shared_ptr<const Principal> principal);
   ~Session() override;
 
   // On the I/O thread, once the link is up: starts what the request asked
@@ -128,6 +132,9 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   void on_wake();
   // On the I/O thread, at shutdown: writes what is queued now.
   void flush();
+  // On the I/O thread, now and then: gives back buffers an idle session
+  // kept from its last burst.
+  void release_idle_memory();
 
   size_t pending_bytes() const { return outbox_.pending_bytes(); }
   uint64_t dropped() const { return outbox_.dropped(); }
@@ -148,26 +155,27 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   void update_reading();
   void retry_blocked();
   void close_slow();
-  void open_group();
+  void open_group(const ConnectRequest& request);
+
+  using Blocked = std::deque<std::pair<MessageKind, std::string>>;
 
   const SessionServices& services_;
-  ConnectRequest request_;
-  Principal principal_;
-  TextFramer frame_text_;
+  std::unique_ptr<ConnectRequest> opening_;  // what the client asked for; only until open()
+  std::shared_ptr<const Principal> principal_;
   Outbox outbox_;
   Link* link_ = nullptr;  // I/O thread; null before open() and after on_closed()
-  std::atomic<bool> closed_{false};
-  std::atomic<bool> kws_protocol_{false};
-  std::atomic<size_t> pending_produce_{0};
-  std::atomic<size_t> pending_requests_{0};
   std::unique_ptr<GroupReader> group_reader_;
   // I/O-thread state.
   std::vector<std::string> subscribed_;  // sorted; topics this session reads
   std::vector<std::string> produced_;    // sorted; topics it wrote to
-  // Frames waiting for room in Kafka's queue, in order. A list, not a deque:
-  // it is almost always empty, and an empty libstdc++ deque holds ~550 bytes.
-  std::list<std::pair<MessageKind, std::string>> blocked_;
-  std::vector<OutItem> flush_items_;  // reused by flush(); empty between flushes
+  // Frames waiting for room in Kafka's queue, in order; almost always none.
+  std::unique_ptr<Blocked> blocked_;
+  std::atomic<uint32_t> pending_produce_{0};
+  std::atomic<uint32_t> pending_requests_{0};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> kws_protocol_{false};
+  const Encoding encoding_;
+  const bool group_session_;
   bool reading_paused_ = false;
   bool retry_armed_ = false;
   bool closing_ = false;  // the session asked its link to close

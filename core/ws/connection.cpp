@@ -22,7 +22,8 @@ char* scratch() {
 
 std::string text_frame(std::string_view json) { return frame(Opcode::text, json); }
 
-Connection::Connection(asio::ip::tcp::socket socket, const Limits& limits, RequestHandler on_request)
+Connection::Connection(asio::ip::tcp::socket socket, const Limits& limits,
+                       std::shared_ptr<const RequestHandler> on_request)
     : socket_(std::move(socket)), limits_(limits), on_request_(std::move(on_request)), parser_(limits.max_message) {}
 
 Connection::~Connection() = default;
@@ -135,11 +136,12 @@ void Connection::resume_reading() {
 
 void Connection::process(std::string_view bytes) {
   if (state_ == State::handshake) {
-    if (head_.size() + bytes.size() > kMaxRequestHead + kScratchSize) {
+    if (!head_) head_ = std::make_unique<std::string>();
+    if (head_->size() + bytes.size() > kMaxRequestHead + kScratchSize) {
       respond(431, "text/plain; charset=utf-8", "request head too large\n");
       return;
     }
-    head_.append(bytes);
+    head_->append(bytes);
     process_head();
     return;
   }
@@ -153,7 +155,7 @@ void Connection::process(std::string_view bytes) {
 
 void Connection::process_head() {
   HttpRequest request;
-  HeadParse parsed = parse_request_head(head_, request);
+  HeadParse parsed = parse_request_head(*head_, request);
   switch (parsed.status) {
     case HeadStatus::incomplete:
       return;
@@ -166,11 +168,11 @@ void Connection::process_head() {
     case HeadStatus::complete:
       break;
   }
-  std::string rest = head_.substr(parsed.consumed);
-  std::string().swap(head_);
+  std::string rest = head_->substr(parsed.consumed);
+  head_.reset();
   auto self = shared_from_this();
-  on_request_(self, request);
-  on_request_ = nullptr;  // its captures are not needed for the rest of the connection
+  std::shared_ptr<const RequestHandler> handler = std::move(on_request_);  // needed once
+  (*handler)(self, request);
   // A client may send its first frames right behind the request.
   if (state_ == State::open && !rest.empty()) process(rest);
 }
@@ -233,7 +235,53 @@ void Connection::respond(int status, std::string_view content_type, std::string_
 
 // ---- writing ----------------------------------------------------------------
 
+// Most writes fit in the socket's buffer: they are written at once from
+// where the bytes are (the non-blocking socket takes them or not), so an
+// idle connection keeps no write buffers and there is no asio completion
+// per client per batch. Only what the socket does not take is queued.
+size_t Connection::write_now(const asio::const_buffer* buffers, size_t count, size_t total) {
+  std::error_code ec;
+  size_t written = 0;
+  if (count == 1) {
+    written = socket_.write_some(asio::const_buffer(buffers[0]), ec);
+  } else {
+    thread_local std::vector<asio::const_buffer> gathered;
+    gathered.assign(buffers, buffers + count);
+    written = socket_.write_some(gathered, ec);
+    if (gathered.capacity() > 1024) std::vector<asio::const_buffer>().swap(gathered);
+  }
+  if (ec == asio::error::would_block || ec == asio::error::try_again) return 0;
+  if (ec) {
+    shut();
+    return total;  // nothing more to do with these bytes
+  }
+  if (written > 0) last_progress_ = Clock::now();
+  return written;
+}
+
+bool Connection::idle_writer() const { return state_ != State::closed && !writing_ && !has_queued(); }
+
 void Connection::write(std::vector<OutItem>& items, Encoding encoding) {
+  if (state_ != State::open) {
+    items.clear();
+    return;
+  }
+  size_t already = 0;
+  if (idle_writer()) {
+    thread_local std::vector<asio::const_buffer> direct;
+    direct.clear();
+    size_t total = 0;
+    for (const auto& item : items) {
+      const std::string& bytes = item.batch ? item.batch->bytes(encoding) : item.bytes;
+      direct.emplace_back(bytes.data(), bytes.size());
+      total += bytes.size();
+    }
+    already = total == 0 ? 0 : write_now(direct.data(), direct.size(), total);
+    if (already == total) {
+      items.clear();
+      return;
+    }
+  }
   for (auto& item : items) {
     if (item.batch) {
       const std::string& bytes = item.batch->bytes(encoding);
@@ -244,7 +292,11 @@ void Connection::write(std::vector<OutItem>& items, Encoding encoding) {
   }
   items.clear();
   in_session_write_ = true;
-  write_queued();
+  if (already > 0) {
+    start_inflight(already);
+  } else {
+    write_queued();
+  }
   in_session_write_ = false;
 }
 
@@ -252,29 +304,44 @@ void Connection::queue(std::string frames) {
   // Nothing may follow our close frame (RFC 6455 section 5.5.1): what the
   // server hands over while the closing handshake runs is dropped.
   if (state_ != State::open) return;
-  push(std::move(frames));
+  enqueue(std::move(frames));
 }
 
 void Connection::push(std::string frames) {
   if (state_ == State::closed || frames.empty()) return;
+  if (idle_writer()) {
+    asio::const_buffer one(frames.data(), frames.size());
+    const size_t written = write_now(&one, 1, frames.size());
+    if (written == frames.size()) return;
+    frames.erase(0, written);
+  }
+  enqueue(std::move(frames));
+}
+
+void Connection::enqueue(std::string frames) {
+  if (state_ == State::closed || frames.empty()) return;
   queued_bytes_ += frames.size();
   Chunk c;
   c.owned = std::move(frames);
-  queued_.push_back(std::move(c));
+  writes().queued.push_back(std::move(c));
 }
 
 void Connection::queue_pong(std::string_view payload) {
   // RFC 6455 5.5.3 allows answering only the most recent ping: a client
   // that pings without reading costs one pong, not one per ping.
   std::string pong = control_frame(Opcode::pong, payload);
-  if (pong_at_ < queued_.size()) {
-    Chunk& waiting = queued_[pong_at_];
+  if (idle_writer()) {
+    push(std::move(pong));
+    return;
+  }
+  if (writes_ && pong_at_ < writes_->queued.size()) {
+    Chunk& waiting = writes_->queued[pong_at_];
     queued_bytes_ = queued_bytes_ - waiting.owned.size() + pong.size();
     waiting.owned = std::move(pong);
     return;
   }
-  pong_at_ = queued_.size();
-  push(std::move(pong));
+  pong_at_ = writes().queued.size();
+  enqueue(std::move(pong));
 }
 
 void Connection::queue_shared(std::shared_ptr<const void> owner, std::string_view frames) {
@@ -284,29 +351,21 @@ void Connection::queue_shared(std::shared_ptr<const void> owner, std::string_vie
   c.owner = std::move(owner);
   c.data = frames.data();
   c.size = frames.size();
-  queued_.push_back(std::move(c));
+  writes().queued.push_back(std::move(c));
 }
 
 void Connection::write_queued() {
-  if (!writing_ && !queued_.empty()) start_write();
+  if (!writing_ && has_queued()) start_write();
 }
 
 void Connection::start_write() {
   if (state_ == State::closed) return;
-  inflight_.swap(queued_);
-  pong_at_ = SIZE_MAX;
-  inflight_bytes_ = queued_bytes_;
-  queued_bytes_ = 0;
-  buffers_.clear();
-  for (const auto& c : inflight_) {
-    auto v = c.view();
-    buffers_.emplace_back(v.data(), v.size());
-  }
+  Writes& w = begin_inflight();
   // Most writes fit in the socket's buffer: write them now (the socket is
   // non-blocking) and leave asio's handler round trip, a scheduled
   // completion per client per batch, to the writes that do not.
   std::error_code ec;
-  size_t written = socket_.write_some(buffers_, ec);
+  size_t written = socket_.write_some(w.buffers, ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) {
     ec.clear();
     written = 0;
@@ -317,10 +376,33 @@ void Connection::start_write() {
   wrote({}, written);
 }
 
+// Whatever is queued becomes the write in flight, of which `written`
+// bytes are already out.
+void Connection::start_inflight(size_t written) {
+  if (state_ == State::closed) return;
+  begin_inflight();
+  writing_ = true;
+  wrote({}, written);
+}
+
+Connection::Writes& Connection::begin_inflight() {
+  Writes& w = writes();
+  w.inflight.swap(w.queued);
+  pong_at_ = SIZE_MAX;
+  inflight_bytes_ = queued_bytes_;
+  queued_bytes_ = 0;
+  w.buffers.clear();
+  for (const auto& c : w.inflight) {
+    auto v = c.view();
+    w.buffers.emplace_back(v.data(), v.size());
+  }
+  return w;
+}
+
 // The rest of a write, a piece at a time, so that the time of the last
 // progress is known (a client that takes nothing for long is cut).
 void Connection::write_some_more() {
-  socket_.async_write_some(buffers_, [self = shared_from_this()](const std::error_code& ec, size_t n) {
+  socket_.async_write_some(writes_->buffers, [self = shared_from_this()](const std::error_code& ec, size_t n) {
     self->wrote(ec, n);
   });
 }
@@ -330,27 +412,30 @@ void Connection::wrote(const std::error_code& ec, size_t written) {
   if (written > 0) last_progress_ = Clock::now();
   inflight_bytes_ -= written;
   if (inflight_bytes_ == 0) return after_write({});
+  auto& buffers = writes_->buffers;
   size_t skip = 0;
-  while (skip < buffers_.size() && written >= buffers_[skip].size()) written -= buffers_[skip++].size();
-  buffers_.erase(buffers_.begin(), buffers_.begin() + static_cast<std::ptrdiff_t>(skip));
-  if (written > 0) buffers_.front() += written;
+  while (skip < buffers.size() && written >= buffers[skip].size()) written -= buffers[skip++].size();
+  buffers.erase(buffers.begin(), buffers.begin() + static_cast<std::ptrdiff_t>(skip));
+  if (written > 0) buffers.front() += written;
   write_some_more();
 }
 
 void Connection::after_write(const std::error_code& ec) {
   writing_ = false;
-  inflight_.clear();
   inflight_bytes_ = 0;
-  // A burst can leave large vectors behind; an idle connection keeps none.
-  if (inflight_.capacity() > 64) {
-    std::vector<Chunk>().swap(inflight_);
-    std::vector<asio::const_buffer>().swap(buffers_);
+  if (writes_) {
+    writes_->inflight.clear();
+    // A burst can leave large vectors behind (release_idle_memory frees the rest).
+    if (writes_->inflight.capacity() > 64) {
+      std::vector<Chunk>().swap(writes_->inflight);
+      std::vector<asio::const_buffer>().swap(writes_->buffers);
+    }
   }
   if (ec) {
     shut();
     return;
   }
-  if (!queued_.empty()) {
+  if (has_queued()) {
     start_write();
     return;
   }
@@ -364,7 +449,7 @@ void Connection::after_write(const std::error_code& ec) {
 
 void Connection::finish_after_write() {
   close_after_write_ = true;
-  if (!writing_ && queued_.empty()) {
+  if (!writing_ && !has_queued()) {
     shut();
     return;
   }
@@ -396,7 +481,7 @@ void Connection::close_with(uint16_t code, std::string_view reason, bool drop_qu
   if (state_ != State::open) return;
   state_ = State::closing;
   if (drop_queued) {
-    queued_.clear();
+    if (writes_) writes_->queued.clear();
     queued_bytes_ = 0;
     pong_at_ = SIZE_MAX;
   }
@@ -405,6 +490,11 @@ void Connection::close_with(uint16_t code, std::string_view reason, bool drop_qu
   // Wait for the client's close frame (it arrives through read_now), but
   // not for ever.
   arm_timer(limits_.close_timeout);
+}
+
+void Connection::release_idle_memory() {
+  if (writing_ || has_queued()) return;
+  writes_.reset();
 }
 
 void Connection::abandon() {
@@ -422,7 +512,7 @@ void Connection::shut() {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
   if (timer_) timer_->cancel();
-  queued_.clear();
+  if (writes_) writes_->queued.clear();
   queued_bytes_ = 0;
   pong_at_ = SIZE_MAX;
   if (!closed_reported_) {

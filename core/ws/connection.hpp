@@ -41,7 +41,8 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
     std::chrono::milliseconds close_timeout{3000};
   };
 
-  Connection(asio::ip::tcp::socket socket, const Limits& limits, RequestHandler on_request);
+  // `on_request` is shared by all of a server's connections.
+  Connection(asio::ip::tcp::socket socket, const Limits& limits, std::shared_ptr<const RequestHandler> on_request);
   ~Connection() override;
 
   void start();
@@ -66,6 +67,8 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   // already sent (what the kernel holds for us now), then stops reading, so
   // frames sent before the shutdown are answered rather than lost.
   void drain_and_pause();
+  // Frees the write buffers' spare capacity when nothing is being written.
+  void release_idle_memory();
   // For a server going away with its I/O stopped: closes the socket and
   // lets go of the events (no on_closed), so neither keeps the other alive.
   void abandon();
@@ -91,9 +94,10 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   void queue(std::string frames);
   void queue_shared(std::shared_ptr<const void> owner, std::string_view frames);
   void write_queued();
-  // Queues the connection's own bytes (handshake answers, control and
-  // close frames), also while closing.
+  // The connection's own bytes (handshake answers, control and close
+  // frames), also while closing: written now when nothing waits, else queued.
   void push(std::string bytes);
+  void enqueue(std::string bytes);
   void queue_pong(std::string_view payload);
   enum class ReadEnd { would_block, limit, stopped };
   ReadEnd read_available(size_t limit);
@@ -103,6 +107,11 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   void process_head();
   void handle_event(ClientEvent& e);
   void start_write();
+  void start_inflight(size_t written);
+  bool idle_writer() const;
+  // Writes what the socket takes now; returns how much (all of it when the
+  // connection failed and was shut).
+  size_t write_now(const asio::const_buffer* buffers, size_t count, size_t total);
   void write_some_more();
   void wrote(const std::error_code& ec, size_t written);
   void after_write(const std::error_code& ec);
@@ -113,19 +122,30 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
 
   asio::ip::tcp::socket socket_;
   const Limits& limits_;  // the server's, which outlives its connections
-  RequestHandler on_request_;
+  std::shared_ptr<const RequestHandler> on_request_;  // until the request head is read
   std::shared_ptr<LinkEvents> events_;
   std::shared_ptr<Connection> paused_self_;  // set while paused and open
   State state_ = State::handshake;
   ClientFrameParser parser_;
-  std::string head_;  // the request head while it arrives
+  std::unique_ptr<std::string> head_;  // the request head while it arrives
   std::unique_ptr<asio::steady_timer> timer_;  // handshake or close timeout, only while one runs
   Clock::time_point last_heard_{};
   Clock::time_point last_progress_{};
 
-  std::vector<Chunk> queued_;
-  std::vector<Chunk> inflight_;
-  std::vector<asio::const_buffer> buffers_;
+  // What waits for the socket and what is being written: only while a
+  // connection writes (release_idle_memory() drops it once idle).
+  struct Writes {
+    std::vector<Chunk> queued;
+    std::vector<Chunk> inflight;
+    std::vector<asio::const_buffer> buffers;
+  };
+  Writes& writes() {
+    if (!writes_) writes_ = std::make_unique<Writes>();
+    return *writes_;
+  }
+  bool has_queued() const { return writes_ && !writes_->queued.empty(); }
+  Writes& begin_inflight();
+  std::unique_ptr<Writes> writes_;
   size_t queued_bytes_ = 0;
   size_t inflight_bytes_ = 0;
   size_t pong_at_ = SIZE_MAX;  // index in queued_ of the pong not yet written, if any

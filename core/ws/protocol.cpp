@@ -207,8 +207,7 @@ bool ClientFrameParser::fail(std::vector<ClientEvent>& out, uint16_t code, std::
   e.code = code;
   e.payload = std::move(why);
   out.push_back(std::move(e));
-  std::string().swap(pending_);
-  std::string().swap(message_);
+  held_.reset();
   return false;
 }
 
@@ -217,22 +216,24 @@ void ClientFrameParser::feed(std::string_view bytes, std::vector<ClientEvent>& o
   // Parse straight from the caller's bytes when nothing is pending (whole
   // frames per read, the common case); only a partial tail is copied.
   std::string_view data = bytes;
-  const bool staged = !pending_.empty();
+  const bool staged = held_ && !held_->pending.empty();
   if (staged) {
-    pending_.append(bytes);
-    data = pending_;
+    held_->pending.append(bytes);
+    data = held_->pending;
   }
   size_t pos = 0;
   while (!failed_ && take_frame(data, pos, out)) {
   }
   if (failed_) return;
   if (!staged) {
-    if (pos < data.size()) pending_.assign(data.substr(pos));
-  } else if (pos >= pending_.size()) {
-    std::string().swap(pending_);  // idle connections hold nothing
+    if (pos < data.size()) held().pending.assign(data.substr(pos));
+  } else if (pos >= held_->pending.size()) {
+    std::string().swap(held_->pending);
   } else {
-    pending_.erase(0, pos);
+    held_->pending.erase(0, pos);
   }
+  // Idle connections hold nothing.
+  if (held_ && held_->pending.empty() && held_->message.empty()) held_.reset();
 }
 
 bool ClientFrameParser::take_frame(std::string_view d, size_t& pos, std::vector<ClientEvent>& out) {
@@ -268,7 +269,7 @@ bool ClientFrameParser::take_frame(std::string_view d, size_t& pos, std::vector<
   if (!control) {
     if (opcode == Opcode::continuation && !in_message_) return fail(out, close_protocol_error, "continuation without a message");
     if (opcode != Opcode::continuation && in_message_) return fail(out, close_protocol_error, "new message inside a fragmented one");
-    if (length + message_.size() > max_message_) {
+    if (length + message_size() > max_message_) {
       return fail(out, close_too_big, "message of more than " + std::to_string(max_message_) + " bytes");
     }
   }
@@ -310,7 +311,7 @@ bool ClientFrameParser::take_frame(std::string_view d, size_t& pos, std::vector<
     message_opcode_ = opcode;
     in_message_ = true;
   }
-  if (fin && message_.empty()) {
+  if (fin && message_size() == 0) {
     // A whole message in one frame: no staging copy.
     ClientEvent e;
     e.opcode = message_opcode_;
@@ -320,12 +321,12 @@ bool ClientFrameParser::take_frame(std::string_view d, size_t& pos, std::vector<
     out.push_back(std::move(e));
     return true;
   }
-  unmask_into(message_);
+  unmask_into(held().message);
   if (fin) {
     ClientEvent e;
     e.opcode = message_opcode_;
-    e.payload.swap(message_);
-    std::string().swap(message_);
+    e.payload.swap(held_->message);
+    std::string().swap(held_->message);
     in_message_ = false;
     if (e.opcode == Opcode::text && !is_valid_utf8(e.payload)) return fail(out, close_bad_payload, "text message is not UTF-8");
     out.push_back(std::move(e));

@@ -4,6 +4,7 @@
 // so every rule is unit-tested and fuzzed (tests/fuzz) without a network.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -92,7 +93,9 @@ class ClientFrameParser {
   // event the parser is done: the caller closes with that code.
   void feed(std::string_view bytes, std::vector<ClientEvent>& out);
   bool failed() const { return failed_; }
-  size_t held_bytes() const { return heap_bytes(pending_) + heap_bytes(message_); }
+  size_t held_bytes() const {
+    return held_ ? sizeof(Held) + heap_bytes(held_->pending) + heap_bytes(held_->message) : 0;
+  }
 
  private:
   bool fail(std::vector<ClientEvent>& out, uint16_t code, std::string why);
@@ -100,9 +103,20 @@ class ClientFrameParser {
   // frame is incomplete or wrong (then failed_ is set).
   bool take_frame(std::string_view data, size_t& pos, std::vector<ClientEvent>& out);
 
+  // What a connection keeps between reads; allocated only while there is
+  // something to keep, so an idle connection's parser is a few words.
+  struct Held {
+    std::string pending;  // bytes not yet parsed (a partial frame)
+    std::string message;  // fragments of a message in progress
+  };
+  Held& held() {
+    if (!held_) held_ = std::make_unique<Held>();
+    return *held_;
+  }
+  size_t message_size() const { return held_ ? held_->message.size() : 0; }
+
   size_t max_message_;
-  std::string pending_;  // bytes not yet parsed (a partial frame)
-  std::string message_;  // fragments of a message in progress
+  std::unique_ptr<Held> held_;
   Opcode message_opcode_ = Opcode::text;
   bool in_message_ = false;
   bool failed_ = false;

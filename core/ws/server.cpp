@@ -42,7 +42,10 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   AllowEveryone authorizer;
   std::atomic<size_t> group_sessions{0};
   std::atomic<bool> finishing{false};
+  std::vector<OutItem> flush_scratch;  // the I/O thread's, for Session::flush
+  std::shared_ptr<const Connection::RequestHandler> request_handler;  // shared by every connection
   SessionServices session_services;
+  unsigned ticks = 0;
 
   // Not owning: a connection belongs to its I/O handlers, a session to its
   // connection (and the hub, while subscribed). A session leaves when its
@@ -126,6 +129,8 @@ void Server::Impl::setup() {
   session_services.open_group = services.open_group;
   session_services.authorizer = &authorizer;
   session_services.host = this;
+  session_services.frame_text = &ws::text_frame;
+  session_services.flush_scratch = &flush_scratch;
   session_services.counters = &session_counters;
   session_services.group_sessions = &group_sessions;
   session_services.finishing = &finishing;
@@ -149,11 +154,14 @@ bool Server::Impl::on_socket(asio::ip::tcp::socket& socket) {
     std::lock_guard<std::mutex> lock(registry_mutex);
     if (registry.size() >= max_connections + 64) return false;
   }
-  std::weak_ptr<Impl> weak = weak_from_this();
-  auto con = std::make_shared<Connection>(std::move(socket), limits,
-                                          [weak](const ConnectionPtr& c, const ws::HttpRequest& r) {
-                                            if (auto impl = weak.lock()) impl->on_request(c, r);
-                                          });
+  if (!request_handler) {
+    std::weak_ptr<Impl> weak = weak_from_this();
+    request_handler = std::make_shared<const Connection::RequestHandler>(
+        [weak](const ConnectionPtr& c, const ws::HttpRequest& r) {
+          if (auto impl = weak.lock()) impl->on_request(c, r);
+        });
+  }
+  auto con = std::make_shared<Connection>(std::move(socket), limits, request_handler);
   con->start();
   return true;
 }
@@ -194,7 +202,7 @@ void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& requ
     return refuse(400, *problem);
   }
   const std::string subprotocol = parsed.subprotocol;
-  auto session = std::make_shared<Session>(session_services, std::move(parsed), Principal{}, &ws::text_frame);
+  auto session = std::make_shared<Session>(session_services, std::move(parsed), nullptr);
   {
     std::lock_guard<std::mutex> lock(registry_mutex);
     registry.emplace(session.get(), Entry{con, session});
@@ -208,9 +216,15 @@ void Server::Impl::tick() {
   const auto now = Clock::now();
   const bool ping_due = now - last_ping >= options.ping_interval;
   if (ping_due) last_ping = now;
+  // Every 2 s: buffers a connection kept from its last burst go back.
+  const bool trim = ++ticks % 8 == 0;
   for (const auto& e : snapshot()) {
     ConnectionPtr con = e.connection.lock();
     if (!con || !con->is_open()) continue;
+    if (trim) {
+      con->release_idle_memory();
+      if (auto s = e.session.lock()) s->release_idle_memory();
+    }
     const auto stalled = con->stalled_since();
     if (now - con->last_heard() > options.idle_timeout) {
       ++counters.idle_closes;

@@ -17,6 +17,7 @@ using kws::test::FakeSink;
 namespace {
 
 std::string plain_text(std::string_view json) { return std::string(json); }
+std::vector<OutItem> scratch;
 
 // A link that keeps what it was given: replies as JSON documents, message
 // batches by offset. `hold` makes it keep bytes as a socket that does not
@@ -102,6 +103,8 @@ struct SessionFixture {
     services.deliveries = &deliveries;
     services.authorizer = &authorizer;
     services.host = &host;
+    services.frame_text = &plain_text;
+    services.flush_scratch = &scratch;
     services.counters = &counters;
     services.group_sessions = &group_sessions;
     services.finishing = &finishing;
@@ -121,7 +124,7 @@ struct SessionFixture {
     std::vector<std::string> offered;
     if (!subprotocol.empty()) offered.push_back(subprotocol);
     REQUIRE_FALSE(choose_subprotocol(offered, request));
-    auto s = std::make_shared<Session>(services, std::move(request), Principal{}, &plain_text);
+    auto s = std::make_shared<Session>(services, std::move(request), nullptr);
     s->open(link);
     settle();
     return s;
