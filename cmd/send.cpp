@@ -33,7 +33,10 @@ const CommandDoc send_doc{
     "--print-offsets is given; its lines appear as the deliveries happen. When stderr is a terminal and the input is large, a progress line shows the rate.\n\n"
     "With -J each input line is a kws envelope, the JSON shape that `kws tail -J` prints "
     "(docs/PROTOCOL.md): per-message key, headers, partition and timestamp are kept, and binary "
-    "data travels as base64. `kws tail -J -e -o beginning SRC | kws send -J DST` copies a topic; "
+    "data travels as base64. kcat -J's shape (payload, ts, tstype, flat headers) is read too. Every "
+    "line needs a value: only \"message\": null (or kcat's \"payload\": null) sends a tombstone, and a "
+    "line without one is rejected naming its unknown fields, so a typo cannot delete a key. "
+    "`kws tail -J -e -o beginning SRC | kws send -J DST` copies a topic; "
     "an envelope whose partition DST does not have is rejected, unless --any-partition lets "
     "the partitioner choose by key. "
     "A line that is not a valid envelope is reported with its line number on stderr, the other "
@@ -64,7 +67,7 @@ CLI::App* register_send(CLI::App& parent, SendOptions& o) {
   app->add_option("-p,--partition", o.partition, "Partition (default: the partitioner's choice by key)")
       ->type_name("N")
       ->check(integer_in(0, INT32_MAX));
-  app->add_flag("-J,--json", o.json, "Each input line is a kws JSON envelope (as printed by kws tail -J)");
+  app->add_flag("-J,--json", o.json, "Each input line is a kws JSON envelope (as printed by kws tail -J or kcat -J)");
   app->add_flag("--any-partition", o.any_partition,
                 "With -J, ignore the envelopes' partitions and let the partitioner choose by key");
   app->add_option("--file", o.files, "Send the whole FILE as one message (repeatable)")

@@ -41,7 +41,7 @@ complete -c kws -n '__fish_seen_subcommand_from send' -s K -l key-delimiter -r -
 complete -c kws -n '__fish_seen_subcommand_from send' -s k -l key -r -d 'Key for every message'
 complete -c kws -n '__fish_seen_subcommand_from send' -s H -l header -r -d 'Header on every message (repeatable)'
 complete -c kws -n '__fish_seen_subcommand_from send' -s p -l partition -r -d 'Partition (default: the partitioner'\''s choice by key)'
-complete -c kws -n '__fish_seen_subcommand_from send' -s J -l json -d 'Each input line is a kws JSON envelope (as printed by kws tail -J)'
+complete -c kws -n '__fish_seen_subcommand_from send' -s J -l json -d 'Each input line is a kws JSON envelope (as printed by kws tail -J or kcat -J)'
 complete -c kws -n '__fish_seen_subcommand_from send' -l any-partition -d 'With -J, ignore the envelopes'\'' partitions and let the partitioner choose by key'
 complete -c kws -n '__fish_seen_subcommand_from send' -l file -r -F -d 'Send the whole FILE as one message (repeatable)'
 complete -c kws -n '__fish_seen_subcommand_from send' -l print-offsets -d 'Print '\''topic partition offset'\'' per delivered message'

@@ -413,7 +413,7 @@ struct Server::Impl::Session : Subscriber, ws::ConnectionEvents, std::enable_sha
       client_error("bad_topic", *problem, id_json);
       return Handled::done;
     }
-    DecodedEnvelope decoded = decode_envelope_document(doc);
+    DecodedEnvelope decoded = decode_envelope_document(doc, {"id", "type"});
     if (!decoded) {
       client_error("bad_frame", decoded.error, id_json, topic->get_ref<const std::string&>());
       return Handled::done;

@@ -2,6 +2,7 @@
 keys, per-message headers (repeats, null values, binary values), binary
 values, tombstones, partitions and producer timestamps all survive."""
 
+import json
 import os
 import subprocess
 import time
@@ -125,6 +126,25 @@ class JsonCopy(kwstest.KwsTestCase):
         copied = self.tail_json("narrow-any")
         strip = lambda e: dict(essence(e), partition=None, offset=None)
         self.assertEqual(sorted(map(repr, map(strip, copied))), sorted(map(repr, map(strip, source))))
+
+    def test_envelope_without_value_is_refused_not_a_tombstone(self):
+        # A typo ("mesage") or another tool's name ("value") once produced a
+        # null value, which deletes the key on a compacted topic.
+        t = self.topic()
+        lines = "\n".join([
+            json.dumps({"partition": 0, "key": "k1", "message": "before"}),
+            json.dumps({"partition": 0, "key": "k1", "mesage": "typo", "value": "other tool"}),
+            json.dumps({"partition": 0, "key": "k2"}),
+            json.dumps({"partition": 0, "key": "k3", "message": None}),
+            json.dumps({"partition": 0, "key": "k1", "message": "after", "extra": "ignored"}),
+        ]) + "\n"
+        r = self.kws("send", "-J", t, input=lines, rc=1)
+        self.assertIn('input line 2: no "message" field (use "message": null for a tombstone); '
+                      'unknown fields: "mesage", "value"', r.stderr, str(r))
+        self.assertIn('input line 3: no "message" field', r.stderr, str(r))
+        self.assertIn("2 input line(s) rejected", r.stderr, str(r))
+        stored = [(e["key"], e["message"]) for e in self.tail_json(t)]
+        self.assertEqual(stored, [("k1", "before"), ("k3", None), ("k1", "after")])
 
     def test_copy_keeps_log_append_time_out(self):
         # A log_append timestamp belongs to the source broker: a copy gets a

@@ -355,6 +355,25 @@ class Frames(ServeTestCase):
         self.assertEqual(values.count(b"ok"), 1)
         self.assertNotIn(b"y" * 70000, values)
 
+    def test_produce_frame_without_message_is_refused_not_a_tombstone(self):
+        # {"value": ...} (another bridge's name) was acked and stored as a
+        # null value. The frame's own "id" and "type" are not unknown fields.
+        bg = self.serve()
+        t = self.create(self.topic())
+
+        async def go():
+            async with websockets.connect(self.ws_url(bg)) as ws:
+                await ws.send(json.dumps({"type": "produce", "id": 1, "topic": t, "key": "k", "value": "hi"}))
+                err = (await recv_until(ws, is_type("error")))[-1]
+                self.assertEqual((err["code"], err["id"], err["message"]),
+                                 ("bad_frame", 1, 'no "message" field (use "message": null for a tombstone); '
+                                                  'unknown fields: "value"'), err)
+                await ws.send(json.dumps({"id": 2, "topic": t, "key": "k", "message": None}))
+                self.assertEqual((await recv_until(ws, is_type("ack")))[-1]["id"], 2)
+
+        run(go())
+        self.assertEqual([(e["key"], e["message"]) for e in self.tail_json(t) if e["key"] == "k"], [("k", None)])
+
     def test_subscribe_and_unsubscribe_at_run_time(self):
         bg = self.serve()
         a = self.create(self.topic("a"))
