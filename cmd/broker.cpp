@@ -19,9 +19,10 @@ const CommandDoc broker_doc{
     "python3-kafka or kafkajs can produce to and consume from it. The first line on stdout is "
     "BROKERS=HOST:PORT[,...], the bootstrap address to use; it runs until SIGINT or SIGTERM.\n\n"
     "It listens on 127.0.0.1:9092 by default, so that `kws send demo hi` and `kws tail demo` "
-    "work with no flags; with -n, the other brokers take free ports. If 9092 is taken, kws says "
-    "so on stderr and listens on a free port instead; the BROKERS line always has the address "
-    "in use. An explicit --listen that cannot be bound is an error.\n\n"
+    "work with no flags; with -n, the other brokers take free ports. An address that is taken is "
+    "an error, 9092 too (the message says which process holds it, when kws may see that): a broker "
+    "quietly elsewhere would leave `kws send demo` talking to whatever holds 9092. -l 127.0.0.1:0 "
+    "asks for any free port; the BROKERS line always has the address in use.\n\n"
     "Topics are auto-created as on a real broker with auto.create.topics.enable: when a "
     "producer's metadata request names a missing topic it is created with --partitions "
     "partitions; consumers and `kws topics` get 'unknown topic' instead. --no-auto-create turns "
@@ -63,7 +64,6 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
       ->type_name("HOST:PORT")
       ->default_str("127.0.0.1:9092");
   app->add_flag("--no-auto-create", o.no_auto_create, "Never auto-create topics; only -t topics exist");
-  app->callback([&o, app] { o.listen_given = app->count("--listen") > 0; });
   app->footer(
       "Limits: memory only, all data is lost when it stops; each partition keeps a bounded amount\n"
       "(about 5 MiB) and drops its oldest messages beyond that; group members cannot be described;\n"
@@ -81,7 +81,6 @@ int run_broker(const BrokerOptions& o) {
   options.topics = o.topics;
   options.listen_host = listen_host;
   options.listen_port = listen_port;
-  options.listen_given = o.listen_given;
   options.auto_create = !o.no_auto_create;
   StderrLog log;
   LocalCluster cluster(options, log);

@@ -20,6 +20,7 @@
 #include "core/kafka/embedded_broker.hpp"
 #include "core/topic_name.hpp"
 #include "core/util/error.hpp"
+#include "core/util/proc_net.hpp"
 #include "core/kafka/kafka_wire.hpp"
 
 namespace kws {
@@ -1048,7 +1049,12 @@ BrokerFrontend::BrokerFrontend(FrontendConfig config) : impl_(std::make_unique<I
     if (!ec) acceptor->bind(endpoint, ec);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      throw Error("cannot listen on " + shared.config.listen_host + ":" + std::to_string(port) + ": " + ec.message());
+      std::string why = "cannot listen on " + shared.config.listen_host + ":" + std::to_string(port) + ": " + ec.message();
+      if (ec == asio::error::address_in_use && port != 0) {
+        if (auto holder = describe_tcp_listener(port)) why += " (held by " + *holder + ")";
+      }
+      if (i == 0 && !shared.config.listen_hint.empty()) why += "; " + shared.config.listen_hint;
+      throw Error(why);
     }
     shared.ports.push_back(acceptor->local_endpoint().port());
     impl_->acceptors.push_back(std::move(acceptor));

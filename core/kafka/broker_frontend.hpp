@@ -35,6 +35,9 @@ namespace kws {
 struct FrontendConfig {
   std::string listen_host = "127.0.0.1";
   uint16_t first_port = 9092;  // broker 1's port; others take free ports. 0: any
+  // Appended to the error when broker 1's address cannot be bound: how to
+  // ask for another one.
+  std::string listen_hint;
   struct Backend {
     std::string host;
     uint16_t port;

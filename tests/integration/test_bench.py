@@ -28,7 +28,7 @@ class BenchAgainstServe(kwstest.KwsTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.serve = kwstest.Background(["serve", "-l", "127.0.0.1:0"])
+        cls.serve = kwstest.Background(["serve", "-l", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0"])
         cls.serve.wait_for_output(lambda out: b"BROKERS=" in out and out.endswith(b"\n"), timeout=30,
                                   what="URL= and BROKERS= from kws serve")
         lines = dict(l.split("=", 1) for l in cls.serve.lines() if "=" in l)

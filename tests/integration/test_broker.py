@@ -4,6 +4,7 @@ port 9092 is tested in test_default_port.py."""
 
 import re
 import select
+import os
 import socket
 import struct
 import time
@@ -93,6 +94,8 @@ class ListenAddress(kwstest.KwsTestCase):
         self.assertNotIn(b"BROKERS=", r.out, str(r))
         self.assertIn(str(busy.getsockname()[1]), r.stderr, str(r))
         self.assertRegex(r.stderr.lower(), r"in use|cannot listen|bind", str(r))
+        self.assertIn("held by pid %d: " % os.getpid(), r.stderr, str(r))
+        self.assertIn("pass -l 127.0.0.1:0 for any free port, or -l HOST:PORT", r.stderr, str(r))
 
     def test_help_states_the_limits(self):
         r = kwstest.kws("broker", "--help", timeout=15)

@@ -1,10 +1,13 @@
 """kws broker with no flags listens on 127.0.0.1:9092, where every other kws
-command looks by default; when 9092 is busy it falls back to a free port and
-says so. These tests need 9092 itself, so CTest runs them alone
+command looks by default; when 9092 is busy that is an error naming the
+holder (kws broker and kws serve alike), never a quiet move to another port
+that would leave `kws send` talking to whatever holds 9092. These tests need
+9092 itself, so CTest runs them alone
 (RESOURCE_LOCK kws_port_9092). When something outside this test holds 9092
 before the test starts, the zero-flag test cannot run here: the file then
 reports SKIPPED (exit 77) naming the holder, and never passes."""
 
+import os
 import socket
 import subprocess
 
@@ -46,22 +49,35 @@ class DefaultPort(kwstest.KwsTestCase):
         self.assertEqual(r.rc, 0, str(r))
         self.assertEqual(b.stop(), 0)
 
-    def test_default_port_busy_falls_back_to_free_port(self):
-        held = None
-        if kwstest.port_is_free("127.0.0.1", 9092):
-            held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.addCleanup(held.close)
-            held.bind(("127.0.0.1", 9092))
-            held.listen(1)
-        b = kwstest.Broker(listen=None)
-        self.addCleanup(b.kill)
-        self.assertRegex(b.first_line, r"^BROKERS=127\.0\.0\.1:\d+$")
-        self.assertNotEqual(b.brokers, "127.0.0.1:9092")
-        self.assertIn(b"9092", b.err, "it must say that 9092 was busy\n" + b.describe())
-        r = kwstest.kws("send", "-b", b.brokers, "fallback", "works", timeout=20)
-        self.assertEqual(r.rc, 0, str(r))
-        self.assertEqual(b.stop(), 0)
+    def hold_9092(self):
+        """Holds 127.0.0.1:9092 for the test (listening, as a broker would);
+        returns the pid that holds it, or None when someone else already did."""
+        if not kwstest.port_is_free("127.0.0.1", 9092):
+            return None
+        held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 9092))
+        held.listen(1)
+        return os.getpid()
 
+    def test_default_port_busy_is_an_error_naming_the_holder(self):
+        holder = self.hold_9092()
+        r = kwstest.kws("broker", timeout=20)
+        self.assertEqual((r.rc, r.out), (1, b""), str(r))
+        self.assertIn("cannot listen on 127.0.0.1:9092", r.stderr, str(r))
+        self.assertIn("-l 127.0.0.1:0 for any free port", r.stderr, str(r))
+        if holder is not None:
+            self.assertIn("held by pid %d: " % holder, r.stderr, str(r))
+
+    def test_serve_with_default_embedded_broker_port_busy_is_an_error(self):
+        holder = self.hold_9092()
+        # No -b, no KWS_BROKERS, no config file: kws serve starts the embedded broker.
+        r = kwstest.kws("serve", "-l", "127.0.0.1:0", timeout=20)
+        self.assertEqual((r.rc, r.out), (1, b""), str(r))
+        self.assertIn("cannot listen on 127.0.0.1:9092", r.stderr, str(r))
+        self.assertIn("--broker-listen 127.0.0.1:0", r.stderr, str(r))
+        if holder is not None:
+            self.assertIn("held by pid %d" % holder, r.stderr, str(r))
 
 if __name__ == "__main__":
     kwstest.main()

@@ -236,7 +236,8 @@ class Handshake(ServeTestCase):
     def test_embedded_broker_without_b(self):
         # No -b, KWS_BROKERS or config file: the broker runs in-process.
         env = kwstest.clean_env(XDG_CONFIG_HOME=kwstest.scratch_dir(), HOME=kwstest.scratch_dir())
-        bg = kwstest.Background(["serve", "-l", "127.0.0.1:0", "-t", "embedded:2"], env=env)
+        bg = kwstest.Background(["serve", "-l", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "-t", "embedded:2"],
+                                env=env)
         self.addCleanup(bg.__exit__, None, None, None)
         bg.wait_for_output(lambda out: b"BROKERS=" in out and out.endswith(b"\n"), timeout=30, what="BROKERS=")
         lines = bg.lines()
