@@ -25,10 +25,10 @@ _kws() {
       valued="-D --delimiter -K --key-delimiter -k --key -H --header -p --partition -b --brokers -X --property --timeout"
       ;;
     tail)
-      opts="-h --help -o --offset -e --exit -c --count -p --partition -G --group -f --format -J --json -b --brokers -X --property -F --config --timeout -v --verbose"
+      opts="-h --help -t --topic -o --offset -e --exit -c --count -p --partition -G --group -f --format -J --json -b --brokers -X --property -F --config --timeout -v --verbose"
       files="-F --config"
       offsets="-o --offset"
-      valued="-c --count -p --partition -G --group -f --format -b --brokers -X --property --timeout"
+      valued="-t --topic -c --count -p --partition -G --group -f --format -b --brokers -X --property --timeout"
       ;;
     ingest)
       opts="-h --help --subscribe --subscribe-file --await-reply --await-timeout --bearer --bearer-file --ws-header --origin --protocol --ca --client-cert --client-key --insecure --max-message-size --backoff-initial --backoff-max --backoff-multiplier --max-retries --ping-interval --pong-timeout --stale-after --heartbeat --heartbeat-interval --heartbeat-reply --answer-ping --answer-with -H --header -p --partition -k --key --key-field --filter --seq-field --markers --no-source-headers --buffer-messages --buffer-bytes --when-full -c --count --duration --metrics --tee --dry-run -q --quiet -b --brokers -X --property -F --config --timeout -v --verbose"

@@ -51,6 +51,7 @@ complete -c kws -n '__fish_seen_subcommand_from send' -s F -l config -r -F -d 'C
 complete -c kws -n '__fish_seen_subcommand_from send' -l timeout -r -d 'Seconds to wait for brokers and metadata, and how long the brokers may be unreachable or silent mid-run, before failing'
 complete -c kws -n '__fish_seen_subcommand_from send' -s v -l verbose -d 'Show librdkafka'\''s log lines on stderr'
 complete -c kws -n '__fish_seen_subcommand_from tail' -s h -l help -d 'Print this help message and exit'
+complete -c kws -n '__fish_seen_subcommand_from tail' -s t -l topic -r -d 'Topic to read (repeatable; TOPIC arguments also work)'
 complete -c kws -n '__fish_seen_subcommand_from tail' -s o -l offset -r -a 'beginning end stored' -d 'Start: beginning|end|stored|N|-N|@MS|ISO-8601 time (default: end; with -G: stored)'
 complete -c kws -n '__fish_seen_subcommand_from tail' -s e -l exit -d 'Exit once every partition has been read to its end'
 complete -c kws -n '__fish_seen_subcommand_from tail' -s c -l count -r -d 'Exit after N messages'

@@ -182,8 +182,21 @@ class UsageErrors(kwstest.KwsTestCase):
         self.usage()
 
     def test_missing_topic_argument(self):
-        self.usage("send", "-b", self.brokers)
-        self.usage("tail", "-b", self.brokers)
+        self.usage("send", "-b", self.brokers, needle="kws send: a TOPIC is required (kws send [OPTIONS] TOPIC")
+        self.usage("tail", "-b", self.brokers, needle="kws tail: a TOPIC is required (kws tail [OPTIONS] TOPIC...)")
+        self.usage("completion", needle="kws completion: a SHELL is required")
+
+    def test_unknown_command_suggests_the_one_meant(self):
+        r = self.usage("tial", "demo")
+        self.assertEqual(r.stderr, "kws: error: unknown command 'tial' (did you mean tail?)\n", str(r))
+        r = self.usage("frobnicate")
+        self.assertIn("unknown command 'frobnicate'; the commands are serve, broker, send, tail", r.stderr, str(r))
+        self.usage(needle="a COMMAND is required")
+
+    def test_other_tools_flags_point_at_ours(self):
+        self.usage("tail", "--from-beginning", self.t, needle="-o beginning")
+        self.usage("tail", "--from-beginning", needle="-o beginning")
+        self.usage("send", "--bootstrap-server", self.brokers, self.t, "x", needle="-b BROKERS")
 
     def test_conflicting_options(self):
         self.usage("tail", "-b", self.brokers, "-e", "-G", "g", "-p", "0", self.t)
