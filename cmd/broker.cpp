@@ -60,7 +60,7 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
   app->add_option("-t,--topic", o.topics, "Create topic NAME with PARTITIONS partitions at start (repeatable)")
       ->type_name("NAME[:PARTITIONS]")
       ->allow_extra_args(false);
-  app->add_option("-l,--listen", o.listen, "Address of broker 1 (port 0: any free port)")
+  app->add_option("-l,--listen", o.listen, "Address of broker 1; PORT alone is 127.0.0.1:PORT (port 0: any free port)")
       ->type_name("HOST:PORT")
       ->default_str("127.0.0.1:9092");
   app->add_flag("--no-auto-create", o.no_auto_create, "Never auto-create topics; only -t topics exist");

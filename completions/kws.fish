@@ -33,7 +33,7 @@ complete -c kws -n '__fish_seen_subcommand_from broker' -s h -l help -d 'Print t
 complete -c kws -n '__fish_seen_subcommand_from broker' -s n -l broker-count -r -d 'Number of brokers in the cluster'
 complete -c kws -n '__fish_seen_subcommand_from broker' -l partitions -r -d 'Partitions of auto-created topics and of -t topics without a count'
 complete -c kws -n '__fish_seen_subcommand_from broker' -s t -l topic -r -d 'Create topic NAME with PARTITIONS partitions at start (repeatable)'
-complete -c kws -n '__fish_seen_subcommand_from broker' -s l -l listen -r -d 'Address of broker 1 (port 0: any free port)'
+complete -c kws -n '__fish_seen_subcommand_from broker' -s l -l listen -r -d 'Address of broker 1; PORT alone is 127.0.0.1:PORT (port 0: any free port)'
 complete -c kws -n '__fish_seen_subcommand_from broker' -l no-auto-create -d 'Never auto-create topics; only -t topics exist'
 complete -c kws -n '__fish_seen_subcommand_from send' -s h -l help -d 'Print this help message and exit'
 complete -c kws -n '__fish_seen_subcommand_from send' -s D -l delimiter -r -d 'Message delimiter for stdin (escapes allowed: '\''\0'\'', '\''\t'\'')'

@@ -174,24 +174,6 @@ bool parse_digits(std::string_view text, uint64_t& out) {
   return true;
 }
 
-HostPort parse_host_port(const std::string& text, const std::string& origin) {
-  const std::string expected = "'" + text + "' is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080)";
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) bad(origin, expected);
-  std::string host = text.substr(0, colon);
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') bad(origin, expected);
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string::npos) {
-    bad(origin, "'" + text + "': an IPv6 address needs brackets, e.g. [::1]:8080");
-  }
-  uint64_t port = 0;
-  if (!parse_digits(std::string_view(text).substr(colon + 1), port) || port > 65535) {
-    bad(origin, "'" + text + "': the port must be a number from 0 to 65535");
-  }
-  return {host, static_cast<uint16_t>(port)};
-}
-
 // A decimal number as users type it: DIGITS, DIGITS.DIGITS, .DIGITS or
 // DIGITS. (strtod and Go's durations take all four); no sign, exponent or
 // spaces. Kept as whole + fraction / scale so that "1.5K" and "0.2" (seconds)
@@ -297,6 +279,33 @@ double parse_factor(const SettingKey& key, const std::string& text, const std::s
 
 }  // namespace
 
+HostPort parse_listen_address(const std::string& text, const std::string& origin) {
+  const std::string expected = "'" + text +
+                               "' is not HOST:PORT (e.g. 127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080; "
+                               "8080 or :8080 alone mean 127.0.0.1:8080)";
+  // websocat's "8080" and ":8080": loopback, never every interface by omission.
+  const auto colon = text.rfind(':');
+  std::string host = colon == std::string::npos ? "" : text.substr(0, colon);
+  std::string_view port_text = colon == std::string::npos ? std::string_view(text) : std::string_view(text).substr(colon + 1);
+  if (host.empty()) {
+    uint64_t port = 0;
+    if (!parse_digits(port_text, port)) bad(origin, expected);
+    host = "127.0.0.1";
+  } else if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') bad(origin, expected);
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    bad(origin, "'" + text + "': an IPv6 address needs brackets, e.g. [::1]:8080");
+  }
+  // Sockets bind addresses, not names; localhost is the one name people type.
+  if (host == "localhost") host = "127.0.0.1";
+  uint64_t port = 0;
+  if (!parse_digits(port_text, port) || port > 65535) {
+    bad(origin, "'" + text + "': the port must be a number from 0 to 65535");
+  }
+  return {host, static_cast<uint16_t>(port)};
+}
+
 // NUMBER[UNIT], UNIT ms, s, m (or min) or h; a plain number is seconds, which
 // is what kws's duration flags have always taken (`--ping-interval 0.2`).
 // Exact to the millisecond: a finer value is refused rather than rounded to
@@ -363,7 +372,7 @@ std::string join(const std::vector<std::string>& items, const char* sep) {
 SettingValue parse_setting(const SettingKey& key, const std::string& text, const std::string& origin) {
   switch (key.type) {
     case SettingType::host_port:
-      return parse_host_port(text, origin);
+      return parse_listen_address(text, origin);
     case SettingType::bytes:
       return parse_bytes(key, text, origin);
     case SettingType::count:

@@ -24,7 +24,8 @@ struct TopicSpec {
 // "name" or "name:partitions"; throws a usage kws::Error.
 TopicSpec parse_topic_spec(const std::string& text, int default_partitions);
 
-// "HOST:PORT" or "[V6]:PORT" split in two ("localhost" becomes 127.0.0.1).
+// A listen address split in two, by the rule of every address kws binds
+// (parse_listen_address in core/settings.hpp: "8080" is 127.0.0.1:8080).
 // Throws a usage kws::Error that names `what` (e.g. "--listen").
 std::pair<std::string, uint16_t> split_host_port(const std::string& text, const std::string& what);
 

@@ -228,7 +228,7 @@ class KwsSettings(ConfigCase):
         self.assertSetting(s, "kws.ingest.backoff_max", "1m", "file", path + ":1")
 
     def test_bad_environment_value_names_the_variable(self):
-        for var, value, why in [("KWS_SERVE_LISTEN", "8080", "is not HOST:PORT"),
+        for var, value, why in [("KWS_SERVE_LISTEN", "localhost", "is not HOST:PORT"),
                                 ("KWS_SERVE_PING_INTERVAL", "30sec", "is not a duration"),
                                 ("KWS_INGEST_BUFFER_BYTES", "4Mb", "is not a size in bytes"),
                                 ("KWS_INGEST_MAX_RETRIES", "-1", "from 0 to 2147483647 or forever"),

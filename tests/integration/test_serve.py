@@ -660,6 +660,14 @@ class Settings(ServeTestCase):
         bg = self.serve("-F", f, listen="localhost:0", env=kwstest.clean_env(KWS_SERVE_LISTEN="nonsense"))
         self.assertRegex(bg.url, r"^ws://127\.0\.0\.1:\d+/$")
 
+    def test_port_alone_means_loopback(self):
+        # websocat's forms: -l PORT and -l :PORT bind 127.0.0.1, never every interface.
+        for listen in ("0", ":0"):
+            bg = self.serve(listen=listen)
+            self.assertRegex(bg.url, r"^ws://127\.0\.0\.1:\d+/$", bg.describe())
+        bg = self.serve(listen=None, env=kwstest.clean_env(KWS_SERVE_LISTEN=":0"))
+        self.assertRegex(bg.url, r"^ws://127\.0\.0\.1:\d+/$", bg.describe())
+
     def test_max_frame_flag_beats_environment_beats_file(self):
         t = self.create(self.topic())
         frame = json.dumps({"id": 1, "topic": t, "message": "y" * 2000})

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "core/config.hpp"
+#include "core/kafka/embedded_broker.hpp"
 #include "core/settings.hpp"
 #include "core/util/error.hpp"
 
@@ -154,7 +155,7 @@ TEST_CASE("settings: precedence is flag > environment > file > default") {
   CHECK(s.at("serve.listen").text == "[::1]:2");
 
   s = resolve_kws_settings("serve", {{"serve.listen", {"localhost:3", "--listen"}}}, file, env);
-  CHECK(s.host_port("serve.listen") == HostPort{"localhost", 3});
+  CHECK(s.host_port("serve.listen") == HostPort{"127.0.0.1", 3});
   CHECK(s.at("serve.listen").source == ConfigSource::flag);
   CHECK(s.at("serve.listen").origin == "--listen");
   // The other keys keep their own sources.
@@ -224,9 +225,9 @@ TEST_CASE("settings: a bad value is a usage error that names where it came from"
   CHECK(starts_with(m, f.path + ":1: kws.serve.idle_timeout: '60 s' is not a duration"));
 
   m = usage_error_of([&] {
-    resolve_kws_settings("serve", {}, {}, fake_env({{"KWS_SERVE_LISTEN", "8080"}}));
+    resolve_kws_settings("serve", {}, {}, fake_env({{"KWS_SERVE_LISTEN", "host-without-port"}}));
   });
-  CHECK(starts_with(m, "KWS_SERVE_LISTEN: '8080' is not HOST:PORT"));
+  CHECK(starts_with(m, "KWS_SERVE_LISTEN: 'host-without-port' is not HOST:PORT"));
 
   m = usage_error_of([&] {
     resolve_kws_settings("ingest", {{"ingest.when_full", {"drop", "--when-full"}}}, {}, fake_env({}));
@@ -252,8 +253,15 @@ TEST_CASE("settings: host:port") {
   CHECK(std::get<HostPort>(parse_setting(key, "0.0.0.0:8080", "o")) == HostPort{"0.0.0.0", 8080});
   CHECK(std::get<HostPort>(parse_setting(key, "example.com:0", "o")) == HostPort{"example.com", 0});
   CHECK(std::get<HostPort>(parse_setting(key, "[fe80::1]:65535", "o")) == HostPort{"fe80::1", 65535});
-  CHECK(starts_with(parse_error("serve.listen", "8080"), "ORIGIN: '8080' is not HOST:PORT"));
-  CHECK(starts_with(parse_error("serve.listen", ":8080"), "ORIGIN: ':8080' is not HOST:PORT"));
+  // websocat's forms: a port alone is loopback, never every interface.
+  CHECK(std::get<HostPort>(parse_setting(key, "8080", "o")) == HostPort{"127.0.0.1", 8080});
+  CHECK(std::get<HostPort>(parse_setting(key, ":8080", "o")) == HostPort{"127.0.0.1", 8080});
+  CHECK(std::get<HostPort>(parse_setting(key, "0", "o")) == HostPort{"127.0.0.1", 0});
+  CHECK(std::get<HostPort>(parse_setting(key, "localhost:1", "o")) == HostPort{"127.0.0.1", 1});
+  CHECK(starts_with(parse_error("serve.listen", "65536"), "ORIGIN: '65536': the port must be"));
+  CHECK(starts_with(parse_error("serve.listen", ":"), "ORIGIN: ':' is not HOST:PORT"));
+  CHECK(starts_with(parse_error("serve.listen", "host"), "ORIGIN: 'host' is not HOST:PORT"));
+  CHECK(starts_with(parse_error("serve.listen", "-1"), "ORIGIN: '-1' is not HOST:PORT"));
   CHECK(starts_with(parse_error("serve.listen", ""), "ORIGIN: '' is not HOST:PORT"));
   CHECK(starts_with(parse_error("serve.listen", "[]:1"), "ORIGIN: '[]:1' is not HOST:PORT"));
   CHECK(starts_with(parse_error("serve.listen", "::1:8080"),
@@ -263,6 +271,14 @@ TEST_CASE("settings: host:port") {
     CHECK(starts_with(parse_error("serve.listen", port),
                       "ORIGIN: '" + std::string(port) + "': the port must be"));
   }
+}
+
+TEST_CASE("settings: every listen address outside the table reads the same forms") {
+  CHECK(split_host_port("9092", "--listen") == std::pair<std::string, uint16_t>{"127.0.0.1", 9092});
+  CHECK(split_host_port(":0", "--listen") == std::pair<std::string, uint16_t>{"127.0.0.1", 0});
+  CHECK(split_host_port("[::1]:7", "--listen") == std::pair<std::string, uint16_t>{"::1", 7});
+  CHECK(parse_listen_address("9464", "--metrics") == HostPort{"127.0.0.1", 9464});
+  CHECK_THROWS_WITH(split_host_port("nonsense", "--broker-listen"), Catch::StartsWith("--broker-listen: 'nonsense'"));
 }
 
 TEST_CASE("settings: bytes with k, M and G suffixes") {
