@@ -91,7 +91,8 @@ std::string type_description(const SettingKey& key) {
              (key.max ? " to " + std::to_string(key.max) : std::string()) + zero +
              (key.unlimited.empty() ? "" : ", or " + key.unlimited);
     case SettingType::duration:
-      return "a duration: a number with ms, s, m or h (a plain number is seconds)" + zero;
+      return "a duration: a number with ms, s, m or h, or parts from the largest unit down such as 1m30s (a plain "
+             "number is seconds)" + zero;
     case SettingType::factor:
       return "a number from 1 to " + std::to_string(key.max);
     case SettingType::choice:

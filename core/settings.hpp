@@ -30,8 +30,8 @@ enum class SettingType {
               // 1024) and an optional B after it ("64K", "1.5M", "16MiB", "16MB", "4096B")
   count,      // a whole number from 1 (0 when SettingKey::zero says what it means) to
               // SettingKey::max, or SettingKey::unlimited
-  duration,   // a number with ms, s, m (or min) or h ("500ms", "1.5s"); a plain number is
-              // seconds; a whole number of ms, at least 1 (0 when SettingKey::zero says what it
+  duration,   // a number with ms, s, m (or min) or h ("500ms", "1.5s"), or parts from the
+              // largest unit down ("1m30s", "1h2m"); a plain number alone is seconds; a whole number of ms, at least 1 (0 when SettingKey::zero says what it
               // means), at most a year
   factor,     // a number from 1 to SettingKey::max ("1.5"); such a key must have a max
   choice,     // one of SettingKey::choices

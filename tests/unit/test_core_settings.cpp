@@ -414,9 +414,35 @@ TEST_CASE("settings: durations take ms, s, m or h, and a plain number is seconds
   CHECK(parse_error("ingest.backoff_initial", "9000h") == "ORIGIN: '9000h' is too long");
   CHECK(parse_error("ingest.backoff_initial", "8760.5h") == "ORIGIN: '8760.5h' is too long");
   CHECK(parse_error("ingest.backoff_initial", "99999999999999999999") ==
-        "ORIGIN: '99999999999999999999' is not a duration (a number with ms, s, m or h, e.g. 30s, 500ms, 2m; "
-        "a plain number is seconds)");
+        "ORIGIN: '99999999999999999999' is not a duration (a number with ms, s, m or h, e.g. 30s, 500ms, 2m, "
+        "1m30s; a plain number is seconds)");
   CHECK(parse_error("ingest.backoff_initial", "31536001") == "ORIGIN: '31536001' is too long");
+}
+
+TEST_CASE("settings: durations in parts, largest unit first, as Go and systemd write them") {
+  const SettingKey& key = *find_setting_key("ingest.backoff_initial");
+  auto ms = [&](const char* text) { return std::get<milliseconds>(parse_setting(key, text, "o")).count(); };
+  CHECK(ms("1m30s") == 90'000);
+  CHECK(ms("1h2m") == 3'720'000);
+  CHECK(ms("2s500ms") == 2'500);
+  CHECK(ms("1h1m1s1ms") == 3'661'001);
+  CHECK(ms("1min30s") == 90'000);
+  CHECK(ms("1m0.5s") == 60'500);
+  CHECK(ms("8759h59m59s999ms") == 365LL * 24 * 3'600'000 - 1);
+  for (const char* bad : {"1m30", "30s1m", "1m1m", "1m1min", "1s1s", "1m 30s", "1m+30s", "1h-1m", "m30s"}) {
+    INFO(bad);
+    CHECK(usage_error_of([&] { parse_setting(key, bad, "ORIGIN"); }).rfind("ORIGIN: '" + std::string(bad) + "'", 0) == 0);
+  }
+  CHECK(parse_error("ingest.backoff_initial", "30s1m") ==
+        "ORIGIN: '30s1m': a duration's parts go from the largest unit down, each once (e.g. 1h2m, 1m30s)");
+  CHECK(parse_error("ingest.backoff_initial", "1m30") ==
+        "ORIGIN: '1m30' is not a duration (a number with ms, s, m or h, e.g. 30s, 500ms, 2m, 1m30s; a plain "
+        "number is seconds)");
+  CHECK(parse_error("ingest.backoff_initial", "1s0.5ms") == "ORIGIN: '1s0.5ms' is finer than a millisecond");
+  CHECK(parse_error("ingest.backoff_initial", "8760h1ms") == "ORIGIN: '8760h1ms' is too long");
+  CHECK(parse_error("ingest.backoff_initial", "0m0s") == "ORIGIN: '0m0s': the duration must be above 0");
+  // The same rule for a flag that is no setting (kws ingest --duration).
+  CHECK(parse_duration("1m30s", "--duration", false) == milliseconds(90'000));
 }
 
 TEST_CASE("settings: a duration is 0 only where its key says what 0 means") {
