@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "core/config.hpp"
+#include "core/kafka/properties.hpp"
 #include "core/util/text.hpp"
 #include "core/util/error.hpp"
 #include "core/version.hpp"
@@ -41,8 +42,9 @@ const CommandDoc config_doc{
     "Resolves the settings exactly as the other commands do (flag, then environment, then config "
     "file, then default) and prints one line per setting: key, value and its source. First come the "
     "librdkafka properties that are set, then every one of kws's own settings (the kws. keys, "
-    "listed under SETTINGS), each checked as the commands that read it would check it. Nothing "
-    "connects to Kafka.",
+    "listed under SETTINGS), each checked as the commands that read it would check it; a librdkafka "
+    "property librdkafka does not know, or a bad value for one, is refused as kws tail and kws send "
+    "refuse it. Nothing connects to Kafka.",
     {{"KWS_BROKERS=k1:9092 kws config -X acks=1", "see which broker list and properties apply"},
      {"KWS_SERVE_LISTEN=0.0.0.0:8080 kws config | grep '^kws.serve'", "check kws serve's settings"}},
     ""};
@@ -68,6 +70,8 @@ void print_setting(const std::string& key, const std::string& value, ConfigSourc
 
 int run_config(const ConfigOptions& o) {
   auto settings = o.connection.resolve("", {});
+  // What kws tail or kws send would refuse is refused here too, by the same check.
+  check_kafka_properties(settings.kafka);
   for (const auto& e : settings.kafka.entries()) print_setting(e.key, e.value, e.source, e.origin);
   for (const auto& s : settings.kws.all()) print_setting(s.key->file_key(), s.text, s.source, s.origin);
   return exit_ok;

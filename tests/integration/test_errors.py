@@ -160,13 +160,20 @@ class UsageErrors(kwstest.KwsTestCase):
         self.usage("tail", "-b", self.brokers, "-e", "-o", "stored", self.t, needle="-G")
 
     def test_bad_property(self):
-        for command, args in COMMANDS:
+        # kws config connects nowhere, yet refuses what the others refuse, in the same words.
+        for command, args in COMMANDS + [("config", [])]:
             with self.subTest(command=command, problem="unknown property"):
                 self.usage(command, "-b", self.brokers, "-X", "no.such.property=1", *args, needle="no.such.property")
             with self.subTest(command=command, problem="missing ="):
                 self.usage(command, "-b", self.brokers, "-X", "acks", *args, needle="acks")
             with self.subTest(command=command, problem="bad value"):
                 self.usage(command, "-b", self.brokers, "-X", "acks=sometimes", *args, needle="acks")
+
+    def test_config_refuses_a_property_in_the_words_of_tail(self):
+        ours = self.usage("config", "-X", "foo.bar=1")
+        theirs = self.usage("tail", "-b", self.brokers, "-X", "foo.bar=1", self.t)
+        self.assertEqual(ours.stderr, theirs.stderr)
+        self.assertIn("foo.bar", ours.stderr)
 
     def test_bad_format_token(self):
         self.usage("tail", "-b", self.brokers, "-e", "-f", "%s %z\\n", self.t, needle="%z")
