@@ -122,7 +122,7 @@ class BenchAgainstServe(kwstest.KwsTestCase):
                              (["ws://h:1/", "-s", "10"], "--size"),
                              (["ws://h:1/", "--idle", "5", "-c", "5"], "excludes"),
                              (["ws://h:1/", "--pid", "999999999"], "--pid"),
-                             ([], "url is required")]:
+                             ([], "kws bench: a URL is required (kws bench [OPTIONS] URL)")]:
             r = self.bench(*args, rc=2)
             self.assertRegex(r.stderr, re.escape(needle), str(r))
 
