@@ -131,7 +131,7 @@ complete -c kws -n '__fish_seen_subcommand_from bench' -s s -l size -r -d 'Bytes
 complete -c kws -n '__fish_seen_subcommand_from bench' -l binary -d 'Use the kafka-binary subprotocol instead of kafka-text'
 complete -c kws -n '__fish_seen_subcommand_from bench' -l idle -r -d 'Open N connections that only subscribe and sit (memory per connection)'
 complete -c kws -n '__fish_seen_subcommand_from bench' -l pid -r -d 'Watch this bridge process: RSS, CPU, Kafka connections'
-complete -c kws -n '__fish_seen_subcommand_from bench' -l json -d 'Print the report as one JSON object on stdout'
+complete -c kws -n '__fish_seen_subcommand_from bench' -l json -d 'Print the report as one JSON object instead of a table'
 complete -c kws -n '__fish_seen_subcommand_from bench' -l settle -r -d 'Seconds to wait when the server confirms no subscriptions'
 complete -c kws -n '__fish_seen_subcommand_from bench' -l drain -r -d 'Seconds to wait for the last deliveries after producing'
 complete -c kws -n '__fish_seen_subcommand_from bench' -l connect-timeout -r -d 'Seconds for every client to connect and subscribe'
