@@ -36,9 +36,9 @@ _kws() {
       valued="--subscribe --await-reply --await-timeout --bearer --ws-header --origin --protocol --max-message-size --backoff-initial --backoff-max --backoff-multiplier --max-retries --ping-interval --pong-timeout --stale-after --heartbeat --heartbeat-interval --heartbeat-reply --answer-ping --answer-with -H --header -p --partition -k --key --key-field --filter --seq-field --markers --buffer-messages --buffer-bytes --when-full -c --count --duration --metrics -b --brokers -X --property --timeout"
       ;;
     topics)
-      opts="-h --help -J --json --groups -G --group -b --brokers -X --property -F --config --timeout -v --verbose"
+      opts="-h --help -J --json --groups -G --group --create --delete --replication --topic-config -b --brokers -X --property -F --config --timeout -v --verbose"
       files="-F --config"
-      valued="-G --group -b --brokers -X --property --timeout"
+      valued="-G --group --replication --topic-config -b --brokers -X --property --timeout"
       ;;
     bench)
       opts="-h --help -t --topic -c --clients -r --rate -d --duration -s --size --binary --idle --pid --json --settle --drain --connect-timeout -b --brokers -X --property -F --config --timeout -v --verbose"

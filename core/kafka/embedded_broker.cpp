@@ -128,8 +128,8 @@ void EmbeddedBroker::wake_mock() const {
   close(fd);
 }
 
-void EmbeddedBroker::create_topic(const TopicSpec& topic) {
-  int replication = std::min(broker_count_, 3);
+bool EmbeddedBroker::create_topic(const TopicSpec& topic) {
+  int replication = topic.replication > 0 ? topic.replication : std::min(broker_count_, 3);
   // rd_kafka_mock_topic_create queues an operation for the mock's thread and
   // waits for it, but that thread often misses the wake-up and serves the
   // queue only when its poll() next returns: about a second per topic (300
@@ -140,7 +140,9 @@ void EmbeddedBroker::create_topic(const TopicSpec& topic) {
   });
   while (done.wait_for(std::chrono::milliseconds(2)) != std::future_status::ready) wake_mock();
   rd_kafka_resp_err_t err = done.get();
+  if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) return false;
   if (err) throw Error("cannot create topic '" + topic.name + "': " + rd_kafka_err2str(err));
+  return true;
 }
 
 std::string EmbeddedBroker::bootstrap_servers() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }

@@ -19,6 +19,7 @@ namespace kws {
 struct TopicSpec {
   std::string name;
   int partitions = 1;
+  int replication = 0;  // 0: min(brokers, 3)
 };
 
 // "name" or "name:partitions"; throws a usage kws::Error.
@@ -43,8 +44,9 @@ class EmbeddedBroker {
   EmbeddedBroker& operator=(const EmbeddedBroker&) = delete;
 
   // Blocks until the mock has the topic (milliseconds; see the .cpp). Safe
-  // to call from any thread. Throws kws::Error.
-  void create_topic(const TopicSpec& topic);
+  // to call from any thread. Returns false when the topic was already
+  // there; throws kws::Error.
+  bool create_topic(const TopicSpec& topic);
   // "127.0.0.1:PORT,127.0.0.1:PORT,..."
   std::string bootstrap_servers() const;
   // Host and port of each broker, in node order.

@@ -32,7 +32,9 @@ LocalCluster::LocalCluster(const LocalClusterOptions& o, LogSink& log) : impl_(s
   config.auto_create = o.auto_create;
   config.log = &log;
   const int partitions = o.partitions;
-  config.create_topic = [&broker, partitions](const std::string& name) { broker.create_topic({name, partitions}); };
+  config.create_topic = [&broker, partitions](const std::string& name, int n, int replication) {
+    return broker.create_topic({name, n > 0 ? n : partitions, replication});
+  };
   const std::string& flag = o.listen_flag;
   config.listen_hint = "pass " + flag + " 127.0.0.1:0 for any free port, or " + flag + " HOST:PORT";
   if (o.listen_port == 9092) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,13 @@ namespace kws {
 // created is waited for until `timeout`.
 ClusterInfo fetch_cluster_info(rd_kafka_t* rk, const std::vector<std::string>& topics,
                                const KafkaContext& context);
+
+// One topic's metadata, or nothing when the broker says it does not exist
+// (never asking it to create one only if the handle does not allow
+// auto-creation). Transient errors are retried until `deadline`; `info`
+// gets the brokers. Throws kws::Error otherwise.
+std::optional<TopicInfo> find_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& info,
+                                    std::chrono::steady_clock::time_point deadline, const KafkaContext& context);
 
 // Queries low and high watermarks of every partition.
 void fill_watermarks(rd_kafka_t* rk, ClusterInfo& info, std::chrono::milliseconds timeout);
