@@ -20,9 +20,9 @@ _kws() {
       valued="-n --broker-count --partitions -t --topic -l --listen"
       ;;
     send)
-      opts="-h --help -D --delimiter -K --key-delimiter -k --key -H --header -p --partition -J --json --any-partition --file --print-offsets -b --brokers -X --property -F --config --timeout -v --verbose"
+      opts="-h --help -D --delimiter -K --key-delimiter -k --key -H --header -p --partition -J --json --any-partition --create-like --file --print-offsets -b --brokers -X --property -F --config --timeout -v --verbose"
       files="--file -F --config"
-      valued="-D --delimiter -K --key-delimiter -k --key -H --header -p --partition -b --brokers -X --property --timeout"
+      valued="-D --delimiter -K --key-delimiter -k --key -H --header -p --partition --create-like -b --brokers -X --property --timeout"
       ;;
     tail)
       opts="-h --help -t --topic -o --offset -e --exit -c --count -p --partition -G --group -f --format -J --json -b --brokers -X --property -F --config --timeout -v --verbose"

@@ -43,6 +43,7 @@ complete -c kws -n '__fish_seen_subcommand_from send' -s H -l header -r -d 'Head
 complete -c kws -n '__fish_seen_subcommand_from send' -s p -l partition -r -d 'Partition (default: the partitioner'\''s choice by key)'
 complete -c kws -n '__fish_seen_subcommand_from send' -s J -l json -d 'Each input line is a kws JSON envelope (as printed by kws tail -J or kcat -J)'
 complete -c kws -n '__fish_seen_subcommand_from send' -l any-partition -d 'With -J, ignore the envelopes'\'' partitions and let the partitioner choose by key'
+complete -c kws -n '__fish_seen_subcommand_from send' -l create-like -r -d 'Create TOPIC, if it does not exist, with as many partitions as SOURCE has'
 complete -c kws -n '__fish_seen_subcommand_from send' -l file -r -F -d 'Send the whole FILE as one message (repeatable)'
 complete -c kws -n '__fish_seen_subcommand_from send' -l print-offsets -d 'Print '\''topic partition offset'\'' per delivered message'
 complete -c kws -n '__fish_seen_subcommand_from send' -s b -l brokers -r -d 'Bootstrap brokers host:port[,host:port] (else KWS_BROKERS, else the config file'\''s bootstrap.servers, else localhost:9092)'

@@ -127,6 +127,26 @@ class JsonCopy(kwstest.KwsTestCase):
         strip = lambda e: dict(essence(e), partition=None, offset=None)
         self.assertEqual(sorted(map(repr, map(strip, copied))), sorted(map(repr, map(strip, source))))
 
+    def test_create_like_keeps_every_partition(self):
+        # The broker's default (4 here) would lose partitions 4 and 5.
+        src, dst = self.topic("src"), self.topic("dst")
+        self.kws("topics", "--create", src + ":6")
+        self.send(src, "-p", "0", "-k", "a", "first")
+        self.send(src, "-p", "5", "-k", "z", "last")
+        story = self.copy(src, dst, "--create-like", src)
+        self.assertIn("created topic '%s' with 6 partition(s), as '%s' has" % (dst, src), story)
+        self.assertEqual(len(self.high_watermarks(dst)), 6)
+        self.assertEqual([essence(e) for e in self.tail_json(dst)], [essence(e) for e in self.tail_json(src)])
+        # A destination that exists is left as it is, and said to differ.
+        story = self.copy(src, "narrow-any", "--create-like", src, "--any-partition")
+        self.assertIn("'narrow-any' exists with 1 partition(s); '%s' has 6" % src, story)
+
+    def test_create_like_a_missing_source_creates_nothing(self):
+        dst = self.topic("dst")
+        r = self.kws("send", "-J", "--create-like", "nosuch-" + dst, dst, input=b'{"message":"m"}\n', rc=1)
+        self.assertIn("--create-like nosuch-%s: there is no topic" % dst, r.stderr, str(r))
+        self.assertNotIn(dst, {t["name"] for t in self.topics_json()["topics"]})
+
     def test_envelope_without_value_is_refused_not_a_tombstone(self):
         # A typo ("mesage") or another tool's name ("value") once produced a
         # null value, which deletes the key on a compacted topic.
