@@ -52,8 +52,7 @@ CLI::App* register_tail(CLI::App& parent, TailOptions& o) {
   // -t as kcat spells it; a TOPIC argument means the same.
   app->add_option("topics,-t,--topic", o.topics, "Topic to read (repeatable; TOPIC arguments also work)")
       ->required()
-      ->type_name("TOPIC")
-      ->allow_extra_args(false);
+      ->type_name("TOPIC");
   app->add_option("-o,--offset", o.offset,
                   "Start: beginning|end|stored|N|-N|@MS|ISO-8601 time (default: end; with -G: stored)")
       ->type_name("OFFSET");
