@@ -4,6 +4,8 @@
 #include <iostream>
 
 #include "core/config.hpp"
+#include "core/kafka/properties.hpp"
+#include "core/util/text.hpp"
 #include "core/util/error.hpp"
 #include "core/version.hpp"
 
@@ -40,8 +42,9 @@ const CommandDoc config_doc{
     "Resolves the settings exactly as the other commands do (flag, then environment, then config "
     "file, then default) and prints one line per setting: key, value and its source. First come the "
     "librdkafka properties that are set, then every one of kws's own settings (the kws. keys, "
-    "listed under SETTINGS), each checked as the commands that read it would check it. Nothing "
-    "connects to Kafka.",
+    "listed under SETTINGS), each checked as the commands that read it would check it; a librdkafka "
+    "property librdkafka does not know, or a bad value for one, is refused as kws tail and kws send "
+    "refuse it. Nothing connects to Kafka.",
     {{"KWS_BROKERS=k1:9092 kws config -X acks=1", "see which broker list and properties apply"},
      {"KWS_SERVE_LISTEN=0.0.0.0:8080 kws config | grep '^kws.serve'", "check kws serve's settings"}},
     ""};
@@ -67,6 +70,8 @@ void print_setting(const std::string& key, const std::string& value, ConfigSourc
 
 int run_config(const ConfigOptions& o) {
   auto settings = o.connection.resolve("", {});
+  // What kws tail or kws send would refuse is refused here too, by the same check.
+  check_kafka_properties(settings.kafka);
   for (const auto& e : settings.kafka.entries()) print_setting(e.key, e.value, e.source, e.origin);
   for (const auto& s : settings.kws.all()) print_setting(s.key->file_key(), s.text, s.source, s.origin);
   return exit_ok;
@@ -89,6 +94,86 @@ int run_manpage(const Cli& cli) {
 }
 
 }  // namespace
+
+namespace {
+
+// Flags other Kafka tools use for what a kws flag does. Typed out of habit,
+// they get pointed at kws's own instead of "was not expected".
+struct ForeignFlag {
+  const char* command;  // "" for every command
+  const char* flag;
+  const char* whose;
+  const char* instead;
+};
+constexpr ForeignFlag kForeignFlags[] = {
+    {"tail", "--from-beginning", "the Kafka console consumer's", "kws tail takes kcat's -o beginning"},
+    {"", "--bootstrap-server", "the Kafka console tools'", "kws takes -b BROKERS"},
+};
+
+bool argument_given(int argc, const char* const* argv, std::string_view flag) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == flag || (arg.size() > flag.size() && arg.substr(0, flag.size()) == flag && arg[flag.size()] == '=')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+const Cli::Command* parsed_command(const Cli& cli) {
+  for (const auto& c : cli.commands) {
+    if (c.app->parsed()) return &c;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+ParseErrorText explain_parse_error(const Cli& cli, int argc, const char* const* argv, const CLI::ParseError& error) {
+  const Cli::Command* command = parsed_command(cli);
+  if (!command) {
+    // kws takes no option with a value before the command, so the first
+    // word that is not an option is the command the user meant.
+    std::vector<std::string> names;
+    for (const auto& c : cli.commands) {
+      if (c.documented) names.push_back(c.app->get_name());
+    }
+    for (int i = 1; i < argc; ++i) {
+      std::string word = argv[i];
+      if (word.empty() || word[0] == '-') continue;
+      std::string message = "unknown command '" + word + "'";
+      if (auto meant = closest_word(word, names)) {
+        message += " (did you mean " + *meant + "?)";
+      } else {
+        std::string all;
+        for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+        message += "; the commands are " + all;
+      }
+      return {message, true};
+    }
+    if (dynamic_cast<const CLI::RequiredError*>(&error)) {
+      return {"a COMMAND is required (kws COMMAND [OPTIONS] [ARGS]; kws --help lists them)", true};
+    }
+    return {error.what(), false};
+  }
+  const std::string name = "kws " + command->app->get_name();
+  for (const auto& f : kForeignFlags) {
+    if ((!*f.command || command->app->get_name() == f.command) && argument_given(argc, argv, f.flag)) {
+      return {name + ": " + f.flag + " is " + f.whose + " flag; " + f.instead, true};
+    }
+  }
+  if (dynamic_cast<const CLI::RequiredError*>(&error)) {
+    for (const CLI::Option* opt : command->app->get_options()) {
+      if (opt->get_required() && opt->count() == 0 && opt->get_positional()) {
+        // The type name may carry a validator's description: "SHELL:{bash,zsh,fish}".
+        std::string what = opt->get_type_name();
+        what = what.substr(0, what.find(':'));
+        return {name + ": a " + what + " is required (" + name + " " + command->doc->synopsis + ")", true};
+      }
+    }
+  }
+  return {error.what(), false};
+}
 
 std::unique_ptr<Cli> build_cli() {
   auto cli = std::make_unique<Cli>();

@@ -56,6 +56,16 @@ struct Cli {
 extern const CommandDoc kws_doc;
 std::unique_ptr<Cli> build_cli();
 
+// What main prints for a command line CLI11 refused. CLI11's own words name
+// its internals ("A subcommand is required", "topics is required"); these
+// say what is missing or mistyped in the user's terms, and suggest what
+// was meant. `specific` is false when CLI11's message is kept as it is.
+struct ParseErrorText {
+  std::string message;
+  bool specific = false;
+};
+ParseErrorText explain_parse_error(const Cli& cli, int argc, const char* const* argv, const CLI::ParseError& error);
+
 // Generators (completion.cpp, manpage.cpp).
 std::string completion_script(const Cli& cli, const std::string& shell);
 std::string man_page(const Cli& cli, const std::string& page);

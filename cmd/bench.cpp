@@ -2,7 +2,6 @@
 #include "cmd/bench.hpp"
 
 #include <cstdio>
-#include <iostream>
 #include <set>
 
 #include "core/bench/load.hpp"
@@ -40,8 +39,9 @@ const CommandDoc bench_doc{
     "clients). --idle N opens N connections that only subscribe and sit for --duration; with "
     "--pid it reports the bridge's RSS growth per connection.\n\n"
     "The clients are raw sockets on one epoll thread, so they take little CPU from the bridge; on "
-    "a shared machine, compare against a ceiling measured in the same minutes. The table goes to "
-    "stderr; --json prints one JSON object on stdout. Run kws bench with a raised open-file "
+    "a shared machine, compare against a ceiling measured in the same minutes. The report goes to "
+    "stdout, as a table or, with --json, as one JSON object; progress and errors go to stderr. Run kws "
+    "bench with a raised open-file "
     "limit (ulimit -n) for thousands of clients; it raises its own soft limit up to the hard one.",
     {{"kws bench ws://127.0.0.1:8080/ -c 1000 -r 3000 -d 10",
       "1,000 clients, 3,000 msg/s each (3M deliveries/s), for 10 s"},
@@ -83,7 +83,7 @@ CLI::App* register_bench(CLI::App& parent, BenchOptions& o) {
   app->add_option("--pid", o.pid, "Watch this bridge process: RSS, CPU, Kafka connections")
       ->type_name("PID")
       ->check(integer_in(1, 1 << 30));
-  app->add_flag("--json", o.json, "Print the report as one JSON object on stdout");
+  app->add_flag("--json", o.json, "Print the report as one JSON object instead of a table");
   const char* timing = "Timing";
   app->add_option("--settle", o.settle, "Seconds to wait when the server confirms no subscriptions")
       ->type_name("SECONDS")
@@ -188,12 +188,11 @@ int run_bench(const BenchOptions& o) {
   StopCheck stop = [] { return stop_requested(); };
   bench::BenchResult r = b.idle ? bench::run_idle(b, log, stop) : bench::run_load(b, producer, log, stop);
 
-  std::cerr << bench::format_table(r);
-  if (o.json) {
-    std::string line = bench::format_json(r) + "\n";
-    fwrite(line.data(), 1, line.size(), stdout);
-    fflush(stdout);
-  }
+  // The report is the command's data, so it goes to stdout (`kws bench ... > report.txt`);
+  // progress and the verdict below stay on stderr.
+  std::string report = o.json ? bench::format_json(r) + "\n" : bench::format_table(r);
+  fwrite(report.data(), 1, report.size(), stdout);
+  fflush(stdout);
   if (r.interrupted) return exit_interrupted;
   if (!r.clean()) {
     print_diagnostic("error", failure_summary(r));

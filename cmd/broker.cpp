@@ -19,9 +19,10 @@ const CommandDoc broker_doc{
     "python3-kafka or kafkajs can produce to and consume from it. The first line on stdout is "
     "BROKERS=HOST:PORT[,...], the bootstrap address to use; it runs until SIGINT or SIGTERM.\n\n"
     "It listens on 127.0.0.1:9092 by default, so that `kws send demo hi` and `kws tail demo` "
-    "work with no flags; with -n, the other brokers take free ports. If 9092 is taken, kws says "
-    "so on stderr and listens on a free port instead; the BROKERS line always has the address "
-    "in use. An explicit --listen that cannot be bound is an error.\n\n"
+    "work with no flags; with -n, the other brokers take free ports. An address that is taken is "
+    "an error, 9092 too (the message says which process holds it, when kws may see that): a broker "
+    "quietly elsewhere would leave `kws send demo` talking to whatever holds 9092. -l 127.0.0.1:0 "
+    "asks for any free port; the BROKERS line always has the address in use.\n\n"
     "Topics are auto-created as on a real broker with auto.create.topics.enable: when a "
     "producer's metadata request names a missing topic it is created with --partitions "
     "partitions; consumers and `kws topics` get 'unknown topic' instead. --no-auto-create turns "
@@ -35,7 +36,10 @@ const CommandDoc broker_doc{
     "older messages itself; other clients see them); it "
     "answers on loopback only; a request may be at most 100 MiB, may create at most 100 topics "
     "(the rest are answered THROTTLING_QUOTA_EXCEEDED) and name at most 10,000 in one Metadata "
-    "request (more closes the connection); a connection has at most 5 requests awaiting an "
+    "request (more closes the connection); topics created with Kafka's admin API (kws topics "
+    "--create) get at most 10,000 partitions and no topic configs, and topics are never deleted "
+    "(kws topics --delete is answered as by a cluster with delete.topic.enable=false); a "
+    "connection has at most 5 requests awaiting an "
     "answer and is not read from while its answers are not being read; it raises its open-file "
     "limit to the hard limit and relays as many connections as that allows (three descriptors "
     "each), letting further ones wait; it is one process without durability or replication, meant for "
@@ -59,11 +63,10 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
   app->add_option("-t,--topic", o.topics, "Create topic NAME with PARTITIONS partitions at start (repeatable)")
       ->type_name("NAME[:PARTITIONS]")
       ->allow_extra_args(false);
-  app->add_option("-l,--listen", o.listen, "Address of broker 1 (port 0: any free port)")
+  app->add_option("-l,--listen", o.listen, "Address of broker 1; PORT alone is 127.0.0.1:PORT (port 0: any free port)")
       ->type_name("HOST:PORT")
       ->default_str("127.0.0.1:9092");
   app->add_flag("--no-auto-create", o.no_auto_create, "Never auto-create topics; only -t topics exist");
-  app->callback([&o, app] { o.listen_given = app->count("--listen") > 0; });
   app->footer(
       "Limits: memory only, all data is lost when it stops; each partition keeps a bounded amount\n"
       "(about 5 MiB) and drops its oldest messages beyond that; group members cannot be described;\n"
@@ -81,7 +84,6 @@ int run_broker(const BrokerOptions& o) {
   options.topics = o.topics;
   options.listen_host = listen_host;
   options.listen_port = listen_port;
-  options.listen_given = o.listen_given;
   options.auto_create = !o.no_auto_create;
   StderrLog log;
   LocalCluster cluster(options, log);

@@ -8,7 +8,6 @@ struct BrokerOptions {
   int partitions = 1;
   std::vector<std::string> topics;
   std::string listen = "127.0.0.1:9092";
-  bool listen_given = false;
   bool no_auto_create = false;
 };
 

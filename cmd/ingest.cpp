@@ -465,9 +465,9 @@ int run_ingest(const IngestOptions& o) {
 
   std::unique_ptr<TextEndpoint> metrics;
   if (!o.metrics.empty()) {
-    auto [host, port] = parse_host_port(o.metrics, "--metrics");
-    metrics = std::make_unique<TextEndpoint>(host, port, "text/plain; version=0.0.4");
-    log.note("metrics at http://" + host + ":" + std::to_string(metrics->port()) + "/metrics");
+    HostPort at = parse_listen_address(o.metrics, "--metrics");
+    metrics = std::make_unique<TextEndpoint>(at.host, at.port, "text/plain; version=0.0.4");
+    log.note("metrics at http://" + at.host + ":" + std::to_string(metrics->port()) + "/metrics");
   }
 
   OutputBuffer out(STDOUT_FILENO);

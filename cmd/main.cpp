@@ -18,8 +18,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return cli->app.exit(e);
   } catch (const CLI::ParseError& e) {
-    kws::print_diagnostic("error", e.what());
-    std::cerr << "Run 'kws --help' or 'kws COMMAND --help' for usage.\n";
+    auto text = kws::cmd::explain_parse_error(*cli, argc, argv, e);
+    kws::print_diagnostic("error", text.message);
+    if (!text.specific) std::cerr << "Run 'kws --help' or 'kws COMMAND --help' for usage.\n";
     return kws::exit_usage;
   }
   try {

@@ -82,7 +82,8 @@ std::string type_description(const SettingKey& key) {
   const std::string zero = key.zero.empty() ? "" : " (0: " + key.zero + ")";
   switch (key.type) {
     case SettingType::host_port:
-      return "HOST:PORT";
+      return "HOST:PORT or [V6]:PORT; PORT or :PORT alone means 127.0.0.1:PORT (every interface only as "
+             "0.0.0.0:PORT)";
     case SettingType::bytes:
       return "bytes: a number with an optional k, M or G (powers of 1024; KiB, KB, MiB, MB, GiB, GB alike)";
     case SettingType::count:
@@ -90,7 +91,8 @@ std::string type_description(const SettingKey& key) {
              (key.max ? " to " + std::to_string(key.max) : std::string()) + zero +
              (key.unlimited.empty() ? "" : ", or " + key.unlimited);
     case SettingType::duration:
-      return "a duration: a number with ms, s, m or h (a plain number is seconds)" + zero;
+      return "a duration: a number with ms, s, m or h, or parts from the largest unit down such as 1m30s (a plain "
+             "number is seconds)" + zero;
     case SettingType::factor:
       return "a number from 1 to " + std::to_string(key.max);
     case SettingType::choice:

@@ -9,6 +9,7 @@
 #include "core/envelope.hpp"
 #include "core/util/error.hpp"
 #include "core/util/input.hpp"
+#include "core/kafka/cluster.hpp"
 #include "core/kafka/producer.hpp"
 #include "core/outgoing.hpp"
 #include "core/topic_name.hpp"
@@ -33,8 +34,13 @@ const CommandDoc send_doc{
     "--print-offsets is given; its lines appear as the deliveries happen. When stderr is a terminal and the input is large, a progress line shows the rate.\n\n"
     "With -J each input line is a kws envelope, the JSON shape that `kws tail -J` prints "
     "(docs/PROTOCOL.md): per-message key, headers, partition and timestamp are kept, and binary "
-    "data travels as base64. `kws tail -J -e -o beginning SRC | kws send -J DST` copies a topic; "
-    "an envelope whose partition DST does not have is rejected, unless --any-partition lets "
+    "data travels as base64. kcat -J's shape (payload, ts, tstype, flat headers) is read too. Every "
+    "line needs a value: only \"message\": null (or kcat's \"payload\": null) sends a tombstone, and a "
+    "line without one is rejected naming its unknown fields, so a typo cannot delete a key. "
+    "`kws tail -J -e -o beginning SRC | kws send -J --create-like SRC DST` copies a topic: "
+    "--create-like creates DST, when it does not exist, with as many partitions as SRC (without it "
+    "a broker may auto-create DST with its default count). "
+    "An envelope whose partition DST does not have is rejected, unless --any-partition lets "
     "the partitioner choose by key. "
     "A line that is not a valid envelope is reported with its line number on stderr, the other "
     "lines are still sent, and the exit status is 1.",
@@ -42,7 +48,8 @@ const CommandDoc send_doc{
      {"seq 1000 | kws send -K : -H source=seq demo", "send 1000 lines, with a header on each"},
      {"printf 'user1:hi\\\\n' | kws send -K : demo", "send a message with key \"user1\" and value \"hi\""},
      {"kws send --file photo.jpg -k photo demo", "send a whole file as one message"},
-     {"kws tail -J -e -o beginning src | kws send -J dst", "copy a topic with keys, headers and partitions"},
+     {"kws tail -J -e -o beginning src | kws send -J --create-like src dst",
+      "copy a topic with keys, headers and partitions, creating dst like src"},
      {"kws tail -J -e -o beginning src | kws send -J --any-partition dst",
       "copy into a topic with fewer partitions"}},
     "1 also when any message was not delivered or an input line was rejected."};
@@ -64,9 +71,12 @@ CLI::App* register_send(CLI::App& parent, SendOptions& o) {
   app->add_option("-p,--partition", o.partition, "Partition (default: the partitioner's choice by key)")
       ->type_name("N")
       ->check(integer_in(0, INT32_MAX));
-  app->add_flag("-J,--json", o.json, "Each input line is a kws JSON envelope (as printed by kws tail -J)");
+  app->add_flag("-J,--json", o.json, "Each input line is a kws JSON envelope (as printed by kws tail -J or kcat -J)");
   app->add_flag("--any-partition", o.any_partition,
                 "With -J, ignore the envelopes' partitions and let the partitioner choose by key");
+  app->add_option("--create-like", o.create_like,
+                  "Create TOPIC, if it does not exist, with as many partitions as SOURCE has")
+      ->type_name("SOURCE");
   app->add_option("--file", o.files, "Send the whole FILE as one message (repeatable)")
       ->type_name("PATH")
       ->allow_extra_args(false);
@@ -127,8 +137,21 @@ int run_send(const SendOptions& o) {
   if (o.any_partition && !o.json) throw usage_error("--any-partition only applies to -J input");
 
   check_topic_name(o.topic);
+  if (!o.create_like.empty()) check_topic_name(o.create_like);
   KafkaSettings settings = o.connection.resolve();
   StderrLog log = o.connection.log();
+  // Before the producer, whose first look at TOPIC may auto-create it with
+  // the broker's default partition count.
+  if (!o.create_like.empty()) {
+    CreatedLike made = create_topic_like(settings, o.topic, o.create_like, o.connection.kafka_context(log));
+    const std::string counts = std::to_string(made.partitions) + " partition(s)";
+    if (made.created) {
+      log.note("created topic '" + o.topic + "' with " + counts + ", as '" + o.create_like + "' has");
+    } else if (made.partitions != made.source_partitions) {
+      log.note("topic '" + o.topic + "' exists with " + counts + "; '" + o.create_like + "' has " +
+               std::to_string(made.source_partitions));
+    }
+  }
   Producer producer(settings, o.connection.kafka_context(log));
   const int32_t partitions = producer.prepare_topic(o.topic);
   if (o.partition >= partitions) {

@@ -15,6 +15,7 @@ struct SendOptions {
   int partition = -1;
   bool json = false;
   bool any_partition = false;
+  std::string create_like;  // create `topic` with this topic's partition count if it is missing
   std::vector<std::string> files;
   bool print_offsets = false;
 };

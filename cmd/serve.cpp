@@ -36,7 +36,7 @@ const CommandDoc serve_doc{
     "many (--slow-client drop-oldest). The server pings every --ping-interval and closes peers "
     "silent for --idle-timeout; a quiet client that answers pings stays.\n\n"
     "Without -b, KWS_BROKERS or a config file, kws serve runs the embedded in-memory broker in the "
-    "same process (on 127.0.0.1:9092, or a free port when that is taken) and prints BROKERS= so "
+    "same process (on 127.0.0.1:9092; --broker-listen 127.0.0.1:0 for any free port) and prints BROKERS= so "
     "kws send and kws tail can reach it; its data is lost on exit.\n\n"
     "When ready it prints URL=ws://HOST:PORT/ as the first line on standard output. GET /healthz "
     "answers while the process runs, GET /readyz when Kafka answers, GET /metrics in Prometheus "
@@ -46,8 +46,8 @@ const CommandDoc serve_doc{
      {"kws serve -b kafka1:9092 -l 0.0.0.0:8080", "bridge a real cluster for other machines"},
      {"websocat 'ws://127.0.0.1:8080/v2/broker/?topics=demo&offset=-10'", "the last 10 messages of demo, then live ones"},
      {"kws serve --slow-client drop-oldest --client-buffer 1M", "drop messages for slow clients instead of closing them"}},
-    "0 after SIGTERM or SIGINT (a graceful shutdown); 1 when the listen address is taken or Kafka "
-    "cannot be reached at start."};
+    "0 after SIGTERM or SIGINT (a graceful shutdown); 1 when the listen address (or the embedded "
+    "broker's) is taken or Kafka cannot be reached at start."};
 
 CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
   CLI::App* app = add_documented_subcommand(parent, serve_doc);
@@ -209,7 +209,7 @@ int run_serve(const ServeOptions& o) {
     local.topics = o.topics;
     local.listen_host = broker_host;
     local.listen_port = broker_port;
-    local.listen_given = o.broker_listen_given;
+    local.listen_flag = "--broker-listen";
     cluster = std::make_unique<LocalCluster>(local, *log);
     settings.set({"bootstrap.servers", cluster->bootstrap_servers(), ConfigSource::default_value, "embedded broker"});
     log->warning("no broker configured (-b, KWS_BROKERS or a config file): serving the EMBEDDED IN-MEMORY broker at " +

@@ -39,7 +39,7 @@ const CommandDoc tail_doc{
     "then leaves without committing.\n\n"
     "A reader that goes away (kws tail ... | head) ends kws quietly with status 0. Ctrl-C "
     "closes the consumer (committing, with -G) and exits 130.",
-    {{"kws tail demo", "follow new messages on topic demo"},
+    {{"kws tail demo", "follow new messages on topic demo (kcat's kws tail -t demo works too)"},
      {"kws tail -o beginning -e demo", "print everything in demo, then exit"},
      {"kws tail -o -10 -e demo", "the last 10 messages of each partition"},
      {"kws tail -o 2024-05-01T00:00:00Z -f '%I %k %s\\n' demo", "from a time, with timestamps and keys"},
@@ -49,7 +49,10 @@ const CommandDoc tail_doc{
 
 CLI::App* register_tail(CLI::App& parent, TailOptions& o) {
   CLI::App* app = add_documented_subcommand(parent, tail_doc);
-  app->add_option("topics", o.topics, "Topics to read")->required()->type_name("TOPIC");
+  // -t as kcat spells it; a TOPIC argument means the same.
+  app->add_option("topics,-t,--topic", o.topics, "Topic to read (repeatable; TOPIC arguments also work)")
+      ->required()
+      ->type_name("TOPIC");
   app->add_option("-o,--offset", o.offset,
                   "Start: beginning|end|stored|N|-N|@MS|ISO-8601 time (default: end; with -G: stored)")
       ->type_name("OFFSET");

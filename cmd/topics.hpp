@@ -9,6 +9,10 @@ struct TopicsOptions {
   bool json = false;
   bool all_groups = false;
   std::vector<std::string> groups;
+  bool create = false;  // TOPIC arguments are NAME[:PARTITIONS] to create
+  bool remove = false;  // TOPIC arguments are to be deleted
+  int replication = -1;
+  std::vector<std::string> configs;  // KEY=VALUE
 };
 
 extern const CommandDoc topics_doc;

@@ -20,15 +20,15 @@ _kws() {
       valued="-n --broker-count --partitions -t --topic -l --listen"
       ;;
     send)
-      opts="-h --help -D --delimiter -K --key-delimiter -k --key -H --header -p --partition -J --json --any-partition --file --print-offsets -b --brokers -X --property -F --config --timeout -v --verbose"
+      opts="-h --help -D --delimiter -K --key-delimiter -k --key -H --header -p --partition -J --json --any-partition --create-like --file --print-offsets -b --brokers -X --property -F --config --timeout -v --verbose"
       files="--file -F --config"
-      valued="-D --delimiter -K --key-delimiter -k --key -H --header -p --partition -b --brokers -X --property --timeout"
+      valued="-D --delimiter -K --key-delimiter -k --key -H --header -p --partition --create-like -b --brokers -X --property --timeout"
       ;;
     tail)
-      opts="-h --help -o --offset -e --exit -c --count -p --partition -G --group -f --format -J --json -b --brokers -X --property -F --config --timeout -v --verbose"
+      opts="-h --help -t --topic -o --offset -e --exit -c --count -p --partition -G --group -f --format -J --json -b --brokers -X --property -F --config --timeout -v --verbose"
       files="-F --config"
       offsets="-o --offset"
-      valued="-c --count -p --partition -G --group -f --format -b --brokers -X --property --timeout"
+      valued="-t --topic -c --count -p --partition -G --group -f --format -b --brokers -X --property --timeout"
       ;;
     ingest)
       opts="-h --help --subscribe --subscribe-file --await-reply --await-timeout --bearer --bearer-file --ws-header --origin --protocol --ca --client-cert --client-key --insecure --max-message-size --backoff-initial --backoff-max --backoff-multiplier --max-retries --ping-interval --pong-timeout --stale-after --heartbeat --heartbeat-interval --heartbeat-reply --answer-ping --answer-with -H --header -p --partition -k --key --key-field --filter --seq-field --markers --no-source-headers --buffer-messages --buffer-bytes --when-full -c --count --duration --metrics --tee --dry-run -q --quiet -b --brokers -X --property -F --config --timeout -v --verbose"
@@ -36,9 +36,9 @@ _kws() {
       valued="--subscribe --await-reply --await-timeout --bearer --ws-header --origin --protocol --max-message-size --backoff-initial --backoff-max --backoff-multiplier --max-retries --ping-interval --pong-timeout --stale-after --heartbeat --heartbeat-interval --heartbeat-reply --answer-ping --answer-with -H --header -p --partition -k --key --key-field --filter --seq-field --markers --buffer-messages --buffer-bytes --when-full -c --count --duration --metrics -b --brokers -X --property --timeout"
       ;;
     topics)
-      opts="-h --help -J --json --groups -G --group -b --brokers -X --property -F --config --timeout -v --verbose"
+      opts="-h --help -J --json --groups -G --group --create --delete --replication --topic-config -b --brokers -X --property -F --config --timeout -v --verbose"
       files="-F --config"
-      valued="-G --group -b --brokers -X --property --timeout"
+      valued="-G --group --replication --topic-config -b --brokers -X --property --timeout"
       ;;
     bench)
       opts="-h --help -t --topic -c --clients -r --rate -d --duration -s --size --binary --idle --pid --json --settle --drain --connect-timeout -b --brokers -X --property -F --config --timeout -v --verbose"

@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <iterator>
+
 #include "core/json_parse.hpp"
 #include "core/util/error.hpp"
 #include "core/util/text.hpp"
@@ -164,8 +167,57 @@ struct Decoder {
     return true;
   }
 
-  bool decode(const json& doc, Message& m) {
+  // kcat -J names the value "payload" and the time "ts": `found` is the
+  // field under either name, nullptr when neither is there. Both at once is
+  // ambiguous and refused.
+  bool either(const json& doc, const char* ours, const char* kcats, const json*& found) {
+    auto a = doc.find(ours);
+    auto b = doc.find(kcats);
+    if (a != doc.end() && b != doc.end()) {
+      return fail(std::string("both \"") + ours + "\" and \"" + kcats + "\" (kcat's name for it) are given; use one");
+    }
+    found = a != doc.end() ? &*a : b != doc.end() ? &*b : nullptr;
+    return true;
+  }
+
+  // A missing value must never turn into a tombstone: that deletes the key on
+  // a compacted topic. So an envelope without one is refused, naming what it
+  // has instead (a typo such as "mesage", or another tool's "value").
+  bool no_value(const json& doc, const std::vector<std::string_view>& also_known) {
+    static const std::string_view known[] = {
+        "topic", "partition", "offset", "timestamp", "timestamp_type", "key", "key_encoding", "headers",
+        "message", "message_encoding", "payload", "ts", "tstype", "broker"};
+    std::string unknown;
+    for (const auto& item : doc.items()) {
+      const std::string& name = item.key();
+      auto is = [&name](std::string_view k) { return k == name; };
+      if (std::any_of(std::begin(known), std::end(known), is) ||
+          std::any_of(also_known.begin(), also_known.end(), is)) {
+        continue;
+      }
+      std::string quoted = json(name).dump(-1, ' ', false, json::error_handler_t::replace);
+      unknown += (unknown.empty() ? "" : ", ") + quoted;
+    }
+    std::string why = "no \"message\" field (use \"message\": null for a tombstone)";
+    if (!unknown.empty()) why += "; unknown fields: " + unknown;
+    return fail(why);
+  }
+
+  // kcat's "tstype" words; only a producer's time is worth keeping.
+  static TimestampType kcat_timestamp_type(const std::string& word) {
+    if (word == "create") return TimestampType::create_time;
+    if (word == "logappend") return TimestampType::log_append_time;
+    return TimestampType::none;
+  }
+
+  bool decode(const json& doc, Message& m, const std::vector<std::string_view>& also_known) {
     if (!doc.is_object()) return fail("an envelope must be a JSON object");
+    const json* value = nullptr;
+    if (!either(doc, "message", "payload", value)) return false;
+    if (!value) return no_value(doc, also_known);
+    if (doc.contains("payload") && doc.contains("message_encoding")) {
+      return fail("\"message_encoding\" applies to \"message\", not to kcat's \"payload\"");
+    }
     if (auto it = doc.find("topic"); it != doc.end() && !it->is_null()) {
       if (!it->is_string()) return fail("\"topic\" must be a string");
       m.topic = it->get<std::string>();
@@ -180,18 +232,26 @@ struct Decoder {
       if (!integer_field(*it, INT64_MIN, INT64_MAX, o)) return fail("\"offset\" must be a 64-bit integer");
       m.offset = o;
     }
-    if (auto it = doc.find("timestamp"); it != doc.end() && !it->is_null()) {
+    const json* timestamp = nullptr;
+    if (!either(doc, "timestamp", "ts", timestamp)) return false;
+    if (timestamp && !timestamp->is_null()) {
+      const char* name = doc.contains("ts") ? "ts" : "timestamp";
       int64_t t = 0;
-      if (!integer_field(*it, 0, INT64_MAX, t)) {
-        return fail("\"timestamp\" must be a non-negative integer (milliseconds)");
+      if (!integer_field(*timestamp, 0, INT64_MAX, t)) {
+        return fail(std::string("\"") + name + "\" must be a non-negative integer (milliseconds)");
       }
       m.timestamp_ms = t;
       m.timestamp_type = TimestampType::create_time;
     }
-    if (auto it = doc.find("timestamp_type"); it != doc.end() && !it->is_null()) {
-      if (!it->is_string()) return fail("\"timestamp_type\" must be a string");
-      const auto& t = it->get_ref<const std::string&>();
-      if (t == "create") {
+    const json* type = nullptr;
+    if (!either(doc, "timestamp_type", "tstype", type)) return false;
+    if (type && !type->is_null()) {
+      const bool kcat = doc.contains("tstype");
+      if (!type->is_string()) return fail(kcat ? "\"tstype\" must be a string" : "\"timestamp_type\" must be a string");
+      const auto& t = type->get_ref<const std::string&>();
+      if (kcat) {
+        m.timestamp_type = kcat_timestamp_type(t);
+      } else if (t == "create") {
         m.timestamp_type = TimestampType::create_time;
       } else if (t == "log_append") {
         m.timestamp_type = TimestampType::log_append_time;
@@ -202,7 +262,7 @@ struct Decoder {
       }
     }
     if (!bytes_field(doc, "key", "", m.key)) return false;
-    if (!bytes_field(doc, "message", "", m.value)) return false;
+    if (!bytes_field(doc, doc.contains("payload") ? "payload" : "message", "", m.value)) return false;
 
     auto it = doc.find("headers");
     if (it == doc.end() || it->is_null()) return true;
@@ -216,6 +276,7 @@ struct Decoder {
       return true;
     }
     if (!it->is_array()) return fail("\"headers\" must be an array of {\"name\",\"value\"} objects or an object");
+    if (!it->empty() && !it->front().is_object()) return kcat_headers(*it, m);
     size_t index = 0;
     for (const auto& h : *it) {
       std::string where = "headers[" + std::to_string(index++) + "]: ";
@@ -226,6 +287,26 @@ struct Decoder {
       if (!name) return fail(where + "\"name\" is required");
       if (!bytes_field(h, "value", where, value)) return false;
       m.headers.push_back({std::move(*name), std::move(value)});
+    }
+    return true;
+  }
+
+  // kcat -J's flat list: ["name1","value1","name2","value2",...].
+  bool kcat_headers(const json& list, Message& m) {
+    if (list.size() % 2 != 0) {
+      return fail("\"headers\" as a flat list (kcat's) needs name, value pairs; it has " +
+                  std::to_string(list.size()) + " items");
+    }
+    for (size_t i = 0; i < list.size(); i += 2) {
+      const json& name = list[i];
+      const json& value = list[i + 1];
+      std::string where = "headers[" + std::to_string(i) + "]: ";
+      if (!name.is_string()) return fail(where + "a header name in a flat list must be a string");
+      if (!value.is_string() && !value.is_null()) {
+        return fail("headers[" + std::to_string(i + 1) + "]: a header value must be a string or null");
+      }
+      m.headers.push_back({name.get<std::string>(), value.is_null() ? std::nullopt
+                                                                     : std::optional<std::string>(value.get<std::string>())});
     }
     return true;
   }
@@ -276,12 +357,13 @@ std::optional<nlohmann::json> parse_json_text(std::string_view text, std::string
   return std::nullopt;
 }
 
-DecodedEnvelope decode_envelope_document(const nlohmann::json& doc) noexcept {
+DecodedEnvelope decode_envelope_document(const nlohmann::json& doc,
+                                         const std::vector<std::string_view>& also_known) noexcept {
   DecodedEnvelope result;
   try {
     Decoder decoder;
     Message m;
-    if (decoder.decode(doc, m)) {
+    if (decoder.decode(doc, m, also_known)) {
       result.message = std::move(m);
     } else {
       result.error = std::move(decoder.error);

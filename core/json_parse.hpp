@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/envelope.hpp"
 
@@ -17,7 +18,10 @@ namespace kws {
 std::optional<nlohmann::json> parse_json_text(std::string_view text, std::string& error) noexcept;
 
 // decode_envelope (envelope.hpp) for a document already parsed, e.g. a
-// client frame whose "type" was looked at first.
-DecodedEnvelope decode_envelope_document(const nlohmann::json& doc) noexcept;
+// client frame whose "type" was looked at first. `also_known` names fields
+// the caller reads itself (the bridge's "id" and "type"), so that an
+// envelope refused for having no value does not call them unknown.
+DecodedEnvelope decode_envelope_document(const nlohmann::json& doc,
+                                         const std::vector<std::string_view>& also_known = {}) noexcept;
 
 }  // namespace kws

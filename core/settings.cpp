@@ -190,24 +190,6 @@ bool parse_digits(std::string_view text, uint64_t& out) {
   return true;
 }
 
-HostPort parse_host_port(const std::string& text, const std::string& origin) {
-  const std::string expected = "'" + text + "' is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080)";
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) bad(origin, expected);
-  std::string host = text.substr(0, colon);
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') bad(origin, expected);
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string::npos) {
-    bad(origin, "'" + text + "': an IPv6 address needs brackets, e.g. [::1]:8080");
-  }
-  uint64_t port = 0;
-  if (!parse_digits(std::string_view(text).substr(colon + 1), port) || port > 65535) {
-    bad(origin, "'" + text + "': the port must be a number from 0 to 65535");
-  }
-  return {host, static_cast<uint16_t>(port)};
-}
-
 // A decimal number as users type it: DIGITS, DIGITS.DIGITS, .DIGITS or
 // DIGITS. (strtod and Go's durations take all four); no sign, exponent or
 // spaces. Kept as whole + fraction / scale so that "1.5K" and "0.2" (seconds)
@@ -313,41 +295,91 @@ double parse_factor(const SettingKey& key, const std::string& text, const std::s
 
 }  // namespace
 
-// NUMBER[UNIT], UNIT ms, s, m (or min) or h; a plain number is seconds, which
-// is what kws's duration flags have always taken (`--ping-interval 0.2`).
-// Exact to the millisecond: a finer value is refused rather than rounded to
-// something the user did not type (rounding turned ingest's "0.0004" into 0,
-// which means "off" for some settings).
+HostPort parse_listen_address(const std::string& text, const std::string& origin) {
+  const std::string expected = "'" + text +
+                               "' is not HOST:PORT (e.g. 127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080; "
+                               "8080 or :8080 alone mean 127.0.0.1:8080)";
+  // websocat's "8080" and ":8080": loopback, never every interface by omission.
+  const auto colon = text.rfind(':');
+  std::string host = colon == std::string::npos ? "" : text.substr(0, colon);
+  std::string_view port_text = colon == std::string::npos ? std::string_view(text) : std::string_view(text).substr(colon + 1);
+  if (host.empty()) {
+    uint64_t port = 0;
+    if (!parse_digits(port_text, port)) bad(origin, expected);
+    host = "127.0.0.1";
+  } else if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') bad(origin, expected);
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    bad(origin, "'" + text + "': an IPv6 address needs brackets, e.g. [::1]:8080");
+  }
+  // Sockets bind addresses, not names; localhost is the one name people type.
+  if (host == "localhost") host = "127.0.0.1";
+  uint64_t port = 0;
+  if (!parse_digits(port_text, port) || port > 65535) {
+    bad(origin, "'" + text + "': the port must be a number from 0 to 65535");
+  }
+  return {host, static_cast<uint16_t>(port)};
+}
+
+// NUMBER UNIT, UNIT ms, s, m (or min) or h, or several from the largest
+// unit down as Go and systemd write them ("1m30s", "1h2m", "2s500ms"); a
+// plain number alone is seconds, which is what kws's duration flags have
+// always taken (`--ping-interval 0.2`). Exact to the millisecond: a finer
+// value is refused rather than rounded to something the user did not type
+// (rounding turned ingest's "0.0004" into 0, which means "off" for some
+// settings).
 milliseconds parse_duration(const std::string& text, const std::string& origin, bool zero_allowed) {
   struct Unit {
-    std::string_view suffix;
+    std::string_view name;
     uint64_t ms;
   };
-  // "ms" and "min" before "m" and "s", so "500ms" is not read as 500 m + junk.
-  static const Unit units[] = {{"ms", 1}, {"min", 60'000}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+  static const Unit units[] = {{"h", 3'600'000}, {"m", 60'000}, {"min", 60'000}, {"s", 1000}, {"ms", 1}};
   // A year is plenty for any timeout; it also keeps the arithmetic far from overflow.
   constexpr uint64_t kYearMs = 365ull * 24 * 3'600'000;
   const std::string not_a_duration =
       "'" + text +
-      "' is not a duration (a number with ms, s, m or h, e.g. 30s, 500ms, 2m; a plain number is seconds)";
+      "' is not a duration (a number with ms, s, m or h, e.g. 30s, 500ms, 2m, 1m30s; a plain number is seconds)";
 
-  std::string_view number = text;
-  uint64_t unit_ms = 1000;
-  for (const auto& u : units) {
-    if (number.size() > u.suffix.size() && ends_with(number, u.suffix)) {
-      number.remove_suffix(u.suffix.size());
-      unit_ms = u.ms;
-      break;
+  auto is_number_char = [](char c) { return (c >= '0' && c <= '9') || c == '.'; };
+  auto is_unit_char = [](char c) { return c >= 'a' && c <= 'z'; };
+  std::string_view rest = text;
+  uint64_t total = 0;
+  uint64_t previous_unit = UINT64_MAX;  // each part's unit smaller than the last, as Go and systemd write them
+  bool compound = false;
+  while (!rest.empty()) {
+    size_t n = 0;
+    while (n < rest.size() && is_number_char(rest[n])) ++n;
+    size_t u = n;
+    while (u < rest.size() && is_unit_char(rest[u])) ++u;
+    std::string_view number = rest.substr(0, n), unit_name = rest.substr(n, u - n);
+    rest.remove_prefix(u);
+    Decimal d;
+    if (!parse_decimal(number, d)) bad(origin, not_a_duration);
+    uint64_t unit_ms = 0;
+    if (unit_name.empty()) {
+      // A plain number is seconds only on its own: "1m30" is a typo, not 1m30s.
+      if (compound || !rest.empty()) bad(origin, not_a_duration);
+      unit_ms = 1000;
+    } else {
+      for (const auto& unit : units) {
+        if (unit.name == unit_name) unit_ms = unit.ms;
+      }
+      if (unit_ms == 0) bad(origin, not_a_duration);
+      if (unit_ms >= previous_unit) {
+        bad(origin, "'" + text + "': a duration's parts go from the largest unit down, each once (e.g. 1h2m, 1m30s)");
+      }
+      previous_unit = unit_ms;
     }
+    compound = true;
+    if (d.whole > kYearMs / unit_ms) bad(origin, "'" + text + "' is too long");
+    if (d.fraction * unit_ms % d.scale != 0) bad(origin, "'" + text + "' is finer than a millisecond");
+    total += d.whole * unit_ms + d.fraction * unit_ms / d.scale;
+    if (total > kYearMs) bad(origin, "'" + text + "' is too long");
   }
-  Decimal d;
-  if (!parse_decimal(number, d)) bad(origin, not_a_duration);
-  if (d.whole > kYearMs / unit_ms) bad(origin, "'" + text + "' is too long");
-  if (d.fraction * unit_ms % d.scale != 0) bad(origin, "'" + text + "' is finer than a millisecond");
-  uint64_t ms = d.whole * unit_ms + d.fraction * unit_ms / d.scale;
-  if (ms == 0 && !zero_allowed) bad(origin, "'" + text + "': the duration must be above 0");
-  if (ms > kYearMs) bad(origin, "'" + text + "' is too long");
-  return milliseconds(static_cast<int64_t>(ms));
+  if (!compound) bad(origin, not_a_duration);
+  if (total == 0 && !zero_allowed) bad(origin, "'" + text + "': the duration must be above 0");
+  return milliseconds(static_cast<int64_t>(total));
 }
 
 namespace {
@@ -379,7 +411,7 @@ std::string join(const std::vector<std::string>& items, const char* sep) {
 SettingValue parse_setting(const SettingKey& key, const std::string& text, const std::string& origin) {
   switch (key.type) {
     case SettingType::host_port:
-      return parse_host_port(text, origin);
+      return parse_listen_address(text, origin);
     case SettingType::bytes:
       return parse_bytes(key, text, origin);
     case SettingType::count:

@@ -24,13 +24,14 @@ namespace kws {
 // Numbers are decimal: digits with an optional fraction ("1.5", ".5", "2."),
 // no sign, no exponent, no spaces.
 enum class SettingType {
-  host_port,  // HOST:PORT or [V6]:PORT, port 0-65535 (0: any free port)
+  host_port,  // HOST:PORT or [V6]:PORT, port 0-65535 (0: any free port); PORT or :PORT alone
+              // means 127.0.0.1:PORT (parse_listen_address)
   bytes,      // a whole number of bytes above 0: a number with an optional k, M or G (powers of
               // 1024) and an optional B after it ("64K", "1.5M", "16MiB", "16MB", "4096B")
   count,      // a whole number from 1 (0 when SettingKey::zero says what it means) to
               // SettingKey::max, or SettingKey::unlimited
-  duration,   // a number with ms, s, m (or min) or h ("500ms", "1.5s"); a plain number is
-              // seconds; a whole number of ms, at least 1 (0 when SettingKey::zero says what it
+  duration,   // a number with ms, s, m (or min) or h ("500ms", "1.5s"), or parts from the
+              // largest unit down ("1m30s", "1h2m"); a plain number alone is seconds; a whole number of ms, at least 1 (0 when SettingKey::zero says what it
               // means), at most a year
   factor,     // a number from 1 to SettingKey::max ("1.5"); such a key must have a max
   choice,     // one of SettingKey::choices
@@ -82,6 +83,14 @@ using SettingValue = std::variant<HostPort, uint64_t, std::chrono::milliseconds,
 // whose message starts with `origin` ("KWS_SERVE_LISTEN: ...",
 // "/path/kws.conf:3: kws.serve.listen: ...", "--listen: ...").
 SettingValue parse_setting(const SettingKey& key, const std::string& text, const std::string& origin);
+
+// The host:port type's rule, also for listen addresses that are no setting
+// (kws broker -l, kws serve --broker-listen, kws ingest --metrics), so every
+// address kws binds is read alike: HOST:PORT, [V6]:PORT, and websocat's PORT
+// and :PORT, which mean 127.0.0.1:PORT (every interface is only ever asked
+// for by name: 0.0.0.0:PORT). "localhost" becomes 127.0.0.1. Throws as
+// parse_setting does.
+HostPort parse_listen_address(const std::string& text, const std::string& origin);
 
 // The table's duration rule, for a flag that is no setting (ingest's per-run
 // --duration), so every duration kws takes is read alike. `zero_allowed`

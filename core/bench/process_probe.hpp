@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/util/proc_net.hpp"
+
 namespace kws::bench {
 
 struct MemorySample {
@@ -19,15 +21,6 @@ struct MemorySample {
 std::optional<MemorySample> read_memory(int pid);
 // User + system CPU seconds of the whole process (all threads).
 std::optional<double> read_cpu_seconds(int pid);
-
-// One row of /proc/PID/net/tcp or tcp6.
-struct TcpRow {
-  uint16_t local_port = 0;
-  uint16_t remote_port = 0;
-  int state = 0;  // 1 = ESTABLISHED
-  uint64_t inode = 0;
-};
-std::optional<TcpRow> parse_tcp_row(std::string_view line);
 
 // Established TCP connections owned by `pid` whose remote port is in
 // `ports` (the brokers'), or nothing when /proc cannot be read. Matching the

@@ -21,6 +21,7 @@
 #include "core/topic_name.hpp"
 #include "core/util/descriptors.hpp"
 #include "core/util/error.hpp"
+#include "core/util/proc_net.hpp"
 #include "core/kafka/kafka_wire.hpp"
 
 namespace kws {
@@ -75,15 +76,24 @@ bool out_of_descriptors(const asio::error_code& ec) {
 
 // Creates topics on a thread of its own: each creation waits for the mock's
 // thread, and the relay's I/O thread must not.
+// A topic to create; 0 partitions or replicas: the broker's default.
+struct TopicToCreate {
+  std::string name;
+  int partitions = 0;
+  int replication = 0;
+};
+
 class TopicCreator {
  public:
   struct Result {
     std::string topic;
-    std::string error;  // empty: created (or already there)
+    std::string error;     // empty: created, or there already
+    bool existed = false;  // it was there before this request
   };
   using Done = std::function<void(std::vector<Result>)>;
+  using Create = std::function<bool(const std::string&, int partitions, int replication)>;
 
-  explicit TopicCreator(std::function<void(const std::string&)> create) : create_(std::move(create)) {
+  explicit TopicCreator(Create create) : create_(std::move(create)) {
     thread_ = std::thread([this] { run(); });
   }
   ~TopicCreator() {
@@ -95,7 +105,7 @@ class TopicCreator {
     thread_.join();
   }
   // `done` runs on the creator's thread; it must post back to the caller's.
-  void submit(std::vector<std::string> topics, Done done) {
+  void submit(std::vector<TopicToCreate> topics, Done done) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       jobs_.push_back({std::move(topics), std::move(done)});
@@ -105,7 +115,7 @@ class TopicCreator {
 
  private:
   struct Job {
-    std::vector<std::string> topics;
+    std::vector<TopicToCreate> topics;
     Done done;
   };
   void run() {
@@ -120,11 +130,13 @@ class TopicCreator {
       }
       std::vector<Result> results;
       for (auto& topic : job.topics) {
-        Result r{topic, {}};
-        if (!created_.count(topic)) {
+        Result r{topic.name, {}, false};
+        if (created_.count(topic.name)) {
+          r.existed = true;
+        } else {
           try {
-            create_(topic);
-            created_.insert(topic);
+            r.existed = !create_(topic.name, topic.partitions, topic.replication);
+            created_.insert(topic.name);
           } catch (const Error& e) {
             r.error = e.what();
           }
@@ -137,7 +149,7 @@ class TopicCreator {
     }
   }
 
-  std::function<void(const std::string&)> create_;
+  Create create_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> jobs_;
@@ -284,6 +296,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Verdict on_request();
   Verdict on_group_request(const wire::RequestHeader& header, const std::string& frame);
   Verdict on_metadata_request(const wire::RequestHeader& header, const std::string& frame);
+  Verdict on_create_topics_request(const wire::RequestHeader& header, const std::string& frame);
+  Verdict on_delete_topics_request(const wire::RequestHeader& header, const std::string& frame);
   void on_fetch_request(const wire::RequestHeader& header, const std::string& frame);
   void on_response_frame();
   void write_to_client(std::string& payload);
@@ -693,6 +707,13 @@ Connection::Verdict Connection::on_request() {
     pending_[header->correlation_id] = {key, version, version, {}, std::nullopt, {}, {}};
     return Verdict::forward;
   }
+  // The mock has neither; ApiVersions answers advertise the front end's.
+  if (key == wire::kCreateTopics && version <= wire::kCreateTopicsMaxVersion) {
+    return on_create_topics_request(*header, frame);
+  }
+  if (key == wire::kDeleteTopics && version <= wire::kDeleteTopicsMaxVersion) {
+    return on_delete_topics_request(*header, frame);
+  }
   if (key != wire::kMetadata || version > 4) return Verdict::forward;
   return on_metadata_request(*header, frame);
 }
@@ -822,7 +843,9 @@ Connection::Verdict Connection::on_metadata_request(const wire::RequestHeader& h
   auto state = std::make_shared<std::tuple<wire::RequestHeader, wire::MetadataRequest, std::vector<std::string>,
                                            std::vector<wire::TopicError>>>(header, std::move(*request),
                                                                            std::move(forwarded), std::move(missing));
-  shared_.creator->submit(std::move(to_create), [self, state](std::vector<TopicCreator::Result> results) {
+  std::vector<TopicToCreate> jobs;
+  for (auto& name : to_create) jobs.push_back({std::move(name)});
+  shared_.creator->submit(std::move(jobs), [self, state](std::vector<TopicCreator::Result> results) {
     asio::post(self->shared_.io, [self, state, results = std::move(results)] {
       auto& [header, request, forwarded, missing] = *state;
       for (const auto& r : results) {
@@ -840,6 +863,109 @@ Connection::Verdict Connection::on_metadata_request(const wire::RequestHeader& h
     });
   });
   return Verdict::later;
+}
+
+// CreateTopics, answered as a broker with auto.create.topics.enable would,
+// within what the mock can hold: no replica assignments and no topic configs
+// (it keeps none; accepting them would pretend), at most
+// kMaxPartitionsPerCreatedTopic partitions. Created off the I/O thread, as
+// auto-created topics are.
+Connection::Verdict Connection::on_create_topics_request(const wire::RequestHeader& header, const std::string& frame) {
+  auto request = wire::parse_create_topics_request(header, frame, kMaxTopicsPerMetadataRequest);
+  if (!request) return Verdict::close;
+  if (request->too_many_topics) {
+    diagnose(shared_.config.log, "closed a connection whose CreateTopics request names more than " +
+             std::to_string(kMaxTopicsPerMetadataRequest) + " topics");
+    return Verdict::close;
+  }
+  const int brokers = static_cast<int>(shared_.config.backends.size());
+  auto answers = std::make_shared<std::vector<wire::TopicAnswer>>();
+  std::vector<TopicToCreate> to_create;
+  std::vector<size_t> slots;  // the answer of each topic in to_create
+  std::set<std::string> named;
+  for (const auto& t : request->topics) {
+    wire::TopicAnswer a{t.name, 0, ""};
+    const int32_t n = t.partitions;
+    const int16_t r = t.replication;
+    if (!named.insert(t.name).second) {
+      a = {t.name, wire::kInvalidRequest, "topic '" + t.name + "' is named twice in one request"};
+    } else if (!is_valid_topic_name(t.name)) {
+      a = {t.name, wire::kInvalidTopic, "'" + t.name + "' is not a valid topic name"};
+    } else if (shared_.known_topics.count(t.name)) {
+      a = {t.name, wire::kTopicAlreadyExists, "Topic '" + t.name + "' already exists."};
+    } else if (n == 0 || n < -1 || (n == -1 && header.api_version < 4)) {
+      a = {t.name, wire::kInvalidPartitions, "the partition count must be at least 1, not " + std::to_string(n)};
+    } else if (n > kMaxPartitionsPerCreatedTopic) {
+      a = {t.name, wire::kInvalidPartitions, "kws broker creates at most " +
+           std::to_string(kMaxPartitionsPerCreatedTopic) + " partitions per topic, not " + std::to_string(n)};
+    } else if (r == 0 || r < -1 || (r == -1 && header.api_version < 4) || r > brokers) {
+      a = {t.name, wire::kInvalidReplicationFactor, std::to_string(r) + " replicas asked for; this kws broker has " +
+           std::to_string(brokers) + " broker(s)"};
+    } else if (t.has_assignments) {
+      a = {t.name, wire::kInvalidReplicaAssignment,
+           "kws broker places replicas itself; give a partition count and replication factor instead"};
+    } else if (t.configs > 0) {
+      a = {t.name, wire::kInvalidConfig, "kws broker keeps no topic configs (got '" + t.first_config +
+           "'); create the topic without them"};
+    } else if (to_create.size() >= kMaxTopicsCreatedPerRequest) {
+      a = {t.name, wire::kThrottlingQuotaExceeded, "kws broker creates at most " +
+           std::to_string(kMaxTopicsCreatedPerRequest) + " topics per request"};
+    } else if (!request->validate_only) {
+      to_create.push_back({t.name, std::max(n, 0), std::max<int>(r, 0)});
+      slots.push_back(answers->size());
+    }
+    answers->push_back(std::move(a));
+  }
+  if (to_create.empty()) {
+    answer_locally(header, wire::encode_create_topics_response(header.correlation_id, header.api_version, *answers));
+    return Verdict::forward;
+  }
+  auto self = shared_from_this();
+  shared_.creator->submit(std::move(to_create), [self, header, answers, slots](std::vector<TopicCreator::Result> results) {
+    asio::post(self->shared_.io, [self, header, answers, slots, results = std::move(results)] {
+      for (size_t i = 0; i < results.size() && i < slots.size(); ++i) {
+        const auto& r = results[i];
+        auto& a = (*answers)[slots[i]];
+        if (!r.error.empty()) {
+          diagnose(self->shared_.config.log, r.error);
+          a.error = wire::kUnknownServerError;
+          a.message = r.error;
+          continue;
+        }
+        // There now either way; one the mock had before this request is not "created".
+        self->shared_.known_topics.insert(r.topic);
+        if (r.existed) {
+          a.error = wire::kTopicAlreadyExists;
+          a.message = "Topic '" + r.topic + "' already exists.";
+        }
+      }
+      if (self->closed_) return;
+      self->answer_locally(header, wire::encode_create_topics_response(header.correlation_id, header.api_version,
+                                                                       *answers));
+      self->forward_request();
+    });
+  });
+  return Verdict::later;
+}
+
+// The mock cannot delete a topic, so nothing is deleted: each existing topic
+// is answered TOPIC_DELETION_DISABLED, what a Kafka broker with
+// delete.topic.enable=false says, rather than a success that did nothing.
+Connection::Verdict Connection::on_delete_topics_request(const wire::RequestHeader& header, const std::string& frame) {
+  auto request = wire::parse_delete_topics_request(header, frame, kMaxTopicsPerMetadataRequest);
+  if (!request) return Verdict::close;
+  if (request->too_many_topics) {
+    diagnose(shared_.config.log, "closed a connection whose DeleteTopics request names more than " +
+             std::to_string(kMaxTopicsPerMetadataRequest) + " topics");
+    return Verdict::close;
+  }
+  std::vector<wire::TopicAnswer> answers;
+  for (const auto& name : request->names) {
+    answers.push_back({name, shared_.known_topics.count(name) ? wire::kTopicDeletionDisabled
+                                                              : wire::kUnknownTopicOrPartition, ""});
+  }
+  answer_locally(header, wire::encode_delete_topics_response(header.correlation_id, header.api_version, answers));
+  return Verdict::forward;
 }
 
 void Connection::finish_metadata(const wire::RequestHeader& header, const std::string& frame,
@@ -1049,7 +1175,12 @@ BrokerFrontend::BrokerFrontend(FrontendConfig config) : impl_(std::make_unique<I
     if (!ec) acceptor->bind(endpoint, ec);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      throw Error("cannot listen on " + shared.config.listen_host + ":" + std::to_string(port) + ": " + ec.message());
+      std::string why = "cannot listen on " + shared.config.listen_host + ":" + std::to_string(port) + ": " + ec.message();
+      if (ec == asio::error::address_in_use && port != 0) {
+        if (auto holder = describe_tcp_listener(port)) why += " (held by " + *holder + ")";
+      }
+      if (i == 0 && !shared.config.listen_hint.empty()) why += "; " + shared.config.listen_hint;
+      throw Error(why);
     }
     shared.ports.push_back(acceptor->local_endpoint().port());
     impl_->acceptors.push_back(std::move(acceptor));

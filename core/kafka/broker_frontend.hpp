@@ -16,6 +16,8 @@
 //    which is how long the mock then makes a rejoining group wait;
 //  - answers ListGroups, which the mock lacks, from the groups it has seen
 //    join or commit;
+//  - answers CreateTopics, which the mock lacks, by creating on the mock, and
+//    DeleteTopics with TOPIC_DELETION_DISABLED: the mock cannot delete;
 //  - answers itself, with the error a real broker gives, the group requests
 //    the mock would crash on (null group or member ids, members of one group
 //    that share no assignment protocol);
@@ -35,15 +37,20 @@ namespace kws {
 struct FrontendConfig {
   std::string listen_host = "127.0.0.1";
   uint16_t first_port = 9092;  // broker 1's port; others take free ports. 0: any
+  // Appended to the error when broker 1's address cannot be bound: how to
+  // ask for another one.
+  std::string listen_hint;
   struct Backend {
     std::string host;
     uint16_t port;
   };
   std::vector<Backend> backends;  // the mock brokers, in node order
   bool auto_create = true;
-  // Creates a topic on the mock; called on the front end's thread before the
-  // Metadata request that named it is forwarded. Throws kws::Error on failure.
-  std::function<void(const std::string& topic)> create_topic;
+  // Creates a topic on the mock (partitions or replication 0: the broker's
+  // defaults); called on the front end's topic thread, for a Metadata request
+  // that names a missing topic or a CreateTopics request. Returns false when
+  // the topic was already there; throws kws::Error on failure.
+  std::function<bool(const std::string& topic, int partitions, int replication)> create_topic;
   std::vector<std::string> existing_topics;  // created before the front end started
   // Connections relayed at once; beyond it new ones wait in the kernel's
   // backlog. 0: as many as the descriptor limit allows (three descriptors each).
@@ -57,6 +64,7 @@ inline constexpr uint32_t kMaxRequestBytes = 100u << 20;   // Kafka's socket.req
 inline constexpr int kMaxRequestsInFlight = 5;              // per connection, then it is muted
 inline constexpr size_t kMaxTopicsCreatedPerRequest = 100;  // the rest: THROTTLING_QUOTA_EXCEEDED
 inline constexpr size_t kMaxTopicsPerMetadataRequest = 10000;  // distinct names; more closes the connection
+inline constexpr int32_t kMaxPartitionsPerCreatedTopic = 10000;  // by CreateTopics; more is INVALID_PARTITIONS
 
 class BrokerFrontend {
  public:

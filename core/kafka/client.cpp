@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "core/kafka/properties.hpp"
 #include "core/util/error.hpp"
 
 namespace kws {
@@ -87,6 +88,24 @@ void set_property(rd_kafka_conf_t* conf, const std::string& key, const std::stri
   }
 }
 
+namespace {
+// The user's settings, in the one way every kws command applies them.
+void apply_settings(rd_kafka_conf_t* conf, const KafkaSettings& settings) {
+  for (const auto& e : settings.entries()) set_property(conf, e.key, e.value, e.origin);
+}
+}  // namespace
+
+void check_kafka_properties(const KafkaSettings& settings) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  try {
+    apply_settings(conf, settings);
+  } catch (...) {
+    rd_kafka_conf_destroy(conf);
+    throw;
+  }
+  rd_kafka_conf_destroy(conf);
+}
+
 KafkaHandle create_client(const KafkaSettings& settings, const ClientOptions& options,
                           const KafkaContext& context, ClientEvents& events, rd_kafka_conf_t* extra_conf) {
   events.log = context.log;
@@ -101,7 +120,7 @@ KafkaHandle create_client(const KafkaSettings& settings, const ClientOptions& op
     // delayed ACK (40 ms on Linux). Kafka's Java clients always turn it off.
     set_property(conf, "socket.nagle.disable", "true", "kws default");
     for (const auto& [k, v] : options.defaults) set_property(conf, k, v, "kws default");
-    for (const auto& e : settings.entries()) set_property(conf, e.key, e.value, e.origin);
+    apply_settings(conf, settings);
     for (const auto& [k, v] : options.required) set_property(conf, k, v, "kws");
   } catch (...) {
     rd_kafka_conf_destroy(conf);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/config.hpp"
@@ -67,5 +68,36 @@ struct ClusterQuery {
 // Connects (without ever creating a topic), looks everything up and
 // disconnects. Throws kws::Error for an unreachable cluster or unknown topic.
 ClusterReport describe_cluster(const KafkaSettings& settings, const ClusterQuery& query, const KafkaContext& context);
+
+// Changing what a cluster holds, through librdkafka's admin API (on a real
+// cluster and on kws broker alike). Each topic has its own outcome: one that
+// fails does not stop the others. A request the cluster does not answer at
+// all (unreachable, timed out) throws kws::Error instead.
+struct NewTopic {
+  std::string name;
+  int partitions = -1;   // -1: the broker's default
+  int replication = -1;  // -1: the broker's default
+  std::vector<std::pair<std::string, std::string>> configs;
+};
+struct TopicOutcome {
+  std::string name;
+  std::string error;            // "" when done; else what went wrong, in words
+  bool already_exists = false;  // create: the topic was there before
+};
+std::vector<TopicOutcome> create_topics(const KafkaSettings& settings, const std::vector<NewTopic>& topics,
+                                        const KafkaContext& context);
+std::vector<TopicOutcome> delete_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
+                                        const KafkaContext& context);
+
+// `topic` with as many partitions as `source` has, unless `topic` exists
+// (then it is left as it is). Throws kws::Error when `source` does not exist
+// or the creation fails.
+struct CreatedLike {
+  bool created = false;
+  int32_t partitions = 0;         // of `topic` now
+  int32_t source_partitions = 0;
+};
+CreatedLike create_topic_like(const KafkaSettings& settings, const std::string& topic, const std::string& source,
+                              const KafkaContext& context);
 
 }  // namespace kws

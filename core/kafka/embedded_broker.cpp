@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <future>
 
+#include "core/settings.hpp"
 #include "core/topic_name.hpp"
 #include "core/util/error.hpp"
 #include "core/kafka/broker_frontend.hpp"
@@ -41,18 +42,8 @@ TopicSpec parse_topic_spec(const std::string& text, int default_partitions) {
 }
 
 std::pair<std::string, uint16_t> split_host_port(const std::string& text, const std::string& what) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) throw usage_error("bad " + what + " '" + text + "': expected HOST:PORT");
-  std::string host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
-  std::string digits = text.substr(colon + 1);
-  int port = -1;
-  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-  if (ec != std::errc() || ptr != digits.data() + digits.size() || port < 0 || port > 65535) {
-    throw usage_error("bad " + what + " '" + text + "': port must be 0-65535");
-  }
-  return {host, static_cast<uint16_t>(port)};
+  HostPort at = parse_listen_address(text, what);
+  return {at.host, at.port};
 }
 
 namespace {
@@ -126,8 +117,8 @@ void EmbeddedBroker::wake_mock() const {
   close(fd);
 }
 
-void EmbeddedBroker::create_topic(const TopicSpec& topic) {
-  int replication = std::min(broker_count_, 3);
+bool EmbeddedBroker::create_topic(const TopicSpec& topic) {
+  int replication = topic.replication > 0 ? topic.replication : std::min(broker_count_, 3);
   // rd_kafka_mock_topic_create queues an operation for the mock's thread and
   // waits for it, but that thread often misses the wake-up and serves the
   // queue only when its poll() next returns: about a second per topic (300
@@ -138,7 +129,9 @@ void EmbeddedBroker::create_topic(const TopicSpec& topic) {
   });
   while (done.wait_for(std::chrono::milliseconds(2)) != std::future_status::ready) wake_mock();
   rd_kafka_resp_err_t err = done.get();
+  if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) return false;
   if (err) throw Error("cannot create topic '" + topic.name + "': " + rd_kafka_err2str(err));
+  return true;
 }
 
 std::string EmbeddedBroker::bootstrap_servers() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }

@@ -19,12 +19,14 @@ namespace kws {
 struct TopicSpec {
   std::string name;
   int partitions = 1;
+  int replication = 0;  // 0: min(brokers, 3)
 };
 
 // "name" or "name:partitions"; throws a usage kws::Error.
 TopicSpec parse_topic_spec(const std::string& text, int default_partitions);
 
-// "HOST:PORT" or "[V6]:PORT" split in two ("localhost" becomes 127.0.0.1).
+// A listen address split in two, by the rule of every address kws binds
+// (parse_listen_address in core/settings.hpp: "8080" is 127.0.0.1:8080).
 // Throws a usage kws::Error that names `what` (e.g. "--listen").
 std::pair<std::string, uint16_t> split_host_port(const std::string& text, const std::string& what);
 
@@ -37,8 +39,9 @@ class EmbeddedBroker {
   EmbeddedBroker& operator=(const EmbeddedBroker&) = delete;
 
   // Blocks until the mock has the topic (milliseconds; see the .cpp). Safe
-  // to call from any thread. Throws kws::Error.
-  void create_topic(const TopicSpec& topic);
+  // to call from any thread. Returns false when the topic was already
+  // there; throws kws::Error.
+  bool create_topic(const TopicSpec& topic);
   // "127.0.0.1:PORT,127.0.0.1:PORT,..."
   std::string bootstrap_servers() const;
   // Host and port of each broker, in node order.

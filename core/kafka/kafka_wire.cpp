@@ -246,8 +246,13 @@ std::optional<std::string> rewrite_metadata_response(std::string_view frame, int
   int32_t brokers = r.i32();
   if (r.failed() || brokers < 0) return std::nullopt;
   put(out, brokers, 4);
+  std::optional<int32_t> lowest_node;
+  bool controller_listed = false;
+  std::vector<int32_t> nodes;
   for (int32_t i = 0; i < brokers; ++i) {
     int32_t node = r.i32();
+    if (!lowest_node || node < *lowest_node) lowest_node = node;
+    nodes.push_back(node);
     auto host = r.string();
     int32_t port = r.i32();
     if (r.failed() || !host) return std::nullopt;
@@ -262,8 +267,15 @@ std::optional<std::string> rewrite_metadata_response(std::string_view frame, int
   }
   size_t middle = r.pos();
   if (broker_version >= 2) r.string();  // cluster id
-  if (broker_version >= 1) r.i32();     // controller id
   out.append(r.slice(middle));
+  if (broker_version >= 1) {
+    // librdkafka 2.0's mock names controller 0, a broker it does not have
+    // (its ids start at 1), and admin clients send CreateTopics to the
+    // controller: they would wait for it forever. The lowest id stands in.
+    int32_t controller = r.i32();
+    for (int32_t node : nodes) controller_listed = controller_listed || node == controller;
+    put(out, controller_listed || !lowest_node ? controller : *lowest_node, 4);
+  }
   int32_t topics = r.i32();
   if (r.failed() || topics < 0) return std::nullopt;
   // A count the frame cannot hold is a lie (and adding to it could overflow).
@@ -359,29 +371,131 @@ std::optional<std::string> rewrite_api_versions_response(std::string_view frame,
   int32_t count = r.i32();
   if (r.failed() || error != 0 || count < 0) return std::nullopt;
   std::string out(frame);
-  bool has_list_groups = false;
+  // Answered by the front end itself, whatever the mock says of them.
+  struct Added {
+    int16_t key;
+    int16_t max;
+    bool present;
+  };
+  Added added[] = {{kListGroups, 2, false},
+                   {kCreateTopics, kCreateTopicsMaxVersion, false},
+                   {kDeleteTopics, kDeleteTopicsMaxVersion, false}};
   for (int32_t i = 0; i < count; ++i) {
     int16_t key = r.i16();
     r.i16();
     size_t max_at = r.pos();
     int16_t max = r.i16();
     if (r.failed()) return std::nullopt;
-    if (key == kListGroups) has_list_groups = true;
+    for (auto& a : added) {
+      if (a.key == key) a.present = true;
+    }
     if (key == kMetadata && max == 2) {
       std::string v;
       put(v, 4, 2);
       out.replace(max_at, 2, v);
     }
   }
-  if (!has_list_groups) {
-    std::string entry;
-    put(entry, kListGroups, 2);
-    put(entry, 0, 2);
-    put(entry, 2, 2);
-    out.insert(r.pos(), entry);  // after the last entry, before throttle_time_ms
+  std::string entries;
+  int64_t new_entries = 0;
+  for (const auto& a : added) {
+    if (a.present) continue;
+    put(entries, a.key, 2);
+    put(entries, 0, 2);
+    put(entries, a.max, 2);
+    ++new_entries;
+  }
+  if (new_entries > 0) {
+    out.insert(r.pos(), entries);  // after the last entry, before throttle_time_ms
     std::string new_count;
-    put(new_count, int64_t(count) + 1, 4);
+    put(new_count, int64_t(count) + new_entries, 4);
     out.replace(4 + 2, 4, new_count);
+  }
+  return out;
+}
+
+std::optional<CreateTopicsRequest> parse_create_topics_request(const RequestHeader& header, std::string_view frame,
+                                                               size_t max_topics) {
+  const int16_t v = header.api_version;
+  if (header.api_key != kCreateTopics || v < 0 || v > kCreateTopicsMaxVersion) return std::nullopt;
+  Reader r(frame, header.body_offset);
+  CreateTopicsRequest req;
+  // name (2) + partitions (4) + replication (2) + two array counts (8)
+  int32_t topics = r.count(16);
+  if (topics > 0 && static_cast<size_t>(topics) > max_topics) {
+    req.too_many_topics = true;
+    return req;
+  }
+  for (int32_t i = 0; i < topics && !r.failed(); ++i) {
+    NewTopicRequest t;
+    auto name = r.string();
+    if (!name) return std::nullopt;  // a null name: not a request Kafka would read either
+    t.name = std::move(*name);
+    t.partitions = r.i32();
+    t.replication = r.i16();
+    int32_t assignments = r.count(4 + 4);
+    t.has_assignments = assignments > 0;
+    for (int32_t a = 0; a < assignments && !r.failed(); ++a) {
+      r.i32();  // partition index
+      int32_t brokers = r.count(4);
+      for (int32_t b = 0; b < brokers && !r.failed(); ++b) r.i32();
+    }
+    int32_t configs = r.count(2 + 2);
+    for (int32_t c = 0; c < configs && !r.failed(); ++c) {
+      std::string_view config = r.string_view();
+      if (c == 0) t.first_config = std::string(config);
+      r.string_view();  // value (nullable)
+    }
+    t.configs = configs > 0 ? static_cast<size_t>(configs) : 0;
+    req.topics.push_back(std::move(t));
+  }
+  req.timeout_ms = r.i32();
+  if (v >= 1) req.validate_only = r.i8() != 0;
+  if (r.failed() || topics < 0) return std::nullopt;
+  return req;
+}
+
+std::string encode_create_topics_response(int32_t correlation_id, int16_t version,
+                                          const std::vector<TopicAnswer>& topics) {
+  std::string out;
+  put(out, correlation_id, 4);
+  if (version >= 2) put(out, 0, 4);  // throttle_time_ms
+  put(out, static_cast<int64_t>(topics.size()), 4);
+  for (const auto& t : topics) {
+    put_string(out, t.name);
+    put(out, t.error, 2);
+    if (version >= 1) put_string(out, t.message.empty() ? std::nullopt : std::optional<std::string>(t.message));
+  }
+  return out;
+}
+
+std::optional<DeleteTopicsRequest> parse_delete_topics_request(const RequestHeader& header, std::string_view frame,
+                                                               size_t max_topics) {
+  const int16_t v = header.api_version;
+  if (header.api_key != kDeleteTopics || v < 0 || v > kDeleteTopicsMaxVersion) return std::nullopt;
+  Reader r(frame, header.body_offset);
+  DeleteTopicsRequest req;
+  int32_t count = r.count(2);
+  if (count > 0 && static_cast<size_t>(count) > max_topics) {
+    req.too_many_topics = true;
+    return req;
+  }
+  for (int32_t i = 0; i < count && !r.failed(); ++i) {
+    if (auto name = r.string()) req.names.push_back(std::move(*name));
+  }
+  r.i32();  // timeout_ms
+  if (r.failed() || count < 0) return std::nullopt;
+  return req;
+}
+
+std::string encode_delete_topics_response(int32_t correlation_id, int16_t version,
+                                          const std::vector<TopicAnswer>& topics) {
+  std::string out;
+  put(out, correlation_id, 4);
+  if (version >= 1) put(out, 0, 4);  // throttle_time_ms
+  put(out, static_cast<int64_t>(topics.size()), 4);
+  for (const auto& t : topics) {
+    put_string(out, t.name);
+    put(out, t.error, 2);
   }
   return out;
 }

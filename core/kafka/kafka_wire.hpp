@@ -27,9 +27,23 @@ enum ApiKey : int16_t {
   kSyncGroup = 14,
   kListGroups = 16,
   kApiVersions = 18,
+  kCreateTopics = 19,
+  kDeleteTopics = 20,
 };
+// The newest versions the front end answers itself (the last before flexible
+// encodings); the mock has neither request.
+inline constexpr int16_t kCreateTopicsMaxVersion = 4;
+inline constexpr int16_t kDeleteTopicsMaxVersion = 3;
 inline constexpr int16_t kUnknownTopicOrPartition = 3;
+inline constexpr int16_t kUnknownServerError = -1;
 inline constexpr int16_t kInvalidTopic = 17;
+inline constexpr int16_t kTopicAlreadyExists = 36;
+inline constexpr int16_t kInvalidPartitions = 37;
+inline constexpr int16_t kInvalidReplicationFactor = 38;
+inline constexpr int16_t kInvalidReplicaAssignment = 39;
+inline constexpr int16_t kInvalidConfig = 40;
+inline constexpr int16_t kInvalidRequest = 42;
+inline constexpr int16_t kTopicDeletionDisabled = 73;
 inline constexpr int16_t kInconsistentGroupProtocol = 23;
 inline constexpr int16_t kInvalidGroupId = 24;
 inline constexpr int16_t kUnknownMemberId = 25;
@@ -90,7 +104,8 @@ using AddressMap = std::function<std::optional<std::pair<std::string, int32_t>>(
 
 // Rewrites a Metadata response the broker sent at `broker_version` (0-2) into
 // `client_version` (>= broker_version, <= 4): broker addresses go through
-// `map`, and `missing_topics` are appended with their error codes.
+// `map`, `missing_topics` are appended with their error codes, and a
+// controller id that names no listed broker becomes the lowest listed one.
 // Returns nullopt when the frame cannot be parsed.
 std::optional<std::string> rewrite_metadata_response(std::string_view frame, int16_t broker_version,
                                                      int16_t client_version, const AddressMap& map,
@@ -156,9 +171,50 @@ std::string encode_placeholder_request(std::string_view original_frame, const Re
 std::string encode_list_groups_response(int32_t correlation_id, int16_t version,
                                         const std::vector<std::pair<std::string, std::string>>& groups);
 
+// CreateTopics request v0-v4: what each topic asks for. Configs and replica
+// assignments are kept only as far as the front end needs to refuse them.
+struct NewTopicRequest {
+  std::string name;
+  int32_t partitions = -1;    // -1 (v4+): the broker's default
+  int16_t replication = -1;   // -1 (v4+): the broker's default
+  bool has_assignments = false;
+  size_t configs = 0;
+  std::string first_config;  // its name, for the refusal
+};
+struct CreateTopicsRequest {
+  std::vector<NewTopicRequest> topics;  // incomplete when too_many_topics
+  int32_t timeout_ms = 0;
+  bool validate_only = false;  // v1+
+  bool too_many_topics = false;  // more than max_topics
+};
+std::optional<CreateTopicsRequest> parse_create_topics_request(const RequestHeader& header, std::string_view frame,
+                                                               size_t max_topics = SIZE_MAX);
+
+// One topic's answer in a CreateTopics or DeleteTopics response.
+struct TopicAnswer {
+  std::string name;
+  int16_t error = 0;
+  std::string message;  // CreateTopics v1+ only; empty: null
+};
+// CreateTopics response v0-v4.
+std::string encode_create_topics_response(int32_t correlation_id, int16_t version,
+                                          const std::vector<TopicAnswer>& topics);
+
+// DeleteTopics request v0-v3: the names (null names are dropped).
+struct DeleteTopicsRequest {
+  std::vector<std::string> names;  // incomplete when too_many_topics
+  bool too_many_topics = false;    // more than max_topics
+};
+std::optional<DeleteTopicsRequest> parse_delete_topics_request(const RequestHeader& header, std::string_view frame,
+                                                               size_t max_topics = SIZE_MAX);
+// DeleteTopics response v0-v3 (no messages before v5).
+std::string encode_delete_topics_response(int32_t correlation_id, int16_t version,
+                                          const std::vector<TopicAnswer>& topics);
+
 // ApiVersions response v0-v2: raises the advertised Metadata max version from
 // 2 to 4, so that clients can say whether they want topics auto-created, and
-// adds ListGroups v0-v2, which the front end answers itself.
+// adds ListGroups v0-v2, CreateTopics v0-v4 and DeleteTopics v0-v3, which the
+// front end answers itself.
 std::optional<std::string> rewrite_api_versions_response(std::string_view frame, int16_t version);
 
 }  // namespace kws::wire

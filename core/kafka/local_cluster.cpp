@@ -32,17 +32,18 @@ LocalCluster::LocalCluster(const LocalClusterOptions& o, LogSink& log) : impl_(s
   config.auto_create = o.auto_create;
   config.log = &log;
   const int partitions = o.partitions;
-  config.create_topic = [&broker, partitions](const std::string& name) { broker.create_topic({name, partitions}); };
-  try {
-    impl_->frontend = std::make_unique<BrokerFrontend>(config);
-  } catch (const Error& e) {
-    // An explicit address must work; the default 9092 is best effort.
-    if (o.listen_given || o.listen_port == 0) throw;
-    config.first_port = 0;
-    impl_->frontend = std::make_unique<BrokerFrontend>(config);
-    log.warning(std::string(e.what()) + "; listening on " + impl_->frontend->bootstrap_servers() +
-                " instead (pass it with -b or KWS_BROKERS)");
+  config.create_topic = [&broker, partitions](const std::string& name, int n, int replication) {
+    return broker.create_topic({name, n > 0 ? n : partitions, replication});
+  };
+  const std::string& flag = o.listen_flag;
+  config.listen_hint = "pass " + flag + " 127.0.0.1:0 for any free port, or " + flag + " HOST:PORT";
+  if (o.listen_port == 9092) {
+    // Most often a kws broker or kws serve from an earlier step, or a real Kafka.
+    config.listen_hint = "kws commands look for Kafka there by default, so it may be the broker you want; "
+                         "otherwise stop it, or " + config.listen_hint +
+                         ", and give the BROKERS= address to the other commands with -b";
   }
+  impl_->frontend = std::make_unique<BrokerFrontend>(config);
 }
 
 LocalCluster::~LocalCluster() {

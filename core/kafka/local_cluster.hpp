@@ -1,7 +1,9 @@
 #pragma once
 // The embedded broker with its front end, as `kws broker` and `kws serve`
 // (with no broker configured) start it: the mock cluster behind a relay on
-// 127.0.0.1:9092, or on a free port with a warning when 9092 is taken.
+// 127.0.0.1:9092. An address in use is an error, the default one too: a
+// broker quietly elsewhere would leave `kws send demo` talking to whatever
+// holds 9092.
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,7 +18,7 @@ struct LocalClusterOptions {
   std::vector<std::string> topics;     // "name" or "name:partitions", created at start
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 9092;         // 0: any free port
-  bool listen_given = false;           // an explicit address must work; the default falls back
+  std::string listen_flag = "-l";      // named in the error when the address is in use
   bool auto_create = true;
 };
 

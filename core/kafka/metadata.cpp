@@ -53,8 +53,10 @@ bool transient(rd_kafka_resp_err_t err) {
          err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
 }
 
-TopicInfo fetch_one_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& info,
-                          std::chrono::steady_clock::time_point deadline, const KafkaContext& context) {
+}  // namespace
+
+std::optional<TopicInfo> find_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& info,
+                                    std::chrono::steady_clock::time_point deadline, const KafkaContext& context) {
   std::unique_ptr<rd_kafka_topic_t, TopicDeleter> rkt(rd_kafka_topic_new(rk, name.c_str(), nullptr));
   if (!rkt) throw Error("bad topic name '" + name + "'", exit_usage);
   std::string last = "timed out";
@@ -74,11 +76,7 @@ TopicInfo fetch_one_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& 
       continue;
     }
     const auto& t = md->topics[0];
-    if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-      throw UnknownTopicError("unknown topic '" + name +
-                  "' (it does not exist; producing to it creates it where the broker allows "
-                  "auto-creation)");
-    }
+    if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) return std::nullopt;
     if (t.err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
         t.err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION) {
       throw Error("topic '" + name + "': " + rd_kafka_err2str(t.err));
@@ -91,6 +89,16 @@ TopicInfo fetch_one_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& 
     return convert_topic(t);
   }
   throw Error("cannot get metadata for topic '" + name + "': " + last);
+}
+
+namespace {
+
+TopicInfo fetch_one_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& info,
+                          std::chrono::steady_clock::time_point deadline, const KafkaContext& context) {
+  if (auto topic = find_topic(rk, name, info, deadline, context)) return std::move(*topic);
+  throw UnknownTopicError("unknown topic '" + name +
+              "' (it does not exist; producing to it creates it where the broker allows "
+              "auto-creation)");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,13 @@ class UnknownTopicError : public Error {
 // is waited for until `timeout`.
 ClusterInfo fetch_cluster_info(rd_kafka_t* rk, const std::vector<std::string>& topics,
                                const KafkaContext& context);
+
+// One topic's metadata, or nothing when the broker says it does not exist
+// (never asking it to create one only if the handle does not allow
+// auto-creation). Transient errors are retried until `deadline`; `info`
+// gets the brokers. Throws kws::Error otherwise.
+std::optional<TopicInfo> find_topic(rd_kafka_t* rk, const std::string& name, ClusterInfo& info,
+                                    std::chrono::steady_clock::time_point deadline, const KafkaContext& context);
 
 // Queries low and high watermarks of every partition: two ListOffsets round
 // trips per broker, whatever the number of partitions.

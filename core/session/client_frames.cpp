@@ -100,7 +100,7 @@ ClientRequest decode_client_message(MessageKind kind, const std::string& payload
   if (topic == doc->end() || !topic->is_string()) {
     return invalid(std::move(r), ClientError::bad_frame, "\"topic\" is required and must be a string");
   }
-  DecodedEnvelope decoded = decode_envelope_document(*doc);
+  DecodedEnvelope decoded = decode_envelope_document(*doc, {"id", "type"});
   if (!decoded) return invalid(std::move(r), ClientError::bad_frame, decoded.error, topic->get<std::string>());
   r.kind = ClientRequest::Kind::produce;
   r.message = std::move(*decoded.message);

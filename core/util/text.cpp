@@ -1,5 +1,7 @@
 #include "core/util/text.hpp"
 
+#include <algorithm>
+
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -211,6 +213,38 @@ std::string ascii_lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = ascii_lower(c);
   return out;
+}
+
+namespace {
+// Edits (insert, delete, replace, swap two neighbours) from a to b: the
+// optimal string alignment distance, so a transposed pair costs one.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+}  // namespace
+
+std::optional<std::string> closest_word(std::string_view typed, const std::vector<std::string>& candidates) {
+  const size_t allowed = typed.size() <= 4 ? 1 : 2;
+  std::optional<std::string> best;
+  size_t best_distance = allowed + 1;
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(typed, c);
+    if (d < best_distance) {
+      best = c;
+      best_distance = d;
+    }
+  }
+  return best;
 }
 
 bool ascii_iequals(std::string_view a, std::string_view b) {

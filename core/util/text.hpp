@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kws {
 
@@ -25,6 +26,12 @@ std::string_view trim(std::string_view s, std::string_view chars = " \t\r\n");
 // ASCII case folding, for protocol tokens and header names (not for text).
 std::string ascii_lower(std::string_view s);
 bool ascii_iequals(std::string_view a, std::string_view b);
+
+// The word in `candidates` closest to `typed` when it is close enough to be
+// what the user meant ("tial" -> "tail"): at most one edit for words of up
+// to four letters, two beyond, where swapping two neighbours is one edit.
+// Nothing when none is that close.
+std::optional<std::string> closest_word(std::string_view typed, const std::vector<std::string>& candidates);
 
 // Expands the backslash escapes users type on a command line:
 // \n \t \r \0 \\ \xNN. Unknown escapes are kept literally. Throws on a

@@ -14,21 +14,6 @@
 
 namespace kws {
 
-std::pair<std::string, int> parse_host_port(const std::string& text, const char* flag) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    throw usage_error(std::string(flag) + " '" + text + "': expected HOST:PORT, e.g. 127.0.0.1:9464");
-  }
-  std::string host = text.substr(0, colon);
-  char* end = nullptr;
-  long port = std::strtol(text.c_str() + colon + 1, &end, 10);
-  if (!end || *end != '\0' || colon + 1 == text.size() || port < 0 || port > 65535) {
-    throw usage_error(std::string(flag) + " '" + text + "': bad port");
-  }
-  if (host == "localhost") host = "127.0.0.1";
-  return {host, static_cast<int>(port)};
-}
-
 TextEndpoint::TextEndpoint(const std::string& host, int port, std::string content_type)
     : content_type_(std::move(content_type)) {
   sockaddr_in addr{};

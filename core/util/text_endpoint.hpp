@@ -33,7 +33,4 @@ class TextEndpoint {
   std::thread thread_;
 };
 
-// "HOST:PORT" -> {host, port}; throws kws::Error (usage) otherwise.
-std::pair<std::string, int> parse_host_port(const std::string& text, const char* flag);
-
 }  // namespace kws

@@ -112,7 +112,7 @@ const topic = `browser-${uid}`;
 const other = `browser-${uid}-other`;
 
 step("kws serve starts on the embedded broker and prints URL= and BROKERS=", async () => {
-  ctx.server = spawnDaemon(["serve", "--listen", "127.0.0.1:0"]);
+  ctx.server = spawnDaemon(["serve", "--listen", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0"]);
   const hs = await readHandshake(ctx.server, ["URL", "BROKERS"], 30_000);
   if (!/^ws:\/\/127\.0\.0\.1:\d+\/$/.test(hs.URL)) throw new Error(`unexpected URL= line: ${hs.URL}`);
   ctx.pageUrl = hs.URL.replace(/^ws:/, "http:");

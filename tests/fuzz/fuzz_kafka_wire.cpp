@@ -34,6 +34,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       parse_group_response(header->api_key, header->api_version, out);
     }
     encode_placeholder_request(frame, *header);
+    if (auto create = parse_create_topics_request(*header, frame, 64)) {
+      std::vector<TopicAnswer> answers;
+      for (const auto& t : create->topics) answers.push_back({t.name, kInvalidConfig, t.first_config});
+      encode_create_topics_response(header->correlation_id, header->api_version, answers);
+    }
+    if (auto names = parse_delete_topics_request(*header, frame, 64)) {
+      std::vector<TopicAnswer> answers;
+      for (const auto& n : names->names) answers.push_back({n, kTopicDeletionDisabled, ""});
+      encode_delete_topics_response(header->correlation_id, header->api_version, answers);
+    }
     if (parse_fetch_wait(*header, frame)) {
       std::string out = with_fetch_max_wait(*header, frame, 0);
       if (auto h2 = parse_request_header(out)) parse_fetch_wait(*h2, out);

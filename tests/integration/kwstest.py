@@ -388,8 +388,12 @@ def free_port_holder():
     return s
 
 
-def port_is_free(host, port):
+def port_is_free(host, port, reuse_address=False):
+    """Whether a listener could bind host:port now; with reuse_address, as
+    kws binds (connections in TIME_WAIT on the port do not count)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if reuse_address:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((host, port))
         return True

@@ -28,7 +28,7 @@ class BenchAgainstServe(kwstest.KwsTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.serve = kwstest.Background(["serve", "-l", "127.0.0.1:0"])
+        cls.serve = kwstest.Background(["serve", "-l", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0"])
         cls.serve.wait_for_output(lambda out: b"BROKERS=" in out and out.endswith(b"\n"), timeout=30,
                                   what="URL= and BROKERS= from kws serve")
         lines = dict(l.split("=", 1) for l in cls.serve.lines() if "=" in l)
@@ -70,8 +70,18 @@ class BenchAgainstServe(kwstest.KwsTestCase):
         self.assertGreaterEqual(bridge["rss_kb_peak"], bridge["rss_kb_connected"], str(r))
         # The bridge reads Kafka over TCP through its embedded broker's front end.
         self.assertGreaterEqual(bridge["kafka_connections"], 1, str(r))
+
+    def test_report_is_the_data_on_stdout(self):
+        # `kws bench ... > report.txt` keeps the report; stderr has only progress.
+        r = self.bench(self.url, "-b", self.serve_brokers, "-t", self.topic(), "-c", 3, "-r", 100, "-d", 0.5,
+                       "--pid", self.serve.proc.pid)
         for needle in ("deliveries/s", "latency ms", "p99", "lost 0, duplicates 0", "Kafka conns"):
-            self.assertIn(needle, r.stderr, str(r))
+            self.assertIn(needle, r.stdout, str(r))
+            self.assertNotIn(needle, r.stderr, str(r))
+        r = self.bench(self.url, "-b", self.serve_brokers, "-t", self.topic(), "--idle", 5, "-d", 0.3,
+                       "--pid", self.serve.proc.pid)
+        self.assertIn("per connection", r.stdout, str(r))
+        self.assertNotIn("per connection", r.stderr, str(r))
 
     def test_kafka_binary_subprotocol(self):
         r, doc = self.load("-c", 5, "-r", 100, "-d", 0.5, "--binary", "-s", 300)
@@ -84,7 +94,6 @@ class BenchAgainstServe(kwstest.KwsTestCase):
         doc = json.loads(r.stdout)
         self.assertEqual((doc["mode"], doc["clients"], doc["closed_by_server"]), ("idle", 30, 0), str(r))
         self.assertIn("rss_bytes_per_connection", doc["bridge"], str(r))
-        self.assertIn("per connection", r.stderr)
 
     def test_refused_upgrade_shows_the_servers_reason(self):
         r = self.bench(self.url + "v2/broker/?bogus=1", "-b", self.serve_brokers, "-c", 2, "-d", 0.2, rc=1)
@@ -106,7 +115,7 @@ class BenchAgainstServe(kwstest.KwsTestCase):
                                what="three bench clients connected to kws serve")
             bg.signal(signal.SIGINT)
             self.assertEqual(bg.wait(timeout=15), 130, bg.describe())
-            self.assertIn(b"(interrupted)", bg.err, bg.describe())
+            self.assertIn(b"(interrupted)", bg.out, bg.describe())
 
     def serve_connections(self):
         import urllib.request
@@ -122,7 +131,7 @@ class BenchAgainstServe(kwstest.KwsTestCase):
                              (["ws://h:1/", "-s", "10"], "--size"),
                              (["ws://h:1/", "--idle", "5", "-c", "5"], "excludes"),
                              (["ws://h:1/", "--pid", "999999999"], "--pid"),
-                             ([], "url is required")]:
+                             ([], "kws bench: a URL is required (kws bench [OPTIONS] URL)")]:
             r = self.bench(*args, rc=2)
             self.assertRegex(r.stderr, re.escape(needle), str(r))
 

@@ -4,6 +4,7 @@ port 9092 is tested in test_default_port.py."""
 
 import re
 import select
+import os
 import socket
 import struct
 import time
@@ -93,6 +94,17 @@ class ListenAddress(kwstest.KwsTestCase):
         self.assertNotIn(b"BROKERS=", r.out, str(r))
         self.assertIn(str(busy.getsockname()[1]), r.stderr, str(r))
         self.assertRegex(r.stderr.lower(), r"in use|cannot listen|bind", str(r))
+        self.assertIn("held by pid %d: " % os.getpid(), r.stderr, str(r))
+        self.assertIn("pass -l 127.0.0.1:0 for any free port, or -l HOST:PORT", r.stderr, str(r))
+
+    def test_port_alone_means_loopback(self):
+        # websocat's forms, read by the same rule as kws serve's -l.
+        for listen in ("0", ":0"):
+            b = kwstest.Broker(listen=listen)
+            self.addCleanup(b.kill)
+            self.assertRegex(b.brokers, r"^127\.0\.0\.1:\d+$", b.describe())
+            self.assertNotEqual(b.brokers, "127.0.0.1:0")
+            self.assertEqual(b.stop(), 0)
 
     def test_help_states_the_limits(self):
         r = kwstest.kws("broker", "--help", timeout=15)

@@ -232,7 +232,7 @@ class KwsSettings(ConfigCase):
         self.assertSetting(s, "kws.ingest.backoff_max", "1m", "file", path + ":1")
 
     def test_bad_environment_value_names_the_variable(self):
-        for var, value, why in [("KWS_SERVE_LISTEN", "8080", "is not HOST:PORT"),
+        for var, value, why in [("KWS_SERVE_LISTEN", "localhost", "is not HOST:PORT"),
                                 ("KWS_SERVE_PING_INTERVAL", "30sec", "is not a duration"),
                                 ("KWS_INGEST_BUFFER_BYTES", "4Mb", "is not a size in bytes"),
                                 ("KWS_INGEST_MAX_RETRIES", "-1", "from 0 to 2147483647 or forever"),
@@ -245,6 +245,14 @@ class KwsSettings(ConfigCase):
             self.assertIn("kws: error: %s: " % var, r.stderr, str(r))
             self.assertIn(why, r.stderr, str(r))
             self.assertEqual(r.stdout, "", str(r))
+
+    def test_durations_in_parts(self):
+        s = self.config(KWS_SERVE_IDLE_TIMEOUT="1m30s", KWS_INGEST_BACKOFF_MAX="1h2m")
+        self.assertSetting(s, "kws.serve.idle_timeout", "1m30s", "environment", "KWS_SERVE_IDLE_TIMEOUT")
+        self.assertSetting(s, "kws.ingest.backoff_max", "1h2m", "environment", "KWS_INGEST_BACKOFF_MAX")
+        r = self.config(rc=2, KWS_SERVE_IDLE_TIMEOUT="30s1m")
+        self.assertIn("KWS_SERVE_IDLE_TIMEOUT: '30s1m': a duration's parts go from the largest unit down",
+                      r.stderr, str(r))
 
     def test_bad_file_value_names_file_and_line(self):
         f = write(os.path.join(self.dir, "f.conf"), "acks=1\n\nkws.serve.idle_timeout=60 s\n")

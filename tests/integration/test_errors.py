@@ -160,13 +160,20 @@ class UsageErrors(kwstest.KwsTestCase):
         self.usage("tail", "-b", self.brokers, "-e", "-o", "stored", self.t, needle="-G")
 
     def test_bad_property(self):
-        for command, args in COMMANDS:
+        # kws config connects nowhere, yet refuses what the others refuse, in the same words.
+        for command, args in COMMANDS + [("config", [])]:
             with self.subTest(command=command, problem="unknown property"):
                 self.usage(command, "-b", self.brokers, "-X", "no.such.property=1", *args, needle="no.such.property")
             with self.subTest(command=command, problem="missing ="):
                 self.usage(command, "-b", self.brokers, "-X", "acks", *args, needle="acks")
             with self.subTest(command=command, problem="bad value"):
                 self.usage(command, "-b", self.brokers, "-X", "acks=sometimes", *args, needle="acks")
+
+    def test_config_refuses_a_property_in_the_words_of_tail(self):
+        ours = self.usage("config", "-X", "foo.bar=1")
+        theirs = self.usage("tail", "-b", self.brokers, "-X", "foo.bar=1", self.t)
+        self.assertEqual(ours.stderr, theirs.stderr)
+        self.assertIn("foo.bar", ours.stderr)
 
     def test_bad_format_token(self):
         self.usage("tail", "-b", self.brokers, "-e", "-f", "%s %z\\n", self.t, needle="%z")
@@ -182,8 +189,21 @@ class UsageErrors(kwstest.KwsTestCase):
         self.usage()
 
     def test_missing_topic_argument(self):
-        self.usage("send", "-b", self.brokers)
-        self.usage("tail", "-b", self.brokers)
+        self.usage("send", "-b", self.brokers, needle="kws send: a TOPIC is required (kws send [OPTIONS] TOPIC")
+        self.usage("tail", "-b", self.brokers, needle="kws tail: a TOPIC is required (kws tail [OPTIONS] TOPIC...)")
+        self.usage("completion", needle="kws completion: a SHELL is required")
+
+    def test_unknown_command_suggests_the_one_meant(self):
+        r = self.usage("tial", "demo")
+        self.assertEqual(r.stderr, "kws: error: unknown command 'tial' (did you mean tail?)\n", str(r))
+        r = self.usage("frobnicate")
+        self.assertIn("unknown command 'frobnicate'; the commands are serve, broker, send, tail", r.stderr, str(r))
+        self.usage(needle="a COMMAND is required")
+
+    def test_other_tools_flags_point_at_ours(self):
+        self.usage("tail", "--from-beginning", self.t, needle="-o beginning")
+        self.usage("tail", "--from-beginning", needle="-o beginning")
+        self.usage("send", "--bootstrap-server", self.brokers, self.t, "x", needle="-b BROKERS")
 
     def test_conflicting_options(self):
         self.usage("tail", "-b", self.brokers, "-e", "-G", "g", "-p", "0", self.t)

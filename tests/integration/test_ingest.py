@@ -588,7 +588,8 @@ class Settings(IngestCase):
         """Another type of key (a count), seen where it lands: the buffer's
         capacity in the metrics."""
         f = self.conf("kws.ingest.buffer_messages=1234\nkws.ingest.when_full=drop-newest\n")
-        bg = self.background("ingest", "-", self.topic(), "-F", f, "--metrics", "127.0.0.1:0",
+        # ":0" is websocat's form of 127.0.0.1:0, as for every listen address.
+        bg = self.background("ingest", "-", self.topic(), "-F", f, "--metrics", ":0",
                              env=kwstest.clean_env(KWS_INGEST_BUFFER_MESSAGES="77"), stdin=subprocess.PIPE)
         text = metrics_once(bg, "kws_ingest_buffer_capacity_messages", "metrics")
         self.assertIn("kws_ingest_buffer_capacity_messages 77\n", text)

@@ -2,6 +2,7 @@
 keys, per-message headers (repeats, null values, binary values), binary
 values, tombstones, partitions and producer timestamps all survive."""
 
+import json
 import os
 import subprocess
 import time
@@ -125,6 +126,45 @@ class JsonCopy(kwstest.KwsTestCase):
         copied = self.tail_json("narrow-any")
         strip = lambda e: dict(essence(e), partition=None, offset=None)
         self.assertEqual(sorted(map(repr, map(strip, copied))), sorted(map(repr, map(strip, source))))
+
+    def test_create_like_keeps_every_partition(self):
+        # The broker's default (4 here) would lose partitions 4 and 5.
+        src, dst = self.topic("src"), self.topic("dst")
+        self.kws("topics", "--create", src + ":6")
+        self.send(src, "-p", "0", "-k", "a", "first")
+        self.send(src, "-p", "5", "-k", "z", "last")
+        story = self.copy(src, dst, "--create-like", src)
+        self.assertIn("created topic '%s' with 6 partition(s), as '%s' has" % (dst, src), story)
+        self.assertEqual(len(self.high_watermarks(dst)), 6)
+        self.assertEqual([essence(e) for e in self.tail_json(dst)], [essence(e) for e in self.tail_json(src)])
+        # A destination that exists is left as it is, and said to differ.
+        story = self.copy(src, "narrow-any", "--create-like", src, "--any-partition")
+        self.assertIn("'narrow-any' exists with 1 partition(s); '%s' has 6" % src, story)
+
+    def test_create_like_a_missing_source_creates_nothing(self):
+        dst = self.topic("dst")
+        r = self.kws("send", "-J", "--create-like", "nosuch-" + dst, dst, input=b'{"message":"m"}\n', rc=1)
+        self.assertIn("--create-like nosuch-%s: there is no topic" % dst, r.stderr, str(r))
+        self.assertNotIn(dst, {t["name"] for t in self.topics_json()["topics"]})
+
+    def test_envelope_without_value_is_refused_not_a_tombstone(self):
+        # A typo ("mesage") or another tool's name ("value") once produced a
+        # null value, which deletes the key on a compacted topic.
+        t = self.topic()
+        lines = "\n".join([
+            json.dumps({"partition": 0, "key": "k1", "message": "before"}),
+            json.dumps({"partition": 0, "key": "k1", "mesage": "typo", "value": "other tool"}),
+            json.dumps({"partition": 0, "key": "k2"}),
+            json.dumps({"partition": 0, "key": "k3", "message": None}),
+            json.dumps({"partition": 0, "key": "k1", "message": "after", "extra": "ignored"}),
+        ]) + "\n"
+        r = self.kws("send", "-J", t, input=lines, rc=1)
+        self.assertIn('input line 2: no "message" field (use "message": null for a tombstone); '
+                      'unknown fields: "mesage", "value"', r.stderr, str(r))
+        self.assertIn('input line 3: no "message" field', r.stderr, str(r))
+        self.assertIn("2 input line(s) rejected", r.stderr, str(r))
+        stored = [(e["key"], e["message"]) for e in self.tail_json(t)]
+        self.assertEqual(stored, [("k1", "before"), ("k3", None), ("k1", "after")])
 
     def test_copy_keeps_log_append_time_out(self):
         # A log_append timestamp belongs to the source broker: a copy gets a

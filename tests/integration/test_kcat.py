@@ -68,6 +68,26 @@ class KcatPeer(kwstest.KwsTestCase):
         self.assertEqual([envelope_bytes(e, "message") for e in envs], [b"\xff\xfe one", b"two\nlines"])
         self.assertEqual(envs[0].get("message_encoding"), "base64")
 
+    def test_kcat_json_into_kws_send_json(self):
+        # kcat -J's own shape (payload, ts, tstype, broker, flat headers) is
+        # read by kws send -J: nothing becomes a tombstone, partitions, keys,
+        # headers and producer times are kept, and kcat's explicit null
+        # payload stays a tombstone.
+        src, dst = self.topic("src"), self.topic("dst")
+        self.send(src, "-p", "1", "-K", ":", "-H", "trace=abc", "-H", "trace=dup", input=b"user1:hello\nuser2:world\n")
+        self.send(src, "-p", "3", "no key")
+        self.send_json(src, [{"partition": 2, "key": "gone", "message": None}])
+        kcat_lines = self.kcat("-C", "-t", src, "-o", "beginning", "-e", "-J", "-q").out
+        self.assertIn(b'"payload":null', kcat_lines)
+        self.kws("send", "-J", dst, input=kcat_lines)
+        source = self.tail_json(src)
+        copied = self.tail_json(dst)
+        essence = lambda e: (e["partition"], e["offset"], e["timestamp"], e["timestamp_type"], e["key"],
+                             header_pairs(e), envelope_bytes(e, "message"))
+        self.assertEqual([essence(e) for e in copied], [essence(e) for e in source])
+        self.assertEqual(len(copied), 4, copied)
+        self.assertEqual([e["message"] for e in copied if e["partition"] == 2], [None])
+
     def test_format_tokens_match_kcat(self):
         t = self.topic()
         self.send(t, "-p", "1", "-k", "kk", "-H", "a=1", "-H", "b=2", "hello")

@@ -249,7 +249,8 @@ class Handshake(ServeTestCase):
     def test_embedded_broker_without_b(self):
         # No -b, KWS_BROKERS or config file: the broker runs in-process.
         env = kwstest.clean_env(XDG_CONFIG_HOME=kwstest.scratch_dir(), HOME=kwstest.scratch_dir())
-        bg = kwstest.Background(["serve", "-l", "127.0.0.1:0", "-t", "embedded:2"], env=env)
+        bg = kwstest.Background(["serve", "-l", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "-t", "embedded:2"],
+                                env=env)
         self.addCleanup(bg.__exit__, None, None, None)
         bg.wait_for_output(lambda out: b"BROKERS=" in out and out.endswith(b"\n"), timeout=30, what="BROKERS=")
         lines = bg.lines()
@@ -402,6 +403,25 @@ class Frames(ServeTestCase):
         values = [kwstest.envelope_bytes(e, "message") for e in self.tail_json(t)]
         self.assertEqual(values.count(b"ok"), 1)
         self.assertNotIn(b"y" * 70000, values)
+
+    def test_produce_frame_without_message_is_refused_not_a_tombstone(self):
+        # {"value": ...} (another bridge's name) was acked and stored as a
+        # null value. The frame's own "id" and "type" are not unknown fields.
+        bg = self.serve()
+        t = self.create(self.topic())
+
+        async def go():
+            async with websockets.connect(self.ws_url(bg)) as ws:
+                await ws.send(json.dumps({"type": "produce", "id": 1, "topic": t, "key": "k", "value": "hi"}))
+                err = (await recv_until(ws, is_type("error")))[-1]
+                self.assertEqual((err["code"], err["id"], err["message"]),
+                                 ("bad_frame", 1, 'no "message" field (use "message": null for a tombstone); '
+                                                  'unknown fields: "value"'), err)
+                await ws.send(json.dumps({"id": 2, "topic": t, "key": "k", "message": None}))
+                self.assertEqual((await recv_until(ws, is_type("ack")))[-1]["id"], 2)
+
+        run(go())
+        self.assertEqual([(e["key"], e["message"]) for e in self.tail_json(t) if e["key"] == "k"], [("k", None)])
 
     def test_subscribe_and_unsubscribe_at_run_time(self):
         bg = self.serve()
@@ -888,6 +908,14 @@ class Settings(ServeTestCase):
         # The flag wins, so a bad environment value is never looked at; localhost means 127.0.0.1.
         bg = self.serve("-F", f, listen="localhost:0", env=kwstest.clean_env(KWS_SERVE_LISTEN="nonsense"))
         self.assertRegex(bg.url, r"^ws://127\.0\.0\.1:\d+/$")
+
+    def test_port_alone_means_loopback(self):
+        # websocat's forms: -l PORT and -l :PORT bind 127.0.0.1, never every interface.
+        for listen in ("0", ":0"):
+            bg = self.serve(listen=listen)
+            self.assertRegex(bg.url, r"^ws://127\.0\.0\.1:\d+/$", bg.describe())
+        bg = self.serve(listen=None, env=kwstest.clean_env(KWS_SERVE_LISTEN=":0"))
+        self.assertRegex(bg.url, r"^ws://127\.0\.0\.1:\d+/$", bg.describe())
 
     def test_max_frame_flag_beats_environment_beats_file(self):
         t = self.create(self.topic())

@@ -80,6 +80,15 @@ class TailStartOffsets(kwstest.KwsTestCase):
         r = self.tail("-e", "-o", "beginning", "-f", "%t=%s\\n", t1, t2)
         self.assertEqual(sorted(r.lines()), sorted(["%s=one" % t1, "%s=two" % t2]))
 
+    def test_topic_flag_as_kcat_spells_it(self):
+        t1, t2 = self.topic("a"), self.topic("b")
+        self.send(t1, "-p", "0", "one")
+        self.send(t2, "-p", "0", "two")
+        r = self.tail("-e", "-o", "beginning", "-f", "%t=%s\\n", "-t", t1)
+        self.assertEqual(r.lines(), ["%s=one" % t1])
+        r = self.tail("-e", "-o", "beginning", "-f", "%t=%s\\n", "-t", t1, "--topic", t2)
+        self.assertEqual(sorted(r.lines()), sorted(["%s=one" % t1, "%s=two" % t2]))
+
     def check_live_only(self, *offset_args):
         t = self.make_topic()
         bg = self.background("tail", *offset_args, t)

@@ -141,15 +141,7 @@ TEST_CASE("bench histogram: quantiles over fine and coarse buckets") {
   CHECK(h.max_ms() == Approx(2500));
 }
 
-TEST_CASE("bench probe: /proc/net/tcp rows and this process's own memory") {
-  auto row = parse_tcp_row(
-      "   3: 0100007F:C350 0100007F:2384 01 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 20 4 30 10 -1");
-  REQUIRE(row);
-  CHECK(row->local_port == 50000);
-  CHECK(row->remote_port == 9092);
-  CHECK(row->state == 1);
-  CHECK(row->inode == 4242);
-  CHECK_FALSE(parse_tcp_row("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"));
+TEST_CASE("bench probe: this process's own memory, CPU and connections") {
   auto me = read_memory(getpid());
   REQUIRE(me);
   CHECK(me->rss_kb > 0);

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/envelope.hpp"
+#include "core/json_parse.hpp"
 #include "core/util/error.hpp"
 
 using namespace kws;
@@ -121,14 +122,14 @@ TEST_CASE("envelope: rejects bad input with a message naming the field") {
   CHECK(message_of("{not json").rfind("not valid JSON: column 3", 0) == 0);
   CHECK(message_of("[1,2]").find("object") != std::string::npos);
   CHECK(message_of(R"({"message":5})").find("\"message\"") != std::string::npos);
-  CHECK(message_of(R"({"topic":1})").find("\"topic\"") != std::string::npos);
-  CHECK(message_of(R"({"partition":"0"})").find("\"partition\"") != std::string::npos);
-  CHECK(message_of(R"({"timestamp":-5})").find("\"timestamp\"") != std::string::npos);
-  CHECK(message_of(R"({"timestamp_type":"x"})").find("timestamp_type") != std::string::npos);
+  CHECK(message_of(R"({"topic":1,"message":"x"})").find("\"topic\"") != std::string::npos);
+  CHECK(message_of(R"({"partition":"0","message":"x"})").find("\"partition\"") != std::string::npos);
+  CHECK(message_of(R"({"timestamp":-5,"message":"x"})").find("\"timestamp\"") != std::string::npos);
+  CHECK(message_of(R"({"timestamp_type":"x","message":"x"})").find("timestamp_type") != std::string::npos);
   CHECK(message_of(R"({"message":"@@@@","message_encoding":"base64"})").find("base64") != std::string::npos);
   CHECK(message_of(R"({"message":"x","message_encoding":"rot13"})").find("rot13") != std::string::npos);
-  CHECK(message_of(R"({"headers":[{"value":"v"}]})").find("headers[0]") != std::string::npos);
-  CHECK(message_of(R"({"headers":"x"})").find("headers") != std::string::npos);
+  CHECK(message_of(R"({"headers":[{"value":"v"}],"message":"x"})").find("headers[0]") != std::string::npos);
+  CHECK(message_of(R"({"headers":"x","message":"x"})").find("headers") != std::string::npos);
   CHECK(message_of("{\"message\":\"\xff\"}").rfind("not valid JSON", 0) == 0);  // JSON text must be UTF-8
 }
 
@@ -155,13 +156,102 @@ TEST_CASE("envelope: decode_envelope returns errors as values, with where and wh
 }
 
 TEST_CASE("envelope: partitions past int32 are rejected however they are spelled") {
-  for (const char* text : {R"({"partition":18446744073709551615})", R"({"partition":4294967295})",
-                           R"({"partition":2147483648})", R"({"partition":-2})", R"({"partition":1e3})"}) {
+  for (const char* text : {R"({"partition":18446744073709551615,"message":"x"})",
+                           R"({"partition":4294967295,"message":"x"})", R"({"partition":2147483648,"message":"x"})",
+                           R"({"partition":-2,"message":"x"})", R"({"partition":1e3,"message":"x"})"}) {
     INFO(text);
     DecodedEnvelope d = decode_envelope(text);
     CHECK_FALSE(d);
     CHECK(d.error.find("\"partition\" must be an integer") != std::string::npos);
   }
-  CHECK(decode_envelope(R"({"partition":2147483647})").message->partition == 2147483647);
-  CHECK_FALSE(decode_envelope(R"({"offset":18446744073709551615})"));
+  CHECK(decode_envelope(R"({"partition":2147483647,"message":"x"})").message->partition == 2147483647);
+  CHECK_FALSE(decode_envelope(R"({"offset":18446744073709551615,"message":"x"})"));
+}
+
+TEST_CASE("envelope: no value field is refused, never stored as a tombstone") {
+  DecodedEnvelope typo = decode_envelope(R"({"topic":"t","key":"k","value":"hi","mesage":"x"})");
+  REQUIRE_FALSE(typo);
+  CHECK(typo.error ==
+        R"(no "message" field (use "message": null for a tombstone); unknown fields: "mesage", "value")");
+
+  DecodedEnvelope bare = decode_envelope(R"({"topic":"t","key":"k"})");
+  REQUIRE_FALSE(bare);
+  CHECK(bare.error == R"(no "message" field (use "message": null for a tombstone))");
+  CHECK_FALSE(decode_envelope("{}"));
+  // message_encoding alone is no value either.
+  CHECK_FALSE(decode_envelope(R"({"message_encoding":"base64"})"));
+}
+
+TEST_CASE("envelope: only an explicit null value is a tombstone") {
+  DecodedEnvelope ours = decode_envelope(R"({"key":"k","message":null})");
+  REQUIRE(ours);
+  CHECK(ours.message->key == "k");
+  CHECK_FALSE(ours.message->value.has_value());
+  DecodedEnvelope kcats = decode_envelope(R"({"key":"k","payload":null})");
+  REQUIRE(kcats);
+  CHECK_FALSE(kcats.message->value.has_value());
+}
+
+TEST_CASE("envelope: unknown fields next to a value are ignored") {
+  DecodedEnvelope d = decode_envelope(R"({"message":"m","mesage":"typo","schema":{"v":2}})");
+  REQUIRE(d);
+  CHECK(d.message->value == "m");
+}
+
+TEST_CASE("envelope: reads kcat -J's shape (payload, ts, tstype, broker, flat headers)") {
+  // As kcat 1.7 prints it (tests/integration/test_kcat.py round-trips the real thing).
+  DecodedEnvelope d = decode_envelope(
+      R"({"topic":"src","partition":1,"offset":7,"tstype":"create","ts":1714564800123,"broker":0,)"
+      R"("headers":["trace","abc","n","1","trace","dup"],"key":"user1","payload":"hello"})");
+  REQUIRE(d);
+  const Message& m = *d.message;
+  CHECK(m.topic == "src");
+  CHECK(m.partition == 1);
+  CHECK(m.offset == 7);
+  CHECK(m.timestamp_ms == 1714564800123);
+  CHECK(m.timestamp_type == TimestampType::create_time);
+  CHECK(m.key == "user1");
+  CHECK(m.value == "hello");
+  CHECK(m.headers == std::vector<Header>{{"trace", std::string("abc")}, {"n", std::string("1")},
+                                         {"trace", std::string("dup")}});
+
+  // kcat's words for a broker's time; such a time is not copied.
+  CHECK(decode_envelope(R"({"payload":"v","ts":5,"tstype":"logappend"})").message->timestamp_type ==
+        TimestampType::log_append_time);
+  CHECK(decode_envelope(R"({"payload":"v","ts":5,"tstype":"unknown"})").message->timestamp_type ==
+        TimestampType::none);
+  CHECK(decode_envelope(R"({"payload":"v","headers":["h",null]})").message->headers ==
+        std::vector<Header>{{"h", std::nullopt}});
+}
+
+TEST_CASE("envelope: the same thing under kws's and kcat's names at once is refused") {
+  DecodedEnvelope both = decode_envelope(R"({"message":"a","payload":"b"})");
+  REQUIRE_FALSE(both);
+  CHECK(both.error.find(R"(both "message" and "payload")") != std::string::npos);
+  CHECK_FALSE(decode_envelope(R"({"message":"a","timestamp":1,"ts":2})"));
+  CHECK_FALSE(decode_envelope(R"({"message":"a","timestamp_type":"create","tstype":"create"})"));
+  // message_encoding would be silently ignored next to payload: base64 stored as text.
+  CHECK_FALSE(decode_envelope(R"({"payload":"aGk=","message_encoding":"base64"})"));
+}
+
+TEST_CASE("envelope: a bad flat header list names the item") {
+  DecodedEnvelope odd = decode_envelope(R"({"payload":"v","headers":["a","1","b"]})");
+  REQUIRE_FALSE(odd);
+  CHECK(odd.error.find("pairs") != std::string::npos);
+  DecodedEnvelope name = decode_envelope(R"({"payload":"v","headers":[1,"x"]})");
+  REQUIRE_FALSE(name);
+  CHECK(name.error.find("headers[0]") != std::string::npos);
+  DecodedEnvelope value = decode_envelope(R"({"payload":"v","headers":["a",2]})");
+  REQUIRE_FALSE(value);
+  CHECK(value.error.find("headers[1]") != std::string::npos);
+}
+
+TEST_CASE("envelope: fields the caller knows are not reported as unknown") {
+  json frame = {{"type", "produce"}, {"id", 1}, {"topic", "t"}, {"value", "hi"}};
+  DecodedEnvelope d = decode_envelope_document(frame, {"id", "type"});
+  REQUIRE_FALSE(d);
+  CHECK(d.error == R"(no "message" field (use "message": null for a tombstone); unknown fields: "value")");
+  DecodedEnvelope plain = decode_envelope_document(frame);
+  REQUIRE_FALSE(plain);
+  CHECK(plain.error.find(R"("id")") != std::string::npos);
 }

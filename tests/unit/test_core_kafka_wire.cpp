@@ -195,11 +195,17 @@ TEST_CASE("kafka_wire: ApiVersions advertises Metadata v4") {
   CHECK(c.get(2) == kListGroups);  // appended, before throttle_time_ms
   CHECK(c.get(2) == 0);
   CHECK(c.get(2) == 2);
+  CHECK(c.get(2) == kCreateTopics);  // the front end answers these too
+  CHECK(c.get(2) == 0);
+  CHECK(c.get(2) == kCreateTopicsMaxVersion);
+  CHECK(c.get(2) == kDeleteTopics);
+  CHECK(c.get(2) == 0);
+  CHECK(c.get(2) == kDeleteTopicsMaxVersion);
   CHECK(c.get(4) == 0);
   CHECK(c.pos == out->size());
   Cursor count{*out};
   count.pos = 6;
-  CHECK(count.get(4) == 3);
+  CHECK(count.get(4) == 5);
   Frame error;
   error.i32(1).i16(35).i32(0);
   CHECK_FALSE(rewrite_api_versions_response(error.bytes, 0));  // errors pass through
@@ -282,7 +288,7 @@ TEST_CASE("kafka_wire: truncated or garbage frames are refused, never read past 
     } else {
       // Only the trailing throttle time is cut: entries rewritten, the rest copied.
       REQUIRE(out);
-      CHECK(out->size() == n + 6);
+      CHECK(out->size() == n + 3 * 6);
     }
   }
 
@@ -587,4 +593,113 @@ TEST_CASE("kafka_wire: a Fetch's wait is read and replaced, and its answer's rec
     CHECK(w->min_bytes == 64);
   }
   CHECK_FALSE(fetch_response_record_bytes(fetch_response(12, {0}), 12));
+}
+
+TEST_CASE("kafka_wire: CreateTopics requests v0-v4 and their answers") {
+  Frame f = request_header(kCreateTopics, 4, 21);
+  f.i32(3);
+  f.str("orders").i32(6).i16(1).i32(0).i32(0);                              // plain
+  f.str("defaults").i32(-1).i16(-1).i32(0).i32(1).str("retention.ms").str("1000");  // broker defaults, a config
+  f.str("placed").i32(-1).i16(-1).i32(1).i32(0).i32(2).i32(1).i32(2).i32(0);        // a replica assignment
+  f.i32(30000).i8(1);                                                       // timeout, validate_only
+  auto h = parse_request_header(f.bytes);
+  REQUIRE(h);
+  auto req = parse_create_topics_request(*h, f.bytes);
+  REQUIRE(req);
+  REQUIRE(req->topics.size() == 3);
+  CHECK((req->topics[0].name == "orders" && req->topics[0].partitions == 6 && req->topics[0].replication == 1));
+  CHECK_FALSE(req->topics[0].has_assignments);
+  CHECK(req->topics[0].configs == 0);
+  CHECK((req->topics[1].partitions == -1 && req->topics[1].replication == -1));
+  CHECK((req->topics[1].configs == 1 && req->topics[1].first_config == "retention.ms"));
+  CHECK(req->topics[2].has_assignments);
+  CHECK(req->timeout_ms == 30000);
+  CHECK(req->validate_only);
+  for (size_t n = h->body_offset; n < f.bytes.size(); ++n) {
+    INFO("CreateTopics cut at " << n);
+    CHECK_FALSE(parse_create_topics_request(*h, f.bytes.substr(0, n)));
+  }
+  auto limited = parse_create_topics_request(*h, f.bytes, 2);
+  REQUIRE(limited);
+  CHECK(limited->too_many_topics);
+
+  // v0 has no validate_only; a version the front end does not answer is not read.
+  Frame v0 = request_header(kCreateTopics, 0, 22);
+  v0.i32(1).str("t").i32(1).i16(1).i32(0).i32(0).i32(5000);
+  auto h0 = parse_request_header(v0.bytes);
+  auto req0 = parse_create_topics_request(*h0, v0.bytes);
+  REQUIRE(req0);
+  CHECK_FALSE(req0->validate_only);
+  Frame v5 = request_header(kCreateTopics, 5, 23);
+  v5.bytes += v0.bytes.substr(h0->body_offset);
+  CHECK_FALSE(parse_create_topics_request(*parse_request_header(v5.bytes), v5.bytes));
+
+  const std::vector<TopicAnswer> answers = {{"a", 0, ""}, {"b", kTopicAlreadyExists, "exists"}};
+  for (int16_t v = 0; v <= kCreateTopicsMaxVersion; ++v) {
+    INFO("version " << v);
+    std::string out = encode_create_topics_response(21, v, answers);
+    Cursor c{out};
+    CHECK(c.get(4) == 21);
+    if (v >= 2) CHECK(c.get(4) == 0);  // throttle_time_ms
+    CHECK(c.get(4) == 2);
+    CHECK(c.str() == "a");
+    CHECK(c.get(2) == 0);
+    if (v >= 1) CHECK(c.str() == "<null>");
+    CHECK(c.str() == "b");
+    CHECK(c.get(2) == kTopicAlreadyExists);
+    if (v >= 1) CHECK(c.str() == "exists");
+    CHECK(c.pos == out.size());
+  }
+}
+
+TEST_CASE("kafka_wire: DeleteTopics requests v0-v3 and their answers") {
+  Frame f = request_header(kDeleteTopics, 1, 31);
+  f.i32(3).str("a").null_str().str("b").i32(5000);
+  auto h = parse_request_header(f.bytes);
+  auto req = parse_delete_topics_request(*h, f.bytes);
+  REQUIRE(req);
+  CHECK(req->names == std::vector<std::string>{"a", "b"});
+  for (size_t n = h->body_offset; n < f.bytes.size(); ++n) {
+    INFO("DeleteTopics cut at " << n);
+    CHECK_FALSE(parse_delete_topics_request(*h, f.bytes.substr(0, n)));
+  }
+  CHECK(parse_delete_topics_request(*h, f.bytes, 2)->too_many_topics);
+  for (int16_t v = 0; v <= kDeleteTopicsMaxVersion; ++v) {
+    std::string out = encode_delete_topics_response(31, v, {{"a", kTopicDeletionDisabled, "ignored"}});
+    Cursor c{out};
+    CHECK(c.get(4) == 31);
+    if (v >= 1) CHECK(c.get(4) == 0);
+    CHECK(c.get(4) == 1);
+    CHECK(c.str() == "a");
+    CHECK(c.get(2) == kTopicDeletionDisabled);
+    CHECK(c.pos == out.size());
+  }
+}
+
+TEST_CASE("kafka_wire: a Metadata controller the response does not list becomes its lowest broker") {
+  // The mock says controller 0 while its brokers are 1..n; admin clients
+  // send CreateTopics to the controller and would wait for broker 0 forever.
+  auto controller_of = [](int32_t said) {
+    Frame f;
+    f.i32(5).i32(2);
+    f.i32(2).str("127.0.0.1").i32(40002).null_str();
+    f.i32(1).str("127.0.0.1").i32(40001).null_str();
+    f.str("cluster").i32(said).i32(0);
+    auto out = rewrite_metadata_response(f.bytes, 2, 2, mock_to_front, {});
+    REQUIRE(out);
+    Cursor c{*out};
+    c.get(4);
+    c.get(4);
+    for (int i = 0; i < 2; ++i) {
+      c.get(4);
+      c.str();
+      c.get(4);
+      c.str();
+    }
+    c.str();
+    return c.get(4);
+  };
+  CHECK(controller_of(0) == 1);
+  CHECK(controller_of(-1) == 1);
+  CHECK(controller_of(2) == 2);  // a listed one stays
 }

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "core/config.hpp"
+#include "core/kafka/embedded_broker.hpp"
 #include "core/settings.hpp"
 #include "core/util/error.hpp"
 
@@ -154,7 +155,7 @@ TEST_CASE("settings: precedence is flag > environment > file > default") {
   CHECK(s.at("serve.listen").text == "[::1]:2");
 
   s = resolve_kws_settings("serve", {{"serve.listen", {"localhost:3", "--listen"}}}, file, env);
-  CHECK(s.host_port("serve.listen") == HostPort{"localhost", 3});
+  CHECK(s.host_port("serve.listen") == HostPort{"127.0.0.1", 3});
   CHECK(s.at("serve.listen").source == ConfigSource::flag);
   CHECK(s.at("serve.listen").origin == "--listen");
   // The other keys keep their own sources.
@@ -224,9 +225,9 @@ TEST_CASE("settings: a bad value is a usage error that names where it came from"
   CHECK(starts_with(m, f.path + ":1: kws.serve.idle_timeout: '60 s' is not a duration"));
 
   m = usage_error_of([&] {
-    resolve_kws_settings("serve", {}, {}, fake_env({{"KWS_SERVE_LISTEN", "8080"}}));
+    resolve_kws_settings("serve", {}, {}, fake_env({{"KWS_SERVE_LISTEN", "host-without-port"}}));
   });
-  CHECK(starts_with(m, "KWS_SERVE_LISTEN: '8080' is not HOST:PORT"));
+  CHECK(starts_with(m, "KWS_SERVE_LISTEN: 'host-without-port' is not HOST:PORT"));
 
   m = usage_error_of([&] {
     resolve_kws_settings("ingest", {{"ingest.when_full", {"drop", "--when-full"}}}, {}, fake_env({}));
@@ -252,8 +253,15 @@ TEST_CASE("settings: host:port") {
   CHECK(std::get<HostPort>(parse_setting(key, "0.0.0.0:8080", "o")) == HostPort{"0.0.0.0", 8080});
   CHECK(std::get<HostPort>(parse_setting(key, "example.com:0", "o")) == HostPort{"example.com", 0});
   CHECK(std::get<HostPort>(parse_setting(key, "[fe80::1]:65535", "o")) == HostPort{"fe80::1", 65535});
-  CHECK(starts_with(parse_error("serve.listen", "8080"), "ORIGIN: '8080' is not HOST:PORT"));
-  CHECK(starts_with(parse_error("serve.listen", ":8080"), "ORIGIN: ':8080' is not HOST:PORT"));
+  // websocat's forms: a port alone is loopback, never every interface.
+  CHECK(std::get<HostPort>(parse_setting(key, "8080", "o")) == HostPort{"127.0.0.1", 8080});
+  CHECK(std::get<HostPort>(parse_setting(key, ":8080", "o")) == HostPort{"127.0.0.1", 8080});
+  CHECK(std::get<HostPort>(parse_setting(key, "0", "o")) == HostPort{"127.0.0.1", 0});
+  CHECK(std::get<HostPort>(parse_setting(key, "localhost:1", "o")) == HostPort{"127.0.0.1", 1});
+  CHECK(starts_with(parse_error("serve.listen", "65536"), "ORIGIN: '65536': the port must be"));
+  CHECK(starts_with(parse_error("serve.listen", ":"), "ORIGIN: ':' is not HOST:PORT"));
+  CHECK(starts_with(parse_error("serve.listen", "host"), "ORIGIN: 'host' is not HOST:PORT"));
+  CHECK(starts_with(parse_error("serve.listen", "-1"), "ORIGIN: '-1' is not HOST:PORT"));
   CHECK(starts_with(parse_error("serve.listen", ""), "ORIGIN: '' is not HOST:PORT"));
   CHECK(starts_with(parse_error("serve.listen", "[]:1"), "ORIGIN: '[]:1' is not HOST:PORT"));
   CHECK(starts_with(parse_error("serve.listen", "::1:8080"),
@@ -263,6 +271,14 @@ TEST_CASE("settings: host:port") {
     CHECK(starts_with(parse_error("serve.listen", port),
                       "ORIGIN: '" + std::string(port) + "': the port must be"));
   }
+}
+
+TEST_CASE("settings: every listen address outside the table reads the same forms") {
+  CHECK(split_host_port("9092", "--listen") == std::pair<std::string, uint16_t>{"127.0.0.1", 9092});
+  CHECK(split_host_port(":0", "--listen") == std::pair<std::string, uint16_t>{"127.0.0.1", 0});
+  CHECK(split_host_port("[::1]:7", "--listen") == std::pair<std::string, uint16_t>{"::1", 7});
+  CHECK(parse_listen_address("9464", "--metrics") == HostPort{"127.0.0.1", 9464});
+  CHECK_THROWS_WITH(split_host_port("nonsense", "--broker-listen"), Catch::StartsWith("--broker-listen: 'nonsense'"));
 }
 
 TEST_CASE("settings: bytes with k, M and G suffixes") {
@@ -398,9 +414,35 @@ TEST_CASE("settings: durations take ms, s, m or h, and a plain number is seconds
   CHECK(parse_error("ingest.backoff_initial", "9000h") == "ORIGIN: '9000h' is too long");
   CHECK(parse_error("ingest.backoff_initial", "8760.5h") == "ORIGIN: '8760.5h' is too long");
   CHECK(parse_error("ingest.backoff_initial", "99999999999999999999") ==
-        "ORIGIN: '99999999999999999999' is not a duration (a number with ms, s, m or h, e.g. 30s, 500ms, 2m; "
-        "a plain number is seconds)");
+        "ORIGIN: '99999999999999999999' is not a duration (a number with ms, s, m or h, e.g. 30s, 500ms, 2m, "
+        "1m30s; a plain number is seconds)");
   CHECK(parse_error("ingest.backoff_initial", "31536001") == "ORIGIN: '31536001' is too long");
+}
+
+TEST_CASE("settings: durations in parts, largest unit first, as Go and systemd write them") {
+  const SettingKey& key = *find_setting_key("ingest.backoff_initial");
+  auto ms = [&](const char* text) { return std::get<milliseconds>(parse_setting(key, text, "o")).count(); };
+  CHECK(ms("1m30s") == 90'000);
+  CHECK(ms("1h2m") == 3'720'000);
+  CHECK(ms("2s500ms") == 2'500);
+  CHECK(ms("1h1m1s1ms") == 3'661'001);
+  CHECK(ms("1min30s") == 90'000);
+  CHECK(ms("1m0.5s") == 60'500);
+  CHECK(ms("8759h59m59s999ms") == 365LL * 24 * 3'600'000 - 1);
+  for (const char* bad : {"1m30", "30s1m", "1m1m", "1m1min", "1s1s", "1m 30s", "1m+30s", "1h-1m", "m30s"}) {
+    INFO(bad);
+    CHECK(usage_error_of([&] { parse_setting(key, bad, "ORIGIN"); }).rfind("ORIGIN: '" + std::string(bad) + "'", 0) == 0);
+  }
+  CHECK(parse_error("ingest.backoff_initial", "30s1m") ==
+        "ORIGIN: '30s1m': a duration's parts go from the largest unit down, each once (e.g. 1h2m, 1m30s)");
+  CHECK(parse_error("ingest.backoff_initial", "1m30") ==
+        "ORIGIN: '1m30' is not a duration (a number with ms, s, m or h, e.g. 30s, 500ms, 2m, 1m30s; a plain "
+        "number is seconds)");
+  CHECK(parse_error("ingest.backoff_initial", "1s0.5ms") == "ORIGIN: '1s0.5ms' is finer than a millisecond");
+  CHECK(parse_error("ingest.backoff_initial", "8760h1ms") == "ORIGIN: '8760h1ms' is too long");
+  CHECK(parse_error("ingest.backoff_initial", "0m0s") == "ORIGIN: '0m0s': the duration must be above 0");
+  // The same rule for a flag that is no setting (kws ingest --duration).
+  CHECK(parse_duration("1m30s", "--duration", false) == milliseconds(90'000));
 }
 
 TEST_CASE("settings: a duration is 0 only where its key says what 0 means") {

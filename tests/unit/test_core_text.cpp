@@ -58,3 +58,17 @@ TEST_CASE("text: JSON escaping covers quotes, backslashes and control characters
   append_json_escaped(out, std::string("a\"b\\c\n\x01\x1f", 8));
   CHECK(out == "a\\\"b\\\\c\\n\\u0001\\u001f");
 }
+
+TEST_CASE("text: closest_word suggests what a typo meant, and nothing for a stranger") {
+  const std::vector<std::string> commands = {"serve", "broker", "send", "tail", "ingest", "topics", "config"};
+  CHECK(closest_word("tial", commands) == "tail");    // two neighbours swapped: one edit
+  CHECK(closest_word("sned", commands) == "send");
+  CHECK(closest_word("topic", commands) == "topics");
+  CHECK(closest_word("brokr", commands) == "broker");
+  CHECK(closest_word("ingets", commands) == "ingest");
+  CHECK(closest_word("servve", commands) == "serve");
+  CHECK_FALSE(closest_word("produce", commands));
+  CHECK_FALSE(closest_word("xyz", commands));
+  CHECK_FALSE(closest_word("tl", commands));  // two edits from tail: too far for a short word
+  CHECK_FALSE(closest_word("tail", {}));
+}
