@@ -66,12 +66,13 @@ struct Hub::CatchUp {
 };
 
 struct Hub::Request {
-  enum class Kind { subscribe, unsubscribe, remove } kind = Kind::subscribe;
+  enum class Kind { subscribe, unsubscribe, answer, remove } kind = Kind::subscribe;
   std::shared_ptr<Subscriber> subscriber;
   std::string topic;
   OffsetSpec start;
   std::string start_text;
   std::string request_id;
+  HubNotice notice;  // answer: what to say
   // While waiting for the admin worker:
   uint64_t serial = 0;
   bool counted_on_topic = false;  // Topic::waiting includes it
@@ -141,6 +142,14 @@ void Hub::unsubscribe(const std::shared_ptr<Subscriber>& subscriber, const std::
   r->subscriber = subscriber;
   r->topic = topic;
   r->request_id = request_id;
+  enqueue(std::move(r));
+}
+
+void Hub::answer(const std::shared_ptr<Subscriber>& subscriber, HubNotice notice) {
+  auto r = std::make_unique<Request>();
+  r->kind = Request::Kind::answer;
+  r->subscriber = subscriber;
+  r->notice = std::move(notice);
   enqueue(std::move(r));
 }
 
@@ -272,6 +281,10 @@ void Hub::answer_error(Request& r, ClientError error, const std::string& message
 // Returns true when the request is answered; false when it waits for the
 // admin worker (its answer then comes from looked_up or opened_reader).
 bool Hub::handle_now(Request& r) {
+  if (r.kind == Request::Kind::answer) {
+    r.subscriber->notify(r.notice);
+    return true;
+  }
   if (r.kind == Request::Kind::unsubscribe) {
     detach(r.subscriber, r.topic);
     HubNotice n;
@@ -384,12 +397,10 @@ void Hub::opened_reader(uint64_t serial, std::unique_ptr<PartitionFeed> feed, st
   cu->reached_time.assign(n, r.start_time_ms < 0);
   if (feed) {
     try {
-      std::vector<int64_t> assign(n, -1);
-      for (size_t p = 0; p < n; ++p) {
-        if (cu->next[p] < t->rings[p].begin(t->next[p])) assign[p] = cu->next[p];
-      }
+      // Every partition, also those whose start is in the ring now: the
+      // ring may move past it before the others are caught up.
       feed->on_ready([this] { wake(); });
-      feed->assign(r.topic, assign);
+      feed->assign(r.topic, cu->next);
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -534,9 +545,12 @@ void Hub::on_live_event(const PartitionEvent& e) {
     n.kind = HubNotice::Kind::lost;
     n.topic = *t->name;
     n.partition = e.partition;
-    n.first = e.lost_from;
     n.last = e.next_offset - 1;
-    for (auto& l : t->live) l.subscriber->notify(n);
+    for (auto& l : t->live) {
+      // A catch-up that ran ahead delivered some of these already.
+      n.first = l.skip_below ? std::max(e.lost_from, (*l.skip_below)[p]) : e.lost_from;
+      if (n.first <= n.last) l.subscriber->notify(n);
+    }
   } else {
     for (auto& l : t->live) {
       if (l.skip_below) (*l.skip_below)[p] = std::min((*l.skip_below)[p], e.next_offset);

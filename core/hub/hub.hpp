@@ -126,6 +126,10 @@ class Hub {
                  const std::string& start_text, const std::string& request_id);
   void unsubscribe(const std::shared_ptr<Subscriber>& subscriber, const std::string& topic,
                    const std::string& request_id);
+  // Answers a request the session refused itself (a bad topic name, say)
+  // in its place among the subscriber's requests, so that answers keep the
+  // order of the requests.
+  void answer(const std::shared_ptr<Subscriber>& subscriber, HubNotice notice);
   // Forgets a closed session everywhere (no answer); its waiting requests
   // are dropped.
   void remove(const std::shared_ptr<Subscriber>& subscriber);

@@ -47,12 +47,13 @@ struct Consumer::Impl {
   bool assignment_changed = false;  // an `assigned` event is due
   OffsetJumps jumps;
   uint64_t lost_messages = 0;
-  // Where each assigned partition started: re-assigning a group member's
-  // partitions after an offset error puts the untouched ones back here.
+  // Where each assigned partition started (RD_KAFKA_OFFSET_INVALID: the
+  // group's committed offset): see start_again.
   std::map<std::pair<std::string, int32_t>, int64_t> starts;
   // Where a partition with no committed offset starts (the user's
   // auto.offset.reset): librdkafka is told "error" so that it never jumps
-  // by itself, and kws applies this one case on its behalf.
+  // by itself, and kws applies this one case on its behalf (an offset error
+  // with no position: restart_after_offset_error).
   int64_t no_offset_start = RD_KAFKA_OFFSET_END;
   bool no_offset_is_error = false;
   MessageView view;  // reused: its header vector keeps its capacity
@@ -163,30 +164,27 @@ struct Consumer::Impl {
               fresh->elems[i].offset;
         }
       }
-      self->start_where_nothing_is_committed(partitions);
       self->on_assign(partitions);
     } else {
       self->on_revoke(partitions);
     }
   }
 
-  // Partitions the group has no committed offset for start where the
-  // user's auto.offset.reset says; kws decides it here, because librdkafka
-  // is told "error" (so that it reports, rather than makes, every other jump).
-  void start_where_nothing_is_committed(rd_kafka_topic_partition_list_t* partitions) {
-    if (no_offset_is_error) return;  // librdkafka reports it; the user asked for that
-    PartitionList pending(rd_kafka_topic_partition_list_new(0));
-    for (int i = 0; i < partitions->cnt; ++i) {
-      const auto& e = partitions->elems[i];
-      if (e.offset == RD_KAFKA_OFFSET_INVALID) rd_kafka_topic_partition_list_add(pending.get(), e.topic, e.partition);
+  // Where a partition that consumed nothing yet starts again when the
+  // whole assignment is given anew (restart_partition, eager groups only):
+  // its explicit start, else the group's committed offset, else where
+  // auto.offset.reset says. Asked only on that rare path, so the blocking
+  // lookup never slows an ordinary rebalance.
+  int64_t start_again(const char* topic, int32_t partition) {
+    auto it = starts.find({topic, partition});
+    if (it != starts.end() && it->second != RD_KAFKA_OFFSET_INVALID) return it->second;
+    PartitionList one(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(one.get(), topic, partition);
+    if (!rd_kafka_committed(rk.get(), one.get(), static_cast<int>(context.timeout.count())) && !one->elems[0].err &&
+        one->elems[0].offset >= 0) {
+      return one->elems[0].offset;
     }
-    if (pending->cnt == 0) return;
-    if (rd_kafka_committed(rk.get(), pending.get(), static_cast<int>(context.timeout.count()))) return;
-    for (int i = 0; i < pending->cnt; ++i) {
-      const auto& c = pending->elems[i];
-      rd_kafka_topic_partition_list_find(partitions, c.topic, c.partition)->offset =
-          !c.err && c.offset >= 0 ? c.offset : no_offset_start;
-    }
+    return no_offset_start;
   }
 
   void store_offset(const char* topic, int32_t partition, int64_t next_offset) {
@@ -240,10 +238,8 @@ struct Consumer::Impl {
     } else {
       jumps.jumped(topic, msg->partition, msg->offset);
     }
-    std::string why = restart_partition(rk.get(), topic, msg->partition, restart_at, [this](const char* t, int32_t p) {
-      auto it = starts.find({t, p});
-      return it == starts.end() ? RD_KAFKA_OFFSET_INVALID : it->second;
-    });
+    std::string why = restart_partition(rk.get(), topic, msg->partition, restart_at,
+                                        [this](const char* t, int32_t p) { return start_again(t, p); });
     if (!why.empty()) {
       throw Error("topic '" + std::string(topic) + "' partition " + std::to_string(msg->partition) +
                   ": cannot go on after an offset error: " + why);

@@ -5,6 +5,7 @@
 #include "core/outgoing.hpp"
 #include "core/session/client_frames.hpp"
 #include "core/session/replies.hpp"
+#include "core/topic_name.hpp"
 
 namespace kws {
 
@@ -50,6 +51,8 @@ Session::~Session() = default;
 // ---- opening ------------------------------------------------------------------
 
 void Session::open(Link& link) {
+  // The handshake answer may have failed to go out, closing the link first.
+  if (closed_) return;
   link_ = &link;
   // Only needed to open: an idle session keeps no copy.
   std::unique_ptr<ConnectRequest> request = std::move(opening_);
@@ -60,13 +63,28 @@ void Session::open(Link& link) {
   for (const auto& t : request->topics) {
     // The handshake checked the names; the rest of the rules apply here.
     if (auto refusal = admit(t, TopicAction::read)) {
-      refuse(refusal->error, refusal->why, "", t);
+      refuse_in_turn(*refusal, "", t);
       continue;
     }
     insert_sorted(subscribed_, t);
     ++pending_requests_;
     services_.hub->subscribe(shared_from_this(), t, request->start, request->start_text, "");
   }
+}
+
+// A refused subscribe or unsubscribe is answered in its turn among the
+// session's requests to the hub, so answers keep the order of requests.
+void Session::refuse_in_turn(const Refusal& refusal, std::string_view request_id, std::string_view topic) {
+  ++services_.counters->client_errors;
+  HubNotice n;
+  n.kind = HubNotice::Kind::error;
+  n.answers_request = true;
+  n.request_id = std::string(request_id);
+  n.topic = std::string(topic);
+  n.error = refusal.error;
+  n.message = refusal.why;
+  ++pending_requests_;
+  services_.hub->answer(shared_from_this(), std::move(n));
 }
 
 void Session::open_group(const ConnectRequest& request) {
@@ -132,6 +150,12 @@ void Session::notify(const HubNotice& notice) {
   if (notice.kind == HubNotice::Kind::error && !notice.answers_request) {
     services_.log->warning("topic '" + notice.topic + "': " + notice.message);
   }
+  if (notice.kind == HubNotice::Kind::error && notice.answers_request && !notice.topic.empty()) {
+    // A subscription that failed holds no place among the session's topics.
+    std::lock_guard<SpinLock> lock(not_subscribed_lock_);
+    if (!not_subscribed_) not_subscribed_ = std::make_unique<std::vector<std::string>>();
+    not_subscribed_->push_back(notice.topic);
+  }
   reply(notice_json(notice));
   if (notice.answers_request) request_done();
 }
@@ -158,6 +182,7 @@ void Session::on_delivery(const Delivery& d, const std::string& request_id) {
 
 void Session::on_wake() {
   if (!link_) return;
+  forget_failed_subscriptions();
   if (outbox_.overflowed()) {
     close_slow();
     return;
@@ -170,16 +195,27 @@ void Session::on_wake() {
   update_reading();
 }
 
+void Session::forget_failed_subscriptions() {
+  std::unique_ptr<std::vector<std::string>> failed;
+  {
+    std::lock_guard<SpinLock> lock(not_subscribed_lock_);
+    failed = std::move(not_subscribed_);
+  }
+  if (!failed) return;
+  for (const auto& t : *failed) erase_sorted(subscribed_, t);
+}
+
 void Session::on_drained() {
   outbox_.set_in_link(0);
   flush();
 }
 
-void Session::flush() {
+void Session::flush(bool behind_pending) {
   // While the link still holds bytes, new ones wait in the outbox, where
   // the budget and drop-oldest apply; on_drained() comes back for them. So a
   // client that reads nothing holds at most one write's worth in the link.
-  if (!link_ || link_->buffered() > 0) return;
+  // At shutdown everything goes behind what the link holds, before the close.
+  if (!link_ || (link_->buffered() > 0 && !behind_pending)) return;
   std::vector<OutItem>& items = *services_.flush_scratch;
   Outbox::Taken taken = outbox_.take(items);
   if (taken.dropped > 0) {
@@ -350,16 +386,27 @@ void Session::control(const ClientRequest& r) {
            r.request_id);
     return;
   }
+  // One frame cannot queue more hub requests than the session may have topics.
+  if (r.topics.size() > services_.options.max_topics) {
+    refuse(ClientError::topic_limit,
+           "a frame may name at most " + std::to_string(services_.options.max_topics) + " topics (serve.max_topics)",
+           r.request_id);
+    return;
+  }
   const bool subscribe = r.kind == ClientRequest::Kind::subscribe;
   for (const auto& name : r.topics) {
     if (!subscribe) {
+      if (auto problem = topic_name_problem(name)) {
+        refuse_in_turn(Refusal{ClientError::bad_topic, *problem}, r.request_id, name);
+        continue;
+      }
       erase_sorted(subscribed_, name);
       ++pending_requests_;
       services_.hub->unsubscribe(shared_from_this(), name, r.request_id);
       continue;
     }
     if (auto refusal = admit(name, TopicAction::read)) {
-      refuse(refusal->error, refusal->why, r.request_id, name);
+      refuse_in_turn(*refusal, r.request_id, name);
       continue;
     }
     insert_sorted(subscribed_, name);

@@ -29,6 +29,7 @@
 #include "core/session/link.hpp"
 #include "core/session/outbox.hpp"
 #include "core/session/produce_tracker.hpp"
+#include "core/util/spin_lock.hpp"
 #include "core/util/log.hpp"
 
 namespace kws {
@@ -130,8 +131,9 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
 
   // On the I/O thread, when the host was asked to wake the session.
   void on_wake();
-  // On the I/O thread, at shutdown: writes what is queued now.
-  void flush();
+  // On the I/O thread: writes what is queued now, once the link took what
+  // it was given before (`behind_pending`: at shutdown, behind it).
+  void flush(bool behind_pending = false);
   // On the I/O thread, now and then: gives back buffers an idle session
   // kept from its last burst.
   void release_idle_memory();
@@ -147,6 +149,8 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   void offered(Outbox::Offer offer);
   void reply(const std::string& json);
   void refuse(ClientError error, std::string_view why, std::string_view request_id, std::string_view topic = {});
+  void refuse_in_turn(const Refusal& refusal, std::string_view request_id, std::string_view topic);
+  void forget_failed_subscriptions();
   Handled handle(MessageKind kind, const std::string& payload);
   Handled produce(const ClientRequest& request);
   void control(const ClientRequest& request);
@@ -170,6 +174,8 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   std::vector<std::string> produced_;    // sorted; topics it wrote to
   // Frames waiting for room in Kafka's queue, in order; almost always none.
   std::unique_ptr<Blocked> blocked_;
+  // Topics whose subscription the hub refused (hub thread in, I/O thread out).
+  std::unique_ptr<std::vector<std::string>> not_subscribed_;
   std::atomic<uint32_t> pending_produce_{0};
   std::atomic<uint32_t> pending_requests_{0};
   std::atomic<bool> closed_{false};
@@ -179,6 +185,7 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   bool reading_paused_ = false;
   bool retry_armed_ = false;
   bool closing_ = false;  // the session asked its link to close
+  SpinLock not_subscribed_lock_;
 };
 
 }  // namespace kws

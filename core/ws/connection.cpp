@@ -498,16 +498,19 @@ void Connection::release_idle_memory() {
 }
 
 void Connection::abandon() {
-  closed_reported_ = true;
-  events_.reset();
+  // The session hears on_closed as for any close: it leaves the hub and
+  // stops a group reader, which must not outlive the server.
   shut();
+  events_.reset();
 }
 
 void Connection::shut() {
   if (state_ == State::closed) return;
   state_ = State::closed;
-  // Released when this function returns, which may end the connection.
-  std::shared_ptr<Connection> held = std::move(paused_self_);
+  // A paused connection holds itself; let go once the caller's stack has
+  // unwound (shut() runs inside write(), close() and the like, which touch
+  // the connection after it returns).
+  if (paused_self_) asio::post(socket_.get_executor(), [held = std::move(paused_self_)] {});
   std::error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);

@@ -69,8 +69,9 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   void drain_and_pause();
   // Frees the write buffers' spare capacity when nothing is being written.
   void release_idle_memory();
-  // For a server going away with its I/O stopped: closes the socket and
-  // lets go of the events (no on_closed), so neither keeps the other alive.
+  // For a server going away with its I/O stopped: closes the socket (the
+  // session hears on_closed) and lets go of the events, so neither keeps the
+  // other alive.
   void abandon();
 
   bool is_open() const { return state_ == State::open; }

@@ -369,7 +369,7 @@ void Server::finish(std::chrono::milliseconds grace) {
     for (const auto& e : self->snapshot()) {
       auto con = e.connection.lock();
       if (!con) continue;
-      if (auto s = e.session.lock()) s->flush();
+      if (auto s = e.session.lock()) s->flush(/*behind_pending=*/true);
       con->close(CloseReason::going_away, "server shutting down");
     }
     auto deadline = Clock::now() + grace;

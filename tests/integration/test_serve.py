@@ -56,6 +56,12 @@ def is_type(kind):
     return lambda d: isinstance(d, dict) and d.get("type") == kind
 
 
+def process_state(pid):
+    """The state letter of /proc/PID/stat (R, S, T for stopped, ...)."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 def kws_connect(url, **kwargs):
     """A client of the kws protocol (subprotocol kws.v1): it gets replies
     and notices besides messages. A kafka-websocket client gets messages only."""
@@ -789,6 +795,9 @@ class Hostile(ServeTestCase):
             async with kws_connect(self.ws_url(bg)) as ws:
                 broker.proc.send_signal(signal.SIGSTOP)
                 try:
+                    # SIGSTOP takes effect asynchronously: the produce must
+                    # reach a broker that is really stopped.
+                    kwstest.wait_until(lambda: process_state(broker.proc.pid) == "T", what="the broker to stop")
                     started = time.monotonic()
                     await ws.send(json.dumps({"id": 1, "topic": t, "message": "frozen"}))
                     reply = (await recv_until(ws, lambda d: d.get("type") in ("ack", "error"), timeout=20))[-1]

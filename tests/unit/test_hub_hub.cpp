@@ -357,3 +357,29 @@ TEST_CASE("hub: a subscription waiting for Kafka does not hold back anyone's liv
   for (int i = 0; i < 200 && waiting->notice_count() == 0; ++i) hub.run_once(std::chrono::milliseconds(10));
   CHECK(waiting->notice_count() == 1);
 }
+
+TEST_CASE("hub: a catch-up finishes even when the ring moves past a partition it started in the ring") {
+  HubFixture f(2000);
+  f.limits.batch = 10;
+  f.hub = std::make_unique<Hub>(std::make_unique<FakeFeed>(f.cluster), f.admin, f.limits, f.log, [&f] { return f.now; });
+  f.cluster.create("t", 2);
+  for (int i = 0; i < 100; ++i) f.cluster.append("t", 0, std::string(100, 'a'));  // p0: history beyond the ring
+  auto first = std::make_shared<Recorder>();
+  f.subscribe(first, "t", "latest");
+  f.cluster.append("t", 1, "p1-in-ring");
+  f.spin();
+  auto late = std::make_shared<Recorder>();
+  f.hub->subscribe(late, "t", parse_offset_spec("beginning"), "earliest", "");
+  f.spin();
+  // p1 moves on while p0's history is read: its ring passes where the catch-up started p1.
+  for (int i = 0; i < 50; ++i) f.cluster.append("t", 1, std::string(100, 'b'));
+  for (int i = 0; i < 50; ++i) f.spin(1);
+  f.cluster.append("t", 0, "after");
+  f.cluster.append("t", 1, "after");
+  f.spin(10);
+  CHECK(late->offsets(0) == range(0, 101));
+  CHECK(late->offsets(1) == range(0, 52));
+  f.now += std::chrono::seconds(1);
+  f.spin(1);
+  CHECK(f.hub->stats().catchups == 0);
+}
