@@ -85,9 +85,10 @@ const CommandDoc ingest_doc{
       "a feed that wants an application ping"},
      {"kws ingest --dry-run wss://feed.example/ws x --subscribe hello", "look at the first 10 messages"},
      {"tail -F app.log | kws ingest - logs", "stdin as the source"}},
-    "0 after a signal, the end of input, --count or --duration, when every message read was "
-    "delivered. 1 when any message was dropped or not delivered, or when --max-retries was "
-    "exhausted (the message says why)."};
+    "0 after the end of input, --count or --duration, when every message read was delivered. 1 "
+    "when any message was dropped or not delivered, or when --max-retries was exhausted (the "
+    "message says why). After SIGINT or SIGTERM, 130 or 143 even when messages were lost: the "
+    "summary line says how many."};
 
 CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
   CLI::App* app = add_documented_subcommand(parent, ingest_doc);

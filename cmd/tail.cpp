@@ -38,7 +38,7 @@ const CommandDoc tail_doc{
     "When no broker has answered for --timeout seconds, kws tail exits 1 saying so; with -G it "
     "then leaves without committing.\n\n"
     "A reader that goes away (kws tail ... | head) ends kws quietly with status 0. Ctrl-C "
-    "closes the consumer (committing, with -G) and exits 130.",
+    "closes the consumer (committing, with -G) and exits 130 (143 after SIGTERM).",
     {{"kws tail demo", "follow new messages on topic demo"},
      {"kws tail -o beginning -e demo", "print everything in demo, then exit"},
      {"kws tail -o -10 -e demo", "the last 10 messages of each partition"},
@@ -124,10 +124,11 @@ int run_tail(const TailOptions& o) {
   // A quiet topic writes nothing, so `kws tail t | head -1` would never
   // learn that head exited; check the pipe while idle.
   auto idle = [&] { return out.flush() && !out.reader_gone(); };
-  RunStop stop = consumer.run(sink, limits, idle);
+  // Interrupted or not, this is a clean end; main turns a stop signal into
+  // 130 or 143.
+  consumer.run(sink, limits, idle);
   out.flush();
   consumer.close();
-  if (stop == RunStop::interrupted) return exit_interrupted;
   return exit_ok;
 }
 

@@ -44,7 +44,7 @@ class DefaultPort(kwstest.KwsTestCase):
         self.assertEqual((r.rc, r.out), (0, b"hi\n"), str(r))
         r = kwstest.kws("topics", "-J", t, timeout=20)
         self.assertEqual(r.rc, 0, str(r))
-        self.assertEqual(b.stop(), 0)
+        self.assertEqual(b.stop(), 143)  # SIGTERM
 
     def test_default_port_busy_falls_back_to_free_port(self):
         held = None
@@ -60,7 +60,7 @@ class DefaultPort(kwstest.KwsTestCase):
         self.assertIn(b"9092", b.err, "it must say that 9092 was busy\n" + b.describe())
         r = kwstest.kws("send", "-b", b.brokers, "fallback", "works", timeout=20)
         self.assertEqual(r.rc, 0, str(r))
-        self.assertEqual(b.stop(), 0)
+        self.assertEqual(b.stop(), 143)  # SIGTERM
 
 
 if __name__ == "__main__":

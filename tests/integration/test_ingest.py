@@ -719,7 +719,7 @@ class KafkaPaused(IngestCase):
         self.assertIsNone(bg.proc.poll(), "kws must wait for Kafka to take what it read")
         os.kill(self.broker.proc.pid, signal.SIGCONT)
         rc = bg.wait(timeout=30)
-        self.assertEqual(rc, 0, bg.describe())
+        self.assertEqual(rc, 143, bg.describe())
         self.assertEqual(len(self.records(t)), n + 1)
         s = summary(bg.err.decode())
         self.assertEqual((s["received"], s["produced"], s["dropped"]), (n + 1, n + 1, 0))
@@ -741,7 +741,7 @@ class Observability(IngestCase):
         self.assertIn('kws_ingest_messages_dropped_total{reason="oldest"} 0\n', text)
         self.assertIn("# TYPE kws_ingest_buffer_messages gauge\n", text)
         bg.signal(signal.SIGTERM)
-        self.assertEqual(bg.wait(), 0, bg.describe())
+        self.assertEqual(bg.wait(), 143, bg.describe())
 
         # No status line into a pipe.
         self.assertNotIn(b"| received", bg.err)
