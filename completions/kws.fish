@@ -56,7 +56,7 @@ complete -c kws -n '__fish_seen_subcommand_from tail' -s e -l exit -d 'Exit once
 complete -c kws -n '__fish_seen_subcommand_from tail' -s c -l count -r -d 'Exit after N messages'
 complete -c kws -n '__fish_seen_subcommand_from tail' -s p -l partition -r -d 'Read only partition N of each topic'
 complete -c kws -n '__fish_seen_subcommand_from tail' -s G -l group -r -d 'Consume as a member of consumer GROUP and commit offsets'
-complete -c kws -n '__fish_seen_subcommand_from tail' -s f -l format -r -d 'Output format with kcat tokens (see DESCRIPTION)'
+complete -c kws -n '__fish_seen_subcommand_from tail' -s f -l format -r -d 'Output format: kcat'\''s % tokens and \ escapes, listed under '\''Format tokens'\'''
 complete -c kws -n '__fish_seen_subcommand_from tail' -s J -l json -d 'Print each message as a kws JSON envelope'
 complete -c kws -n '__fish_seen_subcommand_from tail' -s b -l brokers -r -d 'Bootstrap brokers host:port[,host:port] (else KWS_BROKERS, else the config file'\''s bootstrap.servers, else localhost:9092)'
 complete -c kws -n '__fish_seen_subcommand_from tail' -s X -l property -r -d 'librdkafka property key=value, passed through (repeatable)'
