@@ -20,20 +20,27 @@ const CommandDoc topics_doc{
     "messages between them. -J prints the same as one JSON document.\n\n"
     "--groups adds every consumer group's committed offset and lag per partition; -G GROUP "
     "(repeatable) does the same for named groups, which also works on brokers that do not "
-    "allow listing groups. kws broker lists the groups that joined or committed through it.",
+    "allow listing groups. kws broker lists the groups that joined or committed through it.\n\n"
+    "--names prints only the topic names, one per line, from a single metadata request (no "
+    "offsets); the shell completions use it with a short --timeout.",
     {{"kws topics", "everything in the cluster"},
      {"kws topics -J demo | jq '.topics[0].partitions[].high'", "high watermarks of demo"},
-     {"kws topics -G billing orders", "committed offsets and lag of group billing on orders"}},
+     {"kws topics -G billing orders", "committed offsets and lag of group billing on orders"},
+     {"kws topics --names --timeout 0.5", "just the topic names, quickly or not at all"}},
     ""};
 
 CLI::App* register_topics(CLI::App& parent, TopicsOptions& o) {
   CLI::App* app = add_documented_subcommand(parent, topics_doc);
   app->add_option("topics", o.topics, "Only these topics")->type_name("TOPIC");
-  app->add_flag("-J,--json", o.json, "Print JSON");
-  app->add_flag("--groups", o.all_groups, "Show every consumer group's committed offsets and lag");
-  app->add_option("-G,--group", o.groups, "Show committed offsets and lag of GROUP (repeatable)")
-      ->type_name("GROUP")
-      ->allow_extra_args(false);
+  auto* json = app->add_flag("-J,--json", o.json, "Print JSON");
+  auto* all_groups = app->add_flag("--groups", o.all_groups, "Show every consumer group's committed offsets and lag");
+  auto* groups = app->add_option("-G,--group", o.groups, "Show committed offsets and lag of GROUP (repeatable)")
+                     ->type_name("GROUP")
+                     ->allow_extra_args(false);
+  app->add_flag("--names", o.names_only, "Print only the topic names, one per line (no offsets)")
+      ->excludes(json)
+      ->excludes(all_groups)
+      ->excludes(groups);
   add_connection_options(app, o.connection);
   return app;
 }
@@ -75,7 +82,13 @@ int run_topics(const TopicsOptions& o) {
   StderrLog log = o.connection.log();
   for (const auto& t : o.topics) check_topic_name(t);
   ClusterQuery query{o.topics, o.groups, o.all_groups};
+  query.watermarks = !o.names_only;
   ClusterReport report = describe_cluster(settings, query, o.connection.kafka_context(log));
+  if (o.names_only) {
+    for (const auto& t : report.cluster.topics) std::cout << t.name << '\n';
+    std::cout.flush();
+    return exit_ok;
+  }
   const ClusterInfo& info = report.cluster;
   const std::vector<GroupPosition>& group_rows = report.groups;
 
