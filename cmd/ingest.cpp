@@ -70,6 +70,18 @@ const CommandDoc ingest_doc{
     "buffer fill and the age of the last message. --tee also writes every message to stdout; "
     "--dry-run connects, subscribes and prints the first --count (default 10) messages without "
     "producing.\n\n"
+    "The summary line counts feed messages (lines of standard input), each once. received: every "
+    "message read, up to the one that reached --count (what the feed sends after it is left "
+    "unread); it is the sum of the next six. produced: confirmed by Kafka (with --dry-run, shown: "
+    "printed instead). filtered: left out by --filter. dropped: lost inside kws, the sum of "
+    "dropped_oldest and dropped_newest (a full buffer under --when-full) and oversize (over "
+    "--max-message-size). failed: refused by Kafka, failed, or still unconfirmed when kws had to "
+    "give up. heartbeat_replies: answers to --heartbeat; pings_answered: the feed's own pings "
+    "(--answer-ping); neither is produced. Then: connections, opened in all; key_missing, "
+    "messages kept that lacked the --key-field (their key is null); heartbeats_sent; with --markers "
+    "record, markers and markers_failed, the marker records delivered and not; with --seq-field, "
+    "seq_gaps (jumps within a connection), seq_skipped (numbers missing within connections), "
+    "seq_out_of_order and seq_skipped_across_reconnects. In parentheses: why the run ended.\n\n"
     "The flags that tune reconnects, liveness and buffering (--backoff-*, --max-retries, "
     "--ping-interval, --pong-timeout, --stale-after, --heartbeat-interval, --await-timeout, "
     "--buffer-*, --when-full, --max-message-size) are kws settings: each can also come from its "
@@ -86,8 +98,8 @@ const CommandDoc ingest_doc{
      {"kws ingest --dry-run wss://feed.example/ws x --subscribe hello", "look at the first 10 messages"},
      {"tail -F app.log | kws ingest - logs", "stdin as the source"}},
     "0 after the end of input, --count or --duration, when every message read was delivered. 1 "
-    "when any message was dropped or not delivered, or when --max-retries was exhausted (the "
-    "message says why). After SIGINT or SIGTERM, 130 or 143 even when messages were lost: the "
+    "when any message or marker record was dropped or not delivered, or when --max-retries was "
+    "exhausted (the message says why). After SIGINT or SIGTERM, 130 or 143 even when messages were lost: the "
     "summary line says how many."};
 
 CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
@@ -280,9 +292,10 @@ std::string render_metrics(const SessionStats& s, const IngestBuffer::Stats& b, 
          one("kws_ingest_messages_received_total", s.received));
   metric("kws_ingest_messages_filtered_total", "counter", "Messages --filter left out.",
          one("kws_ingest_messages_filtered_total", s.filtered_out));
-  metric("kws_ingest_records_produced_total", "counter", "Records Kafka acknowledged.",
+  metric("kws_ingest_records_produced_total", "counter", "Feed messages Kafka acknowledged (marker records apart).",
          one("kws_ingest_records_produced_total", c.delivered));
-  metric("kws_ingest_records_failed_total", "counter", "Records Kafka refused or did not acknowledge.",
+  metric("kws_ingest_records_failed_total", "counter",
+         "Feed messages Kafka refused or did not acknowledge (marker records apart).",
          one("kws_ingest_records_failed_total", c.failed));
   metric("kws_ingest_messages_dropped_total", "counter", "Messages dropped, by reason.",
          "kws_ingest_messages_dropped_total{reason=\"oldest\"} " + std::to_string(b.dropped_oldest) +
@@ -502,7 +515,7 @@ int run_ingest(const IngestOptions& o) {
 
   RunLimits run_limits;
   run_limits.duration = run_for;
-  const std::string reason = runner.run(run_limits, hooks);
+  const RunEnd end = runner.run(run_limits, hooks);
   status.clear();
   out.flush();
   feed.reset();  // closes the I/O thread before the session goes away
@@ -512,25 +525,47 @@ int run_ingest(const IngestOptions& o) {
   const RunCounters& c = runner.counters();
   const uint64_t dropped = b.dropped_oldest + b.dropped_newest + s.oversize;
   const uint64_t not_delivered = c.failed + c.undelivered;
-  std::string summary = "summary: received=" + std::to_string(s.received) + " produced=" +
-                        std::to_string(o.dry_run ? 0 : c.delivered.load()) + " filtered=" +
-                        std::to_string(s.filtered_out) + " dropped=" + std::to_string(dropped) + " dropped_oldest=" +
-                        std::to_string(b.dropped_oldest) + " dropped_newest=" + std::to_string(b.dropped_newest) +
-                        " oversize=" + std::to_string(s.oversize) + " failed=" + std::to_string(not_delivered) +
-                        " connections=" + std::to_string(s.connections) + " key_missing=" +
-                        std::to_string(s.key_missing) + " heartbeats_sent=" + std::to_string(s.heartbeats_sent) +
+  // Each number is defined in kws-ingest(1) (SUMMARY in ingest_doc); the
+  // first seven add up: received = produced (shown) + filtered + dropped +
+  // failed + heartbeat_replies + pings_answered.
+  std::string summary = "summary: received=" + std::to_string(s.received) +
+                        (o.dry_run ? " shown=" + std::to_string(c.echoed.load())
+                                   : " produced=" + std::to_string(c.delivered.load())) +
+                        " filtered=" + std::to_string(s.filtered_out) + " dropped=" + std::to_string(dropped) +
+                        " failed=" + std::to_string(not_delivered) +
                         " heartbeat_replies=" + std::to_string(s.heartbeat_replies) +
-                        " pings_answered=" + std::to_string(s.pings_answered);
+                        " pings_answered=" + std::to_string(s.pings_answered) +
+                        " dropped_oldest=" + std::to_string(b.dropped_oldest) +
+                        " dropped_newest=" + std::to_string(b.dropped_newest) +
+                        " oversize=" + std::to_string(s.oversize) + " connections=" + std::to_string(s.connections) +
+                        " key_missing=" + std::to_string(s.key_missing) +
+                        " heartbeats_sent=" + std::to_string(s.heartbeats_sent);
+  if (o.markers == "record") {
+    summary += " markers=" + std::to_string(c.markers_delivered) + " markers_failed=" + std::to_string(c.markers_failed);
+  }
   if (!o.seq_field.empty()) {
     summary += " seq_gaps=" + std::to_string(s.seq_gaps) + " seq_skipped=" + std::to_string(s.seq_skipped) +
                " seq_out_of_order=" + std::to_string(s.seq_out_of_order) +
                " seq_skipped_across_reconnects=" + std::to_string(s.seq_skipped_across_reconnects);
   }
-  const bool bad = dropped > 0 || not_delivered > 0 || feed_session.failure();
+  std::string reason;
+  switch (end) {
+    case RunEnd::interrupted: reason = "interrupted"; break;
+    case RunEnd::count_reached:
+      reason = o.count > 0 ? "--count reached" : "--dry-run shows the first " + std::to_string(session.take);
+      break;
+    case RunEnd::duration_reached: reason = "--duration reached"; break;
+    case RunEnd::gave_up: reason = "gave up"; break;
+    case RunEnd::end_of_input: reason = "end of input"; break;
+  }
+  const bool bad = dropped > 0 || not_delivered > 0 || c.markers_failed > 0 || feed_session.failure();
   if (!o.quiet || bad) print_diagnostic("note", summary + " (" + reason + ")");
   if (feed_session.failure()) throw Error(*feed_session.failure());
   if (not_delivered > 0) {
     print_diagnostic("error", std::to_string(not_delivered) + " message(s) not delivered to Kafka");
+  }
+  if (c.markers_failed > 0) {
+    print_diagnostic("error", std::to_string(c.markers_failed) + " marker record(s) not delivered to Kafka");
   }
   if (dropped > 0) print_diagnostic("error", std::to_string(dropped) + " message(s) dropped (see the summary)");
   return bad ? exit_failure : exit_ok;

@@ -53,9 +53,11 @@ void FeedSession::on_feed_open() {
 }
 
 void FeedSession::on_feed_message(std::string& payload, bool binary) {
+  // What arrives while the connection closes after --count is not read:
+  // counting it as received would make the summary's numbers not add up.
+  if (taken_all_.load(std::memory_order_relaxed)) return;
   ++received_;
   last_message_ms_.store(steady_ms(), std::memory_order_relaxed);
-  if (taken_all_.load(std::memory_order_relaxed)) return;
   if (!settings_.heartbeat_reply.empty() && matches_pattern(payload, settings_.heartbeat_reply)) {
     ++hb_replies_;
     return;
@@ -105,6 +107,7 @@ void FeedSession::on_feed_message(std::string& payload, bool binary) {
 }
 
 void FeedSession::on_feed_too_big() {
+  ++received_;
   ++oversize_;
   if (++too_big_warnings_ <= 20) {
     log_.error(std::string("a message over --max-message-size was skipped (counted as dropped)") +
@@ -117,7 +120,10 @@ void FeedSession::on_feed_closed(FeedEnd end, const std::string& why) {
   e.end = end;
   e.why = why;
   if (!lost_at_) lost_at_ = clock_.steady();  // downtime runs from the first loss
-  if (end == FeedEnd::too_big) ++oversize_;
+  if (end == FeedEnd::too_big) {
+    ++received_;
+    ++oversize_;
+  }
   std::lock_guard<std::mutex> lock(events_mutex_);
   events_.push_back(std::move(e));
 }

@@ -59,10 +59,13 @@ struct SessionClock {
 
 struct SessionStats {
   uint64_t connections = 0;      // opened so far
-  uint64_t received = 0;         // messages read from the feed
+  // Messages read from the feed until --count was reached; each one is
+  // exactly one of taken, filtered_out, heartbeat_replies, pings_answered
+  // and oversize.
+  uint64_t received = 0;
   uint64_t taken = 0;            // passed the filter and offered to the buffer
   uint64_t filtered_out = 0;
-  uint64_t key_missing = 0;      // --key-field set, message lacks it: null key
+  uint64_t key_missing = 0;      // of taken: --key-field set, message lacks it: null key
   uint64_t heartbeat_replies = 0;
   uint64_t heartbeats_sent = 0;
   uint64_t pings_answered = 0;

@@ -470,6 +470,46 @@ class Records(IngestCase):
         self.assertEqual([v for _, v, _ in self.records(t)], [b"small-1", b"small-2"])
 
 
+class Summary(IngestCase):
+    def test_numbers_add_up_and_count_stops_reading(self):
+        # -c 3 printed 3 messages but said received=6, counting what the
+        # feed sent while the connection closed; every feed message is now
+        # counted once as received and once in what became of it.
+        async def script(feed, conn):
+            for m in ['{"t":"x","i":1}', "pong", '{"t":"y"}', '{"op":"ping"}', '{"t":"x","i":2}']:
+                await Feed.send(conn, m)
+            for i in range(3, 40):
+                await Feed.send(conn, '{"t":"x","i":%d}' % i)
+            await asyncio.sleep(30)
+        f = self.feed(script)
+        t = self.topic()
+        r = self.kws("ingest", f.url(), t, "--filter", "/t=x", "--heartbeat-reply", "pong",
+                     "--answer-ping", '"ping"', "--answer-with", "PONG", "-c", 3, *FAST)
+        s = summary(r)
+        self.assertEqual((s["produced"], s["filtered"], s["heartbeat_replies"], s["pings_answered"]), (3, 1, 1, 1),
+                         str(r))
+        self.assertEqual(s["received"], 6, str(r))
+        self.assertEqual(s["received"], s["produced"] + s["filtered"] + s["dropped"] + s["failed"] +
+                         s["heartbeat_replies"] + s["pings_answered"], str(r))
+        self.assertIn("(--count reached)", r.stderr)
+        self.assertEqual(len(self.records(t)), 3)
+
+    def test_dry_run_without_count_does_not_claim_one(self):
+        async def script(feed, conn):
+            for i in range(30):
+                await Feed.send(conn, "m%d" % i)
+            await asyncio.sleep(30)
+        f = self.feed(script)
+        r = kwstest.kws("ingest", "-b", "127.0.0.1:1", "--dry-run", f.url(), self.topic(), *FAST)
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertEqual(len(r.lines()), 10, str(r))
+        self.assertNotIn("--count", r.stderr, str(r))
+        self.assertIn("(--dry-run shows the first 10)", r.stderr, str(r))
+        s = summary(r)
+        self.assertEqual((s["received"], s["shown"]), (10, 10), str(r))
+        self.assertNotIn("produced", s)
+
+
 class Stdin(IngestCase):
     def test_stdin_pipeline(self):
         t = self.topic()
@@ -522,7 +562,8 @@ class Settings(IngestCase):
     def assertLongLineSkipped(self, topic, r):
         self.assertEqual(r.rc, 1, "a skipped line is a dropped message\n" + str(r))
         s = summary(r)
-        self.assertEqual((s["received"], s["produced"], s["oversize"], s["dropped"]), (2, 2, 1, 1), str(r))
+        # The long line was read too: received counts it, oversize says what became of it.
+        self.assertEqual((s["received"], s["produced"], s["oversize"], s["dropped"]), (3, 2, 1, 1), str(r))
         self.assertStderrMentions(r, "over --max-message-size")
         self.assertEqual([v for _, v, _ in self.records(topic)], [b"short-1", b"short-2"])
 

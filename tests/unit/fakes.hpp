@@ -174,6 +174,7 @@ class FakeSink : public MessageSink {
   void serve_deliveries(std::chrono::milliseconds) override {
     for (size_t i : pending_) {
       Delivery d;
+      d.token = kept[i].token;
       d.topic = kept[i].topic;
       for (const auto& f : fail_values) {
         if (kept[i].value == f) {

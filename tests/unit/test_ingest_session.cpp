@@ -218,7 +218,7 @@ TEST_CASE("session: block pauses the feed; filter, key and --count") {
   CHECK(r.feed.pauses == 1);
   r.message(R"({"t":"x","k":"c"})");
   CHECK(r.session.taken_all());
-  r.message(R"({"t":"x","k":"d"})");  // after --count: not taken
+  r.message(R"({"t":"x","k":"d"})");  // after --count: not taken, not counted
   auto items = r.drain();
   REQUIRE(items.size() == 3);
   CHECK(items[0].key == std::optional<std::string>("a"));
@@ -226,7 +226,32 @@ TEST_CASE("session: block pauses the feed; filter, key and --count") {
   auto st = r.session.stats();
   CHECK(st.filtered_out == 1);
   CHECK(st.key_missing == 1);
-  CHECK(st.received == 5);
+  CHECK(st.taken == 3);
+  CHECK(st.received == 4);
+}
+
+TEST_CASE("session: every message read is counted once as received and once in what became of it") {
+  SessionSettings s = fast();
+  s.take = 5;
+  s.heartbeat_reply = "pong";
+  s.ping_pattern = "ping";
+  s.ping_answer = "PONG";
+  Rig r(s, FieldSpecs{"", {"/t=x"}, ""});
+  r.session.start();
+  r.session.on_feed_open();
+  for (const char* m : {R"({"t":"x"})", "pong", R"({"t":"y"})", "ping", R"({"t":"x"})"}) r.message(m);
+  r.session.on_feed_too_big();
+  for (const char* m : {R"({"t":"x"})", R"({"t":"x"})", R"({"t":"x"})"}) r.message(m);
+  CHECK(r.session.taken_all());
+  for (int i = 0; i < 3; ++i) r.message(R"({"t":"x"})");  // the feed goes on while the connection closes
+  auto st = r.session.stats();
+  CHECK(st.taken == 5);
+  CHECK(st.filtered_out == 1);
+  CHECK(st.heartbeat_replies == 1);
+  CHECK(st.pings_answered == 1);
+  CHECK(st.oversize == 1);
+  CHECK(st.received == st.taken + st.filtered_out + st.heartbeat_replies + st.pings_answered + st.oversize);
+  CHECK(st.received == 9);
 }
 
 TEST_CASE("session: stop closes the feed and finishes once it reports; end of input finishes") {
