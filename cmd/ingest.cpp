@@ -53,7 +53,9 @@ const CommandDoc ingest_doc{
     "frames carry kws-frame: binary. --key-field /json/pointer keys each record by that field of the "
     "message (a message without it gets a null key and is counted); --filter /pointer=value keeps "
     "only matching messages (repeatable, all must match; strings compare without quotes, other "
-    "values as compact JSON); --seq-field /pointer counts the sequence numbers the feed skipped. "
+    "values as compact JSON; an expression that reads like another syntax, such as /a==b, "
+    "/a!=b, /a>=1, /a=\"b\" or blanks around =, is refused rather than matching nothing); "
+    "--seq-field /pointer counts the sequence numbers the feed skipped. "
     "A binary frame whose bytes are JSON is treated like text.\n\n"
     "Buffering: messages wait in a bounded buffer (--buffer-messages, --buffer-bytes) while Kafka is "
     "slow or away. --when-full block (the default) stops reading the socket so TCP pushes back on the "
@@ -69,7 +71,9 @@ const CommandDoc ingest_doc{
     "summary line on stderr and exits. On a terminal a status line shows the connection, counts, "
     "buffer fill and the age of the last message. --tee also writes every message to stdout; "
     "--dry-run connects, subscribes and prints the first --count (default 10) messages without "
-    "producing.\n\n"
+    "producing; with --key-field or --filter each line starts with what a real run would do, "
+    "pass (then key=\"KEY\" as JSON, or key=null when the message lacks the field) or filtered "
+    "(and why), and a tab before the message.\n\n"
     "The summary line counts feed messages (lines of standard input), each once. received: every "
     "message read, up to the one that reached --count (what the feed sends after it is left "
     "unread); it is the sum of the next six. produced: confirmed by Kafka (with --dry-run, shown: "
@@ -403,6 +407,7 @@ int run_ingest(const IngestOptions& o) {
   session.max_retries = max_retries ? static_cast<int64_t>(*max_retries) : -1;
   session.markers = o.markers == "record" ? MarkerMode::record : MarkerMode::headers;
   session.take = o.count > 0 ? o.count : (o.dry_run ? 10 : 0);
+  session.show_filtered = o.dry_run;
 
   FieldSpecs specs;
   specs.key_field = o.key_field;
@@ -488,11 +493,35 @@ int run_ingest(const IngestOptions& o) {
   RunHooks hooks;
   hooks.stop = [] { return stop_requested(); };
   if (producer) hooks.kafka_lost = [&] { return producer->connection_lost(); };
+  // A dry run with --key-field or --filter says what a real run would do
+  // with each message: "pass" (and the key) or "filtered (why)", a tab, the
+  // message.
+  const bool annotate = o.dry_run && (!o.key_field.empty() || !o.filters.empty());
+  const FieldRules explain(specs);
   if (o.tee || o.dry_run) {
     hooks.tee = [&](const IngestItem& item) {
       if (out.closed()) return;
-      out.buffer() += item.payload;
-      out.buffer() += '\n';
+      std::string& line = out.buffer();
+      if (annotate) {
+        if (item.filtered) {
+          line += "filtered (" + explain.why_filtered(item.payload) + ")";
+        } else {
+          line += "pass";
+          if (!o.key_field.empty()) {
+            line += " key=";
+            if (item.key) {
+              line += '"';
+              append_json_escaped(line, *item.key);
+              line += '"';
+            } else {
+              line += "null";
+            }
+          }
+        }
+        line += '\t';
+      }
+      line += item.payload;
+      line += '\n';
       out.maybe_flush();
     };
   }

@@ -34,6 +34,7 @@ struct IngestItem {
   int64_t downtime_ms = -1;   // >= 0 on the first record of a reconnected connection
   bool binary = false;
   bool marker = false;        // a reconnect marker record, not feed data
+  bool filtered = false;      // --dry-run only: --filter leaves it out; shown as such, never produced
 
   size_t weight() const { return payload.size() + (key ? key->size() : 0); }
 };

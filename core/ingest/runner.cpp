@@ -38,9 +38,10 @@ IngestRunner::~IngestRunner() {
 
 bool IngestRunner::produce(IngestItem& item) {
   if (!sink_) {
-    if (!item.marker) ++counters_.echoed;
+    if (!item.marker && !item.filtered) ++counters_.echoed;
     return true;
   }
+  if (item.filtered) return true;  // only a dry run passes them on, and it has no sink
   size_t n = 0;
   auto set = [&](const char* name, std::string_view value) {
     if (headers_.size() <= n) headers_.emplace_back();

@@ -76,11 +76,12 @@ void FeedSession::on_feed_message(std::string& payload, bool binary) {
     Extracted x = rules_.extract(payload);
     if (!x.keep) {
       ++filtered_;
-      return;
+      if (!settings_.show_filtered) return;
+      item.filtered = true;
     }
-    if (x.key_missing) ++key_missing_;
+    if (x.key_missing && x.keep) ++key_missing_;
     item.key = std::move(x.key);
-    if (x.seq) {
+    if (x.seq && x.keep) {
       uint64_t skipped = seq_.observe(*x.seq);
       if (skipped > 0 && ++gap_warnings_ <= 20) {
         log_.warning("sequence gap: " + std::to_string(skipped) + " number(s) missing before " +
@@ -93,6 +94,7 @@ void FeedSession::on_feed_message(std::string& payload, bool binary) {
       seq_across_ = seq_.skipped_across_reconnects();
     }
   }
+  const bool item_filtered = item.filtered;
   item.payload = std::move(payload);
   item.binary = binary;
   item.received_ms = clock_.wall_ms();
@@ -102,8 +104,10 @@ void FeedSession::on_feed_message(std::string& payload, bool binary) {
   // The downtime rides on the first record that made it into the buffer.
   if (pushed.accepted) first_of_connection_ = false;
   if (pushed.pause) feed_.pause_reading();
-  uint64_t taken = ++taken_;
-  if (settings_.take > 0 && taken >= settings_.take) taken_all_ = true;
+  if (!item_filtered) ++taken_;
+  // A dry run's --count is about messages shown, filtered or not.
+  const uint64_t counted = taken_ + (settings_.show_filtered ? filtered_.load() : 0);
+  if (settings_.take > 0 && counted >= settings_.take) taken_all_ = true;
 }
 
 void FeedSession::on_feed_too_big() {

@@ -46,6 +46,9 @@ struct SessionSettings {
   std::chrono::milliseconds healthy_after{5000};
   MarkerMode markers = MarkerMode::headers;
   uint64_t take = 0;  // stop taking messages after this many (--count); 0: no limit
+  // --dry-run: messages --filter leaves out go on to be shown (marked
+  // `filtered`), and count toward `take` like the others.
+  bool show_filtered = false;
 };
 
 struct SessionClock {

@@ -409,6 +409,26 @@ class Records(IngestCase):
                           (None, b'{"type":"trade"}'), (b"7", b'{"type":"trade","s":7}')])
         self.assertEqual(summary(r)["filtered"], 2)  # the non-JSON frame and the book
 
+    def test_dry_run_shows_key_and_filter_verdict(self):
+        async def script(feed, conn):
+            for m in ['{"type":"trade","s":"BTC"}', '{"type":"book","s":"ETH"}', '{"type":"trade"}', "not json",
+                      '{"type":"trade","s":"late"}']:
+                await Feed.send(conn, m)
+            await asyncio.sleep(30)
+        f = self.feed(script)
+        r = kwstest.kws("ingest", "-b", "127.0.0.1:1", "--dry-run", "--key-field", "/s", "--filter", "/type=trade",
+                        "-c", 4, f.url(), self.topic(), *FAST)
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertEqual(r.lines(), ['pass key="BTC"\t{"type":"trade","s":"BTC"}',
+                                     'filtered (/type is "book", not trade)\t{"type":"book","s":"ETH"}',
+                                     'pass key=null\t{"type":"trade"}',
+                                     'filtered (not JSON)\tnot json'], str(r))
+        s = summary(r)
+        self.assertEqual((s["received"], s["shown"], s["filtered"], s["key_missing"]), (4, 2, 2, 1), str(r))
+        # Without --key-field or --filter, the messages alone, as before.
+        r = kwstest.kws("ingest", "-b", "127.0.0.1:1", "--dry-run", "-c", 2, f.url(), self.topic(), *FAST)
+        self.assertEqual(r.lines(), ['{"type":"trade","s":"BTC"}', '{"type":"book","s":"ETH"}'], str(r))
+
     def test_sequence_gaps(self):
         seqs = [1, 2, 3, 5, 6, 9, 10]
         async def script(feed, conn):
@@ -817,6 +837,9 @@ class Usage(IngestCase):
                              (["ws://x/", "t", "--buffer-bytes", "lots"], "size"),
                              (["ws://x/", "t", "--key-field", "s"], "JSON pointer"),
                              (["ws://x/", "t", "--filter", "/s"], "/pointer=value"),
+                             # Used to match nothing, silently: the value was "=BTC".
+                             (["ws://x/", "t", "--filter", "/symbol==BTC"], "for equality write /symbol=BTC"),
+                             (["ws://x/", "t", "--filter", "/n>=5"], "accepted: /pointer=value"),
                              (["ws://x/", "t", "-k", "a", "--key-field", "/a"], "not both"),
                              (["ws://x/", "t", "--heartbeat", "p"], "--heartbeat-interval"),
                              (["wss://x/", "t", "--ca", "/nonexistent"], "--ca"),

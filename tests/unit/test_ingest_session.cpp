@@ -300,3 +300,27 @@ TEST_CASE("session: the feed's own pings are answered, not produced") {
   CHECK(r.drain().size() == 1);
   CHECK(r.session.stats().pings_answered == 1);
 }
+
+TEST_CASE("session: a dry run shows filtered messages, marked, and counts them toward --count") {
+  SessionSettings s = fast();
+  s.take = 3;
+  s.show_filtered = true;
+  Rig r(s, FieldSpecs{"/k", {"/t=x"}, ""});
+  r.session.start();
+  r.session.on_feed_open();
+  r.message(R"({"t":"x","k":"a"})");
+  r.message(R"({"t":"y","k":"b"})");
+  r.message(R"({"t":"x"})");
+  CHECK(r.session.taken_all());
+  auto items = r.drain();
+  REQUIRE(items.size() == 3);
+  CHECK_FALSE(items[0].filtered);
+  CHECK(items[0].key == std::optional<std::string>("a"));
+  CHECK(items[1].filtered);
+  CHECK_FALSE(items[2].filtered);
+  auto st = r.session.stats();
+  CHECK(st.taken == 2);
+  CHECK(st.filtered_out == 1);
+  CHECK(st.key_missing == 1);
+  CHECK(st.received == 3);
+}
