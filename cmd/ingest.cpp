@@ -33,9 +33,14 @@ const CommandDoc ingest_doc{
     "--subscribe-file); with --await-reply it waits for a message containing PATTERN before it "
     "counts the connection as confirmed. A lost or failed connection is retried with exponential "
     "backoff and full jitter (--backoff-initial, --backoff-max, --backoff-multiplier); a "
-    "connection that stayed confirmed for 5 s resets the backoff and the retry count. "
+    "connection that stayed confirmed for 5 s (a healthy one) resets the backoff and the retry count. "
     "--max-retries N gives up after N failed attempts in a row and exits 1; the default is to "
-    "retry forever.\n\n"
+    "retry forever. Until the feed has had a healthy connection, an attempt that fails for a "
+    "reason waiting will not fix ends kws at once with exit 1, saying so: the host name does not "
+    "resolve, the feed answers the upgrade with an HTTP 4xx (but 408 and 429), its certificate "
+    "does not verify, wss:// meets a plain port or ws:// a TLS port, or the answer is not HTTP at "
+    "all. --retry-permanent retries those too; after a healthy connection everything is retried, "
+    "since a feed that worked may come back.\n\n"
     "Liveness: WebSocket pings every --ping-interval, and a reconnect when no pong arrives within "
     "--pong-timeout; --stale-after D reconnects when no message arrived for D; --heartbeat MSG is "
     "sent every --heartbeat-interval for feeds that want an application ping, and messages "
@@ -102,8 +107,9 @@ const CommandDoc ingest_doc{
      {"kws ingest --dry-run wss://feed.example/ws x --subscribe hello", "look at the first 10 messages"},
      {"tail -F app.log | kws ingest - logs", "stdin as the source"}},
     "0 after the end of input, --count or --duration, when every message read was delivered. 1 "
-    "when any message or marker record was dropped or not delivered, or when --max-retries was "
-    "exhausted (the message says why). After SIGINT or SIGTERM, 130 or 143 even when messages were lost: the "
+    "when any message or marker record was dropped or not delivered, when --max-retries was "
+    "exhausted, or when the feed failed for a reason waiting will not fix before its first "
+    "healthy connection (the message says why). After SIGINT or SIGTERM, 130 or 143 even when messages were lost: the "
     "summary line says how many."};
 
 CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
@@ -159,6 +165,10 @@ CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
       ->group(live);
   add_setting_flag(app, "--max-retries", "ingest.max_retries", o.settings,
                    "Give up (exit 1) after N failed retries in a row (0: at the first failure)")
+      ->group(live);
+  app->add_flag("--retry-permanent", o.retry_permanent,
+                "Retry from the start even what waiting will not fix (unknown host, HTTP 4xx, TLS mismatch, "
+                "bad certificate)")
       ->group(live);
   add_setting_flag(app, "--ping-interval", "ingest.ping_interval", o.settings, "WebSocket ping interval (0: none)")
       ->group(live);
@@ -405,6 +415,7 @@ int run_ingest(const IngestOptions& o) {
   }
   const std::optional<uint64_t> max_retries = settings.limit("ingest.max_retries");
   session.max_retries = max_retries ? static_cast<int64_t>(*max_retries) : -1;
+  session.retry_permanent = o.retry_permanent;
   session.markers = o.markers == "record" ? MarkerMode::record : MarkerMode::headers;
   session.take = o.count > 0 ? o.count : (o.dry_run ? 10 : 0);
   session.show_filtered = o.dry_run;

@@ -122,6 +122,7 @@ complete -c kws -n '__fish_seen_subcommand_from ingest' -l backoff-initial -r -d
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l backoff-max -r -d 'Highest reconnect delay ceiling'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l backoff-multiplier -r -d 'Growth of the ceiling per failed attempt'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l max-retries -r -d 'Give up (exit 1) after N failed retries in a row (0: at the first failure)'
+complete -c kws -n '__fish_seen_subcommand_from ingest' -l retry-permanent -d 'Retry from the start even what waiting will not fix (unknown host, HTTP 4xx, TLS mismatch, bad certificate)'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l ping-interval -r -d 'WebSocket ping interval (0: none)'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l pong-timeout -r -d 'Reconnect when a ping gets no pong within D (0: do not wait for pongs)'
 complete -c kws -n '__fish_seen_subcommand_from ingest' -l stale-after -r -d 'Reconnect when no message arrived for D (0: never)'

@@ -119,9 +119,10 @@ void FeedSession::on_feed_too_big() {
   }
 }
 
-void FeedSession::on_feed_closed(FeedEnd end, const std::string& why) {
+void FeedSession::on_feed_closed(FeedEnd end, FeedFailure cause, const std::string& why) {
   Event e;
   e.end = end;
+  e.cause = cause;
   e.why = why;
   if (!lost_at_) lost_at_ = clock_.steady();  // downtime runs from the first loss
   if (end == FeedEnd::too_big) {
@@ -186,6 +187,12 @@ void FeedSession::handle(const Event& e, TimePoint now) {
   if (e.end == FeedEnd::too_big) {
     log_.error("the feed sent a message over --max-message-size; it is lost (counted as dropped)");
   }
+  if (e.end == FeedEnd::failed && is_permanent(e.cause) && !ever_healthy_ && !settings_.retry_permanent) {
+    failure_ = "cannot connect: " + why +
+               "; not retrying, since waiting will not fix that (--retry-permanent retries anyway)";
+    state_ = State::done;
+    return;
+  }
   ++attempts_;
   if (settings_.max_retries >= 0 && attempts_ > static_cast<uint64_t>(settings_.max_retries)) {
     failure_ = "giving up after " + std::to_string(attempts_) + " failed attempt(s) in a row (--max-retries " +
@@ -233,6 +240,7 @@ void FeedSession::tick(bool reading_paused) {
       }
       if (confirmed_ && !healthy_ && now - confirmed_at_ >= settings_.healthy_after) {
         healthy_ = true;
+        ever_healthy_ = true;
         attempts_ = 0;
         backoff_.reset();
       }

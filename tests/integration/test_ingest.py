@@ -332,6 +332,149 @@ class Reconnect(IngestCase):
         self.assertEqual(len(f.connections), 2)
 
 
+def raw_server(test, answer, upgrade_first=False):
+    """A TCP server on 127.0.0.1 that reads a request head and answers every
+    connection with the bytes `answer` (after a 101 upgrade when
+    `upgrade_first`), then holds the connection open a while."""
+    import base64
+    import hashlib
+    import socket
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    test.addCleanup(srv.close)
+    conns = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            conns.append(c)
+            req = b""
+            while b"\r\n\r\n" not in req:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                req += chunk
+            if upgrade_first:
+                key = re.search(rb"(?i)sec-websocket-key: *(\S+)", req).group(1)
+                accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+                c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            c.sendall(answer)
+    threading.Thread(target=serve, daemon=True).start()
+    test.addCleanup(lambda: [c.close() for c in conns])
+    return srv.getsockname()[1], conns
+
+
+class FeedErrors(IngestCase):
+    """Failures retrying cannot fix end the first connection at once, in
+    words that say what is wrong (they used to retry forever, saying "Host
+    not found (authoritative): uninitialized (SSL routines)", "TLS handshake
+    failed: shutdown while in init", "Generic error", "connection ended:
+    Success"). --dry-run, so no Kafka is needed."""
+    broker_args = None
+
+    def fails_fast(self, url, *needles, args=()):
+        start = time.monotonic()
+        r = kwstest.kws("ingest", "-b", "127.0.0.1:1", "--dry-run", url, self.topic(), *FAST, *args, timeout=30)
+        self.assertEqual(r.rc, 1, str(r))
+        self.assertLess(time.monotonic() - start, 5, "it must not retry\n" + str(r))
+        self.assertNotIn("; retrying in", r.stderr, str(r))
+        self.assertIn("--retry-permanent", r.stderr, str(r))
+        for needle in needles:
+            self.assertIn(needle, r.stderr, str(r))
+        return r
+
+    def test_unknown_host(self):
+        r = self.fails_fast("ws://no-such-host.invalid/", "cannot resolve the feed's host name 'no-such-host.invalid'")
+        self.assertNotIn("SSL", r.stderr, str(r))
+
+    def test_http_404(self):
+        port, _ = raw_server(self, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        self.fails_fast("ws://127.0.0.1:%d/nope" % port, "the feed answered HTTP 404 Not Found")
+
+    def test_http_429_is_retried(self):
+        port, conns = raw_server(self, b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n")
+        r = kwstest.kws("ingest", "-b", "127.0.0.1:1", "--dry-run", "ws://127.0.0.1:%d/" % port, self.topic(),
+                        "--max-retries", 2, *FAST, timeout=30)
+        self.assertEqual(r.rc, 1, str(r))
+        self.assertIn("giving up after 3 failed attempt(s)", r.stderr, str(r))
+        self.assertIn("HTTP 429", r.stderr, str(r))
+
+    def test_retry_permanent_retries(self):
+        port, conns = raw_server(self, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        r = kwstest.kws("ingest", "-b", "127.0.0.1:1", "--dry-run", "ws://127.0.0.1:%d/" % port, self.topic(),
+                        "--retry-permanent", "--max-retries", 2, *FAST, timeout=30)
+        self.assertEqual(r.rc, 1, str(r))
+        self.assertIn("giving up after 3 failed attempt(s)", r.stderr, str(r))
+        self.assertEqual(len(conns), 3, str(r))
+
+    def test_wss_to_a_plain_port(self):
+        async def script(feed, conn):
+            await asyncio.sleep(5)
+        f = self.feed(script)
+        url = f.url().replace("ws://", "wss://")
+        self.fails_fast(url, "answered the TLS handshake in plain text", "try ws:// instead of wss://")
+
+    def test_ws_to_a_tls_port(self):
+        async def script(feed, conn):
+            await asyncio.sleep(5)
+        f = self.feed(script, tls=server_tls(make_ca(kwstest.scratch_dir(), "tlsport")))
+        url = f.url().replace("wss://", "ws://")
+        self.fails_fast(url, "speaks TLS", "use wss:// instead of ws://")
+
+    def test_garbage_answer(self):
+        port, _ = raw_server(self, b"SSH-2.0-OpenSSH_9.2\r\n")
+        self.fails_fast("ws://127.0.0.1:%d/" % port, "the feed's answer is not an HTTP response")
+
+    def test_invalid_utf8_text_frame_is_named(self):
+        port, _ = raw_server(self, bytes([0x81, 2, 0xff, 0xfe]), upgrade_first=True)
+        r = kwstest.kws("ingest", "-b", "127.0.0.1:1", "--dry-run", "ws://127.0.0.1:%d/" % port, self.topic(),
+                        "--max-retries", 0, *FAST, timeout=30)
+        self.assertEqual(r.rc, 1, str(r))
+        self.assertIn("the feed sent a text frame that is not UTF-8 (close 1007)", r.stderr, str(r))
+        self.assertNotIn("Success", r.stderr, str(r))
+
+    def test_after_a_healthy_connection_they_are_retried(self):
+        """A feed that worked (confirmed and up 5 s) and then answers 404 may
+        come back: kws retries, as it always did."""
+        from http import HTTPStatus
+        seen = []
+
+        async def handler(ws, path=None):
+            await ws.send("hello")
+            await asyncio.sleep(5.5)  # healthy after 5 s
+
+        def process_request(path, headers):
+            seen.append(path)
+            if len(seen) > 1:
+                return HTTPStatus.NOT_FOUND, [], b"gone\n"
+            return None
+
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        state = {}
+
+        async def serve():
+            async with websockets.serve(handler, "127.0.0.1", 0, process_request=process_request) as server:
+                state["port"] = server.sockets[0].getsockname()[1]
+                state["stop"] = asyncio.Event()
+                ready.set()
+                await state["stop"].wait()
+        thread = threading.Thread(target=lambda: loop.run_until_complete(serve()), daemon=True)
+        thread.start()
+        self.assertTrue(ready.wait(10))
+        self.addCleanup(lambda: (loop.call_soon_threadsafe(state["stop"].set), thread.join(10)))
+        r = kwstest.kws("ingest", "-b", "127.0.0.1:1", "--dry-run", "-c", 5, "ws://127.0.0.1:%d/" % state["port"],
+                        self.topic(), "--max-retries", 2, *FAST, timeout=60)
+        self.assertEqual(r.rc, 1, str(r))
+        self.assertIn("cannot connect: the feed answered HTTP 404 Not Found; retrying", r.stderr, str(r))
+        self.assertIn("giving up after 3 failed attempt(s)", r.stderr, str(r))
+
+
 class Handshake(IngestCase):
     def test_bearer_and_headers_seen_by_feed(self):
         async def script(feed, conn):

@@ -324,3 +324,66 @@ TEST_CASE("session: a dry run shows filtered messages, marked, and counts them t
   CHECK(st.key_missing == 1);
   CHECK(st.received == 3);
 }
+
+TEST_CASE("session: before a healthy connection, a failure waiting will not fix ends the run at once") {
+  for (FeedFailure cause : {FeedFailure::no_such_host, FeedFailure::http_refused, FeedFailure::tls_mismatch,
+                            FeedFailure::not_http, FeedFailure::certificate}) {
+    Rig r(fast());
+    r.session.start();
+    r.session.on_feed_closed(FeedEnd::failed, cause, "the feed answered HTTP 404 Not Found");
+    r.tick();
+    CHECK(r.session.finished());
+    REQUIRE(r.session.failure());
+    CHECK(r.session.failure()->find("HTTP 404") != std::string::npos);
+    CHECK(r.session.failure()->find("--retry-permanent") != std::string::npos);
+    CHECK(r.feed.connects == 1);
+  }
+  // A transient failure is retried as before.
+  Rig t(fast());
+  t.session.start();
+  t.session.on_feed_closed(FeedEnd::failed, FeedFailure::transient, "connection refused");
+  t.tick();
+  t.tick(milliseconds(1000));
+  CHECK_FALSE(t.session.finished());
+  CHECK(t.feed.connects == 2);
+}
+
+TEST_CASE("session: --retry-permanent retries them; after a healthy connection they are retried anyway") {
+  SessionSettings s = fast();
+  s.retry_permanent = true;
+  Rig r(s);
+  r.session.start();
+  r.session.on_feed_closed(FeedEnd::failed, FeedFailure::no_such_host, "no such host");
+  r.tick();
+  r.tick(milliseconds(1000));
+  CHECK_FALSE(r.session.finished());
+  CHECK(r.feed.connects == 2);
+
+  Rig h(fast());  // healthy_after: 5 s
+  h.session.start();
+  h.session.on_feed_open();
+  h.tick();
+  h.tick(milliseconds(5001));
+  h.session.on_feed_closed(FeedEnd::lost, "closed by the feed");
+  h.tick();
+  h.tick(milliseconds(1000));
+  REQUIRE(h.feed.connects == 2);
+  h.session.on_feed_closed(FeedEnd::failed, FeedFailure::http_refused, "the feed answered HTTP 404 Not Found");
+  h.tick();
+  h.tick(milliseconds(1000));
+  CHECK_FALSE(h.session.finished());
+  CHECK(h.feed.connects == 3);
+
+  // A connection that opened but never became healthy does not count.
+  Rig u(fast());
+  u.session.start();
+  u.session.on_feed_open();
+  u.tick(milliseconds(1000));
+  u.session.on_feed_closed(FeedEnd::lost, "closed by the feed");
+  u.tick();
+  u.tick(milliseconds(1000));
+  u.session.on_feed_closed(FeedEnd::failed, FeedFailure::no_such_host, "no such host");
+  u.tick();
+  CHECK(u.session.finished());
+  CHECK(u.session.failure());
+}
