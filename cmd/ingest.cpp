@@ -63,7 +63,12 @@ const CommandDoc ingest_doc{
     "--seq-field /pointer counts the sequence numbers the feed skipped. "
     "A binary frame whose bytes are JSON is treated like text.\n\n"
     "Buffering: messages wait in a bounded buffer (--buffer-messages, --buffer-bytes) while Kafka is "
-    "slow or away. --when-full block (the default) stops reading the socket so TCP pushes back on the "
+    "slow or away. The two bound all that kws holds between the feed and Kafka: a quarter of each "
+    "goes to the producer's queue (librdkafka's queue.buffering.max.messages and "
+    "queue.buffering.max.kbytes, which keep what was handed over until Kafka confirms it), the rest "
+    "to kws's own buffer; a queue size given with -X stands, and then the buffer keeps the whole "
+    "bound. Memory use is about 10 MiB, plus the bytes held, plus some 260 bytes per message held "
+    "(docs/BENCHMARKS.md). --when-full block (the default) stops reading the socket so TCP pushes back on the "
     "feed and nothing is lost; drop-oldest and drop-newest drop instead, and every drop is counted. "
     "A message over --max-message-size is lost and counted as dropped; on a WebSocket it also ends "
     "the connection, on standard input reading goes on with the next line. "
@@ -426,10 +431,25 @@ int run_ingest(const IngestOptions& o) {
   specs.seq_field = o.seq_field;
   FieldRules rules(specs);
 
-  BufferLimits limits;
-  limits.messages = settings.count("ingest.buffer_messages");
-  limits.bytes = settings.bytes("ingest.buffer_bytes");
-  limits.when_full = *parse_when_full(settings.choice("ingest.when_full"));
+  BufferLimits held;  // all kws holds between the feed and Kafka
+  held.messages = settings.count("ingest.buffer_messages");
+  held.bytes = settings.bytes("ingest.buffer_bytes");
+  held.when_full = *parse_when_full(settings.choice("ingest.when_full"));
+  auto given = [&](const char* property) {
+    const ConfigEntry* e = resolved.kafka.find(property);
+    return e && e->source != ConfigSource::default_value;
+  };
+  const HeldLimits split =
+      split_held_limits(held, given("queue.buffering.max.messages"), given("queue.buffering.max.kbytes"));
+  const BufferLimits& limits = split.buffer;
+  if (split.producer_messages) {
+    resolved.kafka.set({"queue.buffering.max.messages", std::to_string(*split.producer_messages),
+                        ConfigSource::default_value, "a quarter of --buffer-messages"});
+  }
+  if (split.producer_kbytes) {
+    resolved.kafka.set({"queue.buffering.max.kbytes", std::to_string(*split.producer_kbytes),
+                        ConfigSource::default_value, "a quarter of --buffer-bytes"});
+  }
 
   FeedClientSettings client;
   client.url = o.url;
@@ -541,7 +561,7 @@ int run_ingest(const IngestOptions& o) {
     SessionStats s = feed_session.stats();
     IngestBuffer::Stats b = buffer.stats();
     const RunCounters& c = runner.counters();
-    if (metrics) metrics->set(render_metrics(s, b, limits, c));
+    if (metrics) metrics->set(render_metrics(s, b, held, c));
     std::string line = std::string("kws: ") + (s.connected ? "connected" : "not connected") +
                        " | received " + std::to_string(s.received) + " | produced " + std::to_string(c.delivered) +
                        " | dropped " + std::to_string(b.dropped_oldest + b.dropped_newest + s.oversize) +

@@ -898,6 +898,53 @@ class KafkaPaused(IngestCase):
     def test_drop_newest_counts_exactly(self):
         self.check_drop("drop-newest")
 
+    def test_buffer_bound_includes_the_producer_queue(self):
+        """--buffer-messages bounds what kws holds, librdkafka's queue
+        included: it used to hold another 100,000 messages on top (237 MiB
+        with --buffer-bytes 64M and a frozen broker, docs/BENCHMARKS.md)."""
+        n, bound = 30000, 1000
+        go = threading.Event()
+
+        async def script(feed, conn):
+            await Feed.send(conn, "ready")
+            while not go.is_set():
+                await asyncio.sleep(0.01)
+            for i in range(n):
+                # 6 MB in all: more than the socket buffers take.
+                await Feed.send(conn, ("m%05d" % i).ljust(200, "."))
+            await asyncio.sleep(30)
+        f = self.feed(script)
+        t = self.topic()
+        bg = self.background("ingest", f.url(), t, "--buffer-messages", bound, "--metrics", "127.0.0.1:0", *FAST)
+        kwstest.wait_until(lambda: len(self.records(t)) == 1, what="the first record in Kafka")
+        os.kill(self.broker.proc.pid, signal.SIGSTOP)
+        go.set()
+
+        def counts():
+            text = metrics_once(bg, "kws_ingest_messages_received_total", "metrics")
+            get = lambda name: int(re.search(r"^%s (\d+)$" % name, text, re.M).group(1))
+            return get("kws_ingest_messages_received_total"), get("kws_ingest_records_produced_total")
+        # Wait until kws stops taking more: the feed is held back.
+        last, stable_since = None, time.monotonic()
+        while time.monotonic() - stable_since < 1.5:
+            now = counts()
+            if now != last:
+                last, stable_since = now, time.monotonic()
+            time.sleep(0.1)
+        received, produced = last
+        held = received - produced
+        # The bound, plus what is on its way to the producer (a quarter of
+        # the buffer's share) and what the socket had read when it filled.
+        self.assertLessEqual(held, bound + 600, "%d held with --buffer-messages %d; %d sent\n%s" % (
+            held, bound, len(f.connections[0].sent), bg.describe()))
+        self.assertLess(len(f.connections[0].sent), n + 1, "the feed must be held back")
+        os.kill(self.broker.proc.pid, signal.SIGCONT)
+        kwstest.wait_until(lambda: len(f.connections[0].sent) == n + 1, timeout=60, what="all sent")
+        kwstest.wait_until(lambda: counts()[1] == n + 1, timeout=60, what="all produced")
+        bg.signal(signal.SIGTERM)
+        self.assertEqual(bg.wait(timeout=30), 143, bg.describe())
+        self.assertEqual(len(self.records(t)), n + 1)
+
     def test_sigterm_with_full_buffer_flushes(self):
         n = 3000
         go = threading.Event()
