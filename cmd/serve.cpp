@@ -41,7 +41,8 @@ const CommandDoc serve_doc{
     "When ready it prints URL=ws://HOST:PORT/ as the first line on standard output. GET /healthz "
     "answers while the process runs, GET /readyz when Kafka answers, GET /metrics in Prometheus "
     "text format. On SIGTERM or SIGINT it stops accepting, waits up to 5 s for Kafka to confirm "
-    "what clients sent (sending their acks), closes every connection with 1001 and exits (130 after SIGINT, 143 after SIGTERM).",
+    "what clients sent (sending their acks), closes every connection with 1001 and exits (130 "
+    "after SIGINT, 143 after SIGTERM).",
     {{"kws serve", "bridge the embedded broker on 127.0.0.1:8080; open http://127.0.0.1:8080/"},
      {"kws serve -b kafka1:9092 -l 0.0.0.0:8080", "bridge a real cluster for other machines"},
      {"websocat 'ws://127.0.0.1:8080/v2/broker/?topics=demo&offset=-10'", "the last 10 messages of demo, then live ones"},
