@@ -3,7 +3,7 @@
 // messages {"seq":N,...} as fast as the socket takes them, many per write().
 // It answers pings and reads (and drops) everything else the client sends.
 //
-//   kws_bench_feed [--size 100] [--count N] [--drop-after K]
+//   kws_bench_feed [--size 100 (40..65535)] [--count N] [--drop-after K]
 // prints "PORT=<port>" on stdout, then per connection on stderr:
 //   "open <connection> <wall ms>", "sent <n> <seconds>", "dropped <wall ms>".
 // --count: messages per connection (then it idles until the client leaves).
@@ -135,8 +135,10 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (size < 40 || size > 125) {
-    fprintf(stderr, "--size must be 40..125\n");
+  // Up to 65535: the frame's 16-bit length form covers the sizes where a
+  // byte bound, not a message count, limits what kws holds.
+  if (size < 40 || size > 65535) {
+    fprintf(stderr, "--size must be 40..65535\n");
     return 2;
   }
   int ls = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -178,7 +180,13 @@ int main(int argc, char** argv) {
         int n = snprintf(msg, sizeof msg, "{\"seq\":%llu,\"pad\":\"", static_cast<unsigned long long>(seq++));
         size_t pad = size - static_cast<size_t>(n) - 2;
         chunk += static_cast<char>(0x81);
-        chunk += static_cast<char>(size);
+        if (size <= 125) {
+          chunk += static_cast<char>(size);
+        } else {
+          chunk += static_cast<char>(126);
+          chunk += static_cast<char>(size >> 8);
+          chunk += static_cast<char>(size & 0xff);
+        }
         chunk.append(msg, static_cast<size_t>(n));
         chunk.append(pad, 'x');
         chunk += "\"}";

@@ -53,7 +53,9 @@ const CommandDoc completion_doc{
     "completion",
     "Print a shell completion script (bash, zsh or fish)",
     "SHELL",
-    "Prints a completion script generated from kws's own option tree. Install it with, for "
+    "Prints a completion script generated from kws's own option tree: commands, options, the "
+    "values of options with a fixed set of choices, and topic names, which it asks of the brokers "
+    "the command line names (kws topics --names, at most half a second). Install it with, for "
     "example, `kws completion bash > /etc/bash_completion.d/kws`, or `kws completion fish > "
     "~/.config/fish/completions/kws.fish`.",
     {{"source <(kws completion bash)", "enable completion in the current bash"}},

@@ -1,6 +1,7 @@
 #include "cmd/common.hpp"
 
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 
 #include "core/util/signals.hpp"
@@ -89,6 +90,11 @@ void add_connection_options(CLI::App* app, ConnectionOptions& options) {
 }
 
 namespace {
+std::map<const CLI::Option*, const SettingKey*>& setting_flags() {
+  static std::map<const CLI::Option*, const SettingKey*> flags;
+  return flags;
+}
+
 std::string value_name(const SettingKey& key) {
   switch (key.type) {
     case SettingType::host_port:
@@ -138,7 +144,13 @@ CLI::Option* add_setting_flag(CLI::App* app, const std::string& names, std::stri
       help);
   opt->type_name(value_name(*key));
   if (!key->default_value.empty()) opt->default_str(key->default_value);
+  setting_flags()[opt] = key;
   return opt;
+}
+
+const SettingKey* setting_key_of(const CLI::Option* option) {
+  auto it = setting_flags().find(option);
+  return it == setting_flags().end() ? nullptr : it->second;
 }
 
 CLI::App* add_documented_subcommand(CLI::App& parent, const CommandDoc& doc) {

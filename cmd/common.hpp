@@ -67,6 +67,10 @@ void add_connection_options(CLI::App* app, ConnectionOptions& options);
 // (std::logic_error at start-up).
 CLI::Option* add_setting_flag(CLI::App* app, const std::string& names, std::string_view key,
                               FlagValues& flags, const std::string& help);
+// The key behind a flag that add_setting_flag declared; nullptr for any other
+// option. Such a flag has no CLI11 validator, so this is how the completion
+// generator learns a choice key's values.
+const SettingKey* setting_key_of(const CLI::Option* option);
 
 // Adds a subcommand whose --help summary is the CommandDoc's; the rest of
 // the doc feeds the man page generator.

@@ -33,9 +33,14 @@ const CommandDoc ingest_doc{
     "--subscribe-file); with --await-reply it waits for a message containing PATTERN before it "
     "counts the connection as confirmed. A lost or failed connection is retried with exponential "
     "backoff and full jitter (--backoff-initial, --backoff-max, --backoff-multiplier); a "
-    "connection that stayed confirmed for 5 s resets the backoff and the retry count. "
+    "connection that stayed confirmed for 5 s (a healthy one) resets the backoff and the retry count. "
     "--max-retries N gives up after N failed attempts in a row and exits 1; the default is to "
-    "retry forever.\n\n"
+    "retry forever. Until the feed has had a healthy connection, an attempt that fails for a "
+    "reason waiting will not fix ends kws at once with exit 1, saying so: the host name does not "
+    "resolve, the feed answers the upgrade with an HTTP 4xx (but 408 and 429), its certificate "
+    "does not verify, wss:// meets a plain port or ws:// a TLS port, or the answer is not HTTP at "
+    "all. --retry-permanent retries those too; after a healthy connection everything is retried, "
+    "since a feed that worked may come back.\n\n"
     "Liveness: WebSocket pings every --ping-interval, and a reconnect when no pong arrives within "
     "--pong-timeout; --stale-after D reconnects when no message arrived for D; --heartbeat MSG is "
     "sent every --heartbeat-interval for feeds that want an application ping, and messages "
@@ -53,10 +58,17 @@ const CommandDoc ingest_doc{
     "frames carry kws-frame: binary. --key-field /json/pointer keys each record by that field of the "
     "message (a message without it gets a null key and is counted); --filter /pointer=value keeps "
     "only matching messages (repeatable, all must match; strings compare without quotes, other "
-    "values as compact JSON); --seq-field /pointer counts the sequence numbers the feed skipped. "
+    "values as compact JSON; an expression that reads like another syntax, such as /a==b, "
+    "/a!=b, /a>=1, /a=\"b\" or blanks around =, is refused rather than matching nothing); "
+    "--seq-field /pointer counts the sequence numbers the feed skipped. "
     "A binary frame whose bytes are JSON is treated like text.\n\n"
     "Buffering: messages wait in a bounded buffer (--buffer-messages, --buffer-bytes) while Kafka is "
-    "slow or away. --when-full block (the default) stops reading the socket so TCP pushes back on the "
+    "slow or away. The two bound all that kws holds between the feed and Kafka: a quarter of each "
+    "goes to the producer's queue (librdkafka's queue.buffering.max.messages and "
+    "queue.buffering.max.kbytes, which keep what was handed over until Kafka confirms it), the rest "
+    "to kws's own buffer; a queue size given with -X stands, and then the buffer keeps the whole "
+    "bound. Memory use is about 10 MiB, plus the bytes held, plus some 260 bytes per message held "
+    "(docs/BENCHMARKS.md). --when-full block (the default) stops reading the socket so TCP pushes back on the "
     "feed and nothing is lost; drop-oldest and drop-newest drop instead, and every drop is counted. "
     "A message over --max-message-size is lost and counted as dropped; on a WebSocket it also ends "
     "the connection, on standard input reading goes on with the next line. "
@@ -69,7 +81,21 @@ const CommandDoc ingest_doc{
     "summary line on stderr and exits. On a terminal a status line shows the connection, counts, "
     "buffer fill and the age of the last message. --tee also writes every message to stdout; "
     "--dry-run connects, subscribes and prints the first --count (default 10) messages without "
-    "producing.\n\n"
+    "producing; with --key-field or --filter each line starts with what a real run would do, "
+    "pass (then key=\"KEY\" as JSON, or key=null when the message lacks the field) or filtered "
+    "(and why), and a tab before the message.\n\n"
+    "The summary line counts feed messages (lines of standard input), each once. received: every "
+    "message read, up to the one that reached --count (what the feed sends after it is left "
+    "unread); it is the sum of the next six. produced: confirmed by Kafka (with --dry-run, shown: "
+    "printed instead). filtered: left out by --filter. dropped: lost inside kws, the sum of "
+    "dropped_oldest and dropped_newest (a full buffer under --when-full) and oversize (over "
+    "--max-message-size). failed: refused by Kafka, failed, or still unconfirmed when kws had to "
+    "give up. heartbeat_replies: answers to --heartbeat; pings_answered: the feed's own pings "
+    "(--answer-ping); neither is produced. Then: connections, opened in all; key_missing, "
+    "messages kept that lacked the --key-field (their key is null); heartbeats_sent; with --markers "
+    "record, markers and markers_failed, the marker records delivered and not; with --seq-field, "
+    "seq_gaps (jumps within a connection), seq_skipped (numbers missing within connections), "
+    "seq_out_of_order and seq_skipped_across_reconnects. In parentheses: why the run ended.\n\n"
     "The flags that tune reconnects, liveness and buffering (--backoff-*, --max-retries, "
     "--ping-interval, --pong-timeout, --stale-after, --heartbeat-interval, --await-timeout, "
     "--buffer-*, --when-full, --max-message-size) are kws settings: each can also come from its "
@@ -85,9 +111,11 @@ const CommandDoc ingest_doc{
       "a feed that wants an application ping"},
      {"kws ingest --dry-run wss://feed.example/ws x --subscribe hello", "look at the first 10 messages"},
      {"tail -F app.log | kws ingest - logs", "stdin as the source"}},
-    "0 after a signal, the end of input, --count or --duration, when every message read was "
-    "delivered. 1 when any message was dropped or not delivered, or when --max-retries was "
-    "exhausted (the message says why)."};
+    "0 after the end of input, --count or --duration, when every message read was delivered. 1 "
+    "when any message or marker record was dropped or not delivered, when --max-retries was "
+    "exhausted, or when the feed failed for a reason waiting will not fix before its first "
+    "healthy connection (the message says why). After SIGINT or SIGTERM, 130 or 143 even when messages were lost: the "
+    "summary line says how many."};
 
 CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
   CLI::App* app = add_documented_subcommand(parent, ingest_doc);
@@ -142,6 +170,10 @@ CLI::App* register_ingest(CLI::App& parent, IngestOptions& o) {
       ->group(live);
   add_setting_flag(app, "--max-retries", "ingest.max_retries", o.settings,
                    "Give up (exit 1) after N failed retries in a row (0: at the first failure)")
+      ->group(live);
+  app->add_flag("--retry-permanent", o.retry_permanent,
+                "Retry from the start even what waiting will not fix (unknown host, HTTP 4xx, TLS mismatch, "
+                "bad certificate)")
       ->group(live);
   add_setting_flag(app, "--ping-interval", "ingest.ping_interval", o.settings, "WebSocket ping interval (0: none)")
       ->group(live);
@@ -279,9 +311,10 @@ std::string render_metrics(const SessionStats& s, const IngestBuffer::Stats& b, 
          one("kws_ingest_messages_received_total", s.received));
   metric("kws_ingest_messages_filtered_total", "counter", "Messages --filter left out.",
          one("kws_ingest_messages_filtered_total", s.filtered_out));
-  metric("kws_ingest_records_produced_total", "counter", "Records Kafka acknowledged.",
+  metric("kws_ingest_records_produced_total", "counter", "Feed messages Kafka acknowledged (marker records apart).",
          one("kws_ingest_records_produced_total", c.delivered));
-  metric("kws_ingest_records_failed_total", "counter", "Records Kafka refused or did not acknowledge.",
+  metric("kws_ingest_records_failed_total", "counter",
+         "Feed messages Kafka refused or did not acknowledge (marker records apart).",
          one("kws_ingest_records_failed_total", c.failed));
   metric("kws_ingest_messages_dropped_total", "counter", "Messages dropped, by reason.",
          "kws_ingest_messages_dropped_total{reason=\"oldest\"} " + std::to_string(b.dropped_oldest) +
@@ -387,8 +420,10 @@ int run_ingest(const IngestOptions& o) {
   }
   const std::optional<uint64_t> max_retries = settings.limit("ingest.max_retries");
   session.max_retries = max_retries ? static_cast<int64_t>(*max_retries) : -1;
+  session.retry_permanent = o.retry_permanent;
   session.markers = o.markers == "record" ? MarkerMode::record : MarkerMode::headers;
   session.take = o.count > 0 ? o.count : (o.dry_run ? 10 : 0);
+  session.show_filtered = o.dry_run;
 
   FieldSpecs specs;
   specs.key_field = o.key_field;
@@ -396,10 +431,25 @@ int run_ingest(const IngestOptions& o) {
   specs.seq_field = o.seq_field;
   FieldRules rules(specs);
 
-  BufferLimits limits;
-  limits.messages = settings.count("ingest.buffer_messages");
-  limits.bytes = settings.bytes("ingest.buffer_bytes");
-  limits.when_full = *parse_when_full(settings.choice("ingest.when_full"));
+  BufferLimits held;  // all kws holds between the feed and Kafka
+  held.messages = settings.count("ingest.buffer_messages");
+  held.bytes = settings.bytes("ingest.buffer_bytes");
+  held.when_full = *parse_when_full(settings.choice("ingest.when_full"));
+  auto given = [&](const char* property) {
+    const ConfigEntry* e = resolved.kafka.find(property);
+    return e && e->source != ConfigSource::default_value;
+  };
+  const HeldLimits split =
+      split_held_limits(held, given("queue.buffering.max.messages"), given("queue.buffering.max.kbytes"));
+  const BufferLimits& limits = split.buffer;
+  if (split.producer_messages) {
+    resolved.kafka.set({"queue.buffering.max.messages", std::to_string(*split.producer_messages),
+                        ConfigSource::default_value, "a quarter of --buffer-messages"});
+  }
+  if (split.producer_kbytes) {
+    resolved.kafka.set({"queue.buffering.max.kbytes", std::to_string(*split.producer_kbytes),
+                        ConfigSource::default_value, "a quarter of --buffer-bytes"});
+  }
 
   FeedClientSettings client;
   client.url = o.url;
@@ -474,11 +524,35 @@ int run_ingest(const IngestOptions& o) {
   RunHooks hooks;
   hooks.stop = [] { return stop_requested(); };
   if (producer) hooks.kafka_lost = [&] { return producer->connection_lost(); };
+  // A dry run with --key-field or --filter says what a real run would do
+  // with each message: "pass" (and the key) or "filtered (why)", a tab, the
+  // message.
+  const bool annotate = o.dry_run && (!o.key_field.empty() || !o.filters.empty());
+  const FieldRules explain(specs);
   if (o.tee || o.dry_run) {
     hooks.tee = [&](const IngestItem& item) {
       if (out.closed()) return;
-      out.buffer() += item.payload;
-      out.buffer() += '\n';
+      std::string& line = out.buffer();
+      if (annotate) {
+        if (item.filtered) {
+          line += "filtered (" + explain.why_filtered(item.payload) + ")";
+        } else {
+          line += "pass";
+          if (!o.key_field.empty()) {
+            line += " key=";
+            if (item.key) {
+              line += '"';
+              append_json_escaped(line, *item.key);
+              line += '"';
+            } else {
+              line += "null";
+            }
+          }
+        }
+        line += '\t';
+      }
+      line += item.payload;
+      line += '\n';
       out.maybe_flush();
     };
   }
@@ -487,7 +561,7 @@ int run_ingest(const IngestOptions& o) {
     SessionStats s = feed_session.stats();
     IngestBuffer::Stats b = buffer.stats();
     const RunCounters& c = runner.counters();
-    if (metrics) metrics->set(render_metrics(s, b, limits, c));
+    if (metrics) metrics->set(render_metrics(s, b, held, c));
     std::string line = std::string("kws: ") + (s.connected ? "connected" : "not connected") +
                        " | received " + std::to_string(s.received) + " | produced " + std::to_string(c.delivered) +
                        " | dropped " + std::to_string(b.dropped_oldest + b.dropped_newest + s.oversize) +
@@ -501,7 +575,7 @@ int run_ingest(const IngestOptions& o) {
 
   RunLimits run_limits;
   run_limits.duration = run_for;
-  const std::string reason = runner.run(run_limits, hooks);
+  const RunEnd end = runner.run(run_limits, hooks);
   status.clear();
   out.flush();
   feed.reset();  // closes the I/O thread before the session goes away
@@ -511,25 +585,47 @@ int run_ingest(const IngestOptions& o) {
   const RunCounters& c = runner.counters();
   const uint64_t dropped = b.dropped_oldest + b.dropped_newest + s.oversize;
   const uint64_t not_delivered = c.failed + c.undelivered;
-  std::string summary = "summary: received=" + std::to_string(s.received) + " produced=" +
-                        std::to_string(o.dry_run ? 0 : c.delivered.load()) + " filtered=" +
-                        std::to_string(s.filtered_out) + " dropped=" + std::to_string(dropped) + " dropped_oldest=" +
-                        std::to_string(b.dropped_oldest) + " dropped_newest=" + std::to_string(b.dropped_newest) +
-                        " oversize=" + std::to_string(s.oversize) + " failed=" + std::to_string(not_delivered) +
-                        " connections=" + std::to_string(s.connections) + " key_missing=" +
-                        std::to_string(s.key_missing) + " heartbeats_sent=" + std::to_string(s.heartbeats_sent) +
+  // Each number is defined in kws-ingest(1) (SUMMARY in ingest_doc); the
+  // first seven add up: received = produced (shown) + filtered + dropped +
+  // failed + heartbeat_replies + pings_answered.
+  std::string summary = "summary: received=" + std::to_string(s.received) +
+                        (o.dry_run ? " shown=" + std::to_string(c.echoed.load())
+                                   : " produced=" + std::to_string(c.delivered.load())) +
+                        " filtered=" + std::to_string(s.filtered_out) + " dropped=" + std::to_string(dropped) +
+                        " failed=" + std::to_string(not_delivered) +
                         " heartbeat_replies=" + std::to_string(s.heartbeat_replies) +
-                        " pings_answered=" + std::to_string(s.pings_answered);
+                        " pings_answered=" + std::to_string(s.pings_answered) +
+                        " dropped_oldest=" + std::to_string(b.dropped_oldest) +
+                        " dropped_newest=" + std::to_string(b.dropped_newest) +
+                        " oversize=" + std::to_string(s.oversize) + " connections=" + std::to_string(s.connections) +
+                        " key_missing=" + std::to_string(s.key_missing) +
+                        " heartbeats_sent=" + std::to_string(s.heartbeats_sent);
+  if (o.markers == "record") {
+    summary += " markers=" + std::to_string(c.markers_delivered) + " markers_failed=" + std::to_string(c.markers_failed);
+  }
   if (!o.seq_field.empty()) {
     summary += " seq_gaps=" + std::to_string(s.seq_gaps) + " seq_skipped=" + std::to_string(s.seq_skipped) +
                " seq_out_of_order=" + std::to_string(s.seq_out_of_order) +
                " seq_skipped_across_reconnects=" + std::to_string(s.seq_skipped_across_reconnects);
   }
-  const bool bad = dropped > 0 || not_delivered > 0 || feed_session.failure();
+  std::string reason;
+  switch (end) {
+    case RunEnd::interrupted: reason = "interrupted"; break;
+    case RunEnd::count_reached:
+      reason = o.count > 0 ? "--count reached" : "--dry-run shows the first " + std::to_string(session.take);
+      break;
+    case RunEnd::duration_reached: reason = "--duration reached"; break;
+    case RunEnd::gave_up: reason = "gave up"; break;
+    case RunEnd::end_of_input: reason = "end of input"; break;
+  }
+  const bool bad = dropped > 0 || not_delivered > 0 || c.markers_failed > 0 || feed_session.failure();
   if (!o.quiet || bad) print_diagnostic("note", summary + " (" + reason + ")");
   if (feed_session.failure()) throw Error(*feed_session.failure());
   if (not_delivered > 0) {
     print_diagnostic("error", std::to_string(not_delivered) + " message(s) not delivered to Kafka");
+  }
+  if (c.markers_failed > 0) {
+    print_diagnostic("error", std::to_string(c.markers_failed) + " marker record(s) not delivered to Kafka");
   }
   if (dropped > 0) print_diagnostic("error", std::to_string(dropped) + " message(s) dropped (see the summary)");
   return bad ? exit_failure : exit_ok;

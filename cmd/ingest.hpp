@@ -33,6 +33,7 @@ struct IngestOptions {
   std::string heartbeat_reply;
   std::string answer_ping;
   std::string answer_with;
+  bool retry_permanent = false;
   // Frames and records.
   std::string key_field;
   std::vector<std::string> filters;

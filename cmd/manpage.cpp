@@ -138,7 +138,12 @@ void common_sections(std::ostringstream& s, const CommandDoc& doc) {
   s << ".TP\n.B 0\nSuccess.\n";
   s << ".TP\n.B 1\nRuntime failure: brokers unreachable, unknown topic, a message not delivered.\n";
   s << ".TP\n.B 2\nUsage error: bad flags, bad \\-o, bad \\-X property, bad config file.\n";
-  s << ".TP\n.B 130\nInterrupted by SIGINT (Ctrl\\-C) or SIGTERM, after a clean shutdown (producer flushed, consumer closed).\n";
+  // One rule for every command, applied in main.cpp.
+  s << ".TP\n.B 130\nStopped by SIGINT (Ctrl\\-C), after the command's orderly shutdown (producer flushed, "
+       "consumer closed, connections closed).\n";
+  s << ".TP\n.B 143\nStopped by SIGTERM, after the same orderly shutdown.\n";
+  s << ".PP\nA stop signal decides the status even when something went wrong on the way out; stderr says "
+       "what (for example how many messages were not delivered).\n";
   if (!doc.extra_exit_status.empty()) s << ".PP\n" << roff(doc.extra_exit_status) << "\n";
   s << ".SH ENVIRONMENT\n";
   for (const auto& alias : environment_aliases()) {

@@ -41,13 +41,14 @@ const CommandDoc serve_doc{
     "When ready it prints URL=ws://HOST:PORT/ as the first line on standard output. GET /healthz "
     "answers while the process runs, GET /readyz when Kafka answers, GET /metrics in Prometheus "
     "text format. On SIGTERM or SIGINT it stops accepting, waits up to 5 s for Kafka to confirm "
-    "what clients sent (sending their acks), closes every connection with 1001 and exits 0.",
+    "what clients sent (sending their acks), closes every connection with 1001 and exits (130 "
+    "after SIGINT, 143 after SIGTERM).",
     {{"kws serve", "bridge the embedded broker on 127.0.0.1:8080; open http://127.0.0.1:8080/"},
      {"kws serve -b kafka1:9092 -l 0.0.0.0:8080", "bridge a real cluster for other machines"},
      {"websocat 'ws://127.0.0.1:8080/v2/broker/?topics=demo&offset=-10'", "the last 10 messages of demo, then live ones"},
      {"kws serve --slow-client drop-oldest --client-buffer 1M", "drop messages for slow clients instead of closing them"}},
-    "0 after SIGTERM or SIGINT (a graceful shutdown); 1 when the listen address (or the embedded "
-    "broker's) is taken or Kafka cannot be reached at start."};
+    "1 when the listen address (or the embedded broker's) is taken or Kafka cannot be reached at "
+    "start."};
 
 CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
   CLI::App* app = add_documented_subcommand(parent, serve_doc);

@@ -14,6 +14,15 @@
 
 namespace kws::cmd {
 
+namespace {
+// The -f tokens (core/format.hpp) in one text for --help (its footer) and the
+// man page (DESCRIPTION), so neither sends the reader to the other.
+constexpr const char* kFormatTokens =
+    "Format tokens (-f), kcat's: %t topic, %p partition, %o offset, %k key, %s value, %S value "
+    "length and %K key length (-1 for null), %T timestamp (ms), %h headers (name=value,...), plus %I "
+    "the timestamp as ISO-8601 UTC and %% a percent sign; escapes \\n \\t \\r \\0 \\\\ \\xNN.";
+}  // namespace
+
 const CommandDoc tail_doc{
     "tail",
     "Print messages from Kafka topics (kcat -C habits)",
@@ -28,17 +37,16 @@ const CommandDoc tail_doc{
     "Without -G no consumer group is used and nothing is committed. With -G GROUP, kws joins "
     "the group, reads the partitions the group assigns to it and commits offsets; it resumes "
     "from the committed offsets (or the end, where there are none) unless -o is given, which "
-    "then overrides them once per partition.\n\n"
-    "Output (-f) uses kcat's tokens: %t topic, %p partition, %o offset, %k key, %s value, %S "
-    "value length, %K key length, %T timestamp (ms), %h headers (name=value,...), plus %I the "
-    "timestamp as ISO-8601 UTC and %% a percent sign; escapes \\n \\t \\r \\0 \\\\ \\xNN. -J prints "
-    "the kws JSON envelope (docs/PROTOCOL.md), one per line; `kws send -J` reads it back. On a "
+    "then overrides them once per partition.\n\n" +
+        std::string(kFormatTokens) +
+        " -J prints "
+        "the kws JSON envelope (docs/PROTOCOL.md), one per line; `kws send -J` reads it back. On a "
     "terminal, -f colours the metadata tokens (never the value) unless NO_COLOR is set; "
     "CLICOLOR_FORCE forces colour into a pipe.\n\n"
     "When no broker has answered for --timeout seconds, kws tail exits 1 saying so; with -G it "
     "then leaves without committing.\n\n"
     "A reader that goes away (kws tail ... | head) ends kws quietly with status 0. Ctrl-C "
-    "closes the consumer (committing, with -G) and exits 130.",
+    "closes the consumer (committing, with -G) and exits 130 (143 after SIGTERM).",
     {{"kws tail demo", "follow new messages on topic demo (kcat's kws tail -t demo works too)"},
      {"kws tail -o beginning -e demo", "print everything in demo, then exit"},
      {"kws tail -o -10 -e demo", "the last 10 messages of each partition"},
@@ -65,9 +73,10 @@ CLI::App* register_tail(CLI::App& parent, TailOptions& o) {
       ->check(integer_in(0, INT32_MAX));
   app->add_option("-G,--group", o.group, "Consume as a member of consumer GROUP and commit offsets")
       ->type_name("GROUP");
-  auto* format = app->add_option("-f,--format", o.format, "Output format with kcat tokens (see DESCRIPTION)")
+  auto* format = app->add_option("-f,--format", o.format, "Output format: kcat's % tokens and \\ escapes, listed under 'Format tokens'")
                      ->type_name("FORMAT");
   app->add_flag("-J,--json", o.json, "Print each message as a kws JSON envelope")->excludes(format);
+  app->footer(kFormatTokens);
   add_connection_options(app, o.connection);
   app->callback([&o, app] {
     o.offset_given = app->count("--offset") > 0;
@@ -127,7 +136,9 @@ int run_tail(const TailOptions& o) {
   // A quiet topic writes nothing, so `kws tail t | head -1` would never
   // learn that head exited; check the pipe while idle.
   auto idle = [&] { return out.flush() && !out.reader_gone(); };
-  RunStop stop = consumer.run(sink, limits, idle);
+  // Interrupted or not, this is a clean end; main turns a stop signal into
+  // 130 or 143.
+  consumer.run(sink, limits, idle);
   out.flush();
   consumer.close();
   if (uint64_t lost = consumer.lost_messages()) {
@@ -136,7 +147,6 @@ int run_tail(const TailOptions& o) {
     log.warning(std::to_string(lost) + " message(s) were deleted by retention before they could be read; "
                 "the output has gaps (see the warnings above)");
   }
-  if (stop == RunStop::interrupted) return exit_interrupted;
   return exit_ok;
 }
 

@@ -29,24 +29,30 @@ const CommandDoc topics_doc{
     "stderr; one that fails (it exists already, a bad partition count, not allowed) does not stop "
     "the others, and the exit status is then 1. kws broker creates topics (at most 10,000 "
     "partitions each) but keeps no topic configs, and never deletes: it answers --delete as a "
-    "cluster with delete.topic.enable=false does.",
+    "cluster with delete.topic.enable=false does. --names prints only the topic names, one per line, "
+    "from a single metadata request (no offsets); the shell completions use it with a short --timeout.",
     {{"kws topics", "everything in the cluster"},
      {"kws topics -J demo | jq '.topics[0].partitions[].high'", "high watermarks of demo"},
      {"kws topics -G billing orders", "committed offsets and lag of group billing on orders"},
      {"kws topics --create orders:6 audit", "create orders with 6 partitions and audit with the broker's default"},
      {"kws topics -b kafka1:9092 --create events:12 --replication 3 --topic-config retention.ms=86400000",
       "a topic on a real cluster, with a retention of one day"},
-     {"kws topics --delete scratch", "delete topic scratch"}},
+     {"kws topics --delete scratch", "delete topic scratch"},
+     {"kws topics --names --timeout 0.5", "just the topic names, quickly or not at all"}},
     "1 also when a topic could not be created or deleted."};
 
 CLI::App* register_topics(CLI::App& parent, TopicsOptions& o) {
   CLI::App* app = add_documented_subcommand(parent, topics_doc);
   app->add_option("topics", o.topics, "Only these topics")->type_name("TOPIC");
-  app->add_flag("-J,--json", o.json, "Print JSON");
-  app->add_flag("--groups", o.all_groups, "Show every consumer group's committed offsets and lag");
-  app->add_option("-G,--group", o.groups, "Show committed offsets and lag of GROUP (repeatable)")
-      ->type_name("GROUP")
-      ->allow_extra_args(false);
+  auto* json = app->add_flag("-J,--json", o.json, "Print JSON");
+  auto* all_groups = app->add_flag("--groups", o.all_groups, "Show every consumer group's committed offsets and lag");
+  auto* groups = app->add_option("-G,--group", o.groups, "Show committed offsets and lag of GROUP (repeatable)")
+                     ->type_name("GROUP")
+                     ->allow_extra_args(false);
+  app->add_flag("--names", o.names_only, "Print only the topic names, one per line (no offsets)")
+      ->excludes(json)
+      ->excludes(all_groups)
+      ->excludes(groups);
   const char* admin = "Creating and deleting";
   auto* create = app->add_flag("--create", o.create, "Create each TOPIC, given as NAME or NAME:PARTITIONS")->group(admin);
   auto* remove = app->add_flag("--delete", o.remove, "Delete each TOPIC")->group(admin)->excludes(create);
@@ -154,7 +160,13 @@ int run_topics(const TopicsOptions& o) {
   StderrLog log = o.connection.log();
   for (const auto& t : o.topics) check_topic_name(t);
   ClusterQuery query{o.topics, o.groups, o.all_groups};
+  query.watermarks = !o.names_only;
   ClusterReport report = describe_cluster(settings, query, o.connection.kafka_context(log));
+  if (o.names_only) {
+    for (const auto& t : report.cluster.topics) std::cout << t.name << '\n';
+    std::cout.flush();
+    return exit_ok;
+  }
   const ClusterInfo& info = report.cluster;
   const std::vector<GroupPosition>& group_rows = report.groups;
 

@@ -7,6 +7,7 @@ struct TopicsOptions {
   ConnectionOptions connection;
   std::vector<std::string> topics;
   bool json = false;
+  bool names_only = false;  // --names: one metadata request, no offsets
   bool all_groups = false;
   std::vector<std::string> groups;
   bool create = false;  // TOPIC arguments are NAME[:PARTITIONS] to create

@@ -14,6 +14,20 @@ enum class FeedEnd {
   end_of_input,  // the source has nothing more (stdin's end); do not reconnect
 };
 
+// Why an attempt failed (FeedEnd::failed), as far as the feed can tell. The
+// session ends a run whose feed never had a healthy connection at the first
+// failure that retrying cannot fix (unless told to retry anyway); after a
+// healthy connection every failure is retried, since the cause may pass.
+enum class FeedFailure {
+  transient,     // refused, reset, timed out, 5xx, 408, 429, closed: worth retrying
+  no_such_host,  // the host name does not resolve
+  http_refused,  // the feed answered the upgrade with a 4xx (but 408 and 429)
+  tls_mismatch,  // wss:// to a plain port, or ws:// to a TLS port
+  not_http,      // the answer is not HTTP: not a web server at all
+  certificate,   // the feed's certificate does not verify (CA, name, dates)
+};
+inline bool is_permanent(FeedFailure f) { return f != FeedFailure::transient; }
+
 // Called on the feed's own thread, never concurrently with each other.
 class FeedListener {
  public:
@@ -27,8 +41,10 @@ class FeedListener {
   // connection cannot skip a frame; it ends with FeedEnd::too_big instead.)
   virtual void on_feed_too_big() = 0;
   // The attempt or the connection ended: exactly once per connect(), after
-  // on_feed_open or instead of it.
-  virtual void on_feed_closed(FeedEnd end, const std::string& why) = 0;
+  // on_feed_open or instead of it. `cause` says more about a failed attempt.
+  virtual void on_feed_closed(FeedEnd end, FeedFailure cause, const std::string& why) = 0;
+  // Every end that is not a failed attempt, and failures worth retrying.
+  void on_feed_closed(FeedEnd end, const std::string& why) { on_feed_closed(end, FeedFailure::transient, why); }
 };
 
 // All methods are thread-safe and return at once; the work happens on the

@@ -1,6 +1,24 @@
 #include "core/ingest/buffer.hpp"
 
+#include <algorithm>
+
 namespace kws {
+
+HeldLimits split_held_limits(const BufferLimits& total, bool producer_messages_given, bool producer_kbytes_given) {
+  HeldLimits out;
+  out.buffer = total;
+  if (!producer_messages_given) {
+    out.producer_messages = std::max<uint64_t>(1, total.messages / 4);
+    out.buffer.messages = std::max<uint64_t>(1, total.messages - *out.producer_messages);
+  }
+  if (!producer_kbytes_given) {
+    // librdkafka counts this queue in KiB, at least 1.
+    out.producer_kbytes = std::max<uint64_t>(1, total.bytes / 4 / 1024);
+    const uint64_t producer_bytes = *out.producer_kbytes * 1024;
+    out.buffer.bytes = total.bytes > producer_bytes ? std::max<uint64_t>(1, total.bytes - producer_bytes) : 1;
+  }
+  return out;
+}
 
 std::optional<WhenFull> parse_when_full(std::string_view text) {
   if (text == "block") return WhenFull::block;

@@ -25,6 +25,21 @@ struct BufferLimits {
   WhenFull when_full = WhenFull::block;
 };
 
+// --buffer-messages and --buffer-bytes bound everything kws ingest holds
+// between the feed and Kafka: its own buffer and the producer's queue
+// (librdkafka's, which keeps each record until Kafka confirms it and, at its
+// defaults, holds another 100,000 messages up to 1 GiB). The producer gets
+// a quarter of each bound, enough for full batches at full speed, and the
+// buffer the rest. Where the user sized the producer's queue (-X
+// queue.buffering.max.messages or .kbytes), that size stands and the buffer
+// keeps the whole bound in that dimension.
+struct HeldLimits {
+  BufferLimits buffer;
+  std::optional<uint64_t> producer_messages;  // queue.buffering.max.messages to set; none: leave it
+  std::optional<uint64_t> producer_kbytes;    // queue.buffering.max.kbytes to set; none: leave it
+};
+HeldLimits split_held_limits(const BufferLimits& total, bool producer_messages_given, bool producer_kbytes_given);
+
 // One message on its way to Kafka.
 struct IngestItem {
   std::string payload;
@@ -34,6 +49,7 @@ struct IngestItem {
   int64_t downtime_ms = -1;   // >= 0 on the first record of a reconnected connection
   bool binary = false;
   bool marker = false;        // a reconnect marker record, not feed data
+  bool filtered = false;      // --dry-run only: --filter leaves it out; shown as such, never produced
 
   size_t weight() const { return payload.size() + (key ? key->size() : 0); }
 };

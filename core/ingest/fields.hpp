@@ -14,7 +14,10 @@ namespace kws {
 
 struct FieldSpecs {
   std::string key_field;             // "" : no key from the message
-  std::vector<std::string> filters;  // "/pointer=value", all must match
+  // "/pointer=value", all must match: the first '=' splits, the value is
+  // compared as text. Expressions that read like another syntax (==, !=,
+  // >=, quotes, blanks around '=') are refused rather than never matching.
+  std::vector<std::string> filters;
   std::string seq_field;             // "" : no sequence tracking
 };
 
@@ -35,8 +38,13 @@ class FieldRules {
   FieldRules& operator=(FieldRules&&) noexcept;
 
   bool active() const;
+  bool wants_filter() const;
+  bool wants_key() const;
   bool wants_seq() const;
   Extracted extract(std::string_view message) const;
+  // Why --filter leaves `message` out, in words ("/type is \"book\", not
+  // trade"); "" when it passes. For --dry-run, so it parses again.
+  std::string why_filtered(std::string_view message) const;
 
  private:
   struct Impl;

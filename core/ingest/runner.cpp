@@ -7,16 +7,24 @@ namespace kws {
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+// Delivery tokens: which counters a delivery report goes to.
+constexpr uint64_t kDataToken = 0;
+constexpr uint64_t kMarkerToken = 1;
+}  // namespace
+
 IngestRunner::IngestRunner(FeedSession& session, IngestBuffer& buffer, FeedConnection& feed, MessageSink* sink,
                            RecordSettings records, LogSink& log)
     : session_(session), buffer_(buffer), feed_(feed), sink_(sink), records_(std::move(records)), log_(log) {
   if (sink_) {
     sink_->on_delivery([this](const Delivery& d) {
+      const bool marker = d.token == kMarkerToken;
+      --(marker ? in_flight_markers_ : in_flight_data_);
       if (d.ok()) {
-        ++counters_.delivered;
+        ++(marker ? counters_.markers_delivered : counters_.delivered);
         return;
       }
-      ++counters_.failed;
+      ++(marker ? counters_.markers_failed : counters_.failed);
       if (++failures_logged_ <= 10) {
         log_.error("a record was not delivered: " + std::string(d.message));
       }
@@ -30,9 +38,10 @@ IngestRunner::~IngestRunner() {
 
 bool IngestRunner::produce(IngestItem& item) {
   if (!sink_) {
-    if (!item.marker) ++counters_.echoed;
+    if (!item.marker && !item.filtered) ++counters_.echoed;
     return true;
   }
+  if (item.filtered) return true;  // only a dry run passes them on, and it has no sink
   size_t n = 0;
   auto set = [&](const char* name, std::string_view value) {
     if (headers_.size() <= n) headers_.emplace_back();
@@ -67,25 +76,31 @@ bool IngestRunner::produce(IngestItem& item) {
   r.value = std::string_view(item.payload);
   r.headers = &headers_;
   r.timestamp_ms = item.received_ms;
+  r.token = item.marker ? kMarkerToken : kDataToken;
   ProduceOutcome outcome = sink_->try_produce(r);
   if (outcome.error == ProduceError::queue_full) return false;
   if (outcome.queued()) {
-    ++counters_.queued;
+    if (item.marker) {
+      ++in_flight_markers_;
+    } else {
+      ++counters_.queued;
+      ++in_flight_data_;
+    }
   } else {
-    ++counters_.failed;
+    ++(item.marker ? counters_.markers_failed : counters_.failed);
     if (++failures_logged_ <= 10) log_.error("a record was refused: " + outcome.message);
   }
   return true;
 }
 
-std::string IngestRunner::run(const RunLimits& limits, const RunHooks& hooks) {
+RunEnd IngestRunner::run(const RunLimits& limits, const RunHooks& hooks) {
   const Clock::time_point started = Clock::now();
   // Popped items leave the buffer's accounting: keep the batch small against
   // its limit so the total held stays within 1.25 times the limit.
   const size_t batch = static_cast<size_t>(std::max<uint64_t>(1, std::min<uint64_t>(4096, buffer_.limits().messages / 4)));
   std::vector<IngestItem> pending;
   size_t next = 0;
-  std::string reason;
+  std::optional<RunEnd> reason;
   bool stopping = false;
   Clock::time_point stop_at{};
   Clock::time_point last_hook = started;
@@ -108,15 +123,15 @@ std::string IngestRunner::run(const RunLimits& limits, const RunHooks& hooks) {
     const Clock::time_point now = Clock::now();
     if (!stopping) {
       if (hooks.stop && hooks.stop()) {
-        reason = "interrupted";
+        reason = RunEnd::interrupted;
       } else if (session_.taken_all()) {
-        reason = "--count reached";
+        reason = RunEnd::count_reached;
       } else if (limits.duration.count() > 0 && now - started >= limits.duration) {
-        reason = "--duration reached";
+        reason = RunEnd::duration_reached;
       } else if (session_.finished()) {
-        reason = session_.failure() ? "gave up" : "end of input";
+        reason = session_.failure() ? RunEnd::gave_up : RunEnd::end_of_input;
       }
-      if (!reason.empty()) {
+      if (reason) {
         stopping = true;
         stop_at = now;
         session_.stop();
@@ -174,19 +189,23 @@ std::string IngestRunner::run(const RunLimits& limits, const RunHooks& hooks) {
       sink_->serve_deliveries(milliseconds(50));
       if (check_kafka()) gave_up = true;
     }
-    uint64_t left = (pending.size() - next) + buffer_.stats().messages;
+    // What could not be handed over, by kind.
+    buffer_.pop(pending, SIZE_MAX, milliseconds(0));
+    uint64_t left_data = 0, left_markers = 0;
+    for (size_t i = next; i < pending.size(); ++i) ++(pending[i].marker ? left_markers : left_data);
     while (sink_->in_flight() > 0) {
       sink_->serve_deliveries(milliseconds(100));
       if (check_kafka()) break;
     }
-    counters_.undelivered = left + sink_->in_flight();
+    counters_.undelivered = left_data + in_flight_data_;
+    counters_.markers_failed += left_markers + in_flight_markers_;
   } else {
     while (next < pending.size()) {
       if (hooks.tee && !pending[next].marker) hooks.tee(pending[next]);
       ++next;
     }
   }
-  return reason;
+  return *reason;
 }
 
 }  // namespace kws

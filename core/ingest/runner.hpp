@@ -48,14 +48,23 @@ struct RunHooks {
   std::function<void()> tick;                                // called about every 100 ms (status, metrics)
 };
 
+// Feed messages and marker records apart, so that every feed message the
+// session took is exactly one of delivered, failed, undelivered (or echoed in
+// a dry run) and markers never inflate those numbers.
 struct RunCounters {
-  std::atomic<uint64_t> queued{0};
-  std::atomic<uint64_t> delivered{0};
-  std::atomic<uint64_t> failed{0};       // delivery failed, or refused outright
-  std::atomic<uint64_t> undelivered{0};  // still pending when kws had to give up
-  std::atomic<uint64_t> echoed{0};       // dry run: shown, not produced
+  std::atomic<uint64_t> queued{0};       // feed messages handed to the sink
+  std::atomic<uint64_t> delivered{0};    // feed messages Kafka confirmed
+  std::atomic<uint64_t> failed{0};       // feed messages whose delivery failed, or refused outright
+  std::atomic<uint64_t> undelivered{0};  // feed messages still pending when kws had to give up
+  std::atomic<uint64_t> echoed{0};       // dry run: feed messages shown, not produced
+  std::atomic<uint64_t> markers_delivered{0};
+  std::atomic<uint64_t> markers_failed{0};  // refused, failed or still pending at the end
   std::atomic<bool> kafka_down{false};
 };
+
+// Why a run ended; cmd/ words it (the dry run's default --count is not the
+// user's).
+enum class RunEnd { interrupted, count_reached, duration_reached, gave_up, end_of_input };
 
 class IngestRunner {
  public:
@@ -68,8 +77,8 @@ class IngestRunner {
   IngestRunner& operator=(const IngestRunner&) = delete;
 
   // Runs until the session is finished and everything read is flushed (or
-  // can no longer be). Returns why it stopped, in words.
-  std::string run(const RunLimits& limits, const RunHooks& hooks);
+  // can no longer be). Returns why it stopped.
+  RunEnd run(const RunLimits& limits, const RunHooks& hooks);
   const RunCounters& counters() const { return counters_; }
 
  private:
@@ -82,6 +91,7 @@ class IngestRunner {
   RecordSettings records_;
   LogSink& log_;
   RunCounters counters_;
+  std::atomic<uint64_t> in_flight_data_{0}, in_flight_markers_{0};
   std::vector<Header> headers_;
   uint64_t failures_logged_ = 0;
 };

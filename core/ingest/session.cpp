@@ -53,9 +53,11 @@ void FeedSession::on_feed_open() {
 }
 
 void FeedSession::on_feed_message(std::string& payload, bool binary) {
+  // What arrives while the connection closes after --count is not read:
+  // counting it as received would make the summary's numbers not add up.
+  if (taken_all_.load(std::memory_order_relaxed)) return;
   ++received_;
   last_message_ms_.store(steady_ms(), std::memory_order_relaxed);
-  if (taken_all_.load(std::memory_order_relaxed)) return;
   if (!settings_.heartbeat_reply.empty() && matches_pattern(payload, settings_.heartbeat_reply)) {
     ++hb_replies_;
     return;
@@ -74,11 +76,12 @@ void FeedSession::on_feed_message(std::string& payload, bool binary) {
     Extracted x = rules_.extract(payload);
     if (!x.keep) {
       ++filtered_;
-      return;
+      if (!settings_.show_filtered) return;
+      item.filtered = true;
     }
-    if (x.key_missing) ++key_missing_;
+    if (x.key_missing && x.keep) ++key_missing_;
     item.key = std::move(x.key);
-    if (x.seq) {
+    if (x.seq && x.keep) {
       uint64_t skipped = seq_.observe(*x.seq);
       if (skipped > 0 && ++gap_warnings_ <= 20) {
         log_.warning("sequence gap: " + std::to_string(skipped) + " number(s) missing before " +
@@ -91,6 +94,7 @@ void FeedSession::on_feed_message(std::string& payload, bool binary) {
       seq_across_ = seq_.skipped_across_reconnects();
     }
   }
+  const bool item_filtered = item.filtered;
   item.payload = std::move(payload);
   item.binary = binary;
   item.received_ms = clock_.wall_ms();
@@ -100,11 +104,14 @@ void FeedSession::on_feed_message(std::string& payload, bool binary) {
   // The downtime rides on the first record that made it into the buffer.
   if (pushed.accepted) first_of_connection_ = false;
   if (pushed.pause) feed_.pause_reading();
-  uint64_t taken = ++taken_;
-  if (settings_.take > 0 && taken >= settings_.take) taken_all_ = true;
+  if (!item_filtered) ++taken_;
+  // A dry run's --count is about messages shown, filtered or not.
+  const uint64_t counted = taken_ + (settings_.show_filtered ? filtered_.load() : 0);
+  if (settings_.take > 0 && counted >= settings_.take) taken_all_ = true;
 }
 
 void FeedSession::on_feed_too_big() {
+  ++received_;
   ++oversize_;
   if (++too_big_warnings_ <= 20) {
     log_.error(std::string("a message over --max-message-size was skipped (counted as dropped)") +
@@ -112,12 +119,16 @@ void FeedSession::on_feed_too_big() {
   }
 }
 
-void FeedSession::on_feed_closed(FeedEnd end, const std::string& why) {
+void FeedSession::on_feed_closed(FeedEnd end, FeedFailure cause, const std::string& why) {
   Event e;
   e.end = end;
+  e.cause = cause;
   e.why = why;
   if (!lost_at_) lost_at_ = clock_.steady();  // downtime runs from the first loss
-  if (end == FeedEnd::too_big) ++oversize_;
+  if (end == FeedEnd::too_big) {
+    ++received_;
+    ++oversize_;
+  }
   std::lock_guard<std::mutex> lock(events_mutex_);
   events_.push_back(std::move(e));
 }
@@ -176,6 +187,12 @@ void FeedSession::handle(const Event& e, TimePoint now) {
   if (e.end == FeedEnd::too_big) {
     log_.error("the feed sent a message over --max-message-size; it is lost (counted as dropped)");
   }
+  if (e.end == FeedEnd::failed && is_permanent(e.cause) && !ever_healthy_ && !settings_.retry_permanent) {
+    failure_ = "cannot connect: " + why +
+               "; not retrying, since waiting will not fix that (--retry-permanent retries anyway)";
+    state_ = State::done;
+    return;
+  }
   ++attempts_;
   if (settings_.max_retries >= 0 && attempts_ > static_cast<uint64_t>(settings_.max_retries)) {
     failure_ = "giving up after " + std::to_string(attempts_) + " failed attempt(s) in a row (--max-retries " +
@@ -223,6 +240,7 @@ void FeedSession::tick(bool reading_paused) {
       }
       if (confirmed_ && !healthy_ && now - confirmed_at_ >= settings_.healthy_after) {
         healthy_ = true;
+        ever_healthy_ = true;
         attempts_ = 0;
         backoff_.reset();
       }

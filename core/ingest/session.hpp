@@ -42,10 +42,17 @@ struct SessionSettings {
   std::string ping_answer;
   BackoffSettings backoff;
   int64_t max_retries = -1;  // consecutive failed attempts allowed; -1: forever
+  // Retry failures that retrying cannot fix (FeedFailure other than
+  // transient) even before the feed's first healthy connection; otherwise
+  // such a failure ends the run at once, saying why.
+  bool retry_permanent = false;
   // A confirmed connection that stays up this long resets backoff and retries.
   std::chrono::milliseconds healthy_after{5000};
   MarkerMode markers = MarkerMode::headers;
   uint64_t take = 0;  // stop taking messages after this many (--count); 0: no limit
+  // --dry-run: messages --filter leaves out go on to be shown (marked
+  // `filtered`), and count toward `take` like the others.
+  bool show_filtered = false;
 };
 
 struct SessionClock {
@@ -59,10 +66,13 @@ struct SessionClock {
 
 struct SessionStats {
   uint64_t connections = 0;      // opened so far
-  uint64_t received = 0;         // messages read from the feed
+  // Messages read from the feed until --count was reached; each one is
+  // exactly one of taken, filtered_out, heartbeat_replies, pings_answered
+  // and oversize.
+  uint64_t received = 0;
   uint64_t taken = 0;            // passed the filter and offered to the buffer
   uint64_t filtered_out = 0;
-  uint64_t key_missing = 0;      // --key-field set, message lacks it: null key
+  uint64_t key_missing = 0;      // of taken: --key-field set, message lacks it: null key
   uint64_t heartbeat_replies = 0;
   uint64_t heartbeats_sent = 0;
   uint64_t pings_answered = 0;
@@ -81,7 +91,8 @@ class FeedSession : public FeedListener {
   void on_feed_open() override;
   void on_feed_message(std::string& payload, bool binary) override;
   void on_feed_too_big() override;
-  void on_feed_closed(FeedEnd end, const std::string& why) override;
+  void on_feed_closed(FeedEnd end, FeedFailure cause, const std::string& why) override;
+  using FeedListener::on_feed_closed;
 
   // Main loop.
   void start();
@@ -103,6 +114,7 @@ class FeedSession : public FeedListener {
   struct Event {
     bool opened = false;
     FeedEnd end = FeedEnd::lost;
+    FeedFailure cause = FeedFailure::transient;
     std::string why;
     uint64_t connection = 0;
     int64_t downtime_ms = -1;
@@ -145,6 +157,7 @@ class FeedSession : public FeedListener {
   bool ended_by_input_ = false;
   bool confirmed_ = false;
   bool healthy_ = false;
+  bool ever_healthy_ = false;  // some connection of this run was healthy
   bool was_paused_ = false;
   uint64_t attempts_ = 0;  // consecutive failed attempts since the last healthy connection
   uint64_t heartbeats_sent_ = 0;

@@ -63,6 +63,9 @@ struct ClusterQuery {
   std::vector<std::string> topics;  // empty: all topics
   std::vector<std::string> groups;  // groups to report on
   bool all_groups = false;          // also every group the cluster lists
+  // false: metadata only (names, partitions, leaders), no watermark round
+  // trip per partition; for listings that must be quick (shell completion).
+  bool watermarks = true;
 };
 
 // Connects (without ever creating a topic), looks everything up and

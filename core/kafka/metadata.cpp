@@ -253,7 +253,7 @@ ClusterReport describe_cluster(const KafkaSettings& settings, const ClusterQuery
   wait_for_brokers(rk.get(), settings.brokers(), events, context);
   ClusterReport report;
   report.cluster = fetch_cluster_info(rk.get(), query.topics, context);
-  fill_watermarks(rk.get(), report.cluster, context.timeout);
+  if (query.watermarks) fill_watermarks(rk.get(), report.cluster, context.timeout);
 
   std::vector<std::string> groups = query.groups;
   if (query.all_groups) {

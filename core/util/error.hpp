@@ -11,7 +11,7 @@ enum ExitCode : int {
   exit_ok = 0,
   exit_failure = 1,     // runtime failure: a message not delivered, broker unreachable
   exit_usage = 2,       // bad flags, bad -o, bad -X, bad config
-  exit_interrupted = 130,
+  exit_interrupted = 130,  // SIGINT; SIGTERM gives 143 (stop_exit_status in signals.hpp)
 };
 
 class Error : public std::runtime_error {

@@ -22,6 +22,10 @@ void install_stop_signals() {
 
 bool stop_requested() { return g_signal.load() != 0; }
 int stop_signal() { return g_signal.load(); }
+int stop_exit_status() {
+  const int sig = g_signal.load();
+  return sig == 0 ? 0 : 128 + sig;
+}
 
 void wait_for_stop_signal() {
   while (!stop_requested()) usleep(50 * 1000);

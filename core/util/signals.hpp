@@ -8,6 +8,11 @@ namespace kws {
 void install_stop_signals();
 bool stop_requested();
 int stop_signal();  // 0 when none arrived yet
+// The exit status of a run that a stop signal ended: 128 + its number (130
+// for SIGINT, 143 for SIGTERM), as a shell reports a process the signal
+// killed, so scripts see the same status whether or not kws caught it. 0
+// while no stop signal arrived.
+int stop_exit_status();
 // Blocks until a stop signal arrives.
 void wait_for_stop_signal();
 

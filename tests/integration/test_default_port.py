@@ -47,7 +47,7 @@ class DefaultPort(kwstest.KwsTestCase):
         self.assertEqual((r.rc, r.out), (0, b"hi\n"), str(r))
         r = kwstest.kws("topics", "-J", t, timeout=20)
         self.assertEqual(r.rc, 0, str(r))
-        self.assertEqual(b.stop(), 0)
+        self.assertEqual(b.stop(), 143)  # SIGTERM
 
     def hold_9092(self):
         """Holds 127.0.0.1:9092 for the test (listening, as a broker would);

@@ -28,6 +28,16 @@ class UnreachableBrokers(kwstest.KwsTestCase):
                 for needle in needles:
                     self.assertIn(needle, r.stderr, str(r))
 
+    def test_topics_names_gives_up_within_its_timeout(self):
+        # The completions ask with --timeout 0.5: a missing broker must cost
+        # about that, not the default 10 s.
+        holder = kwstest.free_port_holder()
+        self.addCleanup(holder.close)
+        r = kwstest.kws("topics", "--names", "--timeout", "0.5", "-b", "127.0.0.1:%d" % holder.getsockname()[1],
+                        timeout=20)
+        self.assertEqual((r.rc, r.out), (1, b""), str(r))
+        self.assertLess(r.elapsed, 2.5, str(r))
+
     def test_unknown_host(self):
         # The reason must survive: "cannot be resolved", not just "down".
         self.check_fails_fast("no-such-host.invalid:9092", "no-such-host.invalid", "resolve")
@@ -62,6 +72,26 @@ class RuntimeErrors(kwstest.KwsTestCase):
         r = self.kws("topics", t, rc=1, timeout=20)
         self.assertStderrMentions(r, t)
         self.assertNotIn(t, self.topic_names(), "topics must not create the topic")
+
+    def test_topics_names_lists_names_only(self):
+        # The quiet listing the shell completions read: one name per line,
+        # sorted, nothing else on stdout or stderr.
+        a, b = self.topic("a"), self.topic("b")
+        self.send(a, "x")
+        self.send(b, "y")
+        r = self.kws("topics", "--names", timeout=20)
+        names = r.lines()
+        self.assertIn(a, names, str(r))
+        self.assertIn(b, names, str(r))
+        self.assertEqual(names, sorted(names), str(r))
+        self.assertEqual(r.err, b"", str(r))
+        # Named topics that do not exist are still an error, not created.
+        t = self.topic()
+        r = self.kws("topics", "--names", t, rc=1, timeout=20)
+        self.assertNotIn(t, self.topic_names())
+        # Names only: no offsets, so the flags about offsets and groups do not mix.
+        for other in (["-J"], ["--groups"], ["-G", "g"]):
+            r = self.kws("topics", "--names", *other, rc=2, timeout=20)
 
     def test_send_without_auto_create(self):
         t = self.topic()

@@ -179,5 +179,41 @@ class SendTailRoundTrip(kwstest.KwsTestCase):
         self.assertEqual(sorted(self.values(self.tail_json(t))), [b"a", b"b", b"j", b"x", b"y"])
 
 
+class ReadmeTour(kwstest.KwsTestCase):
+    """Lines of the README's tour, run as written (kws from PATH, the broker
+    from KWS_BROKERS), where a silent surprise is easy to miss."""
+    broker_args = ["--partitions", "3"]
+
+    def readme_line(self, needle):
+        with open(os.path.join(kwstest.HERE, "..", "..", "README.md")) as f:
+            lines = [line.split("  #")[0].strip() for line in f if needle in line]
+        self.assertEqual(len(lines), 1, "README.md has one line with %r" % needle)
+        return lines[0]
+
+    def run_shell(self, line):
+        bin_dir = os.path.join(kwstest.scratch_dir(), "bin")
+        os.makedirs(bin_dir, exist_ok=True)
+        if not os.path.exists(os.path.join(bin_dir, "kws")):
+            os.symlink(os.path.abspath(kwstest.KWS_BIN), os.path.join(bin_dir, "kws"))
+        env = kwstest.clean_env(KWS_BROKERS=self.brokers, PATH=bin_dir + os.pathsep + os.environ["PATH"])
+        r = kwstest.run(["sh", "-c", line], timeout=30, env=env)
+        self.assertEqual(r.rc, 0, str(r))
+        return r
+
+    def test_keyed_send_example_gives_keys(self):
+        # It read `seq 5 | kws send -K : ...`: no ':' in the input, so
+        # every key was null and the example showed nothing of -K.
+        line = self.readme_line("kws send -K :")
+        self.run_shell(line)
+        topic = line.split()[-1]
+        envs = self.tail_json(topic)
+        self.assertGreater(len(envs), 1, line)
+        keys = [e["key"] for e in envs]
+        self.assertNotIn(None, keys, "%s\ngave %s" % (line, envs))
+        self.assertGreater(len(set(keys)), 1, "%s\ngave one key for all: %s" % (line, envs))
+        for e in envs:
+            self.assertNotIn(e["key"] + ":", e["message"], e)
+
+
 if __name__ == "__main__":
     kwstest.main()

@@ -275,7 +275,7 @@ class Handshake(ServeTestCase):
 
         run(go())
         bg.signal(signal.SIGTERM)
-        self.assertEqual(bg.wait(), 0, bg.describe())
+        self.assertEqual(bg.wait(), 143, bg.describe())
 
 
 class Frames(ServeTestCase):
@@ -889,7 +889,7 @@ class Liveness(ServeTestCase):
                 self.assertEqual(acks, set(range(50)))
 
         run(go())
-        self.assertEqual(bg.wait(timeout=15), 0, bg.describe())
+        self.assertEqual(bg.wait(timeout=15), 143, bg.describe())
         self.assertEqual(len([e for e in self.tail_json(t) if e["message"].startswith("m")]), 50)
 
 

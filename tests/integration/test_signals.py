@@ -1,7 +1,7 @@
 """Ending kws from outside: a reader that goes away (`kws tail | head -1`)
-ends kws tail quietly with status 0; SIGINT ends tail and send with 130
-promptly, and so does SIGTERM (kws-tail(1), kws-send(1)); kws broker exits
-130 on SIGINT and 0 on SIGTERM."""
+ends kws tail quietly with status 0. A stop signal ends every long-running
+command promptly after its orderly shutdown, with one rule for all of them
+(EXIT STATUS in every man page): 130 after SIGINT, 143 after SIGTERM."""
 
 import os
 import select
@@ -152,13 +152,14 @@ class Interrupts(kwstest.KwsTestCase):
         self.interrupt(bg)
 
     def test_sigterm_ends_tail(self):
-        # kws-tail(1): SIGTERM is a clean shutdown with status 130, like
-        # SIGINT. A process the signal simply killed reports -15 here, and
-        # any other status means the handler or the exit mapping changed.
+        # kws-tail(1): SIGTERM is a clean shutdown with status 143 (128 +
+        # 15, as a shell reports a process the signal killed). A process the
+        # signal simply killed reports -15 here, and any other status means
+        # the handler or the exit mapping changed.
         t = self.existing_topic()
         bg = self.background("tail", t)
         self.follow_until_live(t, bg)
-        self.interrupt(bg, signal.SIGTERM, expect=130)
+        self.interrupt(bg, signal.SIGTERM, expect=143)
         self.assertNotIn(b"error", bg.err, bg.describe())
 
     def test_sigterm_ends_send_reading_open_pipe(self):
@@ -168,7 +169,7 @@ class Interrupts(kwstest.KwsTestCase):
         bg.proc.stdin.flush()
         kwstest.wait_until(lambda: sum(self.high_watermarks(t).values()) == 1 if self.topic_exists(t) else False,
                            what="the first line to be delivered")
-        self.interrupt(bg, signal.SIGTERM, expect=130)
+        self.interrupt(bg, signal.SIGTERM, expect=143)
         bg.proc.stdin.close()
         self.assertEqual([e["message"] for e in self.tail_json(t)], ["before"])
 
@@ -205,8 +206,54 @@ class BrokerSignals(kwstest.KwsTestCase):
     def test_sigint_exits_130(self):
         self.check(signal.SIGINT, 130)
 
-    def test_sigterm_exits_0(self):
-        self.check(signal.SIGTERM, 0)
+    def test_sigterm_exits_143(self):
+        self.check(signal.SIGTERM, 143)
+
+
+class ServeAndIngestSignals(kwstest.KwsTestCase):
+    """kws serve and kws ingest used to exit 0 after either signal; they
+    follow the same rule as the other commands, after their own shutdown
+    (serve: connections closed with 1001; ingest: everything read flushed,
+    then the summary line)."""
+
+    def serve_until_ready(self):
+        bg = self.background("serve", "-l", "127.0.0.1:0")
+        bg.wait_for_output(lambda out: b"URL=" in out and out.endswith(b"\n"), timeout=30, what="URL= line")
+        wait_for_handler(bg.proc, signal.SIGTERM)
+        return bg
+
+    def ingest_until_delivered(self):
+        t = self.topic()
+        bg = self.background("ingest", "-", t, stdin=subprocess.PIPE)
+        bg.proc.stdin.write(b"one\n")
+        bg.proc.stdin.flush()
+        kwstest.wait_until(lambda: self.tail_json(t) if t in {x["name"] for x in self.topics_json()["topics"]}
+                           else False, what="the first line in Kafka")
+        self.addCleanup(bg.proc.stdin.close)
+        return bg
+
+    def stop(self, bg, sig, expect):
+        start = time.monotonic()
+        bg.signal(sig)
+        rc = bg.wait(timeout=PROMPT * 4)
+        self.assertEqual(rc, expect, bg.describe())
+        self.assertLess(time.monotonic() - start, PROMPT * 2, bg.describe())
+
+    def test_serve_sigint_exits_130(self):
+        self.stop(self.serve_until_ready(), signal.SIGINT, 130)
+
+    def test_serve_sigterm_exits_143(self):
+        self.stop(self.serve_until_ready(), signal.SIGTERM, 143)
+
+    def test_ingest_sigint_exits_130(self):
+        bg = self.ingest_until_delivered()
+        self.stop(bg, signal.SIGINT, 130)
+        self.assertIn(b"summary: received=1 ", bg.err, bg.describe())
+
+    def test_ingest_sigterm_exits_143(self):
+        bg = self.ingest_until_delivered()
+        self.stop(bg, signal.SIGTERM, 143)
+        self.assertIn(b"summary: received=1 ", bg.err, bg.describe())
 
 
 if __name__ == "__main__":

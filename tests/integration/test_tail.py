@@ -193,6 +193,17 @@ class TailFormats(kwstest.KwsTestCase):
             "%s|2|2|||-1|0|1714564800125||2024-05-01T12:00:00.125Z" % t,
         ], str(r))
 
+    def test_help_lists_every_format_token(self):
+        # --help used to send the reader to "DESCRIPTION", which only the
+        # man page has; test_format_tokens checks that the parser takes them.
+        r = kwstest.kws("tail", "--help")
+        self.assertEqual(r.rc, 0, str(r))
+        for token in ["%t topic", "%p partition", "%o offset", "%k key", "%s value", "%S value length",
+                      "%K key length", "%T timestamp", "%h headers", "%I", "%% a percent sign",
+                      "\\n \\t \\r \\0 \\\\ \\xNN"]:
+            self.assertIn(token, r.stdout, str(r))
+        self.assertNotIn("DESCRIPTION", r.stdout, str(r))
+
     def test_format_escapes_and_literals(self):
         t = self.topic()
         self.send(t, "-p", "0", "v")

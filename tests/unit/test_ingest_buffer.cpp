@@ -108,3 +108,33 @@ TEST_CASE("buffer: when-full names") {
   CHECK_FALSE(parse_when_full("drop"));
   CHECK(when_full_name(WhenFull::drop_newest) == "drop-newest");
 }
+
+TEST_CASE("buffer: the bound is split with the producer's queue unless -X sized it") {
+  BufferLimits total{100000, 64ull << 20, WhenFull::block};
+  HeldLimits split = split_held_limits(total, false, false);
+  REQUIRE(split.producer_messages);
+  REQUIRE(split.producer_kbytes);
+  CHECK(*split.producer_messages == 25000);
+  CHECK(split.buffer.messages == 75000);
+  CHECK(*split.producer_kbytes == 16384);
+  CHECK(split.buffer.bytes == (48ull << 20));
+  CHECK(split.buffer.messages + *split.producer_messages == total.messages);
+  CHECK(split.buffer.bytes + *split.producer_kbytes * 1024 == total.bytes);
+  CHECK(split.buffer.when_full == WhenFull::block);
+
+  // A queue size given with -X stands; the buffer keeps that whole dimension.
+  HeldLimits given = split_held_limits(total, true, false);
+  CHECK_FALSE(given.producer_messages);
+  CHECK(given.buffer.messages == 100000);
+  CHECK(given.producer_kbytes);
+  given = split_held_limits(total, false, true);
+  CHECK_FALSE(given.producer_kbytes);
+  CHECK(given.buffer.bytes == total.bytes);
+
+  // Tiny bounds still leave both at least one.
+  HeldLimits tiny = split_held_limits(BufferLimits{1, 1, WhenFull::block}, false, false);
+  CHECK(*tiny.producer_messages == 1);
+  CHECK(tiny.buffer.messages == 1);
+  CHECK(*tiny.producer_kbytes == 1);
+  CHECK(tiny.buffer.bytes == 1);
+}

@@ -33,6 +33,39 @@ TEST_CASE("fields: filters must all match; non-JSON never matches") {
   CHECK(arr.extract(R"({"xs":["x","y"]})").keep);
 }
 
+TEST_CASE("fields: a filter that reads like another syntax is refused, saying what is accepted") {
+  auto refusal = [](const std::string& filter) -> std::string {
+    try {
+      FieldRules r({"", {filter}, ""});
+    } catch (const Error& e) {
+      return e.exit_code() == exit_usage ? e.what() : "not a usage error";
+    }
+    return "";
+  };
+  // Each of these used to be taken as some pointer and value that no message has.
+  for (const char* f : {"/symbol==BTC", "/symbol!=BTC", "/n>=5", "/n<=5", "/s~=x", "/s=\"BTC\"", "/s='BTC'",
+                        "/s =BTC", "/s= BTC"}) {
+    INFO(f);
+    std::string why = refusal(f);
+    CHECK(why.find("accepted: /pointer=value") != std::string::npos);
+  }
+  CHECK(refusal("/symbol==BTC").find("for equality write /symbol=BTC") != std::string::npos);
+  CHECK(refusal("/s=\"BTC\"").find("/s=BTC") != std::string::npos);
+  // Still accepted: '=' inside the value, an empty value, a lone quote.
+  CHECK(refusal("/a=b=c").empty());
+  CHECK(refusal("/a=").empty());
+  CHECK(refusal("/a=\"").empty());
+}
+
+TEST_CASE("fields: why_filtered says which filter left a message out") {
+  FieldRules r({"", {"/type=trade", "/n=5"}, ""});
+  CHECK(r.why_filtered(R"({"type":"trade","n":5})").empty());
+  CHECK(r.why_filtered(R"({"type":"book","n":5})") == R"(/type is "book", not trade)");
+  CHECK(r.why_filtered(R"({"type":"trade","n":6})") == "/n is 6, not 5");
+  CHECK(r.why_filtered(R"({"type":"trade"})") == "/n is missing");
+  CHECK(r.why_filtered("hello") == "not JSON");
+}
+
 TEST_CASE("fields: sequence numbers, integers or digit strings") {
   FieldRules r({"", {}, "/seq"});
   CHECK(r.extract(R"({"seq":42})").seq == std::optional<int64_t>(42));

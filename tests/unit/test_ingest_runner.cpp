@@ -52,8 +52,7 @@ TEST_CASE("runner: every message reaches the sink once, in order, through queue_
   rs.source = "ws://feed/x";
   rs.extra_headers = {{"env", std::string("test")}};
   IngestRunner runner(r.session, r.buffer, r.feed, &r.sink, rs, r.log);
-  std::string reason = runner.run(RunLimits{}, RunHooks{});
-  CHECK(reason == "end of input");
+  CHECK(runner.run(RunLimits{}, RunHooks{}) == RunEnd::end_of_input);
   REQUIRE(r.sink.kept.size() == 3);
   CHECK(r.sink.refused == 5);
   CHECK(r.sink.kept[0].value == "a");
@@ -112,9 +111,28 @@ TEST_CASE("runner: a stop request closes the feed and still flushes what was rea
   RecordSettings rs;
   rs.topic = "t";
   IngestRunner runner(r.session, r.buffer, r.feed, &r.sink, rs, r.log);
-  std::string reason = runner.run(RunLimits{}, hooks);
-  CHECK(reason == "interrupted");
+  CHECK(runner.run(RunLimits{}, hooks) == RunEnd::interrupted);
   CHECK(r.feed.closes == std::vector<std::string>{"kws is shutting down"});
   CHECK(r.sink.kept.size() == 100);
+  CHECK(runner.counters().undelivered == 0);
+}
+
+TEST_CASE("runner: marker records are counted apart from feed messages") {
+  SessionSettings s;
+  s.markers = MarkerMode::record;
+  RunnerRig r(s);
+  r.play();  // two connections: two markers, three messages
+  r.sink.fail_values = {"b", R"({"kws_marker":"connected","connection":1,"downtime_ms":null})"};
+  RecordSettings rs;
+  rs.topic = "t";
+  IngestRunner runner(r.session, r.buffer, r.feed, &r.sink, rs, r.log);
+  runner.run(RunLimits{}, RunHooks{});
+  REQUIRE(r.sink.kept.size() == 5);
+  // Feed messages: a and c delivered, b failed; the markers do not count there.
+  CHECK(runner.counters().delivered == 2);
+  CHECK(runner.counters().failed == 1);
+  CHECK(runner.counters().queued == 3);
+  CHECK(runner.counters().markers_delivered == 1);
+  CHECK(runner.counters().markers_failed == 1);
   CHECK(runner.counters().undelivered == 0);
 }

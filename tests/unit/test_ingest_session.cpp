@@ -218,7 +218,7 @@ TEST_CASE("session: block pauses the feed; filter, key and --count") {
   CHECK(r.feed.pauses == 1);
   r.message(R"({"t":"x","k":"c"})");
   CHECK(r.session.taken_all());
-  r.message(R"({"t":"x","k":"d"})");  // after --count: not taken
+  r.message(R"({"t":"x","k":"d"})");  // after --count: not taken, not counted
   auto items = r.drain();
   REQUIRE(items.size() == 3);
   CHECK(items[0].key == std::optional<std::string>("a"));
@@ -226,7 +226,32 @@ TEST_CASE("session: block pauses the feed; filter, key and --count") {
   auto st = r.session.stats();
   CHECK(st.filtered_out == 1);
   CHECK(st.key_missing == 1);
-  CHECK(st.received == 5);
+  CHECK(st.taken == 3);
+  CHECK(st.received == 4);
+}
+
+TEST_CASE("session: every message read is counted once as received and once in what became of it") {
+  SessionSettings s = fast();
+  s.take = 5;
+  s.heartbeat_reply = "pong";
+  s.ping_pattern = "ping";
+  s.ping_answer = "PONG";
+  Rig r(s, FieldSpecs{"", {"/t=x"}, ""});
+  r.session.start();
+  r.session.on_feed_open();
+  for (const char* m : {R"({"t":"x"})", "pong", R"({"t":"y"})", "ping", R"({"t":"x"})"}) r.message(m);
+  r.session.on_feed_too_big();
+  for (const char* m : {R"({"t":"x"})", R"({"t":"x"})", R"({"t":"x"})"}) r.message(m);
+  CHECK(r.session.taken_all());
+  for (int i = 0; i < 3; ++i) r.message(R"({"t":"x"})");  // the feed goes on while the connection closes
+  auto st = r.session.stats();
+  CHECK(st.taken == 5);
+  CHECK(st.filtered_out == 1);
+  CHECK(st.heartbeat_replies == 1);
+  CHECK(st.pings_answered == 1);
+  CHECK(st.oversize == 1);
+  CHECK(st.received == st.taken + st.filtered_out + st.heartbeat_replies + st.pings_answered + st.oversize);
+  CHECK(st.received == 9);
 }
 
 TEST_CASE("session: stop closes the feed and finishes once it reports; end of input finishes") {
@@ -274,4 +299,91 @@ TEST_CASE("session: the feed's own pings are answered, not produced") {
   CHECK(r.feed.sent == std::vector<std::string>{R"({"op":"pong"})"});
   CHECK(r.drain().size() == 1);
   CHECK(r.session.stats().pings_answered == 1);
+}
+
+TEST_CASE("session: a dry run shows filtered messages, marked, and counts them toward --count") {
+  SessionSettings s = fast();
+  s.take = 3;
+  s.show_filtered = true;
+  Rig r(s, FieldSpecs{"/k", {"/t=x"}, ""});
+  r.session.start();
+  r.session.on_feed_open();
+  r.message(R"({"t":"x","k":"a"})");
+  r.message(R"({"t":"y","k":"b"})");
+  r.message(R"({"t":"x"})");
+  CHECK(r.session.taken_all());
+  auto items = r.drain();
+  REQUIRE(items.size() == 3);
+  CHECK_FALSE(items[0].filtered);
+  CHECK(items[0].key == std::optional<std::string>("a"));
+  CHECK(items[1].filtered);
+  CHECK_FALSE(items[2].filtered);
+  auto st = r.session.stats();
+  CHECK(st.taken == 2);
+  CHECK(st.filtered_out == 1);
+  CHECK(st.key_missing == 1);
+  CHECK(st.received == 3);
+}
+
+TEST_CASE("session: before a healthy connection, a failure waiting will not fix ends the run at once") {
+  for (FeedFailure cause : {FeedFailure::no_such_host, FeedFailure::http_refused, FeedFailure::tls_mismatch,
+                            FeedFailure::not_http, FeedFailure::certificate}) {
+    Rig r(fast());
+    r.session.start();
+    r.session.on_feed_closed(FeedEnd::failed, cause, "the feed answered HTTP 404 Not Found");
+    r.tick();
+    CHECK(r.session.finished());
+    REQUIRE(r.session.failure());
+    CHECK(r.session.failure()->find("HTTP 404") != std::string::npos);
+    CHECK(r.session.failure()->find("--retry-permanent") != std::string::npos);
+    CHECK(r.feed.connects == 1);
+  }
+  // A transient failure is retried as before.
+  Rig t(fast());
+  t.session.start();
+  t.session.on_feed_closed(FeedEnd::failed, FeedFailure::transient, "connection refused");
+  t.tick();
+  t.tick(milliseconds(1000));
+  CHECK_FALSE(t.session.finished());
+  CHECK(t.feed.connects == 2);
+}
+
+TEST_CASE("session: --retry-permanent retries them; after a healthy connection they are retried anyway") {
+  SessionSettings s = fast();
+  s.retry_permanent = true;
+  Rig r(s);
+  r.session.start();
+  r.session.on_feed_closed(FeedEnd::failed, FeedFailure::no_such_host, "no such host");
+  r.tick();
+  r.tick(milliseconds(1000));
+  CHECK_FALSE(r.session.finished());
+  CHECK(r.feed.connects == 2);
+
+  Rig h(fast());  // healthy_after: 5 s
+  h.session.start();
+  h.session.on_feed_open();
+  h.tick();
+  h.tick(milliseconds(5001));
+  h.session.on_feed_closed(FeedEnd::lost, "closed by the feed");
+  h.tick();
+  h.tick(milliseconds(1000));
+  REQUIRE(h.feed.connects == 2);
+  h.session.on_feed_closed(FeedEnd::failed, FeedFailure::http_refused, "the feed answered HTTP 404 Not Found");
+  h.tick();
+  h.tick(milliseconds(1000));
+  CHECK_FALSE(h.session.finished());
+  CHECK(h.feed.connects == 3);
+
+  // A connection that opened but never became healthy does not count.
+  Rig u(fast());
+  u.session.start();
+  u.session.on_feed_open();
+  u.tick(milliseconds(1000));
+  u.session.on_feed_closed(FeedEnd::lost, "closed by the feed");
+  u.tick();
+  u.tick(milliseconds(1000));
+  u.session.on_feed_closed(FeedEnd::failed, FeedFailure::no_such_host, "no such host");
+  u.tick();
+  CHECK(u.session.finished());
+  CHECK(u.session.failure());
 }

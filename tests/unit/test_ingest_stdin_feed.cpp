@@ -31,7 +31,7 @@ struct Recorder : FeedListener {
     std::lock_guard<std::mutex> lock(mutex);
     ++too_big;
   }
-  void on_feed_closed(FeedEnd e, const std::string&) override {
+  void on_feed_closed(FeedEnd e, FeedFailure, const std::string&) override {
     std::lock_guard<std::mutex> lock(mutex);
     closed = true;
     end = e;
