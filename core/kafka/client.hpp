@@ -22,6 +22,11 @@ struct RdKafkaDeleter {
 };
 using KafkaHandle = std::unique_ptr<rd_kafka_t, RdKafkaDeleter>;
 
+struct PartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
+};
+using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
 // Errors librdkafka reports asynchronously through error_cb, kept so that a
 // failed request can say why (e.g. "Failed to resolve 'nohost:9092'").
 class ClientEvents {

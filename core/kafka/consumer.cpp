@@ -18,11 +18,6 @@ namespace kws {
 
 namespace {
 
-struct PartitionListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
-};
-using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
-
 // NULL without a group (explicit assignment), so check before comparing.
 bool cooperative_rebalancing(rd_kafka_t* rk) {
   const char* protocol = rd_kafka_rebalance_protocol(rk);

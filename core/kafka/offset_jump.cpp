@@ -3,14 +3,11 @@
 #include <cstring>
 #include <memory>
 
+#include "core/kafka/client.hpp"
+
 namespace kws {
 
 namespace {
-
-struct PartitionListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
-};
-using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
 
 std::string take_error(rd_kafka_error_t* error) {
   if (!error) return "";

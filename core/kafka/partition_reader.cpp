@@ -16,11 +16,6 @@ namespace kws {
 
 namespace {
 
-struct PartitionListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
-};
-using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
-
 std::string error_text(rd_kafka_error_t* error) {
   std::string why = rd_kafka_error_string(error);
   rd_kafka_error_destroy(error);

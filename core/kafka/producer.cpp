@@ -32,6 +32,8 @@ ProduceError classify(rd_kafka_resp_err_t err) {
 
 }  // namespace
 
+constexpr size_t kMaxTopicHandles = 4096;
+
 struct Producer::Impl {
   KafkaContext context;
   std::string brokers;
@@ -63,6 +65,15 @@ struct Producer::Impl {
       last_topic = it->first;
       last_topic_handle = it->second;
       return it->second;
+    }
+    // A server's clients may name any number of topics over time: the cache
+    // starts again rather than grow (a record in flight keeps its topic
+    // alive inside librdkafka; a dropped handle is made again on demand).
+    if (topics.size() >= kMaxTopicHandles) {
+      for (auto& [name, cached] : topics) rd_kafka_topic_destroy(cached);
+      topics.clear();
+      last_topic.clear();
+      last_topic_handle = nullptr;
     }
     rd_kafka_topic_t* handle = rd_kafka_topic_new(rk.get(), std::string(topic).c_str(), nullptr);
     if (!handle) return nullptr;

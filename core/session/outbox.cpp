@@ -145,10 +145,6 @@ uint64_t Outbox::dropped() const {
   std::lock_guard<SpinLock> lock(mutex_);
   return dropped_total_;
 }
-bool Outbox::empty() const {
-  std::lock_guard<SpinLock> lock(mutex_);
-  return queue_.empty() && dropped_unreported_ == 0;
-}
 void Outbox::release_idle_memory() {
   std::lock_guard<SpinLock> lock(mutex_);
   if (queue_.empty() && queue_.capacity() > 0) std::vector<Entry>().swap(queue_);

@@ -51,11 +51,9 @@ class Outbox {
   size_t pending_bytes() const;
   uint64_t dropped() const;
   bool overflowed() const;
-  bool empty() const;
   // Frees the queue's spare capacity when nothing is queued (an idle
   // client keeps no buffer from its last burst).
   void release_idle_memory();
-  Encoding encoding() const { return encoding_; }
 
  private:
   using Entry = OutItem;  // batch null and bytes empty: a dropped entry
