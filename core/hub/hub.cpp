@@ -54,6 +54,8 @@ struct Hub::Topic {
   std::vector<FramePtr> batch;  // frames read in the current poll
   size_t waiting = 0;           // requests for it waiting for the admin worker
   std::chrono::steady_clock::time_point idle_since{};
+  std::chrono::steady_clock::time_point partitions_checked{};
+  bool checking_partitions = false;
 };
 
 struct Hub::CatchUp {
@@ -201,6 +203,7 @@ void Hub::run_once(std::chrono::milliseconds wait) {
   if (!topics_.empty()) more = poll_live() || more;
   if (!catchups_.empty()) more = poll_catchups() || more;
   retire_idle_topics();
+  check_partitions();
   update_stats();
   if (more || wait.count() <= 0) return;
   std::unique_lock<std::mutex> lock(mutex_);
@@ -662,6 +665,9 @@ bool Hub::poll_catchups() {
         finished = finished && cu.next[p] >= t->rings[p].begin(t->next[p]);
       }
       if (finished) {
+        // Partitions added meanwhile: the ring holds what the live reader read of them.
+        cu.next.resize(t->next.size(), 0);
+        cu.reached_time.resize(t->next.size(), true);
         // Messages older than the start time are not replayed from the ring either.
         for (size_t p = 0; p < cu.next.size(); ++p) {
           if (!cu.reached_time[p]) cu.next[p] = first_at_time(t->rings[p].frames, cu.next[p], cu.start_time_ms, t->next[p]);
@@ -680,6 +686,52 @@ bool Hub::poll_catchups() {
     }
   }
   return more;
+}
+
+// Partitions added to a topic after the hub started reading it would never
+// be read: now and then each topic is looked up again, and new partitions
+// are read from their start (all their messages are new to everyone).
+void Hub::check_partitions() {
+  const auto at = now();
+  for (auto& [name, t] : topics_) {
+    if (t->checking_partitions || at - t->partitions_checked < limits_.partition_check) continue;
+    if (t->partitions_checked == std::chrono::steady_clock::time_point{}) {
+      t->partitions_checked = at;  // just looked up when it started
+      continue;
+    }
+    t->checking_partitions = true;
+    std::string topic = name;
+    admin_.look_up(topic, /*fresh=*/true, std::nullopt, nullptr, [this, topic](AdminWorker::Lookup lookup) {
+      auto shared = std::make_shared<AdminWorker::Lookup>(std::move(lookup));
+      post([this, topic, shared] { partitions_looked_up(topic, *shared); });
+    });
+  }
+}
+
+void Hub::partitions_looked_up(const std::string& name, const AdminWorker::Lookup& lookup) {
+  Topic* t = find_topic(name);
+  if (!t) return;
+  t->checking_partitions = false;
+  t->partitions_checked = now();
+  const size_t had = t->next.size();
+  if (!lookup.topic.ok() || lookup.topic.partitions.size() <= had) return;
+  std::vector<int64_t> added(lookup.topic.partitions.size(), -1);
+  for (size_t p = had; p < added.size(); ++p) {
+    added[p] = std::max<int64_t>(0, lookup.topic.partitions[p].low);
+    t->next.push_back(added[p]);
+  }
+  t->rings.resize(added.size());
+  for (auto& l : t->live) {
+    if (l.skip_below) l.skip_below->resize(added.size(), 0);
+  }
+  try {
+    live_->assign(name, added);
+  } catch (const std::exception& e) {
+    log_.error("topic '" + name + "': cannot read its new partitions: " + e.what());
+    return;
+  }
+  log_.info("topic '" + name + "' has " + std::to_string(added.size()) + " partitions now (was " +
+            std::to_string(had) + "); reading the new ones from their start");
 }
 
 void Hub::retire_idle_topics() {

@@ -89,6 +89,7 @@ struct HubLimits {
   size_t batch_bytes = 64 << 10;            // bytes per batch handed to subscribers (estimated)
   size_t requests_per_round = 64;           // then the readers are polled again
   std::chrono::milliseconds watermark_cache{1000};  // how long a lookup answers later ones
+  std::chrono::milliseconds partition_check{30000};  // how often a topic is looked up for new partitions
   bool admin_thread = true;                 // false (tests): admin work runs where it is asked for
 };
 
@@ -171,6 +172,8 @@ class Hub {
   void deliver_read(Topic& t);
   void on_live_event(const PartitionEvent& e);
   void retire_idle_topics();
+  void check_partitions();
+  void partitions_looked_up(const std::string& name, const AdminWorker::Lookup& lookup);
   void update_stats();
   Topic* find_topic(const std::string& name);
   std::chrono::steady_clock::time_point now() const { return clock_(); }

@@ -201,6 +201,17 @@ void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& requ
   if (auto problem = choose_subprotocol(request.header_tokens("sec-websocket-protocol"), parsed)) {
     return refuse(400, *problem);
   }
+  // Every topic the query names passes the same door as a subscribe frame,
+  // before the upgrade, so a refusal is an HTTP answer naming the topic.
+  if (parsed.topics.size() > options.session.max_topics) {
+    return refuse(400, "topics: more than " + std::to_string(options.session.max_topics) + " (serve.max_topics)");
+  }
+  static const Principal anonymous;
+  for (const auto& t : parsed.topics) {
+    if (auto refusal = admit_topic(t, TopicAction::read, parsed.encoding, anonymous, authorizer)) {
+      return refuse(refusal->error == ClientError::not_allowed ? 403 : 400, "topics: '" + t + "': " + refusal->why);
+    }
+  }
   const std::string subprotocol = parsed.subprotocol;
   auto session = std::make_shared<Session>(session_services, std::move(parsed), nullptr);
   {

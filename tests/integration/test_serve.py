@@ -206,6 +206,7 @@ class Handshake(ServeTestCase):
             "topics=%s&offset=stored" % t: "needs a group.id",
             "group.id=": "must not be empty",
             "topics=%s,,%s" % (t, t): "empty topic name",
+            "topics=" + ",".join("%s-%d" % (t, i) for i in range(101)): "more than 100 (serve.max_topics)",
             "topics=%s&group.id=x%%00y" % t: "control characters",
         }
         for query, reason in cases.items():

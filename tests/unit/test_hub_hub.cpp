@@ -383,3 +383,20 @@ TEST_CASE("hub: a catch-up finishes even when the ring moves past a partition it
   f.spin(1);
   CHECK(f.hub->stats().catchups == 0);
 }
+
+TEST_CASE("hub: partitions added to a topic while it is read are read too, from their start") {
+  HubFixture f;
+  f.cluster.create("t", 1);
+  auto a = std::make_shared<Recorder>();
+  f.subscribe(a, "t", "latest");
+  f.cluster.topics["t"].emplace_back();  // the topic grows to 2 partitions
+  f.cluster.low["t"].push_back(0);
+  f.cluster.append("t", 1, "in the new partition");
+  f.now += std::chrono::seconds(31);
+  f.spin();
+  f.now += std::chrono::seconds(31);
+  f.spin();
+  f.cluster.append("t", 1, "and another");
+  f.spin();
+  CHECK(a->offsets(1) == range(0, 2));
+}
