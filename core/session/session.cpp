@@ -25,9 +25,7 @@ void erase_sorted(std::vector<std::string>& sorted, std::string_view name) {
   if (it != sorted.end() && *it == name) sorted.erase(it);
 }
 
-}  // namespace
-
-namespace {
+constexpr uint8_t kProblemsLoggedPerClient = 5;
 
 const Principal& anonymous() {
   static const Principal nobody;
@@ -127,14 +125,27 @@ void Session::deliver(const FrameBatchPtr& batch) {
   offered(outbox_.offer(batch));
 }
 
-void Session::reply(const std::string& json) {
+void Session::reply(const std::string& json, ReplyKind kind) {
   if (closed_) return;
   if (!kws_protocol_) {
     // A kafka-websocket client knows only message frames: anything else
     // would reach it as a message with no value (kafka-text) or bytes it
     // cannot parse (kafka-binary). It is logged and counted instead.
     ++services_.counters->unsent_notices;
-    services_.log->info("not sent to a kafka-websocket client (it did not ask for the kws protocol): " + json);
+    std::string what = "not sent to a kafka-websocket client (it did not ask for the kws protocol): " + json;
+    // Problems (a refused frame, a failed produce) are warnings, visible
+    // without -v; only the first few per client, so that a client repeating
+    // a bad frame cannot flood the log.
+    const uint8_t logged = problems_logged_.load(std::memory_order_relaxed);
+    if (kind == ReplyKind::problem && logged < kProblemsLoggedPerClient) {
+      problems_logged_.store(logged + 1, std::memory_order_relaxed);
+      if (logged + 1 == kProblemsLoggedPerClient) {
+        what += " (this client's further problems are only counted, in kws_serve_unsent_notices_total)";
+      }
+      services_.log->warning(what);
+    } else {
+      services_.log->info(what);
+    }
     return;
   }
   offered(outbox_.offer_reply(services_.frame_text(json)));
@@ -142,7 +153,7 @@ void Session::reply(const std::string& json) {
 
 void Session::refuse(ClientError error, std::string_view why, std::string_view request_id, std::string_view topic) {
   ++services_.counters->client_errors;
-  reply(error_json(error, why, request_id, topic));
+  reply(error_json(error, why, request_id, topic), ReplyKind::problem);
 }
 
 void Session::notify(const HubNotice& notice) {
@@ -156,7 +167,8 @@ void Session::notify(const HubNotice& notice) {
     if (!not_subscribed_) not_subscribed_ = std::make_unique<std::vector<std::string>>();
     not_subscribed_->push_back(notice.topic);
   }
-  reply(notice_json(notice));
+  const bool problem = notice.kind == HubNotice::Kind::error || notice.kind == HubNotice::Kind::lost;
+  reply(notice_json(notice), problem ? ReplyKind::problem : ReplyKind::answer);
   if (notice.answers_request) request_done();
 }
 
@@ -171,7 +183,7 @@ void Session::on_delivery(const Delivery& d, const std::string& request_id) {
   if (d.ok()) {
     if (!request_id.empty()) reply(ack_json(request_id, d.topic, d.partition, d.offset));
   } else {
-    reply(error_json(client_error_for(d.error), d.message, request_id, d.topic));
+    reply(error_json(client_error_for(d.error), d.message, request_id, d.topic), ReplyKind::problem);
   }
   if (pending_produce_.fetch_sub(1) == services_.options.max_pending_produce && !closed_) {
     services_.host->wake(shared_from_this());
@@ -376,7 +388,7 @@ Session::Handled Session::produce(const ClientRequest& r) {
   services_.deliveries->forget(token);
   if (out.error == ProduceError::queue_full) return Handled::queue_full;
   ++services_.counters->produce_errors;
-  reply(error_json(client_error_for(out.error), out.message, r.request_id, topic));
+  reply(error_json(client_error_for(out.error), out.message, r.request_id, topic), ReplyKind::problem);
   return Handled::done;
 }
 

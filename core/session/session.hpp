@@ -147,7 +147,10 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   enum class Handled { done, queue_full };
 
   void offered(Outbox::Offer offer);
-  void reply(const std::string& json);
+  // A problem is an answer the client needs to know about (an error, a
+  // loss); a legacy client cannot be told, so the operator is.
+  enum class ReplyKind { answer, problem };
+  void reply(const std::string& json, ReplyKind kind = ReplyKind::answer);
   void refuse(ClientError error, std::string_view why, std::string_view request_id, std::string_view topic = {});
   void refuse_in_turn(const Refusal& refusal, std::string_view request_id, std::string_view topic);
   void forget_failed_subscriptions();
@@ -185,6 +188,7 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   bool reading_paused_ = false;
   bool retry_armed_ = false;
   bool closing_ = false;  // the session asked its link to close
+  std::atomic<uint8_t> problems_logged_{0};  // warnings about a legacy client's untold problems
   SpinLock not_subscribed_lock_;
 };
 

@@ -78,10 +78,20 @@ struct FakeHost : SessionHost {
   }
 };
 
+struct RecordingLog : LogSink {
+  std::vector<std::pair<LogLevel, std::string>> lines;
+  void write(LogLevel level, std::string_view m) override { lines.emplace_back(level, std::string(m)); }
+  size_t count(LogLevel level) const {
+    size_t n = 0;
+    for (const auto& l : lines) n += l.first == level;
+    return n;
+  }
+};
+
 struct SessionFixture {
   FakeCluster cluster;
   FakeAdmin admin{cluster};
-  NullLog log;
+  RecordingLog log;
   std::unique_ptr<Hub> hub;
   FakeSink sink;
   ProduceTracker deliveries;
@@ -150,6 +160,27 @@ TEST_CASE("session: a kafka-websocket client gets messages only, never reply fra
   CHECK(f.counters.unsent_notices >= 2);  // subscribed and the error
   CHECK(f.sink.kept.size() == 1);
   CHECK_FALSE(s->kws_protocol());
+  // The refusal it could not be told is a warning for the operator; the
+  // subscribed reply is not.
+  REQUIRE(f.log.count(LogLevel::warning) == 1);
+  CHECK_THAT(f.log.lines.back().second, Catch::Contains("bad_topic"));
+}
+
+TEST_CASE("session: a kafka-websocket client repeating a bad frame cannot flood the log") {
+  SessionFixture f;
+  FakeLink link;
+  auto s = f.open(link, "topics=t");
+  for (int i = 0; i < 300; ++i) {
+    std::string bad = "not json";
+    s->on_message(MessageKind::text, bad);
+  }
+  f.settle();
+  CHECK(link.replies.empty());
+  CHECK(f.counters.unsent_notices >= 300);
+  CHECK(f.log.count(LogLevel::warning) == 5);
+  bool told = false;
+  for (const auto& l : f.log.lines) told = told || l.second.find("further problems are only counted") != std::string::npos;
+  CHECK(told);
 }
 
 TEST_CASE("session: the kws.v1 subprotocol, an offset parameter or an id asks for replies") {
