@@ -218,6 +218,40 @@ TEST_CASE("session: bad frames get error values and the session goes on") {
   CHECK_FALSE(link.closed);
 }
 
+namespace {
+// The gateway's ACLs will plug in here: reading "secret" and writing "ro" are refused.
+struct DenySome : Authorizer {
+  bool allows(const Principal&, std::string_view topic, TopicAction action) const override {
+    return !(action == TopicAction::read && topic == "secret") && !(action == TopicAction::write && topic == "ro");
+  }
+};
+}  // namespace
+
+TEST_CASE("session: every door a topic enters by asks the authorizer") {
+  SessionFixture f;
+  DenySome deny;
+  f.services.authorizer = &deny;
+  f.cluster.create("secret", 1);
+  f.cluster.create("ro", 1);
+  FakeLink link;
+  // Kws replies with kafka-binary messages: an offset parameter asks for them.
+  auto s = f.open(link, "topics=secret,t&offset=latest", "kafka-binary");
+  f.send(*s, R"({"type":"subscribe","topic":"secret","id":1})");
+  f.send(*s, R"({"topic":"ro","message":"m","id":2})");
+  f.send(*s, std::string("\x02ro", 3) + "binary", MessageKind::binary);
+  f.send(*s, R"({"type":"subscribe","topic":"ro","id":3})");  // reading it is allowed
+  f.send(*s, R"({"topic":"t","message":"m","id":4})");        // and so is writing t
+  std::vector<std::string> codes;
+  for (const auto& r : link.replies) codes.push_back(r.value("type", "") == "error" ? r.value("code", "") : r.value("type", ""));
+  CHECK(codes == std::vector<std::string>{"not_allowed", "subscribed", "not_allowed", "not_allowed", "not_allowed",
+                                          "subscribed", "ack"});
+  CHECK(link.replies[0]["topic"] == "secret");
+  CHECK(f.sink.kept.size() == 1);  // only the record to t
+  f.cluster.append("secret", 0, "never shown");
+  f.settle();
+  CHECK(link.offsets.empty());
+}
+
 TEST_CASE("session: one session may use serve.max_topics topics, no more") {
   SessionFixture f;
   f.services.options.max_topics = 3;
