@@ -565,6 +565,26 @@ class Groups(ServeTestCase):
 
         run(go(), timeout=90)
 
+    def test_subscribed_comes_after_the_group_join_so_nothing_sent_after_it_is_missed(self):
+        # A new group waits about 3 s for its first assignment and then starts
+        # at the end: a `subscribed` sent before that would let a client
+        # produce into the gap and never see its own message.
+        bg = self.serve()
+        t = self.create(self.topic())
+
+        async def go():
+            url = self.ws_url(bg, "topics=%s&group.id=g-%s&offset=latest" % (t, t))
+            async with kws_connect(url) as ws:
+                started = time.monotonic()
+                self.assertEqual((await recv_json(ws, timeout=30))["type"], "subscribed")
+                self.assertGreater(time.monotonic() - started, 0.5, "subscribed came before the group could join")
+                self.send(t, "-p", "0", "right-after")
+                self.send(t, "-p", "1", "right-after")
+                got = await recv_until(ws, lambda d: d.get("message") == "right-after", timeout=15)
+                self.assertEqual(got[-1]["message"], "right-after")
+
+        run(go(), timeout=60)
+
     def test_group_sessions_cannot_change_topics(self):
         bg = self.serve()
         t = self.create(self.topic())
