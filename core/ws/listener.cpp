@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "core/util/error.hpp"
 #include "core/ws/protocol.hpp"
 
@@ -30,6 +32,9 @@ void Listener::listen(const std::string& host, uint16_t port) {
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(where, ec);
   if (!ec) acceptor_.listen(4096, ec);
+  // The accept of a client taken with the spare descriptor must never wait:
+  // it runs on the I/O thread.
+  if (!ec) acceptor_.non_blocking(true, ec);
   if (ec) throw Error("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
   asio::ip::tcp::endpoint local = acceptor_.local_endpoint(ec);
   std::string bound = local.address().to_string();
@@ -61,7 +66,8 @@ void Listener::refuse(asio::ip::tcp::socket& socket, const char* why) {
 void Listener::accept() {
   acceptor_.async_accept([this](const std::error_code& ec, asio::ip::tcp::socket socket) {
     if (!acceptor_.is_open() || ec == asio::error::operation_aborted) return;
-    if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space) {
+    if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space || ec.value() == ENFILE ||
+        ec.value() == ENOMEM) {
       accept_with_spare();
       return;
     }
@@ -91,6 +97,15 @@ void Listener::accept_with_spare() {
     acceptor_.accept(socket, ec);
     if (!ec) refuse(socket, "out of file descriptors; try again later");
     spare_fd_ = open_spare();
+    if (spare_fd_ >= 0 && (ec == asio::error::would_block || ec == asio::error::try_again)) {
+      // Linux says EMFILE before it looks for a waiting client, so nobody
+      // was waiting: accepting again at once would only fail again. Wait
+      // until a client arrives.
+      acceptor_.async_wait(asio::socket_base::wait_read, [this](const std::error_code& e) {
+        if (!e && acceptor_.is_open()) accept();
+      });
+      return;
+    }
   }
   if (spare_fd_ >= 0) {
     accept();

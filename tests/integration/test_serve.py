@@ -851,6 +851,15 @@ class Hostile(ServeTestCase):
         for c in clients:
             c.close()
 
+    def test_the_soft_descriptor_limit_is_raised_to_the_hard_one(self):
+        bg = self.serve(nofile=(64, 1000))
+        with open("/proc/%d/limits" % bg.proc.pid) as f:
+            line = next(l for l in f if l.startswith("Max open files"))
+        self.assertEqual(line.split()[3:5], ["1000", "1000"], line)
+        cap = int(self.metrics(bg)["kws_serve_max_connections"])
+        self.assertGreater(cap, 64)
+        self.assertLess(cap, 1000)
+
     def test_kafka_coming_back_makes_the_bridge_ready_again(self):
         broker = kwstest.Broker("--partitions", "1")
         self.addCleanup(broker.stop)
