@@ -38,7 +38,11 @@ const CommandDoc broker_doc{
     "older messages itself; other clients see them); it "
     "answers on loopback only; a request may be at most 100 MiB, may create at most 100 topics "
     "(the rest are answered THROTTLING_QUOTA_EXCEEDED) and name at most 10,000 in one Metadata "
-    "request (more closes the connection); topics created with Kafka's admin API (kws topics "
+    "request (more closes the connection); it does not drop the copies of an idempotent "
+    "producer's retries (librdkafka's mock checks sequence numbers for transactional producers "
+    "only), so a request sent again after a timeout, say after the broker was stopped for longer "
+    "than the client's socket.timeout.ms, can be stored twice; "
+    "topics created with Kafka's admin API (kws topics "
     "--create) get at most 10,000 partitions and no topic configs, and topics are never deleted "
     "(kws topics --delete is answered as by a cluster with delete.topic.enable=false); a "
     "connection has at most 5 requests awaiting an "
@@ -73,7 +77,8 @@ CLI::App* register_broker(CLI::App& parent, BrokerOptions& o) {
       "Limits: memory only, all data is lost when it stops; each partition keeps a bounded amount\n"
       "(about 5 MiB) and drops its oldest messages beyond that; group members cannot be described;\n"
       "no time index (offset-for-time lookups answer the earliest offset); loopback only; requests\n"
-      "up to 100 MiB, at most 100 topics created per request; for development, demos and tests,\n"
+      "up to 100 MiB, at most 100 topics created per request; a producer's retries are not\n"
+      "deduplicated (idempotence is not checked); for development, demos and tests,\n"
       "not production. See 'man kws-broker' and docs/SECURITY.md.");
   return app;
 }

@@ -293,6 +293,88 @@ step("a page opened as /?topics=T&offset=earliest subscribes by itself", async (
   }
 });
 
+// kws serve stopped (SIGTERM) and started again on the same port with a
+// fresh embedded broker, whose offsets start over at 0; -t creates the topic
+// the page resubscribes to.
+async function restartServer(topics) {
+  const old = ctx.server;
+  if (old.exitCode === null && old.signalCode === null) {
+    const exited = new Promise((resolve) => old.once("exit", resolve));
+    old.kill("SIGTERM");
+    let timer;
+    await Promise.race([exited, new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("kws serve did not exit within 15 s of SIGTERM")), 15_000);
+    })]).finally(() => clearTimeout(timer));
+  }
+  const port = new URL(ctx.pageUrl).port;
+  ctx.server = spawnDaemon(["serve", "--listen", `127.0.0.1:${port}`, "--broker-listen", "127.0.0.1:0",
+                            ...topics.flatMap((t) => ["-t", t])]);
+  const hs = await readHandshake(ctx.server, ["URL", "BROKERS"], 30_000);
+  if (hs.URL.replace(/^ws:/, "http:") !== ctx.pageUrl) throw new Error(`restarted on ${hs.URL}, not ${ctx.pageUrl}`);
+  ctx.brokers = hs.BROKERS;
+}
+
+// Waits until the page is on a socket other than the one it had when
+// forgetSocket ran, and its subscription to `other` is live on it.
+const forgetSocket = (page) => page.evaluate(() => { window.oldSocket = window.kwsDemo.socket; });
+const resubscribed = (page) => page.waitForFunction((t) => {
+  const s = window.kwsDemo.socket;
+  return s && s !== window.oldSocket && window.kwsDemo.subs.get(t)?.state === "live";
+}, other);
+
+// Each message of `other` with one of these keys is on the page exactly once.
+async function shownOnce(page, keys) {
+  const counts = await page.evaluate((t) => {
+    const n = {};
+    for (const e of document.querySelectorAll(`.msg[data-topic="${t}"]`)) n[e.dataset.key] = (n[e.dataset.key] || 0) + 1;
+    return n;
+  }, other);
+  const wrong = keys.filter((k) => counts[k] !== 1);
+  if (wrong.length) throw new Error(`not shown exactly once: ${wrong.join(", ")}; shown: ${JSON.stringify(counts)}`);
+}
+
+step("after kws serve restarts on a fresh broker whose log already passed the offsets shown, its messages show", async () => {
+  const { page } = ctx;
+  // The page has shown offsets 0 and 1 of `other`. Its reconnect is held
+  // back until the new broker has three messages (offsets 0-2): the
+  // `subscribed` reply then reports an end above what the page saw, and
+  // only offset 1 itself, a different message now, tells the logs apart.
+  await page.evaluate(() => {
+    window.realWebSocket = window.WebSocket;
+    window.WebSocket = function HeldBack() { throw new Error("reconnect held back by the test"); };
+  });
+  await forgetSocket(page);
+  await restartServer([other]);
+  await page.waitForSelector('#status[data-state="waiting"]');
+  for (let i = 0; i < 3; i++) await kws(["send", "-b", ctx.brokers, "-k", `epoch2-${i}`, other, `second broker ${i}`]);
+  await page.evaluate(() => { window.WebSocket = window.realWebSocket; });
+  await page.click("#retry");
+  await resubscribed(page);
+  for (let i = 0; i < 3; i++) await page.waitForSelector(`.msg[data-topic="${other}"][data-key="epoch2-${i}"]`);
+  await shownOnce(page, ["marker", "epoch2-0", "epoch2-1", "epoch2-2"]);
+});
+
+step("after another restart, with nothing produced before the page is back, a new message at offset 0 shows", async () => {
+  const { page } = ctx;
+  await forgetSocket(page);
+  await restartServer([other]);
+  await resubscribed(page);
+  await kws(["send", "-b", ctx.brokers, "-k", "epoch3-0", other, "third broker"]);
+  const card = await page.waitForSelector(`.msg[data-topic="${other}"][data-key="epoch3-0"]`);
+  const offset = await card.evaluate((e) => e.dataset.offset);
+  if (offset !== "0") throw new Error(`expected offset 0 on a fresh broker, got ${offset}`);
+});
+
+step("a plain reconnect to the same broker after that shows nothing twice", async () => {
+  const { page } = ctx;
+  await forgetSocket(page);
+  await page.evaluate(() => window.kwsDemo.socket.close());
+  await resubscribed(page);
+  await kws(["send", "-b", ctx.brokers, "-k", "epoch3-1", other, "third broker, again"]);
+  await page.waitForSelector(`.msg[data-topic="${other}"][data-key="epoch3-1"]`);
+  await shownOnce(page, ["marker", "epoch2-0", "epoch2-1", "epoch2-2", "epoch3-0", "epoch3-1"]);
+});
+
 step("no script error on the page, and a screenshot", async () => {
   if (ctx.pageError) throw ctx.pageError;
   const file = path.join(SHOT_DIR, "demo_page.png");

@@ -430,6 +430,24 @@ class Frames(ServeTestCase):
         run(go())
         self.assertEqual([(e["key"], e["message"]) for e in self.tail_json(t) if e["key"] == "k"], [("k", None)])
 
+    def test_the_producer_is_idempotent_unless_told_otherwise(self):
+        """enable.idempotence=true is a kws default: a request retried after a
+        timeout carries the producer id and sequence numbers a Kafka broker
+        drops the copies by (the embedded broker does not check them:
+        docs/PROTOCOL.md, "Delivery"). librdkafka's eos debug log says when
+        the producer got its id; -X enable.idempotence=false still turns it off."""
+        for extra, idempotent in (((), True), (("-X", "enable.idempotence=false"), False)):
+            bg = self.serve("-v", "-X", "debug=eos", *extra)
+            t = self.topic()
+
+            async def go():
+                async with kws_connect(self.ws_url(bg)) as ws:
+                    await ws.send(json.dumps({"id": 1, "topic": t, "message": "m"}))
+                    return (await recv_until(ws, lambda d: d.get("type") in ("ack", "error"), timeout=15))[-1]
+
+            self.assertEqual(run(go()).get("type"), "ack", bg.describe())
+            self.assertEqual("Acquired PID" in bg.err.decode(), idempotent, bg.describe())
+
     def test_subscribe_and_unsubscribe_at_run_time(self):
         bg = self.serve()
         a = self.create(self.topic("a"))
