@@ -182,6 +182,7 @@ void Bridge::run(const std::function<void(const BridgeStatus&)>& on_status) {
       std::optional<std::string> problem = b.admin->reachability();
       const bool ready = !problem.has_value();
       if (ready != b.kafka_ready.exchange(ready)) {
+        b.server->set_kafka_reachable(ready, problem.value_or(""));
         if (ready) {
           b.context.log->note("Kafka answers again; ready");
         } else {

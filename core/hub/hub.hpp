@@ -44,6 +44,7 @@ struct HubNotice {
     unsubscribed,  // an unsubscribe took effect
     error,         // a request failed, or a subscription stopped
     lost,          // messages of a subscribed partition no longer exist
+    kafka,         // Kafka stopped or started answering the bridge (`reachable`)
   };
   Kind kind = Kind::error;
   std::string topic;
@@ -66,6 +67,8 @@ struct HubNotice {
   int32_t partition = -1;
   int64_t first = -1;
   int64_t last = -1;
+  // kafka: whether it answers now; `message` says what failed when not.
+  bool reachable = true;
 };
 
 // A session as the hub sees it. Called from the hub's thread (and, for

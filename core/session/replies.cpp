@@ -46,6 +46,11 @@ std::string notice_json(const HubNotice& n) {
     case HubNotice::Kind::lost:
       return "{\"type\":\"lost\",\"topic\":" + json_quote(n.topic) + ",\"partition\":" + std::to_string(n.partition) +
              ",\"from\":" + std::to_string(n.first) + ",\"to\":" + std::to_string(n.last) + "}";
+    case HubNotice::Kind::kafka: {
+      std::string out = std::string("{\"type\":\"kafka\",\"reachable\":") + (n.reachable ? "true" : "false");
+      if (!n.message.empty()) out += ",\"message\":" + json_quote(n.message);
+      return out + '}';
+    }
     case HubNotice::Kind::subscribed:
       break;
   }

@@ -157,6 +157,8 @@ void Session::refuse(ClientError error, std::string_view why, std::string_view r
 }
 
 void Session::notify(const HubNotice& notice) {
+  // The bridge logs Kafka's state once; a line per legacy client says nothing more.
+  if (notice.kind == HubNotice::Kind::kafka && !kws_protocol_) return;
   if (notice.kind == HubNotice::Kind::lost) ++services_.counters->lost_notices;
   if (notice.kind == HubNotice::Kind::error && !notice.answers_request) {
     services_.log->warning("topic '" + notice.topic + "': " + notice.message);

@@ -63,6 +63,20 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   std::vector<std::shared_ptr<Session>> woken;
   bool wake_posted = false;
 
+  // Kafka's state as the bridge last saw it, told to sessions that open.
+  std::mutex kafka_state_mutex;
+  bool kafka_reachable = true;
+  std::string kafka_problem;
+
+  HubNotice kafka_notice() {
+    std::lock_guard<std::mutex> lock(kafka_state_mutex);
+    HubNotice n;
+    n.kind = HubNotice::Kind::kafka;
+    n.reachable = kafka_reachable;
+    n.message = kafka_problem;
+    return n;
+  }
+
   std::mutex retiring_mutex;
   std::vector<std::unique_ptr<GroupReader>> retiring;
 
@@ -221,6 +235,8 @@ void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& requ
   ++counters.connections_opened;
   con->accept_upgrade(request, subprotocol, session);
   session->open(*con);
+  HubNotice kafka = kafka_notice();
+  if (!kafka.reachable) session->notify(kafka);
 }
 
 void Server::Impl::tick() {
@@ -413,6 +429,18 @@ void Server::on_delivery(const Delivery& d) {
     ++impl_->session_counters.produce_errors;
   }
   impl_->deliveries.route(d);
+}
+
+void Server::set_kafka_reachable(bool reachable, const std::string& why) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->kafka_state_mutex);
+    impl_->kafka_reachable = reachable;
+    impl_->kafka_problem = reachable ? std::string() : why;
+  }
+  const HubNotice notice = impl_->kafka_notice();
+  for (const auto& e : impl_->snapshot()) {
+    if (auto session = e.session.lock()) session->notify(notice);
+  }
 }
 
 const SessionCounters& Server::session_counters() const { return impl_->session_counters; }

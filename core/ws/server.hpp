@@ -77,6 +77,11 @@ class Server {
   // let run() return once they are closed (or after `grace`).
   void finish(std::chrono::milliseconds grace);
 
+  // Whether Kafka answers the bridge, from its periodic check (thread-safe).
+  // A change is told to every session; a session that opens while Kafka
+  // does not answer is told at once.
+  void set_kafka_reachable(bool reachable, const std::string& why);
+
   // For the producer's delivery thread: routes a delivery to its session.
   void on_delivery(const Delivery& delivery);
 

@@ -883,11 +883,25 @@ class Hostile(ServeTestCase):
         self.addCleanup(broker.stop)
         bg = self.serve("--timeout", "2", brokers=broker.brokers)
         kwstest.wait_until(lambda: self.http(bg, "/readyz")[0] == 200, what="ready")
-        broker.proc.send_signal(signal.SIGSTOP)
-        try:
-            kwstest.wait_until(lambda: self.http(bg, "/readyz")[0] == 503, timeout=15, what="not ready")
-        finally:
-            broker.proc.send_signal(signal.SIGCONT)
+
+        async def go():
+            # A kws client is told when Kafka stops answering and when it
+            # is back; one that connects in between is told at once.
+            async with kws_connect(self.ws_url(bg)) as ws:
+                broker.proc.send_signal(signal.SIGSTOP)
+                try:
+                    gone = (await recv_until(ws, is_type("kafka"), timeout=15))[-1]
+                    self.assertFalse(gone["reachable"], gone)
+                    self.assertTrue(gone.get("message"), gone)
+                    self.assertEqual(self.http(bg, "/readyz")[0], 503)
+                    async with kws_connect(self.ws_url(bg)) as late:
+                        self.assertFalse((await recv_until(late, is_type("kafka")))[-1]["reachable"])
+                finally:
+                    broker.proc.send_signal(signal.SIGCONT)
+                back = (await recv_until(ws, is_type("kafka"), timeout=15))[-1]
+                self.assertEqual(back, {"type": "kafka", "reachable": True})
+
+        run(go(), timeout=60)
         kwstest.wait_until(lambda: self.http(bg, "/readyz")[0] == 200, timeout=15, what="ready again")
         self.assertEqual(self.metrics(bg)["kws_serve_kafka_ready"], 1)
         err = bg.err.decode()

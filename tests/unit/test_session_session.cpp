@@ -365,3 +365,23 @@ TEST_CASE("session: closing leaves the hub and stops answering") {
   CHECK(link.offsets.empty());
   CHECK(s->closed());
 }
+
+TEST_CASE("session: Kafka going away is told to a kws client, never to a kafka-websocket one") {
+  SessionFixture f;
+  FakeLink kws_link, legacy_link;
+  auto kws = f.open(kws_link, "", "kws.v1");
+  auto legacy = f.open(legacy_link, "topics=t");
+  HubNotice gone;
+  gone.kind = HubNotice::Kind::kafka;
+  gone.reachable = false;
+  gone.message = "no answer for 10 s";
+  kws->notify(gone);
+  legacy->notify(gone);
+  f.settle();
+  REQUIRE(kws_link.replies.size() == 1);
+  CHECK(kws_link.replies[0] ==
+        nlohmann::json::parse(R"({"type":"kafka","reachable":false,"message":"no answer for 10 s"})"));
+  CHECK(legacy_link.replies.empty());
+  // The bridge logs Kafka's state once, not once per legacy client.
+  for (const auto& line : f.log.lines) CHECK(line.second.find("reachable") == std::string::npos);
+}
