@@ -8,49 +8,10 @@
 #include "core/kafka/partition_reader.hpp"
 #include "core/kafka/producer.hpp"
 #include "core/kafka/topic_admin.hpp"
+#include "core/util/guarded_thread.hpp"
 #include "core/util/metrics_text.hpp"
 
 namespace kws {
-
-namespace {
-
-// The first failure of any of the bridge's threads, for the main loop to
-// act on: each thread catches at its top, so a failure is an orderly
-// shutdown with a message, never std::terminate.
-class ThreadFailure {
- public:
-  void record(const std::string& thread, const std::string& what) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (failed_) return;
-    message_ = thread + ": " + what;
-    failed_ = true;
-  }
-  bool failed() const { return failed_; }
-  std::string message() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return message_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::string message_;
-  std::atomic<bool> failed_{false};
-};
-
-template <typename Body>
-std::thread guarded_thread(ThreadFailure& failure, const char* name, Body body) {
-  return std::thread([&failure, name, body] {
-    try {
-      body();
-    } catch (const std::exception& e) {
-      failure.record(name, e.what());
-    } catch (...) {
-      failure.record(name, "unknown failure");
-    }
-  });
-}
-
-}  // namespace
 
 struct Bridge::Impl {
   KafkaSettings settings;
