@@ -930,7 +930,7 @@ class Liveness(ServeTestCase):
         run(go())
         self.assertEqual(self.metrics(bg)["kws_serve_idle_closes_total"], 1)
 
-    def test_graceful_shutdown_acks_then_1001_then_exit_0(self):
+    def test_graceful_shutdown_acks_then_1001_then_exit_143(self):
         bg = self.serve()
         t = self.create(self.topic())
 
