@@ -172,6 +172,35 @@ TEST_CASE("hub: history older than the ring comes from a catch-up reader, then l
   CHECK(f.hub->stats().catchups == 0);
 }
 
+TEST_CASE("hub: messages Kafka deleted under a catch-up reader become one lost notice, then history goes on") {
+  HubFixture f(600);  // a ring of a few frames: history comes from a catch-up reader
+  f.limits.batch = 5;  // which reads 5 messages per round
+  auto feed = std::make_unique<FakeFeed>(f.cluster);
+  f.live = feed.get();
+  f.hub = std::make_unique<Hub>(std::move(feed), f.admin, f.limits, f.log, [&f] { return f.now; });
+  f.cluster.create("t", 1);
+  for (int i = 0; i < 40; ++i) f.cluster.append("t", 0, "old-" + std::to_string(i));
+  auto live = std::make_shared<Recorder>();
+  f.subscribe(live, "t", "latest");
+  auto late = std::make_shared<Recorder>();
+  f.hub->subscribe(late, "t", parse_offset_spec("beginning"), "earliest", "");
+  for (int i = 0; i < 10 && late->offsets(0).empty(); ++i) f.spin(1);
+  const std::vector<int64_t> before = late->offsets(0);
+  REQUIRE(!before.empty());
+  REQUIRE(before.back() < 19);
+  f.cluster.low.at("t").at(0) = 20;  // retention deletes 0-19 under the reader
+  f.spin(20);
+  std::vector<std::string> expected;
+  for (int64_t o : before) expected.push_back("p0@" + std::to_string(o));
+  expected.push_back("lost p0 " + std::to_string(before.back() + 1) + "-19");
+  for (int64_t o = 20; o < 40; ++o) expected.push_back("p0@" + std::to_string(o));
+  std::vector<std::string> got;
+  for (const auto& e : late->events) {
+    if (e.rfind("p0@", 0) == 0 || e.rfind("lost", 0) == 0) got.push_back(e);
+  }
+  CHECK(got == expected);
+}
+
 TEST_CASE("hub: a time start skips older messages even when the broker answers with an earlier offset") {
   HubFixture f;
   f.cluster.create("t", 1);
