@@ -11,8 +11,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/sha.h>
-#include <openssl/evp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,6 +22,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
+
+#include "core/util/text.hpp"
+#include "core/ws_frame.hpp"
 
 namespace {
 
@@ -43,15 +44,6 @@ bool write_all(int fd, const char* data, size_t n) {
   return true;
 }
 
-std::string accept_key(const std::string& key) {
-  std::string in = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(in.data()), in.size(), digest);
-  unsigned char out[64];
-  int n = EVP_EncodeBlock(out, digest, SHA_DIGEST_LENGTH);
-  return std::string(reinterpret_cast<char*>(out), static_cast<size_t>(n));
-}
-
 bool handshake(int fd) {
   std::string req;
   char buf[4096];
@@ -67,52 +59,37 @@ bool handshake(int fd) {
   size_t start = req.find_first_not_of(' ', k + 18);
   size_t end = req.find("\r\n", start);
   std::string resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: " + accept_key(req.substr(start, end - start)) + "\r\n\r\n";
+                     "Sec-WebSocket-Accept: " + kws::websocket_accept(req.substr(start, end - start)) + "\r\n\r\n";
   return write_all(fd, resp.data(), resp.size());
 }
 
 // Reads client frames; answers pings; returns when the client goes away.
 void reader(int fd, std::mutex& write_mutex, std::atomic<bool>& gone) {
+  using kws::ws::Opcode;
   std::string in;
   char buf[65536];
   while (true) {
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n <= 0) break;
     in.append(buf, static_cast<size_t>(n));
-    while (in.size() >= 2) {
-      unsigned op = static_cast<unsigned char>(in[0]) & 0x0f;
-      uint64_t len = static_cast<unsigned char>(in[1]) & 0x7f;
-      size_t pos = 2;
-      if (len == 126) {
-        if (in.size() < 4) break;
-        len = (static_cast<unsigned char>(in[2]) << 8) | static_cast<unsigned char>(in[3]);
-        pos = 4;
-      } else if (len == 127) {
-        if (in.size() < 10) break;
-        len = 0;
-        for (int i = 0; i < 8; ++i) len = (len << 8) | static_cast<unsigned char>(in[2 + i]);
-        pos = 10;
-      }
-      bool masked = static_cast<unsigned char>(in[1]) & 0x80;
-      size_t total = pos + (masked ? 4 : 0) + len;
-      if (in.size() < total) break;
-      std::string payload = in.substr(pos + (masked ? 4 : 0), len);
-      if (masked) {
-        for (size_t i = 0; i < len; ++i) payload[i] = static_cast<char>(payload[i] ^ in[pos + (i & 3)]);
-      }
-      in.erase(0, total);
-      if (op == 0x9 || op == 0x8) {
-        std::string frame;
-        frame += static_cast<char>(op == 0x9 ? 0x8a : 0x88);
-        frame += static_cast<char>(payload.size());
-        frame += payload;
+    // Whole frames only; anything else (a partial frame, a length no one
+    // could send) waits for more bytes. No validation: this is a load source.
+    kws::ws::FrameHeader h;
+    while (kws::ws::read_frame_header(in, h) == kws::ws::HeaderRead::complete && in.size() - h.size >= h.length) {
+      const size_t total = h.size + static_cast<size_t>(h.length);
+      if (h.opcode == Opcode::ping || h.opcode == Opcode::close) {
+        std::string payload = in.substr(h.size, static_cast<size_t>(h.length));
+        if (h.masked) kws::ws::mask_payload(payload.data(), payload.size(), h.mask);
+        // A pong with the ping's payload; a close echoed as it came.
+        const std::string frame = kws::ws::frame(h.opcode == Opcode::ping ? Opcode::pong : Opcode::close, payload);
         std::lock_guard<std::mutex> lock(write_mutex);
         write_all(fd, frame.data(), frame.size());
-        if (op == 0x8) {
+        if (h.opcode == Opcode::close) {
           gone = true;
           return;
         }
       }
+      in.erase(0, total);
     }
   }
   gone = true;
@@ -135,8 +112,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  // Up to 65535: the frame's 16-bit length form covers the sizes where a
-  // byte bound, not a message count, limits what kws holds.
+  // Up to 65535: that covers the sizes where a byte bound, not a message
+  // count, limits what kws holds.
   if (size < 40 || size > 65535) {
     fprintf(stderr, "--size must be 40..65535\n");
     return 2;
@@ -179,14 +156,7 @@ int main(int argc, char** argv) {
       for (int k = 0; k < 1000 && sent < limit; ++k, ++sent) {
         int n = snprintf(msg, sizeof msg, "{\"seq\":%llu,\"pad\":\"", static_cast<unsigned long long>(seq++));
         size_t pad = size - static_cast<size_t>(n) - 2;
-        chunk += static_cast<char>(0x81);
-        if (size <= 125) {
-          chunk += static_cast<char>(size);
-        } else {
-          chunk += static_cast<char>(126);
-          chunk += static_cast<char>(size >> 8);
-          chunk += static_cast<char>(size & 0xff);
-        }
+        kws::ws::append_frame_header(chunk, kws::ws::Opcode::text, size);
         chunk.append(msg, static_cast<size_t>(n));
         chunk.append(pad, 'x');
         chunk += "\"}";

@@ -39,7 +39,11 @@ struct FrameHeader {
 
 enum class HeaderRead { incomplete, complete, length_over_63_bits };
 
-// Reads the header at the start of `bytes`.
+// Reads the header at the start of `bytes`. Once 2 bytes are there, `fin`,
+// `reserved`, `opcode` and `masked` are set even when the result is
+// `incomplete`, so a caller can refuse a frame it must never accept (a
+// masked one from a server, reserved bits) before the rest arrives. With
+// `length_over_63_bits`, `length` holds the length as read, for the message.
 HeaderRead read_frame_header(std::string_view bytes, FrameHeader& out);
 
 }  // namespace kws::ws

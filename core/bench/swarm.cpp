@@ -28,7 +28,7 @@ struct Swarm::Client {
   int fd = -1;
   State state = idle;
   bool subscribed = false;
-  int fragment_opcode = 0;
+  Opcode fragment_opcode = Opcode::continuation;
   std::string in;        // bytes not parsed yet (the answer's head, or a partial frame)
   std::string fragment;  // a fragmented message being reassembled
   uint64_t unique = 0;
@@ -228,8 +228,8 @@ bool Swarm::on_frames(Client& c, std::string_view bytes, uint64_t rx_ns, size_t&
     }
     used += n;
     switch (f.opcode) {
-      case op_text:
-      case op_binary:
+      case Opcode::text:
+      case Opcode::binary:
         if (f.fin) {
           on_message(c, f.opcode, f.payload, rx_ns);
         } else {
@@ -237,7 +237,7 @@ bool Swarm::on_frames(Client& c, std::string_view bytes, uint64_t rx_ns, size_t&
           c.fragment.assign(f.payload);
         }
         break;
-      case op_continuation:
+      case Opcode::continuation:
         c.fragment.append(f.payload);
         if (f.fin) {
           std::string whole;
@@ -245,16 +245,16 @@ bool Swarm::on_frames(Client& c, std::string_view bytes, uint64_t rx_ns, size_t&
           on_message(c, c.fragment_opcode, whole, rx_ns);
         }
         break;
-      case op_ping: {
-        std::string pong = client_frame(op_pong, f.payload.substr(0, 125));
+      case Opcode::ping: {
+        std::string pong = client_frame(Opcode::pong, f.payload.substr(0, 125));
         (void)!send(c.fd, pong.data(), pong.size(), MSG_NOSIGNAL);
         counters_.pings++;
         break;
       }
-      case op_close: {
+      case Opcode::close: {
         auto [code, reason] = close_reason(f.payload);
         if (c.state == Client::open && !closing_) {
-          std::string reply = client_frame(op_close, f.payload.substr(0, 2));
+          std::string reply = client_frame(Opcode::close, f.payload.substr(0, 2));
           (void)!send(c.fd, reply.data(), reply.size(), MSG_NOSIGNAL);
         }
         mark_closed(c, "close " + std::to_string(code) + (reason.empty() ? "" : " '" + reason + "'"), true);
@@ -267,7 +267,7 @@ bool Swarm::on_frames(Client& c, std::string_view bytes, uint64_t rx_ns, size_t&
   }
 }
 
-void Swarm::on_message(Client& c, int opcode, std::string_view payload, uint64_t rx_ns) {
+void Swarm::on_message(Client& c, Opcode opcode, std::string_view payload, uint64_t rx_ns) {
   if (auto s = find_stamp(payload, options_.tag)) {
     counters_.stamped++;
     if (s->seq >= options_.planned_messages) {
@@ -289,7 +289,7 @@ void Swarm::on_message(Client& c, int opcode, std::string_view payload, uint64_t
     return;
   }
   // kws's control frames (docs/PROTOCOL.md); a kafka-websocket server sends none.
-  if (opcode == op_text && payload.rfind("{\"type\":\"", 0) == 0) {
+  if (opcode == Opcode::text && payload.rfind("{\"type\":\"", 0) == 0) {
     std::string_view type = payload.substr(9);
     if (type.rfind("subscribed\"", 0) == 0) {
       if (!c.subscribed) ++subscribed_;
@@ -317,7 +317,7 @@ size_t Swarm::incomplete(uint64_t expected) const {
 
 void Swarm::close_all(int timeout_ms) {
   closing_ = true;
-  const std::string frame = client_frame(op_close, std::string_view("\x03\xe8", 2));
+  const std::string frame = client_frame(Opcode::close, std::string_view("\x03\xe8", 2));
   for (auto& c : clients_) {
     if (c.state == Client::open) {
       (void)!send(c.fd, frame.data(), frame.size(), MSG_NOSIGNAL);

@@ -77,7 +77,7 @@ class Swarm {
   void on_event(Client& c, uint32_t events);
   void on_readable(Client& c);
   bool on_frames(Client& c, std::string_view bytes, uint64_t rx_ns, size_t& used);
-  void on_message(Client& c, int opcode, std::string_view payload, uint64_t rx_ns);
+  void on_message(Client& c, Opcode opcode, std::string_view payload, uint64_t rx_ns);
   void mark_closed(Client& c, const std::string& why, bool by_server);
 
   SwarmOptions options_;

@@ -204,57 +204,41 @@ HandshakeAnswer check_handshake(std::string_view response, std::string_view expe
 }
 
 size_t parse_server_frame(std::string_view bytes, FrameView& frame, std::string& error, uint64_t max_payload) {
-  if (bytes.size() < 2) return 0;
-  auto b = reinterpret_cast<const unsigned char*>(bytes.data());
-  if (b[0] & 0x70) {
+  ws::FrameHeader h;
+  const ws::HeaderRead read = ws::read_frame_header(bytes, h);
+  // The first two bytes are enough to refuse these, so a bad server is
+  // named at once instead of after a length and a key that may never come.
+  if (h.reserved) {
     error = "frame with reserved bits set (no extension was negotiated)";
     return 0;
   }
-  if (b[1] & 0x80) {
+  if (h.masked) {
     error = "masked frame from the server";
     return 0;
   }
-  uint64_t len = b[1] & 0x7f;
-  size_t header = 2;
-  if (len == 126) {
-    if (bytes.size() < 4) return 0;
-    len = (uint64_t(b[2]) << 8) | b[3];
-    header = 4;
-  } else if (len == 127) {
-    if (bytes.size() < 10) return 0;
-    len = 0;
-    for (int i = 0; i < 8; i++) len = (len << 8) | b[2 + i];
-    header = 10;
-  }
-  if (len > max_payload) {
-    error = "frame of " + std::to_string(len) + " bytes, over the " + std::to_string(max_payload) + " byte limit";
+  if (read == ws::HeaderRead::incomplete) return 0;
+  // A length over 2^63, which RFC 6455 forbids, is over any limit in use.
+  if (read == ws::HeaderRead::length_over_63_bits || h.length > max_payload) {
+    error = "frame of " + std::to_string(h.length) + " bytes, over the " + std::to_string(max_payload) + " byte limit";
     return 0;
   }
-  if (bytes.size() - header < len) return 0;
-  frame.opcode = b[0] & 0x0f;
-  frame.fin = (b[0] & 0x80) != 0;
-  frame.payload = bytes.substr(header, static_cast<size_t>(len));
-  return header + static_cast<size_t>(len);
+  if (bytes.size() - h.size < h.length) return 0;
+  frame.opcode = h.opcode;
+  frame.fin = h.fin;
+  frame.payload = bytes.substr(h.size, static_cast<size_t>(h.length));
+  return h.size + static_cast<size_t>(h.length);
 }
 
-std::string client_frame(int opcode, std::string_view payload) {
+std::string client_frame(Opcode opcode, std::string_view payload) {
   // The mask only has to be unpredictable to defeat cache poisoning by
   // intermediaries (RFC 6455 10.3); a fixed one is fine for a load generator.
-  static const unsigned char key[4] = {0x37, 0xfa, 0x21, 0x3d};
+  static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
   std::string f;
-  f += static_cast<char>(0x80 | opcode);
-  if (payload.size() < 126) {
-    f += static_cast<char>(0x80 | payload.size());
-  } else if (payload.size() < 65536) {
-    f += static_cast<char>(0x80 | 126);
-    f += static_cast<char>(payload.size() >> 8);
-    f += static_cast<char>(payload.size() & 0xff);
-  } else {
-    f += static_cast<char>(0x80 | 127);
-    for (int i = 7; i >= 0; i--) f += static_cast<char>((uint64_t(payload.size()) >> (8 * i)) & 0xff);
-  }
-  f.append(reinterpret_cast<const char*>(key), 4);
-  for (size_t i = 0; i < payload.size(); i++) f += static_cast<char>(payload[i] ^ key[i & 3]);
+  f.reserve(14 + payload.size());
+  ws::append_frame_header(f, opcode, payload.size(), key);
+  const size_t at = f.size();
+  f.append(payload);
+  ws::mask_payload(f.data() + at, payload.size(), key);
   return f;
 }
 

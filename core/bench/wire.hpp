@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/util/text.hpp"  // websocket_accept
+#include "core/ws_frame.hpp"
 
 namespace kws::bench {
 
@@ -57,19 +58,21 @@ struct HandshakeAnswer {
 HandshakeAnswer check_handshake(std::string_view response, std::string_view expected_accept,
                                 std::string_view subprotocol);
 
-enum Opcode : int { op_continuation = 0, op_text = 1, op_binary = 2, op_close = 8, op_ping = 9, op_pong = 10 };
+// Frames are read and written with the project's one codec (core/ws_frame.hpp).
+using ws::Opcode;
 struct FrameView {
-  int opcode = 0;
+  Opcode opcode = Opcode::continuation;  // any 4-bit value: reserved opcodes are the caller's to ignore
   bool fin = true;
   std::string_view payload;
 };
 // Parses the server frame at the start of `bytes`. Returns its total length,
 // or 0 when more bytes are needed; sets `error` (and returns 0) for a frame a
-// server must not send (masked, reserved bits, oversized).
+// server must not send (masked, reserved bits, oversized). A length in a
+// longer form than needed is accepted.
 size_t parse_server_frame(std::string_view bytes, FrameView& frame, std::string& error,
                           uint64_t max_payload = uint64_t(64) << 20);
 // A masked client frame (FIN set).
-std::string client_frame(int opcode, std::string_view payload);
+std::string client_frame(Opcode opcode, std::string_view payload);
 // The close code and reason of a close frame's payload (1005 when it has none).
 std::pair<int, std::string> close_reason(std::string_view payload);
 

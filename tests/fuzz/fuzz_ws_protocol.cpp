@@ -89,10 +89,18 @@ void check_head(std::string_view bytes, size_t split) {
     case HeadStatus::too_large:
       CHECK(end == std::string_view::npos ? bytes.size() >= kMaxRequestHead : end + 4 > kMaxRequestHead);
       break;
-    case HeadStatus::bad:
+    case HeadStatus::bad: {
       CHECK(!w.problem.empty());
-      CHECK(end != std::string_view::npos && end + 4 <= kMaxRequestHead);
+      // Only a TLS ClientHello or a line ending in a bare LF is refused
+      // before the whole head is there (a client that sends either may never
+      // send "\r\n\r\n"); anything else needs the head, within the limit.
+      const bool tls = bytes.size() >= 2 && bytes[0] == '\x16' && bytes[1] == '\x03';
+      const size_t head_end = end == std::string_view::npos ? bytes.size() : end + 4;
+      bool bare_lf = false;
+      for (size_t i = 0; i < head_end; ++i) bare_lf = bare_lf || (bytes[i] == '\n' && (i == 0 || bytes[i - 1] != '\r'));
+      CHECK(tls || bare_lf || (end != std::string_view::npos && end + 4 <= kMaxRequestHead));
       break;
+    }
     case HeadStatus::complete: {
       CHECK(w.consumed == end + 4 && w.consumed <= kMaxRequestHead);
       check_request(whole);

@@ -6,7 +6,6 @@
 
 #include "core/hub/encodings.hpp"
 #include "core/hub/frame.hpp"
-#include "core/ws_frame.hpp"
 
 using namespace kws;
 
@@ -17,34 +16,6 @@ FramePtr frame(int64_t offset, std::string_view value, std::string_view topic = 
 }
 
 }  // namespace
-
-TEST_CASE("ws frame codec: headers for each length class, masked and not, read back") {
-  std::string h;
-  ws::append_frame_header(h, ws::Opcode::text, 125);
-  CHECK(h == std::string("\x81\x7d", 2));
-  h.clear();
-  ws::append_frame_header(h, ws::Opcode::binary, 126);
-  CHECK(h == std::string("\x82\x7e\x00\x7e", 4));
-  h.clear();
-  ws::append_frame_header(h, ws::Opcode::text, 70000);
-  CHECK(h == std::string("\x81\x7f\x00\x00\x00\x00\x00\x01\x11\x70", 10));
-  const uint8_t mask[4] = {1, 2, 3, 4};
-  h.clear();
-  ws::append_frame_header(h, ws::Opcode::ping, 5, mask, true);
-  ws::FrameHeader read;
-  REQUIRE(ws::read_frame_header(h, read) == ws::HeaderRead::complete);
-  CHECK(read.opcode == ws::Opcode::ping);
-  CHECK(read.masked);
-  CHECK(read.length == 5);
-  CHECK(read.size == 6);
-  CHECK(read.mask[3] == 4);
-  CHECK(ws::read_frame_header(h.substr(0, 3), read) == ws::HeaderRead::incomplete);
-  std::string over("\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x00", 10);
-  CHECK(ws::read_frame_header(over, read) == ws::HeaderRead::length_over_63_bits);
-  std::string longish("\x82\x7e\x00\x05", 4);  // 5 in the 16-bit form
-  REQUIRE(ws::read_frame_header(longish, read) == ws::HeaderRead::complete);
-  CHECK_FALSE(read.shortest);
-}
 
 TEST_CASE("frame batch: each encoding is built once, on first use, and shared") {
   auto topic = std::make_shared<const std::string>("my_topic");
