@@ -12,6 +12,7 @@
 #include "core/util/output.hpp"
 #include "core/util/signals.hpp"
 #include "core/ws/demo_page.hpp"
+#include "core/ws/tls.hpp"
 
 namespace kws::cmd {
 
@@ -39,7 +40,10 @@ const CommandDoc serve_doc{
     "same process (on 127.0.0.1:9092; --broker-listen 127.0.0.1:0 for any free port) and prints BROKERS= so "
     "kws send and kws tail can reach it; its data is lost on exit, and its limits are those of "
     "kws broker (man kws-broker).\n\n"
-    "When ready it prints URL=ws://HOST:PORT/ as the first line on standard output. GET /healthz "
+    "With --tls-cert and --tls-key (PEM files) the port speaks only TLS 1.2 and 1.3: wss:// for "
+    "the WebSocket, https:// for the demo page and the HTTP endpoints; a client speaking plain HTTP "
+    "to it is answered 400. The files are read once, at start.\n\n"
+    "When ready it prints URL=ws://HOST:PORT/ (wss:// with TLS) as the first line on standard output. GET /healthz "
     "answers while the process runs, GET /readyz when Kafka answers, GET /metrics in Prometheus "
     "text format. On SIGTERM or SIGINT it stops accepting, waits up to 5 s for Kafka to confirm "
     "what clients sent (sending their acks), closes every connection with 1001 and exits (130 "
@@ -47,7 +51,8 @@ const CommandDoc serve_doc{
     {{"kws serve", "bridge the embedded broker on 127.0.0.1:8080; open http://127.0.0.1:8080/"},
      {"kws serve -b kafka1:9092 -l 0.0.0.0:8080", "bridge a real cluster for other machines"},
      {"websocat 'ws://127.0.0.1:8080/v2/broker/?topics=demo&offset=-10'", "the last 10 messages of demo, then live ones"},
-     {"kws serve --slow-client drop-oldest --client-buffer 1M", "drop messages for slow clients instead of closing them"}},
+     {"kws serve --slow-client drop-oldest --client-buffer 1M", "drop messages for slow clients instead of closing them"},
+     {"kws serve -l 0.0.0.0:8443 --tls-cert fullchain.pem --tls-key privkey.pem", "wss:// and https:// with a certificate"}},
     "1 when the listen address (or the embedded broker's) is taken or Kafka cannot be reached at "
     "start."};
 
@@ -57,6 +62,9 @@ CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
   // their defaults, as it does for KWS_SERVE_* and the config file.
   add_setting_flag(app, "-l,--listen", "serve.listen", o.settings,
                    "Address to serve on (port 0: any free port)");
+  add_setting_flag(app, "--tls-cert", "serve.tls_cert", o.settings,
+                   "PEM certificate chain (the server's first): serve wss:// and https:// only");
+  add_setting_flag(app, "--tls-key", "serve.tls_key", o.settings, "PEM private key of --tls-cert");
   const char* flow = "Clients";
   add_setting_flag(app, "--client-buffer", "serve.client_buffer", o.settings,
                    "Bytes queued for one client before --slow-client applies")
@@ -162,13 +170,23 @@ int run_serve(const ServeOptions& o) {
   // Before anything starts, so a bad value is only a usage error naming where it came from.
   ConnectionOptions::Resolved resolved = o.connection.resolve("serve", o.settings);
   const KwsSettings& s = resolved.kws;
-  for (const char* key : {"serve.tls_cert", "serve.tls_key"}) {
-    // Serving plain ws:// to someone who configured a certificate would
-    // put on the wire in clear what they meant to protect.
-    if (s.path(key).empty()) continue;
-    throw usage_error(s.at(key).where() +
-                      ": kws serve does not serve wss:// yet; unset it and put a TLS-terminating proxy "
-                      "in front of kws serve");
+  // One without the other would serve in clear what was meant to be protected.
+  if (s.path("serve.tls_cert").empty() != s.path("serve.tls_key").empty()) {
+    const char* given = s.path("serve.tls_cert").empty() ? "serve.tls_key" : "serve.tls_cert";
+    throw usage_error(s.at(given).where() + ": TLS needs both --tls-cert and --tls-key");
+  }
+  std::shared_ptr<const ws::TlsContext> tls;
+  if (!s.path("serve.tls_cert").empty()) {
+    // Loaded before anything starts, so that a bad file is a usage error at once.
+    try {
+      tls = std::make_shared<const ws::TlsContext>(s.path("serve.tls_cert"), s.path("serve.tls_key"));
+    } catch (const Error& e) {
+      // Named by where the file it is about was given (TlsContext's
+      // messages start with "TLS certificate" or "TLS key").
+      const std::string why = e.what();
+      const char* about = why.rfind("TLS key", 0) == 0 ? "serve.tls_key" : "serve.tls_cert";
+      throw Error(s.at(about).where() + ": " + why, e.exit_code());
+    }
   }
 
   BridgeOptions options;
@@ -184,6 +202,7 @@ int run_serve(const ServeOptions& o) {
   options.server.write_timeout = s.duration("serve.write_timeout");
   options.server.session.max_frame = s.bytes("serve.max_frame");
   options.server.max_connections = s.count("serve.max_connections");
+  options.server.tls = tls;
   options.server.session.max_group_sessions = static_cast<size_t>(o.max_group_sessions);
   options.server.session.max_topics = s.count("serve.max_topics");
   options.create_topics = s.boolean("serve.create_topics");
@@ -219,11 +238,13 @@ int run_serve(const ServeOptions& o) {
   }
 
   Bridge bridge(settings, o.connection.kafka_context(*log), options, kDemoPageHtml);
-  printf("URL=ws://%s/\n", bridge.address().c_str());
+  const std::string ws_scheme = bridge.tls() ? "wss" : "ws";
+  const std::string http_scheme = bridge.tls() ? "https" : "http";
+  printf("URL=%s://%s/\n", ws_scheme.c_str(), bridge.address().c_str());
   if (cluster) printf("BROKERS=%s\n", cluster->bootstrap_servers().c_str());
   fflush(stdout);
-  log->note("serving ws://" + bridge.address() + "/v2/broker/ and the demo page at http://" + bridge.address() +
-            "/ (Ctrl-C stops)");
+  log->note("serving " + ws_scheme + "://" + bridge.address() + "/v2/broker/ and the demo page at " + http_scheme +
+            "://" + bridge.address() + "/ (Ctrl-C stops)");
 
   StatusLine status;
   bridge.run([&status](const BridgeStatus& s) { status.update(s); });

@@ -49,6 +49,8 @@ complete -c kws -n 'not __fish_seen_subcommand_from serve broker send tail inges
 complete -c kws -n 'not __fish_seen_subcommand_from serve broker send tail ingest topics bench config completion' -a completion -d 'Print a shell completion script (bash, zsh or fish)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -s h -l help -d 'Print this help message and exit'
 complete -c kws -n '__fish_seen_subcommand_from serve' -s l -l listen -r -d 'Address to serve on (port 0: any free port)'
+complete -c kws -n '__fish_seen_subcommand_from serve' -l tls-cert -r -F -d 'PEM certificate chain (the server'\''s first): serve wss:// and https:// only'
+complete -c kws -n '__fish_seen_subcommand_from serve' -l tls-key -r -F -d 'PEM private key of --tls-cert'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l client-buffer -r -d 'Bytes queued for one client before --slow-client applies'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l slow-client -x -a 'close drop-oldest' -d 'What to do with a client over its buffer: close or drop-oldest'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l ping-interval -r -d 'Time between server pings (20s, 500ms; a plain number is seconds)'

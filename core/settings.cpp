@@ -98,11 +98,10 @@ const std::vector<SettingKey>& kws_setting_keys() {
                "(librdkafka's message.timeout.ms, which -X overrides).",
                {"serve"}),
       make_key("serve.tls_cert", "KWS_SERVE_TLS_CERT", "", T::path,
-               "PEM certificate chain for wss://. Not supported yet: kws serve speaks plain ws:// and "
-               "refuses to start when this is set.",
+               "PEM certificate chain, the server's certificate first: with serve.tls_key, kws serve "
+               "speaks only TLS (wss:// and https://).",
                {"serve"}),
-      make_key("serve.tls_key", "KWS_SERVE_TLS_KEY", "", T::path,
-               "PEM private key for serve.tls_cert; not supported yet either.", {"serve"}),
+      make_key("serve.tls_key", "KWS_SERVE_TLS_KEY", "", T::path, "PEM private key of serve.tls_cert.", {"serve"}),
       make_key("ingest.buffer_messages", "KWS_INGEST_BUFFER_MESSAGES", "100000", T::count,
                "Messages held between the WebSocket feed and Kafka before ingest.when_full applies.",
                {"ingest"}, {}, 100000000),

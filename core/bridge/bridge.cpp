@@ -122,6 +122,7 @@ Bridge::Bridge(const KafkaSettings& settings, const KafkaContext& context, Bridg
 Bridge::~Bridge() = default;
 
 std::string Bridge::address() const { return impl_->server->address(); }
+bool Bridge::tls() const { return impl_->server->tls(); }
 
 void Bridge::run(const std::function<void(const BridgeStatus&)>& on_status) {
   Impl& b = *impl_;

@@ -47,6 +47,7 @@ class Bridge {
   ~Bridge();
 
   std::string address() const;  // "HOST:PORT" actually bound
+  bool tls() const;  // serving wss:// and https://
 
   // Serves until `context.should_stop` says so (checked every 100 ms), then
   // shuts down gracefully. `on_status` is called about once a second.

@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "core/ws/tls.hpp"
+
 namespace kws::ws {
 
 namespace {
@@ -18,13 +20,23 @@ char* scratch() {
   return buffer.data();
 }
 
+// TLS: what OpenSSL decrypts from scratch() lands here.
+char* plain_scratch() {
+  static thread_local std::array<char, kScratchSize> buffer;
+  return buffer.data();
+}
+
 }  // namespace
 
 std::string text_frame(std::string_view json) { return frame(Opcode::text, json); }
 
 Connection::Connection(asio::ip::tcp::socket socket, const Limits& limits,
-                       std::shared_ptr<const RequestHandler> on_request)
-    : socket_(std::move(socket)), limits_(limits), on_request_(std::move(on_request)), parser_(limits.max_message) {}
+                       std::shared_ptr<const RequestHandler> on_request, std::unique_ptr<TlsStream> tls)
+    : socket_(std::move(socket)),
+      tls_(std::move(tls)),
+      limits_(limits),
+      on_request_(std::move(on_request)),
+      parser_(limits.max_message) {}
 
 Connection::~Connection() = default;
 
@@ -74,7 +86,11 @@ Connection::ReadEnd Connection::read_available(size_t limit) {
       return ReadEnd::stopped;
     }
     last_heard_ = Clock::now();
-    process(std::string_view(scratch(), n));
+    if (tls_) {
+      if (!receive_tls(std::string_view(scratch(), n))) return ReadEnd::stopped;
+    } else {
+      process(std::string_view(scratch(), n));
+    }
     total += n;
   }
   return ReadEnd::stopped;
@@ -104,6 +120,45 @@ void Connection::wait_readable() {
     if (ec || self->state_ == State::closed) return;
     self->read_now();
   });
+}
+
+bool Connection::receive_tls(std::string_view ciphertext) {
+  // Every TLS connection starts with a handshake record (0x16).
+  if (tls_->fresh() && !ciphertext.empty() && ciphertext[0] != 0x16) {
+    refuse_plaintext();
+    return false;
+  }
+  tls_->receive(ciphertext);
+  for (;;) {
+    TlsStream::ReadStatus status;
+    const size_t n = tls_->read(plain_scratch(), kScratchSize, status);
+    if (n > 0) {
+      process(std::string_view(plain_scratch(), n));
+      if (state_ == State::closed) return false;
+      continue;
+    }
+    if (status == TlsStream::ReadStatus::more) break;
+    // close_notify, or a client that is not speaking TLS we accept: OpenSSL's
+    // alert goes out if the socket takes it now, and the connection ends.
+    if (!writing_) {
+      auto alert = tls_->output();
+      std::error_code ec;
+      if (!alert.empty()) socket_.write_some(asio::buffer(alert.data(), alert.size()), ec);
+    }
+    shut();
+    return false;
+  }
+  // Handshake messages, session tickets and key updates that reading made.
+  if (!writing_) flush_tls(false);
+  return state_ != State::closed;
+}
+
+void Connection::refuse_plaintext() {
+  const std::string answer = http_response(400, "text/plain; charset=utf-8",
+                                           "this port speaks TLS: use https:// or wss://\n");
+  std::error_code ec;
+  socket_.write_some(asio::buffer(answer), ec);
+  shut();
 }
 
 void Connection::pause_reading() {
@@ -240,6 +295,17 @@ void Connection::respond(int status, std::string_view content_type, std::string_
 // idle connection keeps no write buffers and there is no asio completion
 // per client per batch. Only what the socket does not take is queued.
 size_t Connection::write_now(const asio::const_buffer* buffers, size_t count, size_t total) {
+  if (tls_) {
+    // Encrypted whole: the plaintext is taken, the TLS output is in flight.
+    for (size_t i = 0; i < count; ++i) {
+      if (!tls_->send(std::string_view(static_cast<const char*>(buffers[i].data()), buffers[i].size()))) {
+        shut();
+        return total;
+      }
+    }
+    flush_tls(false);
+    return total;
+  }
   std::error_code ec;
   size_t written = 0;
   if (count == 1) {
@@ -257,6 +323,10 @@ size_t Connection::write_now(const asio::const_buffer* buffers, size_t count, si
   }
   if (written > 0) last_progress_ = Clock::now();
   return written;
+}
+
+size_t Connection::buffered() const {
+  return queued_bytes_ + inflight_bytes_ + (tls_ ? tls_->output().size() : 0);
 }
 
 bool Connection::idle_writer() const { return state_ != State::closed && !writing_ && !has_queued(); }
@@ -361,6 +431,18 @@ void Connection::write_queued() {
 void Connection::start_write() {
   if (state_ == State::closed) return;
   Writes& w = begin_inflight();
+  if (tls_) {
+    bool sent = true;
+    for (const auto& b : w.buffers) {
+      if (!(sent = tls_->send(std::string_view(static_cast<const char*>(b.data()), b.size())))) break;
+    }
+    w.inflight.clear();
+    w.buffers.clear();
+    inflight_bytes_ = 0;
+    if (!sent) return after_write(std::make_error_code(std::errc::protocol_error));
+    flush_tls(true);
+    return;
+  }
   // Most writes fit in the socket's buffer: write them now (the socket is
   // non-blocking) and leave asio's handler round trip, a scheduled
   // completion per client per batch, to the writes that do not.
@@ -397,6 +479,40 @@ Connection::Writes& Connection::begin_inflight() {
     w.buffers.emplace_back(v.data(), v.size());
   }
   return w;
+}
+
+void Connection::flush_tls(bool complete) {
+  while (state_ != State::closed) {
+    const std::string_view out = tls_->output();
+    if (out.empty()) {
+      if (complete) after_write({});
+      return;
+    }
+    std::error_code ec;
+    const size_t n = socket_.write_some(asio::buffer(out.data(), out.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec) {
+      if (complete) {
+        after_write(ec);
+      } else {
+        shut();
+      }
+      return;
+    }
+    last_progress_ = Clock::now();
+    tls_->consumed(n);
+  }
+  if (state_ == State::closed) return;
+  writing_ = true;
+  wait_writable_tls();
+}
+
+void Connection::wait_writable_tls() {
+  socket_.async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this()](const std::error_code& ec) {
+    if (self->state_ == State::closed) return;
+    if (ec) return self->after_write(ec);
+    self->flush_tls(true);
+  });
 }
 
 // The rest of a write, a piece at a time, so that the time of the last
@@ -495,6 +611,7 @@ void Connection::close_with(uint16_t code, std::string_view reason, bool drop_qu
 void Connection::release_idle_memory() {
   if (writing_ || has_queued()) return;
   writes_.reset();
+  if (tls_) tls_->release_idle_memory();
 }
 
 void Connection::abandon() {
@@ -512,6 +629,12 @@ void Connection::shut() {
   // the connection after it returns).
   if (paused_self_) asio::post(socket_.get_executor(), [held = std::move(paused_self_)] {});
   std::error_code ec;
+  if (tls_ && tls_->output().empty()) {
+    // Everything is out: say goodbye in TLS too, if the socket takes it.
+    tls_->close_notify();
+    const auto notify = tls_->output();
+    if (!notify.empty()) socket_.write_some(asio::buffer(notify.data(), notify.size()), ec);
+  }
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
   if (timer_) timer_->cancel();

@@ -8,7 +8,10 @@
 //   frame batch shared by a thousand clients is written from the same bytes
 //   by all of them, never copied per client;
 // - the bytes not yet taken by the kernel are counted exactly (queued and in
-//   flight), which the slow-client budget needs.
+//   flight), which the slow-client budget needs;
+// - with TLS (tls.hpp) the same loop reads ciphertext into the scratch
+//   buffer and hands it to OpenSSL; what is written is encrypted at once
+//   into the TLS output, which then counts as the bytes in flight.
 #include <asio.hpp>
 #include <chrono>
 #include <cstdint>
@@ -21,6 +24,7 @@
 
 #include "core/session/link.hpp"
 #include "core/ws/protocol.hpp"
+#include "core/ws/tls.hpp"
 
 namespace kws::ws {
 
@@ -41,8 +45,10 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
     std::chrono::milliseconds close_timeout{3000};
   };
 
-  // `on_request` is shared by all of a server's connections.
-  Connection(asio::ip::tcp::socket socket, const Limits& limits, std::shared_ptr<const RequestHandler> on_request);
+  // `on_request` is shared by all of a server's connections. With `tls`,
+  // the connection speaks TLS on the socket (wss:// and https://).
+  Connection(asio::ip::tcp::socket socket, const Limits& limits, std::shared_ptr<const RequestHandler> on_request,
+             std::unique_ptr<TlsStream> tls = nullptr);
   ~Connection() override;
 
   void start();
@@ -53,7 +59,7 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
 
   // Link: the session's side.
   void write(std::vector<OutItem>& items, Encoding encoding) override;
-  size_t buffered() const override { return queued_bytes_ + inflight_bytes_; }
+  size_t buffered() const override;
   void close(CloseReason reason, std::string_view why, bool drop_pending = false) override;
   void pause_reading() override;
   void resume_reading() override;
@@ -120,8 +126,18 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   void hold_while_paused();
   void finish_after_write();
   void shut();
+  // TLS: decrypts and handles what was read; false once the connection closed.
+  bool receive_tls(std::string_view ciphertext);
+  // TLS: writes the output the socket takes now. The rest waits for the
+  // socket as a write in flight (writing_), and when all of it is out,
+  // `complete` says whether that write ends here (after_write).
+  void flush_tls(bool complete);
+  void wait_writable_tls();
+  // A client speaking plain HTTP to the TLS port: told so in plain HTTP.
+  void refuse_plaintext();
 
   asio::ip::tcp::socket socket_;
+  std::unique_ptr<TlsStream> tls_;
   const Limits& limits_;  // the server's, which outlives its connections
   std::shared_ptr<const RequestHandler> on_request_;  // until the request head is read
   std::shared_ptr<LinkEvents> events_;

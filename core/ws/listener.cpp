@@ -57,6 +57,10 @@ void Listener::refuse(asio::ip::tcp::socket& socket, const char* why) {
   // One non-blocking write: the answer fits any socket buffer, and a client
   // that does not read it loses nothing it could use.
   std::error_code ec;
+  if (!plain_refusals_) {
+    socket.close(ec);
+    return;
+  }
   socket.non_blocking(true, ec);
   const std::string answer = http_response(503, "text/plain; charset=utf-8", std::string(why) + "\n");
   socket.write_some(asio::buffer(answer), ec);

@@ -27,6 +27,8 @@ class Listener {
 
   void start(OnSocket on_socket);
   void close();
+  // False for a TLS port: a refused client is closed without an answer.
+  void set_plain_refusals(bool answer) { plain_refusals_ = answer; }
 
  private:
   void accept();
@@ -41,6 +43,7 @@ class Listener {
   std::string address_;
   int spare_fd_ = -1;
   bool error_logged_ = false;
+  bool plain_refusals_ = true;
 };
 
 }  // namespace kws::ws

@@ -10,6 +10,7 @@
 #include "core/util/metrics_text.hpp"
 #include "core/ws/connection.hpp"
 #include "core/ws/listener.hpp"
+#include "core/ws/tls.hpp"
 #include "core/ws/routes.hpp"
 
 namespace kws {
@@ -175,7 +176,16 @@ bool Server::Impl::on_socket(asio::ip::tcp::socket& socket) {
           if (auto impl = weak.lock()) impl->on_request(c, r);
         });
   }
-  auto con = std::make_shared<Connection>(std::move(socket), limits, request_handler);
+  std::unique_ptr<ws::TlsStream> stream;
+  if (options.tls) {
+    try {
+      stream = std::make_unique<ws::TlsStream>(*options.tls);
+    } catch (const Error& e) {
+      services.log->warning(e.what());
+      return false;
+    }
+  }
+  auto con = std::make_shared<Connection>(std::move(socket), limits, request_handler, std::move(stream));
   con->start();
   return true;
 }
@@ -346,6 +356,8 @@ Server::~Server() {
 }
 
 void Server::listen() {
+  // A plain-text 503 means nothing to a TLS client.
+  if (impl_->options.tls) impl_->listener.set_plain_refusals(false);
   impl_->listener.listen(impl_->options.host, impl_->options.port);
   std::weak_ptr<Impl> weak = impl_;
   impl_->listener.start([weak](asio::ip::tcp::socket& socket) {
@@ -355,6 +367,7 @@ void Server::listen() {
 }
 
 std::string Server::address() const { return impl_->listener.address(); }
+bool Server::tls() const { return impl_->options.tls != nullptr; }
 size_t Server::max_connections() const { return impl_->max_connections; }
 
 void Server::run() {

@@ -19,6 +19,10 @@
 
 namespace kws {
 
+namespace ws {
+class TlsContext;
+}
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: any free port
@@ -28,6 +32,8 @@ struct ServerOptions {
   // it is closed (it pongs, perhaps, but does not read).
   std::chrono::milliseconds write_timeout{30000};
   size_t max_connections = 10000;
+  // Set: the listener speaks only TLS (wss:// and https://).
+  std::shared_ptr<const ws::TlsContext> tls;
   SessionOptions session;
 };
 
@@ -61,6 +67,7 @@ class Server {
   // Binds; throws kws::Error when it cannot. Then address() is known.
   void listen();
   std::string address() const;  // "HOST:PORT"
+  bool tls() const;  // wss:// and https:// rather than ws:// and http://
   // The connection cap in force: --max-connections, or less when the
   // open-file limit allows fewer (said on the log at start).
   size_t max_connections() const;

@@ -375,6 +375,56 @@ step("a plain reconnect to the same broker after that shows nothing twice", asyn
   await shownOnce(page, ["marker", "epoch2-0", "epoch2-1", "epoch2-2", "epoch3-0", "epoch3-1"]);
 });
 
+step("with --tls-cert and --tls-key the page loads from https:// and talks to Kafka over wss://", async () => {
+  const dir = fs.mkdtempSync(path.join(scratch, "tls-"));
+  await new Promise((resolve, reject) => execFile("openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "2",
+     "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+    { cwd: dir }, (err, _out, errText) => (err ? reject(new Error(`openssl: ${errText}`)) : resolve())));
+  const server = spawnDaemon(["serve", "--listen", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0",
+                              "--tls-cert", path.join(dir, "cert.pem"), "--tls-key", path.join(dir, "key.pem")]);
+  ctx.server = server;  // its stderr is shown on failure
+  const hs = await readHandshake(server, ["URL", "BROKERS"], 30_000);
+  if (!/^wss:\/\/127\.0\.0\.1:\d+\/$/.test(hs.URL)) throw new Error(`unexpected URL= line: ${hs.URL}`);
+  // The certificate is self-signed: this browser is told to accept it, which
+  // tests kws's TLS, not the browser's trust store.
+  const browser = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(scratch, "chromium-tls-")), {
+    executablePath: CHROMIUM,
+    headless: true,
+    ignoreHTTPSErrors: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", "--disable-quic", "--no-first-run"],
+    timeout: 60_000,
+  });
+  try {
+    const page = browser.pages()[0] || (await browser.newPage());
+    page.setDefaultTimeout(STEP_TIMEOUT);
+    page.on("pageerror", (e) => { ctx.consoleLines.push(`pageerror (https): ${e.message}`); ctx.pageError ??= e; });
+    const sockets = [];
+    page.on("websocket", (ws) => sockets.push(ws.url()));
+    const resp = await page.goto(hs.URL.replace(/^wss:/, "https:"));
+    if (!resp || resp.status() !== 200) throw new Error(`GET / over https answered ${resp && resp.status()}`);
+    await page.waitForSelector('#status[data-state="open"]');
+    if (!sockets[0] || !sockets[0].startsWith("wss://")) throw new Error(`the page connected to ${sockets[0]}`);
+    const tlsTopic = `${topic}-tls`;
+    await kws(["send", "-b", hs.BROKERS, "-k", "over-tls", tlsTopic, "sent before the page subscribed"]);
+    await page.fill("#sub-topics", tlsTopic);
+    await page.selectOption("#sub-mode", "earliest");
+    await page.click("#sub-btn");
+    const card = await page.waitForSelector(`.msg[data-topic="${tlsTopic}"][data-key="over-tls"]`);
+    const value = await card.$eval(".value", (e) => e.textContent);
+    if (value !== "sent before the page subscribed") throw new Error(`over wss:// the message shows ${JSON.stringify(value)}`);
+    await page.fill("#send-topic", tlsTopic);
+    await page.fill("#send-key", "from-page-tls");
+    await page.fill("#send-value", "produced over wss");
+    await page.click("#send-btn");
+    await page.waitForSelector('.result[data-state="ack"]');
+    await page.waitForSelector(`.msg[data-topic="${tlsTopic}"][data-key="from-page-tls"]`);
+  } finally {
+    await browser.close().catch(() => {});
+  }
+});
+
 step("no script error on the page, and a screenshot", async () => {
   if (ctx.pageError) throw ctx.pageError;
   const file = path.join(SHOT_DIR, "demo_page.png");

@@ -403,6 +403,24 @@ def port_is_free(host, port, reuse_address=False):
         s.close()
 
 
+def make_ca(directory, name, san="DNS:localhost,IP:127.0.0.1"):
+    """A CA and a server certificate for `san` signed by it."""
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, cwd=directory,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ca_key, ca_crt = name + "-ca.key", name + "-ca.pem"
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_crt,
+            "-days", "2", "-subj", "/CN=kws test CA " + name)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+            "-subj", "/CN=localhost")
+    with open(os.path.join(directory, name + ".ext"), "w") as f:
+        f.write("subjectAltName=%s\n" % san)
+    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
+            "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext")
+    return {"ca": os.path.join(directory, ca_crt), "cert": os.path.join(directory, name + ".pem"),
+            "key": os.path.join(directory, name + ".key")}
+
+
 def b64(data):
     return base64.b64encode(data).decode("ascii")
 

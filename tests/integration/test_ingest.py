@@ -115,24 +115,6 @@ class Feed:
             await asyncio.sleep(0.01)
 
 
-def make_ca(directory, name, san="DNS:localhost,IP:127.0.0.1"):
-    """A CA and a server certificate for `san` signed by it."""
-    def openssl(*args):
-        subprocess.run(["openssl"] + list(args), check=True, cwd=directory,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ca_key, ca_crt = name + "-ca.key", name + "-ca.pem"
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_crt,
-            "-days", "2", "-subj", "/CN=kws test CA " + name)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
-            "-subj", "/CN=localhost")
-    with open(os.path.join(directory, name + ".ext"), "w") as f:
-        f.write("subjectAltName=%s\n" % san)
-    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
-            "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext")
-    return {"ca": os.path.join(directory, ca_crt), "cert": os.path.join(directory, name + ".pem"),
-            "key": os.path.join(directory, name + ".key")}
-
-
 def server_tls(files):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(files["cert"], files["key"])
@@ -241,7 +223,7 @@ class Reconnect(IngestCase):
         self.check_drops()
 
     def test_feed_drops_resubscribe_exactly_once_wss(self):
-        self.check_drops(make_ca(kwstest.scratch_dir(), "good"))
+        self.check_drops(kwstest.make_ca(kwstest.scratch_dir(), "good"))
 
     def test_marker_records(self):
         f = self.feed(drop_after(3, 1))
@@ -422,7 +404,7 @@ class FeedErrors(IngestCase):
     def test_ws_to_a_tls_port(self):
         async def script(feed, conn):
             await asyncio.sleep(5)
-        f = self.feed(script, tls=server_tls(make_ca(kwstest.scratch_dir(), "tlsport")))
+        f = self.feed(script, tls=server_tls(kwstest.make_ca(kwstest.scratch_dir(), "tlsport")))
         url = f.url().replace("wss://", "ws://")
         self.fails_fast(url, "speaks TLS", "use wss:// instead of ws://")
 
@@ -502,7 +484,7 @@ class Handshake(IngestCase):
 
     def test_wrong_ca_rejected(self):
         d = kwstest.scratch_dir()
-        good, other = make_ca(d, "good"), make_ca(d, "other")
+        good, other = kwstest.make_ca(d, "good"), kwstest.make_ca(d, "other")
         async def script(feed, conn):
             await asyncio.sleep(5)
         f = self.feed(script, tls=server_tls(good))
@@ -512,7 +494,7 @@ class Handshake(IngestCase):
         r = self.ingest(f.url(), self.topic(), "--max-retries", 0, *FAST, rc=1)
         self.assertStderrMentions(r, "certificate verify failed")
         # A trusted certificate for another name: the host name is checked.
-        elsewhere = make_ca(d, "elsewhere", san="DNS:elsewhere.test")
+        elsewhere = kwstest.make_ca(d, "elsewhere", san="DNS:elsewhere.test")
         f2 = self.feed(script, tls=server_tls(elsewhere))
         r = self.ingest(f2.url(), self.topic(), "--ca", elsewhere["ca"], "--max-retries", 0, *FAST, rc=1)
         self.assertStderrMentions(r, "certificate verify failed: hostname mismatch")

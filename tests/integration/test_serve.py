@@ -73,13 +73,16 @@ class RawClient:
     """A WebSocket client on a plain socket that can stop reading (and keep
     its receive buffer small), which no library client lets a test do."""
 
-    def __init__(self, address, path, rcvbuf=None, subprotocol="kws.v1"):
+    def __init__(self, address, path, rcvbuf=None, subprotocol="kws.v1", tls=None):
+        """tls: an ssl.SSLContext to speak wss:// with."""
         host, port = address.rsplit(":", 1)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(STEP)
         self.sock.connect((host, int(port)))
+        if tls:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         key = base64.b64encode(os.urandom(16)).decode()
         offer = "Sec-WebSocket-Protocol: %s\r\n" % subprotocol if subprotocol else ""
         self.sock.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -152,18 +155,22 @@ class ServeTestCase(kwstest.KwsTestCase):
         bg = self.background("serve", *listen_args, *args, brokers=brokers, env=env, nofile=nofile)
         bg.wait_for_output(lambda out: b"URL=" in out and out.endswith(b"\n"), timeout=30, what="URL= line")
         first = bg.lines()[0]
-        self.assertTrue(first.startswith("URL=ws://"), "the first stdout line must be URL=\n" + bg.describe())
+        self.assertTrue(first.startswith(("URL=ws://", "URL=wss://")),
+                        "the first stdout line must be URL=\n" + bg.describe())
         url = first[len("URL="):]
         bg.url = url
-        bg.address = url[len("ws://"):].rstrip("/")
+        bg.address = url.split("://", 1)[1].rstrip("/")
         return bg
 
     def ws_url(self, bg, query=""):
         return bg.url + "v2/broker/" + (("?" + query) if query else "")
 
     def http(self, bg, path):
+        """GET over http://, or https:// trusting bg.client_tls when serve speaks TLS."""
+        scheme = "https" if bg.url.startswith("wss:") else "http"
         try:
-            with urllib.request.urlopen("http://%s%s" % (bg.address, path), timeout=STEP) as r:
+            with urllib.request.urlopen("%s://%s%s" % (scheme, bg.address, path), timeout=STEP,
+                                        context=getattr(bg, "client_tls", None)) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
@@ -1025,7 +1032,9 @@ class Settings(ServeTestCase):
             ({}, ["--max-connections", "1000001"],
              "kws: error: --max-connections: '1000001' must be a whole number from 1 to 1000000"),
             ({"KWS_SERVE_TLS_CERT": bad_file}, [],
-             "kws: error: KWS_SERVE_TLS_CERT: kws serve does not serve wss:// yet"),
+             "kws: error: KWS_SERVE_TLS_CERT: TLS needs both --tls-cert and --tls-key"),
+            ({"KWS_SERVE_TLS_CERT": bad_file, "KWS_SERVE_TLS_KEY": bad_file}, [],
+             "kws: error: KWS_SERVE_TLS_CERT: TLS certificate %s: not a readable PEM certificate chain" % bad_file),
         ]
         for env, args, message in cases:
             r = self.kws("serve", "-l", "127.0.0.1:0", *args, brokers=dead, rc=2, timeout=10,
