@@ -1,7 +1,7 @@
 """kws serve's own RFC 6455 transport against the cases of the
 Autobahn|Testsuite, groups 1 (framing), 2 (pings and pongs), 3 (reserved
-bits) and 4 (opcodes). Each test names the cases it follows; their
-descriptions are in github.com/crossbario/autobahn-testsuite,
+bits), 4 (opcodes), 5 (fragmentation) and 6 (UTF-8). Each test names the
+cases it follows; their descriptions are in github.com/crossbario/autobahn-testsuite,
 autobahntestsuite/autobahntestsuite/case/caseN_N_N.py.
 
 Autobahn talks to an echo server; kws serve is a bridge to Kafka. So here
@@ -21,15 +21,17 @@ the close) came before it.
 
 Cases that test_serve_transport.py already runs are not repeated: 2.1, 2.2,
 2.4, 2.5 (test_ping_gets_a_pong_with_the_same_payload), 2.9 (the same test's
-unsolicited pong)."""
+unsolicited pong), 5.7 (test_fragmented_produce_with_a_ping_between_reaches_kafka),
+5.9 (the orphan continuation in test_unmasked_frame_gets_1002_and_the_socket_closes)."""
 
 import json
+import socket
 import struct
 import time
 
 import kwstest
 from test_serve import ServeTestCase  # one `kws broker` per class, `kws serve` per test
-from test_serve_transport import BINARY, CLOSE, PING, PONG, STEP, TEXT, Peer, close_payload, frame
+from test_serve_transport import BINARY, CLOSE, CONT, PING, PONG, STEP, TEXT, Peer, close_payload, frame
 
 FRAME_WISE = 0  # a chop size: one write a frame
 OCTET_WISE = 1
@@ -64,6 +66,19 @@ def value_of(payload, opcode=TEXT):
     if opcode == BINARY:
         return payload[1 + payload[0]:]
     return json.loads(payload)["message"].encode()
+
+
+def fragmented(opcode, payload, size):
+    """One message as frames of `size` payload bytes (the last may be shorter)."""
+    pieces = [payload[at:at + size] for at in range(0, len(payload), size)] or [b""]
+    last = len(pieces) - 1
+    return b"".join(frame(opcode if i == 0 else CONT, piece, fin=i == last) for i, piece in enumerate(pieces))
+
+
+def split(payload, parts):
+    """`payload` cut into `parts` pieces of about the same size."""
+    step = -(-len(payload) // parts)
+    return [payload[at:at + step] for at in range(0, step * parts, step)]
 
 
 def shorten(data, limit=200):
@@ -295,6 +310,245 @@ class Conformance(ServeTestCase):
                     if n > 2:
                         self.assertEqual(witness.echo(), ("Hello, world! " + case).encode())
         self.assert_nothing_reached_kafka(witness)
+
+    # ---- 5: fragmentation ---------------------------------------------------------------
+
+    def test_5_1_5_2_fragmented_control_frames_fail_the_connection(self):
+        """5.1, 5.2 as Autobahn has them."""
+        for case, opcode in (("5.1", PING), ("5.2", PONG)):
+            with self.subTest(case):
+                c = self.client()
+                c.send(frame(opcode, "fragment1", fin=False) + frame(CONT, "fragment2"))
+                self.assert_failed(c, 1002, "control frames must be whole")
+
+    def test_5_3_to_5_8_fragmented_messages_are_echoed(self):
+        """5.3-5.6, 5.8 (5.7: test_serve_transport); adapted: the message is an
+        envelope in two fragments, chopped as the case says."""
+        c = self.client(self.t)
+        for case, ping, chop in (("5.3", False, None), ("5.4", False, FRAME_WISE), ("5.5", False, OCTET_WISE),
+                                 ("5.6", True, None), ("5.8", True, OCTET_WISE)):
+            with self.subTest(case):
+                payload = envelope(self.t, "fragmented message " + case)
+                first, second = split(payload, 2)
+                frames = [frame(TEXT, first, fin=False)]
+                if ping:
+                    frames.append(frame(PING, "ping payload"))
+                frames.append(frame(CONT, second))
+                c.write(frames, chop)
+                if ping:
+                    self.assertEqual(c.next_frame(), (PONG, b"ping payload"), "the pong comes before the echo")
+                self.assertEqual(c.echo(), value_of(payload))
+        self.close_cleanly(c)
+
+    def test_5_10_to_5_18_broken_fragment_sequences_fail_the_connection(self):
+        """5.10-5.18 (5.9: test_serve_transport); adapted: the whole message of
+        5.15 is read back by a witness."""
+        witness = self.client(self.t)
+        text = frame(TEXT, "fragment2")
+        cases = [  # (case, frames, chop size)
+            ("5.10", [frame(CONT, "fragment1"), text], FRAME_WISE),
+            ("5.11", [frame(CONT, "fragment1"), text], OCTET_WISE),
+            ("5.12", [frame(CONT, "fragment1", fin=False), text], None),
+            ("5.13", [frame(CONT, "fragment1", fin=False), text], FRAME_WISE),
+            ("5.14", [frame(CONT, "fragment1", fin=False), text], OCTET_WISE),
+            ("5.16", [frame(CONT, "fragment1", fin=False), frame(TEXT, "fragment2", fin=False),
+                      frame(CONT, "fragment3")] * 2, None),
+            ("5.17", [frame(CONT, "fragment1"), frame(TEXT, "fragment2", fin=False), frame(CONT, "fragment3")] * 2,
+             None),
+            ("5.18", [frame(TEXT, "fragment1", fin=False), frame(TEXT, "fragment2")], None),
+        ]
+        whole = envelope(self.t, "fragment1fragment2 5.15", partition=0)
+        first, second = split(whole, 2)
+        cases.insert(5, ("5.15", [frame(TEXT, first, fin=False), frame(CONT, second), frame(CONT, "fragment3", fin=False),
+                                  frame(TEXT, "fragment4")], None))
+        for case, frames, chop in cases:
+            with self.subTest(case):
+                c = self.client()
+                c.write(frames, chop)
+                self.assert_failed(c, 1002, "new message inside" if case == "5.18" else "continuation without")
+        self.assertEqual(witness.echo(), b"fragment1fragment2 5.15")
+        self.assert_nothing_reached_kafka(witness)
+
+    def test_5_19_5_20_pings_answered_in_the_middle_of_a_message(self):
+        """5.19, 5.20; adapted: the message is an envelope in five fragments, and
+        the wait between its parts 0.2 s instead of 1 s."""
+        c = self.client(self.t)
+        for case in ("5.19", "5.20"):
+            with self.subTest(case):
+                payload = envelope(self.t, "five fragments " + case)
+                pieces = split(payload, 5)
+                part1 = [frame(TEXT, pieces[0], fin=False), frame(CONT, pieces[1], fin=False), frame(PING, "pongme 1!")]
+                part2 = [frame(CONT, pieces[2], fin=False), frame(CONT, pieces[3], fin=False), frame(PING, "pongme 2!"),
+                         frame(CONT, pieces[4])]
+                for part in (part1, part2):
+                    c.write(part, FRAME_WISE if case == "5.20" else None)
+                    if part is part1:
+                        # Answered at once, with the message still open.
+                        self.assertEqual(c.next_frame(), (PONG, b"pongme 1!"))
+                        time.sleep(0.2)
+                self.assertEqual(c.next_frame(), (PONG, b"pongme 2!"))
+                self.assertEqual(c.echo(), value_of(payload))
+        self.close_cleanly(c)
+
+    # ---- 6: UTF-8 ---------------------------------------------------------------------------
+
+    def test_6_1_empty_fragments(self):
+        """6.1.1-6.1.3; adapted: an empty text message (not JSON) is answered
+        bad_json, once for three empty fragments; 6.1.3's middle fragment is an envelope."""
+        c = self.client(self.t)
+        c.send(frame(TEXT, b""))  # 6.1.1
+        self.assert_error_reply(c, "bad_json")
+        c.send(frame(TEXT, b"", fin=False) + frame(CONT, b"", fin=False) + frame(CONT, b""))  # 6.1.2
+        self.assert_error_reply(c, "bad_json")
+        payload = envelope(self.t, "middle frame payload")  # 6.1.3
+        self.assert_echoed(c, frame(TEXT, b"", fin=False) + frame(CONT, payload, fin=False) + frame(CONT, b""),
+                           value_of(payload))
+        self.close_cleanly(c)
+
+    def test_6_2_valid_utf8_whole_and_in_fragments(self):
+        """6.2.1-6.2.4; adapted: the text is an envelope's message, and the
+        fragments split the whole envelope."""
+        c = self.client(self.t)
+        hello = envelope(self.t, "Hello-\u00b5@\u00df\u00f6\u00e4\u00fc\u00e0\u00e1-UTF-8!!")
+        self.assert_echoed(c, frame(TEXT, hello), value_of(hello))  # 6.2.1
+        at = hello.index("\u00f6".encode())  # 6.2.2: two fragments, cut on a code point boundary
+        self.assert_echoed(c, frame(TEXT, hello[:at], fin=False) + frame(CONT, hello[at:]), value_of(hello))
+        self.assert_echoed(c, fragmented(TEXT, hello, 1), value_of(hello))  # 6.2.3: one octet a fragment
+        kosme = envelope(self.t, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5".decode())
+        self.assert_echoed(c, fragmented(TEXT, kosme, 1), value_of(kosme))  # 6.2.4
+        self.close_cleanly(c)
+
+    def test_6_3_invalid_utf8_whole_and_in_fragments(self):
+        """6.3.1, 6.3.2 as Autobahn has them."""
+        payload = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64"
+        for case, data in (("6.3.1", frame(TEXT, payload)), ("6.3.2", fragmented(TEXT, payload, 1))):
+            with self.subTest(case):
+                c = self.client()
+                c.send(data)
+                self.assert_failed(c, 1007, "UTF-8")
+
+    def test_6_4_invalid_utf8_in_the_middle_of_a_message(self):
+        """6.4.1-6.4.4; adapted: waits of 0.2 s instead of 1 s. kws checks
+        UTF-8 once a message is whole, not as it arrives: Autobahn's "non-strict"
+        (1007 after the last part, not the second); fail-fast would pass too."""
+        part1 = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"
+        part2 = b"\xf4\x90\x80\x80"  # 0x110000: over U+10FFFF
+        part3 = b"\x65\x64\x69\x74\x65\x64"
+        whole = part1 + part2 + part3
+        cases = [  # (case, the three parts as frames (pings between) or chops of one frame)
+            ("6.4.1", [frame(TEXT, part1, fin=False), frame(CONT, part2, fin=False), frame(CONT, part3)], True),
+            ("6.4.2", [frame(TEXT, whole[:12], fin=False), frame(CONT, whole[12:13], fin=False),
+                       frame(CONT, whole[13:])], True),
+            ("6.4.3", None, False),
+            ("6.4.4", None, False),
+        ]
+        for case, frames, framed in cases:
+            with self.subTest(case):
+                if not framed:  # one frame written in three chops, cut as 6.4.1 and 6.4.2 cut their frames
+                    one = frame(TEXT, whole)
+                    head = len(one) - len(whole)
+                    cut1, cut2 = (len(part1), len(part1) + len(part2)) if case == "6.4.3" else (12, 13)
+                    frames = [one[:head + cut1], one[head + cut1:head + cut2], one[head + cut2:]]
+                c = self.client()
+                for n, part in enumerate(frames[:2], 1):
+                    c.send(part)
+                    if framed:  # a ping after each frame: its pong shows the frame was taken
+                        c.send(frame(PING, str(n)))
+                        opcode, payload = c.next_frame()
+                    else:  # in the middle of a frame, only the close of a fail-fast server may come
+                        try:
+                            opcode, payload = c.next_frame(timeout=0.2)
+                        except socket.timeout:
+                            continue
+                    if n == 2 and opcode == CLOSE:  # failed fast
+                        self.assertEqual(payload[:2], close_payload(1007), payload)
+                        self.assertTrue(c.server_closed_tcp())
+                        break
+                    self.assertEqual((opcode, payload), (PONG, str(n).encode()), "part %d is valid so far" % n)
+                else:
+                    c.send(frames[2])
+                    self.assert_failed(c, 1007, "UTF-8")
+
+    def test_6_5_to_6_23_utf8_sequences(self):
+        """6.5.x-6.23.x (Markus Kuhn's UTF-8 test, as case6_x_x.py has it);
+        adapted: a valid sequence travels as an envelope's message (JSON
+        escapes U+0000-U+001F, the rest stays raw UTF-8) and is read back;
+        an invalid one is sent as Autobahn sends it and gets 1007."""
+        valid = [(case, payload) for case, ok, payload in utf8_cases() if ok]
+        invalid = [(case, payload) for case, ok, payload in utf8_cases() if not ok]
+        self.assertEqual((len(valid), len(invalid)), (63, 69), "Autobahn's case counts")
+        c = self.client(self.t)
+        c.send(b"".join(frame(TEXT, envelope(self.t, p.decode(), key=case, partition=0)) for case, p in valid))
+        got = []
+        for _ in valid:
+            env = c.delivered()
+            got.append((env["key"], kwstest.envelope_bytes(env, "message")))
+        self.assertEqual(got, valid)
+        self.close_cleanly(c)
+        for case, payload in invalid:
+            with self.subTest(case, payload=payload):
+                c = self.client()
+                c.send(frame(TEXT, payload))
+                self.assert_failed(c, 1007, "UTF-8")
+
+
+def utf8_cases():
+    """[(case id, valid, payload)] of Autobahn's case6_x_x.py, numbered as
+    there: 6.5 onwards, one number a category, in its order."""
+    kosme = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"
+    incomplete = [b"\xc0", b"\xe0\x80", b"\xf0\x80\x80", b"\xf8\x80\x80\x80", b"\xfc\x80\x80\x80\x80",
+                  b"\xdf", b"\xef\xbf", b"\xf7\xbf\xbf", b"\xfb\xbf\xbf\xbf", b"\xfd\xbf\xbf\xbf\xbf"]
+    noncharacters = [b"\xef\xbf\xbe", b"\xef\xbf\xbf"]
+    for z1 in (0xf0, 0xf1, 0xf2, 0xf3, 0xf4):
+        for z2 in (0x8f, 0x9f, 0xaf, 0xbf):
+            if z1 == 0xf4 and z2 != 0x8f:
+                continue  # over U+10FFFF
+            for z3 in (0xbe, 0xbf):
+                if not (z1 == 0xf0 and z2 == 0x8f):  # overlong
+                    noncharacters.append(bytes([z1, z2, 0xbf, z3]))
+    surrogates = [b"\xed\xa0\x80", b"\xed\xad\xbf", b"\xed\xae\x80", b"\xed\xaf\xbf", b"\xed\xb0\x80",
+                  b"\xed\xbe\x80", b"\xed\xbf\xbf"]
+    high, low = [b"\xed\xa0\x80", b"\xed\xad\xbf", b"\xed\xae\x80", b"\xed\xaf\xbf"], [b"\xed\xb0\x80", b"\xed\xbf\xbf"]
+    categories = [  # (valid or None: whatever Python's strict decoder says, payloads)
+        (True, [b"hello\x24world", b"hello\xc2\xa2world", b"hello\xe2\x82\xacworld", b"hello\xf0\xa4\xad\xa2world",
+                kosme]),
+        (None, [kosme[:i] for i in range(1, len(kosme) + 1)]),
+        (True, [b"\x00", b"\xc2\x80", b"\xe0\xa0\x80", b"\xf0\x90\x80\x80"]),
+        (False, [b"\xf8\x88\x80\x80\x80", b"\xfc\x84\x80\x80\x80\x80"]),
+        (True, [b"\x7f", b"\xdf\xbf", b"\xef\xbf\xbf", b"\xf4\x8f\xbf\xbf"]),
+        (False, [b"\xf7\xbf\xbf\xbf", b"\xfb\xbf\xbf\xbf\xbf", b"\xfd\xbf\xbf\xbf\xbf\xbf"]),
+        (None, [b"\xed\x9f\xbf", b"\xee\x80\x80", b"\xef\xbf\xbd", b"\xf4\x8f\xbf\xbf", b"\xf4\x90\x80\x80"]),
+        (False, [b"\x80", b"\xbf", b"\x80\xbf", b"\x80\xbf\x80", b"\x80\xbf\x80\xbf", b"\x80\xbf\x80\xbf\x80",
+                 b"\x80\xbf\x80\xbf\x80\xbf", bytes(range(0x80, 0xbf))]),
+        (False, [b"".join(bytes([i, 0x20]) for i in range(a, b))
+                 for a, b in ((0xc0, 0xdf), (0xe0, 0xef), (0xf0, 0xf7), (0xf8, 0xfb), (0xfc, 0xfd))]),
+        (False, incomplete),
+        (False, [b"".join(incomplete)]),
+        (False, [b"\xfe", b"\xff", b"\xfe\xfe\xff\xff"]),
+        (False, [b"\xc0\xaf", b"\xe0\x80\xaf", b"\xf0\x80\x80\xaf", b"\xf8\x80\x80\x80\xaf",
+                 b"\xfc\x80\x80\x80\x80\xaf"]),
+        (False, [b"\xc1\xbf", b"\xe0\x9f\xbf", b"\xf0\x8f\xbf\xbf", b"\xf8\x87\xbf\xbf\xbf",
+                 b"\xfc\x83\xbf\xbf\xbf\xbf"]),
+        (False, [b"\xc0\x80", b"\xe0\x80\x80", b"\xf0\x80\x80\x80", b"\xf8\x80\x80\x80\x80",
+                 b"\xfc\x80\x80\x80\x80\x80"]),
+        (False, surrogates),
+        (False, [h + l for h in high for l in low]),
+        (True, noncharacters),
+        (True, [b"\xef\xbf\xb9", b"\xef\xbf\xba", b"\xef\xbf\xbb", b"\xef\xbf\xbc", b"\xef\xbf\xbd", b"\xef\xbf\xbe",
+                b"\xef\xbf\xbf"]),
+    ]
+    cases = []
+    for i, (valid, payloads) in enumerate(categories, 5):
+        for j, payload in enumerate(payloads, 1):
+            try:
+                payload.decode("utf-8")
+                decodes = True
+            except UnicodeDecodeError:
+                decodes = False
+            # Python's decoder is a second opinion on the table (or its only one, for None).
+            assert valid is None or valid == decodes, "6.%d.%d" % (i, j)
+            cases.append(("6.%d.%d" % (i, j), decodes, payload))
+    return cases
 
 
 if __name__ == "__main__":
