@@ -1,7 +1,8 @@
 """kws serve's own RFC 6455 transport against the cases of the
 Autobahn|Testsuite, groups 1 (framing), 2 (pings and pongs), 3 (reserved
-bits), 4 (opcodes), 5 (fragmentation) and 6 (UTF-8). Each test names the
-cases it follows; their descriptions are in github.com/crossbario/autobahn-testsuite,
+bits), 4 (opcodes), 5 (fragmentation), 6 (UTF-8) and 7 (closing). Each test
+names the cases it follows; their descriptions are in
+github.com/crossbario/autobahn-testsuite,
 autobahntestsuite/autobahntestsuite/case/caseN_N_N.py.
 
 Autobahn talks to an echo server; kws serve is a bridge to Kafka. So here
@@ -22,7 +23,8 @@ the close) came before it.
 Cases that test_serve_transport.py already runs are not repeated: 2.1, 2.2,
 2.4, 2.5 (test_ping_gets_a_pong_with_the_same_payload), 2.9 (the same test's
 unsolicited pong), 5.7 (test_fragmented_produce_with_a_ping_between_reaches_kafka),
-5.9 (the orphan continuation in test_unmasked_frame_gets_1002_and_the_socket_closes)."""
+5.9 (the orphan continuation in test_unmasked_frame_gets_1002_and_the_socket_closes),
+7.1.3, 7.3.1, 7.3.4 (test_client_close_is_echoed_and_the_server_closes_tcp)."""
 
 import json
 import socket
@@ -490,6 +492,95 @@ class Conformance(ServeTestCase):
                 c = self.client()
                 c.send(frame(TEXT, payload))
                 self.assert_failed(c, 1007, "UTF-8")
+
+    # ---- 7: closing ---------------------------------------------------------------------
+
+    def test_7_1_frames_around_the_close(self):
+        """7.1.1, 7.1.2, 7.1.4-7.1.6 (7.1.3: test_serve_transport); adapted: a
+        witness reads what reached Kafka (the messages before the close) and
+        what did not (those after it); 7.1.6's message is 256 KiB."""
+        witness = self.client(self.t)
+        c = self.client()  # 7.1.1: a message, then the close
+        c.send(self.produce("7.1.1") + frame(CLOSE, close_payload(1000)))
+        self.assertEqual(c.next_frame(), (CLOSE, close_payload(1000)))
+        self.assertTrue(c.server_closed_tcp())
+        self.assertEqual(witness.echo(), b"7.1.1")
+        c = self.client()  # 7.1.2: two closes; the second is ignored
+        c.send(frame(CLOSE, close_payload(1000)) + frame(CLOSE, close_payload(1000)))
+        self.assertEqual(c.next_frame(), (CLOSE, close_payload(1000)))
+        self.assertTrue(c.server_closed_tcp(), "nothing after the close, no second close")
+        c = self.client()  # 7.1.4: a message after the close is ignored
+        c.send(frame(CLOSE, close_payload(1000)) + self.produce("7.1.4 after the close"))
+        self.assertEqual(c.next_frame(), (CLOSE, close_payload(1000)))
+        self.assertTrue(c.server_closed_tcp())
+        self.assert_nothing_reached_kafka(witness)
+        c = self.client()  # 7.1.5: the close between two fragments; the message is not finished
+        first, second = split(envelope(self.t, "7.1.5 around the close", partition=0), 2)
+        c.send(frame(TEXT, first, fin=False) + frame(CLOSE, close_payload(1000)) + frame(CONT, second))
+        self.assertEqual(c.next_frame(), (CLOSE, close_payload(1000)))
+        self.assertTrue(c.server_closed_tcp())
+        self.assert_nothing_reached_kafka(witness)
+        c = self.client()  # 7.1.6: 256 KiB and a small message, the close, a ping: no pong
+        big = "BAsd7&jh23" * (256 * 1024 // 10)
+        c.send(self.produce(big) + self.produce("Hello World!") + frame(CLOSE, close_payload(1000)) + frame(PING))
+        self.assertEqual(c.next_frame(), (CLOSE, close_payload(1000)), "the close echoed, no pong")
+        self.assertTrue(c.server_closed_tcp())
+        self.assertEqual(witness.echo(), big.encode())
+        self.assertEqual(witness.echo(), b"Hello World!")
+
+    def test_7_1_mirrored_frames_after_the_servers_close(self):
+        """7.1.3, 7.1.4 the other way round, kws's own: Autobahn's client closes
+        first, and kws then closes TCP at once; here kws closes first (its idle
+        timeout) and the client sends a message and a ping before it answers.
+        Neither is answered nor produced (RFC 6455 5.5.1), and the client's
+        close ends the handshake."""
+        witness = self.client(self.t)
+        bg = self.serve("--idle-timeout", "1", "--ping-interval", "60")
+        c = Client(bg.address)
+        self.addCleanup(c.close)
+        self.assertEqual(c.next_frame(), (CLOSE, close_payload(1000, b"idle timeout")))
+        c.send(self.produce("after the server's close") + frame(PING, b"after the server's close"))
+        c.send(frame(CLOSE, close_payload(1000)))
+        self.assertTrue(c.server_closed_tcp(), "nothing after the server's close: no pong, no reply")
+        self.assert_nothing_reached_kafka(witness)
+
+    def test_7_3_close_payloads(self):
+        """7.3.2, 7.3.3, 7.3.5, 7.3.6 (7.3.1, 7.3.4: test_serve_transport);
+        kws echoes the code without the reason."""
+        c = self.client()  # 7.3.2: one byte is not a code
+        c.send(frame(CLOSE, b"a"))
+        self.assert_failed(c, 1002, "one-byte")
+        self.close_cleanly(self.client())  # 7.3.3: a code and no reason
+        c = self.client()  # 7.3.5: a reason of 123 bytes, the most that fits
+        c.send(frame(CLOSE, close_payload(1000, b"*" * 123)))
+        self.assertEqual(c.next_frame(), (CLOSE, close_payload(1000)))
+        self.assertTrue(c.server_closed_tcp())
+        c = self.client()  # 7.3.6: 124 bytes make a control frame of 126
+        c.send(frame(CLOSE, close_payload(1000, b"*" * 124)))
+        self.assert_failed(c, 1002, "at most 125 bytes")
+
+    def test_7_5_1_close_reason_not_utf8_gets_1007(self):
+        """7.5.1; Autobahn takes 1002 or 1007, kws says 1007."""
+        c = self.client()
+        c.send(frame(CLOSE, close_payload(1000, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited")))
+        self.assert_failed(c, 1007, "not UTF-8")
+
+    def test_7_7_valid_close_codes_are_echoed(self):
+        """7.7.1-7.7.13, plus 1012-1014, which IANA registered after RFC 6455
+        (kws closes with 1013 itself)."""
+        for code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+                     1012, 1013, 1014):
+            with self.subTest(code=code):
+                self.close_cleanly(self.client(), code)
+
+    def test_7_9_7_13_invalid_close_codes_get_1002(self):
+        """7.9.1-7.9.9, 1015 (never sent on the wire, RFC 6455 7.4.1) and
+        7.13.1-7.13.2, whose outcome the RFC leaves open: kws says 1002."""
+        for code in (0, 999, 1004, 1005, 1006, 1016, 1100, 2000, 2999, 1015, 5000, 65535):
+            with self.subTest(code=code):
+                c = self.client()
+                c.send(frame(CLOSE, close_payload(code)))
+                self.assert_failed(c, 1002, "invalid close code %d" % code)
 
 
 def utf8_cases():
