@@ -1,8 +1,8 @@
 """kws serve's own RFC 6455 transport against the cases of the
 Autobahn|Testsuite, groups 1 (framing), 2 (pings and pongs), 3 (reserved
-bits), 4 (opcodes), 5 (fragmentation), 6 (UTF-8) and 7 (closing). Each test
-names the cases it follows; their descriptions are in
-github.com/crossbario/autobahn-testsuite,
+bits), 4 (opcodes), 5 (fragmentation), 6 (UTF-8), 7 (closing) and 9
+(limits, scaled down). Each test names the cases it follows; their
+descriptions are in github.com/crossbario/autobahn-testsuite,
 autobahntestsuite/autobahntestsuite/case/caseN_N_N.py.
 
 Autobahn talks to an echo server; kws serve is a bridge to Kafka. So here
@@ -24,7 +24,9 @@ Cases that test_serve_transport.py already runs are not repeated: 2.1, 2.2,
 2.4, 2.5 (test_ping_gets_a_pong_with_the_same_payload), 2.9 (the same test's
 unsolicited pong), 5.7 (test_fragmented_produce_with_a_ping_between_reaches_kafka),
 5.9 (the orphan continuation in test_unmasked_frame_gets_1002_and_the_socket_closes),
-7.1.3, 7.3.1, 7.3.4 (test_client_close_is_echoed_and_the_server_closes_tcp)."""
+7.1.3, 7.3.1, 7.3.4 (test_client_close_is_echoed_and_the_server_closes_tcp),
+9.9.1 (a message that grows past the limit fragment by fragment:
+test_messages_over_the_limit_get_1009)."""
 
 import json
 import socket
@@ -33,7 +35,17 @@ import time
 
 import kwstest
 from test_serve import ServeTestCase  # one `kws broker` per class, `kws serve` per test
-from test_serve_transport import BINARY, CLOSE, CONT, PING, PONG, STEP, TEXT, Peer, close_payload, frame
+from test_serve_transport import (BINARY, CLOSE, CONT, PING, PONG, STEP, TEXT, Peer, close_payload, frame,
+                                  frame_header)
+
+# --max-frame's default (core/settings.cpp, serve.max_frame): the largest
+# message kws takes. Up to twice that plus 64 KiB a message is read and
+# refused with too_large; beyond, the connection is closed with 1009.
+MAX_FRAME = 1 << 20
+MESSAGE_LIMIT = 2 * MAX_FRAME + 65536
+# librdkafka's message.max.bytes defaults to 1,000,000, under --max-frame's
+# 1 MiB: raised here so that the bridge's own limit is what 9.x meets.
+KAFKA_MAX = 2 * MAX_FRAME
 
 FRAME_WISE = 0  # a chop size: one write a frame
 OCTET_WISE = 1
@@ -136,12 +148,12 @@ class Client(Peer):
 
 
 class Conformance(ServeTestCase):
-    """Each test starts `kws serve` and makes a topic; after each, a new
-    client must still be served."""
+    """Each test starts `kws serve` with its default limits (Kafka's raised
+    above them) and a topic; after each, a new client must still be served."""
 
     def setUp(self):
         super().setUp()
-        self.bg = self.serve()
+        self.bg = self.serve("-X", "message.max.bytes=%d" % KAFKA_MAX)
         self.t = self.create(self.topic())
 
     def tearDown(self):
@@ -581,6 +593,80 @@ class Conformance(ServeTestCase):
                 c = self.client()
                 c.send(frame(CLOSE, close_payload(code)))
                 self.assert_failed(c, 1002, "invalid close code %d" % code)
+
+    # ---- 9: limits ------------------------------------------------------------------------------
+
+    def test_9_1_to_9_6_messages_up_to_the_limit_whole_fragmented_and_chopped(self):
+        """9.1.1-9.1.3, 9.2.1-9.2.3 whole; 9.3.1-9.3.7, 9.4.1-9.4.7 in fragments
+        of 64 B to 256 KiB; 9.5.1-9.5.6, 9.6.1-9.6.6 in chops of 64 B to 2 KiB.
+        Adapted: 1 MiB (--max-frame) is kws's largest message, so it stands
+        for Autobahn's 4 MiB in 9.3 and 9.4; 9.x.7-9.x.9 at 4 MiB and more:
+        test_9_over_the_limit."""
+        c = self.client(self.t)
+        for opcode, make, group in ((TEXT, envelope_of_size, (1, 3, 5)), (BINARY, binary_of_size, (2, 4, 6))):
+            for n, size in enumerate((64 << 10, 256 << 10, MAX_FRAME), 1):
+                with self.subTest("9.%d.%d" % (group[0], n)):
+                    payload = make(self.t, size)
+                    self.assert_echoed(c, frame(opcode, payload), value_of(payload, opcode))
+            payload = make(self.t, MAX_FRAME)
+            for n, fragment in enumerate((64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10), 1):
+                with self.subTest("9.%d.%d" % (group[1], n)):
+                    self.assert_echoed(c, fragmented(opcode, payload, fragment), value_of(payload, opcode))
+            for n, chop in enumerate((64, 128, 256, 512, 1024, 2048), 1):
+                with self.subTest("9.%d.%d" % (group[2], n)):
+                    self.assert_echoed(c, frame(opcode, payload), value_of(payload, opcode), chop=chop)
+        self.close_cleanly(c)
+
+    def test_9_over_the_limit(self):
+        """9.1.4-9.1.6, 9.2.4-9.2.6 (4, 8, 16 MiB) and 9.3.8-9.4.9; adapted: over
+        kws's limits, so refused: a message over --max-frame (here the smallest
+        such, in whole and in fragments) gets too_large and the session goes on;
+        one over twice that plus 64 KiB gets 1009, decided from the header."""
+        c = self.client(self.t)
+        for opcode, make in ((TEXT, envelope_of_size), (BINARY, binary_of_size)):
+            payload = make(self.t, MAX_FRAME + 1)
+            c.send(frame(opcode, payload))
+            self.assert_error_reply(c, "too_large")
+            c.send(fragmented(opcode, payload, 64 << 10))
+            self.assert_error_reply(c, "too_large")
+        payload = envelope_of_size(self.t, MAX_FRAME)
+        self.assert_echoed(c, frame(TEXT, payload), value_of(payload))
+        self.close_cleanly(c)
+        for size in (4 << 20, 8 << 20, 16 << 20):
+            for opcode in (TEXT, BINARY):
+                with self.subTest(size=size, opcode=opcode):
+                    c = self.client()
+                    c.send(frame_header(opcode, size))
+                    self.assert_failed(c, 1009, "message of more than %d bytes" % MESSAGE_LIMIT)
+        c = self.client()  # 9.3.8: 4 MiB in fragments of 1 MiB: the third passes the limit
+        c.send(frame(TEXT, b"a" * MAX_FRAME, fin=False) + frame(CONT, b"b" * MAX_FRAME, fin=False) +
+               frame_header(CONT, MAX_FRAME))
+        self.assert_failed(c, 1009)
+
+    def test_9_7_9_8_round_trips(self):
+        """9.7.1-9.7.6, 9.8.1-9.8.6; adapted: 20 messages of each size instead
+        of 1,000 (each round trip goes through Kafka), one at a time as in
+        Autobahn; the empty text message is answered bad_json."""
+        c = self.client(self.t)
+        count = 20
+        for opcode, group in ((TEXT, "9.7"), (BINARY, "9.8")):
+            for n, size in enumerate((0, 16, 64, 256, 1024, 4096), 1):
+                with self.subTest("%s.%d" % (group, n)):
+                    start = time.monotonic()
+                    for i in range(count):
+                        if opcode == TEXT and size == 0:
+                            c.send(frame(TEXT, b""))
+                            self.assert_error_reply(c, "bad_json")
+                            continue
+                        value = (b"*" if opcode == TEXT else b"\xfe") * size
+                        if opcode == TEXT:
+                            c.send(frame(TEXT, envelope(self.t, value.decode())))
+                        else:
+                            c.send(frame(BINARY, binary_produce(self.t, value)))
+                        self.assertEqual(c.echo(), value)
+                    elapsed = time.monotonic() - start
+                    self.assertLess(elapsed, 30, "%d round trips took %.1f s" % (count, elapsed))
+        self.close_cleanly(c)
 
 
 def utf8_cases():
