@@ -78,7 +78,9 @@ const std::vector<SettingKey>& kws_setting_keys() {
       make_key("serve.ring_bytes", "KWS_SERVE_RING_BYTES", "8M", T::bytes,
                "Bytes of recent frames kept per partition for clients that join or fall behind.", {"serve"}),
       make_key("serve.max_frame", "KWS_SERVE_MAX_FRAME", "1M", T::bytes,
-               "Largest inbound WebSocket frame accepted; a larger one closes the connection.", {"serve"}),
+               "Largest client message produced; a larger one is refused with too_large and the session "
+               "goes on (only one over twice this plus 64 KiB closes the connection, with 1009).",
+               {"serve"}),
       make_key("serve.max_connections", "KWS_SERVE_MAX_CONNECTIONS", "10000", T::count,
                "Connections served at once; further ones are refused (at most what the open-file limit "
                "allows).",

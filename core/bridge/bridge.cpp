@@ -1,5 +1,6 @@
 #include "core/bridge/bridge.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -87,6 +88,17 @@ Bridge::Bridge(const KafkaSettings& settings, const KafkaContext& context, Bridg
     // record for it as unknown; nobody is creating it.
     if (!settings.find("topic.metadata.propagation.max.ms")) {
       producer_settings.set({"topic.metadata.propagation.max.ms", "1000", ConfigSource::default_value, "kws serve"});
+    }
+  }
+  // What the transport accepts (up to serve.max_frame) must not be refused
+  // by librdkafka's own default limit (1,000,000 bytes) before a broker sees
+  // it: a 1 MiB frame was too_large at the defaults. Headroom for the key,
+  // headers and record overhead; -X still wins, and a broker with a lower
+  // limit still refuses with too_large.
+  if (!settings.find("message.max.bytes")) {
+    const size_t wanted = std::min<size_t>(b.options.server.session.max_frame + 64 * 1024, 1000000000);
+    if (wanted > 1000000) {
+      producer_settings.set({"message.max.bytes", std::to_string(wanted), ConfigSource::default_value, "serve.max_frame"});
     }
   }
   b.producer = std::make_unique<Producer>(producer_settings, context);

@@ -418,6 +418,23 @@ class Frames(ServeTestCase):
         self.assertEqual(values.count(b"ok"), 1)
         self.assertNotIn(b"y" * 70000, values)
 
+    def test_a_message_as_large_as_the_default_frame_limit_is_produced(self):
+        # --max-frame is 1 MiB by default; librdkafka's own message.max.bytes
+        # (1,000,000) used to refuse what the transport had accepted.
+        bg = self.serve()
+        t = self.create(self.topic())
+        value = "z" * ((1 << 20) - 200)
+        frame = json.dumps({"id": "big", "topic": t, "partition": 0, "message": value})
+        self.assertLessEqual(len(frame), 1 << 20)
+
+        async def go():
+            async with kws_connect(self.ws_url(bg), max_size=None) as ws:
+                await ws.send(frame)
+                reply = (await recv_until(ws, lambda d: d.get("id") == "big", what="the reply"))[-1]
+                self.assertEqual(reply["type"], "ack", reply)
+        run(go())
+        self.assertIn(value.encode(), [kwstest.envelope_bytes(e, "message") for e in self.tail_json(t)])
+
     def test_produce_frame_without_message_is_refused_not_a_tombstone(self):
         # {"value": ...} (another bridge's name) was acked and stored as a
         # null value. The frame's own "id" and "type" are not unknown fields.
