@@ -28,6 +28,10 @@ const CommandDoc bench_doc{
     "duplicates, and end-to-end latency percentiles (p50, p90, p99, p99.9, max) from the "
     "producer's schedule to the client's read. A producer that falls behind its schedule shows as "
     "latency, not as a lower rate.\n\n"
+    "A wss:// URL makes every client a TLS client of its own (TLS 1.2 or 1.3, OpenSSL): the server's "
+    "certificate and host name are checked against the system CA store, or against the CA "
+    "certificates of --ca FILE; --insecure checks nothing (a warning says so). Each client "
+    "decrypts its own records, as a browser would, so a TLS run also costs kws bench more CPU.\n\n"
     "kws serve confirms each subscription with a \"subscribed\" frame; for a server that sends none "
     "(kafka-websocket) kws bench waits --settle seconds instead. Messages of earlier runs on the "
     "topic are recognised by their tag and not counted. The producer defaults to linger.ms=0 (and, as every kws "
@@ -48,6 +52,7 @@ const CommandDoc bench_doc{
      {"kws bench ws://127.0.0.1:8080/ -c 100 -r 1000 --pid $(pgrep -f 'kws serve') --json",
       "latency at 100 clients with the bridge's RSS, CPU and Kafka connections, as JSON"},
      {"kws bench ws://127.0.0.1:8080/ --idle 10000 -d 5 --pid 1234", "bridge memory per idle connection"},
+     {"kws bench wss://localhost:8443/ --ca ca.pem -c 1000 -r 1500", "1,000 TLS clients of a bridge with a test CA's certificate"},
      {"kws bench -b kafka:9092 ws://ws-bridge:7080/ --settle 3", "a kafka-websocket bridge, which confirms no subscriptions"}},
     "1 when anything was lost, duplicated, refused or dropped, a connection was closed by the server, "
     "a message was not confirmed by Kafka, or the clients could not connect or subscribe. When interrupted "
@@ -55,7 +60,7 @@ const CommandDoc bench_doc{
 
 CLI::App* register_bench(CLI::App& parent, BenchOptions& o) {
   CLI::App* app = add_documented_subcommand(parent, bench_doc);
-  app->add_option("url", o.url, "The bridge, ws://HOST:PORT/ (the path defaults to /v2/broker/)")
+  app->add_option("url", o.url, "The bridge, ws://HOST:PORT/ or wss://HOST:PORT/ (the path defaults to /v2/broker/)")
       ->required()
       ->type_name("URL");
   app->add_option("-t,--topic", o.topic, "Topic to produce to and subscribe to")->type_name("TOPIC")->default_str("kws-bench");
@@ -100,6 +105,11 @@ CLI::App* register_bench(CLI::App& parent, BenchOptions& o) {
       ->default_val(60)
       ->check(positive_number())
       ->group(timing);
+  const char* tls = "TLS (wss://)";
+  app->add_option("--ca", o.ca_file, "Trust the CA certificates in FILE instead of the system store")
+      ->type_name("FILE")
+      ->group(tls);
+  app->add_flag("--insecure", o.insecure, "Do not check the server's certificate or host name (warns)")->group(tls);
   add_connection_options(app, o.connection);
   return app;
 }
@@ -150,6 +160,12 @@ int run_bench(const BenchOptions& o) {
   bench::BenchOptions b;
   b.url = o.url;
   b.ws = bench::parse_ws_url(o.url);
+  if (!b.ws.tls && (!o.ca_file.empty() || o.insecure)) throw usage_error("--ca and --insecure need a wss:// URL");
+  b.ca_file = o.ca_file;
+  b.insecure = o.insecure;
+  if (b.ws.tls && o.insecure) {
+    print_diagnostic("warning", "--insecure: the server's certificate and host name are not checked");
+  }
   if (o.topic.empty()) throw usage_error("-t must not be empty");
   b.topic = o.topic;
   b.binary = o.binary;

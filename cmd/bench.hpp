@@ -6,6 +6,8 @@ namespace kws::cmd {
 struct BenchOptions {
   ConnectionOptions connection;
   std::string url;
+  std::string ca_file;
+  bool insecure = false;
   std::string topic = "kws-bench";
   int clients = 100;
   double rate = 1000;

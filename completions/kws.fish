@@ -190,6 +190,8 @@ complete -c kws -n '__fish_seen_subcommand_from bench' -l json -d 'Print the rep
 complete -c kws -n '__fish_seen_subcommand_from bench' -l settle -r -d 'Seconds to wait when the server confirms no subscriptions'
 complete -c kws -n '__fish_seen_subcommand_from bench' -l drain -r -d 'Seconds to wait for the last deliveries after producing'
 complete -c kws -n '__fish_seen_subcommand_from bench' -l connect-timeout -r -d 'Seconds for every client to connect and subscribe'
+complete -c kws -n '__fish_seen_subcommand_from bench' -l ca -r -F -d 'Trust the CA certificates in FILE instead of the system store'
+complete -c kws -n '__fish_seen_subcommand_from bench' -l insecure -d 'Do not check the server'\''s certificate or host name (warns)'
 complete -c kws -n '__fish_seen_subcommand_from bench' -s b -l brokers -r -d 'Bootstrap brokers host:port[,host:port] (else KWS_BROKERS, else the config file'\''s bootstrap.servers, else localhost:9092)'
 complete -c kws -n '__fish_seen_subcommand_from bench' -s X -l property -r -d 'librdkafka property key=value, passed through (repeatable)'
 complete -c kws -n '__fish_seen_subcommand_from bench' -s F -l config -r -F -d 'Config file: librdkafka properties and kws. settings (default: $KWS_CONFIG, else ~/.config/kws/kws.conf if it exists)'

@@ -80,6 +80,8 @@ SwarmOptions swarm_options(const BenchOptions& o, const std::string& tag, uint64
   s.clients = o.clients;
   s.tag = tag;
   s.planned_messages = planned;
+  s.ca_file = o.ca_file;
+  s.insecure = o.insecure;
   return s;
 }
 

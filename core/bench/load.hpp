@@ -25,6 +25,8 @@ namespace kws::bench {
 struct BenchOptions {
   std::string url;            // as given, for the report
   WsUrl ws;
+  std::string ca_file;        // wss:// only: trust this CA instead of the system store
+  bool insecure = false;      // wss:// only: check no certificate
   std::string topic = "kws-bench";
   bool binary = false;        // subprotocol kafka-binary instead of kafka-text
   size_t clients = 100;

@@ -1,5 +1,6 @@
 #include "core/bench/swarm.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -7,8 +8,12 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -24,8 +29,9 @@ uint64_t monotonic_ns() {
 }
 
 struct Swarm::Client {
-  enum State : uint8_t { idle, connecting, handshaking, open, closed };
+  enum State : uint8_t { idle, connecting, tls_handshaking, handshaking, open, closed };
   int fd = -1;
+  SSL* ssl = nullptr;  // wss:// only
   State state = idle;
   bool subscribed = false;
   Opcode fragment_opcode = Opcode::continuation;
@@ -51,6 +57,56 @@ void raise_fd_limit(size_t clients) {
   }
 }
 
+// The first OpenSSL error queued in this thread, in words, and the queue cleared.
+std::string openssl_error() {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "";
+  char text[256];
+  ERR_error_string_n(e, text, sizeof text);
+  return text;
+}
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// One client context for every connection; the files are loaded here, so a
+// bad --ca is an error before any connection is opened.
+SSL_CTX* make_client_context(const SwarmOptions& o) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) throw Error("cannot create a TLS context: " + openssl_error());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  // Buffers only while a record is in flight: 10,000 idle clients stay small.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  if (o.insecure) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    return ctx;
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  bool loaded = o.ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx) == 1
+                                  : SSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) == 1;
+  if (!loaded) {
+    std::string why = openssl_error();
+    SSL_CTX_free(ctx);
+    throw Error(o.ca_file.empty() ? "cannot load the system CA store: " + why
+                                  : "--ca " + o.ca_file + ": not a readable PEM file of CA certificates (" + why + ")");
+  }
+  // OpenSSL checks the name itself, so a mismatch is reported as such by
+  // SSL_get_verify_result (as kws ingest does).
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  const std::string& host = o.url.host;
+  int ok = is_ip_literal(host) ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
+                               : X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+  if (ok != 1) {
+    SSL_CTX_free(ctx);
+    throw Error("cannot check the host name '" + host + "' of the server's certificate");
+  }
+  return ctx;
+}
+
 }  // namespace
 
 Swarm::Swarm(SwarmOptions options) : options_(std::move(options)), clients_(options_.clients), buffer_(1 << 18) {
@@ -69,6 +125,7 @@ Swarm::Swarm(SwarmOptions options) : options_(std::move(options)), clients_(opti
   std::string key = new_handshake_key();
   request_ = handshake_request(options_.url, options_.target, key, options_.subprotocol);
   accept_ = websocket_accept(key);
+  if (options_.url.tls) tls_ = make_client_context(options_);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) throw Error(std::string("epoll_create1: ") + strerror(errno));
   if (options_.planned_messages > 0) {
@@ -78,9 +135,11 @@ Swarm::Swarm(SwarmOptions options) : options_(std::move(options)), clients_(opti
 
 Swarm::~Swarm() {
   for (auto& c : clients_) {
+    if (c.ssl) SSL_free(c.ssl);
     if (c.fd >= 0) ::close(c.fd);
   }
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (tls_) SSL_CTX_free(tls_);
 }
 
 void Swarm::start_connect(size_t index) {
@@ -127,8 +186,14 @@ void Swarm::pump(int timeout_ms) {
 void Swarm::mark_closed(Client& c, const std::string& why, bool by_server) {
   if (c.state == Client::closed) return;
   if (c.state == Client::open) --open_;
-  if (c.state == Client::connecting || c.state == Client::handshaking) --connecting_;
+  if (c.state == Client::connecting || c.state == Client::tls_handshaking || c.state == Client::handshaking) {
+    --connecting_;
+  }
   c.state = Client::closed;
+  if (c.ssl) {
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
   ::close(c.fd);
   c.fd = -1;
@@ -148,31 +213,150 @@ void Swarm::on_event(Client& c, uint32_t events) {
       mark_closed(c, fatal_, false);
       return;
     }
-    // A ~250-byte request into a fresh socket's empty send buffer goes out whole.
-    if (send(c.fd, request_.data(), request_.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request_.size())) {
-      fatal_ = std::string("cannot send the WebSocket handshake: ") + strerror(errno);
-      mark_closed(c, fatal_, false);
-      return;
+    if (tls_) {
+      start_tls(c);
+    } else {
+      send_request(c);
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.u64 = static_cast<uint64_t>(&c - clients_.data());
-    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
-    c.state = Client::handshaking;
+    return;
+  }
+  if (c.state == Client::tls_handshaking) {
+    continue_tls(c);
     return;
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(c);
 }
 
+void Swarm::watch(Client& c, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = static_cast<uint64_t>(&c - clients_.data());
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
+void Swarm::send_request(Client& c) {
+  // A ~250-byte request into a fresh socket's empty send buffer goes out whole.
+  if (!send_bytes(c, request_)) {
+    fatal_ = std::string("cannot send the WebSocket handshake: ") + (c.ssl ? openssl_error() : strerror(errno));
+    mark_closed(c, fatal_, false);
+    return;
+  }
+  watch(c, EPOLLIN | EPOLLRDHUP);
+  c.state = Client::handshaking;
+}
+
+void Swarm::start_tls(Client& c) {
+  c.ssl = SSL_new(tls_);
+  if (!c.ssl || SSL_set_fd(c.ssl, c.fd) != 1) {
+    fatal_ = "cannot start TLS: " + openssl_error();
+    mark_closed(c, fatal_, false);
+    return;
+  }
+  // Fewer read(2) calls per record: the records of a batch come in one read.
+  SSL_set_read_ahead(c.ssl, 1);
+  if (!is_ip_literal(options_.url.host)) SSL_set_tlsext_host_name(c.ssl, options_.url.host.c_str());
+  c.state = Client::tls_handshaking;
+  continue_tls(c);
+}
+
+void Swarm::continue_tls(Client& c) {
+  ERR_clear_error();
+  errno = 0;
+  int rc = SSL_connect(c.ssl);
+  if (rc == 1) {
+    send_request(c);
+    return;
+  }
+  int e = SSL_get_error(c.ssl, rc);
+  if (e == SSL_ERROR_WANT_READ) {
+    watch(c, EPOLLIN | EPOLLRDHUP);
+  } else if (e == SSL_ERROR_WANT_WRITE) {
+    watch(c, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+  } else {
+    std::string why = tls_failure(c, e);
+    if (fatal_.empty()) fatal_ = why;
+    mark_closed(c, why, false);
+  }
+}
+
+// Why SSL_connect failed, from OpenSSL's codes (never its text), in words
+// that say what to do; the wording follows kws ingest's.
+std::string Swarm::tls_failure(Client& c, int ssl_error) {
+  const std::string where = options_.url.host + ":" + std::to_string(options_.url.port);
+  long verify = SSL_get_verify_result(c.ssl);
+  if (verify != X509_V_OK) {
+    ERR_clear_error();
+    return "the TLS handshake with " + where + " failed: certificate verify failed: " +
+           X509_verify_cert_error_string(verify) +
+           (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH
+                ? ""
+                : " (is --ca right? --insecure skips the check)");
+  }
+  unsigned long e = ERR_peek_error();
+  if (ssl_error == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+      (ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER || ERR_GET_REASON(e) == SSL_R_PACKET_LENGTH_TOO_LONG)) {
+    ERR_clear_error();
+    return "the server at " + where + " answered the TLS handshake with something that is not TLS: it is no TLS port; "
+           "try ws:// instead of wss://";
+  }
+  if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN) {
+    std::string why = openssl_error();
+    if (why.empty() && errno != 0 && ssl_error == SSL_ERROR_SYSCALL) why = strerror(errno);
+    return "the server at " + where + " closed the connection during the TLS handshake" +
+           (why.empty() ? "" : " (" + why + ")") + " (a plain ws:// port does that; if it is one, use ws://)";
+  }
+  return "the TLS handshake with " + where + " failed: " + openssl_error();
+}
+
+ssize_t Swarm::read_some(Client& c, std::string& error) {
+  if (!c.ssl) {
+    for (;;) {
+      ssize_t r = read(c.fd, buffer_.data(), buffer_.size());
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno != EAGAIN) error = std::string("read: ") + strerror(errno);
+      return r;
+    }
+  }
+  ERR_clear_error();
+  errno = 0;
+  int r = SSL_read(c.ssl, buffer_.data(), static_cast<int>(std::min<size_t>(buffer_.size(), 1 << 30)));
+  if (r > 0) return r;
+  switch (SSL_get_error(c.ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:  // a key update being answered; the socket says when to go on
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_ZERO_RETURN:  // close_notify
+      return 0;
+    case SSL_ERROR_SYSCALL: {
+      std::string why = openssl_error();
+      if (why.empty() && errno == 0) return 0;  // EOF without close_notify
+      error = "TLS read: " + (why.empty() ? std::string(strerror(errno)) : why);
+      return -1;
+    }
+    default:
+      error = "TLS read: " + openssl_error();
+      return -1;
+  }
+}
+
+bool Swarm::send_bytes(Client& c, std::string_view bytes) {
+  if (!c.ssl) return send(c.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  ERR_clear_error();
+  // A failed write is not retried (a write OpenSSL wants retried would have
+  // to be the same bytes); the frames written are a few bytes into a socket
+  // whose send buffer is empty, so it goes out whole.
+  return SSL_write(c.ssl, bytes.data(), static_cast<int>(bytes.size())) == static_cast<int>(bytes.size());
+}
+
 void Swarm::on_readable(Client& c) {
   for (;;) {
     if (c.state == Client::closed) return;
-    ssize_t r = read(c.fd, buffer_.data(), buffer_.size());
-    if (r < 0 && errno == EINTR) continue;
+    std::string error;
+    ssize_t r = read_some(c, error);
     if (r <= 0) {
-      if (r < 0 && errno == EAGAIN) return;
-      std::string why = r == 0 ? "the server closed the connection without a close frame"
-                               : std::string("read: ") + strerror(errno);
+      if (r < 0 && error.empty()) return;  // EAGAIN
+      std::string why = r == 0 ? "the server closed the connection without a close frame" : error;
       if (c.state == Client::handshaking && fatal_.empty()) fatal_ = "the server closed the connection during the handshake";
       mark_closed(c, why, true);
       return;
@@ -210,7 +394,9 @@ void Swarm::on_readable(Client& c) {
       if (!on_frames(c, c.in, rx, used)) return;
       c.in.erase(0, used);
     }
-    if (static_cast<size_t>(r) < buffer_.size()) return;
+    // Level-triggered epoll calls again for what is left in the socket, but
+    // not for what OpenSSL has read ahead: a TLS client reads until WANT_READ.
+    if (!c.ssl && static_cast<size_t>(r) < buffer_.size()) return;
   }
 }
 
@@ -246,16 +432,14 @@ bool Swarm::on_frames(Client& c, std::string_view bytes, uint64_t rx_ns, size_t&
         }
         break;
       case Opcode::ping: {
-        std::string pong = client_frame(Opcode::pong, f.payload.substr(0, 125));
-        (void)!send(c.fd, pong.data(), pong.size(), MSG_NOSIGNAL);
+        (void)send_bytes(c, client_frame(Opcode::pong, f.payload.substr(0, 125)));
         counters_.pings++;
         break;
       }
       case Opcode::close: {
         auto [code, reason] = close_reason(f.payload);
         if (c.state == Client::open && !closing_) {
-          std::string reply = client_frame(Opcode::close, f.payload.substr(0, 2));
-          (void)!send(c.fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+          (void)send_bytes(c, client_frame(Opcode::close, f.payload.substr(0, 2)));
         }
         mark_closed(c, "close " + std::to_string(code) + (reason.empty() ? "" : " '" + reason + "'"), true);
         return false;
@@ -320,8 +504,9 @@ void Swarm::close_all(int timeout_ms) {
   const std::string frame = client_frame(Opcode::close, std::string_view("\x03\xe8", 2));
   for (auto& c : clients_) {
     if (c.state == Client::open) {
-      (void)!send(c.fd, frame.data(), frame.size(), MSG_NOSIGNAL);
-      shutdown(c.fd, SHUT_WR);
+      (void)send_bytes(c, frame);
+      // A TLS client leaves the socket open: the server's close frame still has to come through it.
+      if (!c.ssl) shutdown(c.fd, SHUT_WR);
     } else if (c.state != Client::closed && c.state != Client::idle) {
       mark_closed(c, "", false);
     }

@@ -5,6 +5,11 @@
 // unmasked server frames, answers pings, and counts the messages of this
 // run: unique per client (a bitmap per client, so duplicates are exact),
 // and their latency from the stamp the producer wrote into each message.
+// For wss:// each client runs OpenSSL over its own non-blocking socket
+// (SSL_set_fd; WANT_READ/WANT_WRITE are waited for with the same epoll), so
+// every client decrypts its own records, as a browser would.
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,6 +18,8 @@
 #include "core/bench/histogram.hpp"
 #include "core/bench/wire.hpp"
 #include "core/util/log.hpp"
+
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX, kept out of this header
 
 namespace kws::bench {
 
@@ -24,6 +31,10 @@ struct SwarmOptions {
   std::string tag;                      // this run's stamp tag (wire.hpp)
   uint64_t planned_messages = 0;        // seq numbers counted: [0, planned)
   size_t max_connecting = 256;          // handshakes in flight at once (the server's accept backlog)
+  // wss:// only: trust the CA certificates in this PEM file instead of the
+  // system store; or check no certificate and no host name at all.
+  std::string ca_file;
+  bool insecure = false;
 };
 
 struct SwarmCounters {
@@ -75,6 +86,17 @@ class Swarm {
   struct Client;
   void start_connect(size_t index);
   void on_event(Client& c, uint32_t events);
+  void start_tls(Client& c);
+  void continue_tls(Client& c);
+  std::string tls_failure(Client& c, int ssl_error);
+  void send_request(Client& c);
+  void watch(Client& c, uint32_t events);
+  // read(2) or SSL_read: > 0 bytes, 0 at the end of the stream, -1 with
+  // errno EAGAIN when nothing is there yet, -1 with `error` set otherwise.
+  ssize_t read_some(Client& c, std::string& error);
+  // send(2) or SSL_write of a small frame, whole or not at all (the
+  // clients only write the handshake, pongs and the close frame).
+  bool send_bytes(Client& c, std::string_view bytes);
   void on_readable(Client& c);
   bool on_frames(Client& c, std::string_view bytes, uint64_t rx_ns, size_t& used);
   void on_message(Client& c, Opcode opcode, std::string_view payload, uint64_t rx_ns);
@@ -86,6 +108,7 @@ class Swarm {
   std::vector<unsigned char> address_;  // sockaddr of the server
   int family_ = 0;
   int epoll_fd_ = -1;
+  ssl_ctx_st* tls_ = nullptr;  // wss:// only
   std::vector<Client> clients_;
   size_t next_ = 0;        // next client to start connecting
   size_t connecting_ = 0;  // started, handshake not answered

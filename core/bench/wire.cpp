@@ -79,12 +79,18 @@ std::optional<Stamp> find_stamp(std::string_view payload, std::string_view tag) 
 WsUrl parse_ws_url(const std::string& url) {
   auto bad = [&](const std::string& why) { return usage_error("bad URL '" + url + "': " + why); };
   std::string_view rest(url);
-  if (rest.rfind("wss://", 0) == 0) throw bad("wss:// is not supported; benchmark the bridge behind TLS with ws://");
-  if (rest.rfind("ws://", 0) != 0) throw bad("expected ws://HOST:PORT/");
-  rest.remove_prefix(5);
+  WsUrl out;
+  if (rest.rfind("wss://", 0) == 0) {
+    out.tls = true;
+    out.port = 443;
+    rest.remove_prefix(6);
+  } else if (rest.rfind("ws://", 0) == 0) {
+    rest.remove_prefix(5);
+  } else {
+    throw bad("expected ws://HOST:PORT/ or wss://HOST:PORT/");
+  }
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
-  WsUrl out;
   out.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   if (authority.empty()) throw bad("no host");
   std::string_view port_text;

@@ -1,6 +1,6 @@
 #pragma once
 // What kws bench writes and reads on the wire, as pure functions: the stamp
-// inside each produced message, the ws:// URL, the RFC 6455 opening
+// inside each produced message, the ws:// or wss:// URL, the RFC 6455 opening
 // handshake and frame format of a client. The load generator (swarm.hpp)
 // drives sockets with them; tests/unit/test_bench_wire.cpp pins them.
 #include <cstddef>
@@ -32,11 +32,12 @@ void format_message(std::string& out, std::string_view tag, uint64_t seq, uint64
 std::optional<Stamp> find_stamp(std::string_view payload, std::string_view tag);
 
 struct WsUrl {
+  bool tls = false;  // wss://
   std::string host;
-  uint16_t port = 80;
+  uint16_t port = 80;  // 443 for wss://
   std::string path;  // begins with '/', may carry a query
 };
-// ws://HOST[:PORT][/PATH]; throws a usage error for anything else (wss:// included: not supported).
+// ws://HOST[:PORT][/PATH] or wss://...; throws a usage error for anything else.
 WsUrl parse_ws_url(const std::string& url);
 // The kafka-websocket endpoint for one topic: PATH + "v2/broker/" when PATH
 // is "/", PATH as given otherwise, plus topics=TOPIC in the query.

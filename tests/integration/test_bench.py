@@ -1,7 +1,8 @@
 """kws bench against a kws serve it starts (embedded broker): a short load
 run must deliver every message to every client exactly once, in both
-subprotocols; idle mode reports the bridge's memory per connection; bad
-URLs, refused upgrades and closed ports fail clearly. Timing is not judged
+subprotocols, over ws:// and wss://; idle mode reports the bridge's memory
+per connection; bad URLs, refused upgrades, closed ports, untrusted
+certificates and TLS against a plain port fail clearly. Timing is not judged
 here (docs/BENCHMARKS.md is)."""
 
 import json
@@ -127,13 +128,122 @@ class BenchAgainstServe(kwstest.KwsTestCase):
 
     def test_usage_errors(self):
         for args, needle in [(["http://h:1/"], "expected ws://HOST:PORT/"),
-                             (["wss://h:1/"], "wss:// is not supported"),
+                             (["ws://h:1/", "--ca", "ca.pem"], "--ca and --insecure need a wss:// URL"),
+                             (["ws://h:1/", "--insecure"], "--ca and --insecure need a wss:// URL"),
                              (["ws://h:1/", "-s", "10"], "--size"),
                              (["ws://h:1/", "--idle", "5", "-c", "5"], "excludes"),
                              (["ws://h:1/", "--pid", "999999999"], "--pid"),
                              ([], "kws bench: a URL is required (kws bench [OPTIONS] URL)")]:
             r = self.bench(*args, rc=2)
             self.assertRegex(r.stderr, re.escape(needle), str(r))
+
+
+class BenchOverTls(kwstest.KwsTestCase):
+    """kws bench wss:// against a kws serve with --tls-cert/--tls-key and a
+    certificate of a CA this test makes with openssl."""
+
+    broker_args = None  # kws serve runs its own embedded broker
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        d = kwstest.scratch_dir()
+        cls.files = kwstest.make_ca(d, "bench")
+        cls.other = kwstest.make_ca(d, "other", san="DNS:example.invalid")
+        cls.not_pem = os.path.join(d, "not-a-ca.pem")
+        with open(cls.not_pem, "w") as f:
+            f.write("not a certificate\n")
+        cls.serve = kwstest.Background(["serve", "-l", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0",
+                                        "--tls-cert", cls.files["cert"], "--tls-key", cls.files["key"]])
+        cls.serve.wait_for_output(lambda out: b"BROKERS=" in out and out.endswith(b"\n"), timeout=30,
+                                  what="URL= and BROKERS= from kws serve --tls-cert")
+        lines = dict(l.split("=", 1) for l in cls.serve.lines() if "=" in l)
+        cls.url = lines["URL"]
+        cls.serve_brokers = lines["BROKERS"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.serve.kill()
+        super().tearDownClass()
+
+    def bench(self, *args, rc=0, timeout=60):
+        # timeout: a failure must come back as an error, never as a hang.
+        r = kwstest.kws("bench", *args, timeout=timeout)
+        self.assertEqual(r.rc, rc, str(r))
+        return r
+
+    @staticmethod
+    def wait_for_serve(bg):
+        bg.wait_for_output(lambda out: b"BROKERS=" in out and out.endswith(b"\n"), timeout=30,
+                           what="URL= and BROKERS= from kws serve")
+        lines = dict(l.split("=", 1) for l in bg.lines() if "=" in l)
+        return lines["URL"], lines["BROKERS"]
+
+    def test_url_is_wss(self):
+        self.assertTrue(self.url.startswith("wss://127.0.0.1:"), self.url)
+
+    def test_every_client_gets_every_message_once_over_tls(self):
+        for extra in ([], ["--binary", "-s", 300]):
+            r = self.bench(self.url, "--ca", self.files["ca"], "-b", self.serve_brokers, "-t", self.topic(),
+                           "-c", 10, "-r", 200, "-d", 1, "--json", "--pid", self.serve.proc.pid, *extra)
+            doc = json.loads(r.stdout)
+            self.assertEqual((doc["expected"], doc["received"], doc["lost"], doc["duplicates"]),
+                             (10 * 200, 10 * 200, 0, 0), str(r))
+            self.assertTrue(doc["subscribed_confirmed"], str(r))
+            self.assertTrue(doc["clean"], str(r))
+            self.assertEqual((doc["closed_by_server"], doc["error_frames"], doc["dropped_by_server"]), (0, 0, 0), str(r))
+            self.assertEqual(r.stderr.count("warning"), 0, str(r))
+
+    def test_idle_over_tls(self):
+        r = self.bench(self.url, "--ca", self.files["ca"], "-b", self.serve_brokers, "-t", self.topic(),
+                       "--idle", 30, "-d", 0.3, "--json", "--pid", self.serve.proc.pid)
+        doc = json.loads(r.stdout)
+        self.assertEqual((doc["mode"], doc["clients"], doc["closed_by_server"]), ("idle", 30, 0), str(r))
+        self.assertIn("rss_bytes_per_connection", doc["bridge"], str(r))
+
+    def test_insecure_needs_no_ca_and_warns(self):
+        r = self.bench(self.url, "--insecure", "-b", self.serve_brokers, "-t", self.topic(), "-c", 2, "-r", 100,
+                       "-d", 0.3, "--json")
+        self.assertEqual(json.loads(r.stdout)["lost"], 0, str(r))
+        self.assertIn("kws: warning: --insecure: the server's certificate and host name are not checked", r.stderr)
+
+    def test_certificate_of_another_ca_is_refused(self):
+        r = self.bench(self.url, "--ca", self.other["ca"], "-b", self.serve_brokers, "-c", 2, "-d", 0.2, rc=1,
+                       timeout=30)
+        self.assertRegex(r.stderr, r"kws: error: the TLS handshake with 127\.0\.0\.1:\d+ failed: certificate verify "
+                                   r"failed: .*\(is --ca right\? --insecure skips the check\)", str(r))
+
+    def test_system_store_does_not_know_the_test_ca(self):
+        r = self.bench(self.url, "-b", self.serve_brokers, "-c", 2, "-d", 0.2, rc=1, timeout=30)
+        self.assertIn("certificate verify failed", r.stderr, str(r))
+
+    def test_host_name_is_checked(self):
+        # A certificate of a trusted CA, but for another name than 127.0.0.1.
+        with kwstest.Background(["serve", "-l", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0",
+                                 "--tls-cert", self.other["cert"], "--tls-key", self.other["key"]]) as other:
+            url, brokers = self.wait_for_serve(other)
+            r = self.bench(url, "--ca", self.other["ca"], "-b", brokers, "-c", 2, "-d", 0.2, rc=1, timeout=30)
+        self.assertRegex(r.stderr, r"certificate verify failed: IP address mismatch$", str(r))
+
+    def test_unreadable_ca_file(self):
+        for path, needle in [(self.not_pem, "not a readable PEM file of CA certificates"),
+                             (os.path.join(kwstest.scratch_dir(), "missing.pem"), "not a readable PEM file")]:
+            r = self.bench(self.url, "--ca", path, "-b", self.serve_brokers, "-c", 2, "-d", 0.2, rc=1, timeout=30)
+            self.assertIn("kws: error: --ca " + path + ": " + needle, r.stderr, str(r))
+
+    def test_wss_to_a_plain_port(self):
+        with kwstest.Background(["serve", "-l", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0"]) as plain:
+            url, brokers = self.wait_for_serve(plain)
+            r = self.bench(url.replace("ws://", "wss://"), "--ca", self.files["ca"], "-b", brokers, "-c", 2, "-d", 0.2,
+                           rc=1, timeout=30)
+        self.assertRegex(r.stderr, r"kws: error: the server at 127\.0\.0\.1:\d+ (answered the TLS handshake with "
+                                   r"something that is not TLS|closed the connection during the TLS handshake).*ws://",
+                         str(r))
+
+    def test_ws_to_a_tls_port(self):
+        r = self.bench(self.url.replace("wss://", "ws://"), "-b", self.serve_brokers, "-c", 2, "-d", 0.2, rc=1,
+                       timeout=30)
+        self.assertIn("kws: error:", r.stderr, str(r))
 
 
 class BenchAgainstKafkaWebsocket(kwstest.KwsTestCase):

@@ -44,7 +44,13 @@ TEST_CASE("bench wire: ws:// URLs and the subscribe target") {
   auto v6 = parse_ws_url("ws://[::1]:9000/");
   CHECK(v6.host == "::1");
   CHECK(v6.port == 9000);
-  for (const char* bad : {"http://h:1/", "wss://h:1/", "ws://", "ws://h:0/", "ws://h:70000/", "ws://h:x/", "ws://h:/",
+  CHECK_FALSE(parse_ws_url("ws://h").tls);
+  auto tls = parse_ws_url("wss://h/x");
+  CHECK(tls.tls);
+  CHECK(tls.port == 443);
+  CHECK(tls.path == "/x");
+  CHECK(parse_ws_url("wss://[::1]:8443/").port == 8443);
+  for (const char* bad : {"http://h:1/", "https://h:1/", "wss://", "wss://h:0/", "ws://", "ws://h:0/", "ws://h:70000/", "ws://h:x/", "ws://h:/",
                           "ws://[::1/", "ws://u@h:1/", "h:1"}) {
     INFO(bad);
     CHECK_THROWS_AS(parse_ws_url(bad), kws::Error);
