@@ -488,6 +488,11 @@ size_t Server::poll() {
   return impl_->io.poll();
 }
 
+size_t Server::poll_one() {
+  if (impl_->io.stopped()) impl_->io.restart();
+  return impl_->io.poll_one();
+}
+
 void Server::run_chores() { impl_->chores(); }
 
 }  // namespace kws

@@ -99,8 +99,9 @@ class Server {
   // socket cannot be used or the server is full.
   bool serve_descriptor(int fd);
   // Runs the I/O handlers that are ready now, without waiting for more;
-  // returns how many ran.
+  // returns how many ran. poll_one() runs at most one.
   size_t poll();
+  size_t poll_one();
   // One round of what run() does every 250 ms: pings when due, idle and
   // stalled clients closed, spare buffers released.
   void run_chores();
