@@ -8,6 +8,7 @@ connections that reach a session and mutates from there. Run it again after
 changing a seed; files it did not write (inputs the fuzzer found) are kept.
 
   tests/fuzz/connection_seeds.py [DIR]
+  tests/fuzz/connection_seeds.py --decode FILE...   the ops of inputs, readable
 """
 import os
 import struct
@@ -88,18 +89,28 @@ def get(path, method="GET"):
 
 
 def write(data):
-    """Op 0 or 1: the client writes `data` (split into pieces of 8192)."""
+    """Op 0 or 1: the client writes `data` (split into pieces of 4096)."""
     if isinstance(data, str):
         data = data.encode()
     out = b""
     while data:
-        piece, data = data[:8192], data[8192:]
+        piece, data = data[:4096], data[4096:]
         n = len(piece) - 1
         if n < 32:
             out += bytes([0 | n << 3]) + piece
         else:
             out += bytes([1 | (n >> 8) << 3, n & 0xFF]) + piece
     return out
+
+
+def write_between(data):
+    """Op 1 with arg & 16: the client writes `data`, then the server runs
+    just one ready handler, so the next op lands between two of them."""
+    if isinstance(data, str):
+        data = data.encode()
+    n = len(data) - 1
+    assert n < 4096
+    return bytes([1 | (16 | n >> 8) << 3, n & 0xFF]) + data
 
 
 def pieces(data, size):
@@ -230,10 +241,54 @@ SEEDS = {
     # The client half-closes in the middle of a frame, or right after the upgrade.
     "half_close_mid_frame": config() + write(upgrade()) + write(produce()[:5]) + HALF_CLOSE,
     "close_then_half_close": config() + write(upgrade()) + write(close()) + HALF_CLOSE,
+    # The client acts while the server still has handlers to run.
+    "reset_between_handlers": config(SNDBUF_4K, 50) + write_between(upgrade("topics=t&offset=earliest"))
+    + write_between(produce(id_=1)) + CLOSE,
+    "close_between_handlers": config(FEW_PENDING) + write(upgrade(protocol="kws.v1"))
+    + write_between(b"".join(produce(id_=i) for i in range(4)) + close()) + HALF_CLOSE,
 }
 
 
+def decode(data):
+    """The ops of an input, one a line (for reading what the fuzzer found)."""
+    names = ["chores", "kafka unreachable", "kafka reachable", "stop_reading", "finish", "refuse produce"]
+    lines = [f"config {data[:3].hex()}"]
+    i = 3
+    while i < len(data):
+        b = data[i]
+        kind, arg = b & 7, b >> 3
+        i += 1
+        if kind in (0, 1):
+            if kind == 0:
+                n, between = arg + 1, False
+            else:
+                n, between = ((arg & 15) << 8 | (data[i] if i < len(data) else 0)) + 1, bool(arg & 16)
+                i += 1
+            piece = data[i:i + n]
+            i += n
+            lines.append(f"write {len(piece)}{' (one handler after)' if between else ''}: {piece[:60]!r}"
+                         + ("..." if len(piece) > 60 else ""))
+        elif kind == 2:
+            lines.append("client stops reading" if arg & 1 else "client reads")
+        elif kind == 3:
+            lines.append(f"kafka: {arg + 1} records")
+        elif kind == 4:
+            lines.append("client half-closes")
+        elif kind == 5:
+            lines.append("client closes")
+        elif kind == 6:
+            lines.append(f"server: {names[arg % 6]}")
+        else:
+            lines.append({0: "deliveries succeed", 1: "deliveries fail"}.get(arg, f"last write again x{arg - 1}"))
+    return "\n".join(lines)
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--decode":
+        for path in sys.argv[2:]:
+            with open(path, "rb") as f:
+                print(f"== {path}\n{decode(f.read())}")
+        return
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "connection")
     os.makedirs(out, exist_ok=True)
     for name, data in SEEDS.items():
