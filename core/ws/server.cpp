@@ -1,5 +1,7 @@
 #include "core/ws/server.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <list>
 #include <mutex>
@@ -130,6 +132,7 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   void on_request(const ConnectionPtr& con, const ws::HttpRequest& request);
   void upgrade(const ConnectionPtr& con, const ws::HttpRequest& request);
   void tick();
+  void chores();
   std::string metrics() const;
 };
 
@@ -250,6 +253,16 @@ void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& requ
 }
 
 void Server::Impl::tick() {
+  chores();
+  if (finishing) return;
+  tick_timer.expires_after(std::chrono::milliseconds(250));
+  std::weak_ptr<Impl> weak = weak_from_this();
+  tick_timer.async_wait([weak](const std::error_code& ec) {
+    if (auto self = weak.lock(); self && !ec) self->tick();
+  });
+}
+
+void Server::Impl::chores() {
   const auto now = Clock::now();
   const bool ping_due = now - last_ping >= options.ping_interval;
   if (ping_due) last_ping = now;
@@ -280,12 +293,6 @@ void Server::Impl::tick() {
     retiring.erase(std::remove_if(retiring.begin(), retiring.end(), [](const auto& r) { return r->finished(); }),
                    retiring.end());
   }
-  if (finishing) return;
-  tick_timer.expires_after(std::chrono::milliseconds(250));
-  std::weak_ptr<Impl> weak = weak_from_this();
-  tick_timer.async_wait([weak](const std::error_code& ec) {
-    if (auto self = weak.lock(); self && !ec) self->tick();
-  });
 }
 
 std::string Server::Impl::metrics() const {
@@ -473,5 +480,32 @@ size_t Server::open_connections() const {
 }
 
 std::string Server::metrics_text() const { return impl_->metrics(); }
+
+bool Server::serve_descriptor(int fd) {
+  // Asio checks nothing of the descriptor's family: an AF_UNIX socketpair
+  // serves as well as TCP (TCP_NODELAY, which Connection::start asks for,
+  // is then refused and ignored).
+  asio::ip::tcp::socket socket(impl_->io);
+  std::error_code ec;
+  socket.assign(asio::ip::tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return false;
+  }
+  return impl_->on_socket(socket);  // refused: the socket closes here
+}
+
+size_t Server::poll() {
+  // Out of work, poll() leaves the context stopped; the next call starts again.
+  if (impl_->io.stopped()) impl_->io.restart();
+  return impl_->io.poll();
+}
+
+size_t Server::poll_one() {
+  if (impl_->io.stopped()) impl_->io.restart();
+  return impl_->io.poll_one();
+}
+
+void Server::run_chores() { impl_->chores(); }
 
 }  // namespace kws

@@ -99,6 +99,20 @@ class Server {
   uint64_t dropped_total() const;
   std::string metrics_text() const;
 
+  // Seams for driving whole connections on the caller's thread, without a
+  // listener or the tick's timer (tests/fuzz/fuzz_connection.cpp):
+  // Serves a connected stream socket as if the listener had accepted it;
+  // the server owns `fd` from here on. False (and `fd` closed) when the
+  // socket cannot be used or the server is full.
+  bool serve_descriptor(int fd);
+  // Runs the I/O handlers that are ready now, without waiting for more;
+  // returns how many ran. poll_one() runs at most one.
+  size_t poll();
+  size_t poll_one();
+  // One round of what run() does every 250 ms: pings when due, idle and
+  // stalled clients closed, spare buffers released.
+  void run_chores();
+
   struct Impl;
 
  private:

@@ -1,0 +1,124 @@
+// The server over a socketpair through its seams (serve_descriptor, poll):
+// what a whole connection does, on the test's thread and without timers,
+// as tests/fuzz/fuzz_connection.cpp drives it.
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "core/hub/hub.hpp"
+#include "core/util/log.hpp"
+#include "core/ws/server.hpp"
+#include "tests/unit/fakes.hpp"
+
+using namespace kws;
+
+namespace {
+
+const std::string kUpgrade =
+    "GET /v2/broker/?topics=t HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+// A masked close frame with code 1001.
+const std::string kClose1001 = std::string("\x88\x82" "abcd", 6) + static_cast<char>(0x03 ^ 'a') +
+                               static_cast<char>(0xE9 ^ 'b');
+
+struct ServerOverSocketpair {
+  test::FakeCluster cluster;
+  test::FakeAdmin admin{cluster};
+  NullLog log;
+  std::unique_ptr<Hub> hub;
+  test::FakeSink sink;
+  std::unique_ptr<Server> server;
+  int client = -1;
+  std::string received;
+  bool eof = false;
+
+  ServerOverSocketpair() {
+    cluster.create("t", 1);
+    HubLimits limits;
+    limits.admin_thread = false;
+    hub = std::make_unique<Hub>(std::make_unique<test::FakeFeed>(cluster), admin, limits, log);
+    ServerServices services;
+    services.hub = hub.get();
+    services.producer = &sink;
+    services.kafka_ready = [] { return true; };
+    services.log = &log;
+    server = std::make_unique<Server>(ServerOptions{}, services);
+    int fds[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
+    client = fds[0];
+    REQUIRE(server->serve_descriptor(fds[1]));
+  }
+  ~ServerOverSocketpair() {
+    server.reset();
+    close(client);
+  }
+  // Until nothing moves: the hub, the server's handlers, the client's reads.
+  void settle() {
+    for (int idle = 0, round = 0; idle < 3 && round < 1000; ++round) {
+      hub->run_once(std::chrono::milliseconds(0));
+      bool moved = server->poll() > 0;
+      char buf[4096];
+      ssize_t n;
+      while ((n = recv(client, buf, sizeof buf, 0)) > 0) {
+        received.append(buf, static_cast<size_t>(n));
+        moved = true;
+      }
+      if (n == 0 && !eof) eof = moved = true;
+      idle = moved ? 0 : idle + 1;
+    }
+  }
+  void send_all(const std::string& bytes) {
+    REQUIRE(send(client, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
+    settle();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("server: a socket handed over as a descriptor is served as an accepted one, up to the close handshake") {
+  ServerOverSocketpair s;
+  s.send_all(kUpgrade);
+  CHECK(s.received.rfind("HTTP/1.1 101 ", 0) == 0);
+  CHECK(s.server->open_connections() == 1);
+  s.send_all(kClose1001);
+  // The server echoes the code and closes its end first.
+  REQUIRE(s.received.size() >= 4);
+  CHECK(s.received.substr(s.received.size() - 4) == std::string("\x88\x02\x03\xE9", 4));
+  CHECK(s.eof);
+  CHECK(s.server->open_connections() == 0);
+}
+
+// Found with fuzz_connection: stop_reading() pauses every connection and
+// finish() then starts their closing handshakes, but a paused connection
+// reads nothing, so the client's answer (or its EOF) is never seen and the
+// connection is held until finish's grace or the close timeout: `kws serve`
+// with one client that answers at once took 4.0 s to exit after SIGTERM
+// instead of 0.15 s without a client, and the client saw TCP close after
+// 2.1 s (the bridge's 2 s grace). Marked [!shouldfail] until the connection
+// reads while closing even when paused (core/ws/connection.cpp); then drop
+// the tag.
+TEST_CASE("server: at shutdown a client that answers the close at once is let go at once", "[!shouldfail]") {
+  ServerOverSocketpair s;
+  s.send_all(kUpgrade);
+  REQUIRE(s.server->open_connections() == 1);
+  s.server->stop_accepting();
+  s.server->stop_reading();
+  s.settle();
+  // No grace: finish() stops the I/O at once instead of waiting on a timer
+  // (Server::poll starts it again); the connection then shows what it
+  // would do until the grace ran out.
+  s.server->finish(std::chrono::milliseconds(0));
+  s.settle();
+  // The server's close frame: 1001 and a reason.
+  const size_t close = s.received.find(std::string("\x03\xE9server shutting down"));
+  REQUIRE(close != std::string::npos);
+  REQUIRE(s.received[close - 2] == '\x88');
+  s.send_all(kClose1001);
+  CHECK(s.eof);
+  CHECK(s.server->open_connections() == 0);
+}
