@@ -604,8 +604,11 @@ void Connection::close_with(uint16_t code, std::string_view reason, bool drop_qu
   push(close_frame(code, reason));
   write_queued();
   // Wait for the client's close frame (it arrives through read_now), but
-  // not for ever.
+  // not for ever. A paused connection (a shutdown pauses them all) would
+  // never see it: closing, it reads again, and frames other than the
+  // close are dropped unread by the session (handle_event).
   arm_timer(limits_.close_timeout);
+  if (paused_) resume_reading();
 }
 
 void Connection::release_idle_memory() {

@@ -99,10 +99,9 @@ TEST_CASE("server: a socket handed over as a descriptor is served as an accepted
 // connection is held until finish's grace or the close timeout: `kws serve`
 // with one client that answers at once took 4.0 s to exit after SIGTERM
 // instead of 0.15 s without a client, and the client saw TCP close after
-// 2.1 s (the bridge's 2 s grace). Marked [!shouldfail] until the connection
-// reads while closing even when paused (core/ws/connection.cpp); then drop
-// the tag.
-TEST_CASE("server: at shutdown a client that answers the close at once is let go at once", "[!shouldfail]") {
+// 2.1 s (the bridge's 2 s grace). A connection now reads again once it
+// starts closing (Connection::close_with).
+TEST_CASE("server: at shutdown a client that answers the close at once is let go at once") {
   ServerOverSocketpair s;
   s.send_all(kUpgrade);
   REQUIRE(s.server->open_connections() == 1);
