@@ -162,6 +162,10 @@ void Connection::refuse_plaintext() {
 }
 
 void Connection::pause_reading() {
+  // Only an open connection's messages are held back: closing, the client's
+  // close answer must still be read (a session woken during a shutdown asks
+  // for a pause again after close_with() resumed reading).
+  if (state_ != State::open) return;
   paused_ = true;
   hold_while_paused();
 }
@@ -175,6 +179,7 @@ void Connection::hold_while_paused() {
 void Connection::drain_and_pause() {
   // Bounded: a client that keeps sending does not hold the shutdown.
   if (state_ == State::open) read_available(16 * kReadPerTurn);
+  if (state_ != State::open) return;  // see pause_reading()
   paused_ = true;
   hold_while_paused();
 }
