@@ -23,28 +23,43 @@ except ImportError:  # reported by kwstest.main() as a skip
     kafka = websockets = None
 
 
-class BenchAgainstServe(kwstest.KwsTestCase):
+class ServeForBench(kwstest.KwsTestCase):
+    """One kws serve on its own embedded broker per class, started with
+    serve_args(); no tests of its own."""
+
     broker_args = None  # kws serve runs its own embedded broker
+
+    @classmethod
+    def serve_args(cls):
+        return []
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.serve = kwstest.Background(["serve", "-l", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0"])
-        cls.serve.wait_for_output(lambda out: b"BROKERS=" in out and out.endswith(b"\n"), timeout=30,
-                                  what="URL= and BROKERS= from kws serve")
-        lines = dict(l.split("=", 1) for l in cls.serve.lines() if "=" in l)
-        cls.url = lines["URL"]
-        cls.serve_brokers = lines["BROKERS"]
+        cls.serve = kwstest.Background(["serve", "-l", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0",
+                                        *cls.serve_args()])
+        cls.url, cls.serve_brokers = cls.wait_for_serve(cls.serve)
 
     @classmethod
     def tearDownClass(cls):
         cls.serve.kill()
         super().tearDownClass()
 
+    @staticmethod
+    def wait_for_serve(bg):
+        bg.wait_for_output(lambda out: b"BROKERS=" in out and out.endswith(b"\n"), timeout=30,
+                           what="URL= and BROKERS= from kws serve")
+        lines = dict(l.split("=", 1) for l in bg.lines() if "=" in l)
+        return lines["URL"], lines["BROKERS"]
+
     def bench(self, *args, rc=0, timeout=60):
+        # timeout: a failure must come back as an error, never as a hang.
         r = kwstest.kws("bench", *args, timeout=timeout)
         self.assertEqual(r.rc, rc, str(r))
         return r
+
+
+class BenchAgainstServe(ServeForBench):
 
     def load(self, *args):
         r = self.bench(self.url, "-b", self.serve_brokers, "-t", self.topic(), "--json",
@@ -138,46 +153,19 @@ class BenchAgainstServe(kwstest.KwsTestCase):
             self.assertRegex(r.stderr, re.escape(needle), str(r))
 
 
-class BenchOverTls(kwstest.KwsTestCase):
+class BenchOverTls(ServeForBench):
     """kws bench wss:// against a kws serve with --tls-cert/--tls-key and a
     certificate of a CA this test makes with openssl."""
 
-    broker_args = None  # kws serve runs its own embedded broker
-
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
+    def serve_args(cls):
         d = kwstest.scratch_dir()
         cls.files = kwstest.make_ca(d, "bench")
         cls.other = kwstest.make_ca(d, "other", san="DNS:example.invalid")
         cls.not_pem = os.path.join(d, "not-a-ca.pem")
         with open(cls.not_pem, "w") as f:
             f.write("not a certificate\n")
-        cls.serve = kwstest.Background(["serve", "-l", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0",
-                                        "--tls-cert", cls.files["cert"], "--tls-key", cls.files["key"]])
-        cls.serve.wait_for_output(lambda out: b"BROKERS=" in out and out.endswith(b"\n"), timeout=30,
-                                  what="URL= and BROKERS= from kws serve --tls-cert")
-        lines = dict(l.split("=", 1) for l in cls.serve.lines() if "=" in l)
-        cls.url = lines["URL"]
-        cls.serve_brokers = lines["BROKERS"]
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.serve.kill()
-        super().tearDownClass()
-
-    def bench(self, *args, rc=0, timeout=60):
-        # timeout: a failure must come back as an error, never as a hang.
-        r = kwstest.kws("bench", *args, timeout=timeout)
-        self.assertEqual(r.rc, rc, str(r))
-        return r
-
-    @staticmethod
-    def wait_for_serve(bg):
-        bg.wait_for_output(lambda out: b"BROKERS=" in out and out.endswith(b"\n"), timeout=30,
-                           what="URL= and BROKERS= from kws serve")
-        lines = dict(l.split("=", 1) for l in bg.lines() if "=" in l)
-        return lines["URL"], lines["BROKERS"]
+        return ["--tls-cert", cls.files["cert"], "--tls-key", cls.files["key"]]
 
     def test_url_is_wss(self):
         self.assertTrue(self.url.startswith("wss://127.0.0.1:"), self.url)

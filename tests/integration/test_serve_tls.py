@@ -127,6 +127,16 @@ class Wss(TlsServeTestCase):
 
 
 class Versions(TlsServeTestCase):
+    def send_raw(self, bg, data):
+        """Sends `data` on a plain socket; returns what came back until the server closed."""
+        host, port = bg.address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=STEP) as s:
+            s.sendall(data)
+            answer = b""
+            while chunk := s.recv(4096):
+                answer += chunk
+            return answer
+
     def handshake(self, bg, ctx):
         host, port = bg.address.rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=STEP) as raw:
@@ -152,15 +162,7 @@ class Versions(TlsServeTestCase):
 
     def test_plain_http_on_the_tls_port_is_told_why(self):
         bg = self.serve_tls()
-        host, port = bg.address.rsplit(":", 1)
-        with socket.create_connection((host, int(port)), timeout=STEP) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            answer = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
+        answer = self.send_raw(bg, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer)
         self.assertIn(b"this port speaks TLS", answer)
 
@@ -174,17 +176,9 @@ class Versions(TlsServeTestCase):
 
     def test_garbage_after_the_record_header_fails_only_that_client(self):
         bg = self.serve_tls()
-        host, port = bg.address.rsplit(":", 1)
-        with socket.create_connection((host, int(port)), timeout=STEP) as s:
-            s.sendall(b"\x16\x03\x01\x00\x10" + b"\xff" * 16)
-            data = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            # An alert record (type 21), or nothing: never a hang.
-            self.assertTrue(data == b"" or data[0] == 21, data)
+        data = self.send_raw(bg, b"\x16\x03\x01\x00\x10" + b"\xff" * 16)
+        # An alert record (type 21), or nothing: never a hang.
+        self.assertTrue(data == b"" or data[0] == 21, data)
         self.assertEqual(self.http(bg, "/healthz")[0], 200)
 
 
