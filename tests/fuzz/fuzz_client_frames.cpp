@@ -32,19 +32,12 @@
 #include "core/util/text.hpp"
 #include "core/ws/protocol.hpp"
 
+#include "tests/fuzz/fuzz_check.hpp"
+
 using namespace kws;
+using kws::fuzz::violated;
 
 namespace {
-
-[[noreturn]] void violated(const char* what) {
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::abort();
-}
-
-#define CHECK(cond)               \
-  do {                            \
-    if (!(cond)) violated(#cond); \
-  } while (0)
 
 using json = nlohmann::json;
 

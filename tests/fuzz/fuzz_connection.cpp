@@ -77,19 +77,12 @@
 #include "core/ws_frame.hpp"
 #include "tests/unit/fakes.hpp"
 
+#include "tests/fuzz/fuzz_check.hpp"
+
 using namespace kws;
+using kws::fuzz::violated;
 
 namespace {
-
-[[noreturn]] void violated(const char* what) {
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::abort();
-}
-
-#define CHECK(cond)               \
-  do {                            \
-    if (!(cond)) violated(#cond); \
-  } while (0)
 
 // The fuzz input, read from the front; past its end every byte is 0.
 struct Input {

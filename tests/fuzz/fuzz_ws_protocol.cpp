@@ -16,20 +16,11 @@
 
 #include "core/util/text.hpp"
 #include "core/ws/protocol.hpp"
+#include "tests/fuzz/fuzz_check.hpp"
 
 using namespace kws::ws;
 
 namespace {
-
-[[noreturn]] void violated(const char* what) {
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::abort();
-}
-
-#define CHECK(cond)                 \
-  do {                              \
-    if (!(cond)) violated(#cond);   \
-  } while (0)
 
 bool same(const HttpRequest& a, const HttpRequest& b) {
   return a.method == b.method && a.target == b.target && a.version == b.version && a.headers == b.headers;
