@@ -302,11 +302,9 @@ void Connection::respond(int status, std::string_view content_type, std::string_
 size_t Connection::write_now(const asio::const_buffer* buffers, size_t count, size_t total) {
   if (tls_) {
     // Encrypted whole: the plaintext is taken, the TLS output is in flight.
-    for (size_t i = 0; i < count; ++i) {
-      if (!tls_->send(std::string_view(static_cast<const char*>(buffers[i].data()), buffers[i].size()))) {
-        shut();
-        return total;
-      }
+    if (!encrypt(buffers, count)) {
+      shut();
+      return total;
     }
     flush_tls(false);
     return total;
@@ -437,10 +435,7 @@ void Connection::start_write() {
   if (state_ == State::closed) return;
   Writes& w = begin_inflight();
   if (tls_) {
-    bool sent = true;
-    for (const auto& b : w.buffers) {
-      if (!(sent = tls_->send(std::string_view(static_cast<const char*>(b.data()), b.size())))) break;
-    }
+    const bool sent = encrypt(w.buffers.data(), w.buffers.size());
     w.inflight.clear();
     w.buffers.clear();
     inflight_bytes_ = 0;
@@ -484,6 +479,13 @@ Connection::Writes& Connection::begin_inflight() {
     w.buffers.emplace_back(v.data(), v.size());
   }
   return w;
+}
+
+bool Connection::encrypt(const asio::const_buffer* buffers, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    if (!tls_->send(std::string_view(static_cast<const char*>(buffers[i].data()), buffers[i].size()))) return false;
+  }
+  return true;
 }
 
 void Connection::flush_tls(bool complete) {

@@ -128,6 +128,8 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   void shut();
   // TLS: decrypts and handles what was read; false once the connection closed.
   bool receive_tls(std::string_view ciphertext);
+  // TLS: encrypts the plaintext into the output; false when TLS failed.
+  bool encrypt(const asio::const_buffer* buffers, size_t count);
   // TLS: writes the output the socket takes now. The rest waits for the
   // socket as a write in flight (writing_), and when all of it is out,
   // `complete` says whether that write ends here (after_write).
