@@ -18,6 +18,8 @@ std::string_view client_error_code(ClientError error) {
     case ClientError::group_limit: return "group_limit";
     case ClientError::catchup_limit: return "catchup_limit";
     case ClientError::topic_limit: return "topic_limit";
+    case ClientError::rate_limited: return "rate_limited";
+    case ClientError::bad_token: return "bad_token";
     case ClientError::internal: break;
   }
   return "internal";

@@ -24,6 +24,8 @@ enum class ClientError {
   group_limit,        // too many group.id sessions on this bridge
   catchup_limit,      // too many subscriptions reading history at once; retry
   topic_limit,        // this session already uses as many topics as it may
+  rate_limited,       // over the session's produce rate (--produce-rate, --produce-bytes-rate)
+  bad_token,          // an `auth` frame's token failed verification (the session keeps its old one)
   internal,           // a bug: the bridge could not handle the request
 };
 
