@@ -3,6 +3,7 @@
 // subscribe frame, a JSON produce and a binary produce. One function decides,
 // so a rule (a name Kafka would refuse, a limit per session, and later the
 // gateway's ACLs) can never be skipped by one of the four doors.
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@ enum class TopicAction { read, write };
 // Who is asking. Empty until authentication exists (issue: gateway security).
 struct Principal {
   std::string name;
+  std::optional<std::chrono::system_clock::time_point> expires;
 };
 
 // The authorisation seam: allows everything today; JWT ACLs plug in here.
@@ -24,11 +26,14 @@ class Authorizer {
  public:
   virtual ~Authorizer() = default;
   virtual bool allows(const Principal& principal, std::string_view topic, TopicAction action) const = 0;
+  // Whether a session may read as consumer group `group` (group.id).
+  virtual bool allows_group(const Principal& principal, std::string_view group) const = 0;
 };
 
 class AllowEveryone : public Authorizer {
  public:
   bool allows(const Principal&, std::string_view, TopicAction) const override { return true; }
+  bool allows_group(const Principal&, std::string_view) const override { return true; }
 };
 
 struct Refusal {

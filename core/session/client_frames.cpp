@@ -92,9 +92,18 @@ ClientRequest decode_client_message(MessageKind kind, const std::string& payload
     type = it->get<std::string>();
   }
   if (type == "subscribe" || type == "unsubscribe") return decode_control(std::move(r), *doc, type == "subscribe");
+  if (type == "auth") {
+    auto token = doc->find("token");
+    if (token == doc->end() || !token->is_string() || token->get_ref<const std::string&>().empty()) {
+      return invalid(std::move(r), ClientError::bad_frame, "\"token\" is required and must be a non-empty string");
+    }
+    r.kind = ClientRequest::Kind::auth;
+    r.token = token->get<std::string>();
+    return r;
+  }
   if (type != "produce") {
     return invalid(std::move(r), ClientError::unknown_type,
-                   "unknown frame type \"" + type + "\" (expected produce, subscribe or unsubscribe)");
+                   "unknown frame type \"" + type + "\" (expected produce, subscribe, unsubscribe or auth)");
   }
   auto topic = doc->find("topic");
   if (topic == doc->end() || !topic->is_string()) {

@@ -15,7 +15,7 @@
 namespace kws {
 
 struct ClientRequest {
-  enum class Kind { produce, subscribe, unsubscribe, invalid };
+  enum class Kind { produce, subscribe, unsubscribe, auth, invalid };
   Kind kind = Kind::invalid;
   // The client's "id" as JSON text (string or number), "" when none.
   std::string request_id;
@@ -35,6 +35,9 @@ struct ClientRequest {
   std::vector<std::string> topics;
   OffsetSpec start;                  // subscribe
   std::string start_text = "latest";
+
+  // auth: a fresh token for the session (gateway security).
+  std::string token;
 
   // invalid
   ClientError error = ClientError::bad_frame;

@@ -76,4 +76,13 @@ std::string ack_json(std::string_view request_id, std::string_view topic, int32_
 
 std::string dropped_json(uint64_t count) { return "{\"type\":\"dropped\",\"count\":" + std::to_string(count) + "}"; }
 
+std::string authenticated_json(std::string_view request_id, std::string_view subject, int64_t expires) {
+  std::string out = "{\"type\":\"authenticated\"";
+  append_id(out, request_id);
+  out += ",\"sub\":" + json_quote(subject);
+  out += expires > 0 ? ",\"expires\":" + std::to_string(expires) : std::string(",\"expires\":null");
+  out += "}";
+  return out;
+}
+
 }  // namespace kws

@@ -86,21 +86,24 @@ void Session::refuse_in_turn(const Refusal& refusal, std::string_view request_id
 }
 
 void Session::open_group(const ConnectRequest& request) {
+  // Rights first: a refused session must not hold one of the bridge's group slots.
+  auto end_with = [this](ClientError error, const std::string& why, std::string_view topic, CloseReason reason) {
+    refuse(error, why, "", topic);
+    flush();
+    if (link_) link_->close(reason, why);
+  };
+  for (const auto& t : request.topics) {
+    if (auto refusal = admit(t, TopicAction::read)) return end_with(refusal->error, refusal->why, t, CloseReason::policy);
+  }
+  if (!services_.authorizer->allows_group(principal_ ? *principal_ : anonymous(), request.group)) {
+    return end_with(ClientError::not_allowed, "reading as group.id '" + request.group + "' is not allowed", {},
+                    CloseReason::policy);
+  }
   const size_t max = services_.options.max_group_sessions;
   if (services_.group_sessions->fetch_add(1) >= max) {
     services_.group_sessions->fetch_sub(1);
-    refuse(ClientError::group_limit, "too many group.id sessions on this bridge (" + std::to_string(max) + ")", "");
-    flush();
-    if (link_) link_->close(CloseReason::try_again_later, "too many group sessions");
-    return;
-  }
-  for (const auto& t : request.topics) {
-    if (auto refusal = admit(t, TopicAction::read)) {
-      refuse(refusal->error, refusal->why, "", t);
-      flush();
-      if (link_) link_->close(CloseReason::policy, refusal->why);
-      return;
-    }
+    return end_with(ClientError::group_limit, "too many group.id sessions on this bridge (" + std::to_string(max) + ")",
+                    {}, CloseReason::try_again_later);
   }
   GroupRequest g{request.group, request.topics, request.start, request.start_explicit};
   GroupSubscription subscription{request.group, request.topics, request.start_text};
@@ -252,6 +255,42 @@ void Session::flush(bool behind_pending) {
   if (link_) outbox_.set_in_link(link_->buffered());
 }
 
+bool Session::close_if_expired(std::chrono::system_clock::time_point now) {
+  if (!link_ || closing_ || !principal_ || !principal_->expires) return false;
+  if (now < *principal_->expires + services_.options.token_leeway) return false;
+  closing_ = true;
+  link_->close(CloseReason::policy, "token expired");
+  return true;
+}
+
+void Session::authenticate(const ClientRequest& r) {
+  if (!services_.check_token) {
+    refuse(ClientError::bad_frame, "this bridge does not use tokens (no JWT key configured)", r.request_id);
+    return;
+  }
+  TokenCheck check = services_.check_token(r.token);
+  if (!check.principal) {
+    // The old token stays in force until it expires.
+    refuse(ClientError::bad_token, check.problem, r.request_id);
+    return;
+  }
+  principal_ = std::move(check.principal);
+  // The new token's rights replace the old one's: what it may no longer
+  // read ends now, answered with `unsubscribed` in its turn.
+  const std::vector<std::string> reading = subscribed_;
+  for (const auto& t : reading) {
+    if (services_.authorizer->allows(*principal_, t, TopicAction::read)) continue;
+    erase_sorted(subscribed_, t);
+    ++pending_requests_;
+    services_.hub->unsubscribe(shared_from_this(), t, r.request_id);
+  }
+  const int64_t expires =
+      principal_->expires
+          ? std::chrono::duration_cast<std::chrono::seconds>(principal_->expires->time_since_epoch()).count()
+          : 0;
+  reply(authenticated_json(r.request_id, principal_->name, expires));
+}
+
 void Session::release_idle_memory() {
   if (link_ && link_->buffered() == 0) outbox_.release_idle_memory();
 }
@@ -337,6 +376,10 @@ Session::Handled Session::handle(MessageKind kind, const std::string& payload) {
       return Handled::done;
     case ClientRequest::Kind::produce:
       return produce(r);
+    case ClientRequest::Kind::auth:
+      kws_protocol_ = true;
+      authenticate(r);
+      return Handled::done;
     case ClientRequest::Kind::subscribe:
     case ClientRequest::Kind::unsubscribe:
       // A control frame is kws's own: its sender wants the answers.

@@ -60,6 +60,16 @@ struct SessionOptions {
   size_t max_pending_requests = 8;    // subscribe/unsubscribe waiting for the hub; beyond, reading pauses
   size_t max_topics = 100;            // topics one session may subscribe to and produce to, together
   size_t max_group_sessions = 64;     // on the whole bridge
+  // A session ends this long after its token's `exp` (the verifier's leeway
+  // for clock skew), unless the client sent a fresh token.
+  std::chrono::seconds token_leeway{30};
+};
+
+// What the gateway's verifier says of a token an `auth` frame brought: a
+// principal, or the reason it was refused. Sessions know no JWT.
+struct TokenCheck {
+  std::shared_ptr<const Principal> principal;
+  std::string problem;
 };
 
 struct SessionCounters {
@@ -94,6 +104,9 @@ struct SessionServices {
   ProduceTracker* deliveries = nullptr;
   std::function<std::unique_ptr<MessageSource>(const GroupRequest&)> open_group;
   const Authorizer* authorizer = nullptr;
+  // Verifies the token of an `auth` frame, on the I/O thread; empty when no
+  // token authentication is configured.
+  std::function<TokenCheck(std::string_view token)> check_token;
   SessionHost* host = nullptr;
   // A reply's JSON as the link's bytes (a WebSocket text frame): the same
   // for every session of a server, safe from any thread.
@@ -137,6 +150,9 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   // On the I/O thread, now and then: gives back buffers an idle session
   // kept from its last burst.
   void release_idle_memory();
+  // On the I/O thread, now and then: closes the session (1008, "token
+  // expired") once its principal's token has expired; true if it did.
+  bool close_if_expired(std::chrono::system_clock::time_point now);
 
   size_t pending_bytes() const { return outbox_.pending_bytes(); }
   uint64_t dropped() const { return outbox_.dropped(); }
@@ -157,6 +173,7 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   Handled handle(MessageKind kind, const std::string& payload);
   Handled produce(const ClientRequest& request);
   void control(const ClientRequest& request);
+  void authenticate(const ClientRequest& request);
   std::optional<Refusal> admit(std::string_view topic, TopicAction action);
   void request_done();
   void update_reading();

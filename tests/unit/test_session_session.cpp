@@ -128,13 +128,14 @@ struct SessionFixture {
       host.run();
     }
   }
-  std::shared_ptr<Session> open(FakeLink& link, const std::string& query, const std::string& subprotocol = "") {
+  std::shared_ptr<Session> open(FakeLink& link, const std::string& query, const std::string& subprotocol = "",
+                                std::shared_ptr<const Principal> principal = nullptr) {
     ConnectRequest request;
     REQUIRE_FALSE(parse_connect_query(query, request));
     std::vector<std::string> offered;
     if (!subprotocol.empty()) offered.push_back(subprotocol);
     REQUIRE_FALSE(choose_subprotocol(offered, request));
-    auto s = std::make_shared<Session>(services, std::move(request), nullptr);
+    auto s = std::make_shared<Session>(services, std::move(request), std::move(principal));
     s->open(link);
     settle();
     return s;
@@ -224,6 +225,7 @@ struct DenySome : Authorizer {
   bool allows(const Principal&, std::string_view topic, TopicAction action) const override {
     return !(action == TopicAction::read && topic == "secret") && !(action == TopicAction::write && topic == "ro");
   }
+  bool allows_group(const Principal&, std::string_view group) const override { return group != "forbidden"; }
 };
 }  // namespace
 
@@ -384,4 +386,96 @@ TEST_CASE("session: Kafka going away is told to a kws client, never to a kafka-w
   CHECK(legacy_link.replies.empty());
   // The bridge logs Kafka's state once, not once per legacy client.
   for (const auto& line : f.log.lines) CHECK(line.second.find("reachable") == std::string::npos);
+}
+
+TEST_CASE("session: a group.id the authorizer refuses ends the session and holds no group slot") {
+  SessionFixture f;
+  DenySome deny;
+  f.services.authorizer = &deny;
+  FakeLink refused_group, refused_topic;
+  f.cluster.create("secret", 1);
+  auto a = f.open(refused_group, "topics=t&group.id=forbidden", "kws.v1");
+  auto b = f.open(refused_topic, "topics=secret&group.id=fine", "kws.v1");
+  REQUIRE(refused_group.closed == CloseReason::policy);
+  CHECK(refused_group.replies.at(0)["code"] == "not_allowed");
+  CHECK_THAT(refused_group.close_why, Catch::Contains("forbidden"));
+  REQUIRE(refused_topic.closed == CloseReason::policy);
+  CHECK(refused_topic.replies.at(0)["code"] == "not_allowed");
+  CHECK(f.group_sessions == 0);
+}
+
+namespace {
+// Reads "only.<topic>" tokens: the principal may read that topic alone.
+struct TokenAuthorizer : Authorizer {
+  bool allows(const Principal& p, std::string_view topic, TopicAction) const override {
+    return p.name.empty() || p.name == "only." + std::string(topic);
+  }
+  bool allows_group(const Principal&, std::string_view) const override { return true; }
+};
+}  // namespace
+
+TEST_CASE("session: an auth frame replaces the token's rights and ends subscriptions it no longer allows") {
+  SessionFixture f;
+  TokenAuthorizer by_token;
+  f.services.authorizer = &by_token;
+  f.cluster.create("u", 1);
+  f.services.check_token = [](std::string_view token) {
+    TokenCheck check;
+    if (token.substr(0, 5) != "only.") {
+      check.problem = "signature does not verify";
+      return check;
+    }
+    auto p = std::make_shared<Principal>();
+    p->name = std::string(token);
+    p->expires = std::chrono::system_clock::time_point(std::chrono::seconds(4102444800));
+    check.principal = p;
+    return check;
+  };
+  FakeLink link;
+  auto first = std::make_shared<Principal>();
+  auto s = f.open(link, "topics=t,u", "kws.v1", first);
+  f.send(*s, R"({"type":"auth","token":"forged","id":1})");
+  f.send(*s, R"({"type":"auth","id":2})");
+  f.send(*s, R"({"type":"auth","token":"only.t","id":3})");
+  f.send(*s, R"({"type":"subscribe","topic":"u","id":4})");
+  std::vector<std::string> got;
+  for (const auto& r : link.replies) got.push_back(r.value("type", "") == "error" ? r.value("code", "") : r.value("type", ""));
+  CHECK(got == std::vector<std::string>{"subscribed", "subscribed", "bad_token", "bad_frame", "authenticated",
+                                        "unsubscribed", "not_allowed"});
+  CHECK(link.replies[2]["message"] == "signature does not verify");
+  CHECK(link.replies[4]["sub"] == "only.t");
+  CHECK(link.replies[4]["expires"] == 4102444800);
+  CHECK(link.replies[5]["topic"] == "u");
+  f.cluster.append("u", 0, "no longer readable");
+  f.cluster.append("t", 0, "still readable");
+  f.settle();
+  CHECK(link.offsets == std::vector<int64_t>{0});
+  CHECK_FALSE(link.closed);
+}
+
+TEST_CASE("session: an auth frame where no token authentication is configured is refused") {
+  SessionFixture f;
+  FakeLink link;
+  auto s = f.open(link, "", "kws.v1");
+  f.send(*s, R"({"type":"auth","token":"abc","id":1})");
+  REQUIRE(link.replies.size() == 1);
+  CHECK(link.replies[0]["code"] == "bad_frame");
+}
+
+TEST_CASE("session: a session closes with 1008 once its token expired, after the leeway") {
+  SessionFixture f;
+  f.services.options.token_leeway = std::chrono::seconds(30);
+  FakeLink link, forever;
+  auto expiring = std::make_shared<Principal>();
+  const auto exp = std::chrono::system_clock::time_point(std::chrono::seconds(2000000000));
+  expiring->expires = exp;
+  auto s = f.open(link, "topics=t", "kws.v1", expiring);
+  auto t = f.open(forever, "topics=t", "kws.v1", std::make_shared<Principal>());
+  CHECK_FALSE(s->close_if_expired(exp + std::chrono::seconds(29)));
+  CHECK_FALSE(link.closed);
+  CHECK(s->close_if_expired(exp + std::chrono::seconds(30)));
+  REQUIRE(link.closed == CloseReason::policy);
+  CHECK(link.close_why == "token expired");
+  CHECK_FALSE(s->close_if_expired(exp + std::chrono::seconds(31)));  // once
+  CHECK_FALSE(t->close_if_expired(exp + std::chrono::hours(1000000)));
 }
