@@ -7,17 +7,14 @@
 #include <string>
 #include <string_view>
 
+#include "core/auth/principal.hpp"
 #include "core/client_error.hpp"
 #include "core/hub/frame.hpp"
 
 namespace kws {
 
-enum class TopicAction { read, write };
-
-// Who is asking. Empty until authentication exists (issue: gateway security).
-struct Principal {
-  std::string name;
-};
+// TopicAction and Principal (who is asking, and their grants) live in
+// core/auth/principal.hpp, with the token that yields them.
 
 // The authorisation seam: allows everything today; JWT ACLs plug in here.
 class Authorizer {
