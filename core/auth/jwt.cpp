@@ -4,6 +4,7 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
@@ -36,6 +37,13 @@ const char* describe(KeyKind kind) {
   return "a key";
 }
 
+// How a signature is checked. HMAC goes to libjwt. Public-key signatures go
+// to OpenSSL's EVP with the key parsed once at load: libjwt 1.10 parses the
+// PEM key again on every call, and OpenSSL 3's decoders made that about ten
+// times the cost of the RSA check itself (docs/SECURITY.md, "Token
+// verification"); PS256 it does not have at all.
+enum class Check { libjwt_hmac, rsa_pkcs1, rsa_pss, ecdsa };
+
 // The algorithms kws accepts, each with the one kind of key it may be
 // checked with. Deciding this from the token's "alg" before any library
 // sees the token is what stops key confusion (an RS256 public key used as
@@ -43,14 +51,20 @@ const char* describe(KeyKind kind) {
 struct Algorithm {
   std::string_view name;
   KeyKind kind;
-  jwt_alg_t libjwt;  // JWT_ALG_INVAL: libjwt 1.10 lacks it (PS256), checked with EVP
+  Check check;
+  const char* digest;  // for EVP
+  jwt_alg_t libjwt;    // for libjwt (HMAC only)
 };
 constexpr Algorithm kAlgorithms[] = {
-    {"HS256", KeyKind::hmac, JWT_ALG_HS256},    {"HS384", KeyKind::hmac, JWT_ALG_HS384},
-    {"HS512", KeyKind::hmac, JWT_ALG_HS512},    {"RS256", KeyKind::rsa, JWT_ALG_RS256},
-    {"RS384", KeyKind::rsa, JWT_ALG_RS384},     {"RS512", KeyKind::rsa, JWT_ALG_RS512},
-    {"PS256", KeyKind::rsa, JWT_ALG_INVAL},     {"ES256", KeyKind::ec_p256, JWT_ALG_ES256},
-    {"ES384", KeyKind::ec_p384, JWT_ALG_ES384},
+    {"HS256", KeyKind::hmac, Check::libjwt_hmac, nullptr, JWT_ALG_HS256},
+    {"HS384", KeyKind::hmac, Check::libjwt_hmac, nullptr, JWT_ALG_HS384},
+    {"HS512", KeyKind::hmac, Check::libjwt_hmac, nullptr, JWT_ALG_HS512},
+    {"RS256", KeyKind::rsa, Check::rsa_pkcs1, "SHA256", JWT_ALG_INVAL},
+    {"RS384", KeyKind::rsa, Check::rsa_pkcs1, "SHA384", JWT_ALG_INVAL},
+    {"RS512", KeyKind::rsa, Check::rsa_pkcs1, "SHA512", JWT_ALG_INVAL},
+    {"PS256", KeyKind::rsa, Check::rsa_pss, "SHA256", JWT_ALG_INVAL},
+    {"ES256", KeyKind::ec_p256, Check::ecdsa, "SHA256", JWT_ALG_INVAL},
+    {"ES384", KeyKind::ec_p384, Check::ecdsa, "SHA384", JWT_ALG_INVAL},
 };
 
 const Algorithm* find_algorithm(std::string_view name) {
@@ -104,14 +118,6 @@ bool base64url_decode(std::string_view text, std::string& out) {
 
 const unsigned char* bytes_of(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 
-std::string openssl_pem(EVP_PKEY* key) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
-  if (!bio || PEM_write_bio_PUBKEY(bio.get(), key) != 1) return {};
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(bio.get(), &data);
-  return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
-}
-
 // The kind of a public key, or the reason kws cannot use it.
 std::optional<KeyKind> kind_of(EVP_PKEY* key, std::string& problem) {
   if (EVP_PKEY_is_a(key, "RSA")) {
@@ -154,8 +160,8 @@ struct TokenVerifier::Key {
   std::string kid;        // JWKS only
   std::string alg;        // JWK "alg": the only algorithm this key may check; "" any of its kind
   std::string unusable;   // JWKS: why a listed key cannot check tokens ("use" enc, kty OKP); "" usable
-  std::string material;   // what libjwt takes: the secret's bytes, or the public key as PEM
-  PkeyPtr pkey;           // the same key for EVP (PS256); null for a secret
+  std::string secret;     // HMAC: what libjwt takes
+  PkeyPtr pkey;           // RSA and EC: for EVP, parsed once
 };
 
 namespace {
@@ -172,7 +178,7 @@ std::unique_ptr<Key> load_secret(const std::string& path) {
   }
   auto key = std::make_unique<Key>();
   key->kind = KeyKind::hmac;
-  key->material = std::move(secret);
+  key->secret = std::move(secret);
   return key;
 }
 
@@ -181,11 +187,6 @@ std::unique_ptr<Key> key_from_pkey(PkeyPtr pkey, std::string& problem) {
   if (!kind) return nullptr;
   auto key = std::make_unique<Key>();
   key->kind = *kind;
-  key->material = openssl_pem(pkey.get());
-  if (key->material.empty()) {
-    problem = "OpenSSL could not write the key as PEM";
-    return nullptr;
-  }
   key->pkey = std::move(pkey);
   return key;
 }
@@ -352,25 +353,52 @@ bool audience_holds(const json& aud, const std::string& wanted) {
   return false;
 }
 
-bool verify_pss_sha256(EVP_PKEY* key, std::string_view signed_part, std::string_view signature) {
+// A public-key signature (RFC 7518 sections 3.3 to 3.5) with EVP. For PSS:
+// MGF1 with the same hash, a salt as long as the hash. For ECDSA the JWS
+// signature is R and S side by side, each the curve's size, which OpenSSL
+// wants as DER.
+bool verify_with_evp(const Algorithm& alg, EVP_PKEY* key, std::string_view signed_part,
+                     std::string_view signature) {
+  std::string der;
+  if (alg.check == Check::ecdsa) {
+    const size_t half = alg.kind == KeyKind::ec_p256 ? 32 : 48;
+    if (signature.size() != 2 * half) return false;
+    std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(ECDSA_SIG_new(), ECDSA_SIG_free);
+    BIGNUM* r = BN_bin2bn(bytes_of(signature), static_cast<int>(half), nullptr);
+    BIGNUM* s = BN_bin2bn(bytes_of(signature) + half, static_cast<int>(half), nullptr);
+    if (!sig || !r || !s || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
+      BN_free(r);
+      BN_free(s);
+      return false;
+    }
+    unsigned char* out = nullptr;
+    const int length = i2d_ECDSA_SIG(sig.get(), &out);
+    if (length <= 0) return false;
+    der.assign(reinterpret_cast<const char*>(out), static_cast<size_t>(length));
+    OPENSSL_free(out);
+    signature = der;
+  }
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_PKEY_CTX* pctx = nullptr;  // owned by ctx
-  // RFC 7518 section 3.5: MGF1 with the same hash, salt as long as the hash.
-  return ctx && EVP_DigestVerifyInit(ctx.get(), &pctx, EVP_sha256(), nullptr, key) == 1 &&
-         EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
-         EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1 &&
-         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1 &&
-         EVP_DigestVerify(ctx.get(), bytes_of(signature), signature.size(), bytes_of(signed_part),
+  if (!ctx || EVP_DigestVerifyInit_ex(ctx.get(), &pctx, alg.digest, nullptr, nullptr, key, nullptr) != 1) return false;
+  if (alg.check == Check::rsa_pkcs1 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) return false;
+  if (alg.check == Check::rsa_pss &&
+      (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+       EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, alg.digest, nullptr) != 1 ||
+       EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)) {
+    return false;
+  }
+  return EVP_DigestVerify(ctx.get(), bytes_of(signature), signature.size(), bytes_of(signed_part),
                           signed_part.size()) == 1;
 }
 
-// libjwt's check of the signature (it also parses the token again, with
-// jansson). `alg` is what kws read from the header; libjwt must have read the
-// same, or the two parsers disagree about the token (duplicate "alg"
-// members) and it is refused.
-bool verify_with_libjwt(const std::string& token, const Key& key, jwt_alg_t alg) {
+// libjwt's check of an HMAC (it also parses the token again, with jansson).
+// `alg` is what kws read from the header; libjwt must have read the same, or
+// the two parsers disagree about the token (duplicate "alg" members) and it
+// is refused.
+bool verify_with_libjwt(const std::string& token, const std::string& secret, jwt_alg_t alg) {
   jwt_t* decoded = nullptr;
-  const int status = jwt_decode(&decoded, token.c_str(), bytes_of(key.material), static_cast<int>(key.material.size()));
+  const int status = jwt_decode(&decoded, token.c_str(), bytes_of(secret), static_cast<int>(secret.size()));
   const bool ok = status == 0 && decoded && jwt_get_alg(decoded) == alg;
   jwt_free(decoded);
   return ok;
@@ -452,11 +480,12 @@ TokenVerifier::Result TokenVerifier::verify(std::string_view token, std::chrono:
   // RFC 7515 4.1.11: extensions a verifier does not understand must fail it.
   if (header.contains("crit")) return refuse("token header has crit extensions, which kws does not support");
   // libjwt 1.10 refuses any typ but JWT (case aside) after the signature
-  // check; said here, it is not mistaken for a bad signature.
+  // check; said here, it is not mistaken for a bad signature. EVP does not
+  // look at typ, so OAuth's "at+jwt" (RFC 9068) passes with RS, PS and ES.
   auto typ = header.find("typ");
-  if (typ != header.end() && (!typ->is_string() || !ascii_iequals(typ->get_ref<const std::string&>(), "JWT"))) {
+  if (alg->check == Check::libjwt_hmac && typ != header.end() && (!typ->is_string() || !ascii_iequals(typ->get_ref<const std::string&>(), "JWT"))) {
     return refuse("token typ \"" + (typ->is_string() ? printable(typ->get_ref<const std::string&>()) : "?") +
-                  "\" is not supported (only JWT)");
+                  "\" is not supported with HMAC (only JWT)");
   }
 
   auto kid_member = header.find("kid");
@@ -483,12 +512,12 @@ TokenVerifier::Result TokenVerifier::verify(std::string_view token, std::chrono:
   if (!claims.is_object()) return refuse("malformed token: payload is not a JSON object");
 
   bool signature_ok = false;
-  if (alg->libjwt == JWT_ALG_INVAL) {
-    if (!base64url_decode(signature_part, scratch)) return refuse("malformed token: signature is not base64url");
-    signature_ok = verify_pss_sha256(key->pkey.get(), token.substr(0, dot2), scratch);
-  } else {
+  if (alg->check == Check::libjwt_hmac) {
     if (signature_part.empty()) return refuse("bad signature");
-    signature_ok = verify_with_libjwt(std::string(token), *key, alg->libjwt);
+    signature_ok = verify_with_libjwt(std::string(token), key->secret, alg->libjwt);
+  } else {
+    if (!base64url_decode(signature_part, scratch)) return refuse("malformed token: signature is not base64url");
+    signature_ok = verify_with_evp(*alg, key->pkey.get(), token.substr(0, dot2), scratch);
   }
   if (!signature_ok) return refuse("bad signature");
 

@@ -1,8 +1,9 @@
 #pragma once
 // Bearer tokens for kws serve's gateway (issue 15): where a token comes from
-// in a WebSocket upgrade, and its verification into a Principal. Signatures
-// are checked by libjwt (HS*, RS*, ES*) and OpenSSL's EVP (PS256, and the
-// JWK to key conversion libjwt 1.10 lacks); see docs/SECURITY.md, "Token
+// in a WebSocket upgrade, and its verification into a Principal. HMACs are
+// checked by libjwt, public-key signatures (RS*, PS256, ES*) by OpenSSL's
+// EVP with keys parsed once, and JWKs become keys through EVP too (libjwt
+// 1.10 has neither PS256 nor JWKS); see docs/SECURITY.md, "Token
 // verification". No libjwt or OpenSSL type appears here.
 #include <chrono>
 #include <memory>

@@ -164,6 +164,7 @@ def main():
     t["payload_array"] = manual('{"alg":"HS256"}', "[1,2]", secret)
     t["crit_header"] = sign(secret, "HS256", headers={"crit": ["exp"]})
     t["typ_at_jwt"] = sign(secret, "HS256", headers={"typ": "at+jwt"})
+    t["rs256_typ_at_jwt"] = sign(rsa, "RS256", headers={"typ": "at+jwt"})
 
     t["rs256_tampered"] = tampered(t["rs256"])
     t["es256_tampered"] = tampered(t["es256"])
