@@ -3,25 +3,21 @@
 // subscribe frame, a JSON produce and a binary produce. One function decides,
 // so a rule (a name Kafka would refuse, a limit per session, and later the
 // gateway's ACLs) can never be skipped by one of the four doors.
-#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "core/auth/principal.hpp"
 #include "core/client_error.hpp"
 #include "core/hub/frame.hpp"
 
 namespace kws {
 
-enum class TopicAction { read, write };
+// TopicAction and Principal (who is asking, and their grants) live in
+// core/auth/principal.hpp, with the token that yields them.
 
-// Who is asking. Empty until authentication exists (issue: gateway security).
-struct Principal {
-  std::string name;
-  std::optional<std::chrono::system_clock::time_point> expires;
-};
-
-// The authorisation seam: allows everything today; JWT ACLs plug in here.
+// The authorisation seam: GrantsAuthorizer (the token's ACL claim) in the
+// server, others in tests.
 class Authorizer {
  public:
   virtual ~Authorizer() = default;
