@@ -99,6 +99,8 @@ std::string type_description(const SettingKey& key) {
       return join(key.choices, ", ");
     case SettingType::path:
       return "a file";
+    case SettingType::text:
+      return "text";
     case SettingType::boolean:
       return "true or false";
   }

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "core/auth/jwt.hpp"
 #include "core/bridge/bridge.hpp"
 #include "core/kafka/embedded_broker.hpp"
 #include "core/kafka/local_cluster.hpp"
@@ -65,6 +66,36 @@ CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
   add_setting_flag(app, "--tls-cert", "serve.tls_cert", o.settings,
                    "PEM certificate chain (the server's first): serve wss:// and https:// only");
   add_setting_flag(app, "--tls-key", "serve.tls_key", o.settings, "PEM private key of --tls-cert");
+  const char* security = "Gateway security (docs/SECURITY.md)";
+  add_setting_flag(app, "--tls-client-ca", "serve.tls_client_ca", o.settings,
+                   "PEM CA file: require client certificates it issued (mTLS)")
+      ->group(security);
+  add_setting_flag(app, "--jwt-secret-file", "serve.jwt_secret_file", o.settings,
+                   "Require tokens signed HS256/384/512 with the secret in FILE")
+      ->group(security);
+  add_setting_flag(app, "--jwt-key", "serve.jwt_key", o.settings,
+                   "Require tokens signed with this PEM public key (RS*, PS256, ES256/384)")
+      ->group(security);
+  add_setting_flag(app, "--jwks", "serve.jwks", o.settings, "Require tokens signed by a key of this JWKS file (by kid)")
+      ->group(security);
+  add_setting_flag(app, "--jwt-issuer", "serve.jwt_issuer", o.settings, "Tokens must have this iss")->group(security);
+  add_setting_flag(app, "--jwt-audience", "serve.jwt_audience", o.settings, "Tokens' aud must hold this")
+      ->group(security);
+  add_setting_flag(app, "--jwt-leeway", "serve.jwt_leeway", o.settings, "Clock skew allowed for exp and nbf")
+      ->group(security);
+  add_setting_flag(app, "--acl-claim", "serve.acl_claim", o.settings,
+                   "Claim with the token's topic ACL {\"read\":[..],\"write\":[..],\"groups\":[..]}")
+      ->group(security);
+  add_setting_flag(app, "--auth", "serve.auth", o.settings,
+                   "none: serve a non-loopback address without authentication (refused otherwise)")
+      ->group(security);
+  app->add_flag_function(
+         "--public-page", [&o](int64_t) { o.settings["serve.public_page"] = {"true", "--public-page"}; },
+         "Serve the demo page without a token (connecting still needs one)")
+      ->group(security);
+  add_setting_flag(app, "--metrics-listen", "serve.metrics_listen", o.settings,
+                   "Also serve /metrics, /healthz, /readyz at HOST:PORT over plain HTTP, without a token")
+      ->group(security);
   const char* flow = "Clients";
   add_setting_flag(app, "--client-buffer", "serve.client_buffer", o.settings,
                    "Bytes queued for one client before --slow-client applies")
@@ -164,6 +195,65 @@ class StatusLine {
   std::chrono::steady_clock::time_point last_at_{};
 };
 
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+// The files behind TLS and tokens, read at start and again on SIGHUP.
+struct Access {
+  std::shared_ptr<const ws::TlsContext> tls;
+  std::shared_ptr<const TokenChecker> check_token;
+};
+
+// Throws kws::Error naming the setting (and where it was given) whose file
+// cannot be used.
+Access load_access(const KwsSettings& s) {
+  Access access;
+  if (!s.path("serve.tls_cert").empty()) {
+    try {
+      access.tls = std::make_shared<const ws::TlsContext>(s.path("serve.tls_cert"), s.path("serve.tls_key"),
+                                                          s.path("serve.tls_client_ca"));
+    } catch (const Error& e) {
+      // Named by where the file it is about was given (TlsContext's
+      // messages start with "TLS certificate", "TLS key" or "TLS client CA").
+      const std::string why = e.what();
+      const char* about = why.rfind("TLS key", 0) == 0         ? "serve.tls_key"
+                          : why.rfind("TLS client CA", 0) == 0 ? "serve.tls_client_ca"
+                                                               : "serve.tls_cert";
+      throw Error(s.at(about).where() + ": " + why, e.exit_code());
+    }
+  }
+  JwtSettings jwt;
+  jwt.secret_file = s.path("serve.jwt_secret_file");
+  jwt.key_file = s.path("serve.jwt_key");
+  jwt.jwks_file = s.path("serve.jwks");
+  jwt.issuer = s.text("serve.jwt_issuer");
+  jwt.audience = s.text("serve.jwt_audience");
+  jwt.leeway = std::chrono::duration_cast<std::chrono::seconds>(s.duration("serve.jwt_leeway"));
+  jwt.acl_claim = s.text("serve.acl_claim");
+  if (jwt.configured()) {
+    if (jwt.acl_claim.empty()) throw usage_error(s.at("serve.acl_claim").where() + ": must name a claim");
+    const char* about = !jwt.jwks_file.empty() ? "serve.jwks" : !jwt.key_file.empty() ? "serve.jwt_key" : "serve.jwt_secret_file";
+    std::shared_ptr<const TokenVerifier> verifier;
+    try {
+      verifier = TokenVerifier::load(jwt);
+    } catch (const Error& e) {
+      throw Error(s.at(about).where() + ": " + e.what(), e.exit_code());
+    }
+    access.check_token = std::make_shared<const TokenChecker>([verifier](std::string_view token) {
+      TokenVerifier::Result r = verifier->verify(token, std::chrono::system_clock::now());
+      TokenCheck check;
+      if (r.principal) {
+        check.principal = std::make_shared<const Principal>(std::move(*r.principal));
+      } else {
+        check.problem = std::move(r.problem);
+      }
+      return check;
+    });
+  }
+  return access;
+}
+
 }  // namespace
 
 int run_serve(const ServeOptions& o) {
@@ -175,18 +265,15 @@ int run_serve(const ServeOptions& o) {
     const char* given = s.path("serve.tls_cert").empty() ? "serve.tls_key" : "serve.tls_cert";
     throw usage_error(s.at(given).where() + ": TLS needs both --tls-cert and --tls-key");
   }
-  std::shared_ptr<const ws::TlsContext> tls;
-  if (!s.path("serve.tls_cert").empty()) {
-    // Loaded before anything starts, so that a bad file is a usage error at once.
-    try {
-      tls = std::make_shared<const ws::TlsContext>(s.path("serve.tls_cert"), s.path("serve.tls_key"));
-    } catch (const Error& e) {
-      // Named by where the file it is about was given (TlsContext's
-      // messages start with "TLS certificate" or "TLS key").
-      const std::string why = e.what();
-      const char* about = why.rfind("TLS key", 0) == 0 ? "serve.tls_key" : "serve.tls_cert";
-      throw Error(s.at(about).where() + ": " + why, e.exit_code());
-    }
+  if (!s.path("serve.tls_client_ca").empty() && s.path("serve.tls_cert").empty()) {
+    throw usage_error(s.at("serve.tls_client_ca").where() + ": client certificates need TLS: give --tls-cert and --tls-key too");
+  }
+  // Loaded before anything starts, so that a bad file is a usage error at once.
+  const Access access = load_access(s);
+  const bool authenticated = access.check_token || !s.path("serve.tls_client_ca").empty();
+  const bool no_auth = s.choice("serve.auth") == "none";
+  if (no_auth && authenticated) {
+    throw usage_error(s.at("serve.auth").where() + ": 'none' contradicts the JWT key or client CA also given");
   }
 
   BridgeOptions options;
@@ -202,7 +289,17 @@ int run_serve(const ServeOptions& o) {
   options.server.write_timeout = s.duration("serve.write_timeout");
   options.server.session.max_frame = s.bytes("serve.max_frame");
   options.server.max_connections = s.count("serve.max_connections");
-  options.server.tls = tls;
+  options.server.tls = access.tls;
+  options.server.check_token = access.check_token;
+  options.server.public_page = s.boolean("serve.public_page");
+  options.server.session.token_leeway = std::chrono::duration_cast<std::chrono::seconds>(s.duration("serve.jwt_leeway"));
+  if (!s.text("serve.metrics_listen").empty()) {
+    const std::string& where = s.text("serve.metrics_listen");
+    HostPort metrics = parse_listen_address(where, s.at("serve.metrics_listen").where());
+    options.server.metrics_listener = true;
+    options.server.metrics_host = metrics.host == "localhost" ? "127.0.0.1" : metrics.host;
+    options.server.metrics_port = metrics.port;
+  }
   options.server.session.max_group_sessions = static_cast<size_t>(o.max_group_sessions);
   options.server.session.max_topics = s.count("serve.max_topics");
   options.create_topics = s.boolean("serve.create_topics");
@@ -215,6 +312,26 @@ int run_serve(const ServeOptions& o) {
     log = std::make_unique<JsonLinesLog>(o.connection.verbosity > 0 ? LogLevel::debug : LogLevel::info);
   } else {
     log = std::make_unique<StderrLog>(o.connection.verbosity > 0 ? LogLevel::debug : LogLevel::note);
+  }
+
+  // The seed's whole case for a bridge: Kafka never faces the internet
+  // unprotected. Loopback is a developer's machine; anything else needs
+  // authentication or an explicit --auth none.
+  if (!is_loopback(options.server.host)) {
+    if (!authenticated && !no_auth) {
+      throw usage_error("serve.listen " + options.server.host +
+                        " is reachable from other machines and no authentication is configured: any web page could "
+                        "read and produce to every topic. Give --jwt-secret-file, --jwt-key, --jwks or --tls-client-ca "
+                        "(docs/SECURITY.md), or --auth none to serve it unprotected anyway");
+    }
+    if (no_auth) {
+      log->warning("serving " + options.server.host +
+                   " WITHOUT AUTHENTICATION (--auth none): anyone who reaches this port can read and produce to "
+                   "every topic");
+    } else if (access.check_token && !access.tls) {
+      log->warning("tokens are accepted over plain ws:// on " + options.server.host +
+                   ": anyone on the path can read and replay them; use --tls-cert and --tls-key");
+    }
   }
 
   KafkaSettings& settings = resolved.kafka;
@@ -246,8 +363,31 @@ int run_serve(const ServeOptions& o) {
   log->note("serving " + ws_scheme + "://" + bridge.address() + "/v2/broker/ and the demo page at " + http_scheme +
             "://" + bridge.address() + "/ (Ctrl-C stops)");
 
+  if (!bridge.metrics_address().empty()) {
+    log->note("serving /metrics, /healthz and /readyz at http://" + bridge.metrics_address() + "/ without a token");
+  }
+
+  // SIGHUP: the same files read again; one that cannot be used keeps the
+  // old one in force, so a botched renewal never takes the bridge down.
+  install_reload_signal();
+  auto reload = [&] {
+    Access fresh;
+    try {
+      fresh = load_access(s);
+    } catch (const Error& e) {
+      log->warning(std::string("SIGHUP: ") + e.what() + "; keeping the certificate and keys in use");
+      return;
+    }
+    bridge.reload(fresh.tls, fresh.check_token);
+    log->note(std::string("SIGHUP: reloaded") + (fresh.tls ? " the TLS certificate and key" : "") +
+              (fresh.tls && fresh.check_token ? " and" : "") + (fresh.check_token ? " the JWT keys" : "") +
+              (!fresh.tls && !fresh.check_token ? " nothing (no TLS or JWT files configured)" : ""));
+  };
   StatusLine status;
-  bridge.run([&status](const BridgeStatus& s) { status.update(s); });
+  bridge.run([&status, &reload](const BridgeStatus& s) {
+    if (take_reload_request()) reload();
+    status.update(s);
+  });
   log->info("stopped");
   return exit_ok;
 }

@@ -31,6 +31,8 @@ std::string_view setting_type_name(SettingType type) {
       return "choice";
     case SettingType::path:
       return "file";
+    case SettingType::text:
+      return "text";
     case SettingType::boolean:
       break;
   }
@@ -104,6 +106,38 @@ const std::vector<SettingKey>& kws_setting_keys() {
                "speaks only TLS (wss:// and https://).",
                {"serve"}),
       make_key("serve.tls_key", "KWS_SERVE_TLS_KEY", "", T::path, "PEM private key of serve.tls_cert.", {"serve"}),
+      make_key("serve.tls_client_ca", "KWS_SERVE_TLS_CLIENT_CA", "", T::path,
+               "PEM CA certificates: clients must present a certificate one of them issued (mTLS); its "
+               "subject names the client when no JWT key is set.",
+               {"serve"}),
+      make_key("serve.auth", "KWS_SERVE_AUTH", "required", T::choice,
+               "required: kws serve refuses to listen on an address other than loopback without a JWT key "
+               "or serve.tls_client_ca; none: it does so anyway, with a warning at every start.",
+               {"serve"}, {"required", "none"}),
+      make_key("serve.jwt_secret_file", "KWS_SERVE_JWT_SECRET_FILE", "", T::path,
+               "Shared secret for HS256/384/512 tokens (the file's bytes, one trailing newline trimmed).",
+               {"serve"}),
+      make_key("serve.jwt_key", "KWS_SERVE_JWT_KEY", "", T::path,
+               "PEM public key for RS256/384/512, PS256 (RSA) or ES256/384 (EC) tokens.", {"serve"}),
+      make_key("serve.jwks", "KWS_SERVE_JWKS", "", T::path,
+               "JWKS document (as OAuth providers publish it): the token's kid picks the key.", {"serve"}),
+      make_key("serve.jwt_issuer", "KWS_SERVE_JWT_ISSUER", "", T::text,
+               "Tokens must have this iss, when set.", {"serve"}),
+      make_key("serve.jwt_audience", "KWS_SERVE_JWT_AUDIENCE", "", T::text,
+               "Tokens' aud must hold this, when set.", {"serve"}),
+      zero_means(make_key("serve.jwt_leeway", "KWS_SERVE_JWT_LEEWAY", "30s", T::duration,
+                          "Clock skew allowed for a token's exp and nbf; a session ends this long after exp.",
+                          {"serve"}),
+                 "none"),
+      make_key("serve.acl_claim", "KWS_SERVE_ACL_CLAIM", "kws", T::text,
+               "Claim holding the token's ACL {\"read\":[...],\"write\":[...],\"groups\":[...]}; no claim, "
+               "no access.",
+               {"serve"}),
+      make_key("serve.public_page", "KWS_SERVE_PUBLIC_PAGE", "false", T::boolean,
+               "Serve the demo page without a token (it still needs one to connect).", {"serve"}),
+      make_key("serve.metrics_listen", "KWS_SERVE_METRICS_LISTEN", "", T::text,
+               "HOST:PORT of a second, plain-HTTP listener for /metrics, /healthz and /readyz, without a token.",
+               {"serve"}),
       make_key("ingest.buffer_messages", "KWS_INGEST_BUFFER_MESSAGES", "100000", T::count,
                "Messages held between the WebSocket feed and Kafka before ingest.when_full applies.",
                {"ingest"}, {}, 100000000),
@@ -423,6 +457,11 @@ SettingValue parse_setting(const SettingKey& key, const std::string& text, const
       return parse_factor(key, text, origin);
     case SettingType::path:
       return parse_path(text, origin);
+    case SettingType::text:
+      for (unsigned char c : text) {
+        if (c < 0x20 || c == 0x7f) bad(origin, "control characters are not allowed here");
+      }
+      return text;
     case SettingType::boolean:
       return parse_boolean(text, origin);
     case SettingType::choice:
@@ -494,6 +533,9 @@ const std::string& KwsSettings::choice(std::string_view name) const {
 }
 const std::string& KwsSettings::path(std::string_view name) const {
   return std::get<std::string>(typed(name, SettingType::path).value);
+}
+const std::string& KwsSettings::text(std::string_view name) const {
+  return std::get<std::string>(typed(name, SettingType::text).value);
 }
 bool KwsSettings::boolean(std::string_view name) const {
   return std::get<bool>(typed(name, SettingType::boolean).value);

@@ -36,6 +36,7 @@ enum class SettingType {
   factor,     // a number from 1 to SettingKey::max ("1.5"); such a key must have a max
   choice,     // one of SettingKey::choices
   path,       // a readable regular file; empty means "not set"
+  text,       // any text without control characters; empty means "not set"
   boolean,    // true/false, yes/no, on/off, 1/0
 };
 std::string_view setting_type_name(SettingType type);
@@ -125,6 +126,7 @@ class KwsSettings {
   double factor(std::string_view name) const;
   const std::string& choice(std::string_view name) const;
   const std::string& path(std::string_view name) const;  // "" when not set
+  const std::string& text(std::string_view name) const;  // "" when not set
   bool boolean(std::string_view name) const;
 
   void add(KwsSetting setting) { settings_.push_back(std::move(setting)); }

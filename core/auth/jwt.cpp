@@ -650,7 +650,7 @@ std::optional<std::string> token_from_query(std::string_view query) {
 }
 
 std::optional<std::string> token_from_subprotocols(const std::vector<std::string>& offered) {
-  constexpr std::string_view prefix = "bearer.";
+  constexpr std::string_view prefix = kBearerSubprotocolPrefix;
   for (const auto& p : offered) {
     if (p.size() > prefix.size() && std::string_view(p).substr(0, prefix.size()) == prefix) {
       return p.substr(prefix.size());

@@ -80,6 +80,7 @@ std::optional<std::string> bearer_from_authorization(std::string_view header_val
 // application/x-www-form-urlencoded.
 std::optional<std::string> token_from_query(std::string_view query);
 // The first offered subprotocol "bearer.T". The server must never echo it.
+inline constexpr std::string_view kBearerSubprotocolPrefix = "bearer.";
 std::optional<std::string> token_from_subprotocols(const std::vector<std::string>& offered);
 
 // The request target ("/path?query") for logs, with the value of every

@@ -135,6 +135,11 @@ Bridge::~Bridge() = default;
 
 std::string Bridge::address() const { return impl_->server->address(); }
 bool Bridge::tls() const { return impl_->server->tls(); }
+std::string Bridge::metrics_address() const { return impl_->server->metrics_address(); }
+
+void Bridge::reload(std::shared_ptr<const ws::TlsContext> tls, std::shared_ptr<const TokenChecker> check_token) {
+  impl_->server->reload(std::move(tls), std::move(check_token));
+}
 
 void Bridge::run(const std::function<void(const BridgeStatus&)>& on_status) {
   Impl& b = *impl_;

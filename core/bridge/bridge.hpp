@@ -48,6 +48,11 @@ class Bridge {
 
   std::string address() const;  // "HOST:PORT" actually bound
   bool tls() const;  // serving wss:// and https://
+  std::string metrics_address() const;  // "" without a metrics listener
+
+  // Thread-safe: new connections use these from now on (null: keep the
+  // current one); open sessions keep theirs.
+  void reload(std::shared_ptr<const ws::TlsContext> tls, std::shared_ptr<const TokenChecker> check_token);
 
   // Serves until `context.should_stop` says so (checked every 100 ms), then
   // shuts down gracefully. `on_status` is called about once a second.

@@ -26,6 +26,19 @@ class Authorizer {
   virtual bool allows_group(const Principal& principal, std::string_view group) const = 0;
 };
 
+// The gateway's rule: a principal's grants (its token's ACL claim) decide;
+// a principal without grants (no authentication configured, or a client
+// certificate alone) is not restricted.
+class GrantsAuthorizer : public Authorizer {
+ public:
+  bool allows(const Principal& principal, std::string_view topic, TopicAction action) const override {
+    return principal.allows(topic, action);
+  }
+  bool allows_group(const Principal& principal, std::string_view group) const override {
+    return !principal.grants || principal.grants->allows_group(group);
+  }
+};
+
 class AllowEveryone : public Authorizer {
  public:
   bool allows(const Principal&, std::string_view, TopicAction) const override { return true; }

@@ -95,8 +95,10 @@ std::optional<std::string> parse_connect_query(std::string_view query, ConnectRe
       out.start_text = *value;
       out.start_explicit = true;
       out.kws_protocol = true;  // kafka-websocket has no offset parameter
+    } else if (*name == "access_token") {
+      // The gateway's token (docs/SECURITY.md): the server reads it before this.
     } else {
-      return "unknown query parameter '" + *name + "' (accepted: topics, group.id, offset)";
+      return "unknown query parameter '" + *name + "' (accepted: topics, group.id, offset, access_token)";
     }
   }
   if (out.start.kind == OffsetSpec::Kind::stored && out.group.empty()) return "offset=stored needs a group.id";

@@ -275,8 +275,13 @@ void Session::authenticate(const ClientRequest& r) {
     return;
   }
   principal_ = std::move(check.principal);
+  const int64_t expires =
+      principal_->expires
+          ? std::chrono::duration_cast<std::chrono::seconds>(principal_->expires->time_since_epoch()).count()
+          : 0;
+  reply(authenticated_json(r.request_id, principal_->name, expires));
   // The new token's rights replace the old one's: what it may no longer
-  // read ends now, answered with `unsubscribed` in its turn.
+  // read ends now, answered with `unsubscribed` after `authenticated`.
   const std::vector<std::string> reading = subscribed_;
   for (const auto& t : reading) {
     if (services_.authorizer->allows(*principal_, t, TopicAction::read)) continue;
@@ -284,11 +289,6 @@ void Session::authenticate(const ClientRequest& r) {
     ++pending_requests_;
     services_.hub->unsubscribe(shared_from_this(), t, r.request_id);
   }
-  const int64_t expires =
-      principal_->expires
-          ? std::chrono::duration_cast<std::chrono::seconds>(principal_->expires->time_since_epoch()).count()
-          : 0;
-  reply(authenticated_json(r.request_id, principal_->name, expires));
 }
 
 void Session::release_idle_memory() {

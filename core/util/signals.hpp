@@ -16,4 +16,10 @@ int stop_exit_status();
 // Blocks until a stop signal arrives.
 void wait_for_stop_signal();
 
+// SIGHUP asks a server to reload its certificate and keys: the handler only
+// records it; take_reload_request() says once per SIGHUP (several before
+// it was asked count as one).
+void install_reload_signal();
+bool take_reload_request();
+
 }  // namespace kws

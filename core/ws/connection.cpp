@@ -271,6 +271,8 @@ void Connection::handle_event(ClientEvent& e) {
   }
 }
 
+std::string Connection::peer_subject() const { return tls_ ? tls_->peer_subject() : std::string(); }
+
 // ---- the handshake answers --------------------------------------------------
 
 void Connection::accept_upgrade(const HttpRequest& request, std::string_view subprotocol,

@@ -81,6 +81,8 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   void abandon();
 
   bool is_open() const { return state_ == State::open; }
+  // The verified client certificate's subject (mTLS), "" without one.
+  std::string peer_subject() const;
   // When the client last sent anything (a frame, a pong, a ping).
   Clock::time_point last_heard() const { return last_heard_; }
   // Since when bytes handed to the socket wait without the client taking

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "core/auth/jwt.hpp"
 #include "core/util/descriptors.hpp"
 #include "core/util/error.hpp"
 #include "core/util/metrics_text.hpp"
@@ -42,7 +43,12 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   ServerCounters counters;
   SessionCounters session_counters;
   ProduceTracker deliveries;
-  AllowEveryone authorizer;
+  GrantsAuthorizer authorizer;
+  // What new connections use; reload() replaces them (I/O thread only).
+  std::shared_ptr<const ws::TlsContext> tls;
+  std::shared_ptr<const TokenChecker> check_token;
+  std::unique_ptr<ws::Listener> metrics_listener;
+  std::shared_ptr<const Connection::RequestHandler> metrics_handler;
   std::atomic<size_t> group_sessions{0};
   std::atomic<bool> finishing{false};
   std::vector<OutItem> flush_scratch;  // the I/O thread's, for Session::flush
@@ -127,9 +133,22 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
     for (auto& s : now) s->on_wake();
   }
 
+  // Who is asking: the principal of the request's token, or of its client
+  // certificate, or null (anonymous) when neither is required; `problem`
+  // when a token is required and missing or invalid.
+  struct Authentication {
+    std::shared_ptr<const Principal> principal;
+    std::string problem;
+    bool token_given = false;
+  };
+
   void setup();
   bool on_socket(asio::ip::tcp::socket& socket);
+  bool on_metrics_socket(asio::ip::tcp::socket& socket);
   void on_request(const ConnectionPtr& con, const ws::HttpRequest& request);
+  void on_metrics_request(const ConnectionPtr& con, const ws::HttpRequest& request);
+  Authentication authenticate(const Connection& con, const ws::HttpRequest& request, std::string_view query) const;
+  void unauthorized(Connection& con, const Authentication& refused);
   void upgrade(const ConnectionPtr& con, const ws::HttpRequest& request);
   void tick();
   void chores();
@@ -146,6 +165,12 @@ void Server::Impl::setup() {
   session_services.deliveries = &deliveries;
   session_services.open_group = services.open_group;
   session_services.authorizer = &authorizer;
+  tls = options.tls;
+  check_token = options.check_token;
+  if (check_token) {
+    // Through the server, so that an `auth` frame meets the keys of the last reload.
+    session_services.check_token = [this](std::string_view token) { return (*check_token)(token); };
+  }
   session_services.host = this;
   session_services.frame_text = &ws::text_frame;
   session_services.flush_scratch = &flush_scratch;
@@ -180,9 +205,9 @@ bool Server::Impl::on_socket(asio::ip::tcp::socket& socket) {
         });
   }
   std::unique_ptr<ws::TlsStream> stream;
-  if (options.tls) {
+  if (tls) {
     try {
-      stream = std::make_unique<ws::TlsStream>(*options.tls);
+      stream = std::make_unique<ws::TlsStream>(*tls);
     } catch (const Error& e) {
       services.log->warning(e.what());
       return false;
@@ -193,10 +218,98 @@ bool Server::Impl::on_socket(asio::ip::tcp::socket& socket) {
   return true;
 }
 
+// The metrics address: plain HTTP, no token, nothing but what a scraper or
+// a health check asks.
+bool Server::Impl::on_metrics_socket(asio::ip::tcp::socket& socket) {
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    if (registry.size() >= max_connections + 64) return false;
+  }
+  if (!metrics_handler) {
+    std::weak_ptr<Impl> weak = weak_from_this();
+    metrics_handler = std::make_shared<const Connection::RequestHandler>(
+        [weak](const ConnectionPtr& c, const ws::HttpRequest& r) {
+          if (auto impl = weak.lock()) impl->on_metrics_request(c, r);
+        });
+  }
+  auto con = std::make_shared<Connection>(std::move(socket), limits, metrics_handler, nullptr);
+  con->start();
+  return true;
+}
+
+void Server::Impl::on_metrics_request(const ConnectionPtr& con, const ws::HttpRequest& request) {
+  const std::string path = request.target.substr(0, request.target.find('?'));
+  if (request.is_upgrade() || (path != "/metrics" && path != "/healthz" && path != "/readyz")) {
+    ++counters.handshakes_refused;
+    con->respond(404, "text/plain; charset=utf-8",
+                 "this is kws serve's metrics address: it answers /metrics, /healthz and /readyz\n");
+    return;
+  }
+  ws::HttpEndpoints endpoints{{}, services.kafka_ready, [this] { return metrics(); }};
+  ws::answer_http(*con, request, endpoints);
+}
+
+Server::Impl::Authentication Server::Impl::authenticate(const Connection& con, const ws::HttpRequest& request,
+                                                        std::string_view query) const {
+  Authentication a;
+  if (!check_token) {
+    // Without tokens a verified client certificate (mTLS) names the client;
+    // its rights are not restricted (ACLs come from tokens only).
+    std::string subject = con.peer_subject();
+    if (!subject.empty()) {
+      auto p = std::make_shared<Principal>();
+      p->name = std::move(subject);
+      a.principal = std::move(p);
+    }
+    return a;
+  }
+  // A browser cannot set headers on a WebSocket: it uses the query or a
+  // subprotocol (docs/SECURITY.md, "Where the token comes from").
+  std::optional<std::string> token = bearer_from_authorization(request.header("authorization"));
+  if (!token) token = token_from_subprotocols(request.header_tokens("sec-websocket-protocol"));
+  if (!token) token = token_from_query(query);
+  if (!token) {
+    a.problem =
+        "a token is required: send it as Authorization: Bearer <token>, the access_token query parameter, or the "
+        "subprotocol bearer.<token>";
+    return a;
+  }
+  a.token_given = true;
+  TokenCheck check = (*check_token)(*token);
+  if (!check.principal) {
+    a.problem = "token refused: " + check.problem;
+    return a;
+  }
+  a.principal = std::move(check.principal);
+  return a;
+}
+
+void Server::Impl::unauthorized(Connection& con, const Authentication& refused) {
+  ++counters.unauthenticated;
+  ++counters.handshakes_refused;
+  // RFC 6750 §3: an invalid token says so; a missing one only names the scheme.
+  con.respond(401, "text/plain; charset=utf-8", refused.problem + "\n",
+              refused.token_given ? "WWW-Authenticate: Bearer realm=\"kws\", error=\"invalid_token\"\r\n"
+                                  : "WWW-Authenticate: Bearer realm=\"kws\"\r\n");
+}
+
 void Server::Impl::on_request(const ConnectionPtr& con, const ws::HttpRequest& request) {
   if (request.is_upgrade()) {
     upgrade(con, request);
     return;
+  }
+  if (check_token) {
+    // Health checks stay open (a load balancer has no token); the page and
+    // the metrics say what the bridge serves and how much.
+    const size_t q = request.target.find('?');
+    const std::string path = request.target.substr(0, q);
+    const bool page = path == "/" || path == "/index.html";
+    if ((page && !options.public_page) || path == "/metrics") {
+      std::string_view query =
+          q == std::string::npos ? std::string_view() : std::string_view(request.target).substr(q + 1);
+      Authentication a = authenticate(*con, request, query);
+      if (!a.principal) return unauthorized(*con, a);
+    }
   }
   ws::HttpEndpoints endpoints{services.demo_page, services.kafka_ready, [this] { return metrics(); }};
   ws::answer_http(*con, request, endpoints);
@@ -222,25 +335,36 @@ void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& requ
   const size_t q = request.target.find('?');
   const std::string path = request.target.substr(0, q);
   if (!ws::is_websocket_path(path)) return refuse(404, "no WebSocket endpoint at " + path + "; use /v2/broker/");
-  ConnectRequest parsed;
   std::string_view query = q == std::string::npos ? std::string_view() : std::string_view(request.target).substr(q + 1);
+  Authentication who = authenticate(*con, request, query);
+  if (!who.principal && !who.problem.empty()) return unauthorized(*con, who);
+  ConnectRequest parsed;
   if (auto problem = parse_connect_query(query, parsed)) return refuse(400, *problem);
-  if (auto problem = choose_subprotocol(request.header_tokens("sec-websocket-protocol"), parsed)) {
-    return refuse(400, *problem);
-  }
+  // A token offered as a subprotocol is never chosen, so never echoed back.
+  std::vector<std::string> offered = request.header_tokens("sec-websocket-protocol");
+  offered.erase(std::remove_if(offered.begin(), offered.end(),
+                               [](const std::string& p) { return p.rfind(kBearerSubprotocolPrefix, 0) == 0; }),
+                offered.end());
+  if (auto problem = choose_subprotocol(offered, parsed)) return refuse(400, *problem);
   // Every topic the query names passes the same door as a subscribe frame,
   // before the upgrade, so a refusal is an HTTP answer naming the topic.
   if (parsed.topics.size() > options.session.max_topics) {
     return refuse(400, "topics: more than " + std::to_string(options.session.max_topics) + " (serve.max_topics)");
   }
   static const Principal anonymous;
+  const Principal& principal = who.principal ? *who.principal : anonymous;
   for (const auto& t : parsed.topics) {
-    if (auto refusal = admit_topic(t, TopicAction::read, parsed.encoding, anonymous, authorizer)) {
+    if (auto refusal = admit_topic(t, TopicAction::read, parsed.encoding, principal, authorizer)) {
+      if (refusal->error == ClientError::not_allowed) ++counters.forbidden;
       return refuse(refusal->error == ClientError::not_allowed ? 403 : 400, "topics: '" + t + "': " + refusal->why);
     }
   }
+  if (!parsed.group.empty() && !authorizer.allows_group(principal, parsed.group)) {
+    ++counters.forbidden;
+    return refuse(403, "group.id: '" + parsed.group + "': reading as this group is not allowed");
+  }
   const std::string subprotocol = parsed.subprotocol;
-  auto session = std::make_shared<Session>(session_services, std::move(parsed), nullptr);
+  auto session = std::make_shared<Session>(session_services, std::move(parsed), std::move(who.principal));
   {
     std::lock_guard<std::mutex> lock(registry_mutex);
     registry.emplace(session.get(), Entry{con, session});
@@ -268,9 +392,17 @@ void Server::Impl::chores() {
   if (ping_due) last_ping = now;
   // Every 2 s: buffers a connection kept from its last burst go back.
   const bool trim = ++ticks % 8 == 0;
+  const auto wall = std::chrono::system_clock::now();
   for (const auto& e : snapshot()) {
     ConnectionPtr con = e.connection.lock();
     if (!con || !con->is_open()) continue;
+    if (check_token) {
+      auto s = e.session.lock();
+      if (s && s->close_if_expired(wall)) {
+        ++counters.token_expiry_closes;
+        continue;
+      }
+    }
     if (trim) {
       con->release_idle_memory();
       if (auto s = e.session.lock()) s->release_idle_memory();
@@ -316,6 +448,10 @@ std::string Server::Impl::metrics() const {
       .sample("kws_serve_max_connections", static_cast<double>(max_connections));
   counter("kws_serve_connections_opened_total", "WebSocket connections accepted", counters.connections_opened);
   counter("kws_serve_handshakes_refused_total", "Upgrade requests answered with an HTTP error", counters.handshakes_refused);
+  counter("kws_serve_unauthenticated_total", "Requests answered 401: no token, or one that failed verification", counters.unauthenticated);
+  counter("kws_serve_forbidden_total", "Upgrades answered 403: a topic or group.id the token does not grant", counters.forbidden);
+  counter("kws_serve_token_expiry_closes_total", "Sessions closed because their token expired (1008)", counters.token_expiry_closes);
+  counter("kws_serve_reloads_total", "Certificate and key reloads that took effect (SIGHUP)", counters.reloads);
   counter("kws_serve_frames_in_total", "Frames received from clients", c.frames_in);
   counter("kws_serve_bytes_in_total", "Payload bytes received from clients", c.bytes_in);
   counter("kws_serve_frames_out_total", "Frames sent to clients (messages and replies)", c.frames_out);
@@ -351,6 +487,7 @@ Server::~Server() {
     if (auto con = e.connection.lock()) con->abandon();
   }
   impl_->listener.close();
+  if (impl_->metrics_listener) impl_->metrics_listener->close();
   impl_->tick_timer.cancel();
   {
     std::lock_guard<std::mutex> lock(impl_->wake_mutex);
@@ -367,6 +504,14 @@ void Server::listen() {
   if (impl_->options.tls) impl_->listener.set_plain_refusals(false);
   impl_->listener.listen(impl_->options.host, impl_->options.port);
   std::weak_ptr<Impl> weak = impl_;
+  if (impl_->options.metrics_listener) {
+    impl_->metrics_listener = std::make_unique<ws::Listener>(impl_->io, *impl_->services.log);
+    impl_->metrics_listener->listen(impl_->options.metrics_host, impl_->options.metrics_port);
+    impl_->metrics_listener->start([weak](asio::ip::tcp::socket& socket) {
+      auto self = weak.lock();
+      return self && self->on_metrics_socket(socket);
+    });
+  }
   impl_->listener.start([weak](asio::ip::tcp::socket& socket) {
     auto self = weak.lock();
     return self && self->on_socket(socket);
@@ -374,7 +519,23 @@ void Server::listen() {
 }
 
 std::string Server::address() const { return impl_->listener.address(); }
+std::string Server::metrics_address() const {
+  return impl_->metrics_listener ? impl_->metrics_listener->address() : std::string();
+}
 bool Server::tls() const { return impl_->options.tls != nullptr; }
+
+void Server::reload(std::shared_ptr<const ws::TlsContext> tls, std::shared_ptr<const TokenChecker> check_token) {
+  std::weak_ptr<Impl> weak = impl_;
+  asio::post(impl_->io, [weak, tls = std::move(tls), check_token = std::move(check_token)]() mutable {
+    auto self = weak.lock();
+    if (!self) return;
+    // Only what the server was started with can be replaced: a server
+    // without TLS does not start speaking it.
+    if (tls && self->tls) self->tls = std::move(tls);
+    if (check_token && self->check_token) self->check_token = std::move(check_token);
+    ++self->counters.reloads;
+  });
+}
 size_t Server::max_connections() const { return impl_->max_connections; }
 
 void Server::run() {
@@ -412,6 +573,7 @@ void Server::finish(std::chrono::milliseconds grace) {
   asio::post(impl_->io, [self, grace] {
     self->finishing = true;
     self->listener.close();
+    if (self->metrics_listener) self->metrics_listener->close();
     self->tick_timer.cancel();
     for (const auto& e : self->snapshot()) {
       auto con = e.connection.lock();

@@ -23,6 +23,9 @@ namespace ws {
 class TlsContext;
 }
 
+// Checks a bearer token (a JWT) into a principal; thread-safe.
+using TokenChecker = std::function<TokenCheck(std::string_view token)>;
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: any free port
@@ -34,6 +37,16 @@ struct ServerOptions {
   size_t max_connections = 10000;
   // Set: the listener speaks only TLS (wss:// and https://).
   std::shared_ptr<const ws::TlsContext> tls;
+  // Gateway security (docs/SECURITY.md). Set: every upgrade needs a valid
+  // token, and so do the demo page (unless `public_page`) and /metrics.
+  std::shared_ptr<const TokenChecker> check_token;
+  bool public_page = false;
+  // Set: a second, plain-HTTP listener (port 0: any free one) answering
+  // /metrics, /healthz and /readyz without a token, for a scraper on an
+  // internal network.
+  bool metrics_listener = false;
+  std::string metrics_host = "127.0.0.1";
+  uint16_t metrics_port = 0;
   SessionOptions session;
 };
 
@@ -53,6 +66,10 @@ struct ServerCounters {
   std::atomic<uint64_t> connections_opened{0};
   std::atomic<uint64_t> connections_closed{0};
   std::atomic<uint64_t> handshakes_refused{0};
+  std::atomic<uint64_t> unauthenticated{0};  // requests answered 401
+  std::atomic<uint64_t> forbidden{0};        // upgrades answered 403 for a topic the token does not grant
+  std::atomic<uint64_t> token_expiry_closes{0};
+  std::atomic<uint64_t> reloads{0};
   std::atomic<uint64_t> idle_closes{0};
   std::atomic<uint64_t> stalled_closes{0};
 };
@@ -67,6 +84,7 @@ class Server {
   // Binds; throws kws::Error when it cannot. Then address() is known.
   void listen();
   std::string address() const;  // "HOST:PORT"
+  std::string metrics_address() const;  // "" without ServerOptions::metrics_listen
   bool tls() const;  // wss:// and https:// rather than ws:// and http://
   // The connection cap in force: --max-connections, or less when the
   // open-file limit allows fewer (said on the log at start).
@@ -83,6 +101,10 @@ class Server {
   // Close every session with 1001 after writing what it has queued, then
   // let run() return once they are closed (or after `grace`).
   void finish(std::chrono::milliseconds grace);
+
+  // Thread-safe: new connections use this certificate (when the server
+  // speaks TLS) and token checker from now on; open sessions keep theirs.
+  void reload(std::shared_ptr<const ws::TlsContext> tls, std::shared_ptr<const TokenChecker> check_token);
 
   // Whether Kafka answers the bridge, from its periodic check (thread-safe).
   // A change is told to every session; a session that opens while Kafka

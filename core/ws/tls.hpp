@@ -21,9 +21,11 @@ namespace kws::ws {
 class TlsContext {
  public:
   // `cert_file`: PEM, the server's certificate first, then its chain.
-  // `key_file`: its PEM private key. Throws kws::Error naming the file and
-  // OpenSSL's reason when either cannot be used.
-  TlsContext(const std::string& cert_file, const std::string& key_file);
+  // `key_file`: its PEM private key. `client_ca_file` (PEM, optional):
+  // clients must present a certificate issued by one of these (mTLS).
+  // Throws kws::Error naming the file and OpenSSL's reason when one cannot
+  // be used.
+  TlsContext(const std::string& cert_file, const std::string& key_file, const std::string& client_ca_file = {});
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
@@ -71,6 +73,9 @@ class TlsStream {
   void release_idle_memory();
 
   const std::string& error() const { return error_; }
+
+  // The verified client certificate's subject (RFC 2253), "" without one.
+  std::string peer_subject() const;
 
   // OpenSSL's callbacks into this stream's BIO (tls.cpp).
   static int bio_write(bio_st* bio, const char* data, int length);

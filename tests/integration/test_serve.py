@@ -73,8 +73,8 @@ class RawClient:
     """A WebSocket client on a plain socket that can stop reading (and keep
     its receive buffer small), which no library client lets a test do."""
 
-    def __init__(self, address, path, rcvbuf=None, subprotocol="kws.v1", tls=None):
-        """tls: an ssl.SSLContext to speak wss:// with."""
+    def __init__(self, address, path, rcvbuf=None, subprotocol="kws.v1", tls=None, headers=None):
+        """tls: an ssl.SSLContext to speak wss:// with; headers: more request headers."""
         host, port = address.rsplit(":", 1)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
@@ -85,6 +85,7 @@ class RawClient:
             self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         key = base64.b64encode(os.urandom(16)).decode()
         offer = "Sec-WebSocket-Protocol: %s\r\n" % subprotocol if subprotocol else ""
+        offer += "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
         self.sock.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
                            % (path, address, key, offer)).encode())
@@ -94,8 +95,8 @@ class RawClient:
             if not chunk:
                 raise AssertionError("connection closed during the handshake: %r" % self.buf)
             self.buf += chunk
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        self.status = int(head.split(b" ")[1])
+        self.head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.status = int(self.head.split(b" ")[1])
         self.closed_with = None
 
     def frames(self, timeout=STEP):

@@ -441,7 +441,7 @@ TEST_CASE("session: an auth frame replaces the token's rights and ends subscript
   std::vector<std::string> got;
   for (const auto& r : link.replies) got.push_back(r.value("type", "") == "error" ? r.value("code", "") : r.value("type", ""));
   CHECK(got == std::vector<std::string>{"subscribed", "subscribed", "bad_token", "bad_frame", "authenticated",
-                                        "unsubscribed", "not_allowed"});
+                                        "unsubscribed", "not_allowed"});  // authenticated first, then what it ends
   CHECK(link.replies[2]["message"] == "signature does not verify");
   CHECK(link.replies[4]["sub"] == "only.t");
   CHECK(link.replies[4]["expires"] == 4102444800);
