@@ -149,6 +149,12 @@ TEST_CASE("auth jwt: a signature that does not verify is refused", "[auth]") {
   refuses(*secret_verifier(), "hs256_other_secret", "bad signature");
   refuses(*key_verifier("rsa2.pub.pem"), "rs256", "bad signature");
   refuses(*key_verifier("rsa2.pub.pem"), "ps256", "bad signature");
+  // The right key, in a form JWS does not allow: an ECDSA signature as DER,
+  // a PSS salt longer than the hash. The same PSS with a hash-long salt,
+  // made the same way, passes.
+  refuses(*key_verifier("ec256.pub.pem"), "es256_der_signature", "bad signature");
+  refuses(*key_verifier("rsa.pub.pem"), "ps256_max_salt", "bad signature");
+  accepts(*key_verifier("rsa.pub.pem"), "ps256_digest_salt");
   // Each token's own signature moved onto another alg's header and payload.
   const std::string rs = token("rs256"), ps = token("ps256");
   const std::string swapped = ps.substr(0, ps.rfind('.')) + rs.substr(rs.rfind('.'));
