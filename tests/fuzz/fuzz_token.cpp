@@ -150,9 +150,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string token = bytes;
   if (data[0] % 2 == 1) {
     const size_t newline = bytes.find('\n');
-    token = signed_token(std::string_view(bytes).substr(0, newline),
-                         newline == std::string::npos ? std::string_view() : std::string_view(bytes).substr(newline + 1),
-                         v.secret_bytes);
+    token = signed_token(
+        std::string_view(bytes).substr(0, newline),
+        newline == std::string::npos ? std::string_view() : std::string_view(bytes).substr(newline + 1),
+        v.secret_bytes);
   }
   check_result(v.secret->verify(token, now), token);
   check_result(v.rsa->verify(token, now), token);
@@ -162,7 +163,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // A name with no '*' matches itself as a pattern; "*" matches everything.
   const size_t half = bytes.size() / 2;
-  const std::string_view pattern = std::string_view(bytes).substr(0, half), name = std::string_view(bytes).substr(half);
+  const std::string_view pattern = std::string_view(bytes).substr(0, half),
+                         name = std::string_view(bytes).substr(half);
   if (pattern.find('*') == std::string_view::npos) CHECK(name_matches(pattern, pattern));
   CHECK(name_matches("*", name));
   (void)name_matches(pattern, name);
