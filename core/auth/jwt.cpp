@@ -10,7 +10,8 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include <cmath>
+#include <algorithm>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "core/auth/printable.hpp"
@@ -29,10 +30,14 @@ enum class KeyKind { hmac, rsa, ec_p256, ec_p384 };
 
 const char* describe(KeyKind kind) {
   switch (kind) {
-    case KeyKind::hmac: return "an HMAC secret";
-    case KeyKind::rsa: return "an RSA key";
-    case KeyKind::ec_p256: return "an EC P-256 key";
-    case KeyKind::ec_p384: return "an EC P-384 key";
+    case KeyKind::hmac:
+      return "an HMAC secret";
+    case KeyKind::rsa:
+      return "an RSA key";
+    case KeyKind::ec_p256:
+      return "an EC P-256 key";
+    case KeyKind::ec_p384:
+      return "an EC P-384 key";
   }
   return "a key";
 }
@@ -157,11 +162,11 @@ std::string read_key_source(const std::string& path) {
 
 struct TokenVerifier::Key {
   KeyKind kind = KeyKind::hmac;
-  std::string kid;        // JWKS only
-  std::string alg;        // JWK "alg": the only algorithm this key may check; "" any of its kind
-  std::string unusable;   // JWKS: why a listed key cannot check tokens ("use" enc, kty OKP); "" usable
-  std::string secret;     // HMAC: what libjwt takes
-  PkeyPtr pkey;           // RSA and EC: for EVP, parsed once
+  std::string kid;       // JWKS only
+  std::string alg;       // JWK "alg": the only algorithm this key may check; "" any of its kind
+  std::string unusable;  // JWKS: why a listed key cannot check tokens ("use" enc, kty OKP); "" usable
+  std::string secret;    // HMAC: what libjwt takes
+  PkeyPtr pkey;          // RSA and EC: for EVP, parsed once
 };
 
 namespace {
@@ -193,7 +198,8 @@ std::unique_ptr<Key> key_from_pkey(PkeyPtr pkey, std::string& problem) {
 
 std::unique_ptr<Key> load_pem(const std::string& path) {
   const std::string text = read_key_source(path);
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())), BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())),
+                                                BIO_free);
   PkeyPtr pkey(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!pkey) {
     std::string hint;
@@ -225,7 +231,8 @@ std::string jwk_bytes(const json& jwk, const char* name) {
 // with EVP_PKEY_fromdata and checked with EVP_PKEY_public_check (an EC point
 // must be on its curve). Throws std::invalid_argument with the problem.
 PkeyPtr pkey_from_jwk(const json& jwk, const std::string& kty) {
-  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> build(OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
+  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> build(OSSL_PARAM_BLD_new(),
+                                                                        OSSL_PARAM_BLD_free);
   std::unique_ptr<BIGNUM, decltype(&BN_free)> n(nullptr, BN_free), e(nullptr, BN_free);
   std::string point;
   const char* type = nullptr;
@@ -244,7 +251,8 @@ PkeyPtr pkey_from_jwk(const json& jwk, const std::string& kty) {
     auto crv = jwk.find("crv");
     const std::string curve = crv != jwk.end() && crv->is_string() ? crv->get<std::string>() : "";
     const char* group = curve == "P-256" ? "prime256v1" : curve == "P-384" ? "secp384r1" : nullptr;
-    if (!group) throw std::invalid_argument("crv \"" + printable(curve) + "\"; only P-256 and P-384 are supported");
+    if (!group)
+      throw std::invalid_argument("crv \"" + printable(curve) + "\"; only P-256 and P-384 are supported");
     const size_t size = curve == "P-256" ? 32 : 48;
     const std::string x = jwk_bytes(jwk, "x"), y = jwk_bytes(jwk, "y");
     if (x.size() != size || y.size() != size) {
@@ -252,14 +260,15 @@ PkeyPtr pkey_from_jwk(const json& jwk, const std::string& kty) {
     }
     point = '\x04' + x + y;  // SEC 1 uncompressed point
     if (OSSL_PARAM_BLD_push_utf8_string(build.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
-        OSSL_PARAM_BLD_push_octet_string(build.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) != 1) {
+        OSSL_PARAM_BLD_push_octet_string(build.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) !=
+            1) {
       throw std::invalid_argument("OpenSSL refused the point");
     }
   }
   std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(OSSL_PARAM_BLD_to_param(build.get()),
                                                                  OSSL_PARAM_free);
-  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr),
-                                                                  EVP_PKEY_CTX_free);
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr), EVP_PKEY_CTX_free);
   EVP_PKEY* raw = nullptr;
   if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
@@ -324,8 +333,8 @@ std::vector<std::unique_ptr<Key>> load_jwks(const std::string& path) {
       key->kid = kid;
       keys.push_back(std::move(key));
     } catch (const std::invalid_argument& e) {
-      throw usage_error(path + ": key " + std::to_string(i) + (kid.empty() ? "" : " (kid \"" + printable(kid) + "\")") +
-                        ": " + e.what());
+      throw usage_error(path + ": key " + std::to_string(i) +
+                        (kid.empty() ? "" : " (kid \"" + printable(kid) + "\")") + ": " + e.what());
     }
   }
   if (usable == 0) throw usage_error(path + ": no RSA or EC signing key in the set");
@@ -380,12 +389,13 @@ bool verify_with_evp(const Algorithm& alg, EVP_PKEY* key, std::string_view signe
   }
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_PKEY_CTX* pctx = nullptr;  // owned by ctx
-  if (!ctx || EVP_DigestVerifyInit_ex(ctx.get(), &pctx, alg.digest, nullptr, nullptr, key, nullptr) != 1) return false;
-  if (alg.check == Check::rsa_pkcs1 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) return false;
-  if (alg.check == Check::rsa_pss &&
-      (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-       EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, alg.digest, nullptr) != 1 ||
-       EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)) {
+  if (!ctx || EVP_DigestVerifyInit_ex(ctx.get(), &pctx, alg.digest, nullptr, nullptr, key, nullptr) != 1)
+    return false;
+  if (alg.check == Check::rsa_pkcs1 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)
+    return false;
+  if (alg.check == Check::rsa_pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+                                      EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, alg.digest, nullptr) != 1 ||
+                                      EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)) {
     return false;
   }
   return EVP_DigestVerify(ctx.get(), bytes_of(signature), signature.size(), bytes_of(signed_part),
@@ -414,11 +424,14 @@ TokenVerifier::TokenVerifier(JwtSettings settings, std::vector<std::unique_ptr<K
 TokenVerifier::~TokenVerifier() = default;
 
 std::shared_ptr<const TokenVerifier> TokenVerifier::load(const JwtSettings& settings) {
-  const int sources = !settings.secret_file.empty() + !settings.key_file.empty() + !settings.jwks_file.empty();
-  if (sources == 0) throw usage_error("no JWT key source: give a secret file, a public key file or a JWKS file");
+  const int sources =
+      !settings.secret_file.empty() + !settings.key_file.empty() + !settings.jwks_file.empty();
+  if (sources == 0)
+    throw usage_error("no JWT key source: give a secret file, a public key file or a JWKS file");
   if (sources > 1) {
-    throw usage_error("more than one JWT key source (secret file, public key file, JWKS file): give exactly one, "
-                      "so which key checks a token is never in doubt");
+    throw usage_error(
+        "more than one JWT key source (secret file, public key file, JWKS file): give exactly one, "
+        "so which key checks a token is never in doubt");
   }
   if (settings.leeway.count() < 0) throw usage_error("the JWT leeway cannot be negative");
   if (settings.acl_claim.empty()) throw usage_error("the ACL claim name cannot be empty");
@@ -430,7 +443,8 @@ std::shared_ptr<const TokenVerifier> TokenVerifier::load(const JwtSettings& sett
       new TokenVerifier(settings, std::move(keys), !settings.jwks_file.empty()));
 }
 
-const TokenVerifier::Key* TokenVerifier::choose_key(std::string_view kid, bool has_kid, std::string& problem) const {
+const TokenVerifier::Key* TokenVerifier::choose_key(std::string_view kid, bool has_kid,
+                                                    std::string& problem) const {
   // A secret or a PEM key is the one key, whatever kid the token names.
   if (!from_jwks_) return keys_.front().get();
   if (!has_kid) {
@@ -450,9 +464,11 @@ const TokenVerifier::Key* TokenVerifier::choose_key(std::string_view kid, bool h
   return nullptr;
 }
 
-TokenVerifier::Result TokenVerifier::verify(std::string_view token, std::chrono::system_clock::time_point now) const {
+TokenVerifier::Result TokenVerifier::verify(std::string_view token,
+                                            std::chrono::system_clock::time_point now) const {
   if (token.empty()) return refuse("empty token");
-  if (token.size() > kMaxTokenBytes) return refuse("token longer than " + std::to_string(kMaxTokenBytes) + " bytes");
+  if (token.size() > kMaxTokenBytes)
+    return refuse("token longer than " + std::to_string(kMaxTokenBytes) + " bytes");
 
   // header.payload.signature, each base64url.
   const size_t dot1 = token.find('.');
@@ -483,7 +499,8 @@ TokenVerifier::Result TokenVerifier::verify(std::string_view token, std::chrono:
   // check; said here, it is not mistaken for a bad signature. EVP does not
   // look at typ, so OAuth's "at+jwt" (RFC 9068) passes with RS, PS and ES.
   auto typ = header.find("typ");
-  if (alg->check == Check::libjwt_hmac && typ != header.end() && (!typ->is_string() || !ascii_iequals(typ->get_ref<const std::string&>(), "JWT"))) {
+  if (alg->check == Check::libjwt_hmac && typ != header.end() &&
+      (!typ->is_string() || !ascii_iequals(typ->get_ref<const std::string&>(), "JWT"))) {
     return refuse("token typ \"" + (typ->is_string() ? printable(typ->get_ref<const std::string&>()) : "?") +
                   "\" is not supported with HMAC (only JWT)");
   }
@@ -491,17 +508,19 @@ TokenVerifier::Result TokenVerifier::verify(std::string_view token, std::chrono:
   auto kid_member = header.find("kid");
   if (kid_member != header.end() && !kid_member->is_string()) return refuse("token kid is not a string");
   std::string problem;
-  const Key* key = choose_key(kid_member != header.end() ? std::string_view(kid_member->get_ref<const std::string&>())
-                                                         : std::string_view(),
-                              kid_member != header.end(), problem);
+  const Key* key =
+      choose_key(kid_member != header.end() ? std::string_view(kid_member->get_ref<const std::string&>())
+                                            : std::string_view(),
+                 kid_member != header.end(), problem);
   if (!key) return refuse(std::move(problem));
   // Before any signature check: the algorithm must be one this key is for.
   if (alg->kind != key->kind) {
-    return refuse("alg " + std::string(alg->name) + " does not fit the configured key (" + describe(key->kind) + ")");
+    return refuse("alg " + std::string(alg->name) + " does not fit the configured key (" +
+                  describe(key->kind) + ")");
   }
   if (!key->alg.empty() && key->alg != alg->name) {
-    return refuse("alg " + std::string(alg->name) + " does not fit key \"" + printable(key->kid) + "\" (alg " +
-                  key->alg + ")");
+    return refuse("alg " + std::string(alg->name) + " does not fit key \"" + printable(key->kid) +
+                  "\" (alg " + key->alg + ")");
   }
 
   // The payload is read before the signature is checked only so that a
@@ -516,7 +535,8 @@ TokenVerifier::Result TokenVerifier::verify(std::string_view token, std::chrono:
     if (signature_part.empty()) return refuse("bad signature");
     signature_ok = verify_with_libjwt(std::string(token), key->secret, alg->libjwt);
   } else {
-    if (!base64url_decode(signature_part, scratch)) return refuse("malformed token: signature is not base64url");
+    if (!base64url_decode(signature_part, scratch))
+      return refuse("malformed token: signature is not base64url");
     signature_ok = verify_with_evp(*alg, key->pkey.get(), token.substr(0, dot2), scratch);
   }
   if (!signature_ok) return refuse("bad signature");
@@ -532,7 +552,8 @@ TokenVerifier::Result TokenVerifier::verify(std::string_view token, std::chrono:
   if (!settings_.issuer.empty()) {
     auto iss = claims.find("iss");
     if (iss == claims.end()) return refuse("token has no issuer (iss)");
-    if (!iss->is_string() || iss->get_ref<const std::string&>() != settings_.issuer) return refuse("wrong issuer");
+    if (!iss->is_string() || iss->get_ref<const std::string&>() != settings_.issuer)
+      return refuse("wrong issuer");
   }
   if (!settings_.audience.empty()) {
     auto aud = claims.find("aud");
@@ -558,8 +579,9 @@ TokenVerifier::Result TokenVerifier::verify(std::string_view token, std::chrono:
     // later exp is that far off, not an overflow.
     const double limit = 9.0e9;
     const double seconds = std::max(-limit, std::min(limit, *exp));
-    principal.expires = std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
-        std::chrono::duration<double>(seconds)));
+    principal.expires =
+        std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::duration<double>(seconds)));
   }
   return {std::move(principal), {}};
 }
@@ -569,7 +591,8 @@ TokenVerifier::Result TokenVerifier::verify(std::string_view token, std::chrono:
 std::optional<std::string> bearer_from_authorization(std::string_view header_value) {
   const std::string_view value = trim(header_value, " \t");
   constexpr std::string_view scheme = "bearer";
-  if (value.size() <= scheme.size() || !ascii_iequals(value.substr(0, scheme.size()), scheme)) return std::nullopt;
+  if (value.size() <= scheme.size() || !ascii_iequals(value.substr(0, scheme.size()), scheme))
+    return std::nullopt;
   if (value[scheme.size()] != ' ' && value[scheme.size()] != '\t') return std::nullopt;
   const std::string_view credentials = trim(value.substr(scheme.size()), " \t");
   // RFC 6750 2.1: one token68, no blanks inside.
@@ -668,16 +691,17 @@ std::string redact_target(std::string_view target) {
   std::string out(target.substr(0, question + 1));
   out.reserve(target.size());
   bool first = true;
-  for_each_parameter(target.substr(question + 1), [&](std::string_view name, std::string_view value, bool has_value) {
-    if (!first) out += '&';
-    first = false;
-    out.append(name);
-    if (has_value) {
-      out += '=';
-      out.append(names_token(name) ? std::string_view("REDACTED") : value);
-    }
-    return true;
-  });
+  for_each_parameter(target.substr(question + 1),
+                     [&](std::string_view name, std::string_view value, bool has_value) {
+                       if (!first) out += '&';
+                       first = false;
+                       out.append(name);
+                       if (has_value) {
+                         out += '=';
+                         out.append(names_token(name) ? std::string_view("REDACTED") : value);
+                       }
+                       return true;
+                     });
   return out;
 }
 

@@ -29,10 +29,10 @@ struct JwtSettings {
   // EC; a key's "alg" and "use" are honoured when present; keys of other
   // types or for encryption are skipped (a token naming one is refused).
   std::string jwks_file;
-  std::string issuer;                 // "iss" must equal it, when non-empty
-  std::string audience;               // "aud" (a string, or a list) must hold it, when non-empty
-  std::chrono::seconds leeway{30};    // clock skew allowed for "exp" and "nbf"
-  std::string acl_claim = "kws";      // the claim holding the Grants
+  std::string issuer;               // "iss" must equal it, when non-empty
+  std::string audience;             // "aud" (a string, or a list) must hold it, when non-empty
+  std::chrono::seconds leeway{30};  // clock skew allowed for "exp" and "nbf"
+  std::string acl_claim = "kws";    // the claim holding the Grants
 
   // Whether any key source is set, i.e. whether tokens are required.
   bool configured() const { return !secret_file.empty() || !key_file.empty() || !jwks_file.empty(); }

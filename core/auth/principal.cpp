@@ -50,8 +50,8 @@ std::optional<std::string> parse_grants(const nlohmann::json& claim, Grants& out
   if (!claim.is_object()) return std::string("not an object");
   Grants grants;
   for (const auto& [key, value] : claim.items()) {
-    std::vector<std::string>* list = key == "read" ? &grants.read
-                                     : key == "write" ? &grants.write
+    std::vector<std::string>* list = key == "read"     ? &grants.read
+                                     : key == "write"  ? &grants.write
                                      : key == "groups" ? &grants.groups
                                                        : nullptr;
     if (!list) return "unknown key \"" + auth_detail::printable(key) + "\" (expected read, write or groups)";

@@ -31,8 +31,8 @@ struct Grants {
 };
 
 struct Principal {
-  std::string name;                    // JWT "sub" (or a certificate subject later); "" anonymous
-  std::optional<Grants> grants;        // nullopt: unrestricted (no authentication configured)
+  std::string name;              // JWT "sub" (or a certificate subject later); "" anonymous
+  std::optional<Grants> grants;  // nullopt: unrestricted (no authentication configured)
   std::optional<std::chrono::system_clock::time_point> expires;  // JWT "exp"; nullopt: never
 
   // Whether this principal may `action` on `topic`: always when unrestricted.

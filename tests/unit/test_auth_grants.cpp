@@ -44,7 +44,8 @@ TEST_CASE("auth name_matches: many stars against a long name stays quick", "[aut
 
 TEST_CASE("auth grants: read, write and groups are separate lists", "[auth]") {
   Grants g;
-  REQUIRE_FALSE(parse_grants(json::parse(R"({"read":["orders","prices.*"],"write":["clicks"],"groups":["dash-*"]})"), g));
+  REQUIRE_FALSE(parse_grants(
+      json::parse(R"({"read":["orders","prices.*"],"write":["clicks"],"groups":["dash-*"]})"), g));
   CHECK(g.allows("orders", TopicAction::read));
   CHECK(g.allows("prices.eur", TopicAction::read));
   CHECK_FALSE(g.allows("orders", TopicAction::write));

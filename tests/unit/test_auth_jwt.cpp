@@ -10,8 +10,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/auth/jwt.hpp"
 #include "core/util/error.hpp"
@@ -94,7 +94,9 @@ std::string repeated(const std::string& part, int times) {
   return out;
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -134,9 +136,12 @@ TEST_CASE("auth jwt: an alg that does not fit the key is refused before any sign
           "alg HS256 does not fit the configured key (an RSA key)");
   refuses(*secret_verifier(), "rs256", "alg RS256 does not fit the configured key (an HMAC secret)");
   refuses(*secret_verifier(), "ps256", "alg PS256 does not fit the configured key (an HMAC secret)");
-  refuses(*key_verifier("ec256.pub.pem"), "rs256", "alg RS256 does not fit the configured key (an EC P-256 key)");
-  refuses(*key_verifier("ec256.pub.pem"), "es384", "alg ES384 does not fit the configured key (an EC P-256 key)");
-  refuses(*key_verifier("ec384.pub.pem"), "es256", "alg ES256 does not fit the configured key (an EC P-384 key)");
+  refuses(*key_verifier("ec256.pub.pem"), "rs256",
+          "alg RS256 does not fit the configured key (an EC P-256 key)");
+  refuses(*key_verifier("ec256.pub.pem"), "es384",
+          "alg ES384 does not fit the configured key (an EC P-256 key)");
+  refuses(*key_verifier("ec384.pub.pem"), "es256",
+          "alg ES256 does not fit the configured key (an EC P-384 key)");
   refuses(*key_verifier("rsa.pub.pem"), "es256", "alg ES256 does not fit the configured key (an RSA key)");
   refuses(*secret_verifier(), "alg_unknown", "unsupported alg \"HS1\"");
   refuses(*secret_verifier(), "alg_missing", "token header has no alg");
@@ -149,6 +154,12 @@ TEST_CASE("auth jwt: a signature that does not verify is refused", "[auth]") {
   refuses(*secret_verifier(), "hs256_other_secret", "bad signature");
   refuses(*key_verifier("rsa2.pub.pem"), "rs256", "bad signature");
   refuses(*key_verifier("rsa2.pub.pem"), "ps256", "bad signature");
+  // The right key, in a form JWS does not allow: an ECDSA signature as DER,
+  // a PSS salt longer than the hash. The same PSS with a hash-long salt,
+  // made the same way, passes.
+  refuses(*key_verifier("ec256.pub.pem"), "es256_der_signature", "bad signature");
+  refuses(*key_verifier("rsa.pub.pem"), "ps256_max_salt", "bad signature");
+  accepts(*key_verifier("rsa.pub.pem"), "ps256_digest_salt");
   // Each token's own signature moved onto another alg's header and payload.
   const std::string rs = token("rs256"), ps = token("ps256");
   const std::string swapped = ps.substr(0, ps.rfind('.')) + rs.substr(rs.rfind('.'));
@@ -215,7 +226,8 @@ TEST_CASE("auth jwt: exp and nbf with the leeway", "[auth]") {
 TEST_CASE("auth jwt: issuer and audience are checked when configured", "[auth]") {
   JwtSettings s = with(&JwtSettings::secret_file, "secret.txt");
   // Not configured: neither is looked at.
-  for (const char* name : {"wrong_issuer", "no_issuer", "wrong_audience", "no_audience"}) accepts(*secret_verifier(), name);
+  for (const char* name : {"wrong_issuer", "no_issuer", "wrong_audience", "no_audience"})
+    accepts(*secret_verifier(), name);
 
   s.issuer = "https://issuer.example";
   s.audience = "kws-gateway";
@@ -255,7 +267,8 @@ TEST_CASE("auth jwt: no claim, no access; a malformed claim is refused", "[auth]
 
 TEST_CASE("auth jwt: a JWKS key is chosen by kid, with its alg and use honoured", "[auth]") {
   auto v = jwks_verifier();
-  for (const char* name : {"jwks_rs256_rsa1", "jwks_ps256_rsa2", "jwks_es256", "jwks_es384"}) accepts(*v, name);
+  for (const char* name : {"jwks_rs256_rsa1", "jwks_ps256_rsa2", "jwks_es256", "jwks_es384"})
+    accepts(*v, name);
   refuses(*v, "jwks_ps256_rsa1", "alg PS256 does not fit key \"rsa-1\" (alg RS256)");
   refuses(*v, "jwks_unknown_kid", "unknown key id \"who?are-you\"");
   refuses(*v, "jwks_enc_kid", "key \"enc-1\" is for \"enc\", not for signatures");
@@ -293,7 +306,8 @@ TEST_CASE("auth jwt: an unknown kid is named short and printable", "[auth]") {
   CHECK(r.problem.rfind("unknown key id \"????", 0) == 0);
 }
 
-TEST_CASE("auth jwt: typ other than JWT: refused with HMAC (libjwt 1.10), accepted with public keys", "[auth]") {
+TEST_CASE("auth jwt: typ other than JWT: refused with HMAC (libjwt 1.10), accepted with public keys",
+          "[auth]") {
   // OAuth access tokens of RFC 9068 say typ "at+jwt". libjwt 1.10.2, which
   // checks HMACs, refuses them, so kws says why instead of "bad signature";
   // EVP, which checks the rest, does not read typ (docs/SECURITY.md).
@@ -315,7 +329,8 @@ TEST_CASE("auth jwt: load refuses missing, ambiguous and unusable key sources", 
                  "short_secret.txt: a JWT secret of 9 bytes; at least 32 are needed"));
   CHECK(contains(load_error(with(&JwtSettings::key_file, "rsa1024.pub.pem")),
                  "rsa1024.pub.pem: an RSA key of 1024 bits; at least 2048 are needed"));
-  CHECK(contains(load_error(with(&JwtSettings::key_file, "ec521.pub.pem")), "only P-256 (ES256) and P-384 (ES384)"));
+  CHECK(contains(load_error(with(&JwtSettings::key_file, "ec521.pub.pem")),
+                 "only P-256 (ES256) and P-384 (ES384)"));
   CHECK(contains(load_error(with(&JwtSettings::key_file, "rsa.pem")), "it holds a private key"));
   CHECK(contains(load_error(with(&JwtSettings::key_file, "secret.txt")), "not a PEM public key"));
   CHECK(contains(load_error(with(&JwtSettings::jwks_file, "rsa.pub.pem")), "rsa.pub.pem: not JSON"));
@@ -342,7 +357,8 @@ TEST_CASE("auth jwt: a JWKS with a broken key names it", "[auth]") {
   json wrong_alg = good;
   wrong_alg["alg"] = "RS256";
   CHECK(contains(error_for(json::array({wrong_alg})), "alg RS256 does not fit an EC P-384 key"));
-  CHECK(contains(error_for(json::array({json{{"kty", "oct"}, {"k", "c2VjcmV0"}}})), "no RSA or EC signing key"));
+  CHECK(contains(error_for(json::array({json{{"kty", "oct"}, {"k", "c2VjcmV0"}}})),
+                 "no RSA or EC signing key"));
   CHECK(contains(error_for(json::array()), "no RSA or EC signing key"));
   std::remove(path.c_str());
 }
@@ -350,14 +366,17 @@ TEST_CASE("auth jwt: a JWKS with a broken key names it", "[auth]") {
 TEST_CASE("auth jwt: verify is safe from many threads at once", "[auth]") {
   auto rsa = key_verifier("rsa.pub.pem");
   auto ps = jwks_verifier();
+  auto hs = secret_verifier();
+  // Fetched here: Catch's assertions (inside token()) are not thread-safe.
+  const std::string rs256 = token("rs256"), hs256 = token("hs256"), ps256 = token("jwks_ps256_rsa2");
   std::vector<std::thread> threads;
   std::atomic<int> accepted{0};
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&] {
       for (int j = 0; j < 50; ++j) {
-        accepted += rsa->verify(token("rs256"), kNow).principal.has_value();
-        accepted += secret_verifier()->verify(token("hs256"), kNow).principal.has_value();
-        accepted += ps->verify(token("jwks_ps256_rsa2"), kNow).principal.has_value();
+        accepted += rsa->verify(rs256, kNow).principal.has_value();
+        accepted += hs->verify(hs256, kNow).principal.has_value();
+        accepted += ps->verify(ps256, kNow).principal.has_value();
       }
     });
   }
@@ -408,8 +427,10 @@ TEST_CASE("auth redact_target: every spelling of access_token is redacted, the r
   CHECK(redact_target("/?access_token=abc") == "/?access_token=REDACTED");
   CHECK(redact_target("/ws?topics=a&access_token=x.y.z&group.id=g") ==
         "/ws?topics=a&access_token=REDACTED&group.id=g");
-  CHECK(redact_target("/?access%5Ftoken=abc&access_token=def") == "/?access%5Ftoken=REDACTED&access_token=REDACTED");
-  CHECK(redact_target("/?access_token=abc#frag&access_token=b") == "/?access_token=REDACTED&access_token=REDACTED");
+  CHECK(redact_target("/?access%5Ftoken=abc&access_token=def") ==
+        "/?access%5Ftoken=REDACTED&access_token=REDACTED");
+  CHECK(redact_target("/?access_token=abc#frag&access_token=b") ==
+        "/?access_token=REDACTED&access_token=REDACTED");
   CHECK(redact_target("/?a&&b=") == "/?a&&b=");
   // Whatever token_from_query would read from the redacted target is the mark.
   const std::string redacted = redact_target("/?x=1&access_token=secret");

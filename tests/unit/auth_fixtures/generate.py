@@ -23,7 +23,8 @@ import subprocess
 import sys
 
 import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ISSUER = "https://issuer.example"
@@ -165,6 +166,18 @@ def main():
     t["crit_header"] = sign(secret, "HS256", headers={"crit": ["exp"]})
     t["typ_at_jwt"] = sign(secret, "HS256", headers={"typ": "at+jwt"})
     t["rs256_typ_at_jwt"] = sign(rsa, "RS256", headers={"typ": "at+jwt"})
+
+    # Signatures of the right key in a form JWS does not allow: ECDSA as DER
+    # (JWS wants R and S side by side), PSS with the longest salt (JWS wants
+    # the hash's length).
+    def signed_by(alg, sign_bytes):
+        signing_input = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims()).encode())
+        return signing_input + "." + b64(sign_bytes(signing_input.encode()))
+    t["es256_der_signature"] = signed_by("ES256", lambda m: ec256.sign(m, ec.ECDSA(hashes.SHA256())))
+    t["ps256_max_salt"] = signed_by("PS256", lambda m: rsa.sign(
+        m, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH), hashes.SHA256()))
+    t["ps256_digest_salt"] = signed_by("PS256", lambda m: rsa.sign(
+        m, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256()))
 
     t["rs256_tampered"] = tampered(t["rs256"])
     t["es256_tampered"] = tampered(t["es256"])
