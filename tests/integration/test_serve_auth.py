@@ -136,6 +136,7 @@ class Authentication(AuthTestCase):
         for token, reason in cases.items():
             status, head, body = self.refused(bg, "topics=x", token=token)
             self.assertEqual(status, 401, (token, body))
+            self.assertTrue(head.startswith("HTTP/1.1 401 Unauthorized"), head)
             self.assertIn(reason, body.lower(), token)
             self.assertIn("WWW-Authenticate: Bearer", head)
             if token:
