@@ -4,18 +4,11 @@
 // over loopback whose client does not read: what its backlog costs.
 #include <catch2/catch.hpp>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
-
-#include <unistd.h>
 
 #include <sys/socket.h>
 
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -23,52 +16,13 @@
 #include "core/util/error.hpp"
 #include "core/ws/connection.hpp"
 #include "core/ws/tls.hpp"
+#include "tests/unit/tls_identity.hpp"
 
 using namespace kws;
 using namespace kws::ws;
+using kws::test::Identity;
 
 namespace {
-
-struct TempFile {
-  std::string path;
-  explicit TempFile(const std::string& tag) {
-    char name[] = "/tmp/kws-tls-test-XXXXXX";
-    const int fd = mkstemp(name);
-    REQUIRE(fd >= 0);
-    close(fd);
-    path = std::string(name) + tag;
-    std::rename(name, path.c_str());
-  }
-  ~TempFile() { std::remove(path.c_str()); }
-};
-
-// A self-signed P-256 certificate for localhost and its key, as PEM files.
-struct Identity {
-  TempFile cert{".pem"};
-  TempFile key{".key"};
-  Identity() {
-    EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-    REQUIRE(pkey);
-    X509* x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_NAME* name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-    X509_set_issuer_name(x, name);
-    X509_set_pubkey(x, pkey);
-    REQUIRE(X509_sign(x, pkey, EVP_sha256()) > 0);
-    FILE* f = std::fopen(cert.path.c_str(), "w");
-    PEM_write_X509(f, x);
-    std::fclose(f);
-    f = std::fopen(key.path.c_str(), "w");
-    PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr);
-    std::fclose(f);
-    X509_free(x);
-    EVP_PKEY_free(pkey);
-  }
-};
 
 // An OpenSSL client over two memory BIOs; trusts nothing (the test checks
 // the server's TLS, not its certificate).
