@@ -239,6 +239,7 @@ void Connection::process_head() {
   }
   std::string rest = head_->substr(parsed.consumed);
   head_.reset();
+  head_request_ = request.method == "HEAD";
   auto self = shared_from_this();
   std::shared_ptr<const RequestHandler> handler = std::move(on_request_);  // needed once
   (*handler)(self, request);
@@ -298,7 +299,9 @@ void Connection::respond(int status, std::string_view content_type, std::string_
                          std::string_view extra_headers) {
   if (state_ != State::handshake) return;
   state_ = State::closing;
-  push(http_response(status, content_type, body, extra_headers));
+  std::string answer = http_response(status, content_type, body, extra_headers);
+  if (head_request_) answer.resize(answer.size() - body.size());
+  push(std::move(answer));
   finish_after_write();
 }
 

@@ -54,7 +54,8 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
 
   void start();
 
-  // Handshake answers.
+  // Handshake answers. To a HEAD request, respond() sends the headers a GET
+  // would get (its Content-Length too) and no body (RFC 9110 section 9.3.2).
   void accept_upgrade(const HttpRequest& request, std::string_view subprotocol, std::shared_ptr<LinkEvents> events);
   void respond(int status, std::string_view content_type, std::string_view body, std::string_view extra_headers = {});
 
@@ -194,6 +195,7 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   bool read_armed_ = false;  // an async wait or posted read is outstanding
   bool closed_reported_ = false;
   bool in_session_write_ = false;  // write() runs: the session learns of drained bytes from it
+  bool head_request_ = false;  // the request is a HEAD: its answer has no body
 };
 
 }  // namespace kws::ws
