@@ -31,8 +31,8 @@ char* plain_scratch() {
 // batch's bytes are shared by every plain client, its records cannot be), so
 // a client that reads slowly keeps its backlog as shared plaintext, under
 // the same budget as ws://, and at most this much ciphertext of its own.
-// Four full records: more than the socket takes at once per turn on a busy
-// server, so a fast client still gets whole writes.
+// Four full records (16 KiB each): a fan-out batch to a client that keeps
+// up is still one piece, encrypted and written at once.
 constexpr size_t kTlsAhead = 64 * 1024;
 
 }  // namespace
