@@ -35,7 +35,9 @@ struct Swarm::Client {
   State state = idle;
   bool subscribed = false;
   Opcode fragment_opcode = Opcode::continuation;
+  bool watching_writable = false;  // EPOLLOUT asked for, while `out` waits
   std::string in;        // bytes not parsed yet (the answer's head, or a partial frame)
+  std::string out;       // bytes the socket has not taken yet (a pong, the close frame)
   std::string fragment;  // a fragmented message being reassembled
   uint64_t unique = 0;
   std::vector<uint64_t> seen;  // bit per seq
@@ -79,7 +81,10 @@ SSL_CTX* make_client_context(const SwarmOptions& o) {
   if (!ctx) throw Error("cannot create a TLS context: " + openssl_error());
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   // Buffers only while a record is in flight: 10,000 idle clients stay small.
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // A write the socket took part of is retried from the client's queue of
+  // pending bytes, which may have grown and moved since (send_pending).
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   if (o.insecure) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     return ctx;
@@ -224,6 +229,10 @@ void Swarm::on_event(Client& c, uint32_t events) {
     continue_tls(c);
     return;
   }
+  if ((events & EPOLLOUT) && !c.out.empty() && !flush_pending(c)) {
+    mark_closed(c, "cannot write: " + (c.ssl ? openssl_error() : std::string(strerror(errno))), true);
+    return;
+  }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(c);
 }
 
@@ -235,14 +244,14 @@ void Swarm::watch(Client& c, uint32_t events) {
 }
 
 void Swarm::send_request(Client& c) {
-  // A ~250-byte request into a fresh socket's empty send buffer goes out whole.
+  // From here on the client waits to read, and to write only while bytes wait.
+  watch(c, EPOLLIN | EPOLLRDHUP);
+  c.watching_writable = false;
+  c.state = Client::handshaking;
   if (!send_bytes(c, request_)) {
     fatal_ = std::string("cannot send the WebSocket handshake: ") + (c.ssl ? openssl_error() : strerror(errno));
     mark_closed(c, fatal_, false);
-    return;
   }
-  watch(c, EPOLLIN | EPOLLRDHUP);
-  c.state = Client::handshaking;
 }
 
 void Swarm::start_tls(Client& c) {
@@ -340,13 +349,46 @@ ssize_t Swarm::read_some(Client& c, std::string& error) {
   }
 }
 
+bool send_pending(SSL* ssl, int fd, std::string& pending) {
+  size_t sent = 0;
+  while (sent < pending.size()) {
+    const size_t left = std::min<size_t>(pending.size() - sent, 1 << 30);
+    if (!ssl) {
+      const ssize_t n = send(fd, pending.data() + sent, left, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (n < 0) return false;
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    ERR_clear_error();
+    const int n = SSL_write(ssl, pending.data() + sent, static_cast<int>(left));
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    const int e = SSL_get_error(ssl, n);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) break;  // retried with these bytes first
+    return false;
+  }
+  pending.erase(0, sent);
+  return true;
+}
+
 bool Swarm::send_bytes(Client& c, std::string_view bytes) {
-  if (!c.ssl) return send(c.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
-  ERR_clear_error();
-  // A failed write is not retried (a write OpenSSL wants retried would have
-  // to be the same bytes); the frames written are a few bytes into a socket
-  // whose send buffer is empty, so it goes out whole.
-  return SSL_write(c.ssl, bytes.data(), static_cast<int>(bytes.size())) == static_cast<int>(bytes.size());
+  c.out.append(bytes);
+  return flush_pending(c);
+}
+
+bool Swarm::flush_pending(Client& c) {
+  if (!send_pending(c.ssl, c.fd, c.out)) return false;
+  const bool waiting = !c.out.empty();
+  if (waiting != c.watching_writable) {
+    watch(c, EPOLLIN | EPOLLRDHUP | (waiting ? uint32_t(EPOLLOUT) : 0u));
+    c.watching_writable = waiting;
+  }
+  if (!waiting && c.out.capacity() > 4096) std::string().swap(c.out);
+  return true;
 }
 
 void Swarm::on_readable(Client& c) {
@@ -505,8 +547,9 @@ void Swarm::close_all(int timeout_ms) {
   for (auto& c : clients_) {
     if (c.state == Client::open) {
       (void)send_bytes(c, frame);
-      // A TLS client leaves the socket open: the server's close frame still has to come through it.
-      if (!c.ssl) shutdown(c.fd, SHUT_WR);
+      // A TLS client leaves the socket open: the server's close frame still
+      // has to come through it. So does a client whose close frame waits.
+      if (!c.ssl && c.out.empty()) shutdown(c.fd, SHUT_WR);
     } else if (c.state != Client::closed && c.state != Client::idle) {
       mark_closed(c, "", false);
     }

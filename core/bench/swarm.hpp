@@ -19,7 +19,8 @@
 #include "core/bench/wire.hpp"
 #include "core/util/log.hpp"
 
-struct ssl_ctx_st;  // OpenSSL's SSL_CTX, kept out of this header
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX and SSL, kept out of this header
+struct ssl_st;
 
 namespace kws::bench {
 
@@ -55,6 +56,14 @@ struct SwarmCounters {
 };
 
 uint64_t monotonic_ns();
+
+// Sends the front of `pending` as far as the socket takes it now, and
+// erases what went: with `ssl`, through SSL_write, which must allow partial
+// writes and a moving buffer (the swarm's context does), since a write
+// OpenSSL wants retried comes back from `pending` grown or moved; without,
+// with send(2) on `fd`. Returns false when the connection failed; what the
+// socket did not take stays for the next call, so nothing is dropped.
+bool send_pending(ssl_st* ssl, int fd, std::string& pending);
 
 class Swarm {
  public:
@@ -94,9 +103,12 @@ class Swarm {
   // read(2) or SSL_read: > 0 bytes, 0 at the end of the stream, -1 with
   // errno EAGAIN when nothing is there yet, -1 with `error` set otherwise.
   ssize_t read_some(Client& c, std::string& error);
-  // send(2) or SSL_write of a small frame, whole or not at all (the
-  // clients only write the handshake, pongs and the close frame).
+  // Queues bytes behind what waits to be sent and sends what the socket
+  // takes now (the clients only write the handshake, pongs and the close
+  // frame); what it does not take goes when the socket is writable. False
+  // when the connection failed.
   bool send_bytes(Client& c, std::string_view bytes);
+  bool flush_pending(Client& c);
   void on_readable(Client& c);
   bool on_frames(Client& c, std::string_view bytes, uint64_t rx_ns, size_t& used);
   void on_message(Client& c, Opcode opcode, std::string_view payload, uint64_t rx_ns);

@@ -26,6 +26,15 @@ char* plain_scratch() {
   return buffer.data();
 }
 
+// TLS: how much plaintext is encrypted at a time, each piece once the socket
+// took the ciphertext of the one before. Ciphertext is each client's own (a
+// batch's bytes are shared by every plain client, its records cannot be), so
+// a client that reads slowly keeps its backlog as shared plaintext, under
+// the same budget as ws://, and at most this much ciphertext of its own.
+// Four full records (16 KiB each): a fan-out batch to a client that keeps
+// up is still one piece, encrypted and written at once.
+constexpr size_t kTlsAhead = 64 * 1024;
+
 }  // namespace
 
 std::string text_frame(std::string_view json) { return frame(Opcode::text, json); }
@@ -138,18 +147,18 @@ bool Connection::receive_tls(std::string_view ciphertext) {
       continue;
     }
     if (status == TlsStream::ReadStatus::more) break;
-    // close_notify, or a client that is not speaking TLS we accept: OpenSSL's
-    // alert goes out if the socket takes it now, and the connection ends.
-    if (!writing_) {
-      auto alert = tls_->output();
-      std::error_code ec;
-      if (!alert.empty()) socket_.write_some(asio::buffer(alert.data(), alert.size()), ec);
-    }
+    // close_notify, or a client that is not speaking TLS we accept: the
+    // connection ends, and shut() sends OpenSSL's last words (send_tls_farewell).
     shut();
     return false;
   }
-  // Handshake messages, session tickets and key updates that reading made.
-  if (!writing_) flush_tls(false);
+  // Handshake messages, session tickets and key updates that reading made:
+  // a write of their own when none is in flight (one in flight sends them
+  // with its own ciphertext, in the order OpenSSL made them).
+  if (!writing_ && !tls_->output().empty()) {
+    writing_ = true;
+    pump_tls();
+  }
   return state_ != State::closed;
 }
 
@@ -230,6 +239,7 @@ void Connection::process_head() {
   }
   std::string rest = head_->substr(parsed.consumed);
   head_.reset();
+  head_request_ = request.method == "HEAD";
   auto self = shared_from_this();
   std::shared_ptr<const RequestHandler> handler = std::move(on_request_);  // needed once
   (*handler)(self, request);
@@ -291,7 +301,9 @@ void Connection::respond(int status, std::string_view content_type, std::string_
                          std::string_view extra_headers) {
   if (state_ != State::handshake) return;
   state_ = State::closing;
-  push(http_response(status, content_type, body, extra_headers));
+  std::string answer = http_response(status, content_type, body, extra_headers);
+  if (head_request_) answer.resize(answer.size() - body.size());
+  push(std::move(answer));
   finish_after_write();
 }
 
@@ -302,15 +314,7 @@ void Connection::respond(int status, std::string_view content_type, std::string_
 // idle connection keeps no write buffers and there is no asio completion
 // per client per batch. Only what the socket does not take is queued.
 size_t Connection::write_now(const asio::const_buffer* buffers, size_t count, size_t total) {
-  if (tls_) {
-    // Encrypted whole: the plaintext is taken, the TLS output is in flight.
-    if (!encrypt(buffers, count)) {
-      shut();
-      return total;
-    }
-    flush_tls(false);
-    return total;
-  }
+  if (tls_) return write_now_tls(buffers, count, total);
   std::error_code ec;
   size_t written = 0;
   if (count == 1) {
@@ -331,8 +335,11 @@ size_t Connection::write_now(const asio::const_buffer* buffers, size_t count, si
 }
 
 size_t Connection::buffered() const {
+  // With TLS: the plaintext not yet encrypted, and the ciphertext not yet sent.
   return queued_bytes_ + inflight_bytes_ + (tls_ ? tls_->output().size() : 0);
 }
+
+size_t Connection::tls_output_capacity() const { return tls_ ? tls_->output_capacity() : 0; }
 
 bool Connection::idle_writer() const { return state_ != State::closed && !writing_ && !has_queued(); }
 
@@ -437,12 +444,8 @@ void Connection::start_write() {
   if (state_ == State::closed) return;
   Writes& w = begin_inflight();
   if (tls_) {
-    const bool sent = encrypt(w.buffers.data(), w.buffers.size());
-    w.inflight.clear();
-    w.buffers.clear();
-    inflight_bytes_ = 0;
-    if (!sent) return after_write(std::make_error_code(std::errc::protocol_error));
-    flush_tls(true);
+    writing_ = true;
+    pump_tls();
     return;
   }
   // Most writes fit in the socket's buffer: write them now (the socket is
@@ -466,6 +469,13 @@ void Connection::start_inflight(size_t written) {
   if (state_ == State::closed) return;
   begin_inflight();
   writing_ = true;
+  if (tls_) {
+    // write_now_tls encrypted `written` bytes and left ciphertext waiting
+    // for the socket, with a wait for it: the rest is encrypted as the
+    // socket takes it (pump_tls).
+    advance_inflight(written);
+    return;
+  }
   wrote({}, written);
 }
 
@@ -483,45 +493,96 @@ Connection::Writes& Connection::begin_inflight() {
   return w;
 }
 
-bool Connection::encrypt(const asio::const_buffer* buffers, size_t count) {
-  for (size_t i = 0; i < count; ++i) {
-    if (!tls_->send(std::string_view(static_cast<const char*>(buffers[i].data()), buffers[i].size()))) return false;
+// ---- writing with TLS ----------------------------------------------------------
+
+// The plaintext is encrypted a piece at a time (kTlsAhead), each piece once
+// the socket took the ciphertext of the one before, so a client that reads
+// slowly holds its backlog as the shared plaintext a ws:// client would.
+size_t Connection::write_now_tls(const asio::const_buffer* buffers, size_t count, size_t total) {
+  size_t taken = 0;
+  for (;;) {
+    std::error_code ec;
+    if (!send_tls_output(ec)) {
+      if (ec) {
+        shut();
+        return total;  // nothing more to do with these bytes
+      }
+      // The socket is full: its ciphertext is the write in flight.
+      writing_ = true;
+      wait_writable_tls();
+      return taken;
+    }
+    if (taken == total) return taken;
+    const size_t n = encrypt_from(buffers, count, taken);
+    if (n == 0) {
+      shut();
+      return total;
+    }
+    taken += n;
   }
-  return true;
 }
 
-void Connection::flush_tls(bool complete) {
-  while (state_ != State::closed) {
+size_t Connection::encrypt_from(const asio::const_buffer* buffers, size_t count, size_t skip) {
+  size_t taken = 0;
+  for (size_t i = 0; i < count && taken < kTlsAhead; ++i) {
+    std::string_view bytes(static_cast<const char*>(buffers[i].data()), buffers[i].size());
+    if (skip >= bytes.size()) {
+      skip -= bytes.size();
+      continue;
+    }
+    bytes = bytes.substr(skip, kTlsAhead - taken);
+    skip = 0;
+    if (!tls_->send(bytes)) return 0;
+    taken += bytes.size();
+  }
+  return taken;
+}
+
+bool Connection::send_tls_output(std::error_code& ec) {
+  for (;;) {
     const std::string_view out = tls_->output();
-    if (out.empty()) {
-      if (complete) after_write({});
-      return;
-    }
-    std::error_code ec;
+    if (out.empty()) return true;
     const size_t n = socket_.write_some(asio::buffer(out.data(), out.size()), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-    if (ec) {
-      if (complete) {
-        after_write(ec);
-      } else {
-        shut();
-      }
-      return;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec.clear();
+      return false;
     }
+    if (ec) return false;
     last_progress_ = Clock::now();
     tls_->consumed(n);
   }
-  if (state_ == State::closed) return;
-  writing_ = true;
-  wait_writable_tls();
+}
+
+void Connection::pump_tls() {
+  while (state_ != State::closed) {
+    std::error_code ec;
+    if (!send_tls_output(ec)) {
+      if (ec) return after_write(ec);
+      return wait_writable_tls();
+    }
+    if (inflight_bytes_ == 0) return after_write({});
+    const size_t n = encrypt_from(writes_->buffers.data(), writes_->buffers.size(), 0);
+    if (n == 0) return after_write(std::make_error_code(std::errc::protocol_error));
+    advance_inflight(n);
+  }
 }
 
 void Connection::wait_writable_tls() {
   socket_.async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this()](const std::error_code& ec) {
     if (self->state_ == State::closed) return;
     if (ec) return self->after_write(ec);
-    self->flush_tls(true);
+    self->pump_tls();
   });
+}
+
+// Not waited for: the socket closes next. In the middle of a write nothing
+// is added (the client would never read past the records cut short).
+void Connection::send_tls_farewell(bool nothing_in_flight) {
+  if (!nothing_in_flight) return;
+  if (tls_->error().empty()) tls_->close_notify();
+  const std::string_view last = tls_->output();
+  std::error_code ec;
+  if (!last.empty()) socket_.write_some(asio::buffer(last.data(), last.size()), ec);
 }
 
 // The rest of a write, a piece at a time, so that the time of the last
@@ -535,14 +596,19 @@ void Connection::write_some_more() {
 void Connection::wrote(const std::error_code& ec, size_t written) {
   if (ec) return after_write(ec);
   if (written > 0) last_progress_ = Clock::now();
-  inflight_bytes_ -= written;
+  advance_inflight(written);
   if (inflight_bytes_ == 0) return after_write({});
+  write_some_more();
+}
+
+void Connection::advance_inflight(size_t done) {
+  inflight_bytes_ -= done;
+  if (inflight_bytes_ == 0) return;  // after_write clears the buffers
   auto& buffers = writes_->buffers;
   size_t skip = 0;
-  while (skip < buffers.size() && written >= buffers[skip].size()) written -= buffers[skip++].size();
+  while (skip < buffers.size() && done >= buffers[skip].size()) done -= buffers[skip++].size();
   buffers.erase(buffers.begin(), buffers.begin() + static_cast<std::ptrdiff_t>(skip));
-  if (written > 0) buffers.front() += written;
-  write_some_more();
+  if (done > 0) buffers.front() += done;
 }
 
 void Connection::after_write(const std::error_code& ec) {
@@ -635,18 +701,14 @@ void Connection::abandon() {
 
 void Connection::shut() {
   if (state_ == State::closed) return;
+  const bool nothing_in_flight = !writing_ && !has_queued();
   state_ = State::closed;
   // A paused connection holds itself; let go once the caller's stack has
   // unwound (shut() runs inside write(), close() and the like, which touch
   // the connection after it returns).
   if (paused_self_) asio::post(socket_.get_executor(), [held = std::move(paused_self_)] {});
+  if (tls_) send_tls_farewell(nothing_in_flight);
   std::error_code ec;
-  if (tls_ && tls_->output().empty()) {
-    // Everything is out: say goodbye in TLS too, if the socket takes it.
-    tls_->close_notify();
-    const auto notify = tls_->output();
-    if (!notify.empty()) socket_.write_some(asio::buffer(notify.data(), notify.size()), ec);
-  }
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
   if (timer_) timer_->cancel();

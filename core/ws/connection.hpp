@@ -10,8 +10,9 @@
 // - the bytes not yet taken by the kernel are counted exactly (queued and in
 //   flight), which the slow-client budget needs;
 // - with TLS (tls.hpp) the same loop reads ciphertext into the scratch
-//   buffer and hands it to OpenSSL; what is written is encrypted at once
-//   into the TLS output, which then counts as the bytes in flight.
+//   buffer and hands it to OpenSSL; writes queue the same shared plaintext
+//   as for ws://, encrypted a piece at a time as the socket takes it, so a
+//   slow TLS client holds little ciphertext of its own.
 #include <asio.hpp>
 #include <chrono>
 #include <cstdint>
@@ -53,7 +54,8 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
 
   void start();
 
-  // Handshake answers.
+  // Handshake answers. To a HEAD request, respond() sends the headers a GET
+  // would get (its Content-Length too) and no body (RFC 9110 section 9.3.2).
   void accept_upgrade(const HttpRequest& request, std::string_view subprotocol, std::shared_ptr<LinkEvents> events);
   void respond(int status, std::string_view content_type, std::string_view body, std::string_view extra_headers = {});
 
@@ -75,6 +77,10 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   void drain_and_pause();
   // Frees the write buffers' spare capacity when nothing is being written.
   void release_idle_memory();
+  // Heap bytes of the TLS output (ciphertext not yet sent, and its spare
+  // room); 0 for ws://. Bounded whatever the backlog: plaintext is
+  // encrypted only as the socket takes it.
+  size_t tls_output_capacity() const;
   // For a server going away with its I/O stopped: closes the socket (the
   // session hears on_closed) and lets go of the events, so neither keeps the
   // other alive.
@@ -123,6 +129,8 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   size_t write_now(const asio::const_buffer* buffers, size_t count, size_t total);
   void write_some_more();
   void wrote(const std::error_code& ec, size_t written);
+  // `done` more bytes of the write in flight were written (TLS: encrypted).
+  void advance_inflight(size_t done);
   void after_write(const std::error_code& ec);
   void arm_timer(std::chrono::milliseconds after);
   void hold_while_paused();
@@ -130,13 +138,26 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   void shut();
   // TLS: decrypts and handles what was read; false once the connection closed.
   bool receive_tls(std::string_view ciphertext);
-  // TLS: encrypts the plaintext into the output; false when TLS failed.
-  bool encrypt(const asio::const_buffer* buffers, size_t count);
-  // TLS: writes the output the socket takes now. The rest waits for the
-  // socket as a write in flight (writing_), and when all of it is out,
-  // `complete` says whether that write ends here (after_write).
-  void flush_tls(bool complete);
+  // TLS's write_now: encrypts and writes while the socket takes the
+  // records; returns how much plaintext was encrypted. Ciphertext the
+  // socket did not take becomes the write in flight (writing_, with a wait
+  // for the socket armed).
+  size_t write_now_tls(const asio::const_buffer* buffers, size_t count, size_t total);
+  // TLS: encrypts the next kTlsAhead bytes (or fewer) of `buffers`' plaintext,
+  // from `skip` bytes in, into the TLS output; returns how many, 0 when TLS failed.
+  size_t encrypt_from(const asio::const_buffer* buffers, size_t count, size_t skip);
+  // TLS: writes the ciphertext the output holds; true once all of it is
+  // out, false when the socket takes no more now or failed (`ec` set).
+  bool send_tls_output(std::error_code& ec);
+  // TLS: the write in flight: the ciphertext waiting goes out, then the next
+  // piece of plaintext is encrypted, until all of it is out (after_write)
+  // or the socket is full (it waits for the socket again).
+  void pump_tls();
   void wait_writable_tls();
+  // TLS, as the connection ends, the one place its last records are sent:
+  // with nothing in flight, the alert of a TLS failure that reading met, or
+  // else our close_notify, if the socket takes it now.
+  void send_tls_farewell(bool nothing_in_flight);
   // A client speaking plain HTTP to the TLS port: told so in plain HTTP.
   void refuse_plaintext();
 
@@ -176,6 +197,7 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   bool read_armed_ = false;  // an async wait or posted read is outstanding
   bool closed_reported_ = false;
   bool in_session_write_ = false;  // write() runs: the session learns of drained bytes from it
+  bool head_request_ = false;  // the request is a HEAD: its answer has no body
 };
 
 }  // namespace kws::ws

@@ -8,7 +8,7 @@ void answer_http(Connection& con, const HttpRequest& request, const HttpEndpoint
   const std::string path = request.target.substr(0, request.target.find('?'));
   const char* text = "text/plain; charset=utf-8";
   if (request.method != "GET" && request.method != "HEAD") {
-    con.respond(405, text, "kws serve answers GET only\n", "Allow: GET\r\n");
+    con.respond(405, text, "kws serve answers GET and HEAD only\n", "Allow: GET, HEAD\r\n");
     return;
   }
   if (path == "/" || path == "/index.html") {

@@ -61,13 +61,15 @@ class TlsStream {
   // close_notify, or the connection failed (error() says why).
   size_t read(char* into, size_t capacity, ReadStatus& status);
 
-  // Encrypts all of `plaintext` into output(). False when TLS failed.
+  // Encrypts all of `plaintext` into output() (the caller decides how much
+  // to encrypt ahead of the socket). False when TLS failed.
   bool send(std::string_view plaintext);
 
   // Queues a close_notify alert into output().
   void close_notify();
 
   std::string_view output() const { return std::string_view(output_).substr(output_sent_); }
+  size_t output_capacity() const { return output_.capacity(); }
   void consumed(size_t n);
   // Frees the output buffer's capacity once it is empty.
   void release_idle_memory();

@@ -2,7 +2,8 @@
 and https:// with urllib, both trusting a CA this test makes with openssl;
 the certificate chain in the cert file; TLS versions and suites; a plain
 HTTP client on the TLS port; bad files; a slow wss:// client, whose bytes
-wait as TLS records, closed by the same budget as a ws:// one."""
+wait as shared plaintext (encrypted only as its socket takes them), closed
+by the same budget as a ws:// one."""
 
 import asyncio
 import json
@@ -207,8 +208,9 @@ class SlowClient(TlsServeTestCase):
     broker_args = ["--partitions", "4"]
 
     def test_a_slow_wss_client_is_closed_by_its_budget(self):
-        # What waits for a TLS client is encrypted records, not frames: the
-        # budget must count them, or one slow wss:// client grows without bound.
+        # What waits for a TLS client is plaintext not yet encrypted and
+        # records not yet sent: the budget must count both, or one slow
+        # wss:// client grows without bound.
         bg = self.serve_tls("--client-buffer", "256k", "--ring-bytes", "64k")
         t = self.topic()
         self.send(t, "seed")

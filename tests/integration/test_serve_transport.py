@@ -108,9 +108,10 @@ class Peer:
             raise EOFError("the server closed the connection; unread: %r" % self.buf[:200])
         self.buf += chunk
 
-    def http_answer(self, timeout=STEP):
+    def http_answer(self, timeout=STEP, with_body=True):
         """(status, {lower-case name: value}, body) of an HTTP answer; the
-        body by Content-Length, none for a 101."""
+        body by Content-Length, none for a 101 (nor, without with_body, for
+        the answer to a HEAD)."""
         while b"\r\n\r\n" not in self.buf:
             self._more(timeout)
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -121,7 +122,7 @@ class Peer:
             name, value = line.split(":", 1)
             headers[name.strip().lower()] = value.strip()
         body = b""
-        if status != 101:
+        if status != 101 and with_body:
             length = int(headers.get("content-length", "0"))
             while len(self.buf) < length:
                 self._more(timeout)
@@ -453,7 +454,7 @@ class Transport(ServeTestCase):
         p.send(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
         status, headers, _ = p.http_answer()
         self.assertEqual(status, 405)
-        self.assertEqual(headers.get("allow"), "GET")
+        self.assertEqual(headers.get("allow"), "GET, HEAD")
         self.assertTrue(p.server_closed_tcp())
         # GET still works.
         q = self.peer()
@@ -461,6 +462,22 @@ class Transport(ServeTestCase):
         status, _, body = q.http_answer()
         self.assertEqual(status, 200)
         self.assertIn(b"kws_serve_connections", body)
+        self.assert_still_serving()
+
+    def test_head_gets_the_headers_of_get_and_no_body(self):
+        # RFC 9110 section 9.3.2: the same headers as a GET, Content-Length
+        # of the GET's body included, and no content.
+        for path in ("/", "/healthz", "/v2/broker/", "/nowhere"):
+            g = self.peer()
+            g.send(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+            get_status, get_headers, get_body = g.http_answer()
+            h = self.peer()
+            h.send(("HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+            status, headers, _ = h.http_answer(with_body=False)
+            self.assertEqual((status, headers), (get_status, get_headers), path)
+            self.assertEqual(int(headers["content-length"]), len(get_body), path)
+            self.assertEqual(h.buf, b"", path)
+            self.assertTrue(h.server_closed_tcp(), path)  # and nothing after the head
         self.assert_still_serving()
 
     # ---- fan-out ---------------------------------------------------------------------

@@ -1,12 +1,17 @@
-// kws bench's wire pieces: stamps, URLs, the handshake and frames.
+// kws bench's wire pieces: stamps, URLs, the handshake and frames; and
+// what a client sends when its socket is full.
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include "core/bench/histogram.hpp"
 #include "core/bench/process_probe.hpp"
+#include "core/bench/swarm.hpp"
 #include "core/bench/wire.hpp"
 #include "core/util/error.hpp"
+#include "tests/unit/tls_identity.hpp"
 
 using namespace kws::bench;
 
@@ -207,4 +212,66 @@ TEST_CASE("bench probe: this process's own memory, CPU and connections") {
   CHECK(me->hwm_kb >= me->rss_kb);
   CHECK(read_cpu_seconds(getpid()));
   CHECK(count_connections_to(getpid(), {9092}) == size_t(0));
+}
+
+// Found reading swarm.cpp: a pong or close frame SSL_write could not finish
+// (WANT_WRITE: the socket full) was dropped, and OpenSSL then required the
+// same write to be retried. Now bytes wait in the client's queue and are
+// retried from it, even after the queue grew and moved.
+TEST_CASE("bench swarm: bytes a full socket did not take wait and go later, in order, over TLS and plain") {
+  kws::test::Identity id;
+  SSL_CTX* server_ctx = SSL_CTX_new(TLS_server_method());
+  REQUIRE(SSL_CTX_use_certificate_file(server_ctx, id.cert.path.c_str(), SSL_FILETYPE_PEM) == 1);
+  REQUIRE(SSL_CTX_use_PrivateKey_file(server_ctx, id.key.path.c_str(), SSL_FILETYPE_PEM) == 1);
+  SSL_CTX* client_ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_mode(client_ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);  // as the swarm's context
+  for (bool tls : {true, false}) {
+    INFO((tls ? "TLS" : "plain"));
+    int fds[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
+    SSL* client = nullptr;
+    SSL* server = nullptr;
+    if (tls) {
+      client = SSL_new(client_ctx);
+      server = SSL_new(server_ctx);
+      SSL_set_fd(client, fds[0]);
+      SSL_set_fd(server, fds[1]);
+      SSL_set_connect_state(client);
+      SSL_set_accept_state(server);
+      for (int i = 0; i < 100 && !(SSL_is_init_finished(client) && SSL_is_init_finished(server)); ++i) {
+        SSL_do_handshake(client);
+        SSL_do_handshake(server);
+      }
+      REQUIRE(SSL_is_init_finished(client));
+    }
+    // More than the socket buffers hold, then a pong behind it.
+    std::string expected(4 << 20, 'm');
+    std::string pending = expected;
+    REQUIRE(send_pending(client, fds[0], pending));
+    REQUIRE_FALSE(pending.empty());  // the socket is full
+    const std::string pong = "\x8a\x80" "abcd";
+    pending += pong;
+    expected += pong;
+    pending.shrink_to_fit();  // the retried write comes from moved bytes
+    std::string received;
+    char buf[65536];
+    for (int round = 0; round < 100000 && received.size() < expected.size(); ++round) {
+      REQUIRE(send_pending(client, fds[0], pending));
+      for (;;) {
+        const ssize_t n = tls ? SSL_read(server, buf, sizeof buf) : read(fds[1], buf, sizeof buf);
+        if (n <= 0) break;
+        received.append(buf, static_cast<size_t>(n));
+      }
+    }
+    CHECK(pending.empty());
+    CHECK(received.size() == expected.size());
+    CHECK(received == expected);
+    SSL_free(client);
+    SSL_free(server);
+    close(fds[0]);
+    close(fds[1]);
+  }
+  SSL_CTX_free(client_ctx);
+  SSL_CTX_free(server_ctx);
 }

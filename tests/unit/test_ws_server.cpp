@@ -121,3 +121,16 @@ TEST_CASE("server: at shutdown a client that answers the close at once is let go
   CHECK(s.eof);
   CHECK(s.server->open_connections() == 0);
 }
+
+TEST_CASE("server: a HEAD request gets the headers a GET gets, Content-Length included, and no body") {
+  std::string answers[2];
+  for (int head = 0; head < 2; ++head) {
+    ServerOverSocketpair s;
+    s.send_all(std::string(head ? "HEAD" : "GET") + " /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(s.eof);
+    answers[head] = s.received;
+  }
+  CHECK(answers[0].find("Content-Length: 3\r\n") != std::string::npos);
+  CHECK(answers[0].substr(answers[0].size() - 3) == "ok\n");
+  CHECK(answers[1] == answers[0].substr(0, answers[0].size() - 3));
+}

@@ -1,68 +1,28 @@
 // ws::TlsStream against an OpenSSL client, all in memory: the handshake,
 // data both ways in pieces of any size, close_notify, a client that is not
-// speaking TLS, and the files TlsContext refuses.
+// speaking TLS, and the files TlsContext refuses. And a TLS ws::Connection
+// over loopback whose client does not read: what its backlog costs.
 #include <catch2/catch.hpp>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
-#include <unistd.h>
+#include <sys/socket.h>
 
-#include <cstdio>
-#include <cstdlib>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "core/util/error.hpp"
+#include "core/ws/connection.hpp"
 #include "core/ws/tls.hpp"
+#include "tests/unit/tls_identity.hpp"
 
 using namespace kws;
 using namespace kws::ws;
+using kws::test::Identity;
 
 namespace {
-
-struct TempFile {
-  std::string path;
-  explicit TempFile(const std::string& tag) {
-    char name[] = "/tmp/kws-tls-test-XXXXXX";
-    const int fd = mkstemp(name);
-    REQUIRE(fd >= 0);
-    close(fd);
-    path = std::string(name) + tag;
-    std::rename(name, path.c_str());
-  }
-  ~TempFile() { std::remove(path.c_str()); }
-};
-
-// A self-signed P-256 certificate for localhost and its key, as PEM files.
-struct Identity {
-  TempFile cert{".pem"};
-  TempFile key{".key"};
-  Identity() {
-    EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-    REQUIRE(pkey);
-    X509* x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_NAME* name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-    X509_set_issuer_name(x, name);
-    X509_set_pubkey(x, pkey);
-    REQUIRE(X509_sign(x, pkey, EVP_sha256()) > 0);
-    FILE* f = std::fopen(cert.path.c_str(), "w");
-    PEM_write_X509(f, x);
-    std::fclose(f);
-    f = std::fopen(key.path.c_str(), "w");
-    PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr);
-    std::fclose(f);
-    X509_free(x);
-    EVP_PKEY_free(pkey);
-  }
-};
 
 // An OpenSSL client over two memory BIOs; trusts nothing (the test checks
 // the server's TLS, not its certificate).
@@ -214,4 +174,154 @@ TEST_CASE("tls: the context refuses missing, swapped and mismatched files, namin
   CHECK(refusal(id.cert.path, other.key.path).find("does not belong to the certificate") != std::string::npos);
   CHECK(refusal(id.cert.path, id.key.path) == "accepted");
   CHECK(ERR_peek_error() == 0);  // nothing left on the thread's error queue
+}
+
+namespace {
+
+struct Events : LinkEvents {
+  Link* link = nullptr;
+  int drained = 0;
+  bool closed = false;
+  void on_message(MessageKind, std::string&) override {}
+  void on_drained() override { ++drained; }
+  void on_closed() override {
+    closed = true;
+    link = nullptr;
+  }
+};
+
+// A TLS ws::Connection on loopback and an OpenSSL client on the other end
+// of it, both driven from the test's thread; small socket buffers, so what
+// the client does not read stays in the connection, not in the kernel.
+struct TlsPair {
+  Identity id;
+  TlsContext context{id.cert.path, id.key.path};
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor{io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
+  asio::ip::tcp::socket client_socket{io};
+  ws::Connection::Limits limits;
+  std::shared_ptr<Events> events = std::make_shared<Events>();
+  std::shared_ptr<ws::Connection> con;
+  SSL_CTX* client_ctx = SSL_CTX_new(TLS_client_method());
+  SSL* client = nullptr;
+
+  TlsPair() {
+    client_socket.open(asio::ip::tcp::v4());
+    client_socket.set_option(asio::socket_base::receive_buffer_size(32 * 1024));
+    client_socket.connect(acceptor.local_endpoint());
+    asio::ip::tcp::socket server(io);
+    acceptor.accept(server);
+    server.set_option(asio::socket_base::send_buffer_size(32 * 1024));
+    auto on_request = std::make_shared<const ws::Connection::RequestHandler>(
+        [ev = events](const std::shared_ptr<ws::Connection>& c, const ws::HttpRequest& r) {
+          c->accept_upgrade(r, "", ev);
+          if (!ev->closed) ev->link = c.get();
+        });
+    con = std::make_shared<ws::Connection>(std::move(server), limits, on_request, std::make_unique<TlsStream>(context));
+    con->start();
+    client_socket.non_blocking(true);
+    client = SSL_new(client_ctx);
+    SSL_set_fd(client, client_socket.native_handle());
+    SSL_set_connect_state(client);
+  }
+  ~TlsPair() {
+    SSL_free(client);
+    SSL_CTX_free(client_ctx);
+  }
+  void spin() {
+    io.poll();
+    io.restart();
+  }
+  // Runs the server until `done`, for at most 10 s.
+  template <typename Done>
+  bool until(Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      spin();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return true;
+  }
+  void send(const std::string& plain) {
+    REQUIRE(until([&] { return SSL_write(client, plain.data(), static_cast<int>(plain.size())) > 0; }));
+  }
+  // Reads what is there now into `into`; false at close_notify.
+  bool read_some(std::string& into) {
+    char buf[16384];
+    for (;;) {
+      const int n = SSL_read(client, buf, sizeof buf);
+      if (n > 0) {
+        into.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      return SSL_get_error(client, n) != SSL_ERROR_ZERO_RETURN;
+    }
+  }
+};
+
+std::string masked_close_1000() {
+  return std::string("\x88\x82" "abcd", 6) + static_cast<char>(0x03 ^ 'a') + static_cast<char>(0xE8 ^ 'b');
+}
+
+}  // namespace
+
+// Found in the overload benchmark (docs/BENCHMARKS.md, "TLS"): each TLS
+// connection encrypted everything handed to it at once, so a client that
+// read slowly held its whole backlog (up to the 4 MiB budget) as ciphertext
+// of its own, where a ws:// client holds references to shared batch bytes;
+// 1,000 slow TLS clients took the bridge to 0.8-2 GB.
+TEST_CASE("tls: a connection whose client reads nothing keeps its backlog as shared plaintext, not as ciphertext") {
+  TlsPair p;
+  REQUIRE(p.until([&] { return SSL_connect(p.client) == 1; }));
+  p.send("GET /v2/broker/?topics=t HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  std::string received;
+  REQUIRE(p.until([&] { return p.read_some(received), received.find("\r\n\r\n") != std::string::npos; }));
+  REQUIRE(received.rfind("HTTP/1.1 101 ", 0) == 0);
+  received.clear();
+  REQUIRE(p.events->link);
+
+  // 8 MiB in batches, as a session hands over a slow client's outbox.
+  auto topic = std::make_shared<const std::string>("t");
+  const std::string value(1 << 20, 'v');
+  std::vector<OutItem> items;
+  std::string expected;
+  for (int64_t offset = 0; offset < 8; ++offset) {
+    auto frame = make_frame(MessageView{"t", 0, offset, 5, TimestampType::create_time, std::nullopt, value, {}});
+    auto batch = std::make_shared<const FrameBatch>(topic, std::vector<FramePtr>{frame});
+    expected += batch->bytes(Encoding::kafka_text);
+    items.push_back(OutItem{batch, {}});
+  }
+  const std::weak_ptr<const FrameBatch> last_batch = items.back().batch;
+  p.events->link->write(items, Encoding::kafka_text);
+  for (int i = 0; i < 20; ++i) p.spin();
+
+  // The kernel holds a little, the connection the rest: as plaintext it
+  // shares (the batches are still the session's, not copies), and at most
+  // a piece of ciphertext ahead of the socket.
+  CHECK(p.con->buffered() > 6 * (1u << 20));
+  CHECK(p.con->tls_output_capacity() <= 128 * 1024);
+  CHECK(last_batch.use_count() > 0);
+  // Waiting on the socket, as the server's write timeout sees it.
+  CHECK(p.con->stalled_since() != ws::Connection::Clock::time_point{});
+  const int drained_before = p.events->drained;
+
+  // The client reads: everything arrives, in order, and the session hears it drained.
+  REQUIRE(p.until([&] { return p.read_some(received), received.size() >= expected.size(); }));
+  CHECK(received == expected);
+  CHECK(p.con->buffered() == 0);
+  CHECK(p.events->drained > drained_before);
+  CHECK(last_batch.expired());
+
+  // The closing handshake, then close_notify before TCP closes.
+  received.clear();
+  p.events->link->close(CloseReason::normal, "bye");
+  REQUIRE(p.until([&] { return p.read_some(received), received.size() >= 7; }));
+  CHECK(received == std::string("\x88\x05\x03\xe8" "bye", 7));
+  p.send(masked_close_1000());
+  bool notified = false;
+  REQUIRE(p.until([&] { return notified = !p.read_some(received); }));
+  CHECK(notified);
+  CHECK(p.events->closed);
 }
