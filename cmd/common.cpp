@@ -114,6 +114,8 @@ std::string value_name(const SettingKey& key) {
     }
     case SettingType::path:
       return "FILE";
+    case SettingType::list:
+      return "LIST";
     case SettingType::boolean:
       break;
   }

@@ -81,7 +81,9 @@ TEST_CASE("settings: the table is consistent") {
     if (key.type == SettingType::choice) CHECK(key.choices.size() >= 2);
     if (key.type == SettingType::factor) CHECK(key.max > 0);
     // 0 has a meaning only where the type has a zero, and a word for "no limit" only counts have.
-    if (!key.zero.empty()) CHECK((key.type == SettingType::count || key.type == SettingType::duration));
+    if (!key.zero.empty()) {
+      CHECK((key.type == SettingType::count || key.type == SettingType::duration || key.type == SettingType::bytes));
+    }
     if (!key.unlimited.empty()) CHECK(key.type == SettingType::count);
     // Every default passes its own validator.
     CHECK_NOTHROW(parse_setting(key, key.default_value, "default"));
