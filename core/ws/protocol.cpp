@@ -166,6 +166,7 @@ std::string_view status_text(int status) {
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
