@@ -64,6 +64,11 @@ void refuse_socket(asio::ip::tcp::socket& socket, int status, const std::string&
   socket.non_blocking(true, ec);
   const std::string answer = http_response(status, "text/plain; charset=utf-8", why + "\n");
   socket.write_some(asio::buffer(answer), ec);
+  // Closing with unread bytes sends a reset, which may make the client's
+  // kernel drop the answer before it is read: read what the request already
+  // brought (usually all of it, as it came with the connection) first.
+  char discard[4096];
+  for (int i = 0; i < 16 && !ec; ++i) socket.read_some(asio::buffer(discard), ec);
   socket.close(ec);
 }
 
