@@ -26,9 +26,9 @@ _kws() {
       COMPREPLY=($(compgen -W "serve broker send tail ingest topics bench config completion --help --version" -- "$cur"))
       return ;;
     serve)
-      opts="-h --help -l --listen --tls-cert --tls-key --client-buffer --slow-client --ping-interval --idle-timeout --max-frame --max-connections --write-timeout --max-topics --create-topics --produce-timeout --ring-bytes --max-group-sessions --max-catchups --log-format -t --topic --partitions --broker-listen -b --brokers -X --property -F --config --timeout -v --verbose"
+      opts="-h --help -l --listen --tls-cert --tls-key --client-buffer --slow-client --ping-interval --idle-timeout --max-frame --max-connections --write-timeout --max-topics --create-topics --produce-timeout --ring-bytes --max-connections-per-ip --limit-loopback --max-subscriptions --produce-rate --produce-bytes-rate --allow-origin --max-group-sessions --max-catchups --log-format -t --topic --partitions --broker-listen -b --brokers -X --property -F --config --timeout -v --verbose"
       files="--tls-cert --tls-key -F --config"
-      valued="-l --listen --tls-cert --tls-key --client-buffer --slow-client --ping-interval --idle-timeout --max-frame --max-connections --write-timeout --max-topics --create-topics --produce-timeout --ring-bytes --max-group-sessions --max-catchups --log-format -t --topic --partitions --broker-listen -b --brokers -X --property -F --config --timeout"
+      valued="-l --listen --tls-cert --tls-key --client-buffer --slow-client --ping-interval --idle-timeout --max-frame --max-connections --write-timeout --max-topics --create-topics --produce-timeout --ring-bytes --max-connections-per-ip --limit-loopback --max-subscriptions --produce-rate --produce-bytes-rate --allow-origin --max-group-sessions --max-catchups --log-format -t --topic --partitions --broker-listen -b --brokers -X --property -F --config --timeout"
       case "$prev" in
         --slow-client) COMPREPLY=($(compgen -W "close drop-oldest" -- "$cur")); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
