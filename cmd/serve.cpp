@@ -189,10 +189,6 @@ class StatusLine {
   std::chrono::steady_clock::time_point last_at_{};
 };
 
-}  // namespace
-
-namespace {
-
 // The limits' settings into the server's options; a bad origin pattern is a
 // usage error naming where it was given.
 void apply_limits(const KwsSettings& s, ServerOptions& server) {
