@@ -560,3 +560,19 @@ TEST_CASE("settings: booleans") {
   CHECK(usage_error_of([&] { parse_setting(key, "maybe", "ORIGIN"); }) ==
         "ORIGIN: 'maybe' is not a boolean (true/false, yes/no, on/off, 1/0)");
 }
+
+TEST_CASE("settings: lists, and byte sizes whose 0 means something", "[limits]") {
+  auto s = resolve_kws_settings("serve", {}, {},
+                                fake_env({{"KWS_SERVE_ALLOW_ORIGIN", " https://a.example.com , http://localhost:*"},
+                                          {"KWS_SERVE_PRODUCE_BYTES_RATE", "0"}}));
+  CHECK(s.list("serve.allow_origin") == std::vector<std::string>{"https://a.example.com", "http://localhost:*"});
+  CHECK(s.bytes("serve.produce_bytes_rate") == 0);
+  CHECK(resolve_kws_settings("serve", {}, {}, fake_env({})).list("serve.allow_origin").empty());
+  const SettingKey& list = *find_setting_key("serve.allow_origin");
+  CHECK(usage_error_of([&] { parse_setting(list, "a,,b", "ORIGIN"); }) ==
+        "ORIGIN: 'a,,b' has an empty item (items are separated by single commas)");
+  CHECK(usage_error_of([&] { parse_setting(list, "a b", "ORIGIN"); }) == "ORIGIN: 'a b': an item cannot contain spaces");
+  // A bytes key without a meaning for 0 still refuses it.
+  CHECK(usage_error_of([&] { parse_setting(*find_setting_key("serve.max_frame"), "0", "ORIGIN"); }) ==
+        "ORIGIN: '0': the size must be above 0");
+}
