@@ -116,6 +116,8 @@ std::string value_name(const SettingKey& key) {
       return "FILE";
     case SettingType::text:
       return "TEXT";
+    case SettingType::list:
+      return "LIST";
     case SettingType::boolean:
       break;
   }

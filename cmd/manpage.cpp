@@ -85,7 +85,7 @@ std::string type_description(const SettingKey& key) {
       return "HOST:PORT or [V6]:PORT; PORT or :PORT alone means 127.0.0.1:PORT (every interface only as "
              "0.0.0.0:PORT)";
     case SettingType::bytes:
-      return "bytes: a number with an optional k, M or G (powers of 1024; KiB, KB, MiB, MB, GiB, GB alike)";
+      return "bytes: a number with an optional k, M or G (powers of 1024; KiB, KB, MiB, MB, GiB, GB alike)" + zero;
     case SettingType::count:
       return "a whole number from " + std::string(key.zero.empty() ? "1" : "0") +
              (key.max ? " to " + std::to_string(key.max) : std::string()) + zero +
@@ -103,6 +103,8 @@ std::string type_description(const SettingKey& key) {
       return "text";
     case SettingType::boolean:
       return "true or false";
+    case SettingType::list:
+      return "items separated by commas (empty: none)";
   }
   return "";
 }

@@ -13,6 +13,7 @@
 #include "core/util/output.hpp"
 #include "core/util/signals.hpp"
 #include "core/ws/demo_page.hpp"
+#include "core/ws/origin.hpp"
 #include "core/ws/tls.hpp"
 
 namespace kws::cmd {
@@ -129,6 +130,30 @@ CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
   add_setting_flag(app, "--ring-bytes", "serve.ring_bytes", o.settings,
                    "Recent messages kept per partition for -N starts")
       ->group(flow);
+  // Limits for a server facing the internet (docs/SECURITY.md, "Limits").
+  const char* limits = "Limits";
+  add_setting_flag(app, "--max-connections-per-ip", "serve.max_connections_per_ip", o.settings,
+                   "Connections one IP address may hold, plain HTTP included (429 beyond; 0: no cap)")
+      ->group(limits);
+  add_setting_flag(app, "--limit-loopback", "serve.limit_loopback", o.settings,
+                   "Apply --max-connections-per-ip to 127.0.0.1 and ::1 too")
+      ->group(limits);
+  add_setting_flag(app, "--max-subscriptions", "serve.max_subscriptions", o.settings,
+                   "Topics one session may subscribe to (within --max-topics)")
+      ->group(limits);
+  add_setting_flag(app, "--produce-rate", "serve.produce_rate", o.settings,
+                   "Messages/s one session may produce (rate_limited beyond, 1008 if it keeps on; 0: no limit)")
+      ->group(limits);
+  add_setting_flag(app, "--produce-bytes-rate", "serve.produce_bytes_rate", o.settings,
+                   "Bytes/s one session may produce (as --produce-rate; 0: no limit)")
+      ->group(limits);
+  // Repeatable: every pattern given counts (and commas separate several).
+  add_setting_flag(app, "--allow-origin", "serve.allow_origin", o.settings,
+                   "Origin whose pages may connect (repeatable; https://*.example.com; others get 403)")
+      ->type_name("ORIGIN")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::Join)
+      ->group(limits);
   app->add_option("--max-group-sessions", o.max_group_sessions, "Sessions with group.id at once (each owns a consumer)")
       ->type_name("N")
       ->default_val(64)
@@ -254,6 +279,22 @@ Access load_access(const KwsSettings& s) {
   return access;
 }
 
+// The limits' settings into the server's options; a bad origin pattern is a
+// usage error naming where it was given.
+void apply_limits(const KwsSettings& s, ServerOptions& server) {
+  server.max_connections_per_ip = s.count("serve.max_connections_per_ip");
+  server.limit_loopback = s.boolean("serve.limit_loopback");
+  server.session.max_subscriptions = s.count("serve.max_subscriptions");
+  ProduceRateLimits& produce = server.session.produce_limits;
+  produce.messages_per_s = s.count("serve.produce_rate");
+  produce.bytes_per_s = s.bytes("serve.produce_bytes_rate");
+  produce.min_byte_burst = server.session.max_frame;
+  server.allow_origins = s.list("serve.allow_origin");
+  for (const auto& pattern : server.allow_origins) {
+    if (auto problem = ws::origin_pattern_problem(pattern)) throw usage_error(s.at("serve.allow_origin").where() + ": " + *problem);
+  }
+}
+
 }  // namespace
 
 int run_serve(const ServeOptions& o) {
@@ -302,6 +343,7 @@ int run_serve(const ServeOptions& o) {
   }
   options.server.session.max_group_sessions = static_cast<size_t>(o.max_group_sessions);
   options.server.session.max_topics = s.count("serve.max_topics");
+  apply_limits(s, options.server);
   options.create_topics = s.boolean("serve.create_topics");
   options.produce_timeout = s.duration("serve.produce_timeout");
   options.hub.ring_bytes = s.bytes("serve.ring_bytes");

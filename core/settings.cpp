@@ -33,6 +33,8 @@ std::string_view setting_type_name(SettingType type) {
       return "file";
     case SettingType::text:
       return "text";
+    case SettingType::list:
+      return "list";
     case SettingType::boolean:
       break;
   }
@@ -93,6 +95,34 @@ const std::vector<SettingKey>& kws_setting_keys() {
       make_key("serve.max_topics", "KWS_SERVE_MAX_TOPICS", "100", T::count,
                "Topics one session may subscribe and produce to, together; more are refused with topic_limit.",
                {"serve"}, {}, 1000000),
+      make_key("serve.max_subscriptions", "KWS_SERVE_MAX_SUBSCRIPTIONS", "64", T::count,
+               "Topics one session may subscribe to (within serve.max_topics); more are refused with "
+               "topic_limit, or 400 when the connect query names more.",
+               {"serve"}, {}, 1000000),
+      zero_means(make_key("serve.max_connections_per_ip", "KWS_SERVE_MAX_CONNECTIONS_PER_IP", "256", T::count,
+                          "Connections one peer IP address may hold at once, plain HTTP and handshakes "
+                          "included; more are answered 429. Loopback peers only with serve.limit_loopback.",
+                          {"serve"}, {}, 1000000),
+                 "no cap"),
+      make_key("serve.limit_loopback", "KWS_SERVE_LIMIT_LOOPBACK", "false", T::boolean,
+               "Whether serve.max_connections_per_ip applies to loopback peers (127.0.0.0/8, ::1) too; off "
+               "because behind a reverse proxy on the same host every client is 127.0.0.1.",
+               {"serve"}),
+      zero_means(make_key("serve.produce_rate", "KWS_SERVE_PRODUCE_RATE", "1000", T::count,
+                          "Messages per second one session may produce, with a burst of one second's worth; "
+                          "more are refused with rate_limited, and a client that keeps on is closed (1008).",
+                          {"serve"}, {}, 100000000),
+                 "no limit"),
+      zero_means(make_key("serve.produce_bytes_rate", "KWS_SERVE_PRODUCE_BYTES_RATE", "4M", T::bytes,
+                          "Bytes per second one session may produce (its frames' payloads), with a burst of one "
+                          "second's worth (at least serve.max_frame); as serve.produce_rate past it.",
+                          {"serve"}),
+                 "no limit"),
+      make_key("serve.allow_origin", "KWS_SERVE_ALLOW_ORIGIN", "", T::list,
+               "Origins whose pages may open a WebSocket, separated by commas (https://app.example.com, "
+               "https://*.example.com, http://localhost:*); an upgrade with another Origin is answered 403. "
+               "Empty: any. Requests without Origin (not browsers) are not checked.",
+               {"serve"}),
       make_key("serve.create_topics", "KWS_SERVE_CREATE_TOPICS", "true", T::boolean,
                "Whether producing to a missing topic creates it (where the broker allows auto-creation); "
                "false answers unknown_topic.",
@@ -299,7 +329,7 @@ uint64_t parse_bytes(const SettingKey& key, const std::string& text, const std::
   if (d.whole > limit / unit) bad(origin, "'" + text + "' is too large (at most " + std::to_string(limit) + " bytes)");
   if (d.fraction * unit % d.scale != 0) bad(origin, "'" + text + "' is not a whole number of bytes");
   uint64_t n = d.whole * unit + d.fraction * unit / d.scale;
-  if (n == 0) bad(origin, "'" + text + "': the size must be above 0");
+  if (n == 0 && key.zero.empty()) bad(origin, "'" + text + "': the size must be above 0");
   if (n > limit) bad(origin, "'" + text + "' is too large (at most " + std::to_string(limit) + " bytes)");
   return n;
 }
@@ -435,6 +465,30 @@ bool parse_boolean(const std::string& text, const std::string& origin) {
   bad(origin, "'" + text + "' is not a boolean (true/false, yes/no, on/off, 1/0)");
 }
 
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> items;
+  if (text.find_first_not_of(' ') == std::string_view::npos) return items;
+  for (size_t at = 0; at <= text.size();) {
+    size_t comma = std::min(text.find(',', at), text.size());
+    std::string_view item = text.substr(at, comma - at);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    items.emplace_back(item);
+    at = comma + 1;
+  }
+  return items;
+}
+
+std::string parse_list(const std::string& text, const std::string& origin) {
+  std::string normal;
+  for (const auto& item : split_list(text)) {
+    if (item.empty()) bad(origin, "'" + text + "' has an empty item (items are separated by single commas)");
+    if (item.find_first_of(" \t") != std::string::npos) bad(origin, "'" + item + "': an item cannot contain spaces");
+    normal += (normal.empty() ? "" : ",") + item;
+  }
+  return normal;
+}
+
 std::string join(const std::vector<std::string>& items, const char* sep) {
   std::string out;
   for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
@@ -464,6 +518,8 @@ SettingValue parse_setting(const SettingKey& key, const std::string& text, const
       return text;
     case SettingType::boolean:
       return parse_boolean(text, origin);
+    case SettingType::list:
+      return parse_list(text, origin);
     case SettingType::choice:
       if (std::find(key.choices.begin(), key.choices.end(), text) == key.choices.end()) {
         bad(origin, "'" + text + "' is not one of: " + join(key.choices, ", "));
@@ -539,6 +595,9 @@ const std::string& KwsSettings::text(std::string_view name) const {
 }
 bool KwsSettings::boolean(std::string_view name) const {
   return std::get<bool>(typed(name, SettingType::boolean).value);
+}
+std::vector<std::string> KwsSettings::list(std::string_view name) const {
+  return split_list(std::get<std::string>(typed(name, SettingType::list).value));
 }
 
 KwsSettings resolve_kws_settings(std::string_view command, const FlagValues& flags, const ConfigFile& file,

@@ -26,7 +26,7 @@ namespace kws {
 enum class SettingType {
   host_port,  // HOST:PORT or [V6]:PORT, port 0-65535 (0: any free port); PORT or :PORT alone
               // means 127.0.0.1:PORT (parse_listen_address)
-  bytes,      // a whole number of bytes above 0: a number with an optional k, M or G (powers of
+  bytes,      // a whole number of bytes above 0 (0 when SettingKey::zero says what it means): a number with an optional k, M or G (powers of
               // 1024) and an optional B after it ("64K", "1.5M", "16MiB", "16MB", "4096B")
   count,      // a whole number from 1 (0 when SettingKey::zero says what it means) to
               // SettingKey::max, or SettingKey::unlimited
@@ -38,6 +38,8 @@ enum class SettingType {
   path,       // a readable regular file; empty means "not set"
   text,       // any text without control characters; empty means "not set"
   boolean,    // true/false, yes/no, on/off, 1/0
+  list,       // items separated by commas, none empty, none with spaces (spaces around
+              // the commas are dropped); empty means none. The command checks the items.
 };
 std::string_view setting_type_name(SettingType type);
 
@@ -50,7 +52,7 @@ struct SettingKey {
   std::vector<std::string> commands;  // the commands that read it: "serve", "ingest"
   std::vector<std::string> choices;   // for SettingType::choice
   uint64_t max = 0;                   // for count, bytes and factor; 0: no limit below 2^63
-  // For count and duration: what 0 means ("no pings"), for the man page; 0
+  // For count, bytes and duration: what 0 means ("no pings"), for the man page; 0
   // is refused when this is empty.
   std::string zero;
   // For count: the word that stands for "no limit" ("forever"); none when empty.
@@ -128,6 +130,7 @@ class KwsSettings {
   const std::string& path(std::string_view name) const;  // "" when not set
   const std::string& text(std::string_view name) const;  // "" when not set
   bool boolean(std::string_view name) const;
+  std::vector<std::string> list(std::string_view name) const;  // empty when none
 
   void add(KwsSetting setting) { settings_.push_back(std::move(setting)); }
 

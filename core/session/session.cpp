@@ -375,7 +375,7 @@ Session::Handled Session::handle(MessageKind kind, const std::string& payload) {
       refuse(r.error, r.why, r.request_id, r.topic);
       return Handled::done;
     case ClientRequest::Kind::produce:
-      return produce(r);
+      return produce(r, payload.size());
     case ClientRequest::Kind::auth:
       kws_protocol_ = true;
       authenticate(r);
@@ -399,10 +399,38 @@ std::optional<Refusal> Session::admit(std::string_view topic, TopicAction action
     return Refusal{ClientError::topic_limit, "this session already uses " + std::to_string(services_.options.max_topics) +
                                                  " topics (serve.max_topics)"};
   }
+  if (action == TopicAction::read && !contains(subscribed_, topic) &&
+      subscribed_.size() >= services_.options.max_subscriptions) {
+    ++services_.counters->subscription_limit_refusals;
+    return Refusal{ClientError::topic_limit, "this session already subscribes to " +
+                                                 std::to_string(services_.options.max_subscriptions) +
+                                                 " topics (serve.max_subscriptions)"};
+  }
   return std::nullopt;
 }
 
-Session::Handled Session::produce(const ClientRequest& r) {
+bool Session::within_rate(const ClientRequest& r, std::string_view topic, size_t frame_bytes) {
+  const ProduceRateLimits& limits = services_.options.produce_limits;
+  if (!limits.enabled()) return true;
+  if (closing_) return false;  // frames read after the close was asked for
+  const auto now = services_.clock ? services_.clock() : std::chrono::steady_clock::now();
+  if (!produce_limiter_) produce_limiter_ = std::make_unique<ProduceLimiter>(limits, now);
+  ProduceLimiter::Decision d = produce_limiter_->check(frame_bytes, now);
+  if (d.verdict == ProduceLimiter::Verdict::allowed) return true;
+  ++services_.counters->rate_limited;
+  // A kafka-websocket client cannot be told: refuse() counts and logs it.
+  refuse(ClientError::rate_limited, d.why, r.request_id, topic);
+  if (d.verdict == ProduceLimiter::Verdict::close && link_) {
+    closing_ = true;
+    ++services_.counters->rate_limit_closes;
+    services_.log->warning("closing a client: " + d.close_reason);
+    flush();
+    if (link_) link_->close(CloseReason::policy, d.close_reason);
+  }
+  return false;
+}
+
+Session::Handled Session::produce(const ClientRequest& r, size_t frame_bytes) {
   RecordPolicy policy;
   PreparedRecord prepared;
   std::string_view topic;
@@ -411,6 +439,7 @@ Session::Handled Session::produce(const ClientRequest& r) {
   } else {
     topic = r.message.topic;
   }
+  if (!within_rate(r, topic, frame_bytes)) return Handled::done;
   if (auto refusal = admit(topic, TopicAction::write)) {
     refuse(refusal->error, refusal->why, r.request_id, topic);
     return Handled::done;
@@ -427,6 +456,7 @@ Session::Handled Session::produce(const ClientRequest& r) {
   ProduceOutcome out = services_.producer->try_produce(prepared.record);
   if (out.queued()) {
     insert_sorted(produced_, topic);
+    if (produce_limiter_) produce_limiter_->produced(frame_bytes);
     return Handled::done;
   }
   --pending_produce_;

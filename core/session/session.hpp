@@ -29,6 +29,7 @@
 #include "core/session/link.hpp"
 #include "core/session/outbox.hpp"
 #include "core/session/produce_tracker.hpp"
+#include "core/session/rate_limit.hpp"
 #include "core/util/spin_lock.hpp"
 #include "core/util/log.hpp"
 
@@ -59,6 +60,8 @@ struct SessionOptions {
   size_t max_pending_produce = 1000;  // frames waiting for Kafka; beyond, reading pauses
   size_t max_pending_requests = 8;    // subscribe/unsubscribe waiting for the hub; beyond, reading pauses
   size_t max_topics = 100;            // topics one session may subscribe to and produce to, together
+  size_t max_subscriptions = 64;      // of those, topics it may subscribe to (each costs the hub work)
+  ProduceRateLimits produce_limits;   // per session; off unless set
   size_t max_group_sessions = 64;     // on the whole bridge
   // A session ends this long after its token's `exp` (the verifier's leeway
   // for clock skew), unless the client sent a fresh token.
@@ -86,6 +89,9 @@ struct SessionCounters {
   std::atomic<uint64_t> paused_reads{0};    // times a session stopped reading its client
   std::atomic<uint64_t> lost_notices{0};    // `lost` notices for sessions
   std::atomic<uint64_t> unsent_notices{0};  // replies and notices a kafka-websocket client was not sent
+  std::atomic<uint64_t> rate_limited{0};    // produces refused with rate_limited
+  std::atomic<uint64_t> rate_limit_closes{0};
+  std::atomic<uint64_t> subscription_limit_refusals{0};  // subscriptions over serve.max_subscriptions
 };
 
 // What a group.id session reads (the bridge opens a consumer for it).
@@ -117,6 +123,7 @@ struct SessionServices {
   std::atomic<size_t>* group_sessions = nullptr;
   std::atomic<bool>* finishing = nullptr;  // the bridge shuts down: never resume reading
   LogSink* log = nullptr;
+  SteadyClock clock;  // for the produce limits; empty: std::chrono::steady_clock
 };
 
 // Thousands of idle sessions are the common case, so a session keeps only
@@ -171,7 +178,10 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   void refuse_in_turn(const Refusal& refusal, std::string_view request_id, std::string_view topic);
   void forget_failed_subscriptions();
   Handled handle(MessageKind kind, const std::string& payload);
-  Handled produce(const ClientRequest& request);
+  Handled produce(const ClientRequest& request, size_t frame_bytes);
+  // Whether the produce limits let a frame of `frame_bytes` through; when
+  // not, the client has been answered (and perhaps closed).
+  bool within_rate(const ClientRequest& request, std::string_view topic, size_t frame_bytes);
   void control(const ClientRequest& request);
   void authenticate(const ClientRequest& request);
   std::optional<Refusal> admit(std::string_view topic, TopicAction action);
@@ -189,6 +199,8 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   Outbox outbox_;
   Link* link_ = nullptr;  // I/O thread; null before open() and after on_closed()
   std::unique_ptr<GroupReader> group_reader_;
+  // Made at the first produce when limits are set: most sessions only read.
+  std::unique_ptr<ProduceLimiter> produce_limiter_;
   // I/O-thread state.
   std::vector<std::string> subscribed_;  // sorted; topics this session reads
   std::vector<std::string> produced_;    // sorted; topics it wrote to

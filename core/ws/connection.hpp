@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/session/link.hpp"
+#include "core/ws/peer_limits.hpp"
 #include "core/ws/protocol.hpp"
 #include "core/ws/tls.hpp"
 
@@ -85,6 +86,10 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   // session hears on_closed) and lets go of the events, so neither keeps the
   // other alive.
   void abandon();
+
+  // The connection's place in its peer address's count, given back when the
+  // connection is destroyed, whichever way it ended.
+  void hold(PeerSlot slot) { peer_slot_ = std::move(slot); }
 
   bool is_open() const { return state_ == State::open; }
   // The verified client certificate's subject (mTLS), "" without one.
@@ -198,6 +203,7 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   bool closed_reported_ = false;
   bool in_session_write_ = false;  // write() runs: the session learns of drained bytes from it
   bool head_request_ = false;  // the request is a HEAD: its answer has no body
+  PeerSlot peer_slot_;
 };
 
 }  // namespace kws::ws

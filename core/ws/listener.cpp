@@ -53,19 +53,26 @@ void Listener::close() {
   pause_.cancel();
 }
 
-void Listener::refuse(asio::ip::tcp::socket& socket, const char* why) {
+void refuse_socket(asio::ip::tcp::socket& socket, int status, const std::string& why, bool plain) {
   // One non-blocking write: the answer fits any socket buffer, and a client
   // that does not read it loses nothing it could use.
   std::error_code ec;
-  if (!plain_refusals_) {
+  if (!plain) {
     socket.close(ec);
     return;
   }
   socket.non_blocking(true, ec);
-  const std::string answer = http_response(503, "text/plain; charset=utf-8", std::string(why) + "\n");
+  const std::string answer = http_response(status, "text/plain; charset=utf-8", why + "\n");
   socket.write_some(asio::buffer(answer), ec);
+  // Closing with unread bytes sends a reset, which may make the client's
+  // kernel drop the answer before it is read: read what the request already
+  // brought (usually all of it, as it came with the connection) first.
+  char discard[4096];
+  for (int i = 0; i < 16 && !ec; ++i) socket.read_some(asio::buffer(discard), ec);
   socket.close(ec);
 }
+
+void Listener::refuse(asio::ip::tcp::socket& socket, const char* why) { refuse_socket(socket, 503, why, plain_refusals_); }
 
 void Listener::accept() {
   acceptor_.async_accept([this](const std::error_code& ec, asio::ip::tcp::socket socket) {

@@ -12,6 +12,11 @@
 
 namespace kws::ws {
 
+// Answers an accepted socket `status` with `why` as the body in one
+// non-blocking write, without reading its request, and closes it; with
+// `plain` false (a TLS port, where plain text means nothing) it only closes.
+void refuse_socket(asio::ip::tcp::socket& socket, int status, const std::string& why, bool plain);
+
 class Listener {
  public:
   // Takes each accepted socket; returns false when the server is full (the

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "core/auth/jwt.hpp"
@@ -13,6 +14,8 @@
 #include "core/util/metrics_text.hpp"
 #include "core/ws/connection.hpp"
 #include "core/ws/listener.hpp"
+#include "core/ws/origin.hpp"
+#include "core/ws/peer_limits.hpp"
 #include "core/ws/tls.hpp"
 #include "core/ws/routes.hpp"
 
@@ -34,6 +37,9 @@ constexpr uint64_t kReservedDescriptors = 256;
 struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   ServerOptions options;
   ServerServices services;
+  // The limits (docs/SECURITY.md): before io, whose handlers own connections.
+  ws::PeerLimits peer_limits{{options.max_connections_per_ip, options.limit_loopback}};
+  ws::OriginPolicy origins{options.allow_origins};
   asio::io_context io;
   Connection::Limits limits;
   ws::Listener listener{io, *services.log};
@@ -145,6 +151,9 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   void setup();
   bool on_socket(asio::ip::tcp::socket& socket);
   bool on_metrics_socket(asio::ip::tcp::socket& socket);
+  // Counts the socket against its address's cap; false when it was refused
+  // (answered 429 and closed).
+  bool admit_peer(asio::ip::tcp::socket& socket, ws::PeerSlot& slot);
   void on_request(const ConnectionPtr& con, const ws::HttpRequest& request);
   void on_metrics_request(const ConnectionPtr& con, const ws::HttpRequest& request);
   Authentication authenticate(const Connection& con, const ws::HttpRequest& request, std::string_view query) const;
@@ -213,7 +222,10 @@ bool Server::Impl::on_socket(asio::ip::tcp::socket& socket) {
       return false;
     }
   }
+  ws::PeerSlot slot;
+  if (!admit_peer(socket, slot)) return true;
   auto con = std::make_shared<Connection>(std::move(socket), limits, request_handler, std::move(stream));
+  con->hold(std::move(slot));
   con->start();
   return true;
 }
@@ -293,6 +305,41 @@ void Server::Impl::unauthorized(Connection& con, const Authentication& refused) 
                                   : "WWW-Authenticate: Bearer realm=\"kws\"\r\n");
 }
 
+namespace {
+
+// The peer's IP address, when the socket is TCP over IPv4 or IPv6 (the
+// test and fuzz seams serve AF_UNIX socketpairs, which have none).
+std::optional<ws::PeerAddress> peer_address(asio::ip::tcp::socket& socket) {
+  std::error_code ec;
+  const asio::ip::tcp::endpoint remote = socket.remote_endpoint(ec);
+  if (ec) return std::nullopt;
+  const int family = remote.data()->sa_family;
+  if (family != AF_INET && family != AF_INET6) return std::nullopt;
+  const asio::ip::address a = remote.address();
+  if (a.is_v4()) return ws::PeerAddress::v4(a.to_v4().to_uint());
+  // A v4-mapped v6 peer (a dual-stack listener) counts as its v4 address.
+  return ws::PeerAddress::v6(a.to_v6().to_bytes());
+}
+
+}  // namespace
+
+bool Server::Impl::admit_peer(asio::ip::tcp::socket& socket, ws::PeerSlot& slot) {
+  const std::optional<ws::PeerAddress> address = peer_address(socket);
+  if (!address) return true;
+  ws::PeerLimits::Admission admission = peer_limits.admit(*address);
+  if (admission.admitted) {
+    slot = std::move(admission.slot);
+    return true;
+  }
+  ++counters.per_ip_refusals;
+  // 429, not the 503 of a full server: this client, not the server, is at its limit.
+  ws::refuse_socket(socket, 429,
+                    "too many connections from " + address->text() + " (" +
+                        std::to_string(peer_limits.max_per_address()) + ", serve.max_connections_per_ip)",
+                    /*plain=*/!options.tls);
+  return false;
+}
+
 void Server::Impl::on_request(const ConnectionPtr& con, const ws::HttpRequest& request) {
   if (request.is_upgrade()) {
     upgrade(con, request);
@@ -325,6 +372,10 @@ void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& requ
     if (version_mismatch) return refuse(426, *problem, "Sec-WebSocket-Version: 13\r\n");
     return refuse(400, *problem);
   }
+  if (auto why = origins.refusal(request)) {
+    ++counters.origin_refusals;
+    return refuse(403, *why);
+  }
   if (finishing) return refuse(503, "shutting down");
   {
     std::lock_guard<std::mutex> lock(registry_mutex);
@@ -350,6 +401,11 @@ void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& requ
   // before the upgrade, so a refusal is an HTTP answer naming the topic.
   if (parsed.topics.size() > options.session.max_topics) {
     return refuse(400, "topics: more than " + std::to_string(options.session.max_topics) + " (serve.max_topics)");
+  }
+  if (parsed.topics.size() > options.session.max_subscriptions) {
+    ++session_counters.subscription_limit_refusals;
+    return refuse(400, "topics: more than " + std::to_string(options.session.max_subscriptions) +
+                           " (serve.max_subscriptions)");
   }
   static const Principal anonymous;
   const Principal& principal = who.principal ? *who.principal : anonymous;
@@ -466,6 +522,17 @@ std::string Server::Impl::metrics() const {
   counter("kws_serve_idle_closes_total", "Connections closed after the idle timeout", counters.idle_closes);
   counter("kws_serve_paused_reads_total", "Times a session stopped reading its client (Kafka's queue, open requests)", c.paused_reads);
   counter("kws_serve_lost_notices_total", "lost notices for sessions (messages Kafka deleted before they were read)", c.lost_notices);
+  counter("kws_serve_per_ip_refusals_total", "Connections refused at accept (429): their address held serve.max_connections_per_ip", counters.per_ip_refusals);
+  counter("kws_serve_origin_refusals_total", "Upgrades refused (403): their Origin matched no serve.allow_origin", counters.origin_refusals);
+  counter("kws_serve_rate_limited_total", "Produces refused with rate_limited (serve.produce_rate, serve.produce_bytes_rate)", c.rate_limited);
+  counter("kws_serve_rate_limit_closes_total", "Connections closed (1008) for producing on over the rate limit", c.rate_limit_closes);
+  counter("kws_serve_subscription_limit_refusals_total", "Subscriptions refused over serve.max_subscriptions (topic_limit, or 400 at connect)", c.subscription_limit_refusals);
+  m.family("kws_serve_max_connections_per_ip", "gauge", "The per-address connection cap (serve.max_connections_per_ip; 0: none)")
+      .sample("kws_serve_max_connections_per_ip", static_cast<double>(peer_limits.max_per_address()));
+  m.family("kws_serve_peer_connections", "gauge", "TCP connections open now that count against their address's cap (plain HTTP and handshakes included)")
+      .sample("kws_serve_peer_connections", static_cast<double>(peer_limits.connections()));
+  m.family("kws_serve_peer_addresses", "gauge", "Peer addresses holding at least one connection now")
+      .sample("kws_serve_peer_addresses", static_cast<double>(peer_limits.addresses()));
   counter("kws_serve_unsent_notices_total", "Replies and notices not sent to kafka-websocket clients (they did not ask for the kws protocol)", c.unsent_notices);
   m.family("kws_serve_pending_bytes", "gauge", "Bytes accepted for clients and not yet taken by their sockets")
       .sample("kws_serve_pending_bytes", static_cast<double>(pending_bytes));

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/message_io.hpp"
 #include "core/session/session.hpp"
@@ -35,6 +36,14 @@ struct ServerOptions {
   // it is closed (it pongs, perhaps, but does not read).
   std::chrono::milliseconds write_timeout{30000};
   size_t max_connections = 10000;
+  // Connections one peer IP address may hold at once, plain HTTP and
+  // handshakes included (0: no cap); past it, 429 at accept. Loopback peers
+  // only with limit_loopback (docs/SECURITY.md, "Limits").
+  size_t max_connections_per_ip = 256;
+  bool limit_loopback = false;
+  // Origin patterns (core/ws/origin.hpp) a browser's upgrade must match;
+  // empty: any. Requests without Origin are not checked.
+  std::vector<std::string> allow_origins;
   // Set: the listener speaks only TLS (wss:// and https://).
   std::shared_ptr<const ws::TlsContext> tls;
   // Gateway security (docs/SECURITY.md). Set: every upgrade needs a valid
@@ -72,6 +81,8 @@ struct ServerCounters {
   std::atomic<uint64_t> reloads{0};
   std::atomic<uint64_t> idle_closes{0};
   std::atomic<uint64_t> stalled_closes{0};
+  std::atomic<uint64_t> per_ip_refusals{0};  // accepts refused: the address held serve.max_connections_per_ip
+  std::atomic<uint64_t> origin_refusals{0};  // upgrades refused 403: Origin matched no serve.allow_origin
 };
 
 class Server {

@@ -81,7 +81,9 @@ TEST_CASE("settings: the table is consistent") {
     if (key.type == SettingType::choice) CHECK(key.choices.size() >= 2);
     if (key.type == SettingType::factor) CHECK(key.max > 0);
     // 0 has a meaning only where the type has a zero, and a word for "no limit" only counts have.
-    if (!key.zero.empty()) CHECK((key.type == SettingType::count || key.type == SettingType::duration));
+    if (!key.zero.empty()) {
+      CHECK((key.type == SettingType::count || key.type == SettingType::duration || key.type == SettingType::bytes));
+    }
     if (!key.unlimited.empty()) CHECK(key.type == SettingType::count);
     // Every default passes its own validator.
     CHECK_NOTHROW(parse_setting(key, key.default_value, "default"));
@@ -557,4 +559,20 @@ TEST_CASE("settings: booleans") {
   for (const char* no : {"false", "No", "off", "0"}) CHECK_FALSE(std::get<bool>(parse_setting(key, no, "o")));
   CHECK(usage_error_of([&] { parse_setting(key, "maybe", "ORIGIN"); }) ==
         "ORIGIN: 'maybe' is not a boolean (true/false, yes/no, on/off, 1/0)");
+}
+
+TEST_CASE("settings: lists, and byte sizes whose 0 means something", "[limits]") {
+  auto s = resolve_kws_settings("serve", {}, {},
+                                fake_env({{"KWS_SERVE_ALLOW_ORIGIN", " https://a.example.com , http://localhost:*"},
+                                          {"KWS_SERVE_PRODUCE_BYTES_RATE", "0"}}));
+  CHECK(s.list("serve.allow_origin") == std::vector<std::string>{"https://a.example.com", "http://localhost:*"});
+  CHECK(s.bytes("serve.produce_bytes_rate") == 0);
+  CHECK(resolve_kws_settings("serve", {}, {}, fake_env({})).list("serve.allow_origin").empty());
+  const SettingKey& list = *find_setting_key("serve.allow_origin");
+  CHECK(usage_error_of([&] { parse_setting(list, "a,,b", "ORIGIN"); }) ==
+        "ORIGIN: 'a,,b' has an empty item (items are separated by single commas)");
+  CHECK(usage_error_of([&] { parse_setting(list, "a b", "ORIGIN"); }) == "ORIGIN: 'a b': an item cannot contain spaces");
+  // A bytes key without a meaning for 0 still refuses it.
+  CHECK(usage_error_of([&] { parse_setting(*find_setting_key("serve.max_frame"), "0", "ORIGIN"); }) ==
+        "ORIGIN: '0': the size must be above 0");
 }

@@ -479,3 +479,98 @@ TEST_CASE("session: a session closes with 1008 once its token expired, after the
   CHECK_FALSE(s->close_if_expired(exp + std::chrono::seconds(31)));  // once
   CHECK_FALSE(t->close_if_expired(exp + std::chrono::hours(1000000)));
 }
+
+TEST_CASE("session: subscriptions beyond serve.max_subscriptions are refused with topic_limit, producing goes on", "[limits]") {
+  SessionFixture f;
+  f.services.options.max_subscriptions = 2;
+  for (const char* t : {"a", "b", "c"}) f.cluster.create(t, 1);
+  FakeLink link;
+  auto s = f.open(link, "topics=t", "kws.v1");
+  f.send(*s, R"({"type":"subscribe","topics":["a","b"],"id":1})");
+  f.send(*s, R"({"type":"subscribe","topic":"t","id":2})");  // already subscribed: not a new one
+  f.send(*s, R"({"topic":"c","message":"m","id":3})");       // producing is not subscribing
+  CHECK(link.types() == std::vector<std::string>{"subscribed", "subscribed", "error", "subscribed", "ack"});
+  CHECK(link.replies[2]["code"] == "topic_limit");
+  CHECK(link.replies[2]["topic"] == "b");
+  CHECK_THAT(link.replies[2].value("message", ""), Catch::Contains("serve.max_subscriptions"));
+  CHECK(f.counters.subscription_limit_refusals == 1);
+  f.send(*s, R"({"type":"unsubscribe","topic":"t","id":4})");
+  f.send(*s, R"({"type":"subscribe","topic":"b","id":5})");  // room again
+  CHECK(link.replies.back()["type"] == "subscribed");
+}
+
+namespace {
+// A clock the test moves.
+struct ManualClock {
+  std::chrono::steady_clock::time_point now{std::chrono::seconds(100)};
+  SteadyClock fn() {
+    return [this] { return now; };
+  }
+};
+}  // namespace
+
+TEST_CASE("session: produces over serve.produce_rate get rate_limited and are not produced; one that keeps on is closed (1008)", "[limits]") {
+  SessionFixture f;
+  ManualClock clock;
+  f.services.clock = clock.fn();
+  f.services.options.produce_limits.messages_per_s = 3;
+  f.services.options.produce_limits.close_after_refusals = 5;
+  FakeLink link;
+  auto s = f.open(link, "", "kws.v1");
+  for (int i = 1; i <= 4; ++i) f.send(*s, R"({"topic":"t","message":"m","id":)" + std::to_string(i) + "}");
+  CHECK(link.types() == std::vector<std::string>{"ack", "ack", "ack", "error"});
+  CHECK(link.replies[3]["code"] == "rate_limited");
+  CHECK(link.replies[3]["id"] == 4);
+  CHECK(f.sink.kept.size() == 3);
+  // Binary produce frames pay the same.
+  f.send(*s, std::string("\x01t", 2) + "bin", MessageKind::binary);
+  CHECK(link.replies.back()["code"] == "rate_limited");
+  clock.now += std::chrono::milliseconds(400);  // one more allowed
+  f.send(*s, R"({"topic":"t","message":"m","id":6})");
+  CHECK(link.replies.back()["type"] == "ack");
+  CHECK_FALSE(link.closed);
+  for (int i = 7; i <= 9; ++i) f.send(*s, R"({"topic":"t","message":"m","id":)" + std::to_string(i) + "}");
+  CHECK(f.counters.rate_limited == 5);
+  REQUIRE(link.closed);
+  CHECK(*link.closed == CloseReason::policy);
+  CHECK_THAT(link.close_why, Catch::Contains("rate"));
+  CHECK(link.replies.back()["code"] == "rate_limited");  // told before the close
+  CHECK(f.counters.rate_limit_closes == 1);
+  CHECK(f.sink.kept.size() == 4);
+  const size_t replies = link.replies.size();
+  f.send(*s, R"({"topic":"t","message":"after the close","id":10})");
+  CHECK(link.replies.size() == replies);
+  CHECK(f.sink.kept.size() == 4);
+}
+
+TEST_CASE("session: serve.produce_bytes_rate counts the client's frame bytes", "[limits]") {
+  SessionFixture f;
+  ManualClock clock;
+  f.services.clock = clock.fn();
+  f.services.options.produce_limits.bytes_per_s = 100;
+  FakeLink link;
+  auto s = f.open(link, "", "kws.v1");
+  f.send(*s, R"({"topic":"t","message":")" + std::string(60, 'x') + R"(","id":1})");
+  f.send(*s, R"({"topic":"t","message":")" + std::string(60, 'x') + R"(","id":2})");
+  CHECK(link.types() == std::vector<std::string>{"ack", "error"});
+  CHECK_THAT(link.replies[1].value("message", ""), Catch::Contains("bytes/s"));
+}
+
+TEST_CASE("session: a kafka-websocket client over the rate cannot be told: counted and logged, and closed if it keeps on", "[limits]") {
+  SessionFixture f;
+  ManualClock clock;
+  f.services.clock = clock.fn();
+  f.services.options.produce_limits.messages_per_s = 1;
+  f.services.options.produce_limits.close_after_refusals = 3;
+  FakeLink link;
+  auto s = f.open(link, "topics=t");
+  for (int i = 0; i < 4; ++i) f.send(*s, R"({"topic":"t","message":"m"})");
+  CHECK(link.replies.empty());
+  CHECK(f.sink.kept.size() == 1);
+  CHECK(f.counters.rate_limited == 3);
+  CHECK(f.counters.unsent_notices >= 3);
+  CHECK(link.closed);
+  bool logged = false;
+  for (const auto& l : f.log.lines) logged = logged || l.second.find("rate_limited") != std::string::npos;
+  CHECK(logged);
+}

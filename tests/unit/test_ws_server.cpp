@@ -3,7 +3,10 @@
 // as tests/fuzz/fuzz_connection.cpp drives it.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -133,4 +136,117 @@ TEST_CASE("server: a HEAD request gets the headers a GET gets, Content-Length in
   CHECK(answers[0].find("Content-Length: 3\r\n") != std::string::npos);
   CHECK(answers[0].substr(answers[0].size() - 3) == "ok\n");
   CHECK(answers[1] == answers[0].substr(0, answers[0].size() - 3));
+}
+
+namespace {
+
+// Real TCP over loopback, handed to the server through serve_descriptor,
+// so the peer address is there and serve.max_connections_per_ip applies.
+struct ServerOverTcp {
+  test::FakeCluster cluster;
+  test::FakeAdmin admin{cluster};
+  NullLog log;
+  std::unique_ptr<Hub> hub;
+  test::FakeSink sink;
+  std::unique_ptr<Server> server;
+  int listener = -1;
+  sockaddr_in address{};
+
+  explicit ServerOverTcp(size_t per_ip) {
+    cluster.create("t", 1);
+    HubLimits limits;
+    limits.admin_thread = false;
+    hub = std::make_unique<Hub>(std::make_unique<test::FakeFeed>(cluster), admin, limits, log);
+    ServerServices services;
+    services.hub = hub.get();
+    services.producer = &sink;
+    services.kafka_ready = [] { return true; };
+    services.log = &log;
+    ServerOptions options;
+    options.max_connections_per_ip = per_ip;
+    options.limit_loopback = true;
+    server = std::make_unique<Server>(options, services);
+    listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    socklen_t len = sizeof address;
+    REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &len) == 0);
+    REQUIRE(::listen(listener, 8) == 0);
+  }
+  ~ServerOverTcp() {
+    server.reset();
+    close(listener);
+  }
+  // A client socket, its server end served; returns the client's end.
+  int connect_client() {
+    int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    int served = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    REQUIRE(served >= 0);
+    server->serve_descriptor(served);
+    settle();
+    return client;
+  }
+  void settle() {
+    for (int i = 0; i < 50; ++i) {
+      hub->run_once(std::chrono::milliseconds(0));
+      server->poll();
+      usleep(1000);
+    }
+  }
+  double gauge(const std::string& name) {
+    const std::string text = server->metrics_text();
+    const size_t at = text.find("\n" + name + " ");
+    REQUIRE(at != std::string::npos);
+    return std::stod(text.substr(at + name.size() + 2));
+  }
+  static std::string read_some(int fd) {
+    timeval timeout{2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    char buf[4096];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("server: the per-IP count goes back to 0 whichever way connections end", "[limits]") {
+  ServerOverTcp s(2);
+  // An upgraded session that ends with a close handshake.
+  int session = s.connect_client();
+  REQUIRE(send(session, kUpgrade.data(), kUpgrade.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(kUpgrade.size()));
+  s.settle();
+  CHECK(ServerOverTcp::read_some(session).rfind("HTTP/1.1 101 ", 0) == 0);
+  // A socket in its handshake that says nothing.
+  int silent = s.connect_client();
+  CHECK(s.gauge("kws_serve_peer_connections") == 2);
+  // Over the cap: 429 at once, and not counted.
+  int third = s.connect_client();
+  const std::string refused = ServerOverTcp::read_some(third);
+  CHECK(refused.rfind("HTTP/1.1 429 ", 0) == 0);
+  CHECK(refused.find("serve.max_connections_per_ip") != std::string::npos);
+  close(third);
+  CHECK(s.gauge("kws_serve_peer_connections") == 2);
+  CHECK(s.gauge("kws_serve_per_ip_refusals_total") == 1);
+  // The silent one resets; the session closes properly.
+  linger reset{1, 0};
+  setsockopt(silent, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  close(silent);
+  send(session, kClose1001.data(), kClose1001.size(), MSG_NOSIGNAL);
+  s.settle();
+  close(session);
+  s.settle();
+  CHECK(s.gauge("kws_serve_peer_connections") == 0);
+  CHECK(s.gauge("kws_serve_peer_addresses") == 0);
+  // A bad request (400 from the connection itself) gives its place back too.
+  int bad = s.connect_client();
+  const std::string garbage = "NOT HTTP\r\n\r\n";
+  send(bad, garbage.data(), garbage.size(), MSG_NOSIGNAL);
+  s.settle();
+  CHECK(ServerOverTcp::read_some(bad).rfind("HTTP/1.1 400 ", 0) == 0);
+  close(bad);
+  s.settle();
+  CHECK(s.gauge("kws_serve_peer_connections") == 0);
 }

@@ -1,0 +1,75 @@
+#pragma once
+// Per-session produce limits of kws serve (serve.produce_rate,
+// serve.produce_bytes_rate): token buckets, and the rule for a client that
+// keeps producing after being told it is over (closed with 1008). Pure
+// arithmetic on an injected clock, so the tests never sleep.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace kws {
+
+// Refills at `rate` tokens per second up to `burst`; starts full.
+class TokenBucket {
+ public:
+  using Clock = std::chrono::steady_clock;
+  TokenBucket(double rate, double burst, Clock::time_point now) : rate_(rate), burst_(burst), tokens_(burst), at_(now) {}
+
+  // Whether `cost` tokens are there at `now`; takes none (take() does, once
+  // the work they pay for was done).
+  bool has(double cost, Clock::time_point now);
+  void take(double cost) { tokens_ -= cost; }
+  double tokens() const { return tokens_; }
+
+ private:
+  void refill(Clock::time_point now);
+  double rate_;
+  double burst_;
+  double tokens_;
+  Clock::time_point at_;
+};
+
+struct ProduceRateLimits {
+  uint64_t messages_per_s = 0;  // 0: no limit
+  uint64_t bytes_per_s = 0;     // 0: no limit; bytes of the client's frames
+  // The byte bucket holds at least this, so the largest frame the bridge
+  // takes (serve.max_frame) can pass at any rate.
+  uint64_t min_byte_burst = 0;
+  // A client "keeps going" when its produces go on being refused: for this
+  // long without a second's pause between refusals, or this many times
+  // before such a pause. It is then closed (WebSocket 1008).
+  std::chrono::milliseconds close_after{5000};
+  uint32_t close_after_refusals = 100;
+  bool enabled() const { return messages_per_s > 0 || bytes_per_s > 0; }
+};
+
+class ProduceLimiter {
+ public:
+  using Clock = std::chrono::steady_clock;
+  ProduceLimiter(const ProduceRateLimits& limits, Clock::time_point now);
+
+  enum class Verdict { allowed, refused, close };
+  struct Decision {
+    Verdict verdict = Verdict::allowed;
+    std::string why;           // refused and close: which limit, in the client's words
+    std::string close_reason;  // close: the WebSocket close frame's reason
+  };
+  // Whether one produce of `bytes` may go now. allowed: call produced() if
+  // it was handed to Kafka (a produce that waits for Kafka's queue and is
+  // checked again later pays once). refused: answer rate_limited. close:
+  // answer rate_limited, then close the client.
+  Decision check(size_t bytes, Clock::time_point now);
+  void produced(size_t bytes);
+
+ private:
+  ProduceRateLimits limits_;
+  TokenBucket messages_;
+  TokenBucket bytes_;
+  // The current overrun: refusals with less than a second between them.
+  Clock::time_point overrun_since_{};
+  Clock::time_point last_refusal_{};
+  uint32_t refusals_ = 0;
+};
+
+}  // namespace kws
