@@ -123,6 +123,14 @@ void check_message(MessageKind kind, const std::string& payload, size_t max_fram
         if (!r.request_id.empty()) CHECK(parsed(ack_json(r.request_id, r.message.topic, 0, 0))["id"] == parsed(r.request_id));
       }
       break;
+    case ClientRequest::Kind::auth: {
+      // The frame's own non-empty "token" string; the answer to it is JSON whatever its id.
+      CHECK(kind == MessageKind::text && r.kws_only && !r.token.empty());
+      json doc = parsed(payload);
+      CHECK(doc.is_object() && doc["token"].is_string() && doc["token"].get<std::string>() == r.token);
+      CHECK(parsed(authenticated_json(r.request_id, r.token, 1))["sub"] == r.token);
+      break;
+    }
     case ClientRequest::Kind::subscribe:
     case ClientRequest::Kind::unsubscribe:
       CHECK(kind == MessageKind::text && r.kws_only);
