@@ -298,6 +298,9 @@ void apply_limits(const KwsSettings& s, ServerOptions& server) {
 }  // namespace
 
 int run_serve(const ServeOptions& o) {
+  // At once: a SIGHUP during the Kafka connect would otherwise end the
+  // process; it is acted on once serving.
+  install_reload_signal();
   // Before anything starts, so a bad value is only a usage error naming where it came from.
   ConnectionOptions::Resolved resolved = o.connection.resolve("serve", o.settings);
   const KwsSettings& s = resolved.kws;
@@ -317,6 +320,7 @@ int run_serve(const ServeOptions& o) {
     throw usage_error(s.at("serve.auth").where() + ": 'none' contradicts the JWT key or client CA also given");
   }
 
+  std::vector<std::string> log_later;  // warnings found before the log exists
   BridgeOptions options;
   HostPort listen = s.host_port("serve.listen");
   // The server binds an address, not a name; localhost is the one name people type.
@@ -333,6 +337,7 @@ int run_serve(const ServeOptions& o) {
   options.server.tls = access.tls;
   options.server.check_token = access.check_token;
   options.server.public_page = s.boolean("serve.public_page");
+  options.server.client_certificates = !s.path("serve.tls_client_ca").empty();
   options.server.session.token_leeway = std::chrono::duration_cast<std::chrono::seconds>(s.duration("serve.jwt_leeway"));
   if (!s.text("serve.metrics_listen").empty()) {
     const std::string& where = s.text("serve.metrics_listen");
@@ -340,6 +345,11 @@ int run_serve(const ServeOptions& o) {
     options.server.metrics_listener = true;
     options.server.metrics_host = metrics.host == "localhost" ? "127.0.0.1" : metrics.host;
     options.server.metrics_port = metrics.port;
+    if (!is_loopback(options.server.metrics_host)) {
+      log_later.push_back("--metrics-listen " + where +
+                          " answers /metrics without a token to anyone who reaches it: topic names and traffic; keep "
+                          "it on an internal network");
+    }
   }
   options.server.session.max_group_sessions = static_cast<size_t>(o.max_group_sessions);
   options.server.session.max_topics = s.count("serve.max_topics");
@@ -355,6 +365,7 @@ int run_serve(const ServeOptions& o) {
   } else {
     log = std::make_unique<StderrLog>(o.connection.verbosity > 0 ? LogLevel::debug : LogLevel::note);
   }
+  for (const auto& warning : log_later) log->warning(warning);
 
   // The seed's whole case for a bridge: Kafka never faces the internet
   // unprotected. Loopback is a developer's machine; anything else needs
@@ -411,7 +422,6 @@ int run_serve(const ServeOptions& o) {
 
   // SIGHUP: the same files read again; one that cannot be used keeps the
   // old one in force, so a botched renewal never takes the bridge down.
-  install_reload_signal();
   auto reload = [&] {
     Access fresh;
     try {

@@ -348,9 +348,11 @@ std::optional<nlohmann::json> parse_json_text(std::string_view text, std::string
     const std::string& what = parser.message;
     auto at = what.find("column ");
     error = "not valid JSON: " + (at == std::string::npos ? what : what.substr(at));
-    // The echoed input may hold the very bytes that were not UTF-8; error
-    // text travels in JSON frames, so leave it out then.
-    if (!is_valid_utf8(error)) error = error.substr(0, error.find("; last read:"));
+    // nlohmann echoes the token it was reading ("; last read: '...'"): that
+    // may be a secret (an auth frame's token) and a refusal may be logged,
+    // or bytes that are not UTF-8, which JSON frames cannot carry. The
+    // column says where.
+    error = error.substr(0, error.find("; last read:"));
   } catch (const std::exception& e) {  // allocation failure only
     error = std::string("not valid JSON: ") + e.what();
   }

@@ -34,6 +34,8 @@ class GroupReader {
               std::shared_ptr<Subscriber> subscriber, std::function<size_t()> backlog, size_t high_water,
               LogSink& log);
   ~GroupReader();  // stops and joins
+  // What it reads (fixed at construction, so safe from any thread).
+  const GroupSubscription& subscription() const { return subscription_; }
   void stop();
   bool finished() const { return finished_; }
 

@@ -274,7 +274,28 @@ void Session::authenticate(const ClientRequest& r) {
     refuse(ClientError::bad_token, check.problem, r.request_id);
     return;
   }
+  // A refresh renews who the session is; it never turns it into someone else.
+  if (principal_ && check.principal->name != principal_->name) {
+    refuse(ClientError::bad_token, "the token is for another subject than this session's", r.request_id);
+    return;
+  }
   principal_ = std::move(check.principal);
+  if (group_reader_) {
+    // A group session's topics are fixed: rights that no longer cover them end it.
+    const GroupSubscription& g = group_reader_->subscription();
+    bool allowed = services_.authorizer->allows_group(*principal_, g.group);
+    for (const auto& t : g.topics) allowed = allowed && services_.authorizer->allows(*principal_, t, TopicAction::read);
+    if (!allowed) {
+      const std::string why = "the new token does not grant this group session's group.id and topics";
+      refuse(ClientError::not_allowed, why, r.request_id);
+      flush();
+      if (link_ && !closing_) {
+        closing_ = true;
+        link_->close(CloseReason::policy, why);
+      }
+      return;
+    }
+  }
   const int64_t expires =
       principal_->expires
           ? std::chrono::duration_cast<std::chrono::seconds>(principal_->expires->time_since_epoch()).count()
@@ -391,6 +412,11 @@ Session::Handled Session::handle(MessageKind kind, const std::string& payload) {
 }
 
 std::optional<Refusal> Session::admit(std::string_view topic, TopicAction action) {
+  // With tokens configured every session has a principal; one without is a
+  // bug, and a bug must fail closed.
+  if (services_.check_token && !principal_) {
+    return Refusal{ClientError::not_allowed, "this session has no verified token"};
+  }
   if (auto refusal = admit_topic(topic, action, encoding_, principal_ ? *principal_ : anonymous(), *services_.authorizer)) {
     return refusal;
   }

@@ -376,6 +376,15 @@ void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& requ
     ++counters.origin_refusals;
     return refuse(403, *why);
   }
+  if (options.client_certificates && !check_token && options.allow_origins.empty() &&
+      !request.header("origin").empty()) {
+    // Cross-site WebSocket hijacking: any page the certificate's holder
+    // opens would otherwise act with the certificate's rights.
+    ++counters.origin_refusals;
+    return refuse(403,
+                  "a browser upgrade authenticated by a client certificate alone needs --allow-origin naming the "
+                  "pages that may use it");
+  }
   if (finishing) return refuse(503, "shutting down");
   {
     std::lock_guard<std::mutex> lock(registry_mutex);

@@ -50,6 +50,10 @@ struct ServerOptions {
   // token, and so do the demo page (unless `public_page`) and /metrics.
   std::shared_ptr<const TokenChecker> check_token;
   bool public_page = false;
+  // The TLS listener requires client certificates (mTLS). Browsers present
+  // an installed one to any site's page, as they do cookies: without tokens
+  // an upgrade that carries an Origin then needs --allow-origin.
+  bool client_certificates = false;
   // Set: a second, plain-HTTP listener (port 0: any free one) answering
   // /metrics, /healthz and /readyz without a token, for a scraper on an
   // internal network.

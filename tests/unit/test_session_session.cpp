@@ -404,53 +404,63 @@ TEST_CASE("session: a group.id the authorizer refuses ends the session and holds
   CHECK(f.group_sessions == 0);
 }
 
-namespace {
-// Reads "only.<topic>" tokens: the principal may read that topic alone.
-struct TokenAuthorizer : Authorizer {
-  bool allows(const Principal& p, std::string_view topic, TopicAction) const override {
-    return p.name.empty() || p.name == "only." + std::string(topic);
-  }
-  bool allows_group(const Principal&, std::string_view) const override { return true; }
-};
-}  // namespace
-
 TEST_CASE("session: an auth frame replaces the token's rights and ends subscriptions it no longer allows") {
   SessionFixture f;
-  TokenAuthorizer by_token;
-  f.services.authorizer = &by_token;
+  GrantsAuthorizer by_grants;
+  f.services.authorizer = &by_grants;
   f.cluster.create("u", 1);
+  // "SUBJECT:TOPIC": a token of SUBJECT that may read TOPIC only.
   f.services.check_token = [](std::string_view token) {
     TokenCheck check;
-    if (token.substr(0, 5) != "only.") {
+    const size_t colon = token.find(':');
+    if (colon == std::string_view::npos) {
       check.problem = "signature does not verify";
       return check;
     }
     auto p = std::make_shared<Principal>();
-    p->name = std::string(token);
+    p->name = std::string(token.substr(0, colon));
+    p->grants = Grants{{std::string(token.substr(colon + 1))}, {}, {}};
     p->expires = std::chrono::system_clock::time_point(std::chrono::seconds(4102444800));
     check.principal = p;
     return check;
   };
   FakeLink link;
   auto first = std::make_shared<Principal>();
+  first->name = "alice";
+  first->grants = Grants{{"t", "u"}, {}, {}};
   auto s = f.open(link, "topics=t,u", "kws.v1", first);
   f.send(*s, R"({"type":"auth","token":"forged","id":1})");
   f.send(*s, R"({"type":"auth","id":2})");
-  f.send(*s, R"({"type":"auth","token":"only.t","id":3})");
-  f.send(*s, R"({"type":"subscribe","topic":"u","id":4})");
+  f.send(*s, R"({"type":"auth","token":"mallory:u","id":3})");
+  f.send(*s, R"({"type":"auth","token":"alice:t","id":4})");
+  f.send(*s, R"({"type":"subscribe","topic":"u","id":5})");
   std::vector<std::string> got;
   for (const auto& r : link.replies) got.push_back(r.value("type", "") == "error" ? r.value("code", "") : r.value("type", ""));
-  CHECK(got == std::vector<std::string>{"subscribed", "subscribed", "bad_token", "bad_frame", "authenticated",
-                                        "unsubscribed", "not_allowed"});  // authenticated first, then what it ends
+  CHECK(got == std::vector<std::string>{"subscribed", "subscribed", "bad_token", "bad_frame", "bad_token",
+                                        "authenticated", "unsubscribed", "not_allowed"});  // authenticated first, then what it ends
   CHECK(link.replies[2]["message"] == "signature does not verify");
-  CHECK(link.replies[4]["sub"] == "only.t");
-  CHECK(link.replies[4]["expires"] == 4102444800);
-  CHECK(link.replies[5]["topic"] == "u");
+  CHECK_THAT(link.replies[4]["message"].get<std::string>(), Catch::Contains("another subject"));
+  CHECK(link.replies[5]["sub"] == "alice");
+  CHECK(link.replies[5]["expires"] == 4102444800);
+  CHECK(link.replies[6]["topic"] == "u");
   f.cluster.append("u", 0, "no longer readable");
   f.cluster.append("t", 0, "still readable");
   f.settle();
   CHECK(link.offsets == std::vector<int64_t>{0});
   CHECK_FALSE(link.closed);
+}
+
+TEST_CASE("session: with tokens configured, a session without a principal may touch no topic") {
+  SessionFixture f;
+  f.services.check_token = [](std::string_view) { return TokenCheck{}; };
+  FakeLink link;
+  auto s = f.open(link, "", "kws.v1");
+  f.send(*s, R"({"topic":"t","message":"m","id":1})");
+  f.send(*s, R"({"type":"subscribe","topic":"t","id":2})");
+  REQUIRE(link.replies.size() == 2);
+  CHECK(link.replies[0]["code"] == "not_allowed");
+  CHECK(link.replies[1]["code"] == "not_allowed");
+  CHECK(f.sink.kept.empty());
 }
 
 TEST_CASE("session: an auth frame where no token authentication is configured is refused") {
