@@ -5,39 +5,11 @@
 #include "core/hub/encodings.hpp"
 #include "core/topic_name.hpp"
 #include "core/util/error.hpp"
+#include "core/util/text.hpp"
 
 namespace kws {
 
 namespace {
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// application/x-www-form-urlencoded decoding; nothing on a bad escape.
-std::optional<std::string> url_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%') {
-      if (i + 2 >= text.size()) return std::nullopt;
-      int hi = hex_digit(text[i + 1]);
-      int lo = hex_digit(text[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 // A group id reaches librdkafka as a C string and Kafka's logs as text: a
 // control character would cut it short (x%00y joined group "x") or garble
@@ -68,8 +40,8 @@ std::optional<std::string> parse_connect_query(std::string_view query, ConnectRe
     pos = amp == std::string_view::npos ? query.size() + 1 : amp + 1;
     if (part.empty()) continue;
     size_t eq = part.find('=');
-    auto name = url_decode(part.substr(0, eq));
-    auto value = url_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
+    auto name = form_decode(part.substr(0, eq));
+    auto value = form_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
     if (!name || !value) return "malformed query: bad %-escape in '" + std::string(part) + "'";
     if (!seen.insert(*name).second) return "query parameter '" + *name + "' is given twice";
     if (*name == "topics") {

@@ -22,6 +22,10 @@ std::string base64_decode(std::string_view text);
 
 // `s` without the given characters at either end (by default: blanks and
 // line ends).
+// application/x-www-form-urlencoded ('+' is a space, %XX a byte), as
+// query strings are read; nothing on a bad escape.
+std::optional<std::string> form_decode(std::string_view text);
+
 std::string_view trim(std::string_view s, std::string_view chars = " \t\r\n");
 // ASCII case folding, for protocol tokens and header names (not for text).
 std::string ascii_lower(std::string_view s);
