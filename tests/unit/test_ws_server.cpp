@@ -29,18 +29,16 @@ const std::string kUpgrade =
 const std::string kClose1001 = std::string("\x88\x82" "abcd", 6) + static_cast<char>(0x03 ^ 'a') +
                                static_cast<char>(0xE9 ^ 'b');
 
-struct ServerOverSocketpair {
+// A server on fakes of Kafka (a cluster with topic "t", its hub, a sink).
+struct ServerWorld {
   test::FakeCluster cluster;
   test::FakeAdmin admin{cluster};
   NullLog log;
   std::unique_ptr<Hub> hub;
   test::FakeSink sink;
   std::unique_ptr<Server> server;
-  int client = -1;
-  std::string received;
-  bool eof = false;
 
-  ServerOverSocketpair() {
+  explicit ServerWorld(ServerOptions options = {}) {
     cluster.create("t", 1);
     HubLimits limits;
     limits.admin_thread = false;
@@ -50,7 +48,16 @@ struct ServerOverSocketpair {
     services.producer = &sink;
     services.kafka_ready = [] { return true; };
     services.log = &log;
-    server = std::make_unique<Server>(ServerOptions{}, services);
+    server = std::make_unique<Server>(std::move(options), services);
+  }
+};
+
+struct ServerOverSocketpair : ServerWorld {
+  int client = -1;
+  std::string received;
+  bool eof = false;
+
+  ServerOverSocketpair() {
     int fds[2];
     REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
     client = fds[0];
@@ -142,30 +149,18 @@ namespace {
 
 // Real TCP over loopback, handed to the server through serve_descriptor,
 // so the peer address is there and serve.max_connections_per_ip applies.
-struct ServerOverTcp {
-  test::FakeCluster cluster;
-  test::FakeAdmin admin{cluster};
-  NullLog log;
-  std::unique_ptr<Hub> hub;
-  test::FakeSink sink;
-  std::unique_ptr<Server> server;
+ServerOptions capped_per_ip(size_t per_ip) {
+  ServerOptions options;
+  options.max_connections_per_ip = per_ip;
+  options.limit_loopback = true;
+  return options;
+}
+
+struct ServerOverTcp : ServerWorld {
   int listener = -1;
   sockaddr_in address{};
 
-  explicit ServerOverTcp(size_t per_ip) {
-    cluster.create("t", 1);
-    HubLimits limits;
-    limits.admin_thread = false;
-    hub = std::make_unique<Hub>(std::make_unique<test::FakeFeed>(cluster), admin, limits, log);
-    ServerServices services;
-    services.hub = hub.get();
-    services.producer = &sink;
-    services.kafka_ready = [] { return true; };
-    services.log = &log;
-    ServerOptions options;
-    options.max_connections_per_ip = per_ip;
-    options.limit_loopback = true;
-    server = std::make_unique<Server>(options, services);
+  explicit ServerOverTcp(size_t per_ip) : ServerWorld(capped_per_ip(per_ip)) {
     listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
