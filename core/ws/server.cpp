@@ -607,9 +607,16 @@ void Server::reload(std::shared_ptr<const ws::TlsContext> tls, std::shared_ptr<c
     if (!self) return;
     // Only what the server was started with can be replaced: a server
     // without TLS does not start speaking it.
-    if (tls && self->tls) self->tls = std::move(tls);
-    if (check_token && self->check_token) self->check_token = std::move(check_token);
-    ++self->counters.reloads;
+    bool replaced = false;
+    if (tls && self->tls) {
+      self->tls = std::move(tls);
+      replaced = true;
+    }
+    if (check_token && self->check_token) {
+      self->check_token = std::move(check_token);
+      replaced = true;
+    }
+    if (replaced) ++self->counters.reloads;
   });
 }
 size_t Server::max_connections() const { return impl_->max_connections; }

@@ -516,6 +516,10 @@ class Reload(AuthTestCase):
                 async with self.connect(bg, token=new_token, ssl=old_ctx):
                     pass
         run(after())
+        # The bad reload kept everything; the good one took effect once.
+        status, _, text = self.get(bg, "/metrics", token=new_token, context=new_ctx)
+        self.assertEqual(status, 200, text)
+        self.assertIn("kws_serve_reloads_total 1\n", text)
 
 
 if __name__ == "__main__":
