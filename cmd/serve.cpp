@@ -44,17 +44,24 @@ const CommandDoc serve_doc{
     "kws broker (man kws-broker).\n\n"
     "With --tls-cert and --tls-key (PEM files) the port speaks only TLS 1.2 and 1.3: wss:// for "
     "the WebSocket, https:// for the demo page and the HTTP endpoints; a client speaking plain HTTP "
-    "to it is answered 400. The files are read once, at start.\n\n"
+    "to it is answered 400. SIGHUP reads the certificate, key, client CA and JWT key files again for new "
+    "connections; open sessions stay, and a file that cannot be used keeps the ones in use.\n\n"
+    "As a gateway (docs/SECURITY.md): with --jwt-secret-file, --jwt-key or --jwks every upgrade, the demo "
+    "page and /metrics need a valid token (Authorization: Bearer, the subprotocol bearer.TOKEN or "
+    "access_token=), and its ACL claim (--acl-claim) decides which topics and groups it may read and "
+    "write; --tls-client-ca requires client certificates. Listening on an address other than loopback "
+    "without either is refused unless --auth none.\n\n"
     "When ready it prints URL=ws://HOST:PORT/ (wss:// with TLS) as the first line on standard output. GET /healthz "
     "answers while the process runs, GET /readyz when Kafka answers, GET /metrics in Prometheus "
     "text format. On SIGTERM or SIGINT it stops accepting, waits up to 5 s for Kafka to confirm "
     "what clients sent (sending their acks), closes every connection with 1001 and exits (130 "
     "after SIGINT, 143 after SIGTERM).",
     {{"kws serve", "bridge the embedded broker on 127.0.0.1:8080; open http://127.0.0.1:8080/"},
-     {"kws serve -b kafka1:9092 -l 0.0.0.0:8080", "bridge a real cluster for other machines"},
+     {"kws serve -b kafka1:9092 -l 0.0.0.0:8080 --auth none", "bridge a real cluster for other machines, unprotected"},
      {"websocat 'ws://127.0.0.1:8080/v2/broker/?topics=demo&offset=-10'", "the last 10 messages of demo, then live ones"},
      {"kws serve --slow-client drop-oldest --client-buffer 1M", "drop messages for slow clients instead of closing them"},
-     {"kws serve -l 0.0.0.0:8443 --tls-cert fullchain.pem --tls-key privkey.pem", "wss:// and https:// with a certificate"}},
+     {"kws serve -l 0.0.0.0:8443 --tls-cert fullchain.pem --tls-key privkey.pem --jwks jwks.json",
+      "wss:// and https:// for clients with a token from the JWKS's issuer"}},
     "1 when the listen address (or the embedded broker's) is taken or Kafka cannot be reached at "
     "start."};
 
