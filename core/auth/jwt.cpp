@@ -79,9 +79,6 @@ const Algorithm* find_algorithm(std::string_view name) {
   return nullptr;
 }
 
-// Far larger than any token an issuer mints, far smaller than what would cost
-// the I/O thread: verify() is called before the client is anyone.
-constexpr size_t kMaxTokenBytes = 16 * 1024;
 constexpr size_t kMinSecretBytes = 32;
 constexpr int kMinRsaBits = 2048;
 

@@ -6,6 +6,7 @@
 // 1.10 has neither PS256 nor JWKS); see docs/SECURITY.md, "Token
 // verification". No libjwt or OpenSSL type appears here.
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +59,10 @@ class TokenVerifier {
   // refused with 403, which tells the client more than a 401 would). A token
   // without "exp" never expires. `now` is passed in so tests need no clock.
   Result verify(std::string_view token, std::chrono::system_clock::time_point now) const;
+
+  // Far larger than any token an issuer mints, far smaller than what would
+  // cost the I/O thread: verify() is called before the client is anyone.
+  static constexpr size_t kMaxTokenBytes = 16 * 1024;
 
   struct Key;  // one verification key (libjwt and OpenSSL forms), jwt.cpp
   ~TokenVerifier();
