@@ -32,6 +32,18 @@ const Principal& anonymous() {
   return nobody;
 }
 
+// What the hub needs for one topic of a subscribe: the start, the
+// positions named for that topic, the filter.
+SubscriptionSpec subscription_spec(const OffsetSpec& start, const std::string& start_text, const ResumeByTopic& resume,
+                                   const FilterPtr& filter, const std::string& topic) {
+  SubscriptionSpec spec;
+  spec.start = start;
+  spec.start_text = start_text;
+  if (auto it = resume.find(topic); it != resume.end()) spec.resume = it->second;
+  spec.filter = filter;
+  return spec;
+}
+
 }  // namespace
 
 Session::Session(const SessionServices& services, ConnectRequest request, std::shared_ptr<const Principal> principal)
@@ -66,7 +78,9 @@ void Session::open(Link& link) {
     }
     insert_sorted(subscribed_, t);
     ++pending_requests_;
-    services_.hub->subscribe(shared_from_this(), t, request->start, request->start_text, "");
+    services_.hub->subscribe(shared_from_this(), t, subscription_spec(request->start, request->start_text,
+                                                                    request->resume, request->filter, t),
+                             "");
   }
 }
 
@@ -524,7 +538,8 @@ void Session::control(const ClientRequest& r) {
     }
     insert_sorted(subscribed_, name);
     ++pending_requests_;
-    services_.hub->subscribe(shared_from_this(), name, r.start, r.start_text, r.request_id);
+    services_.hub->subscribe(shared_from_this(), name,
+                             subscription_spec(r.start, r.start_text, r.resume, r.filter, name), r.request_id);
   }
 }
 
