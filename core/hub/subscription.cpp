@@ -169,9 +169,9 @@ bool MessageFilter::matches(const Frame& frame, ValueCache& value) const {
   if (key_prefix_) {
     if (!frame.key || frame.key->compare(0, key_prefix_->size(), *key_prefix_) != 0) return false;
   }
-  for (const auto& [name, wanted] : headers_) {
-    const bool found = std::any_of(frame.headers.begin(), frame.headers.end(), [&](const Header& h) {
-      return h.name == name && h.value && *h.value == wanted;
+  for (const auto& wanted : headers_) {
+    const bool found = std::any_of(frame.headers.begin(), frame.headers.end(), [&wanted](const Header& h) {
+      return h.name == wanted.first && h.value && *h.value == wanted.second;
     });
     if (!found) return false;
   }
