@@ -24,8 +24,9 @@ namespace kws {
 enum class Encoding : uint8_t {
   kafka_text,    // WebSocket text frames holding the kws envelope (docs/PROTOCOL.md)
   kafka_binary,  // WebSocket binary frames, [topic length][topic][value] (kafka-websocket)
+  sse,           // Server-Sent Events: `data: <kws envelope>` and a blank line per message
 };
-inline constexpr size_t kEncodingCount = 2;
+inline constexpr size_t kEncodingCount = 3;
 
 struct Frame {
   int32_t partition = -1;

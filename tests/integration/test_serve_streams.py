@@ -7,6 +7,7 @@ and from subscribe frames, alone and together with resume."""
 import asyncio
 import json
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -312,6 +313,147 @@ class Filters(ServeTestCase):
 
         run(go())
 
+
+class SseReader:
+    """A plain HTTP reader of /v2/sse: the request, the response head, then
+    each event block as a dict (event, data, id; ":" for a comment)."""
+
+    def __init__(self, address, target, headers=None):
+        host, port = address.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=STEP)
+        extra = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n"
+                           % (target, address, extra)).encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            self.buf += chunk
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        self.head = head.decode()
+        self.status = int(self.head.split(" ")[1]) if self.head else 0
+        self.ended = False
+
+    def events(self, seconds):
+        """The event blocks that arrive within `seconds` (or until the end)."""
+        out = []
+        deadline = time.monotonic() + seconds
+        while True:
+            while b"\n\n" in self.buf:
+                block, _, self.buf = self.buf.partition(b"\n\n")
+                fields = {}
+                for line in block.decode().split("\n"):
+                    name, _, value = line.partition(":")
+                    if name == "":
+                        fields[":"] = value.strip()
+                    else:
+                        fields[name] = value[1:] if value.startswith(" ") else value
+                out.append(fields)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.ended:
+                return out
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(1 << 16)
+            except socket.timeout:
+                return out
+            if not chunk:
+                self.ended = True
+                continue
+            self.buf += chunk
+
+    def body(self):
+        while True:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                return self.buf
+            self.buf += chunk
+
+    def close(self):
+        self.sock.close()
+
+
+class ServerSentEvents(ServeTestCase):
+    broker_args = ["--partitions", "2"]
+
+    def test_events_carry_envelopes_and_notices_and_the_id_resumes_on_the_other_bridge(self):
+        topic = self.topic("sse")
+        self.send_json(topic, [{"key": "k%d" % i, "message": "v%d" % i, "partition": i % 2} for i in range(10)])
+        bridges = [self.serve(), self.serve()]
+        reader = SseReader(bridges[0].address, "/v2/sse?topics=%s&offset=earliest" % topic)
+        self.assertEqual(reader.status, 200, reader.head)
+        self.assertIn("content-type: text/event-stream", reader.head.lower())
+        events = reader.events(1.5)
+        subscribed = [e for e in events if e.get("event") == "subscribed"]
+        self.assertEqual(len(subscribed), 1, events)
+        self.assertEqual(json.loads(subscribed[0]["data"])["start_offsets"], [0, 0])
+        messages = [json.loads(e["data"]) for e in events if "data" in e and "event" not in e]
+        self.assertEqual(sorted(m["message"] for m in messages), sorted("v%d" % i for i in range(10)))
+        ids = [e["id"] for e in events if "id" in e]
+        self.assertTrue(ids, events)
+        self.assertEqual(ids[-1], "%s:0:4,%s:1:4" % (topic, topic))
+        reader.close()
+        # More arrives while the browser is away; it comes back to the other bridge.
+        self.send_json(topic, [{"message": "w%d" % i, "partition": i % 2} for i in range(4)])
+        again = SseReader(bridges[1].address, "/v2/sse?topics=%s&offset=earliest" % topic,
+                          headers={"Last-Event-ID": ids[-1]})
+        self.assertEqual(again.status, 200, again.head)
+        events = again.events(1.5)
+        subscribed = json.loads([e for e in events if e.get("event") == "subscribed"][0]["data"])
+        self.assertIs(subscribed["recovered"], True)
+        messages = [json.loads(e["data"]) for e in events if "data" in e and "event" not in e]
+        self.assertEqual(sorted((m["partition"], m["offset"], m["message"]) for m in messages),
+                         [(0, 5, "w0"), (0, 6, "w2"), (1, 5, "w1"), (1, 6, "w3")])
+        again.close()
+
+    def test_a_partition_nothing_came_from_resumes_where_the_subscription_started(self):
+        topic = self.topic("quiet")
+        self.send_json(topic, [{"message": "first", "partition": 0}])
+        bg = self.serve()
+        reader = SseReader(bg.address, "/v2/sse?topics=%s" % topic)
+        ids = [e["id"] for e in reader.events(1.0) if "id" in e]
+        self.assertEqual(ids, ["%s:0:0,%s:1:-1" % (topic, topic)])
+        reader.close()
+        self.send_json(topic, [{"message": "while-away", "partition": 1}])
+        again = SseReader(bg.address, "/v2/sse?topics=%s" % topic, headers={"Last-Event-ID": ids[-1]})
+        messages = [json.loads(e["data"]) for e in again.events(1.5) if "data" in e and "event" not in e]
+        self.assertEqual([m["message"] for m in messages], ["while-away"])
+        again.close()
+
+    def test_heartbeats_keep_a_quiet_stream_open_past_the_idle_timeout(self):
+        topic = self.topic("quiet")
+        self.create(topic)
+        bg = self.serve("--ping-interval", "300ms", "--idle-timeout", "1s")
+        reader = SseReader(bg.address, "/v2/sse?topics=%s" % topic)
+        events = reader.events(2.5)
+        self.assertFalse(reader.ended, "the stream was closed: %r" % events)
+        self.assertGreaterEqual(sum(1 for e in events if ":" in e), 3, events)
+        reader.close()
+
+    def test_filters_bad_requests_and_the_close_event_at_shutdown(self):
+        topic = self.topic("mixed")
+        self.send_json(topic, [{"key": k, "message": k, "partition": 0} for k in ("a", "b", "a")])
+        bg = self.serve()
+        query = "topics=%s&offset=earliest&filter=%s" % (topic, urllib.parse.quote('{"key":["a"]}'))
+        reader = SseReader(bg.address, "/v2/sse?" + query)
+        messages = [json.loads(e["data"]) for e in reader.events(1.5) if "data" in e and "event" not in e]
+        self.assertEqual([m["offset"] for m in messages], [0, 2])
+        for target, headers, needle in (("/v2/sse?topics=%s&filter=%%7B" % topic, {}, b"not valid JSON"),
+                                        ("/v2/sse?topics=%s" % topic, {"Last-Event-ID": "nope"}, b"Last-Event-ID"),
+                                        ("/v2/sse?topics=%s" % topic, {"Last-Event-ID": "other:0:1"}, b"topics= does not"),
+                                        ("/v2/sse?topics=%s&bogus=1" % topic, {}, b"unknown query parameter")):
+            bad = SseReader(bg.address, target, headers)
+            self.assertEqual(bad.status, 400, bad.head)
+            self.assertIn(needle, bad.body())
+            bad.close()
+        bg.signal(signal.SIGTERM)
+        events = reader.events(5)
+        closes = [json.loads(e["data"]) for e in events if e.get("event") == "close"]
+        self.assertEqual(len(closes), 1, events)
+        self.assertEqual(closes[0]["code"], 1001)
+        self.assertTrue(reader.ended)
+        reader.close()
 
 if __name__ == "__main__":
     kwstest.main(requires_modules={"websockets": websockets})
