@@ -56,6 +56,7 @@ class FrameBatch {
       : topic_(std::move(topic)), frames_(std::move(frames)) {}
 
   const std::string& topic() const { return *topic_; }
+  const std::shared_ptr<const std::string>& topic_name() const { return topic_; }
   const std::vector<FramePtr>& frames() const { return frames_; }
 
   // Every frame in `encoding`, back to back; built on the first call for

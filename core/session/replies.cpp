@@ -92,6 +92,9 @@ std::string ack_json(std::string_view request_id, std::string_view topic, int32_
 }
 
 std::string dropped_json(uint64_t count) { return "{\"type\":\"dropped\",\"count\":" + std::to_string(count) + "}"; }
+std::string conflated_json(uint64_t count) {
+  return "{\"type\":\"conflated\",\"count\":" + std::to_string(count) + "}";
+}
 
 std::string authenticated_json(std::string_view request_id, std::string_view subject, int64_t expires) {
   std::string out = "{\"type\":\"authenticated\"";

@@ -301,6 +301,14 @@ void Session::flush(bool behind_pending) {
       ++services_.counters->unsent_notices;
     }
   }
+  if (taken.conflated > 0) {
+    services_.counters->conflated += taken.conflated;
+    if (kws_protocol_) {
+      items.insert(items.begin(), OutItem{nullptr, frame_own(conflated_json(taken.conflated))});
+    } else {
+      ++services_.counters->unsent_notices;
+    }
+  }
   if (sse_ && !items.empty()) append_sse_id(items);
   if (items.empty()) return;
   size_t size = 0;

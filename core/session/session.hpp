@@ -86,6 +86,7 @@ struct SessionCounters {
   std::atomic<uint64_t> produce_errors{0};
   std::atomic<uint64_t> client_errors{0};   // requests refused for bad client input
   std::atomic<uint64_t> dropped{0};         // messages dropped for slow clients (drop-oldest), by sessions now closed
+  std::atomic<uint64_t> conflated{0};       // messages replaced by a newer one of their key (latest-per-key)
   std::atomic<uint64_t> slow_closes{0};
   std::atomic<uint64_t> paused_reads{0};    // times a session stopped reading its client
   std::atomic<uint64_t> lost_notices{0};    // `lost` notices for sessions

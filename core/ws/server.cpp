@@ -565,6 +565,7 @@ std::string Server::Impl::metrics() const {
   counter("kws_serve_produce_errors_total", "Client messages Kafka refused or did not confirm", c.produce_errors);
   counter("kws_serve_client_errors_total", "Requests refused for bad client input", c.client_errors);
   counter("kws_serve_dropped_total", "Messages dropped for slow clients (drop-oldest)", dropped);
+  counter("kws_serve_conflated_total", "Queued messages replaced by a newer one of their key (latest-per-key)", c.conflated);
   counter("kws_serve_slow_client_closes_total", "Connections closed for reading too slowly", c.slow_closes);
   counter("kws_serve_stalled_closes_total", "Connections closed for taking nothing for serve.write_timeout", counters.stalled_closes);
   counter("kws_serve_idle_closes_total", "Connections closed after the idle timeout", counters.idle_closes);

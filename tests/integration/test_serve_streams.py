@@ -16,7 +16,8 @@ import time
 import urllib.parse
 
 import kwstest
-from test_serve import STEP, RawClient, ServeTestCase, is_type, kws_connect, recv_json, recv_until, run, websockets
+from test_serve import (STEP, RawClient, ServeTestCase, is_type, kws_connect, recv_json, recv_until, run,
+                        text_string_to_metric_families, websockets)
 
 
 def masked_close(code=1000):
@@ -455,5 +456,43 @@ class ServerSentEvents(ServeTestCase):
         self.assertTrue(reader.ended)
         reader.close()
 
+class Conflation(ServeTestCase):
+    broker_args = ["--partitions", "1"]
+
+    def test_a_slow_reader_of_a_keyed_topic_ends_with_the_latest_value_of_every_key(self):
+        topic = self.topic("ticker")
+        self.create(topic)
+        bg = self.serve("--slow-client", "latest-per-key", "--client-buffer", "64K")
+        client = RawClient(bg.address, "/v2/broker/?topics=%s" % topic, rcvbuf=4096)
+        self.assertEqual(client.status, 101, client.head)
+        first = read_for(client, 1.0)
+        self.assertTrue(any(b'"subscribed"' in p for _, p in first), first)
+        # The client reads nothing while 20 keys tick 4,000 times (about 1 MB).
+        keys = ["SYM-%02d" % k for k in range(20)]
+        latest = {}
+        ticks = []
+        for i in range(4000):
+            key = keys[i % len(keys)]
+            value = json.dumps({"symbol": key, "seq": i, "pad": "x" * 180})
+            latest[key] = value
+            ticks.append({"key": key, "message": value})
+        self.send_json(topic, ticks)
+        # Then it reads what waited for it.
+        frames = read_for(client, 3.0)
+        client.close()
+        docs = [json.loads(p) for op, p in frames if op == 1]
+        conflated = sum(d["count"] for d in docs if d.get("type") == "conflated")
+        dropped = sum(d["count"] for d in docs if d.get("type") == "dropped")
+        messages = [d for d in docs if "type" not in d]
+        self.assertGreater(conflated, 0, docs[:5])
+        final = {}
+        for m in messages:
+            final[m["key"]] = m["message"]
+        self.assertEqual(final, latest, "the last value seen per key must be the latest produced")
+        # Every message is accounted for: delivered, replaced or dropped.
+        self.assertEqual(len(messages) + conflated + dropped, 4000)
+        self.assertLess(len(messages), 4000)
+        self.assertGreater(self.metrics(bg)["kws_serve_conflated_total"], 0)
+
 if __name__ == "__main__":
-    kwstest.main(requires_modules={"websockets": websockets})
+    kwstest.main(requires_modules={"websockets": websockets, "prometheus_client": text_string_to_metric_families})
