@@ -118,7 +118,10 @@ void BridgeSend::on_frame_locked(std::string& payload, bool binary) {
     if (on_ack_) on_ack_(BridgeAck{f.topic, f.partition, f.offset, p.line});
   } else if (f.code == "rate_limited") {
     // Not produced: sent again after a pause, so the bridge forgives us.
-    ++rate_limited_;
+    if (rate_limited_++ == 0) {
+      log_.note("the bridge limits this session's produce rate (" + f.message +
+                "); refused messages are sent again after a pause, so sending is slower");
+    }
     if (!p.refused_for_rate) {
       p.refused_for_rate = true;
       ++retry_count_;
