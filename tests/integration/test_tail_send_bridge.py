@@ -20,6 +20,10 @@ try:
     import websockets
 except ImportError:  # reported by main() as a loud skip
     websockets = None
+try:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+except ImportError:  # the Peers tests skip, loudly
+    KafkaConsumer = None
 
 SECRET = b"kws bridge test secret: at least 32 bytes for HS256"
 
@@ -234,6 +238,46 @@ class Tail(BridgeTestCase):
         self.assertStderrMentions(r, "HTTP 400", "bogus")
         r = self.through("tail", bg.ws + "elsewhere/?topics=a", rc=1)
         self.assertStderrMentions(r, "HTTP 404")
+
+
+class Peers(BridgeTestCase):
+    """python3-kafka, an independent Kafka client, on the other side."""
+
+    def setUp(self):
+        if KafkaConsumer is None:
+            self.skipTest("python3-kafka is not installed")
+
+    def test_python_kafka_reads_what_went_through_the_bridge(self):
+        bg = self.bridge()
+        topic = self.topic()
+        # A line that is not UTF-8 travels as base64 in the frame and
+        # arrives as the same bytes.
+        self.through("send", bg.ws, topic, "-p", "1", "-K", ":", "-H", "h=v", input=b"k1:hello\nk2:w\xf6rld\n")
+        c = KafkaConsumer(bootstrap_servers=self.brokers, enable_auto_commit=False, consumer_timeout_ms=2000,
+                          request_timeout_ms=15000)
+        self.addCleanup(c.close)
+        tp = TopicPartition(topic, 1)
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        records = []
+        deadline = time.monotonic() + 20
+        while len(records) < 2 and time.monotonic() < deadline:
+            for batch in c.poll(timeout_ms=500).values():
+                records.extend(batch)
+        self.assertEqual([(r.key, r.value, list(r.headers)) for r in records],
+                         [(b"k1", b"hello", [("h", b"v")]), (b"k2", b"w\xf6rld", [("h", b"v")])])
+
+    def test_kws_tail_reads_what_python_kafka_wrote(self):
+        bg = self.bridge()
+        topic = self.topic()
+        p = KafkaProducer(bootstrap_servers=self.brokers, request_timeout_ms=15000)
+        self.addCleanup(p.close)
+        for f in [p.send(topic, key=b"a", value=b"\xff\x00", headers=[("h", b"1")], partition=0),
+                  p.send(topic, key=None, value=b"text", partition=0)]:
+            f.get(timeout=15)
+        envs = self.through("tail", bg.ws, topic, "-J", "-o", "beginning", "-e").json_lines()
+        self.assertEqual([(e["key"], kwstest.envelope_bytes(e, "message"), kwstest.header_pairs(e)) for e in envs],
+                         [("a", b"\xff\x00", [(b"h", b"1")]), (None, b"text", [])])
 
 
 class Connecting(BridgeTestCase):
