@@ -14,12 +14,19 @@ BridgeTail::BridgeTail(std::string where, BridgeTailPlan plan, Sink sink, LogSin
 }
 
 BridgeTailResult BridgeTail::run(const StopCheck& stop, const std::function<bool()>& idle) {
+  constexpr auto kIdleEvery = std::chrono::milliseconds(100);
   std::unique_lock<std::mutex> lock(mutex_);
   check_done_locked();
+  auto last_idle = std::chrono::steady_clock::now();
   while (!done_ && state_ == State::open) {
     if (stop && stop()) break;
-    changed_.wait_for(lock, std::chrono::milliseconds(100));
+    changed_.wait_for(lock, kIdleEvery);
     if (done_ || state_ != State::open) break;
+    // Every frame wakes this loop; the idle work (a flush, a look at the
+    // pipe) runs at most every 100 ms, not once per message.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_idle < kIdleEvery) continue;
+    last_idle = now;
     if (idle && !idle()) {
       reader_gone_ = true;
       break;

@@ -37,7 +37,7 @@ class BridgeTail : public BridgeLink {
 
   // After open(): reads until -c or -e is satisfied, the sink's reader went
   // away, every subscription failed, `stop` says so, or the connection ends
-  // (then `failure` says why). `idle` runs about every 100 ms while waiting
+  // (then `failure` says why). `idle` runs about every 100 ms, busy or quiet
   // (flushing output; false ends the run as a gone reader does). Closes the
   // connection before returning.
   BridgeTailResult run(const StopCheck& stop, const std::function<bool()>& idle);
