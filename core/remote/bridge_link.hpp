@@ -68,8 +68,8 @@ class BridgeLink : public FeedListener {
   std::mutex mutex_;
   std::condition_variable changed_;
   State state_ = State::idle;
-  bool closing_ = false;   // close() asked for the end
-  std::string end_why_;    // why the connection ended, when it did
+  bool closing_ = false;  // close() asked for the end
+  std::string end_why_;   // why the connection ended, when it did
   std::string where_;
   LogSink& log_;
   FeedConnection* connection_ = nullptr;

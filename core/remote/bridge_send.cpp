@@ -33,14 +33,15 @@ std::string produce_frame(const OutgoingRecord& record, uint64_t id) {
   return frame;
 }
 
-BridgeSend::BridgeSend(std::string where, BridgeSendLimits limits, std::function<void(const BridgeAck&)> on_ack,
-                       LogSink& log)
+BridgeSend::BridgeSend(std::string where, BridgeSendLimits limits,
+                       std::function<void(const BridgeAck&)> on_ack, LogSink& log)
     : BridgeLink(std::move(where), log), limits_(limits), on_ack_(std::move(on_ack)) {}
 
 bool BridgeSend::can_send_locked(size_t next_bytes) const {
   if (std::chrono::steady_clock::now() < paused_until_ || retry_count_ > 0) return false;
   if (pending_.empty()) return true;
-  return pending_.size() < limits_.max_in_flight && pending_bytes_ + next_bytes <= limits_.max_in_flight_bytes;
+  return pending_.size() < limits_.max_in_flight &&
+         pending_bytes_ + next_bytes <= limits_.max_in_flight_bytes;
 }
 
 bool BridgeSend::send(const OutgoingRecord& record, uint64_t line, const StopCheck& stop) {
@@ -99,7 +100,8 @@ void BridgeSend::on_frame_locked(std::string& payload, bool binary) {
       if (f.reachable) {
         log_.note("the bridge reaches Kafka again");
       } else {
-        log_.warning("the bridge cannot reach Kafka" + (f.message.empty() ? std::string() : ": " + f.message));
+        log_.warning("the bridge cannot reach Kafka" +
+                     (f.message.empty() ? std::string() : ": " + f.message));
       }
     }
     return;
@@ -130,7 +132,8 @@ void BridgeSend::on_frame_locked(std::string& payload, bool binary) {
     return;
   } else {
     ++refused_;
-    log_.error("input line " + std::to_string(p.line) + ": " + describe_error_frame(f.code, f.message, f.topic, ""));
+    log_.error("input line " + std::to_string(p.line) + ": " +
+               describe_error_frame(f.code, f.message, f.topic, ""));
   }
   pending_bytes_ -= p.frame.size();
   pending_.erase(it);

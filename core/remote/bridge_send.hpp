@@ -40,7 +40,8 @@ std::string produce_frame(const OutgoingRecord& record, uint64_t id);
 class BridgeSend : public BridgeLink {
  public:
   // `on_ack` runs for each ack, on the connection's thread; may be empty.
-  BridgeSend(std::string where, BridgeSendLimits limits, std::function<void(const BridgeAck&)> on_ack, LogSink& log);
+  BridgeSend(std::string where, BridgeSendLimits limits, std::function<void(const BridgeAck&)> on_ack,
+             LogSink& log);
 
   // After open(): sends one record, numbered `line` for messages. Waits while
   // the in-flight limits are reached or a rate_limited pause lasts. Returns
@@ -51,9 +52,9 @@ class BridgeSend : public BridgeLink {
   // `give_up` says so (checked about every 100 ms). Then closes.
   void finish(const std::function<bool()>& give_up);
 
-  uint64_t sent() const { return sent_; }          // records sent (each once, retries not counted)
+  uint64_t sent() const { return sent_; }  // records sent (each once, retries not counted)
   uint64_t acked() const { return acked_; }
-  uint64_t refused() const { return refused_; }    // answered with an error
+  uint64_t refused() const { return refused_; }  // answered with an error
   uint64_t unanswered() const { return sent_ - acked_ - refused_; }
   uint64_t other_errors() const { return other_errors_; }  // error frames without an id of ours
   uint64_t rate_limited() const { return rate_limited_; }  // refusals that were sent again

@@ -43,7 +43,8 @@ void BridgeTail::on_frame_locked(std::string& payload, bool binary) {
   if (done_ || reader_gone_) return;  // -c reached: what follows is not asked for
   if (binary) {
     // kws.v1 sends messages as text; a binary frame means another server.
-    log_.warning("the bridge sent a binary frame (" + std::to_string(payload.size()) + " bytes); not a kws.v1 frame, skipped");
+    log_.warning("the bridge sent a binary frame (" + std::to_string(payload.size()) +
+                 " bytes); not a kws.v1 frame, skipped");
     return;
   }
   // Control frames carry a "type"; messages (envelopes) never do. An error
@@ -107,9 +108,10 @@ void BridgeTail::on_control_locked(const std::string& payload) {
   } else if (f.type == "lost") {
     const uint64_t n = f.to >= f.from ? static_cast<uint64_t>(f.to - f.from + 1) : 0;
     result_.lost += n;
-    log_.warning("offsets " + std::to_string(f.from) + " to " + std::to_string(f.to) + " of " + f.topic + " [" +
-                 std::to_string(f.partition) + "] were deleted (retention) before the bridge read them: " +
-                 std::to_string(n) + " message(s) lost");
+    log_.warning("offsets " + std::to_string(f.from) + " to " + std::to_string(f.to) + " of " + f.topic +
+                 " [" + std::to_string(f.partition) +
+                 "] were deleted (retention) before the bridge read them: " + std::to_string(n) +
+                 " message(s) lost");
     reached_locked(f.topic, f.partition, f.to);
   } else if (f.type == "dropped") {
     result_.dropped += static_cast<uint64_t>(f.count);
@@ -149,7 +151,8 @@ void BridgeTail::check_done_locked() {
 }
 
 void BridgeTail::on_lost_locked(const std::string& why) {
-  if (!done_ && !reader_gone_) result_.failure = "the connection to the bridge at " + where_ + " ended: " + why;
+  if (!done_ && !reader_gone_)
+    result_.failure = "the connection to the bridge at " + where_ + " ended: " + why;
 }
 
 }  // namespace kws

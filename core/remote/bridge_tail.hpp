@@ -20,11 +20,11 @@ struct BridgeTailPlan {
 };
 
 struct BridgeTailResult {
-  uint64_t messages = 0;   // handed to the sink
-  uint64_t errors = 0;     // `error` frames (each reported on the log)
-  uint64_t lost = 0;       // offsets `lost` frames reported
-  uint64_t dropped = 0;    // messages `dropped` frames reported
-  std::string failure;     // set when the connection ended before the run did
+  uint64_t messages = 0;  // handed to the sink
+  uint64_t errors = 0;    // `error` frames (each reported on the log)
+  uint64_t lost = 0;      // offsets `lost` frames reported
+  uint64_t dropped = 0;   // messages `dropped` frames reported
+  std::string failure;    // set when the connection ended before the run did
 };
 
 class BridgeTail : public BridgeLink {
@@ -62,7 +62,7 @@ class BridgeTail : public BridgeLink {
   Sink sink_;
   std::map<std::string, TopicProgress> topics_;  // the subscriptions still alive
   BridgeTailResult result_;
-  bool done_ = false;         // the run has what it wanted (or cannot get more)
+  bool done_ = false;  // the run has what it wanted (or cannot get more)
   bool reader_gone_ = false;
 };
 

@@ -31,20 +31,22 @@ std::string percent_encode(std::string_view text) {
 BridgeTarget make_bridge_target(std::string_view url, const BridgeRequest& request) {
   const std::string shown(url);
   if (!is_bridge_url(url)) throw usage_error("'" + shown + "' is not a ws:// or wss:// URL");
-  if (url.find('#') != std::string_view::npos) throw usage_error("'" + shown + "': a bridge URL has no #fragment");
+  if (url.find('#') != std::string_view::npos)
+    throw usage_error("'" + shown + "': a bridge URL has no #fragment");
   for (unsigned char c : url) {
-    if (c <= 0x20 || c == 0x7f) throw usage_error("'" + shown + "': a URL cannot hold spaces or control characters");
+    if (c <= 0x20 || c == 0x7f)
+      throw usage_error("'" + shown + "': a URL cannot hold spaces or control characters");
   }
   const size_t scheme_end = url.find("://") + 3;
   const size_t query_at = url.find('?');
   std::string_view before_query = url.substr(0, query_at);
   std::string_view query = query_at == std::string_view::npos ? std::string_view() : url.substr(query_at + 1);
   const size_t path_at = before_query.find('/', scheme_end);
-  std::string_view authority = before_query.substr(scheme_end, path_at == std::string_view::npos
-                                                                   ? std::string_view::npos
-                                                                   : path_at - scheme_end);
+  std::string_view authority = before_query.substr(
+      scheme_end, path_at == std::string_view::npos ? std::string_view::npos : path_at - scheme_end);
   if (authority.empty()) throw usage_error("'" + shown + "' names no host");
-  std::string path = path_at == std::string_view::npos ? std::string() : std::string(before_query.substr(path_at));
+  std::string path =
+      path_at == std::string_view::npos ? std::string() : std::string(before_query.substr(path_at));
   if (path.empty() || path == "/") path = "/v2/broker/";
 
   BridgeTarget target;
@@ -53,13 +55,15 @@ BridgeTarget make_bridge_target(std::string_view url, const BridgeRequest& reque
   size_t pos = 0;
   while (pos < query.size()) {
     size_t amp = query.find('&', pos);
-    std::string_view part = query.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
+    std::string_view part =
+        query.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
     pos = amp == std::string_view::npos ? query.size() : amp + 1;
     if (part.empty()) continue;
     size_t eq = part.find('=');
     auto name = form_decode(part.substr(0, eq));
     auto value = form_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
-    if (!name || !value) throw usage_error("'" + shown + "': bad %-escape in the query part '" + std::string(part) + "'");
+    if (!name || !value)
+      throw usage_error("'" + shown + "': bad %-escape in the query part '" + std::string(part) + "'");
     if (*name == "topics") {
       has_topics = true;
       size_t start = 0;
@@ -84,7 +88,8 @@ BridgeTarget make_bridge_target(std::string_view url, const BridgeRequest& reque
     }
     std::string joined;
     for (const auto& t : request.topics) {
-      if (t.find(',') != std::string::npos) throw usage_error("topic '" + t + "' cannot go through a bridge: it has a comma");
+      if (t.find(',') != std::string::npos)
+        throw usage_error("topic '" + t + "' cannot go through a bridge: it has a comma");
       if (!joined.empty()) joined += ',';
       joined += t;
       target.topics.push_back(t);

@@ -22,7 +22,7 @@ namespace {
 class FakeBridge : public FeedConnection {
  public:
   explicit FakeBridge(FeedListener& listener) : listener_(listener) {}
-  std::string refuse;  // set: connect() fails with this
+  std::string refuse;   // set: connect() fails with this
   bool silent = false;  // connect() never answers
   void connect() override {
     if (silent) return;
@@ -75,14 +75,20 @@ class KeptLog : public LogSink {
 };
 
 std::string message_frame(const std::string& topic, int partition, int64_t offset, const std::string& value) {
-  return json{{"topic", topic}, {"partition", partition}, {"offset", offset}, {"timestamp", 1},
-              {"timestamp_type", "create"}, {"key", nullptr}, {"headers", json::array()}, {"message", value}}
+  return json{{"topic", topic},
+              {"partition", partition},
+              {"offset", offset},
+              {"timestamp", 1},
+              {"timestamp_type", "create"},
+              {"key", nullptr},
+              {"headers", json::array()},
+              {"message", value}}
       .dump();
 }
 
 std::string subscribed(const std::string& topic, std::vector<int64_t> start, std::vector<int64_t> end) {
-  return json{{"type", "subscribed"}, {"topic", topic}, {"partitions", end.size()}, {"offset", "earliest"},
-              {"start_offsets", start}, {"end_offsets", end}}
+  return json{{"type", "subscribed"}, {"topic", topic},         {"partitions", end.size()},
+              {"offset", "earliest"}, {"start_offsets", start}, {"end_offsets", end}}
       .dump();
 }
 
@@ -92,12 +98,13 @@ struct TailHarness {
   BridgeTail tail;
   FakeBridge bridge{tail};
   explicit TailHarness(BridgeTailPlan plan)
-      : tail("ws://b/", std::move(plan),
-             [this](const MessageView& m) {
-               printed.push_back(std::string(m.value.value_or("<null>")));
-               return true;
-             },
-             log) {
+      : tail(
+            "ws://b/", std::move(plan),
+            [this](const MessageView& m) {
+              printed.push_back(std::string(m.value.value_or("<null>")));
+              return true;
+            },
+            log) {
     tail.attach(bridge);
     REQUIRE(tail.open(milliseconds(1000), nullptr));
   }
@@ -122,7 +129,8 @@ TEST_CASE("bridge_url: the path defaults to /v2/broker/, flags become parameters
 
   CHECK(make_bridge_target("ws://h/other", {}).url == "ws://h/other");  // the bridge answers 404
   CHECK_THROWS_WITH(make_bridge_target("ws://h/?topics=a", {{"b"}, {}}), Catch::Contains("not both"));
-  CHECK_THROWS_WITH(make_bridge_target("ws://h/?offset=1", {{}, std::string("2")}), Catch::Contains("not both"));
+  CHECK_THROWS_WITH(make_bridge_target("ws://h/?offset=1", {{}, std::string("2")}),
+                    Catch::Contains("not both"));
   CHECK_THROWS_WITH(make_bridge_target("ws:///x", {}), Catch::Contains("no host"));
   CHECK_THROWS_WITH(make_bridge_target("ws://h/#f", {}), Catch::Contains("fragment"));
   CHECK_THROWS_WITH(make_bridge_target("ws://h/?topics=%zz", {}), Catch::Contains("%-escape"));
@@ -216,18 +224,22 @@ TEST_CASE("bridge_tail: a connection that ends mid-run is a failure") {
 
 TEST_CASE("bridge_link: a refused or silent connection is an error naming the bridge") {
   KeptLog log;
-  BridgeTail tail("ws://b/", {{"a"}, false, -1}, [](const MessageView&) { return true; }, log);
+  BridgeTail tail(
+      "ws://b/", {{"a"}, false, -1}, [](const MessageView&) { return true; }, log);
   FakeBridge bridge(tail);
   tail.attach(bridge);
   bridge.refuse = "the bridge answered HTTP 401 Unauthorized: no token";
-  CHECK_THROWS_WITH(tail.open(milliseconds(1000), nullptr),
-                    "cannot connect to the bridge at ws://b/: the bridge answered HTTP 401 Unauthorized: no token");
+  CHECK_THROWS_WITH(
+      tail.open(milliseconds(1000), nullptr),
+      "cannot connect to the bridge at ws://b/: the bridge answered HTTP 401 Unauthorized: no token");
 
-  BridgeTail silent_tail("ws://s/", {{"a"}, false, -1}, [](const MessageView&) { return true; }, log);
+  BridgeTail silent_tail(
+      "ws://s/", {{"a"}, false, -1}, [](const MessageView&) { return true; }, log);
   FakeBridge silent(silent_tail);
   silent.silent = true;
   silent_tail.attach(silent);
-  CHECK_THROWS_WITH(silent_tail.open(milliseconds(200), nullptr), Catch::Contains("no WebSocket connection within 200 ms"));
+  CHECK_THROWS_WITH(silent_tail.open(milliseconds(200), nullptr),
+                    Catch::Contains("no WebSocket connection within 200 ms"));
   CHECK(silent.closes.size() == 1);
 }
 
@@ -261,7 +273,8 @@ TEST_CASE("bridge_send: acks, errors with their lines, a bounded number in fligh
   std::vector<BridgeAck> acks;
   BridgeSendLimits limits;
   limits.max_in_flight = 2;
-  BridgeSend sender("ws://b/", limits, [&](const BridgeAck& a) { acks.push_back(a); }, log);
+  BridgeSend sender(
+      "ws://b/", limits, [&](const BridgeAck& a) { acks.push_back(a); }, log);
   FakeBridge bridge(sender);
   sender.attach(bridge);
   REQUIRE(sender.open(milliseconds(1000), nullptr));
@@ -332,5 +345,6 @@ TEST_CASE("bridge_send: frames unanswered when the connection ends are counted")
   CHECK_FALSE(sender.send(r, 2, nullptr));
   sender.finish(nullptr);
   CHECK(sender.unanswered() == 1);
-  CHECK(sender.failure() == "the connection to the bridge at ws://b/ ended: closed by the bridge (code 1008: slow client)");
+  CHECK(sender.failure() ==
+        "the connection to the bridge at ws://b/ ended: closed by the bridge (code 1008: slow client)");
 }
