@@ -123,6 +123,10 @@ FeedClientSettings bridge_client_settings(const BridgeFlags& flags, const Connec
   // A second more than --timeout, so the command's own deadline (which
   // names --timeout) ends a silent attempt first.
   client.open_timeout = connection.timeout() + std::chrono::milliseconds(1000);
+  // Mid-run, as for a broker: a bridge silent for --timeout (no pong to a
+  // ping sent every --timeout) ends the run.
+  client.ping_interval = connection.timeout();
+  client.pong_timeout = connection.timeout();
   std::string token;
   std::string from;
   if (!flags.token_file.empty()) {

@@ -302,6 +302,18 @@ class Connecting(BridgeTestCase):
             self.assertLess(time.monotonic() - start, 6, str(r))
             self.assertStderrMentions(r, "cannot connect to the bridge")
 
+    def test_a_frozen_bridge_ends_the_run_within_timeout(self):
+        """A bridge that stops (SIGSTOP) answers no ping: kws tail ends with
+        status 1 instead of waiting for ever."""
+        bg = self.bridge()
+        topic = self.create(self.topic())
+        t = self.background("tail", "--timeout", "1", bg.ws, topic, "-o", "beginning", brokers=False)
+        t.wait_for_output(lambda out: b"seed\n" in out, what="the seed message")
+        bg.proc.send_signal(signal.SIGSTOP)
+        self.addCleanup(lambda: bg.proc.poll() is None and bg.proc.send_signal(signal.SIGCONT))
+        self.assertEqual(t.wait(timeout=10), 1, t.describe())
+        self.assertIn(b"no pong within 1000 ms", t.err, t.describe())
+
     def test_bearer_token_from_file_and_environment(self):
         d = kwstest.scratch_dir()
         secret = os.path.join(d, "secret")
