@@ -41,6 +41,21 @@ std::string_view Transforms::client_topic(std::string_view kafka_topic) const {
   return kafka_topic;
 }
 
+std::string Transforms::client_words(std::string_view text) const {
+  // Kafka names a topic in quotes ("topic 'public.prices' ..."): the prefix
+  // right after a quote goes.
+  const std::string& prefix = options_.topic_prefix;
+  std::string out(text);
+  if (prefix.empty()) return out;
+  for (const char quote : {'\'', '"'}) {
+    const std::string needle = std::string(1, quote) + prefix;
+    for (size_t at = out.find(needle); at != std::string::npos; at = out.find(needle, at + 1)) {
+      out.erase(at + 1, prefix.size());
+    }
+  }
+  return out;
+}
+
 int64_t Transforms::now_ms() const {
   if (clock_) return clock_();
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -157,7 +172,9 @@ ProduceOutcome TransformingSink::try_produce(const OutgoingRecord& record) {
   out.headers = headers.empty() ? nullptr : &headers;
   const std::string topic = t_.kafka_topic(out.topic);
   out.topic = topic;
-  return inner_.try_produce(out);
+  ProduceOutcome outcome = inner_.try_produce(out);
+  if (!outcome.queued()) outcome.message = t_.client_words(outcome.message);
+  return outcome;
 }
 
 void TransformingSink::on_delivery(std::function<void(const Delivery&)> handler) {
@@ -165,6 +182,11 @@ void TransformingSink::on_delivery(std::function<void(const Delivery&)> handler)
     if (t_.options().topic_prefix.empty()) return handler(d);
     Delivery mine = d;
     mine.topic = t_.client_topic(d.topic);
+    std::string words;
+    if (!d.ok()) {
+      words = t_.client_words(d.message);
+      mine.message = words;
+    }
     handler(mine);
   });
 }

@@ -70,6 +70,9 @@ class Transforms {
   // The client's name for a Kafka topic ("" prefix: the same); a name
   // without the prefix is returned as it is.
   std::string_view client_topic(std::string_view kafka_topic) const;
+  // Kafka's words about a topic (an error message) with its Kafka name
+  // replaced by the client's, so a client never learns the prefix.
+  std::string client_words(std::string_view text) const;
 
   // A message read from Kafka (topic already the client's), as clients get
   // it: calls `deliver` with the transformed view and returns what it
@@ -145,7 +148,11 @@ class TransformingFeed : public PartitionFeed {
 class TransformingAdmin : public TopicAdmin {
  public:
   TransformingAdmin(TopicAdmin& inner, const Transforms& transforms) : inner_(inner), t_(transforms) {}
-  TopicLookup describe(const std::string& topic) override { return inner_.describe(t_.kafka_topic(topic)); }
+  TopicLookup describe(const std::string& topic) override {
+    TopicLookup lookup = inner_.describe(t_.kafka_topic(topic));
+    lookup.message = t_.client_words(lookup.message);
+    return lookup;
+  }
   std::vector<int64_t> offsets_for_time(const std::string& topic, int64_t ms, size_t partitions) override {
     return inner_.offsets_for_time(t_.kafka_topic(topic), ms, partitions);
   }

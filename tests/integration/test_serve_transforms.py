@@ -175,6 +175,29 @@ class TopicPrefix(ServeTestCase):
         self.assertNotIn(name, [t["name"] for t in topics["topics"]])
 
 
+    def test_group_sessions_and_errors_speak_the_clients_names(self):
+        name = self.topic()
+        self.create("public." + name)
+        bg = self.serve("--topic-prefix", "public.")
+
+        async def go():
+            url = self.ws_url(bg, "topics=%s&group.id=g-%s&offset=latest" % (name, name))
+            async with kws_connect(url) as ws:
+                sub = await recv_json(ws, timeout=30)
+                self.assertEqual((sub["type"], sub.get("topic", name)), ("subscribed", name), sub)
+                self.send("public." + name, "-p", "0", "to the group")
+                env = (await recv_until(ws, lambda d: d.get("message") == "to the group", timeout=15))[-1]
+                self.assertEqual(env["topic"], name)
+            async with kws_connect(self.ws_url(bg)) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "topic": "nosuch-" + name, "id": 1}))
+                err = await recv_json(ws)
+                self.assertEqual((err["code"], err["topic"]), ("unknown_topic", "nosuch-" + name), err)
+                self.assertIn("nosuch-" + name, err["message"])
+                self.assertNotIn("public.", err["message"])
+
+        run(go(), timeout=90)
+
+
 class AddField(ServeTestCase):
     def test_fields_added_to_json_objects_once_for_every_client(self):
         t = self.create(self.topic())

@@ -179,6 +179,31 @@ TEST_CASE("transform pipeline: a group session's source gets the client's names 
   CHECK(value == R"({"region":"eu"})");
 }
 
+TEST_CASE("transform pipeline: Kafka's words about a prefixed topic reach clients with the client's name") {
+  FakeCluster cluster;
+  FakeAdmin kafka_admin(cluster);
+  NullLog log;
+  TransformOptions o;
+  o.topic_prefix = "public.";
+  Transforms t(o, log);
+  TransformingAdmin admin(kafka_admin, t);
+  TopicLookup lookup = admin.describe("nosuch");
+  CHECK(lookup.error == TopicLookup::Error::unknown_topic);
+  CHECK(lookup.message == "unknown topic 'nosuch'");
+  CHECK(t.client_words("topic \"public.a\" and 'public.b' but not public.c") == "topic \"a\" and 'b' but not public.c");
+  FakeSink kafka;
+  kafka.fail_values = {"late"};
+  TransformingSink sink(kafka, t);
+  std::string message;
+  sink.on_delivery([&](const Delivery& d) { message = std::string(d.message); });
+  OutgoingRecord r;
+  r.topic = "a";
+  r.value = std::string_view("late");
+  REQUIRE(sink.try_produce(r).queued());
+  kafka.serve_deliveries(std::chrono::milliseconds(0));
+  CHECK(message == "timed out");
+}
+
 TEST_CASE("transform pipeline: bad prefixes and produce headers are refused with why") {
   CHECK_FALSE(topic_prefix_problem(""));
   CHECK_FALSE(topic_prefix_problem("public."));
