@@ -41,6 +41,13 @@ std::string_view Transforms::client_topic(std::string_view kafka_topic) const {
   return kafka_topic;
 }
 
+std::optional<std::string> Transforms::kafka_name_problem(std::string_view client_topic) const {
+  const size_t length = options_.topic_prefix.size() + client_topic.size();
+  if (options_.topic_prefix.empty() || length <= 249) return std::nullopt;
+  return "topic '" + std::string(client_topic) + "' is too long for this bridge: with its topic prefix, Kafka's name would have " +
+         std::to_string(length) + " characters (at most 249)";
+}
+
 std::string Transforms::client_words(std::string_view text) const {
   // Kafka names a topic in quotes ("topic 'public.prices' ..."): the prefix
   // right after a quote goes.
@@ -170,6 +177,7 @@ ProduceOutcome TransformingSink::try_produce(const OutgoingRecord& record) {
     if (!o.produce_time_header.empty()) headers.push_back(Header{o.produce_time_header, std::to_string(t_.now_ms())});
   }
   out.headers = headers.empty() ? nullptr : &headers;
+  if (auto problem = t_.kafka_name_problem(out.topic)) return {ProduceError::kafka_error, *problem};
   const std::string topic = t_.kafka_topic(out.topic);
   out.topic = topic;
   ProduceOutcome outcome = inner_.try_produce(out);

@@ -70,6 +70,9 @@ class Transforms {
   // The client's name for a Kafka topic ("" prefix: the same); a name
   // without the prefix is returned as it is.
   std::string_view client_topic(std::string_view kafka_topic) const;
+  // Why the Kafka name of a client's topic is no name Kafka takes (the
+  // prefix made it too long); nothing when it is fine.
+  std::optional<std::string> kafka_name_problem(std::string_view client_topic) const;
   // Kafka's words about a topic (an error message) with its Kafka name
   // replaced by the client's, so a client never learns the prefix.
   std::string client_words(std::string_view text) const;
@@ -149,6 +152,12 @@ class TransformingAdmin : public TopicAdmin {
  public:
   TransformingAdmin(TopicAdmin& inner, const Transforms& transforms) : inner_(inner), t_(transforms) {}
   TopicLookup describe(const std::string& topic) override {
+    if (auto problem = t_.kafka_name_problem(topic)) {
+      TopicLookup refused;
+      refused.error = TopicLookup::Error::failed;
+      refused.message = *problem;
+      return refused;
+    }
     TopicLookup lookup = inner_.describe(t_.kafka_topic(topic));
     lookup.message = t_.client_words(lookup.message);
     return lookup;

@@ -204,6 +204,31 @@ TEST_CASE("transform pipeline: Kafka's words about a prefixed topic reach client
   CHECK(message == "timed out");
 }
 
+TEST_CASE("transform pipeline: a client name the prefix makes too long for Kafka is refused, never sent") {
+  FakeCluster cluster;
+  FakeAdmin kafka_admin(cluster);
+  NullLog log;
+  TransformOptions o;
+  o.topic_prefix = "public.";
+  Transforms t(o, log);
+  TransformingAdmin admin(kafka_admin, t);
+  const std::string longest(242, 'a'), over(243, 'a');
+  CHECK(admin.describe(longest).error == TopicLookup::Error::unknown_topic);  // asked Kafka
+  TopicLookup lookup = admin.describe(over);
+  CHECK(lookup.error == TopicLookup::Error::failed);
+  CHECK_THAT(lookup.message, Catch::Contains("too long") && Catch::Contains("250 characters"));
+  CHECK(kafka_admin.describes == 1);
+  FakeSink kafka;
+  TransformingSink sink(kafka, t);
+  OutgoingRecord r;
+  r.topic = over;
+  r.value = std::string_view("v");
+  ProduceOutcome out = sink.try_produce(r);
+  CHECK(out.error == ProduceError::kafka_error);
+  CHECK_THAT(out.message, Catch::Contains("too long"));
+  CHECK(kafka.kept.empty());
+}
+
 TEST_CASE("transform pipeline: bad prefixes and produce headers are refused with why") {
   CHECK_FALSE(topic_prefix_problem(""));
   CHECK_FALSE(topic_prefix_problem("public."));
