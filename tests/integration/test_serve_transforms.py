@@ -277,6 +277,10 @@ class PluginExample(ServeTestCase):
                 self.assertEqual((by_id[2]["type"], by_id[2]["code"]), ("error", "not_allowed"), replies)
                 self.assertIn("dropped", by_id[2]["message"])
                 self.assertEqual((by_id[3]["type"], by_id[3]["code"]), ("error", "not_allowed"), replies)
+                # The plugin may move a produced message to another topic; the ack names it.
+                await ws.send(json.dumps({"topic": "rename-me", "message": "moved", "id": 4}))
+                moved = (await recv_until(ws, lambda d: d.get("id") == 4))[-1]
+                self.assertEqual((moved["type"], moved["topic"]), ("ack", "renamed"), moved)
                 # Outgoing: "secret" redacted, a header added; key "drop-out" never shown.
                 self.send(t, "-p", "0", "-k", "drop-out", "hidden")
                 self.send(t, "-p", "0", "my secret")
@@ -293,6 +297,8 @@ class PluginExample(ServeTestCase):
         self.assertEqual([kwstest.envelope_bytes(e, "message") for e in envs],
                          [b"seed", b"HELLO", b"hidden", b"my secret"])  # Kafka keeps the originals
         self.assertEqual(headers_of(envs[1])["x-example"], "incoming")
+        self.assertEqual([kwstest.envelope_bytes(e, "message") for e in self.tail_json("renamed")], [b"MOVED"])
+        self.assertNotIn("rename-me", [x["name"] for x in self.topics_json()["topics"]])
         kwstest.wait_until(lambda: b"returned 7" in bg.err, what="the plugin's failure in the log")
         m = self.metrics(bg)
         self.assertEqual(m["kws_serve_plugin_dropped_total{direction=incoming}"], 2)
