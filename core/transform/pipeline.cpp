@@ -168,7 +168,7 @@ ProduceOutcome TransformingSink::try_produce(const OutgoingRecord& record) {
     // The bridge's headers replace a client's of the same name: a consumer
     // can trust them.
     auto bridges = [&o](const Header& h) {
-      if (h.name == o.produce_time_header) return true;
+      if (!o.produce_time_header.empty() && h.name == o.produce_time_header) return true;
       return std::any_of(o.produce_headers.begin(), o.produce_headers.end(),
                          [&h](const Header& f) { return f.name == h.name; });
     };

@@ -86,6 +86,23 @@ TEST_CASE("transform pipeline: produce headers, the receive time and the prefix 
   CHECK(delivered_topics == std::vector<std::string>{"prices", "prices"});  // the client's name in acks
 }
 
+TEST_CASE("transform pipeline: fixed headers without a time header leave a client's header with an empty name") {
+  NullLog log;
+  TransformOptions o;
+  o.produce_headers = {{"source", std::string("bridge-1")}};
+  Transforms t(o, log);
+  FakeSink kafka;
+  TransformingSink sink(kafka, t);
+  std::vector<Header> client = {{"", std::string("nameless")}};
+  OutgoingRecord r;
+  r.topic = "prices";
+  r.value = std::string_view("v");
+  r.headers = &client;
+  REQUIRE(sink.try_produce(r).queued());
+  CHECK(kafka.kept[0].topic == "prices");
+  CHECK(kafka.kept[0].headers == std::vector<Header>{{"", std::string("nameless")}, {"source", std::string("bridge-1")}});
+}
+
 TEST_CASE("transform pipeline: without incoming transforms the record passes as it is") {
   NullLog log;
   Transforms t(TransformOptions{}, log);
