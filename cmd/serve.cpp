@@ -37,8 +37,9 @@ const CommandDoc serve_doc{
     "partition (--ring-bytes) serves -N starts from memory. A session with group.id joins that "
     "consumer group with a consumer of its own (at most --max-group-sessions).\n\n"
     "Each client has an outbound budget (--client-buffer). A client that reads too slowly is "
-    "closed with code 1008 (--slow-client close) or loses its oldest messages and is told how "
-    "many (--slow-client drop-oldest). The server pings every --ping-interval and closes peers "
+    "closed with code 1008 (--slow-client close), loses its oldest messages and is told how "
+    "many (--slow-client drop-oldest), or keeps only the newest message per key and is told how many "
+    "were replaced (--slow-client latest-per-key, for tickers). The server pings every --ping-interval and closes peers "
     "silent for --idle-timeout; a quiet client that answers pings stays.\n\n"
     "Without -b, KWS_BROKERS or a config file, kws serve runs the embedded in-memory broker in the "
     "same process (on 127.0.0.1:9092; --broker-listen 127.0.0.1:0 for any free port) and prints BROKERS= so "
@@ -120,7 +121,7 @@ CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
                    "Bytes queued for one client before --slow-client applies")
       ->group(flow);
   add_setting_flag(app, "--slow-client", "serve.slow_client", o.settings,
-                   "What to do with a client over its buffer: close or drop-oldest")
+                   "What to do with a client over its buffer: close, drop-oldest or latest-per-key")
       ->group(flow);
   add_setting_flag(app, "--ping-interval", "serve.ping_interval", o.settings,
                    "Time between server pings (20s, 500ms; a plain number is seconds)")
@@ -416,8 +417,10 @@ int run_serve(const ServeOptions& o) {
   options.server.host = listen.host == "localhost" ? "127.0.0.1" : listen.host;
   options.server.port = listen.port;
   options.server.session.client_buffer = s.bytes("serve.client_buffer");
-  options.server.session.slow_client = s.choice("serve.slow_client") == "drop-oldest" ? SlowClientPolicy::drop_oldest
-                                                                                      : SlowClientPolicy::close;
+  const std::string slow_client = s.choice("serve.slow_client");
+  options.server.session.slow_client = slow_client == "drop-oldest"      ? SlowClientPolicy::drop_oldest
+                                       : slow_client == "latest-per-key" ? SlowClientPolicy::latest_per_key
+                                                                         : SlowClientPolicy::close;
   options.server.ping_interval = s.duration("serve.ping_interval");
   options.server.idle_timeout = s.duration("serve.idle_timeout");
   options.server.write_timeout = s.duration("serve.write_timeout");

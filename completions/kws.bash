@@ -31,7 +31,7 @@ _kws() {
       valued="-l --listen --tls-cert --tls-key --tls-client-ca --jwt-secret-file --jwt-key --jwks --jwt-issuer --jwt-audience --jwt-leeway --acl-claim --auth --metrics-listen --client-buffer --slow-client --ping-interval --idle-timeout --max-frame --max-connections --write-timeout --max-topics --create-topics --produce-timeout --ring-bytes --max-connections-per-ip --limit-loopback --max-subscriptions --produce-rate --produce-bytes-rate --allow-origin --topics-allow --topic-prefix --produce-time-header --produce-header --add-field --plugin --max-group-sessions --max-catchups --log-format -t --topic --partitions --broker-listen -b --brokers -X --property -F --config --timeout"
       case "$prev" in
         --auth) COMPREPLY=($(compgen -W "required none" -- "$cur")); return ;;
-        --slow-client) COMPREPLY=($(compgen -W "close drop-oldest" -- "$cur")); return ;;
+        --slow-client) COMPREPLY=($(compgen -W "close drop-oldest latest-per-key" -- "$cur")); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
       esac
       ;;

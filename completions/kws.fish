@@ -63,7 +63,7 @@ complete -c kws -n '__fish_seen_subcommand_from serve' -l auth -x -a 'required n
 complete -c kws -n '__fish_seen_subcommand_from serve' -l public-page -d 'Serve the demo page without a token (connecting still needs one)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l metrics-listen -r -d 'Also serve /metrics, /healthz, /readyz at HOST:PORT over plain HTTP, without a token'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l client-buffer -r -d 'Bytes queued for one client before --slow-client applies'
-complete -c kws -n '__fish_seen_subcommand_from serve' -l slow-client -x -a 'close drop-oldest' -d 'What to do with a client over its buffer: close or drop-oldest'
+complete -c kws -n '__fish_seen_subcommand_from serve' -l slow-client -x -a 'close drop-oldest latest-per-key' -d 'What to do with a client over its buffer: close, drop-oldest or latest-per-key'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l ping-interval -r -d 'Time between server pings (20s, 500ms; a plain number is seconds)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l idle-timeout -r -d 'Close a peer silent (no frame, no pong) this long (a plain number is seconds)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l max-frame -r -d 'Largest frame a client may send'

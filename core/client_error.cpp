@@ -9,6 +9,7 @@ std::string_view client_error_code(ClientError error) {
     case ClientError::unknown_type: return "unknown_type";
     case ClientError::unknown_topic: return "unknown_topic";
     case ClientError::bad_topic: return "bad_topic";
+    case ClientError::bad_filter: return "bad_filter";
     case ClientError::bad_offset: return "bad_offset";
     case ClientError::bad_partition: return "bad_partition";
     case ClientError::too_large: return "too_large";

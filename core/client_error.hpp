@@ -15,7 +15,8 @@ enum class ClientError {
   unknown_type,       // a "type" the bridge does not know
   unknown_topic,      // the topic does not exist (and may not be created)
   bad_topic,          // a name Kafka would refuse, or one this session may not use
-  bad_offset,         // a start position that cannot be read
+  bad_offset,         // a start position that cannot be read (offset, resume)
+  bad_filter,         // a server-side filter that is not one (docs/PROTOCOL.md, "Filters")
   bad_partition,      // the topic has no such partition
   too_large,          // over the bridge's frame limit or Kafka's message.max.bytes
   not_allowed,        // the cluster (or, later, the gateway) refused

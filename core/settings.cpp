@@ -77,8 +77,9 @@ const std::vector<SettingKey>& kws_setting_keys() {
       make_key("serve.client_buffer", "KWS_SERVE_CLIENT_BUFFER", "4M", T::bytes,
                "Outbound bytes queued per connection before serve.slow_client applies.", {"serve"}),
       make_key("serve.slow_client", "KWS_SERVE_SLOW_CLIENT", "close", T::choice,
-               "What happens to a client whose buffer is full: close it, or drop its oldest queued frames.",
-               {"serve"}, {"close", "drop-oldest"}),
+               "What happens to a client whose buffer is full: close it, drop its oldest queued frames, or "
+               "keep only the newest queued message per key (tickers; then the oldest if still full).",
+               {"serve"}, {"close", "drop-oldest", "latest-per-key"}),
       make_key("serve.ring_bytes", "KWS_SERVE_RING_BYTES", "8M", T::bytes,
                "Bytes of recent frames kept per partition for clients that join or fall behind.", {"serve"}),
       make_key("serve.max_frame", "KWS_SERVE_MAX_FRAME", "1M", T::bytes,

@@ -41,7 +41,7 @@ cases=(
   "kws tail -o beg|beginning"
   "kws completion z|zsh"
   "kws completion |bash fish zsh"
-  "kws serve --slow-client |close drop-oldest"
+  "kws serve --slow-client |close drop-oldest latest-per-key"
   "kws serve --log-format |json text"
   "kws ingest --when-full |block drop-newest drop-oldest"
   "kws ingest --markers r|record"

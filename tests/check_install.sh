@@ -75,7 +75,7 @@ if [ -f /usr/share/bash-completion/bash_completion ]; then
   got=$(clean bash -c 'source /usr/share/bash-completion/bash_completion
     __load_completion kws || exit 1
     COMP_WORDS=(kws serve --slow-client ""); COMP_CWORD=3; _kws; echo "${COMPREPLY[*]}"' 2>&1) || true
-  [ "$got" = "close drop-oldest" ] || fail "bash-completion did not load kws's completion from $prefix: '$got'"
+  [ "$got" = "close drop-oldest latest-per-key" ] || fail "bash-completion did not load kws's completion from $prefix: '$got'"
 else
   missing_shells+=(bash-completion)
 fi

@@ -28,7 +28,35 @@ bool append_kafka_binary(std::string& out, std::string_view topic, const Frame& 
   return true;
 }
 
+void append_sse(std::string& out, std::string_view topic, const Frame& frame) {
+  // The envelope is one line (no raw newline: JSON escapes it), so one
+  // data field carries it whole.
+  out += "data: ";
+  append_envelope_json(out, frame.view(topic));
+  out += "\n\n";
+}
+
 }  // namespace
+
+std::string sse_event(std::string_view json) {
+  // Replies begin {"type":"NAME": NAME becomes the event's name, so a page
+  // listens for what it wants (addEventListener("subscribed", ...)) and
+  // onmessage gets messages only.
+  constexpr std::string_view prefix = "{\"type\":\"";
+  std::string_view name = "kws";
+  if (json.substr(0, prefix.size()) == prefix) {
+    const size_t end = json.find('"', prefix.size());
+    if (end != std::string_view::npos) name = json.substr(prefix.size(), end - prefix.size());
+  }
+  std::string out;
+  out.reserve(json.size() + name.size() + 16);
+  out += "event: ";
+  out += name;
+  out += "\ndata: ";
+  out += json;
+  out += "\n\n";
+  return out;
+}
 
 bool append_encoded(std::string& out, Encoding encoding, std::string_view topic, const Frame& frame) {
   switch (encoding) {
@@ -37,6 +65,9 @@ bool append_encoded(std::string& out, Encoding encoding, std::string_view topic,
       return true;
     case Encoding::kafka_binary:
       return append_kafka_binary(out, topic, frame);
+    case Encoding::sse:
+      append_sse(out, topic, frame);
+      return true;
   }
   return false;
 }

@@ -14,6 +14,10 @@ namespace kws {
 // carry it (nothing appended).
 bool append_encoded(std::string& out, Encoding encoding, std::string_view topic, const Frame& frame);
 
+// A reply's JSON (one line, beginning {"type":"NAME") as a Server-Sent
+// Event named NAME.
+std::string sse_event(std::string_view json);
+
 // kafka-binary's one-byte topic length limits the topic name.
 inline constexpr size_t kMaxBinaryTopicLength = 255;
 

@@ -24,8 +24,9 @@ namespace kws {
 enum class Encoding : uint8_t {
   kafka_text,    // WebSocket text frames holding the kws envelope (docs/PROTOCOL.md)
   kafka_binary,  // WebSocket binary frames, [topic length][topic][value] (kafka-websocket)
+  sse,           // Server-Sent Events: `data: <kws envelope>` and a blank line per message
 };
-inline constexpr size_t kEncodingCount = 2;
+inline constexpr size_t kEncodingCount = 3;
 
 struct Frame {
   int32_t partition = -1;
@@ -55,6 +56,7 @@ class FrameBatch {
       : topic_(std::move(topic)), frames_(std::move(frames)) {}
 
   const std::string& topic() const { return *topic_; }
+  const std::shared_ptr<const std::string>& topic_name() const { return topic_; }
   const std::vector<FramePtr>& frames() const { return frames_; }
 
   // Every frame in `encoding`, back to back; built on the first call for

@@ -39,6 +39,15 @@ struct Hub::Ring {
   int64_t begin(int64_t next) const { return frames.empty() ? next : frames.front()->offset; }
 };
 
+// The subscribers of a topic with the same filter (by canonical text): the
+// frames of a poll are matched once per group, not once per subscriber, and
+// the group's batches are built (and encoded) once for all its members.
+struct Hub::FilterGroup {
+  FilterPtr filter;
+  size_t members = 0;
+  std::vector<FramePtr> matched;  // of the poll being delivered
+};
+
 struct Hub::Topic {
   struct Live {
     std::shared_ptr<Subscriber> subscriber;
@@ -46,6 +55,7 @@ struct Hub::Topic {
     // delivered by a catch-up reader that ran ahead of the live one. Rare:
     // a pointer, so the common entry is small (one per subscribed session).
     std::unique_ptr<std::vector<int64_t>> skip_below;
+    FilterGroup* group = nullptr;  // null: every message
   };
   std::shared_ptr<const std::string> name;
   std::vector<int64_t> next;  // the live reader's position per partition
@@ -56,6 +66,13 @@ struct Hub::Topic {
   std::chrono::steady_clock::time_point idle_since{};
   std::chrono::steady_clock::time_point partitions_checked{};
   bool checking_partitions = false;
+  // Filtered subscribers, by filter. Groups whose filter names exact keys
+  // are found through the key of each frame (`by_key`), so many sessions
+  // with key filters cost a lookup per message, not a scan of the
+  // sessions; the others (`unkeyed`) are each checked.
+  std::map<std::string, std::unique_ptr<FilterGroup>> groups;
+  std::unordered_map<std::string, std::vector<FilterGroup*>> by_key;
+  std::vector<FilterGroup*> unkeyed;
 };
 
 struct Hub::CatchUp {
@@ -65,6 +82,7 @@ struct Hub::CatchUp {
   std::vector<int64_t> next;  // next offset to deliver, per partition
   int64_t start_time_ms = -1;
   std::vector<bool> reached_time;
+  FilterPtr filter;
 };
 
 struct Hub::Request {
@@ -80,6 +98,10 @@ struct Hub::Request {
   bool counted_on_topic = false;  // Topic::waiting includes it
   std::vector<int64_t> from;      // a catch-up's start, per partition
   int64_t start_time_ms = -1;
+  ResumePositions resume;
+  FilterPtr filter;
+  bool fresh_lookup = false;  // asked Kafka itself, not the lookup cache
+  std::vector<HubNotice::Range> resume_lost, resume_reset;
 };
 
 struct Hub::SubscriberQueue {
@@ -125,14 +147,16 @@ void Hub::wake() {
   cv_.notify_one();
 }
 
-void Hub::subscribe(std::shared_ptr<Subscriber> subscriber, const std::string& topic, const OffsetSpec& start,
-                    const std::string& start_text, const std::string& request_id) {
+void Hub::subscribe(std::shared_ptr<Subscriber> subscriber, const std::string& topic, SubscriptionSpec spec,
+                    const std::string& request_id) {
   auto r = std::make_unique<Request>();
   r->kind = Request::Kind::subscribe;
   r->subscriber = std::move(subscriber);
   r->topic = topic;
-  r->start = start;
-  r->start_text = start_text;
+  r->start = spec.start;
+  r->start_text = std::move(spec.start_text);
+  r->resume = std::move(spec.resume);
+  r->filter = std::move(spec.filter);
   r->request_id = request_id;
   enqueue(std::move(r));
 }
@@ -258,7 +282,9 @@ void Hub::finish_request(Subscriber* s) {
   start_next(s);
 }
 
-HubNotice Hub::subscribed_notice(const Request& r, std::vector<int64_t> start, std::vector<int64_t> end) {
+// `subscribed`, then for a resume that found positions gone a `lost` notice
+// per partition, before any message of it.
+void Hub::notify_subscribed(const Request& r, std::vector<int64_t> start, std::vector<int64_t> end) {
   HubNotice n;
   n.kind = HubNotice::Kind::subscribed;
   n.topic = r.topic;
@@ -267,7 +293,20 @@ HubNotice Hub::subscribed_notice(const Request& r, std::vector<int64_t> start, s
   n.start = r.start_text;
   n.start_offsets = std::move(start);
   n.end_offsets = std::move(end);
-  return n;
+  n.resumed = !r.resume.empty();
+  n.recovered = r.resume_lost.empty() && r.resume_reset.empty();
+  n.resume_lost = r.resume_lost;
+  n.resume_reset = r.resume_reset;
+  r.subscriber->notify(n);
+  for (const auto& gap : r.resume_lost) {
+    HubNotice lost;
+    lost.kind = HubNotice::Kind::lost;
+    lost.topic = r.topic;
+    lost.partition = gap.partition;
+    lost.first = gap.first;
+    lost.last = gap.last;
+    r.subscriber->notify(lost);
+  }
 }
 
 void Hub::answer_error(Request& r, ClientError error, const std::string& message) {
@@ -305,7 +344,7 @@ bool Hub::handle_now(Request& r) {
     return true;
   }
   Topic* t = find_topic(r.topic);
-  if (t && r.start.kind == OffsetSpec::Kind::end) {
+  if (t && r.start.kind == OffsetSpec::Kind::end && r.resume.empty()) {
     start_subscription(*t, r, nullptr);  // never needs history
     return true;
   }
@@ -365,6 +404,29 @@ void Hub::looked_up(uint64_t serial, AdminWorker::Lookup lookup) {
     topics_.emplace(r.topic, std::move(topic));
     log_.info("reading topic '" + r.topic + "' (" + std::to_string(lookup.topic.partitions.size()) + " partitions)");
   }
+  // A resume position is checked against the partitions and their ends; a
+  // position past the end that the cache answered may only be newer than
+  // the cache (delivered by another bridge a moment ago): ask Kafka.
+  const auto& parts = lookup.topic.partitions;
+  if (!r.resume.empty() && r.resume.rbegin()->first >= static_cast<int32_t>(parts.size())) {
+    answer_error(r, ClientError::bad_partition,
+                 "resume: '" + r.topic + "' has no partition " + std::to_string(r.resume.rbegin()->first) + " (it has " +
+                     std::to_string(parts.size()) + ")");
+    finish_request(s);
+    return;
+  }
+  if (!r.fresh_lookup) {
+    for (const auto& [p, last] : r.resume) {
+      const auto up = static_cast<size_t>(p);
+      if (last + 1 <= parts[up].high || (up < t->next.size() && last + 1 <= t->next[up])) continue;
+      r.fresh_lookup = true;
+      admin_.look_up(r.topic, /*fresh=*/true, std::nullopt, q->cancelled, [this, serial](AdminWorker::Lookup again) {
+        auto shared = std::make_shared<AdminWorker::Lookup>(std::move(again));
+        post([this, serial, shared] { looked_up(serial, std::move(*shared)); });
+      });
+      return;
+    }
+  }
   if (!start_subscription(*t, r, &lookup)) {
     finish_request(s);
     return;
@@ -398,6 +460,10 @@ void Hub::opened_reader(uint64_t serial, std::unique_ptr<PartitionFeed> feed, st
   cu->next.resize(n, 0);
   cu->start_time_ms = r.start_time_ms;
   cu->reached_time.assign(n, r.start_time_ms < 0);
+  for (const auto& [p, last] : r.resume) {
+    if (static_cast<size_t>(p) < n) cu->reached_time[static_cast<size_t>(p)] = true;
+  }
+  cu->filter = r.filter;
   if (feed) {
     try {
       // Every partition, also those whose start is in the ring now: the
@@ -416,7 +482,7 @@ void Hub::opened_reader(uint64_t serial, std::unique_ptr<PartitionFeed> feed, st
     return;
   }
   cu->feed = std::move(feed);
-  r.subscriber->notify(subscribed_notice(r, cu->next, t->next));
+  notify_subscribed(r, cu->next, t->next);
   t->idle_since = {};
   catchups_.push_back(std::move(cu));
   finish_request(s);
@@ -430,10 +496,13 @@ bool Hub::start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lo
   std::vector<int64_t> from = t.next;
   int64_t start_time = -1;
   r.from.clear();
+  r.resume_lost.clear();
+  r.resume_reset.clear();
   if (r.start.kind != OffsetSpec::Kind::end && lookup) {
     const auto& parts = lookup->topic.partitions;
     if (r.start.kind == OffsetSpec::Kind::timestamp) start_time = r.start.value;
     for (size_t p = 0; p < n; ++p) {
+      if (r.resume.count(static_cast<int32_t>(p))) continue;
       int64_t low = p < parts.size() ? std::max<int64_t>(0, parts[p].low) : 0;
       low = std::min(low, t.next[p]);
       switch (r.start.kind) {
@@ -449,16 +518,41 @@ bool Hub::start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lo
       }
     }
   }
+  // A resumed partition goes on right after the client's last offset: from
+  // the ring, a catch-up reader, or (when the live reader is behind Kafka)
+  // ahead of the live reader, which then skips what it already delivered.
+  if (lookup) {
+    const auto& parts = lookup->topic.partitions;
+    for (const auto& [partition, last] : r.resume) {
+      const auto p = static_cast<size_t>(partition);
+      if (p >= n || p >= parts.size()) continue;
+      const int64_t low = std::min(std::max<int64_t>(0, parts[p].low), t.next[p]);
+      const int64_t high = std::max(parts[p].high, t.next[p]);
+      const int64_t next = last + 1;
+      if (next < low) {
+        r.resume_lost.push_back({partition, next, low - 1});
+        from[p] = low;
+      } else if (next > high) {
+        r.resume_reset.push_back({partition, next, high});
+        from[p] = low;
+      } else {
+        from[p] = next;
+      }
+    }
+  }
   bool in_ring = true;
   for (size_t p = 0; p < n; ++p) in_ring = in_ring && from[p] >= t.rings[p].begin(t.next[p]);
   // A broker without a time index answers time lookups with an earlier
   // offset; within the ring, the frames' own times decide.
   if (in_ring && start_time >= 0) {
-    for (size_t p = 0; p < n; ++p) from[p] = first_at_time(t.rings[p].frames, from[p], start_time, t.next[p]);
+    for (size_t p = 0; p < n; ++p) {
+      if (r.resume.count(static_cast<int32_t>(p))) continue;
+      from[p] = first_at_time(t.rings[p].frames, from[p], start_time, t.next[p]);
+    }
   }
   if (in_ring) {
-    r.subscriber->notify(subscribed_notice(r, from, t.next));
-    join_live(t, r.subscriber, from);
+    notify_subscribed(r, from, t.next);
+    join_live(t, r.subscriber, from, r.filter);
     return false;
   }
   size_t opening = 0;
@@ -474,20 +568,52 @@ bool Hub::start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lo
   return true;
 }
 
-void Hub::join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::vector<int64_t>& from) {
+void Hub::join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::vector<int64_t>& from,
+                    const FilterPtr& filter) {
   std::vector<FramePtr> replay;
   bool ahead = false;
   for (size_t p = 0; p < t.rings.size(); ++p) {
     for (const auto& f : t.rings[p].frames) {
-      if (f->offset >= from[p]) replay.push_back(f);
+      if (f->offset >= from[p] && (!filter || filter->matches(*f))) replay.push_back(f);
     }
     if (from[p] > t.next[p]) ahead = true;
   }
   for (const auto& b : make_batches(t.name, replay, limits_.batch_bytes)) s->deliver(b);
-  Topic::Live live{s, {}};
+  Topic::Live live{s, {}, filter ? join_group(t, filter) : nullptr};
   if (ahead) live.skip_below = std::make_unique<std::vector<int64_t>>(from);
   t.live.push_back(std::move(live));
   t.idle_since = {};
+}
+
+Hub::FilterGroup* Hub::join_group(Topic& t, const FilterPtr& filter) {
+  auto& slot = t.groups[filter->canonical()];
+  if (!slot) {
+    slot = std::make_unique<FilterGroup>();
+    slot->filter = filter;
+    if (filter->has_exact_keys()) {
+      for (const auto& key : filter->exact_keys()) t.by_key[key].push_back(slot.get());
+    } else {
+      t.unkeyed.push_back(slot.get());
+    }
+  }
+  ++slot->members;
+  return slot.get();
+}
+
+void Hub::leave_group(Topic& t, FilterGroup* group) {
+  if (!group || --group->members > 0) return;
+  auto drop = [group](std::vector<FilterGroup*>& list) { list.erase(std::remove(list.begin(), list.end(), group), list.end()); };
+  if (group->filter->has_exact_keys()) {
+    for (const auto& key : group->filter->exact_keys()) {
+      auto it = t.by_key.find(key);
+      if (it == t.by_key.end()) continue;
+      drop(it->second);
+      if (it->second.empty()) t.by_key.erase(it);
+    }
+  } else {
+    drop(t.unkeyed);
+  }
+  t.groups.erase(group->filter->canonical());
 }
 
 void Hub::detach(const std::shared_ptr<Subscriber>& s, const std::string& topic) {
@@ -502,8 +628,14 @@ void Hub::detach(const std::shared_ptr<Subscriber>& s, const std::string& topic)
   }
   Topic* t = find_topic(topic);
   if (!t) return;
-  t->live.erase(std::remove_if(t->live.begin(), t->live.end(), [&](const Topic::Live& l) { return l.subscriber == s; }),
-                t->live.end());
+  for (auto it = t->live.begin(); it != t->live.end();) {
+    if (it->subscriber != s) {
+      ++it;
+      continue;
+    }
+    leave_group(*t, it->group);
+    it = t->live.erase(it);
+  }
   bool catching_up = std::any_of(catchups_.begin(), catchups_.end(), [&](const auto& c) { return c->topic == topic; });
   if (t->live.empty() && !catching_up && t->idle_since == std::chrono::steady_clock::time_point{}) {
     t->idle_since = now();
@@ -515,17 +647,47 @@ void Hub::detach(const std::shared_ptr<Subscriber>& s, const std::string& topic)
 // Hands the frames one poll read for `t` to its live subscribers.
 void Hub::deliver_read(Topic& t) {
   if (t.batch.empty()) return;
-  // Built once, shared by every subscriber: the fan-out's whole point.
-  const std::vector<FrameBatchPtr> batches = make_batches(t.name, t.batch, limits_.batch_bytes);
+  // Built once, shared by every subscriber: the fan-out's whole point. A
+  // filter group's frames are matched once and its batches built once, for
+  // all the group's members.
+  std::vector<FrameBatchPtr> batches;
+  bool unfiltered = false;
+  if (!t.groups.empty()) {
+    for (const auto& f : t.batch) {
+      MessageFilter::ValueCache value;
+      if (f->key) {
+        auto it = t.by_key.find(*f->key);
+        if (it != t.by_key.end()) {
+          for (FilterGroup* g : it->second) {
+            if (g->filter->matches(*f, value)) g->matched.push_back(f);
+          }
+        }
+      }
+      for (FilterGroup* g : t.unkeyed) {
+        if (g->filter->matches(*f, value)) g->matched.push_back(f);
+      }
+    }
+  }
+  std::map<FilterGroup*, std::vector<FrameBatchPtr>> group_batches;
+  auto batches_for = [&](FilterGroup* g) -> const std::vector<FrameBatchPtr>& {
+    if (!g) {
+      if (!unfiltered) batches = make_batches(t.name, t.batch, limits_.batch_bytes);
+      unfiltered = true;
+      return batches;
+    }
+    auto [it, added] = group_batches.try_emplace(g);
+    if (added) it->second = make_batches(t.name, g->matched, limits_.batch_bytes);
+    return it->second;
+  };
   std::vector<FramePtr> filtered;
   for (auto& l : t.live) {
     if (!l.skip_below) {
-      for (const auto& b : batches) l.subscriber->deliver(b);
+      for (const auto& b : batches_for(l.group)) l.subscriber->deliver(b);
       continue;
     }
     filtered.clear();
     bool still_ahead = false;
-    for (const auto& f : t.batch) {
+    for (const auto& f : l.group ? l.group->matched : t.batch) {
       if (f->offset >= (*l.skip_below)[static_cast<size_t>(f->partition)]) filtered.push_back(f);
     }
     for (size_t p = 0; p < t.next.size(); ++p) still_ahead = still_ahead || (*l.skip_below)[p] > t.next[p];
@@ -533,6 +695,7 @@ void Hub::deliver_read(Topic& t) {
     for (const auto& b : make_batches(t.name, filtered, limits_.batch_bytes)) l.subscriber->deliver(b);
   }
   t.batch.clear();
+  for (auto& [canonical, g] : t.groups) g->matched.clear();
 }
 
 void Hub::on_live_event(const PartitionEvent& e) {
@@ -625,7 +788,9 @@ bool Hub::poll_catchups() {
               if (m.timestamp_ms < cu.start_time_ms) return true;
               cu.reached_time[p] = true;
             }
-            frames.push_back(make_frame(m));
+            FramePtr frame = make_frame(m);
+            if (cu.filter && !cu.filter->matches(*frame)) return true;
+            frames.push_back(std::move(frame));
             return true;
           },
           [&](const PartitionEvent& e) {
@@ -672,7 +837,7 @@ bool Hub::poll_catchups() {
         for (size_t p = 0; p < cu.next.size(); ++p) {
           if (!cu.reached_time[p]) cu.next[p] = first_at_time(t->rings[p].frames, cu.next[p], cu.start_time_ms, t->next[p]);
         }
-        join_live(*t, cu.subscriber, cu.next);
+        join_live(*t, cu.subscriber, cu.next, cu.filter);
       }
     }
     if (finished || failed || !t) {

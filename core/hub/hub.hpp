@@ -30,6 +30,7 @@
 #include "core/client_error.hpp"
 #include "core/hub/admin_worker.hpp"
 #include "core/hub/frame.hpp"
+#include "core/hub/subscription.hpp"
 #include "core/message_io.hpp"
 #include "core/offset_spec.hpp"
 #include "core/util/log.hpp"
@@ -69,6 +70,21 @@ struct HubNotice {
   int64_t last = -1;
   // kafka: whether it answers now; `message` says what failed when not.
   bool reachable = true;
+  // subscribed, for a subscription that asked to resume: whether every
+  // named position was still there (`recovered`); if not, per partition the
+  // offsets that no longer exist (`resume_lost`, first..last, each also
+  // told as a `lost` notice right after) or a position beyond the log's end
+  // (`resume_reset`: first is the position after the client's, last the
+  // log's end; the log started over, and delivery begins at its start).
+  struct Range {
+    int32_t partition = -1;
+    int64_t first = -1;
+    int64_t last = -1;
+  };
+  bool resumed = false;
+  bool recovered = true;
+  std::vector<Range> resume_lost;
+  std::vector<Range> resume_reset;
 };
 
 // A session as the hub sees it. Called from the hub's thread (and, for
@@ -126,8 +142,16 @@ class Hub {
   // each subscriber (a request that needs Kafka's answer holds back that
   // subscriber's next ones, nobody else's). `request_id` is echoed in the
   // answer (HubNotice::request_id).
+  // `spec`: where it starts (and resumes) and which messages it wants.
+  void subscribe(std::shared_ptr<Subscriber> subscriber, const std::string& topic, SubscriptionSpec spec,
+                 const std::string& request_id);
   void subscribe(std::shared_ptr<Subscriber> subscriber, const std::string& topic, const OffsetSpec& start,
-                 const std::string& start_text, const std::string& request_id);
+                 const std::string& start_text, const std::string& request_id) {
+    SubscriptionSpec spec;
+    spec.start = start;
+    spec.start_text = start_text;
+    subscribe(std::move(subscriber), topic, std::move(spec), request_id);
+  }
   void unsubscribe(const std::shared_ptr<Subscriber>& subscriber, const std::string& topic,
                    const std::string& request_id);
   // Answers a request the session refused itself (a bad topic name, say)
@@ -152,6 +176,7 @@ class Hub {
   struct Ring;
   struct Topic;
   struct CatchUp;
+  struct FilterGroup;
   struct Request;
   struct SubscriberQueue;
 
@@ -166,8 +191,11 @@ class Hub {
   void opened_reader(uint64_t serial, std::unique_ptr<PartitionFeed> feed, std::string error);
   bool start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lookup);
   SubscriberQueue* waiting_for(uint64_t serial, Subscriber*& who);
-  static HubNotice subscribed_notice(const Request& r, std::vector<int64_t> start, std::vector<int64_t> end);
-  void join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::vector<int64_t>& from);
+  void join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::vector<int64_t>& from,
+                 const FilterPtr& filter);
+  void notify_subscribed(const Request& r, std::vector<int64_t> start, std::vector<int64_t> end);
+  FilterGroup* join_group(Topic& t, const FilterPtr& filter);
+  void leave_group(Topic& t, FilterGroup* group);
   void detach(const std::shared_ptr<Subscriber>& s, const std::string& topic);
   void answer_error(Request& r, ClientError error, const std::string& message);
   bool poll_live();

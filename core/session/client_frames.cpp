@@ -1,5 +1,7 @@
 #include "core/session/client_frames.hpp"
 
+#include <algorithm>
+
 #include "core/json_parse.hpp"
 #include "core/session/connect_request.hpp"
 #include "core/util/error.hpp"
@@ -60,6 +62,24 @@ ClientRequest decode_control(ClientRequest r, const nlohmann::json& doc, bool su
     } catch (const Error& e) {
       return invalid(std::move(r), ClientError::bad_offset, e.what());
     }
+  }
+  if (auto it = doc.find("resume"); it != doc.end() && !it->is_null()) {
+    if (!it->is_string()) {
+      return invalid(std::move(r), ClientError::bad_offset, "\"resume\" must be a string TOPIC:PARTITION:OFFSET[,...]");
+    }
+    if (auto problem = parse_resume(it->get_ref<const std::string&>(), r.resume)) {
+      return invalid(std::move(r), ClientError::bad_offset, *problem);
+    }
+    for (const auto& [topic, positions] : r.resume) {
+      if (std::find(r.topics.begin(), r.topics.end(), topic) == r.topics.end()) {
+        return invalid(std::move(r), ClientError::bad_offset, "resume names '" + topic + "', which \"topics\" does not");
+      }
+    }
+  }
+  if (auto it = doc.find("filter"); it != doc.end() && !it->is_null()) {
+    std::string problem;
+    r.filter = MessageFilter::parse(*it, problem);
+    if (!r.filter) return invalid(std::move(r), ClientError::bad_filter, problem);
   }
   return r;
 }

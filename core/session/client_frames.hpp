@@ -9,6 +9,7 @@
 
 #include "core/client_error.hpp"
 #include "core/message.hpp"
+#include "core/hub/subscription.hpp"
 #include "core/offset_spec.hpp"
 #include "core/session/link.hpp"
 
@@ -35,6 +36,8 @@ struct ClientRequest {
   std::vector<std::string> topics;
   OffsetSpec start;                  // subscribe
   std::string start_text = "latest";
+  ResumeByTopic resume;              // subscribe: "resume", for the frame's topics
+  FilterPtr filter;                  // subscribe: "filter", for the frame's topics
 
   // auth: a fresh token for the session (gateway security).
   std::string token;

@@ -1,5 +1,6 @@
 #include "core/session/connect_request.hpp"
 
+#include <algorithm>
 #include <set>
 
 #include "core/hub/encodings.hpp"
@@ -67,14 +68,31 @@ std::optional<std::string> parse_connect_query(std::string_view query, ConnectRe
       out.start_text = *value;
       out.start_explicit = true;
       out.kws_protocol = true;  // kafka-websocket has no offset parameter
+    } else if (*name == "resume") {
+      if (auto problem = parse_resume(*value, out.resume)) return *problem;
+      out.kws_protocol = true;
+    } else if (*name == "filter") {
+      std::string problem;
+      out.filter = MessageFilter::parse_text(*value, problem);
+      if (!out.filter) return problem;
+      out.kws_protocol = true;
     } else if (*name == "access_token") {
       // The gateway's token (docs/SECURITY.md): the server reads it before this.
     } else {
-      return "unknown query parameter '" + *name + "' (accepted: topics, group.id, offset, access_token)";
+      return "unknown query parameter '" + *name + "' (accepted: topics, group.id, offset, resume, filter, access_token)";
     }
   }
   if (out.start.kind == OffsetSpec::Kind::stored && out.group.empty()) return "offset=stored needs a group.id";
   if (!out.group.empty() && out.topics.empty()) return "a group.id session needs topics= in the query";
+  for (const auto& [topic, positions] : out.resume) {
+    if (std::find(out.topics.begin(), out.topics.end(), topic) == out.topics.end()) {
+      return "resume names '" + topic + "', which topics= does not";
+    }
+  }
+  if (!out.group.empty() && !out.resume.empty()) {
+    return "resume= does not apply to a group.id session: the group's committed offsets are its position";
+  }
+  if (!out.group.empty() && out.filter) return "filter= is not supported with group.id yet";
   return std::nullopt;
 }
 

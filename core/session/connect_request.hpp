@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/hub/frame.hpp"
+#include "core/hub/subscription.hpp"
 #include "core/offset_spec.hpp"
 
 namespace kws {
@@ -23,6 +24,11 @@ struct ConnectRequest {
   OffsetSpec start;
   std::string start_text = "latest";
   bool start_explicit = false;
+  // resume=TOPIC:PARTITION:OFFSET,...: the last offset received per
+  // partition of the query's topics (kws-only).
+  ResumeByTopic resume;
+  // filter=JSON: a server-side filter for the query's topics (kws-only).
+  FilterPtr filter;
   Encoding encoding = Encoding::kafka_text;
   std::string subprotocol;  // the one chosen; "" when the client offered none
   // The client asked for kws's protocol (a kws-only query parameter, or the

@@ -1,6 +1,8 @@
 #include "core/session/outbox.hpp"
 
 #include <algorithm>
+#include <map>
+#include <optional>
 
 namespace kws {
 
@@ -19,7 +21,11 @@ Outbox::Offer Outbox::scheduled_locked() {
 bool Outbox::make_room_locked(size_t incoming) {
   if (overflowed_) return false;
   if (queued_bytes_ + in_link_ + incoming <= budget_) return true;
-  if (policy_ == SlowClientPolicy::drop_oldest) {
+  if (policy_ == SlowClientPolicy::latest_per_key) {
+    conflate_locked();
+    if (queued_bytes_ + in_link_ + incoming <= budget_) return true;
+  }
+  if (policy_ != SlowClientPolicy::close) {
     for (; drop_from_ < queue_.size() && queued_bytes_ + in_link_ + incoming > budget_; ++drop_from_) {
       Entry& e = queue_[drop_from_];
       if (!e.batch) continue;  // a reply (never dropped) or already dropped
@@ -51,10 +57,86 @@ bool Outbox::make_room_locked(size_t incoming) {
   return false;
 }
 
+void Outbox::conflate_locked() {
+  struct Kept {
+    size_t order;  // of the frame's last appearance
+    FramePtr frame;
+  };
+  struct Topic {
+    std::shared_ptr<const std::string> name;
+    std::map<std::optional<std::string>, Kept> keys;
+  };
+  // Per topic, per key (no key is a key of its own), the newest frame.
+  std::map<std::string, Topic> newest;
+  std::vector<Entry> replies;
+  uint64_t before = 0;
+  size_t order = 0;
+  for (auto& e : queue_) {
+    if (!e.batch) {
+      if (!e.bytes.empty()) replies.push_back(std::move(e));
+      continue;
+    }
+    Topic& t = newest[e.batch->topic()];
+    if (!t.name) t.name = e.batch->topic_name();
+    for (const auto& f : e.batch->frames()) t.keys[f->key] = Kept{order++, f};
+    before += e.batch->count(encoding_);
+  }
+  queue_ = std::move(replies);
+  queued_bytes_ = 0;
+  for (const auto& e : queue_) queued_bytes_ += e.bytes.size();
+  // More keys than the budget holds: the oldest of the newest go first,
+  // message by message (a batch is too coarse a unit here).
+  std::vector<std::pair<const Topic*, Kept>> kept;
+  for (auto& [name, topic] : newest) {
+    for (auto& [key, k] : topic.keys) kept.emplace_back(&topic, std::move(k));
+  }
+  std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) { return a.second.order < b.second.order; });
+  const size_t room = budget_ > in_link_ + queued_bytes_ ? budget_ - in_link_ - queued_bytes_ : 0;
+  size_t estimate = 0;
+  for (const auto& k : kept) estimate += k.second.frame->wire_estimate();
+  size_t first = 0;
+  uint64_t dropped = 0;
+  while (first < kept.size() && estimate > room) {
+    estimate -= kept[first].second.frame->wire_estimate();
+    ++first;
+    ++dropped;
+  }
+  uint64_t after = 0;
+  for (auto& [name, topic] : newest) {
+    std::vector<FramePtr> frames;
+    for (size_t i = first; i < kept.size(); ++i) {
+      if (kept[i].first == &topic) frames.push_back(kept[i].second.frame);
+    }
+    for (auto& b : make_batches(topic.name, frames, 16 << 10)) {
+      const size_t size = entry_size(Entry{b, {}});
+      if (size == 0) continue;
+      after += b->count(encoding_);
+      queued_bytes_ += size;
+      queue_.push_back(Entry{std::move(b), {}});
+    }
+  }
+  dropped_total_ += dropped;
+  dropped_unreported_ += dropped;
+  conflated_unreported_ += before > after + dropped ? before - after - dropped : 0;
+  // Replies first, then messages: drop-oldest (if still over) starts at them.
+  drop_from_ = 0;
+  holes_ = 0;
+}
+
 Outbox::Offer Outbox::offer(const FrameBatchPtr& batch) {
   const size_t size = batch->bytes(encoding_).size();
   if (size == 0) return {};
   std::lock_guard<SpinLock> lock(mutex_);
+  if (policy_ == SlowClientPolicy::latest_per_key && queued_bytes_ + in_link_ + size > budget_) {
+    // The newcomer joins the conflation: its keys replace older messages.
+    queue_.push_back(Entry{batch, {}});
+    queued_bytes_ += size;
+    conflate_locked();
+    // Even conflated it may not fit: then the newest per key stays as far
+    // as the budget goes, the oldest first out (counted as dropped).
+    make_room_locked(0);
+    return scheduled_locked();
+  }
   if (!make_room_locked(size)) {
     if (overflowed_) {
       Offer o;
@@ -110,6 +192,8 @@ Outbox::Taken Outbox::take(std::vector<OutItem>& out) {
     holes_ = 0;
     result.dropped = dropped_unreported_;
     dropped_unreported_ = 0;
+    result.conflated = conflated_unreported_;
+    conflated_unreported_ = 0;
     in_link_ += queued_bytes_;  // until the I/O thread reports what the link really holds
     queued_bytes_ = 0;
     flush_pending_ = false;

@@ -15,7 +15,10 @@
 
 namespace kws {
 
-enum class SlowClientPolicy { close, drop_oldest };
+// What happens to a client whose pending bytes reach its budget: closed,
+// its oldest messages dropped, or (tickers) every message but the newest
+// per key replaced, then the oldest dropped if that is still too much.
+enum class SlowClientPolicy { close, drop_oldest, latest_per_key };
 
 class Outbox {
  public:
@@ -35,7 +38,8 @@ class Outbox {
 
   struct Taken {
     size_t frames = 0;     // message and reply frames moved
-    uint64_t dropped = 0;  // messages dropped since the last take (drop-oldest)
+    uint64_t dropped = 0;     // messages dropped since the last take (drop-oldest)
+    uint64_t conflated = 0;   // messages replaced by a newer one of their key since the last take
   };
   // Moves everything queued to `out`, in order. Pass `out` empty and reuse
   // it: then no allocation per take. Clears the pending-flush mark: the next
@@ -59,6 +63,10 @@ class Outbox {
   using Entry = OutItem;  // batch null and bytes empty: a dropped entry
   size_t entry_size(const Entry& e) const { return e.batch ? e.batch->bytes(encoding_).size() : e.bytes.size(); }
   bool make_room_locked(size_t incoming);
+  // latest-per-key: the queued messages become one batch per topic holding
+  // only the newest of each key (a batch of its own: this client's bytes
+  // are no longer the shared ones), after the replies.
+  void conflate_locked();
   Offer scheduled_locked();
 
   mutable SpinLock mutex_;
@@ -76,6 +84,7 @@ class Outbox {
   size_t in_link_ = 0;
   uint64_t dropped_total_ = 0;
   uint64_t dropped_unreported_ = 0;
+  uint64_t conflated_unreported_ = 0;
   bool flush_pending_ = false;
   bool overflowed_ = false;
 };

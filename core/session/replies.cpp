@@ -62,6 +62,23 @@ std::string notice_json(const HubNotice& n) {
     append_offsets(out, "start_offsets", n.start_offsets);
     append_offsets(out, "end_offsets", n.end_offsets);
   }
+  if (n.resumed) {
+    out += std::string(",\"recovered\":") + (n.recovered ? "true" : "false");
+    auto append_ranges = [&out](const char* name, const char* last_name, const std::vector<HubNotice::Range>& ranges) {
+      if (ranges.empty()) return;
+      out += ",\"";
+      out += name;
+      out += "\":[";
+      for (size_t i = 0; i < ranges.size(); ++i) {
+        if (i) out += ',';
+        out += "{\"partition\":" + std::to_string(ranges[i].partition) + ",\"from\":" + std::to_string(ranges[i].first) +
+               ",\"" + last_name + "\":" + std::to_string(ranges[i].last) + "}";
+      }
+      out += ']';
+    };
+    append_ranges("lost", "to", n.resume_lost);
+    append_ranges("reset", "end", n.resume_reset);
+  }
   append_id(out, n.request_id);
   return out + '}';
 }
@@ -75,6 +92,9 @@ std::string ack_json(std::string_view request_id, std::string_view topic, int32_
 }
 
 std::string dropped_json(uint64_t count) { return "{\"type\":\"dropped\",\"count\":" + std::to_string(count) + "}"; }
+std::string conflated_json(uint64_t count) {
+  return "{\"type\":\"conflated\",\"count\":" + std::to_string(count) + "}";
+}
 
 std::string authenticated_json(std::string_view request_id, std::string_view subject, int64_t expires) {
   std::string out = "{\"type\":\"authenticated\"";

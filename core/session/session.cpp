@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/outgoing.hpp"
+#include "core/hub/encodings.hpp"
 #include "core/session/client_frames.hpp"
 #include "core/session/replies.hpp"
 #include "core/topic_name.hpp"
@@ -32,6 +33,18 @@ const Principal& anonymous() {
   return nobody;
 }
 
+// What the hub needs for one topic of a subscribe: the start, the
+// positions named for that topic, the filter.
+SubscriptionSpec subscription_spec(const OffsetSpec& start, const std::string& start_text, const ResumeByTopic& resume,
+                                   const FilterPtr& filter, const std::string& topic) {
+  SubscriptionSpec spec;
+  spec.start = start;
+  spec.start_text = start_text;
+  if (auto it = resume.find(topic); it != resume.end()) spec.resume = it->second;
+  spec.filter = filter;
+  return spec;
+}
+
 }  // namespace
 
 Session::Session(const SessionServices& services, ConnectRequest request, std::shared_ptr<const Principal> principal)
@@ -41,6 +54,7 @@ Session::Session(const SessionServices& services, ConnectRequest request, std::s
       encoding_(request.encoding),
       group_session_(!request.group.empty()) {
   kws_protocol_ = request.kws_protocol;
+  if (encoding_ == Encoding::sse) sse_ = std::make_unique<SsePositions>();
   opening_ = std::make_unique<ConnectRequest>(std::move(request));
 }
 
@@ -66,7 +80,9 @@ void Session::open(Link& link) {
     }
     insert_sorted(subscribed_, t);
     ++pending_requests_;
-    services_.hub->subscribe(shared_from_this(), t, request->start, request->start_text, "");
+    services_.hub->subscribe(shared_from_this(), t, subscription_spec(request->start, request->start_text,
+                                                                    request->resume, request->filter, t),
+                             "");
   }
 }
 
@@ -151,7 +167,48 @@ void Session::reply(const std::string& json, ReplyKind kind) {
     }
     return;
   }
-  offered(outbox_.offer_reply(services_.frame_text(json)));
+  offered(outbox_.offer_reply(frame_own(json)));
+}
+
+std::string Session::frame_own(std::string_view json) const {
+  return encoding_ == Encoding::sse ? sse_event(json) : services_.frame_text(json);
+}
+
+void Session::track_sse_positions(const HubNotice& notice) {
+  if (!sse_) return;
+  std::lock_guard<std::mutex> lock(sse_->mutex);
+  if (notice.kind == HubNotice::Kind::unsubscribed) {
+    sse_->last.erase(notice.topic);
+  } else if (notice.kind == HubNotice::Kind::subscribed && !notice.start_offsets.empty()) {
+    // A partition nothing was delivered from yet resumes where this
+    // subscription started, not where `offset` would start a new one.
+    auto& positions = sse_->last[notice.topic];
+    positions.clear();
+    for (size_t p = 0; p < notice.start_offsets.size(); ++p) {
+      positions[static_cast<int32_t>(p)] = notice.start_offsets[p] - 1;
+    }
+  } else {
+    return;
+  }
+  sse_->changed = true;
+}
+
+void Session::append_sse_id(std::vector<OutItem>& items) {
+  std::lock_guard<std::mutex> lock(sse_->mutex);
+  for (const auto& item : items) {
+    if (!item.batch) continue;
+    auto& positions = sse_->last[item.batch->topic()];
+    for (const auto& f : item.batch->frames()) {
+      int64_t& last = positions[f->partition];
+      last = std::max(last, f->offset);
+      sse_->changed = true;
+    }
+  }
+  if (!sse_->changed) return;
+  sse_->changed = false;
+  // An event with an id and no data sets the browser's last event id
+  // without a message event (HTML, "dispatch the event", step 1).
+  items.push_back(OutItem{nullptr, "id: " + format_resume(sse_->last) + "\n\n"});
 }
 
 void Session::refuse(ClientError error, std::string_view why, std::string_view request_id, std::string_view topic) {
@@ -173,6 +230,7 @@ void Session::notify(const HubNotice& notice) {
     not_subscribed_->push_back(notice.topic);
   }
   const bool problem = notice.kind == HubNotice::Kind::error || notice.kind == HubNotice::Kind::lost;
+  track_sse_positions(notice);
   reply(notice_json(notice), problem ? ReplyKind::problem : ReplyKind::answer);
   if (notice.answers_request) request_done();
 }
@@ -238,11 +296,20 @@ void Session::flush(bool behind_pending) {
   if (taken.dropped > 0) {
     // One notice per write at most, with the count since the last one.
     if (kws_protocol_) {
-      items.insert(items.begin(), OutItem{nullptr, services_.frame_text(dropped_json(taken.dropped))});
+      items.insert(items.begin(), OutItem{nullptr, frame_own(dropped_json(taken.dropped))});
     } else {
       ++services_.counters->unsent_notices;
     }
   }
+  if (taken.conflated > 0) {
+    services_.counters->conflated += taken.conflated;
+    if (kws_protocol_) {
+      items.insert(items.begin(), OutItem{nullptr, frame_own(conflated_json(taken.conflated))});
+    } else {
+      ++services_.counters->unsent_notices;
+    }
+  }
+  if (sse_ && !items.empty()) append_sse_id(items);
   if (items.empty()) return;
   size_t size = 0;
   for (const auto& item : items) size += item.batch ? item.batch->bytes(encoding_).size() : item.bytes.size();
@@ -530,7 +597,8 @@ void Session::control(const ClientRequest& r) {
     }
     insert_sorted(subscribed_, name);
     ++pending_requests_;
-    services_.hub->subscribe(shared_from_this(), name, r.start, r.start_text, r.request_id);
+    services_.hub->subscribe(shared_from_this(), name,
+                             subscription_spec(r.start, r.start_text, r.resume, r.filter, name), r.request_id);
   }
 }
 

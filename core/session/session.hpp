@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <deque>
 #include <memory>
 #include <string>
@@ -86,6 +87,7 @@ struct SessionCounters {
   std::atomic<uint64_t> produce_errors{0};
   std::atomic<uint64_t> client_errors{0};   // requests refused for bad client input
   std::atomic<uint64_t> dropped{0};         // messages dropped for slow clients (drop-oldest), by sessions now closed
+  std::atomic<uint64_t> conflated{0};       // messages replaced by a newer one of their key (latest-per-key)
   std::atomic<uint64_t> slow_closes{0};
   std::atomic<uint64_t> paused_reads{0};    // times a session stopped reading its client
   std::atomic<uint64_t> lost_notices{0};    // `lost` notices for sessions
@@ -171,6 +173,14 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   enum class Handled { done, queue_full };
 
   void offered(Outbox::Offer offer);
+  // A reply's JSON as this session's link bytes: a WebSocket text frame, or
+  // an SSE event.
+  std::string frame_own(std::string_view json) const;
+  // SSE: after a write of messages, an `id:` line with the positions
+  // delivered so far (a resume token the browser sends back as
+  // Last-Event-ID when it reconnects).
+  void append_sse_id(std::vector<OutItem>& items);
+  void track_sse_positions(const HubNotice& notice);
   // A problem is an answer the client needs to know about (an error, a
   // loss); a legacy client cannot be told, so the operator is.
   enum class ReplyKind { answer, problem };
@@ -220,6 +230,14 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   bool closing_ = false;  // the session asked its link to close
   std::atomic<uint8_t> problems_logged_{0};  // warnings about a legacy client's untold problems
   SpinLock not_subscribed_lock_;
+  // SSE sessions only: the last offset delivered per partition (from the
+  // hub's thread at `subscribed`, from the I/O thread at each write).
+  struct SsePositions {
+    std::mutex mutex;
+    ResumeByTopic last;
+    bool changed = false;
+  };
+  std::unique_ptr<SsePositions> sse_;
 };
 
 }  // namespace kws

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "core/util/text.hpp"
 #include "core/ws/tls.hpp"
 
 namespace kws::ws {
@@ -214,6 +215,9 @@ void Connection::process(std::string_view bytes) {
     process_head();
     return;
   }
+  // A streamed response's client has nothing more to say; whatever it
+  // sends is not a frame, and only its end (EOF) matters.
+  if (stream_) return;
   std::vector<ClientEvent> events;
   parser_.feed(bytes, events);
   for (auto& e : events) {
@@ -294,6 +298,17 @@ void Connection::accept_upgrade(const HttpRequest& request, std::string_view sub
   timer_.reset();
   // Queued first: the 101 reaches the client before any frame.
   push(upgrade_response(request.header("sec-websocket-key"), subprotocol));
+  write_queued();
+}
+
+void Connection::accept_stream(std::string head, std::shared_ptr<LinkEvents> events) {
+  if (state_ != State::handshake) return;
+  events_ = std::move(events);
+  state_ = State::open;
+  stream_ = true;
+  if (timer_) timer_->cancel();
+  timer_.reset();
+  push(std::move(head));
   write_queued();
 }
 
@@ -650,7 +665,7 @@ void Connection::finish_after_write() {
 
 void Connection::ping() {
   if (state_ != State::open) return;
-  push(control_frame(Opcode::ping, {}));
+  push(stream_ ? std::string(": keep-alive\n\n") : control_frame(Opcode::ping, {}));
   write_queued();
 }
 
@@ -675,6 +690,15 @@ void Connection::close_with(uint16_t code, std::string_view reason, bool drop_qu
     if (writes_) writes_->queued.clear();
     queued_bytes_ = 0;
     pong_at_ = SIZE_MAX;
+  }
+  if (stream_) {
+    // No closing handshake: the response ends with the connection, after an
+    // event saying why. A browser's EventSource then reconnects with
+    // Last-Event-ID.
+    push("event: close\ndata: {\"type\":\"close\",\"code\":" + std::to_string(code) +
+         ",\"reason\":" + json_quote(reason) + "}\n\n");
+    finish_after_write();
+    return;
   }
   push(close_frame(code, reason));
   write_queued();

@@ -59,6 +59,14 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   // would get (its Content-Length too) and no body (RFC 9110 section 9.3.2).
   void accept_upgrade(const HttpRequest& request, std::string_view subprotocol, std::shared_ptr<LinkEvents> events);
   void respond(int status, std::string_view content_type, std::string_view body, std::string_view extra_headers = {});
+  // Answers with `head` (a complete response head without Content-Length)
+  // and streams what the session writes as the body until either side
+  // closes: Server-Sent Events. Nothing the client sends after its request
+  // is read as frames; a close is the end of the TCP connection.
+  void accept_stream(std::string head, std::shared_ptr<LinkEvents> events);
+  // A streamed response (SSE): its client sends nothing once connected, so
+  // silence is no reason to close it.
+  bool is_stream() const { return stream_; }
 
   // Link: the session's side.
   void write(std::vector<OutItem>& items, Encoding encoding) override;
@@ -71,6 +79,8 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   // what is already queued, or instead of it with `drop_queued`); the socket
   // closes when the client answers or after the close timeout.
   void close_with(uint16_t code, std::string_view reason, bool drop_queued = false);
+  // A WebSocket ping; on a stream, a comment line that keeps proxies from
+  // closing it for silence.
   void ping();
   // For a server shutting down: reads and handles what the client has
   // already sent (what the kernel holds for us now), then stops reading, so
@@ -203,6 +213,7 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   bool closed_reported_ = false;
   bool in_session_write_ = false;  // write() runs: the session learns of drained bytes from it
   bool head_request_ = false;  // the request is a HEAD: its answer has no body
+  bool stream_ = false;        // an HTTP response streamed for ever (SSE), not a WebSocket
   PeerSlot peer_slot_;
 };
 

@@ -3,6 +3,7 @@
 namespace kws::ws {
 
 bool is_websocket_path(std::string_view path) { return path == "/v2/broker/" || path == "/v2/broker"; }
+bool is_sse_path(std::string_view path) { return path == "/v2/sse" || path == "/v2/sse/"; }
 
 void answer_http(Connection& con, const HttpRequest& request, const HttpEndpoints& endpoints) {
   const std::string path = request.target.substr(0, request.target.find('?'));
@@ -23,7 +24,9 @@ void answer_http(Connection& con, const HttpRequest& request, const HttpEndpoint
   } else if (is_websocket_path(path)) {
     con.respond(426, text, "this is a WebSocket endpoint: connect with a WebSocket client\n", "Upgrade: websocket\r\n");
   } else {
-    con.respond(404, text, "not found; kws serve answers /, /v2/broker/ (WebSocket), /healthz, /readyz, /metrics\n");
+    con.respond(404, text,
+                "not found; kws serve answers /, /v2/broker/ (WebSocket), /v2/sse (Server-Sent Events), /healthz, "
+                "/readyz, /metrics\n");
   }
 }
 

@@ -18,6 +18,8 @@ struct HttpEndpoints {
 
 // Whether `path` is the WebSocket endpoint.
 bool is_websocket_path(std::string_view path);
+// Server-Sent Events: /v2/sse (the same query as /v2/broker/).
+bool is_sse_path(std::string_view path);
 
 // Answers a request that is not an upgrade.
 void answer_http(Connection& con, const HttpRequest& request, const HttpEndpoints& endpoints);

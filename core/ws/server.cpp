@@ -159,7 +159,9 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   void on_metrics_request(const ConnectionPtr& con, const ws::HttpRequest& request);
   Authentication authenticate(const Connection& con, const ws::HttpRequest& request, std::string_view query) const;
   void unauthorized(Connection& con, const Authentication& refused);
-  void upgrade(const ConnectionPtr& con, const ws::HttpRequest& request);
+  // A WebSocket upgrade to /v2/broker/, or (`sse`) a GET of /v2/sse: the
+  // same checks and the same session, over another link.
+  void upgrade(const ConnectionPtr& con, const ws::HttpRequest& request, bool sse = false);
   void tick();
   void chores();
   std::string metrics() const;
@@ -346,6 +348,11 @@ void Server::Impl::on_request(const ConnectionPtr& con, const ws::HttpRequest& r
     upgrade(con, request);
     return;
   }
+  if (ws::is_sse_path(request.target.substr(0, request.target.find('?'))) &&
+      (request.method == "GET" || request.method == "HEAD")) {
+    upgrade(con, request, /*sse=*/true);
+    return;
+  }
   if (check_token) {
     // Health checks stay open (a load balancer has no token); the page and
     // the metrics say what the bridge serves and how much.
@@ -363,13 +370,15 @@ void Server::Impl::on_request(const ConnectionPtr& con, const ws::HttpRequest& r
   ws::answer_http(*con, request, endpoints);
 }
 
-void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& request) {
+void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& request, bool sse) {
   auto refuse = [&](int status, const std::string& why, std::string_view extra = {}) {
     ++counters.handshakes_refused;
     con->respond(status, "text/plain; charset=utf-8", why + "\n", extra);
   };
   bool version_mismatch = false;
-  if (auto problem = ws::upgrade_problem(request, version_mismatch)) {
+  if (sse) {
+    // An EventSource is a plain GET.
+  } else if (auto problem = ws::upgrade_problem(request, version_mismatch)) {
     if (version_mismatch) return refuse(426, *problem, "Sec-WebSocket-Version: 13\r\n");
     return refuse(400, *problem);
   }
@@ -395,18 +404,40 @@ void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& requ
   }
   const size_t q = request.target.find('?');
   const std::string path = request.target.substr(0, q);
-  if (!ws::is_websocket_path(path)) return refuse(404, "no WebSocket endpoint at " + path + "; use /v2/broker/");
+  if (!sse && !ws::is_websocket_path(path)) {
+    return refuse(404, "no WebSocket endpoint at " + path + "; use /v2/broker/ (or /v2/sse for Server-Sent Events)");
+  }
   std::string_view query = q == std::string::npos ? std::string_view() : std::string_view(request.target).substr(q + 1);
   Authentication who = authenticate(*con, request, query);
   if (!who.principal && !who.problem.empty()) return unauthorized(*con, who);
   ConnectRequest parsed;
   if (auto problem = parse_connect_query(query, parsed)) return refuse(400, *problem);
-  // A token offered as a subprotocol is never chosen, so never echoed back.
-  std::vector<std::string> offered = request.header_tokens("sec-websocket-protocol");
-  offered.erase(std::remove_if(offered.begin(), offered.end(),
-                               [](const std::string& p) { return p.rfind(kBearerSubprotocolPrefix, 0) == 0; }),
-                offered.end());
-  if (auto problem = choose_subprotocol(offered, parsed)) return refuse(400, *problem);
+  if (sse) {
+    // Events carry kws envelopes and kws's notices; the id of the last
+    // write the browser saw is its resume token (it sends it back as
+    // Last-Event-ID when it reconnects, and it wins over resume=).
+    parsed.encoding = Encoding::sse;
+    parsed.kws_protocol = true;
+    if (const std::string_view last_id = request.header("last-event-id"); !last_id.empty()) {
+      if (!parsed.group.empty()) return refuse(400, "Last-Event-ID: a group.id session resumes from its group's offsets");
+      ResumeByTopic resumed;
+      if (auto problem = parse_resume(last_id, resumed)) return refuse(400, "Last-Event-ID: " + *problem);
+      for (const auto& [topic, positions] : resumed) {
+        if (std::find(parsed.topics.begin(), parsed.topics.end(), topic) == parsed.topics.end()) {
+          return refuse(400, "Last-Event-ID names '" + topic + "', which topics= does not");
+        }
+      }
+      parsed.resume = std::move(resumed);
+    }
+    if (request.method == "HEAD") return con->respond(200, "text/event-stream; charset=utf-8", "");
+  } else {
+    // A token offered as a subprotocol is never chosen, so never echoed back.
+    std::vector<std::string> offered = request.header_tokens("sec-websocket-protocol");
+    offered.erase(std::remove_if(offered.begin(), offered.end(),
+                                 [](const std::string& p) { return p.rfind(kBearerSubprotocolPrefix, 0) == 0; }),
+                  offered.end());
+    if (auto problem = choose_subprotocol(offered, parsed)) return refuse(400, *problem);
+  }
   // Every topic the query names passes the same door as a subscribe frame,
   // before the upgrade, so a refusal is an HTTP answer naming the topic.
   if (parsed.topics.size() > options.session.max_topics) {
@@ -436,7 +467,15 @@ void Server::Impl::upgrade(const ConnectionPtr& con, const ws::HttpRequest& requ
     registry.emplace(session.get(), Entry{con, session});
   }
   ++counters.connections_opened;
-  con->accept_upgrade(request, subprotocol, session);
+  if (sse) {
+    // retry: how soon the browser reconnects (its default is 3 s).
+    con->accept_stream(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
+        "X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 1000\n\n",
+        session);
+  } else {
+    con->accept_upgrade(request, subprotocol, session);
+  }
   session->open(*con);
   HubNotice kafka = kafka_notice();
   if (!kafka.reachable) session->notify(kafka);
@@ -474,7 +513,7 @@ void Server::Impl::chores() {
       if (auto s = e.session.lock()) s->release_idle_memory();
     }
     const auto stalled = con->stalled_since();
-    if (now - con->last_heard() > options.idle_timeout) {
+    if (!con->is_stream() && now - con->last_heard() > options.idle_timeout) {
       ++counters.idle_closes;
       con->close(CloseReason::normal, "idle timeout");
     } else if (stalled != Clock::time_point{} && now - stalled > options.write_timeout) {
@@ -527,6 +566,7 @@ std::string Server::Impl::metrics() const {
   counter("kws_serve_produce_errors_total", "Client messages Kafka refused or did not confirm", c.produce_errors);
   counter("kws_serve_client_errors_total", "Requests refused for bad client input", c.client_errors);
   counter("kws_serve_dropped_total", "Messages dropped for slow clients (drop-oldest)", dropped);
+  counter("kws_serve_conflated_total", "Queued messages replaced by a newer one of their key (latest-per-key)", c.conflated);
   counter("kws_serve_slow_client_closes_total", "Connections closed for reading too slowly", c.slow_closes);
   counter("kws_serve_stalled_closes_total", "Connections closed for taking nothing for serve.write_timeout", counters.stalled_closes);
   counter("kws_serve_idle_closes_total", "Connections closed after the idle timeout", counters.idle_closes);

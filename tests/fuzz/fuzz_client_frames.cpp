@@ -12,6 +12,7 @@
 // a result (an error reply with the request's id, an ack, an admission
 // refusal) must be valid JSON too, since the id is copied into replies as
 // it is.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -73,6 +74,31 @@ void check_admission(std::string_view topic, TopicAction action, std::string_vie
       CHECK(is_valid_topic_name(topic));
     }
   }
+}
+
+// Accepted resume positions name only the subscription's topics, and
+// written out they read back the same.
+void check_resume(const ResumeByTopic& resume, const std::vector<std::string>& topics) {
+  if (resume.empty()) return;
+  for (const auto& [topic, positions] : resume) {
+    CHECK(std::find(topics.begin(), topics.end(), topic) != topics.end());
+    for (const auto& [partition, offset] : positions) CHECK(partition >= 0 && offset >= -1);
+  }
+  ResumeByTopic again;
+  CHECK(!parse_resume(format_resume(resume), again));
+  CHECK(again == resume);
+}
+
+void check_filter(const MessageFilter& filter) {
+  std::string problem;
+  FilterPtr again = MessageFilter::parse_text(filter.canonical(), problem);
+  CHECK(again && again->canonical() == filter.canonical());
+  CHECK(std::is_sorted(filter.exact_keys().begin(), filter.exact_keys().end()));
+  // A message with one of the exact keys and nothing else decides without a crash.
+  Frame f;
+  f.key = filter.exact_keys().empty() ? std::string("k") : filter.exact_keys().front();
+  f.value = "{\"a\":[1,{\"b\":null}]}";
+  (void)filter.matches(f);
 }
 
 void check_message(MessageKind kind, const std::string& payload, size_t max_frame) {
@@ -149,6 +175,9 @@ void check_message(MessageKind kind, const std::string& payload, size_t max_fram
         } catch (const Error&) {
           violated("an accepted start text is refused when read again");
         }
+        check_resume(r.resume, r.topics);
+        // An accepted filter reads back the same from its canonical text.
+        if (r.filter) check_filter(*r.filter);
       }
       break;
   }
@@ -173,6 +202,9 @@ bool check_query(std::string_view query, ConnectRequest& out) {
   if (!out.group.empty()) CHECK(group_ok(out.group) && !out.topics.empty());
   if (out.start.kind == OffsetSpec::Kind::stored) CHECK(!out.group.empty());
   if (out.start_explicit) CHECK(out.kws_protocol);
+  if (!out.resume.empty() || out.filter) CHECK(out.kws_protocol && out.group.empty());
+  check_resume(out.resume, out.topics);
+  if (out.filter) check_filter(*out.filter);
   // What the session answers a client of the kws protocol with.
   for (const auto& t : out.topics) CHECK(parsed(error_json(ClientError::bad_topic, "x", "", t))["topic"] == t);
   return true;

@@ -263,7 +263,7 @@ class KwsSettings(ConfigCase):
                                 ("KWS_INGEST_BACKOFF_MULTIPLIER", "0.5", "must be a number from 1 to 100"),
                                 ("KWS_INGEST_BACKOFF_INITIAL", "0", "must be above 0"),
                                 ("KWS_SERVE_MAX_CONNECTIONS", "0", "must be a whole number from 1"),
-                                ("KWS_SERVE_SLOW_CLIENT", "drop", "is not one of: close, drop-oldest"),
+                                ("KWS_SERVE_SLOW_CLIENT", "drop", "is not one of: close, drop-oldest, latest-per-key"),
                                 ("KWS_SERVE_TLS_CERT", os.path.join(self.dir, "none.pem"), "No such file")]:
             r = self.config(rc=2, **{var: value})
             self.assertIn("kws: error: %s: " % var, r.stderr, str(r))

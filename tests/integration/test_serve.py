@@ -1045,7 +1045,7 @@ class Settings(ServeTestCase):
             ({}, ["--client-buffer", "1Mb"], "kws: error: --client-buffer: '1Mb' is not a size in bytes"),
             ({}, ["-F", bad_file], "kws: error: %s:1: kws.serve.client_buffer: 'lots' is not a size" % bad_file),
             ({}, ["--slow-client", "sometimes"],
-             "kws: error: --slow-client: 'sometimes' is not one of: close, drop-oldest"),
+             "kws: error: --slow-client: 'sometimes' is not one of: close, drop-oldest, latest-per-key"),
             ({}, ["--ping-interval", "0"], "kws: error: --ping-interval: '0': the duration must be above 0"),
             ({}, ["--max-connections", "1000001"],
              "kws: error: --max-connections: '1000001' must be a whole number from 1 to 1000000"),

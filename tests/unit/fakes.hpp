@@ -36,6 +36,12 @@ struct FakeCluster {
     log.push_back({offset, ts, "", std::move(value)});
     return offset;
   }
+  int64_t append_keyed(const std::string& topic, int32_t partition, std::string key, std::string value) {
+    auto& log = topics.at(topic).at(static_cast<size_t>(partition));
+    int64_t offset = static_cast<int64_t>(log.size());
+    log.push_back({offset, 1000, std::move(key), std::move(value)});
+    return offset;
+  }
 };
 
 // A PartitionFeed over a FakeCluster: reads what was appended, in order.

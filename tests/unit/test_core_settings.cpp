@@ -532,8 +532,8 @@ TEST_CASE("settings: an error about a value starts with where it came from") {
 TEST_CASE("settings: choices are matched exactly") {
   const SettingKey& key = *find_setting_key("serve.slow_client");
   CHECK(std::get<std::string>(parse_setting(key, "drop-oldest", "o")) == "drop-oldest");
-  CHECK(parse_error("serve.slow_client", "Close") == "ORIGIN: 'Close' is not one of: close, drop-oldest");
-  CHECK(parse_error("serve.slow_client", "") == "ORIGIN: '' is not one of: close, drop-oldest");
+  CHECK(parse_error("serve.slow_client", "Close") == "ORIGIN: 'Close' is not one of: close, drop-oldest, latest-per-key");
+  CHECK(parse_error("serve.slow_client", "") == "ORIGIN: '' is not one of: close, drop-oldest, latest-per-key");
 }
 
 TEST_CASE("settings: file paths must be readable regular files, empty means not set") {

@@ -429,3 +429,166 @@ TEST_CASE("hub: partitions added to a topic while it is read are read too, from 
   f.spin();
   CHECK(a->offsets(1) == range(0, 2));
 }
+
+namespace {
+
+SubscriptionSpec resume_spec(const std::string& text, const std::string& start = "latest") {
+  SubscriptionSpec spec;
+  spec.start = parse_offset_spec(start == "latest" ? "end" : start);
+  spec.start_text = start;
+  ResumeByTopic positions;
+  REQUIRE(!parse_resume(text, positions));
+  spec.resume = positions.begin()->second;
+  return spec;
+}
+
+FilterPtr filter_of(const std::string& json) {
+  std::string problem;
+  FilterPtr f = MessageFilter::parse_text(json, problem);
+  REQUIRE(f);
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("hub: a resume goes on right after the last offset received, from the ring or from history") {
+  HubFixture f(600);  // a ring of a few frames: older positions need a catch-up reader
+  f.cluster.create("t", 2);
+  for (int i = 0; i < 40; ++i) f.cluster.append("t", i % 2, "m" + std::to_string(i));
+  auto reader = std::make_shared<Recorder>();
+  f.subscribe(reader, "t", "latest");  // the topic is read live from here
+  for (int i = 0; i < 6; ++i) f.cluster.append("t", i % 2, "n" + std::to_string(i));
+  f.spin();
+
+  SECTION("in the ring") {
+    auto back = std::make_shared<Recorder>();
+    f.hub->subscribe(back, "t", resume_spec("t:0:21,t:1:22"), "");
+    f.spin();
+    REQUIRE(!back->notices.empty());
+    const HubNotice& n = back->notices[0];
+    CHECK(n.kind == HubNotice::Kind::subscribed);
+    CHECK(n.resumed);
+    CHECK(n.recovered);
+    CHECK(n.start_offsets == std::vector<int64_t>{22, 23});
+    CHECK(back->offsets(0) == range(22, 23));
+    CHECK(back->offsets(1) == std::vector<int64_t>{});
+    CHECK(f.admin.readers == 0);
+  }
+  SECTION("older than the ring: a catch-up reader, then live, no gap and no duplicate") {
+    auto back = std::make_shared<Recorder>();
+    f.hub->subscribe(back, "t", resume_spec("t:0:4"), "");  // partition 1 starts as offset= says: latest
+    f.spin(5);
+    f.cluster.append("t", 0, "after");
+    f.cluster.append("t", 1, "after");
+    f.spin(5);
+    CHECK(back->notices[0].recovered);
+    CHECK(back->offsets(0) == range(5, 24));
+    CHECK(back->offsets(1) == range(23, 24));
+  }
+}
+
+TEST_CASE("hub: a resume older than the log start says what was lost; one past the end starts the new log over") {
+  HubFixture f;
+  f.cluster.create("t", 2);
+  for (int i = 0; i < 20; ++i) f.cluster.append("t", i % 2, "m" + std::to_string(i));
+  f.cluster.low.at("t").at(0) = 6;  // retention deleted 0-5 of partition 0
+  auto back = std::make_shared<Recorder>();
+  f.hub->subscribe(back, "t", resume_spec("t:0:2,t:1:40"), "9");
+  f.spin(5);
+  REQUIRE(back->notices.size() >= 2);
+  const HubNotice& n = back->notices[0];
+  CHECK(n.kind == HubNotice::Kind::subscribed);
+  CHECK(n.request_id == "9");
+  CHECK_FALSE(n.recovered);
+  REQUIRE(n.resume_lost.size() == 1);
+  CHECK(n.resume_lost[0].partition == 0);
+  CHECK(n.resume_lost[0].first == 3);
+  CHECK(n.resume_lost[0].last == 5);
+  REQUIRE(n.resume_reset.size() == 1);
+  CHECK(n.resume_reset[0].partition == 1);
+  CHECK(n.resume_reset[0].first == 41);
+  CHECK(n.resume_reset[0].last == 10);
+  // The lost notice comes right after, before any message of the partition.
+  CHECK(back->events.front() == "lost p0 3-5");
+  CHECK(back->offsets(0) == range(6, 10));
+  CHECK(back->offsets(1) == range(0, 10));
+}
+
+TEST_CASE("hub: a resume names a partition the topic does not have: bad_partition, the session goes on") {
+  HubFixture f;
+  f.cluster.create("t", 1);
+  auto back = std::make_shared<Recorder>();
+  f.hub->subscribe(back, "t", resume_spec("t:3:0"), "");
+  f.spin();
+  REQUIRE(back->notices.size() == 1);
+  CHECK(back->notices[0].kind == HubNotice::Kind::error);
+  CHECK(back->notices[0].error == ClientError::bad_partition);
+}
+
+TEST_CASE("hub: filtered subscribers get only matching frames; one filter, one shared batch") {
+  HubFixture f;
+  f.cluster.create("t", 1);
+  auto all = std::make_shared<Recorder>();
+  auto btc1 = std::make_shared<Recorder>();
+  auto btc2 = std::make_shared<Recorder>();
+  auto eth = std::make_shared<Recorder>();
+  auto prefix = std::make_shared<Recorder>();
+  auto field = std::make_shared<Recorder>();
+  auto sub = [&](const std::shared_ptr<Recorder>& r, const std::string& filter) {
+    SubscriptionSpec spec;
+    spec.start = parse_offset_spec("end");
+    if (!filter.empty()) spec.filter = filter_of(filter);
+    f.hub->subscribe(r, "t", spec, "");
+    f.spin();
+  };
+  sub(all, "");
+  sub(btc1, R"({"key":["BTC-USD"]})");
+  sub(btc2, R"({"key":["BTC-USD","BTC-USD"]})");  // the same filter, written otherwise
+  sub(eth, R"({"key":["ETH-USD","SOL-USD"]})");
+  sub(prefix, R"({"key_prefix":"BTC-"})");
+  sub(field, R"({"field":{"/side":"buy"}})");
+  f.cluster.append_keyed("t", 0, "BTC-USD", R"({"side":"buy"})");
+  f.cluster.append_keyed("t", 0, "ETH-USD", R"({"side":"sell"})");
+  f.cluster.append_keyed("t", 0, "BTC-EUR", "not json");
+  f.cluster.append_keyed("t", 0, "SOL-USD", R"({"side":"buy"})");
+  f.spin();
+  CHECK(all->offsets(0) == range(0, 4));
+  CHECK(btc1->offsets(0) == std::vector<int64_t>{0});
+  CHECK(eth->offsets(0) == std::vector<int64_t>{1, 3});
+  CHECK(prefix->offsets(0) == std::vector<int64_t>{0, 2});
+  CHECK(field->offsets(0) == std::vector<int64_t>{0, 3});
+  REQUIRE(btc1->batches.size() == 1);
+  REQUIRE(btc2->batches.size() == 1);
+  CHECK(btc1->batches[0].get() == btc2->batches[0].get());  // one filter group, encoded once
+  // A frame no filter wants costs no batch for filtered subscribers.
+  f.cluster.append_keyed("t", 0, "DOGE-USD", "{}");
+  f.spin();
+  CHECK(btc1->batches.size() == 1);
+  CHECK(all->offsets(0) == range(0, 5));
+  // Leaving and joining again keeps the index right.
+  f.hub->unsubscribe(btc1, "t", "");
+  f.hub->unsubscribe(btc2, "t", "");
+  f.spin();
+  f.cluster.append_keyed("t", 0, "BTC-USD", "{}");
+  f.spin();
+  CHECK(btc1->offsets(0) == std::vector<int64_t>{0});
+  CHECK(prefix->offsets(0) == std::vector<int64_t>{0, 2, 5});
+}
+
+TEST_CASE("hub: a filter applies to history from the ring and from a catch-up reader, and composes with resume") {
+  HubFixture f(600);
+  f.cluster.create("t", 1);
+  for (int i = 0; i < 30; ++i) f.cluster.append_keyed("t", 0, i % 3 == 0 ? "a" : "b", std::to_string(i));
+  auto reader = std::make_shared<Recorder>();
+  f.subscribe(reader, "t", "latest");
+  auto back = std::make_shared<Recorder>();
+  SubscriptionSpec spec = resume_spec("t:0:5");
+  spec.filter = filter_of(R"({"key":["a"]})");
+  f.hub->subscribe(back, "t", spec, "");
+  f.spin(5);
+  f.cluster.append_keyed("t", 0, "a", "live");
+  f.cluster.append_keyed("t", 0, "b", "live");
+  f.spin(5);
+  CHECK(f.admin.readers == 1);
+  CHECK(back->offsets(0) == std::vector<int64_t>{6, 9, 12, 15, 18, 21, 24, 27, 30});
+}

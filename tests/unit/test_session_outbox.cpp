@@ -123,3 +123,69 @@ TEST_CASE("outbox: a steady stream through a reused vector allocates nothing per
   }
   CHECK(count.allocations() == 0);
 }
+
+namespace {
+
+FrameBatchPtr keyed_batch(std::vector<std::pair<std::optional<std::string>, int64_t>> messages) {
+  std::vector<FramePtr> frames;
+  for (const auto& [key, offset] : messages) {
+    std::optional<std::string_view> k;
+    if (key) k = std::string_view(*key);
+    frames.push_back(make_frame(
+        MessageView{"t", 0, offset, 5, TimestampType::create_time, k, std::string_view("0123456789"), {}}));
+  }
+  return std::make_shared<const FrameBatch>(topic_t(), std::move(frames));
+}
+
+std::vector<int64_t> offsets_in(const std::vector<OutItem>& items) {
+  std::vector<int64_t> out;
+  for (const auto& i : items) {
+    if (!i.batch) continue;
+    for (const auto& f : i.batch->frames()) out.push_back(f->offset);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("outbox: latest-per-key keeps the newest message of each key while the client is behind") {
+  const size_t one = batch_of(0)->bytes(Encoding::kafka_text).size();
+  Outbox box(one * 6, SlowClientPolicy::latest_per_key, Encoding::kafka_text);
+  box.offer_reply(reply("{\"type\":\"subscribed\"}"));
+  // Three keys (and messages without a key, which count as one more) tick
+  // far past the budget.
+  int64_t offset = 0;
+  for (int round = 0; round < 50; ++round) {
+    box.offer(keyed_batch({{"BTC", offset}, {"ETH", offset + 1}, {"SOL", offset + 2}, {std::nullopt, offset + 3}}));
+    offset += 4;
+  }
+  CHECK_FALSE(box.overflowed());
+  CHECK(box.pending_bytes() <= one * 6);
+  std::vector<OutItem> items;
+  Outbox::Taken taken = box.take(items);
+  CHECK(taken.dropped == 0);
+  CHECK(taken.conflated == 200 - 4);
+  REQUIRE(!items.empty());
+  CHECK(items.front().bytes.find("subscribed") != std::string::npos);  // replies are never conflated
+  // The newest of each key, in the order they arrived.
+  CHECK(offsets_in(items) == std::vector<int64_t>{196, 197, 198, 199});
+  items.clear();
+  CHECK(box.take(items).conflated == 0);
+}
+
+TEST_CASE("outbox: latest-per-key with more keys than the budget holds drops the oldest, counted") {
+  const size_t one = batch_of(0)->bytes(Encoding::kafka_text).size();
+  Outbox box(one * 3, SlowClientPolicy::latest_per_key, Encoding::kafka_text);
+  for (int64_t i = 0; i < 10; ++i) box.offer(keyed_batch({{"k" + std::to_string(i), i}}));
+  std::vector<OutItem> items;
+  Outbox::Taken taken = box.take(items);
+  CHECK(taken.conflated == 0);
+  // The newest that fit the budget (by the frames' size estimates), the
+  // rest dropped and counted: nothing vanishes uncounted.
+  const std::vector<int64_t> kept = offsets_in(items);
+  REQUIRE(kept.size() >= 2);
+  CHECK(kept.size() + taken.dropped == 10);
+  CHECK(kept.back() == 9);
+  CHECK(kept.front() == static_cast<int64_t>(10 - kept.size()));
+  CHECK(box.dropped() == taken.dropped);
+}

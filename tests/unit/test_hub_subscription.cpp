@@ -1,0 +1,96 @@
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "core/hub/subscription.hpp"
+
+using namespace kws;
+
+namespace {
+
+Frame frame(std::optional<std::string> key, std::optional<std::string> value, std::vector<Header> headers = {}) {
+  Frame f;
+  f.partition = 0;
+  f.offset = 0;
+  f.key = std::move(key);
+  f.value = std::move(value);
+  f.headers = std::move(headers);
+  return f;
+}
+
+FilterPtr filter(const std::string& text) {
+  std::string problem;
+  FilterPtr f = MessageFilter::parse_text(text, problem);
+  INFO(problem);
+  REQUIRE(f);
+  return f;
+}
+
+std::string refusal(const std::string& text) {
+  std::string problem;
+  FilterPtr f = MessageFilter::parse_text(text, problem);
+  CHECK(!f);
+  return problem;
+}
+
+}  // namespace
+
+TEST_CASE("subscription: resume positions are TOPIC:PARTITION:OFFSET, the last offset received") {
+  ResumeByTopic out;
+  REQUIRE(!parse_resume("prices:0:41,prices:2:-1,orders.eu:1:7", out));
+  CHECK(out.size() == 2);
+  CHECK(out["prices"] == ResumePositions{{0, 41}, {2, -1}});
+  CHECK(out["orders.eu"] == ResumePositions{{1, 7}});
+  CHECK(format_resume(out) == "orders.eu:1:7,prices:0:41,prices:2:-1");
+
+  for (const char* bad : {"", "prices", "prices:0", ":0:1", "prices:x:1", "prices:-1:4", "prices:0:-2",
+                          "prices:0:1,", "prices:0:1,prices:0:2", "prices:0:99999999999999999999", "p:0:1 "}) {
+    ResumeByTopic ignored;
+    INFO(bad);
+    CHECK(parse_resume(bad, ignored).has_value());
+  }
+}
+
+TEST_CASE("subscription: filters match keys, key prefixes, headers and JSON fields, all entries together") {
+  CHECK(filter(R"({"key":["BTC-USD","ETH-USD"]})")->matches(frame("ETH-USD", "x")));
+  CHECK_FALSE(filter(R"({"key":["BTC-USD"]})")->matches(frame("BTC-EUR", "x")));
+  CHECK_FALSE(filter(R"({"key":["BTC-USD"]})")->matches(frame(std::nullopt, "x")));
+  CHECK(filter(R"({"key_prefix":"BTC-"})")->matches(frame("BTC-EUR", "x")));
+  CHECK_FALSE(filter(R"({"key_prefix":"BTC-"})")->matches(frame("BT", "x")));
+  CHECK(filter(R"({"header":{"source":"feed-1"}})")->matches(frame("k", "x", {{"a", "b"}, {"source", "feed-1"}})));
+  CHECK_FALSE(filter(R"({"header":{"source":"feed-1"}})")->matches(frame("k", "x", {{"source", std::nullopt}})));
+  CHECK(filter(R"({"field":{"/symbol":"BTC-USD","/qty":2}})")->matches(frame("k", R"({"symbol":"BTC-USD","qty":2})")));
+  CHECK_FALSE(filter(R"({"field":{"/qty":2}})")->matches(frame("k", R"({"qty":"2"})")));
+  CHECK_FALSE(filter(R"({"field":{"/qty":2}})")->matches(frame("k", "not json")));
+  CHECK_FALSE(filter(R"({"field":{"/qty":2}})")->matches(frame("k", std::nullopt)));
+  CHECK_FALSE(filter(R"({"field":{"/a/b":1}})")->matches(frame("k", R"({"a":5})")));
+  CHECK(filter(R"({"field":{"/a/0":{"b":[1]}}})")->matches(frame("k", R"({"a":[{"b":[1]}]})")));
+  // AND: every entry must hold.
+  FilterPtr both = filter(R"({"key_prefix":"BTC-","field":{"/side":"buy"}})");
+  CHECK(both->matches(frame("BTC-USD", R"({"side":"buy"})")));
+  CHECK_FALSE(both->matches(frame("ETH-USD", R"({"side":"buy"})")));
+  CHECK_FALSE(both->matches(frame("BTC-USD", R"({"side":"sell"})")));
+}
+
+TEST_CASE("subscription: a filter's canonical text is one per meaning; exact keys are indexable") {
+  CHECK(filter(R"({"key":["b","a","b"]})")->canonical() == filter(R"({"key":["a","b"]})")->canonical());
+  CHECK(filter(R"({"field":{"/x":1},"key_prefix":"p"})")->canonical() ==
+        filter(R"({"key_prefix":"p","field":{"/x":1}})")->canonical());
+  CHECK(filter(R"({"key":["a"]})")->canonical() != filter(R"({"key_prefix":"a"})")->canonical());
+  CHECK(filter(R"({"key":["b","a"]})")->exact_keys() == std::vector<std::string>{"a", "b"});
+  CHECK_FALSE(filter(R"({"key_prefix":"a"})")->has_exact_keys());
+}
+
+TEST_CASE("subscription: a bad filter is refused with the reason") {
+  CHECK(refusal("{").find("not valid JSON") != std::string::npos);
+  CHECK(refusal("[]").find("JSON object") != std::string::npos);
+  CHECK(refusal("{}").find("empty") != std::string::npos);
+  CHECK(refusal(R"({"keys":["a"]})").find("unknown entry \"keys\"") != std::string::npos);
+  CHECK(refusal(R"({"key":"a"})").find("\"key\" must be") != std::string::npos);
+  CHECK(refusal(R"({"key":[]})").find("\"key\" must be") != std::string::npos);
+  CHECK(refusal(R"({"key":[1]})").find("array of strings") != std::string::npos);
+  CHECK(refusal(R"({"key_prefix":3})").find("key_prefix") != std::string::npos);
+  CHECK(refusal(R"({"header":{"a":1}})").find("header \"a\"") != std::string::npos);
+  CHECK(refusal(R"({"field":{"symbol":"x"}})").find("JSON pointer") != std::string::npos);
+  CHECK(refusal(R"({"field":{}})").find("non-empty") != std::string::npos);
+}
