@@ -10,6 +10,7 @@ import os
 import time
 
 import kwstest
+from test_serve_streams import SseReader
 from test_serve import ServeTestCase, STEP, is_type, kws_connect, recv_json, recv_until, run, \
     text_string_to_metric_families
 
@@ -198,6 +199,23 @@ class TopicPrefix(ServeTestCase):
         run(go(), timeout=90)
 
 
+    def test_server_sent_events_and_their_resume_ids_speak_the_clients_names(self):
+        name = self.topic()
+        self.create("public." + name)
+        self.send("public." + name, "-p", "0", '{"n": 1}')
+        bg = self.serve("--topic-prefix", "public.", "--add-field", "at=bridge_time")
+        reader = SseReader(bg.address, "/v2/sse?topics=%s&offset=earliest" % name)
+        self.assertEqual(reader.status, 200, reader.head)
+        events = reader.events(3)
+        reader.close()
+        messages = [json.loads(e["data"]) for e in events if "data" in e and "event" not in e]
+        self.assertEqual([m["topic"] for m in messages], [name, name], events)
+        self.assertEqual(messages[0]["message"], "seed")
+        self.assertEqual(sorted(json.loads(messages[1]["message"])), ["at", "n"])
+        ids = [e["id"] for e in events if "id" in e]
+        self.assertTrue(ids and ids[-1].startswith(name + ":"), events)
+
+
 class AddField(ServeTestCase):
     def test_fields_added_to_json_objects_once_for_every_client(self):
         t = self.create(self.topic())
@@ -279,7 +297,8 @@ class PluginExample(ServeTestCase):
                 self.assertEqual((by_id[3]["type"], by_id[3]["code"]), ("error", "not_allowed"), replies)
                 # The plugin may move a produced message to another topic; the ack names it.
                 await ws.send(json.dumps({"topic": "rename-me", "message": "moved", "id": 4}))
-                moved = (await recv_until(ws, lambda d: d.get("id") == 4))[-1]
+                replies += await recv_until(ws, lambda d: d.get("id") == 4)
+                moved = replies[-1]
                 self.assertEqual((moved["type"], moved["topic"]), ("ack", "renamed"), moved)
                 # Outgoing: "secret" redacted, a header added; key "drop-out" never shown.
                 self.send(t, "-p", "0", "-k", "drop-out", "hidden")
