@@ -158,13 +158,14 @@ ProduceOutcome TransformingSink::try_produce(const OutgoingRecord& record) {
     out.key = m.key ? std::optional<std::string_view>(*m.key) : std::nullopt;
     out.value = m.value ? std::optional<std::string_view>(*m.value) : std::nullopt;
   }
+  const bool bridge_headers = !o.produce_headers.empty() || !o.produce_time_header.empty();
   std::vector<Header> headers;
   if (edited) {
     headers = std::move(edited->headers);
-  } else if (record.headers) {
+  } else if (record.headers && bridge_headers) {
     headers = *record.headers;
   }
-  if (!o.produce_headers.empty() || !o.produce_time_header.empty()) {
+  if (bridge_headers) {
     // The bridge's headers replace a client's of the same name: a consumer
     // can trust them.
     auto bridges = [&o](const Header& h) {
@@ -176,7 +177,8 @@ ProduceOutcome TransformingSink::try_produce(const OutgoingRecord& record) {
     headers.insert(headers.end(), o.produce_headers.begin(), o.produce_headers.end());
     if (!o.produce_time_header.empty()) headers.push_back(Header{o.produce_time_header, std::to_string(t_.now_ms())});
   }
-  out.headers = headers.empty() ? nullptr : &headers;
+  // With the prefix alone the client's headers pass as they are, uncopied.
+  if (edited || bridge_headers) out.headers = headers.empty() ? nullptr : &headers;
   if (auto problem = t_.kafka_name_problem(out.topic)) return {ProduceError::kafka_error, *problem};
   const std::string topic = t_.kafka_topic(out.topic);
   out.topic = topic;

@@ -213,10 +213,14 @@ TEST_CASE("transform pipeline: Kafka's words about a prefixed topic reach client
   TransformingSink sink(kafka, t);
   std::string message;
   sink.on_delivery([&](const Delivery& d) { message = std::string(d.message); });
+  std::vector<Header> client = {{"h", std::string("1")}};
   OutgoingRecord r;
   r.topic = "a";
   r.value = std::string_view("late");
+  r.headers = &client;
   REQUIRE(sink.try_produce(r).queued());
+  CHECK(kafka.kept[0].topic == "public.a");
+  CHECK(kafka.kept[0].headers == client);  // the prefix alone leaves headers as they are
   kafka.serve_deliveries(std::chrono::milliseconds(0));
   CHECK(message == "timed out");
 }
