@@ -3,12 +3,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/auth/jwt.hpp"
 #include "core/bridge/bridge.hpp"
 #include "core/kafka/embedded_broker.hpp"
 #include "core/kafka/local_cluster.hpp"
+#include "core/topic_name.hpp"
 #include "core/util/error.hpp"
 #include "core/util/output.hpp"
 #include "core/util/signals.hpp"
@@ -52,6 +54,13 @@ const CommandDoc serve_doc{
     "access_token=), and its ACL claim (--acl-claim) decides which topics and groups it may read and "
     "write; --tls-client-ca requires client certificates. Listening on an address other than loopback "
     "without either is refused unless --auth none.\n\n"
+    "Transforms (docs/PROTOCOL.md, \"Transforms\"): --read-only refuses every produce with not_allowed; "
+    "--topics-allow lets clients use only the topics matching its patterns, on top of a token's ACL; "
+    "--topic-prefix maps the names clients use to prefixed Kafka topics; --produce-header and "
+    "--produce-time-header add headers to produced records; --add-field adds fields to outgoing JSON object "
+    "values, once per message read, whatever the number of clients; --plugin loads a shared library that may "
+    "rewrite or drop messages both ways (docs/PLUGINS.md). A plugin that cannot be loaded, lacks "
+    "kws_plugin_entry or was built for another ABI version stops kws serve at start (exit 2).\n\n"
     "When ready it prints URL=ws://HOST:PORT/ (wss:// with TLS) as the first line on standard output. GET /healthz "
     "answers while the process runs, GET /readyz when Kafka answers, GET /metrics in Prometheus "
     "text format. On SIGTERM or SIGINT it stops accepting, waits up to 5 s for Kafka to confirm "
@@ -61,6 +70,8 @@ const CommandDoc serve_doc{
      {"kws serve -b kafka1:9092 -l 0.0.0.0:8080 --auth none", "bridge a real cluster for other machines, unprotected"},
      {"kws tail 'ws://127.0.0.1:8080/v2/broker/?topics=demo&offset=-10'", "the last 10 messages of demo through the bridge, then live ones"},
      {"kws serve --slow-client drop-oldest --client-buffer 1M", "drop messages for slow clients instead of closing them"},
+     {"kws serve --topic-prefix public. --read-only --add-field at=bridge_time",
+      "clients read prices from Kafka's public.prices, each JSON object with the bridge's time in \"at\""},
      {"kws serve -l 0.0.0.0:8443 --tls-cert fullchain.pem --tls-key privkey.pem --jwks jwks.json",
       "wss:// and https:// for clients with a token from the JWKS's issuer"}},
     "1 when the listen address (or the embedded broker's) is taken or Kafka cannot be reached at "
@@ -162,6 +173,42 @@ CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::Join)
       ->group(limits);
+  // Transforms (docs/PROTOCOL.md "Transforms", docs/PLUGINS.md).
+  const char* transforms = "Transforms";
+  app->add_flag_function(
+         "--read-only", [&o](int64_t) { o.settings["serve.read_only"] = {"true", "--read-only"}; },
+         "Refuse every produce (not_allowed); clients may only read")
+      ->group(transforms);
+  add_setting_flag(app, "--topics-allow", "serve.topics_allow", o.settings,
+                   "Topics clients may use at all (repeatable; prices,public-*; others refused as by an ACL)")
+      ->type_name("PATTERN")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::Join)
+      ->group(transforms);
+  add_setting_flag(app, "--topic-prefix", "serve.topic_prefix", o.settings,
+                   "Kafka topic = PREFIX + the client's name (clients see prices, Kafka holds public.prices)")
+      ->type_name("PREFIX")
+      ->group(transforms);
+  add_setting_flag(app, "--produce-time-header", "serve.produce_time_header", o.settings,
+                   "Add header NAME to produced records: the bridge's receive time, ms since the epoch")
+      ->type_name("NAME")
+      ->group(transforms);
+  add_setting_flag(app, "--produce-header", "serve.produce_headers", o.settings,
+                   "Add header NAME=VALUE to produced records (repeatable)")
+      ->type_name("NAME=VALUE")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::Join)
+      ->group(transforms);
+  add_setting_flag(app, "--add-field", "serve.add_fields", o.settings,
+                   "Add a field to outgoing JSON object values: NAME=bridge_time or NAME=JSON (repeatable)")
+      ->type_name("NAME=VALUE")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::Join)
+      ->group(transforms);
+  add_setting_flag(app, "--plugin", "serve.plugin", o.settings,
+                   "Load a plugin (shared library, docs/PLUGINS.md) that may rewrite or drop messages both ways")
+      ->type_name("FILE.so")
+      ->group(transforms);
   app->add_option("--max-group-sessions", o.max_group_sessions, "Sessions with group.id at once (each owns a consumer)")
       ->type_name("N")
       ->default_val(64)
@@ -303,6 +350,41 @@ void apply_limits(const KwsSettings& s, ServerOptions& server) {
   }
 }
 
+// The transform settings into the bridge's options; a bad item is a usage
+// error naming where it was given. Loads the plugin, so that a file that is
+// no plugin stops kws serve before it listens.
+void apply_transforms(const KwsSettings& s, BridgeOptions& options) {
+  options.server.session.read_only = s.boolean("serve.read_only");
+  options.server.topics_allow = s.list("serve.topics_allow");
+  for (const auto& pattern : options.server.topics_allow) {
+    // A pattern is a topic name with '*' in it; anything else can match nothing.
+    std::string as_name = pattern;
+    std::replace(as_name.begin(), as_name.end(), '*', 'x');
+    if (auto problem = topic_name_problem(as_name)) {
+      throw usage_error(s.at("serve.topics_allow").where() + ": '" + pattern + "' can match no topic: " + *problem);
+    }
+  }
+  TransformOptions& t = options.transforms;
+  t.topic_prefix = s.text("serve.topic_prefix");
+  if (auto problem = topic_prefix_problem(t.topic_prefix)) {
+    throw usage_error(s.at("serve.topic_prefix").where() + ": " + *problem);
+  }
+  t.produce_time_header = s.text("serve.produce_time_header");
+  for (const auto& item : s.list("serve.produce_headers")) {
+    std::string problem;
+    auto header = parse_produce_header(item, problem);
+    if (!header) throw usage_error(s.at("serve.produce_headers").where() + ": " + problem);
+    t.produce_headers.push_back(std::move(*header));
+  }
+  for (const auto& item : s.list("serve.add_fields")) {
+    std::string problem;
+    auto field = parse_added_field(item, problem);
+    if (!field) throw usage_error(s.at("serve.add_fields").where() + ": " + problem);
+    t.add_fields.push_back(std::move(*field));
+  }
+  if (!s.path("serve.plugin").empty()) t.plugin = Plugin::load(s.path("serve.plugin"), s.at("serve.plugin").where());
+}
+
 }  // namespace
 
 int run_serve(const ServeOptions& o) {
@@ -368,6 +450,7 @@ int run_serve(const ServeOptions& o) {
   options.produce_timeout = s.duration("serve.produce_timeout");
   options.hub.ring_bytes = s.bytes("serve.ring_bytes");
   options.hub.max_catchups = static_cast<size_t>(o.max_catchups);
+  apply_transforms(s, options);
 
   std::unique_ptr<LogSink> log;
   if (o.log_format == "json") {

@@ -132,6 +132,36 @@ const std::vector<SettingKey>& kws_setting_keys() {
                "Every message a client produces is acked, or refused with timed_out, within this "
                "(librdkafka's message.timeout.ms, which -X overrides).",
                {"serve"}),
+      // Transforms (issue 16, docs/PROTOCOL.md "Transforms").
+      make_key("serve.read_only", "KWS_SERVE_READ_ONLY", "false", T::boolean,
+               "Refuse every produce with not_allowed (\"this bridge is read-only\"); sessions go on reading.",
+               {"serve"}),
+      make_key("serve.topics_allow", "KWS_SERVE_TOPICS_ALLOW", "", T::list,
+               "Topic name patterns clients may read and write at all ('*' matches any run of characters), "
+               "separated by commas, on top of a token's ACL; others are refused as the ACL refuses (403 at the "
+               "upgrade, not_allowed). Client names, before serve.topic_prefix. Empty: any.",
+               {"serve"}),
+      make_key("serve.topic_prefix", "KWS_SERVE_TOPIC_PREFIX", "", T::text,
+               "Prefix of every Kafka topic the bridge uses: clients name prices, Kafka holds PREFIXprices; "
+               "frames, acks and ACLs use the client's name.",
+               {"serve"}),
+      make_key("serve.produce_time_header", "KWS_SERVE_PRODUCE_TIME_HEADER", "", T::text,
+               "Header added to every produced record: when the bridge took it, in ms since the epoch as "
+               "decimal text (a client's header of that name is replaced).",
+               {"serve"}),
+      make_key("serve.produce_headers", "KWS_SERVE_PRODUCE_HEADERS", "", T::list,
+               "NAME=VALUE headers added to every produced record, separated by commas (a client's header of "
+               "the same name is replaced).",
+               {"serve"}),
+      make_key("serve.add_fields", "KWS_SERVE_ADD_FIELDS", "", T::list,
+               "NAME=bridge_time or NAME=JSON fields added to outgoing message values that are JSON objects, "
+               "separated by commas (bridge_time: when the bridge read the message, ms since the epoch; a field "
+               "the object has keeps its value).",
+               {"serve"}),
+      make_key("serve.plugin", "KWS_SERVE_PLUGIN", "", T::path,
+               "Shared library with the kws plugin ABI (docs/PLUGINS.md) that may rewrite or drop messages "
+               "both ways.",
+               {"serve"}),
       make_key("serve.tls_cert", "KWS_SERVE_TLS_CERT", "", T::path,
                "PEM certificate chain, the server's certificate first: with serve.tls_key, kws serve "
                "speaks only TLS (wss:// and https://).",

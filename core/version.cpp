@@ -5,6 +5,7 @@
 #include "core/kafka/library_version.hpp"
 #include "core/util/library_version.hpp"
 #include "core/ws/library_version.hpp"
+#include "kws/plugin.h"
 
 namespace kws {
 
@@ -19,6 +20,8 @@ std::string version_report() {
   std::string features = librdkafka_features();
   if (!features.empty()) out += "librdkafka features: " + features + "\n";
   out += "kws features: embedded-broker\n";
+  // What `kws serve --plugin` accepts (docs/PLUGINS.md).
+  out += "kws plugin ABI: " + std::to_string(KWS_PLUGIN_ABI_VERSION) + "\n";
   return out;
 }
 

@@ -25,6 +25,7 @@ check 'CLI/' 'cmd/' 'only cmd/ includes CLI11'
 check 'asio' 'core/kafka/|core/ws/' 'only core/kafka/ (the broker relay) and core/ws/ include Asio'
 check 'openssl/' 'core/util/|core/ws/|core/bench/swarm\.cpp|core/auth/jwt\.cpp' 'only core/util/, core/ws/, the bench clients (core/bench/swarm.cpp) and token verification (core/auth/jwt.cpp) include OpenSSL'
 check 'jwt\.h[>"]' 'core/auth/jwt\.cpp' 'only core/auth/jwt.cpp includes libjwt'
+check 'dlfcn\.h' 'core/transform/plugin\.cpp' 'only core/transform/plugin.cpp loads shared libraries (dlopen)'
 # A core/kafka header that includes librdkafka is internal to core/kafka:
 # nothing outside may include it, so librdkafka never leaks through.
 internal=$(grep -lE '#[[:space:]]*include[[:space:]]*<librdkafka/' core/kafka/*.hpp | sed 's|\.|\\.|g' | paste -sd'|' || true)

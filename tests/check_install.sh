@@ -27,6 +27,32 @@ found=$(clean bash -c 'command -v kws') || true
 [ "$found" = "$prefix/bin/kws" ] || fail "kws on PATH is '$found', expected $prefix/bin/kws"
 clean kws --version >"$tmp/version" 2>&1 || fail "kws --version failed: $(cat "$tmp/version")"
 grep -q '^kws ' "$tmp/version" || fail "kws --version printed: $(cat "$tmp/version")"
+grep -q '^kws plugin ABI: [0-9]' "$tmp/version" || fail "kws --version does not name its plugin ABI: $(cat "$tmp/version")"
+
+# The plugin ABI (docs/PLUGINS.md): a plugin author has only the installed
+# header. The example builds against it alone, as docs/PLUGINS.md says, and
+# the installed kws serve loads it and says so.
+[ -f "$prefix/include/kws/plugin.h" ] || fail "the install lacks include/kws/plugin.h"
+if command -v cc >/dev/null; then
+  if cc -shared -fPIC -Wall -Wextra -Werror -I"$prefix/include" -o "$tmp/example.so" "$repo/plugins/example/example.c" \
+       2>"$tmp/cc.log"; then
+    clean kws serve --plugin "$tmp/example.so" --broker-listen 127.0.0.1:0 -l 127.0.0.1:0 >/dev/null 2>"$tmp/serve.log" &
+    serve_pid=$!
+    for _ in $(seq 200); do
+      grep -q "plugin 'example' loaded from $tmp/example.so" "$tmp/serve.log" && break
+      kill -0 "$serve_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$serve_pid" 2>/dev/null || true
+    wait "$serve_pid" 2>/dev/null || true
+    grep -q "plugin 'example' loaded from $tmp/example.so" "$tmp/serve.log" ||
+      fail "the installed kws serve did not load a plugin built against the installed header: $(cat "$tmp/serve.log")"
+  else
+    fail "plugins/example/example.c does not build against the installed kws/plugin.h: $(cat "$tmp/cc.log")"
+  fi
+else
+  fail "no C compiler (cc) to build a plugin against the installed header"
+fi
 
 # The man pages: by the prefix (-M), and by PATH alone (man-db looks in
 # ../share/man next to each PATH directory), which is what `man kws` does.
@@ -73,7 +99,7 @@ fi
 # man and zsh already look.
 DESTDIR=$tmp/stage cmake --install "$build" --prefix /usr/local >"$tmp/install-local.log" 2>&1 ||
   { cat "$tmp/install-local.log" >&2; exit 1; }
-for f in bin/kws share/man/man1/kws.1 share/bash-completion/completions/kws share/zsh/site-functions/_kws \
+for f in bin/kws include/kws/plugin.h share/man/man1/kws.1 share/bash-completion/completions/kws share/zsh/site-functions/_kws \
   share/fish/vendor_completions.d/kws.fish; do
   [ -f "$tmp/stage/usr/local/$f" ] || fail "/usr/local install lacks $f"
 done

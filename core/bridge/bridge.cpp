@@ -20,6 +20,10 @@ struct Bridge::Impl {
   BridgeOptions options;
   std::unique_ptr<Producer> producer;
   std::unique_ptr<KafkaTopicAdmin> admin;
+  // Before the hub and the server, which use them, so destroyed after.
+  std::unique_ptr<Transforms> transforms;
+  std::unique_ptr<TransformingSink> sink;
+  std::unique_ptr<TransformingAdmin> client_admin;
   std::unique_ptr<Hub> hub;
   std::unique_ptr<Server> server;
   std::atomic<bool> kafka_ready{true};
@@ -62,6 +66,14 @@ struct Bridge::Impl {
         m.sample("kws_serve_lost_messages_total", static_cast<double>(count),
                  {{"topic", t.topic}, {"partition", std::to_string(partition)}});
       }
+    }
+    if (transforms->options().plugin) {
+      const TransformCounters& c = transforms->counters();
+      m.family("kws_serve_plugin_dropped_total", "counter", "Messages the plugin dropped or failed on, by direction")
+          .sample("kws_serve_plugin_dropped_total", static_cast<double>(c.incoming_dropped), {{"direction", "incoming"}})
+          .sample("kws_serve_plugin_dropped_total", static_cast<double>(c.outgoing_dropped), {{"direction", "outgoing"}});
+      m.family("kws_serve_plugin_failures_total", "counter", "Plugin calls that failed (also counted as dropped)")
+          .sample("kws_serve_plugin_failures_total", static_cast<double>(c.plugin_failures));
     }
     return m.text();
   }
@@ -107,18 +119,27 @@ Bridge::Bridge(const KafkaSettings& settings, const KafkaContext& context, Bridg
   PartitionReaderOptions live_options;
   live_options.fetch_queue_kbytes = 16384;
   auto live = std::make_unique<PartitionReader>(settings, context, live_options);
-  b.hub = std::make_unique<Hub>(std::move(live), *b.admin, b.options.hub, *context.log);
+  // Everything above the Kafka adapters speaks the client's topic names and
+  // sees transformed messages: the live reader's once for every client.
+  b.transforms = std::make_unique<Transforms>(b.options.transforms, *context.log);
+  if (const auto& plugin = b.options.transforms.plugin) {
+    context.log->note("plugin '" + plugin->name() + "' loaded from " + plugin->path());
+  }
+  b.sink = std::make_unique<TransformingSink>(*b.producer, *b.transforms);
+  b.client_admin = std::make_unique<TransformingAdmin>(*b.admin, *b.transforms);
+  b.hub = std::make_unique<Hub>(std::make_unique<TransformingFeed>(std::move(live), *b.transforms), *b.client_admin,
+                                b.options.hub, *context.log);
 
   ServerServices services;
   services.hub = b.hub.get();
-  services.producer = b.producer.get();
+  services.producer = b.sink.get();
   services.log = context.log;
   services.demo_page = demo_page;
   services.kafka_ready = [&b] { return b.kafka_ready.load(); };
   services.extra_metrics = [&b] { return b.hub_metrics(); };
   services.open_group = [&b](const GroupRequest& g) {
     ConsumerPlan plan;
-    plan.topics = g.topics;
+    for (const auto& t : g.topics) plan.topics.push_back(b.transforms->kafka_topic(t));
     plan.group = g.group;
     plan.start = g.start;
     plan.start_explicit = g.start_explicit;
@@ -126,11 +147,12 @@ Bridge::Bridge(const KafkaSettings& settings, const KafkaContext& context, Bridg
     plan.want_headers = true;
     // At least once: the session stores what its client's socket took.
     plan.store_when_told = true;
-    return std::unique_ptr<MessageSource>(std::make_unique<Consumer>(b.settings, plan, b.context));
+    return std::unique_ptr<MessageSource>(
+        std::make_unique<TransformingSource>(std::make_unique<Consumer>(b.settings, plan, b.context), *b.transforms));
   };
   b.server = std::make_unique<Server>(b.options.server, services);
   b.server->listen();
-  b.producer->on_delivery([&b](const Delivery& d) { b.server->on_delivery(d); });
+  b.sink->on_delivery([&b](const Delivery& d) { b.server->on_delivery(d); });
 }
 
 Bridge::~Bridge() = default;

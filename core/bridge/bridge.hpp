@@ -13,6 +13,7 @@
 #include "core/util/error.hpp"
 #include "core/hub/hub.hpp"
 #include "core/kafka/context.hpp"
+#include "core/transform/pipeline.hpp"
 #include "core/ws/server.hpp"
 
 namespace kws {
@@ -27,6 +28,9 @@ struct BridgeOptions {
   // Producing to a missing topic creates it where the broker allows it;
   // false: such a produce fails with unknown_topic.
   bool create_topics = true;
+  // Transforms where the bridge meets Kafka (core/transform/pipeline.hpp):
+  // topic prefix, produce headers, added fields, a plugin.
+  TransformOptions transforms;
 };
 
 // A once-a-second picture for the status line.

@@ -5,6 +5,15 @@
 
 namespace kws {
 
+bool TopicAllowList::allows(const Principal& principal, std::string_view topic, TopicAction action) const {
+  if (!patterns_.empty()) {
+    bool listed = false;
+    for (const auto& p : patterns_) listed = listed || name_matches(p, topic);
+    if (!listed) return false;
+  }
+  return inner_.allows(principal, topic, action);
+}
+
 std::optional<Refusal> admit_topic(std::string_view topic, TopicAction action, Encoding encoding,
                                    const Principal& principal, const Authorizer& authorizer) {
   if (auto problem = topic_name_problem(topic)) return Refusal{ClientError::bad_topic, *problem};

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/auth/principal.hpp"
 #include "core/client_error.hpp"
@@ -37,6 +38,25 @@ class GrantsAuthorizer : public Authorizer {
   bool allows_group(const Principal& principal, std::string_view group) const override {
     return !principal.grants || principal.grants->allows_group(group);
   }
+};
+
+// `serve.topics_allow`: a bridge-wide list of topic name patterns ('*' as
+// in name_matches, core/auth/principal.hpp) over another authorizer (the
+// gateway's grants). A topic must match a pattern AND be allowed by `inner`;
+// an empty list restricts nothing. Client-visible names (before the topic
+// prefix, core/transform/pipeline.hpp).
+class TopicAllowList : public Authorizer {
+ public:
+  TopicAllowList(const Authorizer& inner, std::vector<std::string> patterns)
+      : inner_(inner), patterns_(std::move(patterns)) {}
+  bool allows(const Principal& principal, std::string_view topic, TopicAction action) const override;
+  bool allows_group(const Principal& principal, std::string_view group) const override {
+    return inner_.allows_group(principal, group);
+  }
+
+ private:
+  const Authorizer& inner_;
+  std::vector<std::string> patterns_;
 };
 
 class AllowEveryone : public Authorizer {

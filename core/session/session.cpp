@@ -577,6 +577,12 @@ Session::Handled Session::produce(const ClientRequest& r, size_t frame_bytes) {
   } else {
     topic = r.message.topic;
   }
+  if (services_.options.read_only) {
+    // The session goes on: it may still read. refuse() tells a kws client,
+    // and counts and logs it for a kafka-websocket one.
+    refuse(ClientError::not_allowed, "this bridge is read-only", r.request_id, topic);
+    return Handled::done;
+  }
   if (!within_rate(r, topic, frame_bytes)) return Handled::done;
   if (auto refusal = admit(topic, TopicAction::write)) {
     refuse(refusal->error, refusal->why, r.request_id, topic);

@@ -64,6 +64,7 @@ struct SessionOptions {
   size_t max_subscriptions = 64;      // of those, topics it may subscribe to (each costs the hub work)
   ProduceRateLimits produce_limits;   // per session; off unless set
   size_t max_group_sessions = 64;     // on the whole bridge
+  bool read_only = false;             // serve.read_only: every produce refused with not_allowed
   // A session ends this long after its token's `exp` (the verifier's leeway
   // for clock skew), unless the client sent a fresh token.
   std::chrono::seconds token_leeway{30};

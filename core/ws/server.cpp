@@ -49,7 +49,8 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   ServerCounters counters;
   SessionCounters session_counters;
   ProduceTracker deliveries;
-  GrantsAuthorizer authorizer;
+  GrantsAuthorizer grants;
+  TopicAllowList authorizer{grants, options.topics_allow};
   // What new connections use; reload() replaces them (I/O thread only).
   std::shared_ptr<const ws::TlsContext> tls;
   std::shared_ptr<const TokenChecker> check_token;

@@ -44,6 +44,9 @@ struct ServerOptions {
   // Origin patterns (core/ws/origin.hpp) a browser's upgrade must match;
   // empty: any. Requests without Origin are not checked.
   std::vector<std::string> allow_origins;
+  // Topic name patterns clients may use at all (serve.topics_allow), on top
+  // of a token's grants; empty: any.
+  std::vector<std::string> topics_allow;
   // Set: the listener speaks only TLS (wss:// and https://).
   std::shared_ptr<const ws::TlsContext> tls;
   // Gateway security (docs/SECURITY.md). Set: every upgrade needs a valid

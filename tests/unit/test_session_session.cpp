@@ -698,3 +698,69 @@ TEST_CASE("session: a group session stores offsets for the group's commit only o
   CHECK(group_log->snapshot().back() == 4);
   s->on_closed();
 }
+
+TEST_CASE("session: serve.read_only refuses every produce, text and binary, with not_allowed; reading goes on", "[transforms]") {
+  SessionFixture f;
+  f.services.options.read_only = true;
+  FakeLink link;
+  auto s = f.open(link, "topics=t&offset=latest", "kafka-binary");
+  f.send(*s, R"({"topic":"t","message":"m","id":1})");
+  f.send(*s, std::string("\x01t", 2) + "binary", MessageKind::binary);
+  f.cluster.append("t", 0, "from kafka");
+  f.settle();
+  CHECK(f.sink.kept.empty());
+  REQUIRE(link.replies.size() == 3);
+  CHECK(link.replies[0]["type"] == "subscribed");
+  for (int i : {1, 2}) {
+    CHECK(link.replies[i]["code"] == "not_allowed");
+    CHECK(link.replies[i]["message"] == "this bridge is read-only");
+    CHECK(link.replies[i]["topic"] == "t");
+  }
+  CHECK(link.replies[1]["id"] == 1);
+  CHECK(link.offsets == std::vector<int64_t>{0});
+  CHECK_FALSE(link.closed);
+}
+
+TEST_CASE("session: serve.read_only for a kafka-websocket client is counted and logged, the session goes on", "[transforms]") {
+  SessionFixture f;
+  f.services.options.read_only = true;
+  FakeLink link;
+  auto s = f.open(link, "topics=t");
+  const uint64_t before = f.counters.unsent_notices;
+  f.send(*s, R"({"topic":"t","message":"m"})");
+  CHECK(f.sink.kept.empty());
+  CHECK(link.replies.empty());
+  CHECK(f.counters.unsent_notices == before + 1);
+  REQUIRE(f.log.count(LogLevel::warning) == 1);
+  CHECK_THAT(f.log.lines.back().second, Catch::Contains("read-only"));
+  CHECK_FALSE(link.closed);
+}
+
+TEST_CASE("session: serve.topics_allow over the grants refuses other topics at every door", "[transforms]") {
+  SessionFixture f;
+  DenySome grants;
+  TopicAllowList allow(grants, {"t", "ro", "pub-*"});
+  f.services.authorizer = &allow;
+  f.cluster.create("other", 1);
+  f.cluster.create("ro", 1);
+  f.cluster.create("pub-a", 1);
+  FakeLink link;
+  auto s = f.open(link, "topics=other,t&offset=latest", "kws.v1");
+  f.send(*s, R"({"type":"subscribe","topic":"pub-a","id":1})");
+  f.send(*s, R"({"topic":"other","message":"m","id":2})");
+  f.send(*s, R"({"topic":"ro","message":"m","id":3})");  // listed, but the grants refuse writing it
+  f.send(*s, R"({"topic":"pub-a","message":"m","id":4})");
+  std::vector<std::string> codes;
+  for (const auto& r : link.replies) codes.push_back(r.value("type", "") == "error" ? r.value("code", "") : r.value("type", ""));
+  CHECK(codes == std::vector<std::string>{"not_allowed", "subscribed", "subscribed", "not_allowed", "not_allowed", "ack"});
+  CHECK(link.replies[0]["topic"] == "other");
+  REQUIRE(f.sink.kept.size() == 1);
+  CHECK(f.sink.kept[0].topic == "pub-a");
+  // Groups are the grants' business alone.
+  CHECK(allow.allows_group(Principal{}, "any"));
+  CHECK_FALSE(allow.allows_group(Principal{}, "forbidden"));
+  // An empty list restricts nothing but what the grants do.
+  TopicAllowList open_list(grants, {});
+  CHECK(open_list.allows(Principal{}, "whatever", TopicAction::write));
+  CHECK_FALSE(open_list.allows(Principal{}, "ro", TopicAction::write));
+}
