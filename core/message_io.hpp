@@ -177,6 +177,9 @@ class TopicAdmin {
   // kws::Error). Closing one also waits for the cluster, so readers are
   // handed back to the admin's thread to be destroyed.
   virtual std::unique_ptr<PartitionFeed> open_reader() = 0;
+  // The cluster's topic names, sorted. Throws kws::Error when no broker
+  // answers.
+  virtual std::vector<std::string> topic_names() = 0;
 };
 
 }  // namespace kws

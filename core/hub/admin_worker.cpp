@@ -85,6 +85,27 @@ void AdminWorker::look_up(const std::string& topic, bool fresh, std::optional<in
   });
 }
 
+void AdminWorker::topic_names(std::shared_ptr<const std::atomic<bool>> cancelled,
+                              std::function<void(std::vector<std::string>, std::string)> done) {
+  submit([this, cancelled = std::move(cancelled), done = std::move(done)] {
+    if (cancelled && *cancelled) return;
+    // A page that opens asks once; a thousand pages opening at once ask
+    // the cluster once a cache period.
+    const auto at = clock_();
+    if (names_at_ != std::chrono::steady_clock::time_point{} && at - names_at_ < cache_for_) {
+      done(names_, "");
+      return;
+    }
+    try {
+      names_ = admin_.topic_names();
+      names_at_ = at;
+      done(names_, "");
+    } catch (const std::exception& e) {
+      done({}, e.what());
+    }
+  });
+}
+
 void AdminWorker::open_reader(std::shared_ptr<const std::atomic<bool>> cancelled,
                               std::function<void(std::unique_ptr<PartitionFeed>, std::string)> done) {
   submit([this, cancelled = std::move(cancelled), done = std::move(done)] {

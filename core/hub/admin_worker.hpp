@@ -45,6 +45,9 @@ class AdminWorker {
   // runs: a closed session's errands are skipped.
   void look_up(const std::string& topic, bool fresh, std::optional<int64_t> time_ms,
                std::shared_ptr<const std::atomic<bool>> cancelled, std::function<void(Lookup)> done);
+  // The cluster's topic names (cached like lookups), or why not.
+  void topic_names(std::shared_ptr<const std::atomic<bool>> cancelled,
+                   std::function<void(std::vector<std::string>, std::string error)> done);
   void open_reader(std::shared_ptr<const std::atomic<bool>> cancelled,
                    std::function<void(std::unique_ptr<PartitionFeed>, std::string error)> done);
   // Closing a reader waits for the cluster; it happens here.
@@ -74,6 +77,8 @@ class AdminWorker {
     std::chrono::steady_clock::time_point at;
   };
   std::map<std::string, Cached> cache_;  // worker thread only
+  std::vector<std::string> names_;       // worker thread only: the last topic listing
+  std::chrono::steady_clock::time_point names_at_{};
 };
 
 }  // namespace kws

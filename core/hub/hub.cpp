@@ -86,7 +86,8 @@ struct Hub::CatchUp {
 };
 
 struct Hub::Request {
-  enum class Kind { subscribe, unsubscribe, answer, remove } kind = Kind::subscribe;
+  enum class Kind { subscribe, unsubscribe, answer, remove, topics } kind = Kind::subscribe;
+  std::function<bool(const std::string&)> visible;  // topics
   std::shared_ptr<Subscriber> subscriber;
   std::string topic;
   OffsetSpec start;
@@ -167,6 +168,16 @@ void Hub::unsubscribe(const std::shared_ptr<Subscriber>& subscriber, const std::
   r->kind = Request::Kind::unsubscribe;
   r->subscriber = subscriber;
   r->topic = topic;
+  r->request_id = request_id;
+  enqueue(std::move(r));
+}
+
+void Hub::list_topics(const std::shared_ptr<Subscriber>& subscriber, std::function<bool(const std::string&)> visible,
+                      const std::string& request_id) {
+  auto r = std::make_unique<Request>();
+  r->kind = Request::Kind::topics;
+  r->subscriber = subscriber;
+  r->visible = std::move(visible);
   r->request_id = request_id;
   enqueue(std::move(r));
 }
@@ -327,6 +338,16 @@ bool Hub::handle_now(Request& r) {
     r.subscriber->notify(r.notice);
     return true;
   }
+  if (r.kind == Request::Kind::topics) {
+    r.serial = next_serial_++;
+    const uint64_t serial = r.serial;
+    admin_.topic_names(queues_[r.subscriber.get()].cancelled,
+                       [this, serial](std::vector<std::string> names, std::string error) {
+                         auto shared = std::make_shared<std::vector<std::string>>(std::move(names));
+                         post([this, serial, shared, error] { listed_topics(serial, std::move(*shared), error); });
+                       });
+    return false;
+  }
   if (r.kind == Request::Kind::unsubscribe) {
     detach(r.subscriber, r.topic);
     HubNotice n;
@@ -372,6 +393,26 @@ Hub::SubscriberQueue* Hub::waiting_for(uint64_t serial, Subscriber*& who) {
     }
   }
   return nullptr;
+}
+
+void Hub::listed_topics(uint64_t serial, std::vector<std::string> names, const std::string& error) {
+  Subscriber* s = nullptr;
+  SubscriberQueue* q = waiting_for(serial, s);
+  if (!q) return;  // the subscriber left meanwhile
+  Request& r = *q->busy;
+  if (!error.empty()) {
+    answer_error(r, ClientError::kafka_error, "cannot list topics: " + error);
+  } else {
+    HubNotice n;
+    n.kind = HubNotice::Kind::topics;
+    n.answers_request = true;
+    n.request_id = r.request_id;
+    for (auto& name : names) {
+      if (!r.visible || r.visible(name)) n.names.push_back(std::move(name));
+    }
+    r.subscriber->notify(n);
+  }
+  finish_request(s);
 }
 
 void Hub::looked_up(uint64_t serial, AdminWorker::Lookup lookup) {

@@ -46,6 +46,7 @@ struct HubNotice {
     error,         // a request failed, or a subscription stopped
     lost,          // messages of a subscribed partition no longer exist
     kafka,         // Kafka stopped or started answering the bridge (`reachable`)
+    topics,        // the answer to list_topics: `names`
   };
   Kind kind = Kind::error;
   std::string topic;
@@ -81,6 +82,7 @@ struct HubNotice {
     int64_t first = -1;
     int64_t last = -1;
   };
+  std::vector<std::string> names;  // topics: the ones the asker may see, sorted
   bool resumed = false;
   bool recovered = true;
   std::vector<Range> resume_lost;
@@ -154,6 +156,11 @@ class Hub {
   }
   void unsubscribe(const std::shared_ptr<Subscriber>& subscriber, const std::string& topic,
                    const std::string& request_id);
+  // The cluster's topics that `visible` keeps (the asker's ACL, say),
+  // answered with a `topics` notice (or an error) in its place among the
+  // subscriber's requests.
+  void list_topics(const std::shared_ptr<Subscriber>& subscriber, std::function<bool(const std::string&)> visible,
+                   const std::string& request_id);
   // Answers a request the session refused itself (a bad topic name, say)
   // in its place among the subscriber's requests, so that answers keep the
   // order of the requests.
@@ -189,6 +196,7 @@ class Hub {
   bool handle_now(Request& r);
   void looked_up(uint64_t serial, AdminWorker::Lookup lookup);
   void opened_reader(uint64_t serial, std::unique_ptr<PartitionFeed> feed, std::string error);
+  void listed_topics(uint64_t serial, std::vector<std::string> names, const std::string& error);
   bool start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lookup);
   SubscriberQueue* waiting_for(uint64_t serial, Subscriber*& who);
   void join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::vector<int64_t>& from,

@@ -81,6 +81,14 @@ std::vector<int64_t> KafkaTopicAdmin::offsets_for_time(const std::string& topic,
   return out;
 }
 
+std::vector<std::string> KafkaTopicAdmin::topic_names() {
+  ClusterInfo info = fetch_cluster_info(impl_->lookups.get(), {}, impl_->context);
+  std::vector<std::string> names;
+  names.reserve(info.topics.size());
+  for (const auto& t : info.topics) names.push_back(t.name);
+  return names;
+}
+
 std::unique_ptr<PartitionFeed> KafkaTopicAdmin::open_reader() {
   PartitionReaderOptions o;
   o.end_events = true;

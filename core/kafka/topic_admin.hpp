@@ -19,6 +19,7 @@ class KafkaTopicAdmin : public TopicAdmin {
   TopicLookup describe(const std::string& topic) override;
   std::vector<int64_t> offsets_for_time(const std::string& topic, int64_t ms, size_t partitions) override;
   std::unique_ptr<PartitionFeed> open_reader() override;
+  std::vector<std::string> topic_names() override;
 
   // Whether a broker answers now, or why not. Cheap whatever the number of
   // topics anyone produced to (this handle asks metadata for no topic), and

@@ -121,9 +121,13 @@ ClientRequest decode_client_message(MessageKind kind, const std::string& payload
     r.token = token->get<std::string>();
     return r;
   }
+  if (type == "topics") {
+    r.kind = ClientRequest::Kind::topics;
+    return r;
+  }
   if (type != "produce") {
     return invalid(std::move(r), ClientError::unknown_type,
-                   "unknown frame type \"" + type + "\" (expected produce, subscribe, unsubscribe or auth)");
+                   "unknown frame type \"" + type + "\" (expected produce, subscribe, unsubscribe, topics or auth)");
   }
   auto topic = doc->find("topic");
   if (topic == doc->end() || !topic->is_string()) {

@@ -16,7 +16,7 @@
 namespace kws {
 
 struct ClientRequest {
-  enum class Kind { produce, subscribe, unsubscribe, auth, invalid };
+  enum class Kind { produce, subscribe, unsubscribe, auth, topics, invalid };
   Kind kind = Kind::invalid;
   // The client's "id" as JSON text (string or number), "" when none.
   std::string request_id;

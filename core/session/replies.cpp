@@ -51,6 +51,16 @@ std::string notice_json(const HubNotice& n) {
       if (!n.message.empty()) out += ",\"message\":" + json_quote(n.message);
       return out + '}';
     }
+    case HubNotice::Kind::topics: {
+      std::string out = "{\"type\":\"topics\",\"topics\":[";
+      for (size_t i = 0; i < n.names.size(); ++i) {
+        if (i) out += ',';
+        out += json_quote(n.names[i]);
+      }
+      out += ']';
+      append_id(out, n.request_id);
+      return out + '}';
+    }
     case HubNotice::Kind::subscribed:
       break;
   }

@@ -474,6 +474,23 @@ Session::Handled Session::handle(MessageKind kind, const std::string& payload) {
       kws_protocol_ = true;
       control(r);
       return Handled::done;
+    case ClientRequest::Kind::topics: {
+      kws_protocol_ = true;
+      // What this client may read, decided with the principal it has now
+      // (the hub answers on its own thread, and an auth frame may replace
+      // the principal meanwhile). Kafka's internal topics are not listed.
+      std::shared_ptr<const Principal> principal = principal_;
+      const Authorizer* authorizer = services_.authorizer;
+      ++pending_requests_;
+      services_.hub->list_topics(
+          shared_from_this(),
+          [principal, authorizer](const std::string& name) {
+            return name.rfind("__", 0) != 0 &&
+                   authorizer->allows(principal ? *principal : anonymous(), name, TopicAction::read);
+          },
+          r.request_id);
+      return Handled::done;
+    }
   }
   return Handled::done;
 }

@@ -149,6 +149,16 @@ void check_message(MessageKind kind, const std::string& payload, size_t max_fram
         if (!r.request_id.empty()) CHECK(parsed(ack_json(r.request_id, r.message.topic, 0, 0))["id"] == parsed(r.request_id));
       }
       break;
+    case ClientRequest::Kind::topics: {
+      // Answered with a list whatever the id: JSON whatever they are.
+      CHECK(kind == MessageKind::text && r.kws_only);
+      HubNotice n;
+      n.kind = HubNotice::Kind::topics;
+      n.request_id = r.request_id;
+      n.names = {"a", std::string(payload.substr(0, 8))};
+      CHECK(parsed(notice_json(n))["topics"].size() == 2);
+      break;
+    }
     case ClientRequest::Kind::auth: {
       // The frame's own non-empty "token" string; the answer to it is JSON whatever its id.
       CHECK(kind == MessageKind::text && r.kws_only && !r.token.empty());

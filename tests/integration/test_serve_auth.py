@@ -313,6 +313,25 @@ class Acl(AuthTestCase):
         self.assertEqual([e["message"] for e in self.tail_json(clicks)], ["seed", "allowed"])
         self.assertEqual([e["message"] for e in self.tail_json(secret)], ["seed"])
 
+    def test_the_topics_frame_lists_only_what_the_token_may_read(self):
+        bg = self.serve_hs()
+        prices, orders, secret = (self.create(self.topic(n)) for n in ("prices", "orders", "secret"))
+        token = hs(claims(read=[prices[:-3] + "*", orders]))
+
+        async def go():
+            async with self.connect(bg, token=token) as ws:
+                await ws.send(json.dumps({"type": "topics", "id": "t1"}))
+                doc = await serve_tests.recv_json(ws)
+                self.assertEqual(doc["type"], "topics", doc)
+                self.assertEqual(doc["id"], "t1")
+                self.assertIn(prices, doc["topics"])
+                self.assertIn(orders, doc["topics"])
+                self.assertNotIn(secret, doc["topics"])
+                self.assertEqual(doc["topics"], sorted(doc["topics"]))
+                self.assertFalse([t for t in doc["topics"] if t.startswith("__")], doc)
+
+        run(go())
+
     def test_no_claim_no_access(self):
         bg = self.serve_hs()
         t = self.create(self.topic())

@@ -217,6 +217,23 @@ class Resume(ServeTestCase):
             client.close()
 
 
+class TopicList(ServeTestCase):
+    def test_the_topics_frame_lists_the_clusters_topics_in_order(self):
+        a, b = self.create(self.topic("list-a")), self.create(self.topic("list-b"))
+        bg = self.serve()
+
+        async def go():
+            async with kws_connect(self.ws_url(bg)) as ws:
+                await ws.send(json.dumps({"type": "topics"}))
+                doc = await recv_json(ws)
+                self.assertEqual(doc["type"], "topics", doc)
+                self.assertNotIn("id", doc)
+                self.assertIn(a, doc["topics"])
+                self.assertIn(b, doc["topics"])
+                self.assertEqual(doc["topics"], sorted(doc["topics"]))
+
+        run(go())
+
 class Filters(ServeTestCase):
     broker_args = ["--partitions", "1"]
 

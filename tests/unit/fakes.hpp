@@ -158,6 +158,11 @@ class FakeAdmin : public TopicAdmin {
     ++readers;
     return std::make_unique<FakeFeed>(cluster_);
   }
+  std::vector<std::string> topic_names() override {
+    std::vector<std::string> names;
+    for (const auto& [name, partitions] : cluster_.topics) names.push_back(name);
+    return names;
+  }
   int describes = 0;
   int readers = 0;
 

@@ -592,3 +592,21 @@ TEST_CASE("hub: a filter applies to history from the ring and from a catch-up re
   CHECK(f.admin.readers == 1);
   CHECK(back->offsets(0) == std::vector<int64_t>{6, 9, 12, 15, 18, 21, 24, 27, 30});
 }
+
+TEST_CASE("hub: list_topics answers in turn with the topics the predicate keeps") {
+  HubFixture f;
+  f.cluster.create("prices", 1);
+  f.cluster.create("orders", 1);
+  f.cluster.create("__consumer_offsets", 1);
+  auto r = std::make_shared<Recorder>();
+  f.hub->subscribe(r, "missing", parse_offset_spec("end"), "latest", "1");
+  f.hub->list_topics(r, [](const std::string& name) { return name.rfind("__", 0) != 0 && name != "orders"; }, "2");
+  f.spin();
+  REQUIRE(r->notices.size() == 2);
+  CHECK(r->notices[0].request_id == "1");  // the subscribe's answer comes first
+  CHECK(r->notices[0].error == ClientError::unknown_topic);
+  CHECK(r->notices[1].kind == HubNotice::Kind::topics);
+  CHECK(r->notices[1].answers_request);
+  CHECK(r->notices[1].request_id == "2");
+  CHECK(r->notices[1].names == std::vector<std::string>{"prices"});
+}
