@@ -207,6 +207,14 @@ step("the topics the client may read: listed when the bridge has the topics fram
   if (typed !== other) throw new Error(`picking ${other} typed ${JSON.stringify(typed)}`);
   await page.click(`#picker-list button[data-topic="${other}"]`);
   if ((await page.inputValue("#sub-topics")) !== "") throw new Error("picking a topic again does not take it out");
+  // A topic created after the list came shows once the field is focused again.
+  const later = `${topic}-later`;
+  await kws(["send", "-b", ctx.brokers, later, "created after the page opened"]);
+  await page.click("#send-key"); // away from the topics field, then back
+  await page.waitForTimeout(1100); // the bridge caches the listing for a second
+  await page.focus("#sub-topics");
+  await page.waitForSelector(`#picker-list button[data-topic="${later}"]`);
+  await page.click("#send-key");
 });
 
 step("a message from kws send appears live, with partition, offset, key and pretty JSON", async () => {
@@ -554,6 +562,9 @@ step("after kws serve restarts on a fresh broker whose log already passed the of
   await resubscribed(page);
   for (let i = 0; i < 3; i++) await page.waitForSelector(`.msg[data-topic="${other}"][data-key="epoch2-${i}"]`);
   await shownOnce(page, ["marker", "epoch2-0", "epoch2-1", "epoch2-2"]);
+  // The bridge could not tell (its reply said recovered); the page did, and says so.
+  await page.waitForSelector(`.notice.bad >> text=${other} partition 0: the offsets name other messages than before`);
+  await page.waitForSelector(`.chip[data-topic="${other}"][data-resumed="new log"]`);
 });
 
 step("after another restart, with nothing produced before the page is back, a new message at offset 0 shows", async () => {
@@ -565,6 +576,10 @@ step("after another restart, with nothing produced before the page is back, a ne
   const card = await page.waitForSelector(`.msg[data-topic="${other}"][data-key="epoch3-0"]`);
   const offset = await card.evaluate((e) => e.dataset.offset);
   if (offset !== "0") throw new Error(`expected offset 0 on a fresh broker, got ${offset}`);
+  // The bridge's reply said reset (the page's position is past the new log's end), and the page shows it.
+  await page.waitForSelector(
+    `.notice.bad >> text=${other} partition 0: its offsets started over (the log now ends at 0, the page was at 2`);
+  await page.waitForSelector(`.chip[data-topic="${other}"][data-resumed="log started over"]`);
 });
 
 step("a plain reconnect to the same broker after that shows nothing twice", async () => {
@@ -575,6 +590,7 @@ step("a plain reconnect to the same broker after that shows nothing twice", asyn
   await kws(["send", "-b", ctx.brokers, "-k", "epoch3-1", other, "third broker, again"]);
   await page.waitForSelector(`.msg[data-topic="${other}"][data-key="epoch3-1"]`);
   await shownOnce(page, ["marker", "epoch2-0", "epoch2-1", "epoch2-2", "epoch3-0", "epoch3-1"]);
+  await page.waitForSelector(`.chip[data-topic="${other}"][data-resumed="resumed, no gap"]`);
 });
 
 // Chromium's own EventSource against /v2/sse, on a kws serve in front of a
