@@ -618,7 +618,7 @@ step("after kws serve restarts on a fresh broker whose log already passed the of
   await page.waitForSelector('#status[data-state="waiting"]');
   for (let i = 0; i < 3; i++) await kws(["send", "-b", ctx.brokers, "-k", `epoch2-${i}`, other, `second broker ${i}`]);
   await page.evaluate(() => { window.WebSocket = window.realWebSocket; });
-  await page.click("#retry");
+  await retryNow(page);
   await resubscribed(page);
   for (let i = 0; i < 3; i++) await page.waitForSelector(`.msg[data-topic="${other}"][data-key="epoch2-${i}"]`);
   await shownOnce(page, ["marker", "epoch2-0", "epoch2-1", "epoch2-2"]);
