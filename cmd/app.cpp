@@ -170,7 +170,11 @@ ParseErrorText explain_parse_error(const Cli& cli, int argc, const char* const* 
         // The type name may carry a validator's description: "SHELL:{bash,zsh,fish}".
         std::string what = opt->get_type_name();
         what = what.substr(0, what.find(':'));
-        return {name + ": a " + what + " is required (" + name + " " + command->doc->synopsis + ")", true};
+        // The first form of the synopsis: a missing TOPIC is not helped by
+        // kws tail's or kws send's second form, through a bridge.
+        const std::string& synopsis = command->doc->synopsis;
+        return {name + ": a " + what + " is required (" + name + " " + synopsis.substr(0, synopsis.find(" | ")) + ")",
+                true};
       }
     }
   }

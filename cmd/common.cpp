@@ -4,7 +4,12 @@
 #include <map>
 #include <stdexcept>
 
+#include <cstdlib>
+
+#include "core/util/error.hpp"
+#include "core/util/input.hpp"
 #include "core/util/signals.hpp"
+#include "core/util/text.hpp"
 
 namespace kws::cmd {
 
@@ -87,6 +92,72 @@ void add_connection_options(CLI::App* app, ConnectionOptions& options) {
       ->check(positive_number())
       ->group(group);
   app->add_flag("-v,--verbose", options.verbosity, "Show librdkafka's log lines on stderr")->group(group);
+}
+
+void add_bridge_options(CLI::App* app, BridgeFlags& flags) {
+  const char* group = "Through a kws serve bridge (ws:// or wss:// URL)";
+  app->add_option("--token", flags.token_file,
+                  "Send the bearer token in FILE as 'Authorization: Bearer' (else $KWS_TOKEN)")
+      ->type_name("FILE")
+      ->group(group);
+  app->add_option("--ca", flags.tls.ca_file, "wss://: trust the CA certificates in FILE instead of the system store")
+      ->type_name("FILE")
+      ->group(group);
+  app->add_option("--client-cert", flags.tls.cert_file, "wss://: client certificate chain (PEM), for mutual TLS")
+      ->type_name("FILE")
+      ->group(group);
+  app->add_option("--client-key", flags.tls.key_file, "wss://: private key of --client-cert (PEM; default: in the same file)")
+      ->type_name("FILE")
+      ->group(group);
+  app->add_flag("--insecure", flags.tls.insecure, "wss://: do not check the bridge's certificate or host name (warns)")
+      ->group(group);
+}
+
+FeedClientSettings bridge_client_settings(const BridgeFlags& flags, const ConnectionOptions& connection,
+                                          const std::string& url, std::vector<std::string> protocols) {
+  FeedClientSettings client;
+  client.url = url;
+  client.peer = "bridge";
+  client.protocols = std::move(protocols);
+  client.tls = flags.tls;
+  // A second more than --timeout, so the command's own deadline (which
+  // names --timeout) ends a silent attempt first.
+  client.open_timeout = connection.timeout() + std::chrono::milliseconds(1000);
+  // Mid-run, as for a broker: a bridge silent for --timeout (no pong to a
+  // ping sent every --timeout) ends the run.
+  client.ping_interval = connection.timeout();
+  client.pong_timeout = connection.timeout();
+  std::string token;
+  std::string from;
+  if (!flags.token_file.empty()) {
+    token = std::string(trim(read_whole_file(flags.token_file)));
+    from = "--token " + flags.token_file;
+    if (token.empty()) throw usage_error(from + " is empty");
+  } else if (const char* env = std::getenv("KWS_TOKEN"); env && *env) {
+    token = std::string(trim(env));
+    from = "KWS_TOKEN";
+  }
+  for (unsigned char c : token) {
+    // It goes into an HTTP header: a line break would end it.
+    if (c <= 0x20 || c >= 0x7f) throw usage_error(from + ": a bearer token is printable ASCII without spaces");
+  }
+  if (!token.empty()) client.headers.emplace_back("Authorization", "Bearer " + token);
+  return client;
+}
+
+void refuse_kafka_flags_for_bridge(const ConnectionOptions& connection) {
+  const auto& in = connection.inputs;
+  const char* flag = !in.brokers.empty() ? "-b" : !in.properties.empty() ? "-X" : !in.config_file.empty() ? "-F" : nullptr;
+  if (flag) {
+    throw usage_error(std::string(flag) +
+                      " cannot be used with a ws:// or wss:// URL: the bridge talks to Kafka with its own settings");
+  }
+}
+
+void refuse_bridge_flags_for_kafka(const BridgeFlags& flags) {
+  if (flags.any_given()) {
+    throw usage_error("--token, --ca, --client-cert, --client-key and --insecure apply to a ws:// or wss:// URL only");
+  }
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include "core/kafka/context.hpp"
 #include "core/settings.hpp"
 #include "core/util/log.hpp"
+#include "core/ws/client.hpp"
 
 namespace kws::cmd {
 
@@ -48,6 +49,28 @@ struct ConnectionOptions {
   // The context core's Kafka adapters run in: stop on SIGINT/SIGTERM.
   KafkaContext kafka_context(LogSink& log) const;
 };
+
+// kws tail ws://... and kws send ws://...: the flags only a bridge URL uses.
+struct BridgeFlags {
+  std::string token_file;  // --token; else $KWS_TOKEN
+  TlsOptions tls;          // --ca, --client-cert, --client-key, --insecure
+  bool any_given() const {
+    return !token_file.empty() || !tls.ca_file.empty() || !tls.cert_file.empty() || !tls.key_file.empty() ||
+           tls.insecure;
+  }
+};
+void add_bridge_options(CLI::App* app, BridgeFlags& flags);
+// The WebSocket client's settings for the bridge at `url`: the bearer token
+// (--token FILE, else KWS_TOKEN) as Authorization: Bearer, the TLS files, and
+// --timeout for the whole opening (TCP, TLS, upgrade). `protocols`: the
+// subprotocols to offer.
+FeedClientSettings bridge_client_settings(const BridgeFlags& flags, const ConnectionOptions& connection,
+                                          const std::string& url, std::vector<std::string> protocols);
+// Refuses (usage error, naming why) the Kafka connection flags -b, -X and
+// -F with a bridge URL: the bridge has its own Kafka settings.
+void refuse_kafka_flags_for_bridge(const ConnectionOptions& connection);
+// Refuses the bridge flags without a bridge URL.
+void refuse_bridge_flags_for_kafka(const BridgeFlags& flags);
 
 // Validators with short error messages and no description, so help and man
 // pages read "-c N" rather than "-c N:NONNEGATIVE".

@@ -155,6 +155,11 @@ void common_sections(std::ostringstream& s, const CommandDoc& doc) {
       << "; a flag beats it, it beats the config file.\n";
   }
   s << ".TP\n.B KWS_CONFIG\nConfig file to read when \\-F is not given.\n";
+  if (doc.name == "tail" || doc.name == "send") {
+    // The one variable of the bridge flags (cmd/common.cpp, bridge_client_settings).
+    s << ".TP\n.B KWS_TOKEN\nWith a ws:// or wss:// URL: the bearer token sent as Authorization: Bearer "
+         "when \\-\\-token is not given.\n";
+  }
   std::vector<std::string> prefixes;  // KWS_SERVE_*, ... from the key table
   for (const auto& key : kws_setting_keys()) {
     for (const auto& command : key.commands) {

@@ -3,6 +3,9 @@
 
 #include <unistd.h>
 
+#include <functional>
+#include <memory>
+
 #include <chrono>
 #include <optional>
 
@@ -12,6 +15,8 @@
 #include "core/kafka/cluster.hpp"
 #include "core/kafka/producer.hpp"
 #include "core/outgoing.hpp"
+#include "core/remote/bridge_send.hpp"
+#include "core/remote/bridge_url.hpp"
 #include "core/topic_name.hpp"
 #include "core/util/output.hpp"
 #include "core/util/signals.hpp"
@@ -22,7 +27,7 @@ namespace kws::cmd {
 const CommandDoc send_doc{
     "send",
     "Produce messages to a Kafka topic (kcat -P habits)",
-    "[OPTIONS] TOPIC [MESSAGE...]",
+    "[OPTIONS] TOPIC [MESSAGE...] | [OPTIONS] ws://HOST:PORT/ TOPIC [MESSAGE...]",
     "Sends each MESSAGE argument as one message. Without arguments it reads standard input and "
     "sends one message per line (-D changes the delimiter); --file sends a whole file as one "
     "message.\n\n"
@@ -43,7 +48,21 @@ const CommandDoc send_doc{
     "An envelope whose partition DST does not have is rejected, unless --any-partition lets "
     "the partitioner choose by key. "
     "A line that is not a valid envelope is reported with its line number on stderr, the other "
-    "lines are still sent, and the exit status is 1.",
+    "lines are still sent, and the exit status is 1.\n\n"
+    "Through a bridge: when the first argument is a ws:// or wss:// URL, kws send produces "
+    "through that kws serve bridge instead of talking to Kafka (a URL with no path, or /, means "
+    "the bridge's /v2/broker/). Each record becomes one produce frame, a kws envelope with an id "
+    "(-k, -K, -H, -p and -J mean what they mean above), and kws waits for the bridge's ack of "
+    "every one; --print-offsets prints what the acks report. At most 64 frames wait for their "
+    "answer at a time, so a large input is read as fast as the bridge acknowledges it, never "
+    "held in memory. A frame the bridge refuses with rate_limited is sent again after a pause of "
+    "a second; any other error frame is printed on stderr with its input line and makes the exit "
+    "status 1. --timeout bounds the connection (TCP, TLS and the upgrade), and a bridge that "
+    "does not answer a ping within --timeout mid-run ends it with status 1; a refused connection "
+    "or an HTTP answer (401, 403, 404, ...) is an error that shows the status and the bridge's "
+    "reason. --token FILE (else the environment variable KWS_TOKEN) sends a bearer token as "
+    "Authorization: Bearer; --ca, --client-cert, --client-key and --insecure apply to wss://. "
+    "-b, -X, -F and --create-like are refused with a URL: the bridge has its own Kafka settings.",
     {{"kws send demo hello world", "send two messages, \"hello\" and \"world\""},
      {"seq 1000 | kws send -K : -H source=seq demo", "send 1000 lines, with a header on each"},
      {"printf 'user1:hi\\\\n' | kws send -K : demo", "send a message with key \"user1\" and value \"hi\""},
@@ -51,8 +70,11 @@ const CommandDoc send_doc{
      {"kws tail -J -e -o beginning src | kws send -J --create-like src dst",
       "copy a topic with keys, headers and partitions, creating dst like src"},
      {"kws tail -J -e -o beginning src | kws send -J --any-partition dst",
-      "copy into a topic with fewer partitions"}},
-    "1 also when any message was not delivered or an input line was rejected."};
+      "copy into a topic with fewer partitions"},
+     {"seq 100 | kws send -K : ws://127.0.0.1:8080/ demo", "send 100 lines through a kws serve bridge, acked"},
+     {"kws send --token token --ca ca.pem wss://bridge.example.com/ demo hello", "through a bridge that wants a token, over TLS"}},
+    "1 also when any message was not delivered or an input line was rejected; through a bridge, when a "
+    "message was not acknowledged (an error frame, or no answer before the connection ended)."};
 
 CLI::App* register_send(CLI::App& parent, SendOptions& o) {
   CLI::App* app = add_documented_subcommand(parent, send_doc);
@@ -82,6 +104,7 @@ CLI::App* register_send(CLI::App& parent, SendOptions& o) {
       ->allow_extra_args(false);
   app->add_flag("--print-offsets", o.print_offsets, "Print 'topic partition offset' per delivered message");
   add_connection_options(app, o.connection);
+  add_bridge_options(app, o.bridge);
   app->callback([&o, app] { o.key_given = app->count("--key") > 0; });
   return app;
 }
@@ -124,17 +147,181 @@ std::vector<Header> parse_headers(const std::vector<std::string>& specs) {
   return headers;
 }
 
-}  // namespace
-
-int run_send(const SendOptions& o) {
-  const std::vector<Header> extra_headers = parse_headers(o.headers);
-  const std::string delimiter = unescape(o.delimiter);
-  const std::string key_delimiter = unescape(o.key_delimiter);
+// The checks both ways share, before anything connects.
+void check_send_options(const SendOptions& o, const std::string& key_delimiter, const std::string& delimiter) {
   if (delimiter.empty()) throw usage_error("-D must not be empty");
   if (o.json && (!key_delimiter.empty())) throw usage_error("-K cannot be combined with -J (keys come from the envelope)");
   if (!o.messages.empty() && !o.files.empty()) throw usage_error("give MESSAGE arguments or --file, not both");
   if (o.json && !o.files.empty()) throw usage_error("--file sends raw bytes; use -J with stdin or MESSAGE arguments");
   if (o.any_partition && !o.json) throw usage_error("--any-partition only applies to -J input");
+}
+
+// kws send ws://HOST:PORT/ TOPIC: through a kws serve bridge, one produce
+// frame per record, every one answered by an ack or an error.
+int run_send_bridge(const SendOptions& given) {
+  SendOptions o = given;
+  const std::string url = o.topic;
+  if (o.messages.empty()) throw usage_error("kws send " + url + " needs a TOPIC after the URL");
+  o.topic = o.messages.front();
+  o.messages.erase(o.messages.begin());
+  refuse_kafka_flags_for_bridge(o.connection);
+  if (!o.create_like.empty()) {
+    throw usage_error("--create-like cannot be used with a ws:// URL: a bridge creates topics with the broker's defaults");
+  }
+  const std::vector<Header> extra_headers = parse_headers(o.headers);
+  const std::string delimiter = unescape(o.delimiter);
+  const std::string key_delimiter = unescape(o.key_delimiter);
+  check_send_options(o, key_delimiter, delimiter);
+  check_topic_name(o.topic);
+  BridgeTarget target = make_bridge_target(url, {});
+  if (!target.topics.empty() || target.group) {
+    throw usage_error("'" + url + "' subscribes (topics= or group.id=); kws send only produces: drop the query");
+  }
+  StderrLog log = o.connection.log();
+  FeedClientSettings client = bridge_client_settings(o.bridge, o.connection, target.url, {"kws.v1"});
+
+  const bool tty = isatty(STDOUT_FILENO) == 1;
+  OutputBuffer out(STDOUT_FILENO);
+  std::function<void(const BridgeAck&)> on_ack;
+  if (o.print_offsets) {
+    // On the connection's thread; main touches `out` again only after it ended.
+    on_ack = [&out, tty](const BridgeAck& a) {
+      auto& b = out.buffer();
+      b.append(a.topic);
+      b += ' ';
+      b += std::to_string(a.partition);
+      b += ' ';
+      b += std::to_string(a.offset);
+      b += '\n';
+      if (tty) {
+        out.flush();
+      } else {
+        out.maybe_flush();
+      }
+    };
+  }
+  BridgeSend sender(target.url, BridgeSendLimits{}, on_ack, log);
+  std::unique_ptr<FeedConnection> connection = make_feed_client(client, sender, log);
+  sender.attach(*connection);
+  if (!sender.open(o.connection.timeout(), stop_requested)) return exit_ok;  // main exits 130 or 143
+
+  RecordPolicy policy;
+  policy.topic = o.topic;
+  if (o.partition >= 0) policy.partition = o.partition;
+  policy.keep_envelope_partition = !o.any_partition;
+  if (o.key_given) policy.key = o.key;
+  policy.key_delimiter = key_delimiter;
+  policy.extra_headers = extra_headers;
+
+  PreparedRecord prepared;
+  uint64_t line_number = 0;
+  uint64_t rejected_lines = 0;
+  bool stopped_early = false;
+  constexpr uint64_t kShownLineErrors = 20;
+  auto reject_line = [&](const std::string& why) {
+    if (++rejected_lines <= kShownLineErrors) {
+      print_diagnostic("error", "input line " + std::to_string(line_number) + ": " + why);
+    } else if (rejected_lines == kShownLineErrors + 1) {
+      print_diagnostic("error", "more input lines rejected; not showing them");
+    }
+  };
+  auto send_record = [&](std::string_view record) {
+    ++line_number;
+    if (o.json) {
+      if (record.find_first_not_of(" \t\r") == std::string_view::npos) return true;  // blank line
+      DecodedEnvelope decoded = decode_envelope(record);
+      if (!decoded) {
+        reject_line(decoded.error);
+        return true;
+      }
+      if (auto why = prepare_envelope_record(*decoded.message, policy, prepared)) {
+        reject_line(*why);
+        return true;
+      }
+    } else {
+      prepare_plain_record(record, policy, prepared);
+    }
+    if (!sender.send(prepared.record, line_number, stop_requested) || stop_requested()) stopped_early = true;
+    return !stopped_early;
+  };
+  IdleCall idle{[&] {
+                  if (sender.connected()) return true;
+                  stopped_early = true;
+                  return false;
+                },
+                std::chrono::milliseconds(200)};
+  uint64_t input_records = 0;
+  if (!o.messages.empty()) {
+    input_records = o.messages.size();
+    for (const auto& m : o.messages) {
+      if (!send_record(m)) break;
+    }
+  } else if (!o.files.empty()) {
+    input_records = o.files.size();
+    for (const auto& path : o.files) {
+      std::string content = read_whole_file(path);
+      if (!send_record(content)) break;
+    }
+  } else {
+    if (isatty(STDIN_FILENO) == 1) {
+      print_diagnostic("note", "reading messages from the terminal, one per line; end with Ctrl-D");
+    }
+    read_delimited(STDIN_FILENO, o.json ? std::string_view("\n") : std::string_view(delimiter), send_record,
+                   [&] {
+                     if (stop_requested()) stopped_early = true;
+                     return stopped_early;
+                   }, idle);
+  }
+
+  // Every frame sent gets its answer; 5 s after a Ctrl-C kws stops waiting
+  // and counts the rest as unanswered.
+  auto interrupted_at = std::chrono::steady_clock::time_point{};
+  sender.finish([&] {
+    if (!stop_requested()) return false;
+    auto now = std::chrono::steady_clock::now();
+    if (interrupted_at == std::chrono::steady_clock::time_point{}) interrupted_at = now;
+    return now - interrupted_at > std::chrono::seconds(5);
+  });
+  connection.reset();  // its thread (and so on_ack) ends here
+  out.flush();
+
+  int status = exit_ok;
+  const uint64_t failed = sender.refused() + sender.unanswered();
+  if (failed > 0 || !sender.failure().empty()) {
+    std::string msg;
+    if (!sender.failure().empty()) msg = sender.failure() + "; ";
+    msg += std::to_string(failed) + " of " + std::to_string(sender.sent()) + " message(s) not acknowledged";
+    if (sender.unanswered() > 0) msg += " (" + std::to_string(sender.unanswered()) + " unanswered: they may or may not have been written)";
+    print_diagnostic("error", msg);
+    status = exit_failure;
+  }
+  if (sender.other_errors() > 0) status = exit_failure;  // each reported as it came
+  const bool input_left = stopped_early && (input_records == 0 || line_number < input_records);
+  if (input_left) {
+    std::string where = !o.messages.empty() ? "MESSAGE argument" : !o.files.empty() ? "--file" : "input line";
+    std::string msg = "stopped after " + where + " " + std::to_string(line_number);
+    msg += input_records > 0 ? "; the " + std::to_string(input_records - line_number) + " after it were not sent"
+                             : "; the rest of the input was never read";
+    print_diagnostic(stop_requested() ? "note" : "error", msg);
+    if (!stop_requested()) status = exit_failure;
+  }
+  if (rejected_lines > 0) {
+    print_diagnostic("error", std::to_string(rejected_lines) + " input line(s) rejected; the other " +
+                                  std::to_string(sender.acked()) + " message(s) were sent");
+    status = exit_failure;
+  }
+  return status;  // after a signal, main exits 130 or 143 instead
+}
+
+}  // namespace
+
+int run_send(const SendOptions& o) {
+  if (is_bridge_url(o.topic)) return run_send_bridge(o);
+  refuse_bridge_flags_for_kafka(o.bridge);
+  const std::vector<Header> extra_headers = parse_headers(o.headers);
+  const std::string delimiter = unescape(o.delimiter);
+  const std::string key_delimiter = unescape(o.key_delimiter);
+  check_send_options(o, key_delimiter, delimiter);
 
   check_topic_name(o.topic);
   if (!o.create_like.empty()) check_topic_name(o.create_like);

@@ -18,6 +18,7 @@ struct SendOptions {
   std::string create_like;  // create `topic` with this topic's partition count if it is missing
   std::vector<std::string> files;
   bool print_offsets = false;
+  BridgeFlags bridge;  // with a ws:// or wss:// URL first
 };
 
 extern const CommandDoc send_doc;

@@ -59,7 +59,7 @@ const CommandDoc serve_doc{
     "after SIGINT, 143 after SIGTERM).",
     {{"kws serve", "bridge the embedded broker on 127.0.0.1:8080; open http://127.0.0.1:8080/"},
      {"kws serve -b kafka1:9092 -l 0.0.0.0:8080 --auth none", "bridge a real cluster for other machines, unprotected"},
-     {"websocat 'ws://127.0.0.1:8080/v2/broker/?topics=demo&offset=-10'", "the last 10 messages of demo, then live ones"},
+     {"kws tail 'ws://127.0.0.1:8080/v2/broker/?topics=demo&offset=-10'", "the last 10 messages of demo through the bridge, then live ones"},
      {"kws serve --slow-client drop-oldest --client-buffer 1M", "drop messages for slow clients instead of closing them"},
      {"kws serve -l 0.0.0.0:8443 --tls-cert fullchain.pem --tls-key privkey.pem --jwks jwks.json",
       "wss:// and https:// for clients with a token from the JWKS's issuer"}},

@@ -15,6 +15,7 @@ struct TailOptions {
   std::string format;
   bool format_given = false;  // -f '' is an error, not the default
   bool json = false;
+  BridgeFlags bridge;  // with a ws:// or wss:// URL first
 };
 
 extern const CommandDoc tail_doc;

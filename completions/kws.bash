@@ -40,17 +40,17 @@ _kws() {
       valued="-n --broker-count --partitions -t --topic -l --listen"
       ;;
     send)
-      opts="-h --help -D --delimiter -K --key-delimiter -k --key -H --header -p --partition -J --json --any-partition --create-like --file --print-offsets -b --brokers -X --property -F --config --timeout -v --verbose"
-      files="--file -F --config"
-      valued="-D --delimiter -K --key-delimiter -k --key -H --header -p --partition --create-like --file -b --brokers -X --property -F --config --timeout"
+      opts="-h --help -D --delimiter -K --key-delimiter -k --key -H --header -p --partition -J --json --any-partition --create-like --file --print-offsets -b --brokers -X --property -F --config --timeout -v --verbose --token --ca --client-cert --client-key --insecure"
+      files="--file -F --config --token --ca --client-cert --client-key"
+      valued="-D --delimiter -K --key-delimiter -k --key -H --header -p --partition --create-like --file -b --brokers -X --property -F --config --timeout --token --ca --client-cert --client-key"
       positionals=("topic" "")
       repeat=1
       ;;
     tail)
-      opts="-h --help -t --topic -o --offset -e --exit -c --count -p --partition -G --group -f --format -J --json -b --brokers -X --property -F --config --timeout -v --verbose"
-      files="-F --config"
+      opts="-h --help -t --topic -o --offset -e --exit -c --count -p --partition -G --group -f --format -J --json -b --brokers -X --property -F --config --timeout -v --verbose --token --ca --client-cert --client-key --insecure"
+      files="-F --config --token --ca --client-cert --client-key"
       offsets="-o --offset"
-      valued="-t --topic -o --offset -c --count -p --partition -G --group -f --format -b --brokers -X --property -F --config --timeout"
+      valued="-t --topic -o --offset -c --count -p --partition -G --group -f --format -b --brokers -X --property -F --config --timeout --token --ca --client-cert --client-key"
       positionals=("topic")
       repeat=1
       case "$prev" in

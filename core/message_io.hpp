@@ -120,6 +120,22 @@ class MessageSource {
   virtual size_t poll_batch(std::chrono::milliseconds wait, size_t max,
                             const std::function<bool(const MessageView&)>& on_message,
                             const std::function<void(const PartitionEvent&)>& on_event) = 0;
+
+  // For a group source that stores offsets only when told (a bridge's group
+  // session: only what its client's socket took counts as consumed): marks
+  // `topic`'s `partition` done below `next_offset`, committed with the
+  // group's next commit. Thread-safe. Others ignore it.
+  virtual void store_offset(std::string_view topic, int32_t partition, int64_t next_offset) {
+    (void)topic, (void)partition, (void)next_offset;
+  }
+  // Stops (true) or restarts fetching every assigned partition while
+  // polling goes on, so the group keeps this member (a consumer that stops
+  // polling is dropped from its group after max.poll.interval.ms). Returns
+  // false when the source cannot: the caller then stops polling instead.
+  virtual bool pause_all(bool pause) {
+    (void)pause;
+    return false;
+  }
 };
 
 }  // namespace kws

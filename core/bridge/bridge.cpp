@@ -124,6 +124,8 @@ Bridge::Bridge(const KafkaSettings& settings, const KafkaContext& context, Bridg
     plan.start_explicit = g.start_explicit;
     if (!g.start_explicit) plan.start.kind = OffsetSpec::Kind::stored;
     plan.want_headers = true;
+    // At least once: the session stores what its client's socket took.
+    plan.store_when_told = true;
     return std::unique_ptr<MessageSource>(std::make_unique<Consumer>(b.settings, plan, b.context));
   };
   b.server = std::make_unique<Server>(b.options.server, services);

@@ -24,12 +24,23 @@ GroupReader::~GroupReader() {
 
 void GroupReader::stop() { stopping_ = true; }
 
+void GroupReader::store_offset(const std::string& topic, int32_t partition, int64_t next_offset) {
+  std::lock_guard<std::mutex> lock(source_mutex_);
+  if (source_) source_->store_offset(topic, partition, next_offset);
+}
+
 void GroupReader::run() {
   // Every thread catches at its top: a failure here ends this session's
   // stream with an error notice, never the process.
   try {
-    std::unique_ptr<MessageSource> source = open_();
+    {
+      std::unique_ptr<MessageSource> opened = open_();
+      std::lock_guard<std::mutex> lock(source_mutex_);
+      source_ = std::move(opened);
+    }
+    MessageSource* source = source_.get();
     bool joined = false;
+    bool paused = false;
     std::map<std::string, std::shared_ptr<const std::string>> names;  // one shared name per topic
     std::shared_ptr<const std::string> topic;
     std::vector<FramePtr> frames;
@@ -39,14 +50,23 @@ void GroupReader::run() {
       frames.clear();
     };
     while (!stopping_) {
-      if (backlog_() > high_water_) {
-        // Not polling lets librdkafka's bounded fetch queue fill and stop
-        // fetching: the group's partitions wait for this client.
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        continue;
+      // A client behind: its partitions are paused (fetching stops, and
+      // what was fetched is fetched again later), not dropped, and polling
+      // goes on so the group keeps this member; resumed once it drained.
+      const bool behind = backlog_() > high_water_;
+      if (behind != paused) {
+        if (!source->pause_all(behind) && behind) {
+          // A source that cannot pause: not polling lets its bounded fetch
+          // queue fill and stop fetching.
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          continue;
+        }
+        paused = behind;
       }
+      // While paused this serves rebalances (partitions assigned meanwhile
+      // are paused too); a message fetched before the pause still goes on.
       source->poll_batch(
-          std::chrono::milliseconds(100), 1000,
+          std::chrono::milliseconds(paused ? 10 : 100), 1000,
           [&](const MessageView& m) {
             if (!topic || *topic != m.topic) {
               hand_over();
@@ -82,12 +102,21 @@ void GroupReader::run() {
       hand_over();
     }
   } catch (const std::exception& e) {
+    {
+      std::lock_guard<std::mutex> lock(source_mutex_);
+      source_.reset();
+    }
     HubNotice n;
     n.kind = HubNotice::Kind::error;
     n.error = ClientError::kafka_error;
     n.message = std::string("group '") + subscription_.group + "': " + e.what();
     subscriber_->notify(n);
     log_.warning(std::string("group session reader stopped: ") + e.what());
+  }
+  {
+    // Leaving the group commits what the client's socket took (and nothing more).
+    std::lock_guard<std::mutex> lock(source_mutex_);
+    source_.reset();
   }
   subscriber_.reset();
   finished_ = true;

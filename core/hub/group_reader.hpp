@@ -3,10 +3,14 @@
 // member, so each such session owns one, on its own thread (the expensive
 // path; the bridge caps how many). It pauses while the session's client is
 // behind, so a slow client holds back its group partitions instead of
-// growing memory, and the consumer commits only what was handed on.
+// growing memory. At least once, end to end: the group commits only what
+// the session says its client's socket took (store_offset), so a client
+// cut off, or a bridge killed, loses nothing: the group's next member (on
+// this bridge or another) goes on from the last offset really sent.
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,6 +42,9 @@ class GroupReader {
   const GroupSubscription& subscription() const { return subscription_; }
   void stop();
   bool finished() const { return finished_; }
+  // From the session's I/O thread: the client's socket took everything of
+  // `partition` below `next_offset`. Committed with the group's next commit.
+  void store_offset(const std::string& topic, int32_t partition, int64_t next_offset);
 
  private:
   void run();
@@ -50,6 +57,8 @@ class GroupReader {
   LogSink& log_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> finished_{false};
+  std::mutex source_mutex_;  // guards source_ against store_offset while it opens and closes
+  std::unique_ptr<MessageSource> source_;
   std::thread thread_;
 };
 

@@ -40,6 +40,10 @@ struct Consumer::Impl {
   bool abandoned = false;  // close() timed out: the handle is leaked, not destroyed
   bool assignment_seen = false;
   bool assignment_changed = false;  // an `assigned` event is due
+  bool paused = false;               // pause_all(true): every assigned partition, new ones too
+  // store_when_told: partitions this consumer handed a message of; their
+  // ends are not stored by themselves (the messages before may not be out).
+  std::set<std::pair<std::string, int32_t>> handed;
   OffsetJumps jumps;
   uint64_t lost_messages = 0;
   // Where each assigned partition started (RD_KAFKA_OFFSET_INVALID: the
@@ -182,6 +186,18 @@ struct Consumer::Impl {
     return no_offset_start;
   }
 
+  void set_paused(bool pause) {
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (rd_kafka_assignment(rk.get(), &raw) || !raw) return;
+    PartitionList list(raw);
+    if (list->cnt == 0) return;
+    if (pause) {
+      rd_kafka_pause_partitions(rk.get(), list.get());
+    } else {
+      rd_kafka_resume_partitions(rk.get(), list.get());
+    }
+  }
+
   void store_offset(const char* topic, int32_t partition, int64_t next_offset) {
     PartitionList list(rd_kafka_topic_partition_list_new(1));
     rd_kafka_topic_partition_list_add(list.get(), topic, partition)->offset = next_offset;
@@ -199,7 +215,9 @@ struct Consumer::Impl {
       // own consumer does; otherwise the next run would start at "latest"
       // there and skip what arrives in between. msg->offset is the end
       // offset, the next one to read.
-      if (!plan.group.empty()) store_offset(topic, msg->partition, msg->offset);
+      if (!plan.group.empty() && !(plan.store_when_told && handed.count({topic, msg->partition}))) {
+        store_offset(topic, msg->partition, msg->offset);
+      }
       if (on_event) {
         PartitionEvent end;
         end.topic = topic;
@@ -263,7 +281,11 @@ struct Consumer::Impl {
     // A message after an end-of-partition event means the partition grew again.
     if (!at_end.empty()) at_end.erase({last_topic_name, msg->partition});
     if (!on_message(view)) return false;
-    if (!plan.group.empty()) rd_kafka_offset_store(msg->rkt, msg->partition, msg->offset);
+    if (plan.store_when_told) {
+      if (handed.empty() || !handed.count({last_topic_name, msg->partition})) handed.insert({last_topic_name, msg->partition});
+    } else if (!plan.group.empty()) {
+      rd_kafka_offset_store(msg->rkt, msg->partition, msg->offset);
+    }
     return true;
   }
 
@@ -441,6 +463,7 @@ size_t Consumer::poll_batch(std::chrono::milliseconds wait, size_t max,
     if (c.assignment_changed) {
       // The rebalance callback ran inside the poll above.
       c.assignment_changed = false;
+      if (c.paused) c.set_paused(true);  // partitions just assigned stay paused too
       if (on_event) {
         PartitionEvent assigned;
         assigned.kind = PartitionEvent::Kind::assigned;
@@ -466,6 +489,22 @@ size_t Consumer::poll_batch(std::chrono::milliseconds wait, size_t max,
 }
 
 uint64_t Consumer::lost_messages() const { return impl_->lost_messages; }
+
+void Consumer::store_offset(std::string_view topic, int32_t partition, int64_t next_offset) {
+  if (impl_->plan.group.empty()) return;
+  // librdkafka's offset store is thread-safe; a partition no longer
+  // assigned is refused by it, which is right: its new owner goes on from
+  // what was committed.
+  impl_->store_offset(std::string(topic).c_str(), partition, next_offset);
+}
+
+bool Consumer::pause_all(bool pause) {
+  if (impl_->paused != pause) {
+    impl_->paused = pause;
+    impl_->set_paused(pause);
+  }
+  return true;
+}
 
 RunStop Consumer::run(const std::function<bool(const MessageView&)>& sink, const RunLimits& limits,
                       const std::function<bool()>& idle) {

@@ -27,6 +27,9 @@ struct ConsumerPlan {
   std::string group;                 // empty: no group, nothing committed
   bool want_end_events = false;      // report partition ends (needed for exit-at-end)
   bool want_headers = false;         // fill MessageView::headers
+  // With a group: offsets are stored only through store_offset (what the
+  // caller really handed on), not when on_message returns.
+  bool store_when_told = false;
 };
 
 // What run() stops on, besides the caller's own stop check.
@@ -55,6 +58,9 @@ class Consumer : public MessageSource {
   // there (each skip is also logged as a warning and reported as a `lost`
   // PartitionEvent).
   uint64_t lost_messages() const;
+
+  void store_offset(std::string_view topic, int32_t partition, int64_t next_offset) override;
+  bool pause_all(bool pause) override;
 
   // Hands messages to `sink` until a limit, the context's stop check, or
   // `sink` returning false (its reader went away). `idle` is called whenever

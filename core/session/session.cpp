@@ -50,7 +50,11 @@ SubscriptionSpec subscription_spec(const OffsetSpec& start, const std::string& s
 Session::Session(const SessionServices& services, ConnectRequest request, std::shared_ptr<const Principal> principal)
     : services_(services),
       principal_(std::move(principal)),
-      outbox_(services.options.client_buffer, services.options.slow_client, request.encoding),
+      // A group session never drops: its partitions pause at half the
+      // budget, and a client that still overflows is closed, to go on from
+      // the group's committed offsets (docs/PROTOCOL.md, group sessions).
+      outbox_(services.options.client_buffer,
+              request.group.empty() ? services.options.slow_client : SlowClientPolicy::close, request.encoding),
       encoding_(request.encoding),
       group_session_(!request.group.empty()) {
   kws_protocol_ = request.kws_protocol;
@@ -282,7 +286,28 @@ void Session::forget_failed_subscriptions() {
 
 void Session::on_drained() {
   outbox_.set_in_link(0);
+  store_written();
   flush();
+}
+
+void Session::note_written(const std::vector<OutItem>& items) {
+  for (const auto& item : items) {
+    if (!item.batch || item.batch->frames().empty()) continue;
+    if (!group_written_) group_written_ = std::make_unique<ResumeByTopic>();
+    auto& positions = (*group_written_)[item.batch->topic()];
+    for (const auto& f : item.batch->frames()) {
+      int64_t& next = positions[f->partition];
+      next = std::max(next, f->offset + 1);
+    }
+  }
+}
+
+void Session::store_written() {
+  if (!group_written_ || !group_reader_) return;
+  for (const auto& [topic, positions] : *group_written_) {
+    for (const auto& [partition, next] : positions) group_reader_->store_offset(topic, partition, next);
+  }
+  group_written_.reset();
 }
 
 void Session::flush(bool behind_pending) {
@@ -313,8 +338,11 @@ void Session::flush(bool behind_pending) {
   if (items.empty()) return;
   size_t size = 0;
   for (const auto& item : items) size += item.batch ? item.batch->bytes(encoding_).size() : item.bytes.size();
+  if (group_reader_) note_written(items);
   link_->write(items, encoding_);
   items.clear();  // keeps its capacity for the next flush (Outbox::take swaps it in)
+  // All of it went into the socket at once: it counts as sent now.
+  if (link_ && link_->buffered() == 0) store_written();
   services_.counters->frames_out += taken.frames;
   services_.counters->bytes_out += size;
   ++services_.counters->writes;

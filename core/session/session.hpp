@@ -180,6 +180,10 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   // Last-Event-ID when it reconnects).
   void append_sse_id(std::vector<OutItem>& items);
   void track_sse_positions(const HubNotice& notice);
+  // Group sessions: what the last writes handed to the link, stored for the
+  // group's commit once the socket took all of it (at least once).
+  void note_written(const std::vector<OutItem>& items);
+  void store_written();
   // A problem is an answer the client needs to know about (an error, a
   // loss); a legacy client cannot be told, so the operator is.
   enum class ReplyKind { answer, problem };
@@ -237,6 +241,9 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
     bool changed = false;
   };
   std::unique_ptr<SsePositions> sse_;
+  // Group sessions (I/O thread): per topic and partition, the offset after
+  // the last message handed to the link and not yet stored.
+  std::unique_ptr<ResumeByTopic> group_written_;
 };
 
 }  // namespace kws

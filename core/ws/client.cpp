@@ -122,6 +122,21 @@ class TlsProbe : public std::enable_shared_from_this<TlsProbe> {
   bool finished_ = false;
 };
 
+// A refusal's body for an error message: one line of printable text, at
+// most 300 bytes (a control byte or a line break becomes a space).
+std::string printable_body(const std::string& body) {
+  std::string out;
+  for (char c : body) {
+    if (out.size() >= 300) {
+      out += "...";
+      break;
+    }
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
 // Why an attempt failed, with the words for it.
 struct FailureReport {
   FeedFailure cause = FeedFailure::transient;
@@ -130,7 +145,7 @@ struct FailureReport {
 
 // Loads every TLS file up front, so a bad --ca or --cert is a clear error at
 // start, not a failure inside the I/O thread.
-SslContext make_tls_context(const TlsOptions& tls, const std::string& host) {
+SslContext make_tls_context(const TlsOptions& tls, const std::string& host, const std::string& peer) {
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
@@ -156,7 +171,7 @@ SslContext make_tls_context(const TlsOptions& tls, const std::string& host) {
     asio::ip::make_address(host, ec);
     int ok = ec ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size())
                 : X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
-    if (ok != 1) throw Error("cannot check the host name '" + host + "' of the feed's certificate");
+    if (ok != 1) throw Error("cannot check the host name '" + host + "' of the " + peer + "'s certificate");
   }
   if (!tls.cert_file.empty()) {
     load("--client-cert", tls.cert_file, [&](asio::error_code& ec) { ctx->use_certificate_chain_file(tls.cert_file, ec); });
@@ -236,7 +251,7 @@ class Client : public FeedConnection {
     post([this, text] {
       if (!con_ || !open_) return;
       websocketpp::lib::error_code ec = con_->send(text, websocketpp::frame::opcode::text);
-      if (ec) log_.debug("could not send to the feed: " + ec.message());
+      if (ec) log_.debug("could not send to the " + settings_.peer + ": " + ec.message());
     });
   }
 
@@ -327,11 +342,11 @@ class Client : public FeedConnection {
       if (ec == websocketpp::transport::asio::socket::make_error_code(
                     websocketpp::transport::asio::socket::error::tls_handshake_failed)) {
         if (tls_peek_.plain()) {
-          return {FeedFailure::tls_mismatch, "the feed at " + where_ + " answered the TLS handshake in plain text (\"" +
+          return {FeedFailure::tls_mismatch, "the " + settings_.peer + " at " + where_ + " answered the TLS handshake in plain text (\"" +
                                                  tls_peek_.shown() + "...\"): it is no TLS port; try ws:// instead of wss://"};
         }
         if (!tls_peek_.seen) {
-          return {FeedFailure::transient, "the feed at " + where_ +
+          return {FeedFailure::transient, "the " + settings_.peer + " at " + where_ +
                                               " closed the connection during the TLS handshake without answering it "
                                               "(a plain ws:// port does that; if it is one, use ws://)"};
         }
@@ -339,17 +354,20 @@ class Client : public FeedConnection {
       }
     }
     if (ec == asio::error::host_not_found) {
-      return {FeedFailure::no_such_host, "cannot resolve the feed's host name '" + host_ + "': no such host"};
+      return {FeedFailure::no_such_host, "cannot resolve the " + settings_.peer + "'s host name '" + host_ + "': no such host"};
     }
     if (ec == asio::error::host_not_found_try_again) {
-      return {FeedFailure::transient, "cannot resolve the feed's host name '" + host_ + "' just now (DNS did not answer)"};
+      return {FeedFailure::transient, "cannot resolve the " + settings_.peer + "'s host name '" + host_ + "' just now (DNS did not answer)"};
     }
     if (ec == asio::error::connection_refused) return {FeedFailure::transient, where_ + " refused the connection"};
     const int status = static_cast<int>(con_->get_response_code());
     if (status != 0 && status != 101) {
-      std::string why = "the feed answered HTTP " + std::to_string(status) + " " + con_->get_response_msg();
+      std::string why = "the " + settings_.peer + " answered HTTP " + std::to_string(status) + " " + con_->get_response_msg();
       const std::string& location = con_->get_response_header("Location");
       if (status >= 300 && status < 400 && !location.empty()) why += " (to " + location + ")";
+      // The body says why (kws serve: "no token", "unknown topic ..."); only
+      // what arrived with the head, made printable and cut short.
+      if (std::string body = printable_body(con_->get_response().get_body()); !body.empty()) why += ": " + body;
       // 408 and 429 say "not now"; the other 4xx say "not like this".
       const bool refused = status >= 400 && status < 500 && status != 408 && status != 429;
       return {refused ? FeedFailure::http_refused : FeedFailure::transient, why};
@@ -357,7 +375,7 @@ class Client : public FeedConnection {
     if (ec == websocketpp::error::make_error_code(websocketpp::error::general)) {
       // The one failure websocketpp reports so during the handshake: its
       // parser threw on the answer.
-      return {FeedFailure::not_http, "the feed's answer is not an HTTP response: " + where_ +
+      return {FeedFailure::not_http, "the " + settings_.peer + "'s answer is not an HTTP response: " + where_ +
                                          " does not speak HTTP (is the URL's port that of a WebSocket server?)"};
     }
     std::string why = ec.message();
@@ -395,11 +413,11 @@ class Client : public FeedConnection {
     auto probe = std::make_shared<TlsProbe>(endpoint_.get_io_service(), host_, port_, [this](bool speaks_tls) {
       if (speaks_tls) {
         listener_.on_feed_closed(FeedEnd::failed, FeedFailure::tls_mismatch,
-                                 "the feed at " + where_ +
+                                 "the " + settings_.peer + " at " + where_ +
                                      " speaks TLS and hung up on the plain request: use wss:// instead of ws://");
       } else {
         listener_.on_feed_closed(FeedEnd::failed, FeedFailure::transient,
-                                 "the feed at " + where_ + " closed the connection without answering the WebSocket "
+                                 "the " + settings_.peer + " at " + where_ + " closed the connection without answering the WebSocket "
                                                            "handshake");
       }
     });
@@ -413,18 +431,18 @@ class Client : public FeedConnection {
     const auto local = con_->get_local_close_code();
     if (local == websocketpp::close::status::message_too_big) {
       end = FeedEnd::too_big;
-      why = "the feed sent a message over " + std::to_string(settings_.max_message_size) + " bytes";
+      why = "the " + settings_.peer + " sent a message over " + std::to_string(settings_.max_message_size) + " bytes";
     } else if (local == websocketpp::close::status::invalid_payload) {
-      why = "the feed sent a text frame that is not UTF-8 (close 1007)";
+      why = "the " + settings_.peer + " sent a text frame that is not UTF-8 (close 1007)";
     } else if (local == websocketpp::close::status::protocol_error) {
-      why = "the feed broke the WebSocket protocol (close 1002";
+      why = "the " + settings_.peer + " broke the WebSocket protocol (close 1002";
       if (!con_->get_local_close_reason().empty()) why += ": " + con_->get_local_close_reason();
       why += ")";
     } else if (!close_reason_.empty()) {
       why = close_reason_;
     } else if (con_->get_remote_close_code() != websocketpp::close::status::abnormal_close &&
                con_->get_remote_close_code() != websocketpp::close::status::no_status) {
-      why = "closed by the feed (code " + std::to_string(con_->get_remote_close_code());
+      why = "closed by the " + settings_.peer + " (code " + std::to_string(con_->get_remote_close_code());
       if (!con_->get_remote_close_reason().empty()) why += ": " + con_->get_remote_close_reason();
       why += ")";
     } else if (con_->get_ec()) {
@@ -507,8 +525,8 @@ std::unique_ptr<FeedConnection> make_feed_client(const FeedClientSettings& setti
   websocketpp::uri uri(settings.url);
   if (!uri.get_valid() || (uri.get_scheme() != "ws" && uri.get_scheme() != "wss")) throw usage_error("'" + settings.url + "' is not a ws:// or wss:// URL");
   if (uri.get_secure()) {
-    SslContext ctx = make_tls_context(settings.tls, uri.get_host());
-    if (settings.tls.insecure) log.warning("--insecure: the feed's certificate and host name are not checked");
+    SslContext ctx = make_tls_context(settings.tls, uri.get_host(), settings.peer);
+    if (settings.tls.insecure) log.warning("--insecure: the " + settings.peer + "'s certificate and host name are not checked");
     return std::make_unique<Client<websocketpp::config::asio_tls_client>>(settings, listener, log, ctx);
   }
   if (!settings.tls.ca_file.empty() || !settings.tls.cert_file.empty() || settings.tls.insecure) {

@@ -30,6 +30,7 @@ struct FeedClientSettings {
   std::chrono::milliseconds pong_timeout{10000};
   std::chrono::milliseconds open_timeout{10000};   // TCP + TLS + HTTP upgrade
   uint64_t max_message_size = 16ull << 20;
+  std::string peer = "feed";  // what the server is called in messages ("the feed answered HTTP 401 ...")
 };
 
 // Starts the client's I/O thread (no connection yet: FeedConnection::connect

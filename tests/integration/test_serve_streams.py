@@ -511,5 +511,61 @@ class Conflation(ServeTestCase):
         self.assertLess(len(messages), 4000)
         self.assertGreater(self.metrics(bg)["kws_serve_conflated_total"], 0)
 
+class GroupAtLeastOnce(ServeTestCase):
+    broker_args = ["--partitions", "3"]
+
+    def test_a_client_of_a_killed_bridge_goes_on_at_another_without_loss(self):
+        topic = self.topic("group")
+        group = "g-" + topic
+        # About 7 MB: more than the first bridge's budget (1 MB) and the
+        # sockets' buffers (a few MB) hold, so some of it waits in the bridge,
+        # consumed from Kafka but never sent, when the bridge dies.
+        pad = "x" * 16000
+        count = 450
+        self.send_json(topic, [{"message": "m%d %s" % (i, pad), "partition": i % 3} for i in range(count)])
+        # Commits often, and a dead member leaves the group soon, so the test is short.
+        kafka = ["-X", "auto.commit.interval.ms=200", "-X", "session.timeout.ms=6000"]
+        first = self.serve("--client-buffer", "1M", *kafka)
+        second = self.serve(*kafka)
+
+        def messages(frames):
+            docs = [json.loads(p) for op, p in frames if op == 1]
+            return [d for d in docs if "type" not in d]
+
+        slow = RawClient(first.address, "/v2/broker/?topics=%s&group.id=%s&offset=earliest" % (topic, group),
+                         rcvbuf=4096)
+        self.assertEqual(slow.status, 101, slow.head)
+        got_first = []
+        deadline = time.monotonic() + 30
+        while len(got_first) < 5 and time.monotonic() < deadline:
+            got_first += messages(read_for(slow, 0.2))
+        self.assertGreaterEqual(len(got_first), 5, "the group never delivered")
+        time.sleep(1.5)  # a slow reader: the group commits only what its socket took
+        first.kill()  # no goodbye, no final commit
+        got_first += messages(read_for(slow, 5))  # everything the socket had taken arrives
+        slow.close()
+        self.assertLess(len(got_first), count, "the test needs messages the first bridge never sent")
+
+        async def on_second():
+            url = self.ws_url(second, "topics=%s&group.id=%s" % (topic, group))
+            async with kws_connect(url, max_size=None) as ws:
+                await recv_until(ws, is_type("subscribed"), timeout=30, what="the group's assignment")
+                self.send_json(topic, [{"message": "marker", "partition": p} for p in range(3)])
+                seen = []
+                while sum(1 for m in seen if m["message"] == "marker") < 3:
+                    doc = await recv_json(ws, timeout=30)
+                    if "type" not in doc:
+                        seen.append(doc)
+                return seen
+
+        got_second = run(on_second(), timeout=90)
+        for p in range(3):
+            first_p = [m["offset"] for m in got_first if m["partition"] == p]
+            second_p = [m["offset"] for m in got_second if m["partition"] == p]
+            self.assertEqual(sorted(set(first_p + second_p)), list(range(count // 3 + 1)),
+                             "partition %d: every message reached the client at least once" % p)
+            # The second bridge went on from what the group committed, with no gap.
+            self.assertEqual(second_p, list(range(second_p[0], count // 3 + 1)), "partition %d" % p)
+
 if __name__ == "__main__":
     kwstest.main(requires_modules={"websockets": websockets, "prometheus_client": text_string_to_metric_families})

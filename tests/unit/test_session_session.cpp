@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/session/session.hpp"
@@ -61,19 +63,29 @@ struct FakeLink : Link {
 };
 
 // Runs wake-ups when the test says so, as an I/O thread would.
+// Wakes may come from other threads (a group session's reader).
 struct FakeHost : SessionHost {
+  std::mutex mutex;
   std::vector<std::shared_ptr<Session>> woken;
   int delayed = 0;
-  void wake(std::shared_ptr<Session> s) override { woken.push_back(std::move(s)); }
+  std::vector<std::unique_ptr<GroupReader>> retired;
+  void wake(std::shared_ptr<Session> s) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    woken.push_back(std::move(s));
+  }
   void wake_after(std::shared_ptr<Session> s, std::chrono::milliseconds) override {
+    std::lock_guard<std::mutex> lock(mutex);
     ++delayed;
     woken.push_back(std::move(s));
   }
-  void retire(std::unique_ptr<GroupReader>) override {}
+  void retire(std::unique_ptr<GroupReader> reader) override { retired.push_back(std::move(reader)); }
   void closed(Session&) override {}
   void run() {
-    auto now = std::move(woken);
-    woken.clear();
+    std::vector<std::shared_ptr<Session>> now;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      now.swap(woken);
+    }
     for (auto& s : now) s->on_wake();
   }
 };
@@ -583,4 +595,106 @@ TEST_CASE("session: a kafka-websocket client over the rate cannot be told: count
   bool logged = false;
   for (const auto& l : f.log.lines) logged = logged || l.second.find("rate_limited") != std::string::npos;
   CHECK(logged);
+}
+
+namespace {
+
+// A group's consumer over the FakeCluster's "t" partition 0: reads from
+// the start, and records what the session stores for the group's commit.
+struct GroupLog {
+  std::mutex mutex;
+  std::vector<int64_t> stored;
+  std::vector<int64_t> snapshot() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return stored;
+  }
+};
+
+class FakeGroupSource : public MessageSource {
+ public:
+  FakeGroupSource(FakeCluster& cluster, std::shared_ptr<GroupLog> log) : cluster_(cluster), log_(std::move(log)) {}
+  size_t poll_batch(std::chrono::milliseconds wait, size_t max, const std::function<bool(const MessageView&)>& on_message,
+                    const std::function<void(const PartitionEvent&)>& on_event) override {
+    if (!assigned_ && on_event) {
+      assigned_ = true;
+      PartitionEvent e;
+      e.kind = PartitionEvent::Kind::assigned;
+      on_event(e);
+    }
+    size_t n = 0;
+    std::vector<FakeCluster::Record> records;
+    {
+      std::lock_guard<std::mutex> lock(cluster_mutex());
+      const auto& log = cluster_.topics.at("t").at(0);
+      for (size_t i = static_cast<size_t>(next_); i < log.size() && records.size() < max; ++i) records.push_back(log[i]);
+    }
+    for (const auto& r : records) {
+      MessageView v;
+      v.topic = "t";
+      v.partition = 0;
+      v.offset = r.offset;
+      v.value = r.value;
+      if (!on_message(v)) break;
+      next_ = r.offset + 1;
+      ++n;
+    }
+    if (n == 0) std::this_thread::sleep_for(std::min(wait, std::chrono::milliseconds(5)));
+    return n;
+  }
+  void store_offset(std::string_view topic, int32_t partition, int64_t next_offset) override {
+    REQUIRE(topic == "t");
+    REQUIRE(partition == 0);
+    std::lock_guard<std::mutex> lock(log_->mutex);
+    log_->stored.push_back(next_offset);
+  }
+  static std::mutex& cluster_mutex() {
+    static std::mutex m;
+    return m;
+  }
+
+ private:
+  FakeCluster& cluster_;
+  std::shared_ptr<GroupLog> log_;
+  bool assigned_ = false;
+  int64_t next_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("session: a group session stores offsets for the group's commit only once its socket took them") {
+  SessionFixture f;
+  auto group_log = std::make_shared<GroupLog>();
+  f.services.open_group = [&f, group_log](const GroupRequest&) {
+    return std::unique_ptr<MessageSource>(std::make_unique<FakeGroupSource>(f.cluster, group_log));
+  };
+  FakeLink link;
+  link.hold = true;  // the socket takes nothing for now
+  {
+    std::lock_guard<std::mutex> lock(FakeGroupSource::cluster_mutex());
+    for (int i = 0; i < 3; ++i) f.cluster.append("t", 0, "m" + std::to_string(i));
+  }
+  auto s = f.open(link, "topics=t&group.id=g", "kws.v1");
+  auto wait_for = [&](const std::function<bool()>& done) {
+    for (int i = 0; i < 400 && !done(); ++i) {
+      f.host.run();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return done();
+  };
+  REQUIRE(wait_for([&] { return link.offsets.size() == 3; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  f.host.run();
+  CHECK(group_log->snapshot().empty());  // handed to the link, not yet sent
+  link.held = 0;
+  s->on_drained();
+  CHECK(group_log->snapshot() == std::vector<int64_t>{3});
+  // Later writes that the socket takes at once are stored at once.
+  link.hold = false;
+  {
+    std::lock_guard<std::mutex> lock(FakeGroupSource::cluster_mutex());
+    f.cluster.append("t", 0, "m3");
+  }
+  REQUIRE(wait_for([&] { return group_log->snapshot().size() == 2; }));
+  CHECK(group_log->snapshot().back() == 4);
+  s->on_closed();
 }
