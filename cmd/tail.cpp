@@ -178,6 +178,12 @@ int run_tail_bridge(const TailOptions& o) {
   if (o.exit_at_end && target.group) {
     throw usage_error("-e cannot be used with group.id=: a group session's reply has no end offsets");
   }
+  if (o.exit_at_end && target.filter) {
+    // The end is known by offsets, and messages the filter keeps on the
+    // bridge never arrive: the last one of a partition may be one of them.
+    throw usage_error("-e cannot be used with filter=: the bridge does not send what the filter leaves out, so the "
+                      "end of a partition cannot be seen; use -c N, or stop it yourself");
+  }
   TailOutput output(o);
   StderrLog log = o.connection.log();
   FeedClientSettings client = bridge_client_settings(o.bridge, o.connection, target.url, {"kws.v1"});

@@ -78,6 +78,8 @@ BridgeTarget make_bridge_target(std::string_view url, const BridgeRequest& reque
       has_offset = true;
     } else if (*name == "group.id") {
       target.group = true;
+    } else if (*name == "filter") {
+      target.filter = true;
     }
     if (!out_query.empty()) out_query += '&';
     out_query += part;

@@ -21,6 +21,7 @@ struct BridgeTarget {
   std::string url;                  // what to connect to
   std::vector<std::string> topics;  // what it subscribes to (decoded), in order
   bool group = false;               // it has a group.id=
+  bool filter = false;              // it has a filter=
 };
 
 // Checks `url` (ws:// or wss://, no fragment, a well-formed query) and adds

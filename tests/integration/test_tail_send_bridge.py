@@ -223,6 +223,7 @@ class Tail(BridgeTestCase):
             ([bg.ws + "v2/broker/?topics=a", "b"], "not both"),
             ([bg.ws + "v2/broker/?topics=a&offset=earliest", "-o", "latest"], "not both"),
             (["-e", bg.ws + "v2/broker/?topics=a&group.id=g"], "-e cannot be used with group.id"),
+            (["-e", bg.ws + "v2/broker/?topics=a&filter=%7B%22key%22%3A%5B%22k%22%5D%7D"], "-e cannot be used with filter"),
             (["t", bg.ws], "must be the first argument"),
             (["--insecure", "t"], "apply to a ws:// or wss:// URL only"),
             (["http://localhost/", "t"], None),
