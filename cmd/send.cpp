@@ -227,9 +227,12 @@ int run_send_bridge(const SendOptions& given) {
   };
   auto send_record = [&](std::string_view record) {
     ++line_number;
+    // The prepared record points into the decoded envelope: it must live
+    // until the record is sent.
+    DecodedEnvelope decoded;
     if (o.json) {
       if (record.find_first_not_of(" \t\r") == std::string_view::npos) return true;  // blank line
-      DecodedEnvelope decoded = decode_envelope(record);
+      decoded = decode_envelope(record);
       if (!decoded) {
         reject_line(decoded.error);
         return true;
