@@ -261,6 +261,26 @@ class BenchOverTls(ServeForBench):
         self.assertIn("kws: error:", r.stderr, str(r))
 
 
+class BenchResumeScript(kwstest.KwsTestCase):
+    """scripts/bench-resume --quick: 50 clients, a SIGKILLed and restarted
+    kws serve, every client resumed with recovered:true and no gap or
+    duplicate (the figure itself is docs/BENCHMARKS.md's)."""
+
+    broker_args = None
+
+    def test_quick_resume_storm_is_clean(self):
+        script = os.path.join(kwstest.HERE, "..", "..", "scripts", "bench-resume")
+        env = dict(os.environ, KWS_BIN=kwstest.KWS_BIN)
+        r = subprocess.run([sys.executable, script, "--quick", "--json", "--out", kwstest.scratch_dir()],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=120)
+        self.assertEqual(r.returncode, 0, (r.stdout, r.stderr))
+        doc = json.loads(r.stdout)
+        self.assertEqual((doc["clients"], doc["recovered_true"], doc["gaps"], doc["duplicates"], doc["lost_notices"],
+                          doc["behind_at_end"], doc["errors"]), (50, 50, 0, 0, 0, 0, 0), doc)
+        self.assertEqual(sum(doc["partition_ends"]), doc["produced"], doc)
+        self.assertTrue(doc["clean"], doc)
+
+
 class BenchAgainstKafkaWebsocket(kwstest.KwsTestCase):
     """A server that, like kafka-websocket, confirms no subscription: kws
     bench waits --settle seconds instead, and still counts exactly."""
