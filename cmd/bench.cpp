@@ -40,7 +40,11 @@ const CommandDoc bench_doc{
     "With --pid, kws bench also watches the bridge process through /proc: its RSS before the "
     "clients connect, once they are subscribed, and at its peak (sampled every 100 ms), its CPU "
     "over the run, and its TCP connections to the Kafka brokers (which must not grow with the "
-    "clients). --idle N opens N connections that only subscribe and sit for --duration; with "
+    "clients). --key-filters N keys the messages k0..k{N-1} round-robin and has client j subscribe "
+    "with filter={\"key\":[\"k{j%N}\"]} (kws serve's filters): each client must receive exactly the "
+    "messages of its key, once; one of another key counts as misdelivered. With --pid the report "
+    "then also gives the bridge's CPU per delivery, to compare a filtered run with a broadcast. "
+    "--idle N opens N connections that only subscribe and sit for --duration; with "
     "--pid it reports the bridge's RSS growth per connection.\n\n"
     "The clients are raw sockets on one epoll thread, so they take little CPU from the bridge; on "
     "a shared machine, compare against a ceiling measured in the same minutes. The report goes to "
@@ -52,6 +56,8 @@ const CommandDoc bench_doc{
      {"kws bench ws://127.0.0.1:8080/ -c 100 -r 1000 --pid $(pgrep -f 'kws serve') --json",
       "latency at 100 clients with the bridge's RSS, CPU and Kafka connections, as JSON"},
      {"kws bench ws://127.0.0.1:8080/ --idle 10000 -d 5 --pid 1234", "bridge memory per idle connection"},
+     {"kws bench ws://127.0.0.1:8080/ -c 1000 -r 10000 --key-filters 100 --pid 1234",
+      "1,000 clients on 100 key filters: each gets a hundredth of 10,000 msg/s"},
      {"kws bench wss://localhost:8443/ --ca ca.pem -c 1000 -r 1500", "1,000 TLS clients of a bridge with a test CA's certificate"},
      {"kws bench -b kafka:9092 ws://ws-bridge:7080/ --settle 3", "a kafka-websocket bridge, which confirms no subscriptions"}},
     "1 when anything was lost, duplicated, refused or dropped, a connection was closed by the server, "
@@ -80,6 +86,11 @@ CLI::App* register_bench(CLI::App& parent, BenchOptions& o) {
       ->type_name("BYTES")
       ->default_val(150)
       ->check(integer_in(64, 16 << 20));
+  app->add_option("--key-filters", o.key_filters,
+                  "Key messages k0..k{N-1} round-robin; client j subscribes with filter={\"key\":[\"k{j%N}\"]} "
+                  "and must get exactly its key's messages")
+      ->type_name("N")
+      ->check(integer_in(1, 1000000));
   app->add_flag("--binary", o.binary, "Use the kafka-binary subprotocol instead of kafka-text");
   app->add_option("--idle", o.idle, "Open N connections that only subscribe and sit (memory per connection)")
       ->type_name("N")
@@ -142,6 +153,7 @@ std::string failure_summary(const bench::BenchResult& r) {
   const auto& c = r.counters;
   if (r.lost > 0) why.push_back(std::to_string(r.lost) + " of " + std::to_string(r.expected) + " deliveries lost");
   if (c.duplicates) why.push_back(std::to_string(c.duplicates) + " duplicate(s)");
+  if (c.misdelivered) why.push_back(std::to_string(c.misdelivered) + " message(s) of another key (the filter let them through)");
   if (r.produce_failed) why.push_back(std::to_string(r.produce_failed) + " message(s) not confirmed by Kafka: " + r.first_produce_error);
   if (!r.options.idle && r.delivered + r.produce_failed < r.planned) {
     why.push_back(std::to_string(r.planned - r.delivered - r.produce_failed) + " message(s) never produced");
@@ -170,6 +182,8 @@ int run_bench(const BenchOptions& o) {
   b.topic = o.topic;
   b.binary = o.binary;
   b.idle = o.idle > 0;
+  if (o.key_filters > 0 && b.idle) throw usage_error("--key-filters needs a load run, not --idle");
+  b.key_filters = static_cast<size_t>(o.key_filters);
   b.clients = static_cast<size_t>(b.idle ? o.idle : o.clients);
   b.rate = o.rate;
   b.duration_s = o.duration;

@@ -14,6 +14,7 @@ struct BenchOptions {
   double duration = 10;
   int size = 150;
   int idle = 0;
+  int key_filters = 0;
   bool binary = false;
   bool json = false;
   int pid = 0;

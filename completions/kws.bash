@@ -75,9 +75,9 @@ _kws() {
       repeat=1
       ;;
     bench)
-      opts="-h --help -t --topic -c --clients -r --rate -d --duration -s --size --binary --idle --pid --json --settle --drain --connect-timeout --ca --insecure -b --brokers -X --property -F --config --timeout -v --verbose"
+      opts="-h --help -t --topic -c --clients -r --rate -d --duration -s --size --key-filters --binary --idle --pid --json --settle --drain --connect-timeout --ca --insecure -b --brokers -X --property -F --config --timeout -v --verbose"
       files="--ca -F --config"
-      valued="-t --topic -c --clients -r --rate -d --duration -s --size --idle --pid --settle --drain --connect-timeout --ca -b --brokers -X --property -F --config --timeout"
+      valued="-t --topic -c --clients -r --rate -d --duration -s --size --key-filters --idle --pid --settle --drain --connect-timeout --ca -b --brokers -X --property -F --config --timeout"
       positionals=("")
       case "$prev" in
         -t|--topic) COMPREPLY=($(compgen -W "$(_kws_topics)" -- "$cur")); return ;;

@@ -217,6 +217,7 @@ complete -c kws -n '__fish_seen_subcommand_from bench' -s c -l clients -r -d 'We
 complete -c kws -n '__fish_seen_subcommand_from bench' -s r -l rate -r -d 'Messages per second produced into Kafka (each goes to every client)'
 complete -c kws -n '__fish_seen_subcommand_from bench' -s d -l duration -r -d 'Seconds of producing (with --idle: of sitting)'
 complete -c kws -n '__fish_seen_subcommand_from bench' -s s -l size -r -d 'Bytes per message value (at least 64: the stamp)'
+complete -c kws -n '__fish_seen_subcommand_from bench' -l key-filters -r -d 'Key messages k0..k{N-1} round-robin; client j subscribes with filter={"key":["k{j%N}"]} and must get exactly its key'\''s messages'
 complete -c kws -n '__fish_seen_subcommand_from bench' -l binary -d 'Use the kafka-binary subprotocol instead of kafka-text'
 complete -c kws -n '__fish_seen_subcommand_from bench' -l idle -r -d 'Open N connections that only subscribe and sit (memory per connection)'
 complete -c kws -n '__fish_seen_subcommand_from bench' -l pid -r -d 'Watch this bridge process: RSS, CPU, Kafka connections'

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -59,7 +60,10 @@ class BridgeWatch {
     if (!enabled() || !cpu0_) return;
     auto cpu1 = read_cpu_seconds(pid_);
     double wall = (monotonic_ns() - wall0_) / 1e9;
-    if (cpu1 && wall > 0) report_.cpu_pct = 100.0 * (*cpu1 - *cpu0_) / wall;
+    if (cpu1 && wall > 0) {
+      report_.cpu_pct = 100.0 * (*cpu1 - *cpu0_) / wall;
+      report_.cpu_s = *cpu1 - *cpu0_;
+    }
   }
   BridgeReport& report() { return report_; }
 
@@ -72,6 +76,8 @@ class BridgeWatch {
   uint64_t wall0_ = 0;
 };
 
+std::string key_name(size_t k) { return "k" + std::to_string(k); }
+
 SwarmOptions swarm_options(const BenchOptions& o, const std::string& tag, uint64_t planned) {
   SwarmOptions s;
   s.url = o.ws;
@@ -82,6 +88,10 @@ SwarmOptions swarm_options(const BenchOptions& o, const std::string& tag, uint64
   s.planned_messages = planned;
   s.ca_file = o.ca_file;
   s.insecure = o.insecure;
+  for (size_t k = 0; k < o.key_filters; k++) {
+    const std::string filter = "{\"key\":[\"" + key_name(k) + "\"]}";
+    s.targets.push_back(s.target + "&filter=" + url_encode(filter));
+  }
   return s;
 }
 
@@ -131,7 +141,7 @@ void fill_latency(BenchResult& r, const Swarm& swarm) {
 }  // namespace
 
 bool BenchResult::clean() const {
-  return !interrupted && lost == 0 && counters.duplicates == 0 && produce_failed == 0 && counters.closed_by_server == 0 &&
+  return !interrupted && lost == 0 && counters.duplicates == 0 && counters.misdelivered == 0 && produce_failed == 0 && counters.closed_by_server == 0 &&
          counters.error_frames == 0 && counters.dropped_reported == 0 && (options.idle || delivered == planned);
 }
 
@@ -168,8 +178,19 @@ BenchResult run_load(const BenchOptions& o, MessageSink& sink, LogSink& log, con
   std::atomic<uint64_t> produce_end_ns{0};
   std::mutex error_mutex;
   std::string first_error;
+  // --key-filters: messages confirmed per key, for each client's expected count.
+  const size_t nkeys = o.key_filters;
+  std::vector<std::atomic<uint64_t>> delivered_per_key(nkeys);
+  std::vector<std::string> keys;
+  for (size_t k = 0; k < nkeys; k++) keys.push_back(key_name(k));
+  auto expected_per_key = [&] {
+    std::vector<uint64_t> v(nkeys);
+    for (size_t k = 0; k < nkeys; k++) v[k] = delivered_per_key[k].load();
+    return v;
+  };
   sink.on_delivery([&](const Delivery& d) {
     if (d.ok()) {
+      if (nkeys) delivered_per_key[d.token % nkeys].fetch_add(1, std::memory_order_relaxed);
       delivered.fetch_add(1, std::memory_order_relaxed);
     } else {
       failed_delivery.fetch_add(1, std::memory_order_relaxed);
@@ -196,6 +217,7 @@ BenchResult run_load(const BenchOptions& o, MessageSink& sink, LogSink& log, con
       }
       format_message(value, tag, seq, due, o.size);
       record.value = value;
+      if (nkeys) record.key = std::string_view(keys[seq % nkeys]);
       record.token = seq;
       for (;;) {
         ProduceOutcome out = sink.try_produce(record);
@@ -234,7 +256,8 @@ BenchResult run_load(const BenchOptions& o, MessageSink& sink, LogSink& log, con
     }
     if (!flushed.load()) continue;
     if (!drain_deadline) drain_deadline = monotonic_ns() + seconds_ns(o.drain_s);
-    if (swarm.incomplete(delivered.load()) == 0 || monotonic_ns() > drain_deadline) break;
+    const size_t left = nkeys ? swarm.incomplete(expected_per_key()) : swarm.incomplete(delivered.load());
+    if (left == 0 || monotonic_ns() > drain_deadline) break;
   }
   producer.join();
   watch.stop_cpu();
@@ -253,7 +276,13 @@ BenchResult run_load(const BenchOptions& o, MessageSink& sink, LogSink& log, con
   }
   r.produce_s = produce_end_ns.load() > start_ns ? (produce_end_ns.load() - start_ns) / 1e9 : 0;
   r.counters = swarm.counters();
-  r.expected = r.delivered * o.clients;
+  if (nkeys) {
+    const auto per_key = expected_per_key();
+    r.expected = 0;
+    for (size_t j = 0; j < o.clients; j++) r.expected += per_key[j % nkeys];
+  } else {
+    r.expected = r.delivered * o.clients;
+  }
   r.lost = static_cast<int64_t>(r.expected) - static_cast<int64_t>(r.counters.unique);
   r.window_s = r.counters.last_rx_ns > r.counters.first_rx_ns ? (r.counters.last_rx_ns - r.counters.first_rx_ns) / 1e9 : 0;
   r.deliveries_per_s = r.window_s > 0 ? static_cast<double>(r.counters.unique) / r.window_s : 0;
@@ -261,6 +290,9 @@ BenchResult run_load(const BenchOptions& o, MessageSink& sink, LogSink& log, con
   const double wall = (monotonic_ns() - start_ns) / 1e9;
   r.bench_cpu_pct = wall > 0 ? 100.0 * (cpu1 - cpu0) / wall : 0;
   r.bridge = watch.report();
+  if (r.bridge.cpu_s >= 0 && r.counters.unique > 0) {
+    r.bridge_us_per_delivery = r.bridge.cpu_s * 1e6 / static_cast<double>(r.counters.unique);
+  }
   swarm.close_all(2000);
   return r;
 }
@@ -329,6 +361,10 @@ std::string format_table(const BenchResult& r) {
     t += "kws bench: " + std::to_string(o.clients) + " clients on " + o.url + " (topic " + o.topic + ", " +
          r.subprotocol + "), " + fmt("%g", o.rate) + " msg/s for " + fmt("%g", o.duration_s) + " s, " +
          std::to_string(o.size) + " B\n";
+    if (o.key_filters) {
+      row("key filters", std::to_string(o.key_filters) + " keys round-robin; client j filters on k{j % " +
+                             std::to_string(o.key_filters) + "}");
+    }
   }
   row("connect", fmt("%.2f s", r.connect_s) + ", subscribed in " + fmt("%.2f s", r.subscribe_s) +
                      (r.server_confirms_subscriptions ? "" : " (settle time: no subscribed frames)"));
@@ -337,7 +373,8 @@ std::string format_table(const BenchResult& r) {
                         (r.produce_failed ? ", " + std::to_string(r.produce_failed) + " failed: " + r.first_produce_error : "") +
                         fmt(", at %.0f msg/s", r.produce_s > 0 ? r.queued / r.produce_s : 0));
     row("deliveries", std::to_string(c.unique) + " of " + std::to_string(r.expected) + " expected; lost " +
-                          std::to_string(r.lost) + ", duplicates " + std::to_string(c.duplicates));
+                          std::to_string(r.lost) + ", duplicates " + std::to_string(c.duplicates) +
+                          (o.key_filters ? ", misdelivered " + std::to_string(c.misdelivered) : ""));
     row("deliveries/s", fmt("%.0f", r.deliveries_per_s) + fmt(" (over %.2f s)", r.window_s));
     row("latency ms", fmt("p50 %.3f", r.p50_ms) + fmt("  p90 %.3f", r.p90_ms) + fmt("  p99 %.3f", r.p99_ms) +
                           fmt("  p99.9 %.3f", r.p999_ms) + fmt("  max %.3f", r.max_ms));
@@ -359,7 +396,10 @@ std::string format_table(const BenchResult& r) {
            " peak";
     if (b.after) mem += ", HWM " + kb(b.after->hwm_kb);
     row("bridge", mem);
-    if (b.cpu_pct >= 0) row("bridge CPU", fmt("%.0f %%", b.cpu_pct));
+    if (b.cpu_pct >= 0) {
+      row("bridge CPU", fmt("%.0f %%", b.cpu_pct) +
+                            (r.bridge_us_per_delivery >= 0 ? fmt(", %.3f µs per delivery", r.bridge_us_per_delivery) : ""));
+    }
     if (b.kafka_connections) {
       auto n = [](const std::optional<size_t>& v) { return v ? std::to_string(*v) : std::string("?"); };
       row("Kafka conns", n(b.kafka_connections) + " at the end, " + n(b.kafka_connections_subscribed) +
@@ -397,6 +437,8 @@ std::string format_json(const BenchResult& r) {
     j["received"] = c.unique;
     j["lost"] = r.lost;
     j["duplicates"] = c.duplicates;
+    j["key_filters"] = o.key_filters;
+    if (o.key_filters) j["misdelivered"] = c.misdelivered;
     j["window_s"] = r.window_s;
     j["deliveries_per_s"] = r.deliveries_per_s;
     j["p50_ms"] = r.p50_ms;
@@ -426,6 +468,8 @@ std::string format_json(const BenchResult& r) {
     bj["rss_kb_peak"] = b.rss_peak_kb;
     bj["hwm_kb"] = b.after ? json(b.after->hwm_kb) : json(nullptr);
     bj["cpu_pct"] = b.cpu_pct >= 0 ? json(b.cpu_pct) : json(nullptr);
+    bj["cpu_s"] = b.cpu_s >= 0 ? json(b.cpu_s) : json(nullptr);
+    bj["us_per_delivery"] = r.bridge_us_per_delivery >= 0 ? json(r.bridge_us_per_delivery) : json(nullptr);
     bj["kafka_connections_before"] = b.kafka_connections_before ? json(*b.kafka_connections_before) : json(nullptr);
     bj["kafka_connections_subscribed"] =
         b.kafka_connections_subscribed ? json(*b.kafka_connections_subscribed) : json(nullptr);

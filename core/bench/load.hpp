@@ -34,6 +34,9 @@ struct BenchOptions {
   double duration_s = 10;     // of producing (load) or of sitting (idle)
   size_t size = 150;          // bytes per message value
   bool idle = false;
+  // --key-filters N: the producer keys messages k0..k{N-1} round-robin and
+  // client j subscribes with filter={"key":["k{j%N}"]}; 0: no keys, no filters.
+  size_t key_filters = 0;
   double settle_s = 1;        // wait for a server that sends no "subscribed" frames
   double drain_s = 10;        // after the last message is produced, wait at most this for deliveries
   double connect_timeout_s = 60;
@@ -48,6 +51,7 @@ struct BridgeReport {
   std::optional<MemorySample> after;      // at the end, clients still connected
   uint64_t rss_peak_kb = 0;               // highest VmRSS sampled during the run (every 100 ms)
   double cpu_pct = -1;                    // over the traffic window; 100 = one core
+  double cpu_s = -1;                      // CPU seconds over the same window
   std::optional<size_t> kafka_connections_before;
   std::optional<size_t> kafka_connections_subscribed;  // just after every client subscribed
   std::optional<size_t> kafka_connections;  // at the end, clients still connected (a reader may connect lazily)
@@ -65,11 +69,12 @@ struct BenchResult {
   uint64_t produce_failed = 0;
   std::string first_produce_error;
   double produce_s = 0;   // from the first message to the last queued
-  uint64_t expected = 0;  // delivered x clients
+  uint64_t expected = 0;  // delivered x clients; with --key-filters, each client's key's share
   int64_t lost = 0;       // expected - unique received
   SwarmCounters counters;
   double window_s = 0;    // first to last receipt
   double deliveries_per_s = 0;
+  double bridge_us_per_delivery = -1;  // bridge CPU over the window / unique deliveries (--pid)
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
   double bench_cpu_pct = 0;
   BridgeReport bridge;

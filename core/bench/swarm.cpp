@@ -128,7 +128,11 @@ Swarm::Swarm(SwarmOptions options) : options_(std::move(options)), clients_(opti
                   reinterpret_cast<unsigned char*>(found->ai_addr) + found->ai_addrlen);
   freeaddrinfo(found);
   std::string key = new_handshake_key();
-  request_ = handshake_request(options_.url, options_.target, key, options_.subprotocol);
+  if (options_.targets.empty()) {
+    requests_.push_back(handshake_request(options_.url, options_.target, key, options_.subprotocol));
+  } else {
+    for (const auto& t : options_.targets) requests_.push_back(handshake_request(options_.url, t, key, options_.subprotocol));
+  }
   accept_ = websocket_accept(key);
   if (options_.url.tls) tls_ = make_client_context(options_);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -248,7 +252,8 @@ void Swarm::send_request(Client& c) {
   watch(c, EPOLLIN | EPOLLRDHUP);
   c.watching_writable = false;
   c.state = Client::handshaking;
-  if (!send_bytes(c, request_)) {
+  const size_t index = static_cast<size_t>(&c - clients_.data());
+  if (!send_bytes(c, requests_[index % requests_.size()])) {
     fatal_ = std::string("cannot send the WebSocket handshake: ") + (c.ssl ? openssl_error() : strerror(errno));
     mark_closed(c, fatal_, false);
   }
@@ -500,6 +505,11 @@ void Swarm::on_message(Client& c, Opcode opcode, std::string_view payload, uint6
       counters_.foreign++;
       return;
     }
+    if (!options_.targets.empty() &&
+        s->seq % options_.targets.size() != static_cast<size_t>(&c - clients_.data()) % options_.targets.size()) {
+      counters_.misdelivered++;
+      return;
+    }
     uint64_t& word = c.seen[s->seq >> 6];
     const uint64_t bit = uint64_t(1) << (s->seq & 63);
     if (word & bit) {
@@ -537,6 +547,16 @@ size_t Swarm::incomplete(uint64_t expected) const {
   size_t n = 0;
   for (const auto& c : clients_) {
     if (c.state == Client::open && c.unique < expected) ++n;
+  }
+  return n;
+}
+
+size_t Swarm::incomplete(const std::vector<uint64_t>& expected_per_key) const {
+  if (expected_per_key.empty()) return 0;
+  size_t n = 0;
+  for (size_t i = 0; i < clients_.size(); i++) {
+    const auto& c = clients_[i];
+    if (c.state == Client::open && c.unique < expected_per_key[i % expected_per_key.size()]) ++n;
   }
   return n;
 }

@@ -32,6 +32,11 @@ struct SwarmOptions {
   std::string tag;                      // this run's stamp tag (wire.hpp)
   uint64_t planned_messages = 0;        // seq numbers counted: [0, planned)
   size_t max_connecting = 256;          // handshakes in flight at once (the server's accept backlog)
+  // --key-filters: when not empty, client i asks for targets[i % size]
+  // (each with its own filter) and should receive exactly the messages whose
+  // seq % size == i % size (the producer keys them round-robin); any other
+  // message it gets counts as misdelivered.
+  std::vector<std::string> targets;
   // wss:// only: trust the CA certificates in this PEM file instead of the
   // system store; or check no certificate and no host name at all.
   std::string ca_file;
@@ -42,6 +47,7 @@ struct SwarmCounters {
   uint64_t stamped = 0;           // frames with this run's stamp, duplicates included
   uint64_t unique = 0;            // distinct (client, seq) pairs
   uint64_t duplicates = 0;
+  uint64_t misdelivered = 0;      // --key-filters: a message of another client's key
   uint64_t foreign = 0;           // data frames without this run's stamp (other data on the topic)
   uint64_t error_frames = 0;      // {"type":"error"} from a kws bridge
   std::string first_error_frame;
@@ -88,6 +94,8 @@ class Swarm {
   size_t subscribed_clients() const { return subscribed_; }
   // Open clients that have fewer than `expected` unique messages.
   size_t incomplete(uint64_t expected) const;
+  // The same with --key-filters: client i expects expected_per_key[i % size].
+  size_t incomplete(const std::vector<uint64_t>& expected_per_key) const;
   const SwarmCounters& counters() const { return counters_; }
   const LatencyHistogram& latency() const { return latency_; }
 
@@ -115,7 +123,7 @@ class Swarm {
   void mark_closed(Client& c, const std::string& why, bool by_server);
 
   SwarmOptions options_;
-  std::string request_;
+  std::vector<std::string> requests_;  // one per target (one without --key-filters)
   std::string accept_;
   std::vector<unsigned char> address_;  // sockaddr of the server
   int family_ = 0;

@@ -104,6 +104,31 @@ class BenchAgainstServe(ServeForBench):
         self.assertEqual(doc["subprotocol"], "kafka-binary")
         self.assertEqual(doc["expected"], 5 * 50, str(r))
 
+    def test_key_filters_each_client_gets_exactly_its_key(self):
+        # 20 clients, 4 keys: client j filters on k{j%4}, so each key has 5
+        # clients and each client 1/4 of the messages; a message of another
+        # key reaching a client counts as misdelivered and fails the run.
+        r = self.bench(self.url, "-b", self.serve_brokers, "-t", self.topic(), "--json",
+                       "--pid", self.serve.proc.pid, "-c", 20, "-r", 200, "-d", 1, "--key-filters", 4)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["key_filters"], 4, str(r))
+        self.assertEqual(doc["produced"], 200, str(r))
+        # 200 messages, 50 per key, 5 clients per key: 20 x 50.
+        self.assertEqual((doc["expected"], doc["received"], doc["lost"], doc["duplicates"], doc["misdelivered"]),
+                         (20 * 50, 20 * 50, 0, 0, 0), str(r))
+        self.assertTrue(doc["subscribed_confirmed"], str(r))
+        self.assertTrue(doc["clean"], str(r))
+        self.assertEqual((doc["closed_by_server"], doc["error_frames"], doc["dropped_by_server"]), (0, 0, 0), str(r))
+        self.assertGreater(doc["bridge"]["us_per_delivery"], 0, str(r))
+        # Uneven: 7 keys do not divide 101 messages or 10 clients.
+        r = self.bench(self.url, "-b", self.serve_brokers, "-t", self.topic(), "--json",
+                       "-c", 10, "-r", 101, "-d", 1, "--key-filters", 7)
+        doc = json.loads(r.stdout)
+        per_key = [len(range(k, 101, 7)) for k in range(7)]
+        self.assertEqual((doc["expected"], doc["received"], doc["misdelivered"]),
+                         (sum(per_key[j % 7] for j in range(10)),) * 2 + (0,), str(r))
+        self.assertTrue(doc["clean"], str(r))
+
     def test_idle_connections(self):
         r = self.bench(self.url, "-b", self.serve_brokers, "-t", self.topic(), "--idle", 30, "-d", 0.3, "--json",
                        "--pid", self.serve.proc.pid)
@@ -147,6 +172,8 @@ class BenchAgainstServe(ServeForBench):
                              (["ws://h:1/", "--insecure"], "--ca and --insecure need a wss:// URL"),
                              (["ws://h:1/", "-s", "10"], "--size"),
                              (["ws://h:1/", "--idle", "5", "-c", "5"], "excludes"),
+                             (["ws://h:1/", "--idle", "5", "--key-filters", "3"], "--key-filters needs a load run"),
+                             (["ws://h:1/", "--key-filters", "0"], "--key-filters"),
                              (["ws://h:1/", "--pid", "999999999"], "--pid"),
                              ([], "kws bench: a URL is required (kws bench [OPTIONS] URL)")]:
             r = self.bench(*args, rc=2)
@@ -232,6 +259,26 @@ class BenchOverTls(ServeForBench):
         r = self.bench(self.url.replace("wss://", "ws://"), "-b", self.serve_brokers, "-c", 2, "-d", 0.2, rc=1,
                        timeout=30)
         self.assertIn("kws: error:", r.stderr, str(r))
+
+
+class BenchResumeScript(kwstest.KwsTestCase):
+    """scripts/bench-resume --quick: 50 clients, a SIGKILLed and restarted
+    kws serve, every client resumed with recovered:true and no gap or
+    duplicate (the figure itself is docs/BENCHMARKS.md's)."""
+
+    broker_args = None
+
+    def test_quick_resume_storm_is_clean(self):
+        script = os.path.join(kwstest.HERE, "..", "..", "scripts", "bench-resume")
+        env = dict(os.environ, KWS_BIN=kwstest.KWS_BIN)
+        r = subprocess.run([sys.executable, script, "--quick", "--json", "--out", kwstest.scratch_dir()],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=120)
+        self.assertEqual(r.returncode, 0, (r.stdout, r.stderr))
+        doc = json.loads(r.stdout)
+        self.assertEqual((doc["clients"], doc["recovered_true"], doc["gaps"], doc["duplicates"], doc["lost_notices"],
+                          doc["behind_at_end"], doc["errors"]), (50, 50, 0, 0, 0, 0, 0), doc)
+        self.assertEqual(sum(doc["partition_ends"]), doc["produced"], doc)
+        self.assertTrue(doc["clean"], doc)
 
 
 class BenchAgainstKafkaWebsocket(kwstest.KwsTestCase):
