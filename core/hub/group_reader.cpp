@@ -1,5 +1,6 @@
 #include "core/hub/group_reader.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <vector>
@@ -41,6 +42,9 @@ void GroupReader::run() {
     MessageSource* source = source_.get();
     bool joined = false;
     bool paused = false;
+    // A running average of what messages cost on the wire; it starts high, so
+    // the first poll, before any message was seen, hands over little.
+    size_t message_bytes = 64 << 10;
     std::map<std::string, std::shared_ptr<const std::string>> names;  // one shared name per topic
     std::shared_ptr<const std::string> topic;
     std::vector<FramePtr> frames;
@@ -53,7 +57,8 @@ void GroupReader::run() {
       // A client behind: its partitions are paused (fetching stops, and
       // what was fetched is fetched again later), not dropped, and polling
       // goes on so the group keeps this member; resumed once it drained.
-      const bool behind = backlog_() > high_water_;
+      const size_t backlog = backlog_();
+      const bool behind = backlog > high_water_;
       if (behind != paused) {
         if (!source->pause_all(behind) && behind) {
           // A source that cannot pause: not polling lets its bounded fetch
@@ -63,10 +68,16 @@ void GroupReader::run() {
         }
         paused = behind;
       }
+      // One poll hands over at most what fits under the high water (by the
+      // size of the messages lately seen): a thousand large messages at
+      // once would overflow the client's budget, and a group session that
+      // overflows is closed, never dropped from.
+      const size_t room = high_water_ > backlog ? high_water_ - backlog : 0;
+      const size_t max = std::min<size_t>(1000, std::max<size_t>(1, room / std::max<size_t>(1, message_bytes)));
       // While paused this serves rebalances (partitions assigned meanwhile
       // are paused too); a message fetched before the pause still goes on.
       source->poll_batch(
-          std::chrono::milliseconds(paused ? 10 : 100), 1000,
+          std::chrono::milliseconds(paused ? 10 : 100), max,
           [&](const MessageView& m) {
             if (!topic || *topic != m.topic) {
               hand_over();
@@ -75,6 +86,7 @@ void GroupReader::run() {
               topic = name;
             }
             frames.push_back(make_frame(m));
+            message_bytes = (message_bytes * 7 + frames.back()->wire_estimate()) / 8;
             return true;
           },
           [&](const PartitionEvent& e) {

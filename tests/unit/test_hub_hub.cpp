@@ -1,11 +1,13 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/hub/group_reader.hpp"
 #include "core/hub/hub.hpp"
 #include "tests/unit/fakes.hpp"
 
@@ -609,4 +611,64 @@ TEST_CASE("hub: list_topics answers in turn with the topics the predicate keeps"
   CHECK(r->notices[1].answers_request);
   CHECK(r->notices[1].request_id == "2");
   CHECK(r->notices[1].names == std::vector<std::string>{"prices"});
+}
+
+namespace {
+
+// Large messages, as many as asked for; records each poll's max.
+class BigMessages : public MessageSource {
+ public:
+  explicit BigMessages(std::shared_ptr<std::vector<size_t>> maxes) : maxes_(std::move(maxes)) {}
+  size_t poll_batch(std::chrono::milliseconds, size_t max, const std::function<bool(const MessageView&)>& on_message,
+                    const std::function<void(const PartitionEvent&)>&) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex());
+      maxes_->push_back(max);
+    }
+    const std::string value(16000, 'x');
+    for (size_t i = 0; i < max; ++i) {
+      MessageView v;
+      v.topic = "t";
+      v.partition = 0;
+      v.offset = next_++;
+      v.value = value;
+      on_message(v);
+    }
+    return max;
+  }
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+
+ private:
+  std::shared_ptr<std::vector<size_t>> maxes_;
+  int64_t next_ = 0;
+};
+
+struct CountingSubscriber : Subscriber {
+  std::atomic<size_t> bytes{0};
+  void deliver(const FrameBatchPtr& b) override { bytes += b->bytes(Encoding::kafka_text).size(); }
+  void notify(const HubNotice&) override {}
+};
+
+}  // namespace
+
+TEST_CASE("group reader: one poll never hands over more than fits under the high water, however large the messages") {
+  auto maxes = std::make_shared<std::vector<size_t>>();
+  auto subscriber = std::make_shared<CountingSubscriber>();
+  NullLog log;
+  const size_t high_water = 64 << 10;
+  // The client takes nothing: the backlog is what was handed over.
+  GroupReader reader([maxes] { return std::unique_ptr<MessageSource>(std::make_unique<BigMessages>(maxes)); },
+                     GroupSubscription{"g", {"t"}, "latest"}, subscriber, [subscriber] { return subscriber->bytes.load(); },
+                     high_water, log);
+  for (int i = 0; i < 200 && subscriber->bytes < high_water; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  reader.stop();
+  std::lock_guard<std::mutex> lock(BigMessages::mutex());
+  REQUIRE(!maxes->empty());
+  for (size_t m : *maxes) CHECK(m * 16000 <= high_water + 16000);
+  // It went over the high water by less than one poll's worth of messages, then stopped handing over.
+  CHECK(subscriber->bytes <= 2 * high_water);
 }
