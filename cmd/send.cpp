@@ -111,6 +111,59 @@ CLI::App* register_send(CLI::App& parent, SendOptions& o) {
 
 namespace {
 
+// A bad stream can have millions of bad lines: show the first few, count all.
+class RejectedLines {
+ public:
+  void reject(uint64_t line_number, const std::string& why) {
+    constexpr uint64_t kShown = 20;
+    if (++count_ <= kShown) {
+      print_diagnostic("error", "input line " + std::to_string(line_number) + ": " + why);
+    } else if (count_ == kShown + 1) {
+      print_diagnostic("error", "more input lines rejected; not showing them");
+    }
+  }
+  uint64_t count() const { return count_; }
+
+ private:
+  uint64_t count_ = 0;
+};
+
+// Hands every input record to `send_record`, in order, until it returns
+// false: the MESSAGE arguments, the --file contents, or stdin split by
+// `delimiter` (newlines with -J). Returns how many records there are when
+// that is known in advance (arguments, files), else 0.
+uint64_t feed_input(const SendOptions& o, std::string_view delimiter,
+                    const std::function<bool(std::string_view)>& send_record, const StopCheck& should_stop,
+                    const IdleCall& idle) {
+  if (!o.messages.empty()) {
+    for (const auto& m : o.messages) {
+      if (!send_record(m)) break;
+    }
+    return o.messages.size();
+  }
+  if (!o.files.empty()) {
+    for (const auto& path : o.files) {
+      std::string content = read_whole_file(path);
+      if (!send_record(content)) break;
+    }
+    return o.files.size();
+  }
+  if (isatty(STDIN_FILENO) == 1) {
+    print_diagnostic("note", "reading messages from the terminal, one per line; end with Ctrl-D");
+  }
+  read_delimited(STDIN_FILENO, o.json ? std::string_view("\n") : delimiter, send_record, should_stop, idle);
+  return 0;
+}
+
+// What was left unsent when sending stopped early, after record `line_number`.
+std::string input_left_message(const SendOptions& o, uint64_t line_number, uint64_t input_records) {
+  std::string where = !o.messages.empty() ? "MESSAGE argument" : !o.files.empty() ? "--file" : "input line";
+  std::string msg = "stopped after " + where + " " + std::to_string(line_number);
+  msg += input_records > 0 ? "; the " + std::to_string(input_records - line_number) + " after it were not sent"
+                           : "; the rest of the input was never read";
+  return msg;
+}
+
 // A rate line on stderr, redrawn at most once a second, only on a terminal.
 class ProgressLine {
  public:
@@ -215,16 +268,9 @@ int run_send_bridge(const SendOptions& given) {
 
   PreparedRecord prepared;
   uint64_t line_number = 0;
-  uint64_t rejected_lines = 0;
+  RejectedLines rejected;
   bool stopped_early = false;
-  constexpr uint64_t kShownLineErrors = 20;
-  auto reject_line = [&](const std::string& why) {
-    if (++rejected_lines <= kShownLineErrors) {
-      print_diagnostic("error", "input line " + std::to_string(line_number) + ": " + why);
-    } else if (rejected_lines == kShownLineErrors + 1) {
-      print_diagnostic("error", "more input lines rejected; not showing them");
-    }
-  };
+  auto reject_line = [&](const std::string& why) { rejected.reject(line_number, why); };
   auto send_record = [&](std::string_view record) {
     ++line_number;
     // The prepared record points into the decoded envelope: it must live
@@ -253,28 +299,10 @@ int run_send_bridge(const SendOptions& given) {
                   return false;
                 },
                 std::chrono::milliseconds(200)};
-  uint64_t input_records = 0;
-  if (!o.messages.empty()) {
-    input_records = o.messages.size();
-    for (const auto& m : o.messages) {
-      if (!send_record(m)) break;
-    }
-  } else if (!o.files.empty()) {
-    input_records = o.files.size();
-    for (const auto& path : o.files) {
-      std::string content = read_whole_file(path);
-      if (!send_record(content)) break;
-    }
-  } else {
-    if (isatty(STDIN_FILENO) == 1) {
-      print_diagnostic("note", "reading messages from the terminal, one per line; end with Ctrl-D");
-    }
-    read_delimited(STDIN_FILENO, o.json ? std::string_view("\n") : std::string_view(delimiter), send_record,
-                   [&] {
-                     if (stop_requested()) stopped_early = true;
-                     return stopped_early;
-                   }, idle);
-  }
+  const uint64_t input_records = feed_input(o, delimiter, send_record, [&] {
+    if (stop_requested()) stopped_early = true;
+    return stopped_early;
+  }, idle);
 
   // Every frame sent gets its answer; 5 s after a Ctrl-C kws stops waiting
   // and counts the rest as unanswered.
@@ -301,15 +329,11 @@ int run_send_bridge(const SendOptions& given) {
   if (sender.other_errors() > 0) status = exit_failure;  // each reported as it came
   const bool input_left = stopped_early && (input_records == 0 || line_number < input_records);
   if (input_left) {
-    std::string where = !o.messages.empty() ? "MESSAGE argument" : !o.files.empty() ? "--file" : "input line";
-    std::string msg = "stopped after " + where + " " + std::to_string(line_number);
-    msg += input_records > 0 ? "; the " + std::to_string(input_records - line_number) + " after it were not sent"
-                             : "; the rest of the input was never read";
-    print_diagnostic(stop_requested() ? "note" : "error", msg);
+    print_diagnostic(stop_requested() ? "note" : "error", input_left_message(o, line_number, input_records));
     if (!stop_requested()) status = exit_failure;
   }
-  if (rejected_lines > 0) {
-    print_diagnostic("error", std::to_string(rejected_lines) + " input line(s) rejected; the other " +
+  if (rejected.count() > 0) {
+    print_diagnostic("error", std::to_string(rejected.count()) + " input line(s) rejected; the other " +
                                   std::to_string(sender.acked()) + " message(s) were sent");
     status = exit_failure;
   }
@@ -375,7 +399,7 @@ int run_send(const SendOptions& o) {
 
   ProgressLine progress;
   uint64_t queued = 0;
-  uint64_t rejected_lines = 0;
+  RejectedLines rejected_lines;
   PreparedRecord prepared;
   // Set once no broker answered for --timeout; sending stops there.
   std::optional<std::string> lost;
@@ -396,15 +420,7 @@ int run_send(const SendOptions& o) {
     return true;
   };
 
-  // A bad stream can have millions of bad lines: show the first few, count all.
-  constexpr uint64_t kShownLineErrors = 20;
-  auto reject_line = [&](const std::string& why) {
-    if (++rejected_lines <= kShownLineErrors) {
-      print_diagnostic("error", "input line " + std::to_string(line_number) + ": " + why);
-    } else if (rejected_lines == kShownLineErrors + 1) {
-      print_diagnostic("error", "more input lines rejected; not showing them");
-    }
-  };
+  auto reject_line = [&](const std::string& why) { rejected_lines.reject(line_number, why); };
   auto send_plain = [&](std::string_view record) {
     prepare_plain_record(record, policy, prepared);
     return produce(prepared.record);
@@ -448,28 +464,10 @@ int run_send(const SendOptions& o) {
                 },
                 std::chrono::milliseconds(200)};
 
-  uint64_t input_records = 0;  // how many there are, where known in advance
-  if (!o.messages.empty()) {
-    input_records = o.messages.size();
-    for (const auto& m : o.messages) {
-      if (!send_record(m)) break;
-    }
-  } else if (!o.files.empty()) {
-    input_records = o.files.size();
-    for (const auto& path : o.files) {
-      std::string content = read_whole_file(path);
-      if (!send_record(content)) break;
-    }
-  } else {
-    if (isatty(STDIN_FILENO) == 1) {
-      print_diagnostic("note", "reading messages from the terminal, one per line; end with Ctrl-D");
-    }
-    read_delimited(STDIN_FILENO, o.json ? std::string_view("\n") : std::string_view(delimiter), send_record,
-                   [&] {
-                     if (stop_requested()) stopped_early = true;
-                     return stopped_early;
-                   }, idle);
-  }
+  const uint64_t input_records = feed_input(o, delimiter, send_record, [&] {
+    if (stop_requested()) stopped_early = true;
+    return stopped_early;
+  }, idle);
 
   // Every queued message gets its delivery report; 5 s after a Ctrl-C kws
   // stops waiting and reports the rest as undelivered.
@@ -498,18 +496,9 @@ int run_send(const SendOptions& o) {
     status = exit_failure;
   }
   const bool input_left = stopped_early && (input_records == 0 || line_number < input_records);
-  if (input_left) {
-    std::string where = !o.messages.empty() ? "MESSAGE argument" : !o.files.empty() ? "--file" : "input line";
-    std::string msg = "stopped after " + where + " " + std::to_string(line_number);
-    if (input_records > 0) {
-      msg += "; the " + std::to_string(input_records - line_number) + " after it were not sent";
-    } else {
-      msg += "; the rest of the input was never read";
-    }
-    print_diagnostic(stop_requested() ? "note" : "error", msg);
-  }
-  if (rejected_lines > 0) {
-    print_diagnostic("error", std::to_string(rejected_lines) + " input line(s) rejected; the other " +
+  if (input_left) print_diagnostic(stop_requested() ? "note" : "error", input_left_message(o, line_number, input_records));
+  if (rejected_lines.count() > 0) {
+    print_diagnostic("error", std::to_string(rejected_lines.count()) + " input line(s) rejected; the other " +
                                   std::to_string(producer.delivered()) + " message(s) were sent");
     status = exit_failure;
   }
