@@ -32,6 +32,17 @@ waited for; "not delivered" is established with a marker published after the
 messages that must not arrive (the subscriber waits for the marker, then
 checks it saw nothing else), never by sleeping. Every test uses its own topic
 prefix (a uuid), so tests do not see each other's messages.
+
+The marker rests on an assumption the spec guarantees only per topic (4.6:
+order per topic and QoS): that a server which acknowledged (PUBACK/PUBCOMP)
+message A before B was published delivers A before B to a subscriber of
+both, across topics. mosquitto does. A server that maps MQTT topics onto
+Kafka partitions may not; a test that fails there with an unwanted message
+arriving after its marker points at that, not at a wrong delivery.
+
+Optional hooks for targets that differ where the spec leaves room:
+mqtt_keepalive_deadline() (default 4 s: 1.5 x the 1 s keep-alive, plus
+slack).
 """
 
 import base64
@@ -666,22 +677,28 @@ class MqttSemantics:
 
     def _dollar_topics(self, version):
         """Topics beginning with $ are not matched by filters beginning with a
-        wildcard (3.1.1 4.7.2, 5.0 4.7.2)."""
+        wildcard (3.1.1 4.7.2, 5.0 4.7.2: MUST NOT)."""
         p = self.prefix()
         dollar = "$" + p.replace("/", "-", 1)  # e.g. $kt-dollar_topics_v5/1234
         hash_, plus, exact = self.client(version), self.client(version), self.client(version)
         hash_.subscribe("#", 0)
         plus.subscribe("+/" + dollar.split("/", 1)[1], 0)
         exact.subscribe(dollar, 1)
-        for c in (hash_, plus):
+        for c in (hash_, plus, exact):
             c.subscribe(p + "/marker", 1)
         pub = self.client(version)
-        pub.publish(dollar, b"dollar", qos=1)
-        # The server does deliver it to an exact subscriber (it is an ordinary
-        # topic to MQTT, only wildcards skip it).
-        self.assertEqual(exact.expect(dollar).payload, b"dollar")
-        self.assertNotDelivered(hash_, pub, p + "/marker", [dollar])
-        self.assertNotDelivered(plus, pub, p + "/marker", [dollar])
+        info = pub.c.publish(dollar, b"dollar", qos=1)
+        pub.wait(lambda: info.is_published() or pub.disconnected is not None,
+                 "PUBACK or disconnection after publishing to %r" % dollar)
+        marker_pub = self.client(version)
+        self.assertNotDelivered(hash_, marker_pub, p + "/marker", [dollar])
+        self.assertNotDelivered(plus, marker_pub, p + "/marker", [dollar])
+        # Whether the exact subscriber got it is the server's choice: the
+        # spec says a server SHOULD prevent clients from exchanging messages
+        # on $ topics (4.7.2), which kws does; mosquitto delivers it, which
+        # shows that the wildcard subscribers above skipped a message that
+        # was routed.
+        self.assertIn([m.payload for m in exact.until(p + "/marker") if m.topic == dollar], ([], [b"dollar"]))
         hash_.unsubscribe("#")  # it would see every other test's traffic
 
     def test_dollar_topics_not_matched_by_wildcards_v311(self):
