@@ -222,8 +222,10 @@ class RawMqtt:
     upgrade asking for subprotocol "mqtt"; a close frame counts as the
     connection closing."""
 
-    def __init__(self, target, timeout=WAIT):
+    def __init__(self, target, timeout=WAIT, auth=None):
+        """auth: (username, password) that connect() sends unless told otherwise."""
         self.target = target
+        self.auth = auth
         self.ws = target.get("transport", "tcp") == "websockets"
         self.sock = socket.create_connection((target["host"], target["port"]), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -360,6 +362,7 @@ class RawMqtt:
     def connect(self, client_id=None, version=V311, keepalive=60, will=None, auth=None, clean=True):
         """CONNECT, then CONNACK with return/reason code 0. Returns the CONNACK's properties (MQTT 5)."""
         self.version = version
+        auth = auth if auth is not None else self.auth
         self.send(connect_packet(client_id or "raw-" + uuid.uuid4().hex[:12], version, keepalive, clean, will, auth))
         _, body = self.expect(CONNACK)
         if body[1] != 0:
@@ -586,7 +589,7 @@ class MqttSemantics:
         return c
 
     def raw(self, target=None):
-        r = RawMqtt(target or self.mqtt_target())
+        r = RawMqtt(target or self.mqtt_target(), auth=self.mqtt_auth())
         self.addCleanup(r.sock.close)
         return r
 
