@@ -178,6 +178,24 @@ CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::Join)
       ->group(limits);
+  // MQTT (docs/PROTOCOL.md "MQTT").
+  const char* mqtt = "MQTT";
+  app->add_flag_function(
+         "--no-mqtt", [&o](int64_t) { o.settings["serve.mqtt"] = {"false", "--no-mqtt"}; },
+         "Do not serve MQTT (/mqtt and --mqtt-listen), nor create its topics")
+      ->group(mqtt);
+  add_setting_flag(app, "--mqtt-listen", "serve.mqtt_listen", o.settings,
+                   "Also serve MQTT over TCP at HOST:PORT (TLS with --tls-cert), for devices")
+      ->type_name("HOST:PORT")
+      ->group(mqtt);
+  add_setting_flag(app, "--mqtt-kafka-topic", "serve.mqtt_kafka_topic", o.settings,
+                   "Kafka topic for MQTT publishes, keyed by the MQTT topic (default mqtt-messages)")
+      ->type_name("TOPIC")
+      ->group(mqtt);
+  add_setting_flag(app, "--mqtt-retained-topic", "serve.mqtt_retained_topic", o.settings,
+                   "Compacted Kafka topic for MQTT retained messages (default mqtt-retained)")
+      ->type_name("TOPIC")
+      ->group(mqtt);
   // Transforms (docs/PROTOCOL.md "Transforms", docs/PLUGINS.md).
   const char* transforms = "Transforms";
   app->add_flag_function(
@@ -448,6 +466,23 @@ int run_serve(const ServeOptions& o) {
                           "it on an internal network");
     }
   }
+  options.mqtt = s.boolean("serve.mqtt");
+  options.mqtt_settings.kafka_topic = s.text("serve.mqtt_kafka_topic");
+  options.mqtt_settings.retained_topic = s.text("serve.mqtt_retained_topic");
+  for (const char* key : {"serve.mqtt_kafka_topic", "serve.mqtt_retained_topic"}) {
+    if (auto problem = topic_name_problem(s.text(key))) throw usage_error(s.at(key).where() + ": " + *problem);
+  }
+  if (options.mqtt_settings.kafka_topic == options.mqtt_settings.retained_topic) {
+    throw usage_error("serve.mqtt_kafka_topic and serve.mqtt_retained_topic must differ: retained messages are kept "
+                      "apart, compacted");
+  }
+  if (!s.text("serve.mqtt_listen").empty()) {
+    if (!options.mqtt) throw usage_error(s.at("serve.mqtt_listen").where() + ": MQTT is off (--no-mqtt)");
+    HostPort where = parse_listen_address(s.text("serve.mqtt_listen"), s.at("serve.mqtt_listen").where());
+    options.server.mqtt_listener = true;
+    options.server.mqtt_host = where.host == "localhost" ? "127.0.0.1" : where.host;
+    options.server.mqtt_port = where.port;
+  }
   options.server.session.max_group_sessions = static_cast<size_t>(o.max_group_sessions);
   options.server.session.max_topics = s.count("serve.max_topics");
   apply_limits(s, options.server);
@@ -468,15 +503,20 @@ int run_serve(const ServeOptions& o) {
   // The seed's whole case for a bridge: Kafka never faces the internet
   // unprotected. Loopback is a developer's machine; anything else needs
   // authentication or an explicit --auth none.
-  if (!is_loopback(options.server.host)) {
+  // MQTT over TCP is another door from other machines, under the same rule.
+  const bool exposed = !is_loopback(options.server.host) ||
+                       (options.server.mqtt_listener && !is_loopback(options.server.mqtt_host));
+  if (exposed) {
+    const std::string door = !is_loopback(options.server.host) ? "serve.listen " + options.server.host
+                                                                : "serve.mqtt_listen " + options.server.mqtt_host;
     if (!authenticated && !no_auth) {
-      throw usage_error("serve.listen " + options.server.host +
+      throw usage_error(door +
                         " is reachable from other machines and no authentication is configured: any web page could "
                         "read and produce to every topic. Give --jwt-secret-file, --jwt-key, --jwks or --tls-client-ca "
                         "(docs/SECURITY.md), or --auth none to serve it unprotected anyway");
     }
     if (no_auth) {
-      log->warning("serving " + options.server.host +
+      log->warning("serving " + door.substr(door.find(' ') + 1) +
                    " WITHOUT AUTHENTICATION (--auth none): anyone who reaches this port can read and produce to "
                    "every topic");
     } else if (access.check_token && !access.tls) {
@@ -514,6 +554,11 @@ int run_serve(const ServeOptions& o) {
   log->note("serving " + ws_scheme + "://" + bridge.address() + "/v2/broker/ and the demo page at " + http_scheme +
             "://" + bridge.address() + "/ (Ctrl-C stops)");
 
+  if (!bridge.mqtt_address().empty()) {
+    printf("MQTT=%s://%s\n", bridge.tls() ? "mqtts" : "mqtt", bridge.mqtt_address().c_str());
+    fflush(stdout);
+    log->note("serving MQTT over TCP at " + bridge.mqtt_address() + (bridge.tls() ? " (TLS)" : ""));
+  }
   if (!bridge.metrics_address().empty()) {
     log->note("serving /metrics, /healthz and /readyz at http://" + bridge.metrics_address() + "/ without a token");
   }

@@ -199,6 +199,21 @@ const std::vector<SettingKey>& kws_setting_keys() {
       make_key("serve.metrics_listen", "KWS_SERVE_METRICS_LISTEN", "", T::text,
                "HOST:PORT of a second, plain-HTTP listener for /metrics, /healthz and /readyz, without a token.",
                {"serve"}),
+      // MQTT (issue 17, docs/PROTOCOL.md "MQTT").
+      make_key("serve.mqtt", "KWS_SERVE_MQTT", "true", T::boolean,
+               "Serve MQTT 3.1.1 and 5 over WebSocket at /mqtt (and over TCP with serve.mqtt_listen); creates "
+               "serve.mqtt_kafka_topic and serve.mqtt_retained_topic when they are missing.",
+               {"serve"}),
+      make_key("serve.mqtt_listen", "KWS_SERVE_MQTT_LISTEN", "", T::text,
+               "HOST:PORT of a listener for MQTT over TCP (over TLS when the bridge has a certificate). Empty: none.",
+               {"serve"}),
+      make_key("serve.mqtt_kafka_topic", "KWS_SERVE_MQTT_KAFKA_TOPIC", "mqtt-messages", T::text,
+               "The Kafka topic MQTT publishes go to, keyed by the MQTT topic name (kafka/TOPIC/KEY goes to "
+               "TOPIC instead).",
+               {"serve"}),
+      make_key("serve.mqtt_retained_topic", "KWS_SERVE_MQTT_RETAINED_TOPIC", "mqtt-retained", T::text,
+               "The compacted Kafka topic that keeps MQTT's retained messages, keyed by the MQTT topic name.",
+               {"serve"}),
       make_key("ingest.buffer_messages", "KWS_INGEST_BUFFER_MESSAGES", "100000", T::count,
                "Messages held between the WebSocket feed and Kafka before ingest.when_full applies.",
                {"ingest"}, {}, 100000000),

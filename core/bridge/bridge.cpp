@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/kafka/cluster.hpp"
 #include "core/kafka/consumer.hpp"
 #include "core/kafka/partition_reader.hpp"
 #include "core/kafka/producer.hpp"
@@ -25,6 +26,7 @@ struct Bridge::Impl {
   std::unique_ptr<TransformingSink> sink;
   std::unique_ptr<TransformingAdmin> client_admin;
   std::unique_ptr<Hub> hub;
+  std::unique_ptr<mqtt::MqttShared> mqtt;
   std::unique_ptr<Server> server;
   std::atomic<bool> kafka_ready{true};
   std::atomic<bool> delivering{true};
@@ -79,6 +81,56 @@ struct Bridge::Impl {
   }
 };
 
+namespace {
+
+// MQTT's two topics exist before the first client needs them: the retained
+// one compacted (the newest message per MQTT topic is all it must keep),
+// which auto-creation by a produce would not make it. A cluster that refuses
+// (no rights) is told on the log; MQTT still serves what it can.
+void start_mqtt(Bridge::Impl& b) {
+  const mqtt::MqttSettings& m = b.options.mqtt_settings;
+  std::vector<NewTopic> wanted;
+  NewTopic messages;
+  messages.name = b.transforms->kafka_topic(m.kafka_topic);
+  wanted.push_back(messages);
+  NewTopic retained;
+  retained.name = b.transforms->kafka_topic(m.retained_topic);
+  retained.configs = {{"cleanup.policy", "compact"}};
+  wanted.push_back(retained);
+  try {
+    for (const auto& outcome : create_topics(b.settings, wanted, b.context)) {
+      if (outcome.error.empty() || outcome.already_exists) {
+        if (!outcome.already_exists) b.context.log->info("MQTT: created topic " + outcome.name);
+        continue;
+      }
+      if (outcome.name == retained.name) {
+        // A broker that takes no topic configs (kws broker, the embedded
+        // one) still keeps the topic; only compaction is missing.
+        NewTopic plain = retained;
+        plain.configs.clear();
+        const auto again = create_topics(b.settings, {plain}, b.context);
+        if (!again.empty() && (again[0].error.empty() || again[0].already_exists)) {
+          b.context.log->note("MQTT: created " + plain.name + " without cleanup.policy=compact (" + outcome.error +
+                              "); on a real cluster create it compacted");
+          continue;
+        }
+      }
+      b.context.log->warning("MQTT: topic " + outcome.name + " could not be created: " + outcome.error);
+    }
+  } catch (const Error& e) {
+    b.context.log->warning(std::string("MQTT: its topics could not be created: ") + e.what());
+  }
+  b.mqtt = std::make_unique<mqtt::MqttShared>(m);
+  // Every retained message from the log's start, kept current for as long
+  // as the bridge runs (retained.*).
+  SubscriptionSpec spec;
+  spec.start = OffsetSpec{OffsetSpec::Kind::beginning, 0};
+  spec.start_text = "earliest";
+  b.hub->subscribe(b.mqtt->retained_subscriber(), m.retained_topic, spec, "");
+}
+
+}  // namespace
+
 Bridge::Bridge(const KafkaSettings& settings, const KafkaContext& context, BridgeOptions options,
                std::string_view demo_page)
     : impl_(std::make_unique<Impl>()) {
@@ -130,8 +182,11 @@ Bridge::Bridge(const KafkaSettings& settings, const KafkaContext& context, Bridg
   b.hub = std::make_unique<Hub>(std::make_unique<TransformingFeed>(std::move(live), *b.transforms), *b.client_admin,
                                 b.options.hub, *context.log);
 
+  if (b.options.mqtt) start_mqtt(b);
+
   ServerServices services;
   services.hub = b.hub.get();
+  services.mqtt = b.mqtt.get();
   services.producer = b.sink.get();
   services.log = context.log;
   services.demo_page = demo_page;
@@ -160,6 +215,7 @@ Bridge::~Bridge() = default;
 std::string Bridge::address() const { return impl_->server->address(); }
 bool Bridge::tls() const { return impl_->server->tls(); }
 std::string Bridge::metrics_address() const { return impl_->server->metrics_address(); }
+std::string Bridge::mqtt_address() const { return impl_->server->mqtt_address(); }
 
 void Bridge::reload(std::shared_ptr<const ws::TlsContext> tls, std::shared_ptr<const TokenChecker> check_token) {
   impl_->server->reload(std::move(tls), std::move(check_token));

@@ -13,6 +13,7 @@
 #include "core/util/error.hpp"
 #include "core/hub/hub.hpp"
 #include "core/kafka/context.hpp"
+#include "core/mqtt/session.hpp"
 #include "core/transform/pipeline.hpp"
 #include "core/ws/server.hpp"
 
@@ -31,6 +32,9 @@ struct BridgeOptions {
   // Transforms where the bridge meets Kafka (core/transform/pipeline.hpp):
   // topic prefix, produce headers, added fields, a plugin.
   TransformOptions transforms;
+  // MQTT over WebSocket (/mqtt) and, with server.mqtt_listener, over TCP.
+  bool mqtt = true;
+  mqtt::MqttSettings mqtt_settings;
 };
 
 // A once-a-second picture for the status line.
@@ -53,6 +57,7 @@ class Bridge {
   std::string address() const;  // "HOST:PORT" actually bound
   bool tls() const;  // serving wss:// and https://
   std::string metrics_address() const;  // "" without a metrics listener
+  std::string mqtt_address() const;     // "" without an MQTT listener
 
   // Thread-safe: new connections use these from now on (null: keep the
   // current one); open sessions keep theirs.

@@ -1,6 +1,8 @@
 #include "core/hub/encodings.hpp"
 
 #include "core/envelope.hpp"
+#include "core/mqtt_wire.hpp"
+#include "core/util/text.hpp"
 #include "core/ws_frame.hpp"
 
 namespace kws {
@@ -36,6 +38,45 @@ void append_sse(std::string& out, std::string_view topic, const Frame& frame) {
   out += "\n\n";
 }
 
+// A record as an MQTT PUBLISH. A key that cannot be an MQTT topic name
+// (none, empty, a wildcard, not UTF-8) leaves the record out of the keyed
+// mapping; a header whose name or value is not UTF-8 is left out of the
+// user properties (MQTT strings are UTF-8).
+bool append_mqtt(std::string& out, std::string_view topic, const Frame& frame, bool v5, bool kafka_mapping) {
+  thread_local std::string name;
+  name.clear();
+  if (kafka_mapping) {
+    name += "kafka/";
+    name += topic;
+    if (frame.key) {
+      name += '/';
+      name += *frame.key;
+    }
+  } else {
+    if (!frame.key || frame.key->empty()) return false;
+    name = *frame.key;
+    if (name.find_first_of("+#") != std::string::npos) return false;
+  }
+  if (name.size() > 65535 || name.find('\0') != std::string::npos || !is_valid_utf8(name)) return false;
+  mqtt::UserProperties properties;
+  if (v5) {
+    for (const auto& h : frame.headers) {
+      const std::string_view value = h.value ? std::string_view(*h.value) : std::string_view();
+      if (!is_valid_utf8(h.name) || !is_valid_utf8(value) || h.name.find('\0') != std::string::npos ||
+          value.find('\0') != std::string_view::npos) {
+        continue;
+      }
+      properties.emplace_back(h.name, std::string(value));
+    }
+  }
+  mqtt::PublishOut publish;
+  publish.topic = name;
+  publish.payload = frame.value ? std::string_view(*frame.value) : std::string_view();
+  publish.user_properties = &properties;
+  mqtt::append_publish(out, v5 ? mqtt::kVersion5 : mqtt::kVersion311, publish);
+  return true;
+}
+
 }  // namespace
 
 std::string sse_event(std::string_view json) {
@@ -68,6 +109,10 @@ bool append_encoded(std::string& out, Encoding encoding, std::string_view topic,
     case Encoding::sse:
       append_sse(out, topic, frame);
       return true;
+    case Encoding::mqtt311: return append_mqtt(out, topic, frame, false, false);
+    case Encoding::mqtt311_kafka: return append_mqtt(out, topic, frame, false, true);
+    case Encoding::mqtt5: return append_mqtt(out, topic, frame, true, false);
+    case Encoding::mqtt5_kafka: return append_mqtt(out, topic, frame, true, true);
   }
   return false;
 }

@@ -25,8 +25,16 @@ enum class Encoding : uint8_t {
   kafka_text,    // WebSocket text frames holding the kws envelope (docs/PROTOCOL.md)
   kafka_binary,  // WebSocket binary frames, [topic length][topic][value] (kafka-websocket)
   sse,           // Server-Sent Events: `data: <kws envelope>` and a blank line per message
+  // MQTT PUBLISH packets (QoS 0), raw: the link frames them (a WebSocket
+  // binary frame per write, or nothing on TCP). The topic name is the
+  // record's key (the MQTT topics' Kafka topic), or `kafka/<topic>/<key>`
+  // (any other Kafka topic); MQTT 5 carries the headers as user properties.
+  mqtt311,
+  mqtt311_kafka,
+  mqtt5,
+  mqtt5_kafka,
 };
-inline constexpr size_t kEncodingCount = 3;
+inline constexpr size_t kEncodingCount = 7;
 
 struct Frame {
   int32_t partition = -1;

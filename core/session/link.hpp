@@ -21,6 +21,9 @@ namespace kws {
 struct OutItem {
   FrameBatchPtr batch;  // write batch->bytes(encoding)
   std::string bytes;    // when batch is null: complete frames
+  // How the batch is written: one session may mix them (MQTT's two topic
+  // mappings are two encodings).
+  Encoding encoding = Encoding::kafka_text;
 };
 
 // Why a session ends its link; each transport says it its own way
@@ -37,8 +40,10 @@ class Link {
  public:
   virtual ~Link() = default;
   // Hands everything in `items` to the socket in one gathered write, after
-  // what it already holds; `items` is left empty with its capacity.
-  virtual void write(std::vector<OutItem>& items, Encoding encoding) = 0;
+  // what it already holds; `items` is left empty with its capacity. A link
+  // that frames packets (MQTT over WebSocket) makes the write one binary
+  // message.
+  virtual void write(std::vector<OutItem>& items) = 0;
   // Bytes handed over and not yet taken by the kernel.
   virtual size_t buffered() const = 0;
   // Ends the link after what was handed over, or instead of it with

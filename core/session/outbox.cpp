@@ -30,7 +30,7 @@ bool Outbox::make_room_locked(size_t incoming) {
       Entry& e = queue_[drop_from_];
       if (!e.batch) continue;  // a reply (never dropped) or already dropped
       queued_bytes_ -= entry_size(e);
-      const uint64_t frames = e.batch->count(encoding_);
+      const uint64_t frames = e.batch->count(e.encoding);
       e.batch.reset();
       ++holes_;
       dropped_total_ += frames;
@@ -64,6 +64,7 @@ void Outbox::conflate_locked() {
   };
   struct Topic {
     std::shared_ptr<const std::string> name;
+    Encoding encoding = Encoding::kafka_text;
     std::map<std::optional<std::string>, Kept> keys;
   };
   // Per topic, per key (no key is a key of its own), the newest frame.
@@ -77,9 +78,12 @@ void Outbox::conflate_locked() {
       continue;
     }
     Topic& t = newest[e.batch->topic()];
-    if (!t.name) t.name = e.batch->topic_name();
+    if (!t.name) {
+      t.name = e.batch->topic_name();
+      t.encoding = e.encoding;
+    }
     for (const auto& f : e.batch->frames()) t.keys[f->key] = Kept{order++, f};
-    before += e.batch->count(encoding_);
+    before += e.batch->count(e.encoding);
   }
   queue_ = std::move(replies);
   queued_bytes_ = 0;
@@ -108,11 +112,12 @@ void Outbox::conflate_locked() {
       if (kept[i].first == &topic) frames.push_back(kept[i].second.frame);
     }
     for (auto& b : make_batches(topic.name, frames, 16 << 10)) {
-      const size_t size = entry_size(Entry{b, {}});
+      const Entry entry{std::move(b), {}, topic.encoding};
+      const size_t size = entry_size(entry);
       if (size == 0) continue;
-      after += b->count(encoding_);
+      after += entry.batch->count(entry.encoding);
       queued_bytes_ += size;
-      queue_.push_back(Entry{std::move(b), {}});
+      queue_.push_back(entry);
     }
   }
   dropped_total_ += dropped;
@@ -123,13 +128,13 @@ void Outbox::conflate_locked() {
   holes_ = 0;
 }
 
-Outbox::Offer Outbox::offer(const FrameBatchPtr& batch) {
-  const size_t size = batch->bytes(encoding_).size();
+Outbox::Offer Outbox::offer(const FrameBatchPtr& batch, Encoding encoding) {
+  const size_t size = batch->bytes(encoding).size();
   if (size == 0) return {};
   std::lock_guard<SpinLock> lock(mutex_);
   if (policy_ == SlowClientPolicy::latest_per_key && queued_bytes_ + in_link_ + size > budget_) {
     // The newcomer joins the conflation: its keys replace older messages.
-    queue_.push_back(Entry{batch, {}});
+    queue_.push_back(Entry{batch, {}, encoding});
     queued_bytes_ += size;
     conflate_locked();
     // Even conflated it may not fit: then the newest per key stays as far
@@ -143,11 +148,11 @@ Outbox::Offer Outbox::offer(const FrameBatchPtr& batch) {
       o.overflow = true;
       return o;
     }
-    dropped_total_ += batch->count(encoding_);
-    dropped_unreported_ += batch->count(encoding_);
+    dropped_total_ += batch->count(encoding);
+    dropped_unreported_ += batch->count(encoding);
     return scheduled_locked();  // the client still learns of the drop
   }
-  queue_.push_back(Entry{batch, {}});
+  queue_.push_back(Entry{batch, {}, encoding});
   queued_bytes_ += size;
   return scheduled_locked();
 }
@@ -205,14 +210,14 @@ Outbox::Taken Outbox::take(std::vector<OutItem>& out) {
     out.erase(std::remove_if(out.begin(), out.end(), [](const OutItem& e) { return !e.batch && e.bytes.empty(); }),
               out.end());
   }
-  for (const auto& e : out) result.frames += e.batch ? e.batch->count(encoding_) : 1;
+  for (const auto& e : out) result.frames += e.batch ? e.batch->count(e.encoding) : 1;
   return result;
 }
 
 Outbox::Taken Outbox::take(std::string& out) {
   std::vector<OutItem> items;
   Taken taken = take(items);
-  for (const auto& i : items) out += i.batch ? i.batch->bytes(encoding_) : i.bytes;
+  for (const auto& i : items) out += i.batch ? i.batch->bytes(i.encoding) : i.bytes;
   return taken;
 }
 

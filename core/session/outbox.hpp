@@ -32,7 +32,9 @@ class Outbox {
 
   // Queues a batch of message frames (the encoding's bytes, shared, not
   // copied). Drop-oldest drops whole batches, the oldest first.
-  Offer offer(const FrameBatchPtr& batch);
+  Offer offer(const FrameBatchPtr& batch) { return offer(batch, encoding_); }
+  // The same in an encoding of its own (a session mixing two).
+  Offer offer(const FrameBatchPtr& batch, Encoding encoding);
   // Queues a reply (ack, error, subscribed...): never dropped, but counted.
   Offer offer_reply(std::string bytes);
 
@@ -61,7 +63,7 @@ class Outbox {
 
  private:
   using Entry = OutItem;  // batch null and bytes empty: a dropped entry
-  size_t entry_size(const Entry& e) const { return e.batch ? e.batch->bytes(encoding_).size() : e.bytes.size(); }
+  size_t entry_size(const Entry& e) const { return e.batch ? e.batch->bytes(e.encoding).size() : e.bytes.size(); }
   bool make_room_locked(size_t incoming);
   // latest-per-key: the queued messages become one batch per topic holding
   // only the newest of each key (a batch of its own: this client's bytes

@@ -1,10 +1,10 @@
 #include "core/session/produce_tracker.hpp"
 
-#include "core/session/session.hpp"
+#include "core/session/client_session.hpp"
 
 namespace kws {
 
-uint64_t ProduceTracker::track(std::weak_ptr<Session> session, std::string request_id) {
+uint64_t ProduceTracker::track(std::weak_ptr<ClientSession> session, std::string request_id) {
   std::lock_guard<std::mutex> lock(mutex_);
   const uint64_t token = next_++;
   waiting_.emplace(token, Waiting{std::move(session), std::move(request_id)});

@@ -12,12 +12,12 @@
 
 namespace kws {
 
-class Session;
+class ClientSession;
 
 class ProduceTracker {
  public:
   // A token for one record of `session`; `request_id` is echoed in the ack.
-  uint64_t track(std::weak_ptr<Session> session, std::string request_id);
+  uint64_t track(std::weak_ptr<ClientSession> session, std::string request_id);
   // The record was not queued after all.
   void forget(uint64_t token);
   // From the delivery thread: hands the delivery to its session.
@@ -25,7 +25,7 @@ class ProduceTracker {
 
  private:
   struct Waiting {
-    std::weak_ptr<Session> session;
+    std::weak_ptr<ClientSession> session;
     std::string request_id;
   };
   std::mutex mutex_;

@@ -127,7 +127,7 @@ void Session::open_group(const ConnectRequest& request) {
   }
   GroupRequest g{request.group, request.topics, request.start, request.start_explicit};
   GroupSubscription subscription{request.group, request.topics, request.start_text};
-  std::weak_ptr<Session> weak = weak_from_this();
+  std::weak_ptr<Session> weak = std::static_pointer_cast<Session>(shared_from_this());
   auto open = [services = &services_, g] { return services->open_group(g); };
   auto backlog = [weak] {
     auto locked = weak.lock();
@@ -339,7 +339,7 @@ void Session::flush(bool behind_pending) {
   size_t size = 0;
   for (const auto& item : items) size += item.batch ? item.batch->bytes(encoding_).size() : item.bytes.size();
   if (group_reader_) note_written(items);
-  link_->write(items, encoding_);
+  link_->write(items);
   items.clear();  // keeps its capacity for the next flush (Outbox::take swaps it in)
   // All of it went into the socket at once: it counts as sent now.
   if (link_ && link_->buffered() == 0) store_written();

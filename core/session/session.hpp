@@ -25,6 +25,7 @@
 #include "core/hub/hub.hpp"
 #include "core/message_io.hpp"
 #include "core/session/admission.hpp"
+#include "core/session/client_session.hpp"
 #include "core/session/client_frames.hpp"
 #include "core/session/connect_request.hpp"
 #include "core/session/link.hpp"
@@ -43,15 +44,15 @@ class SessionHost {
  public:
   virtual ~SessionHost() = default;
   // Run session->on_wake() soon on its I/O thread. Many wakes may become one.
-  virtual void wake(std::shared_ptr<Session> session) = 0;
+  virtual void wake(std::shared_ptr<ClientSession> session) = 0;
   // Run session->on_wake() on its I/O thread after `delay`.
-  virtual void wake_after(std::shared_ptr<Session> session, std::chrono::milliseconds delay) = 0;
+  virtual void wake_after(std::shared_ptr<ClientSession> session, std::chrono::milliseconds delay) = 0;
   // Keeps a closed group session's reader until its thread has ended (it
   // may hold the last reference to its session, so it cannot be joined
   // from there).
   virtual void retire(std::unique_ptr<GroupReader> reader) = 0;
   // The session's link is gone (from on_closed, on the I/O thread).
-  virtual void closed(Session& session) = 0;
+  virtual void closed(ClientSession& session) = 0;
 };
 
 struct SessionOptions {
@@ -131,7 +132,7 @@ struct SessionServices {
 
 // Thousands of idle sessions are the common case, so a session keeps only
 // what it needs after opening (docs/BENCHMARKS.md, memory per connection).
-class Session : public Subscriber, public LinkEvents, public std::enable_shared_from_this<Session> {
+class Session : public ClientSession {
  public:
   // `principal` null: anonymous (no authentication configured).
   Session(const SessionServices& services, ConnectRequest request, std::shared_ptr<const Principal> principal);
@@ -145,7 +146,7 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   void deliver(const FrameBatchPtr& batch) override;
   void notify(const HubNotice& notice) override;
   // From the producer's delivery thread (through the ProduceTracker).
-  void on_delivery(const Delivery& delivery, const std::string& request_id);
+  void on_delivery(const Delivery& delivery, const std::string& request_id) override;
 
   // LinkEvents, on the I/O thread.
   void on_message(MessageKind kind, std::string& payload) override;
@@ -153,19 +154,19 @@ class Session : public Subscriber, public LinkEvents, public std::enable_shared_
   void on_closed() override;
 
   // On the I/O thread, when the host was asked to wake the session.
-  void on_wake();
+  void on_wake() override;
   // On the I/O thread: writes what is queued now, once the link took what
   // it was given before (`behind_pending`: at shutdown, behind it).
-  void flush(bool behind_pending = false);
+  void flush(bool behind_pending = false) override;
   // On the I/O thread, now and then: gives back buffers an idle session
   // kept from its last burst.
-  void release_idle_memory();
+  void release_idle_memory() override;
   // On the I/O thread, now and then: closes the session (1008, "token
   // expired") once its principal's token has expired; true if it did.
-  bool close_if_expired(std::chrono::system_clock::time_point now);
+  bool close_if_expired(std::chrono::system_clock::time_point now) override;
 
-  size_t pending_bytes() const { return outbox_.pending_bytes(); }
-  uint64_t dropped() const { return outbox_.dropped(); }
+  size_t pending_bytes() const override { return outbox_.pending_bytes(); }
+  uint64_t dropped() const override { return outbox_.dropped(); }
   bool closed() const { return closed_; }
   bool kws_protocol() const { return kws_protocol_; }
 

@@ -63,6 +63,21 @@ void Connection::start() {
   read_now();
 }
 
+void Connection::start_raw(std::shared_ptr<LinkEvents> events) {
+  last_heard_ = Clock::now();
+  events_ = std::move(events);
+  state_ = State::open;
+  raw_ = true;
+  std::error_code ec;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  socket_.non_blocking(true, ec);
+  if (ec) {
+    shut();
+    return;
+  }
+  read_now();
+}
+
 void Connection::arm_timer(std::chrono::milliseconds after) {
   // A write that completed at once may already have closed the connection.
   if (state_ == State::closed) return;
@@ -218,6 +233,14 @@ void Connection::process(std::string_view bytes) {
   // A streamed response's client has nothing more to say; whatever it
   // sends is not a frame, and only its end (EOF) matters.
   if (stream_) return;
+  if (raw_) {
+    if (state_ != State::open || !events_) return;
+    thread_local std::string piece;
+    piece.assign(bytes);
+    events_->on_message(MessageKind::binary, piece);
+    if (piece.capacity() > kScratchSize) std::string().swap(piece);
+    return;
+  }
   std::vector<ClientEvent> events;
   parser_.feed(bytes, events);
   for (auto& e : events) {
@@ -290,9 +313,10 @@ std::string Connection::peer_subject() const { return tls_ ? tls_->peer_subject(
 // ---- the handshake answers --------------------------------------------------
 
 void Connection::accept_upgrade(const HttpRequest& request, std::string_view subprotocol,
-                                std::shared_ptr<LinkEvents> events) {
+                                std::shared_ptr<LinkEvents> events, bool frame_writes) {
   if (state_ != State::handshake) return;
   events_ = std::move(events);
+  frame_writes_ = frame_writes;
   state_ = State::open;
   if (timer_) timer_->cancel();
   timer_.reset();
@@ -358,10 +382,24 @@ size_t Connection::tls_output_capacity() const { return tls_ ? tls_->output_capa
 
 bool Connection::idle_writer() const { return state_ != State::closed && !writing_ && !has_queued(); }
 
-void Connection::write(std::vector<OutItem>& items, Encoding encoding) {
+void Connection::write(std::vector<OutItem>& items) {
   if (state_ != State::open) {
     items.clear();
     return;
+  }
+  if (frame_writes_) {
+    // MQTT over WebSocket: packets may share a message or span several
+    // (MQTT 5 section 6), so the whole write is one binary message, the
+    // batches' shared bytes written as they are behind a header of ours.
+    size_t payload = 0;
+    for (const auto& item : items) payload += item.batch ? item.batch->bytes(item.encoding).size() : item.bytes.size();
+    if (payload == 0) {
+      items.clear();
+      return;
+    }
+    std::string header;
+    append_frame_header(header, Opcode::binary, payload);
+    items.insert(items.begin(), OutItem{nullptr, std::move(header)});
   }
   size_t already = 0;
   if (idle_writer()) {
@@ -369,7 +407,7 @@ void Connection::write(std::vector<OutItem>& items, Encoding encoding) {
     direct.clear();
     size_t total = 0;
     for (const auto& item : items) {
-      const std::string& bytes = item.batch ? item.batch->bytes(encoding) : item.bytes;
+      const std::string& bytes = item.batch ? item.batch->bytes(item.encoding) : item.bytes;
       direct.emplace_back(bytes.data(), bytes.size());
       total += bytes.size();
     }
@@ -381,7 +419,7 @@ void Connection::write(std::vector<OutItem>& items, Encoding encoding) {
   }
   for (auto& item : items) {
     if (item.batch) {
-      const std::string& bytes = item.batch->bytes(encoding);
+      const std::string& bytes = item.batch->bytes(item.encoding);
       queue_shared(std::move(item.batch), bytes);
     } else {
       queue(std::move(item.bytes));
@@ -664,7 +702,7 @@ void Connection::finish_after_write() {
 }
 
 void Connection::ping() {
-  if (state_ != State::open) return;
+  if (state_ != State::open || raw_) return;
   push(stream_ ? std::string(": keep-alive\n\n") : control_frame(Opcode::ping, {}));
   write_queued();
 }
@@ -690,6 +728,12 @@ void Connection::close_with(uint16_t code, std::string_view reason, bool drop_qu
     if (writes_) writes_->queued.clear();
     queued_bytes_ = 0;
     pong_at_ = SIZE_MAX;
+  }
+  if (raw_) {
+    // MQTT over TCP has no closing handshake: the session wrote its
+    // DISCONNECT (MQTT 5) if it had one to write.
+    finish_after_write();
+    return;
   }
   if (stream_) {
     // No closing handshake: the response ends with the connection, after an

@@ -57,7 +57,16 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
 
   // Handshake answers. To a HEAD request, respond() sends the headers a GET
   // would get (its Content-Length too) and no body (RFC 9110 section 9.3.2).
-  void accept_upgrade(const HttpRequest& request, std::string_view subprotocol, std::shared_ptr<LinkEvents> events);
+  // With `frame_writes` (MQTT over WebSocket), the session's writes are raw
+  // packets and each write goes out as one binary message.
+  void accept_upgrade(const HttpRequest& request, std::string_view subprotocol, std::shared_ptr<LinkEvents> events,
+                      bool frame_writes = false);
+  // No HTTP and no WebSocket (MQTT over TCP): instead of start(), the
+  // connection is open at once; what the client sends reaches `events` as
+  // it arrives (binary, in whatever pieces TCP gives), the session's writes
+  // are the bytes on the wire, and a close is the end of TCP.
+  void start_raw(std::shared_ptr<LinkEvents> events);
+  bool is_raw() const { return raw_; }
   void respond(int status, std::string_view content_type, std::string_view body, std::string_view extra_headers = {});
   // Answers with `head` (a complete response head without Content-Length)
   // and streams what the session writes as the body until either side
@@ -69,7 +78,7 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   bool is_stream() const { return stream_; }
 
   // Link: the session's side.
-  void write(std::vector<OutItem>& items, Encoding encoding) override;
+  void write(std::vector<OutItem>& items) override;
   size_t buffered() const override;
   void close(CloseReason reason, std::string_view why, bool drop_pending = false) override;
   void pause_reading() override;
@@ -214,6 +223,8 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   bool in_session_write_ = false;  // write() runs: the session learns of drained bytes from it
   bool head_request_ = false;  // the request is a HEAD: its answer has no body
   bool stream_ = false;        // an HTTP response streamed for ever (SSE), not a WebSocket
+  bool raw_ = false;           // bytes both ways, no HTTP, no WebSocket (MQTT over TCP)
+  bool frame_writes_ = false;  // each session write is one binary message (MQTT over WebSocket)
   PeerSlot peer_slot_;
 };
 

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "core/auth/jwt.hpp"
+#include "core/mqtt/session.hpp"
 #include "core/util/descriptors.hpp"
 #include "core/util/error.hpp"
 #include "core/util/metrics_text.hpp"
@@ -55,6 +56,7 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   std::shared_ptr<const ws::TlsContext> tls;
   std::shared_ptr<const TokenChecker> check_token;
   std::unique_ptr<ws::Listener> metrics_listener;
+  std::unique_ptr<ws::Listener> mqtt_listener;
   std::shared_ptr<const Connection::RequestHandler> metrics_handler;
   std::atomic<size_t> group_sessions{0};
   std::atomic<bool> finishing{false};
@@ -68,15 +70,15 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   // link closes.
   struct Entry {
     std::weak_ptr<Connection> connection;
-    std::weak_ptr<Session> session;
+    std::weak_ptr<ClientSession> session;
   };
   mutable std::mutex registry_mutex;
-  std::unordered_map<const Session*, Entry> registry;
+  std::unordered_map<const ClientSession*, Entry> registry;
 
   // Sessions with something to do on the I/O thread, run by one handler:
   // the hub thread posts once per batch, not once per client.
   std::mutex wake_mutex;
-  std::vector<std::shared_ptr<Session>> woken;
+  std::vector<std::shared_ptr<ClientSession>> woken;
   bool wake_posted = false;
 
   // Kafka's state as the bridge last saw it, told to sessions that open.
@@ -107,14 +109,14 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   }
 
   // SessionHost
-  void wake(std::shared_ptr<Session> s) override {
+  void wake(std::shared_ptr<ClientSession> s) override {
     std::lock_guard<std::mutex> lock(wake_mutex);
     woken.push_back(std::move(s));
     if (wake_posted) return;
     wake_posted = true;
     asio::post(io, [self = shared_from_this()] { self->run_woken(); });
   }
-  void wake_after(std::shared_ptr<Session> s, std::chrono::milliseconds delay) override {
+  void wake_after(std::shared_ptr<ClientSession> s, std::chrono::milliseconds delay) override {
     auto timer = std::make_shared<asio::steady_timer>(io, delay);
     timer->async_wait([timer, s = std::move(s)](const std::error_code& ec) {
       if (!ec) s->on_wake();
@@ -124,14 +126,14 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
     std::lock_guard<std::mutex> lock(retiring_mutex);
     retiring.push_back(std::move(reader));
   }
-  void closed(Session& s) override {
+  void closed(ClientSession& s) override {
     ++counters.connections_closed;
     std::lock_guard<std::mutex> lock(registry_mutex);
     registry.erase(&s);
   }
 
   void run_woken() {
-    std::vector<std::shared_ptr<Session>> now;
+    std::vector<std::shared_ptr<ClientSession>> now;
     {
       std::lock_guard<std::mutex> lock(wake_mutex);
       now.swap(woken);
@@ -152,6 +154,12 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   void setup();
   bool on_socket(asio::ip::tcp::socket& socket);
   bool on_metrics_socket(asio::ip::tcp::socket& socket);
+  // MQTT over TCP: no HTTP, the session starts with the connection.
+  bool on_mqtt_socket(asio::ip::tcp::socket& socket);
+  // MQTT over WebSocket (/mqtt).
+  void upgrade_mqtt(const ConnectionPtr& con, const ws::HttpRequest& request);
+  // Registers and opens an MQTT session on `con`.
+  std::shared_ptr<mqtt::MqttSession> open_mqtt(const ConnectionPtr& con, std::shared_ptr<const Principal> principal);
   // Counts the socket against its address's cap; false when it was refused
   // (answered 429 and closed).
   bool admit_peer(asio::ip::tcp::socket& socket, ws::PeerSlot& slot);
@@ -252,6 +260,90 @@ bool Server::Impl::on_metrics_socket(asio::ip::tcp::socket& socket) {
   return true;
 }
 
+bool Server::Impl::on_mqtt_socket(asio::ip::tcp::socket& socket) {
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    if (registry.size() >= max_connections || finishing) return false;
+  }
+  std::unique_ptr<ws::TlsStream> stream;
+  if (tls) {
+    try {
+      stream = std::make_unique<ws::TlsStream>(*tls);
+    } catch (const Error& e) {
+      services.log->warning(e.what());
+      return false;
+    }
+  }
+  ws::PeerSlot slot;
+  if (!admit_peer(socket, slot)) return true;
+  auto con = std::make_shared<Connection>(std::move(socket), limits, nullptr, std::move(stream));
+  con->hold(std::move(slot));
+  // A client certificate (mTLS) is only known after the handshake, which
+  // the first reads run: a CONNECT's token is what names an MQTT client here.
+  auto session = open_mqtt(con, nullptr);
+  con->start_raw(session);
+  return true;
+}
+
+std::shared_ptr<mqtt::MqttSession> Server::Impl::open_mqtt(const ConnectionPtr& con,
+                                                           std::shared_ptr<const Principal> principal) {
+  auto session = std::make_shared<mqtt::MqttSession>(session_services, *services.mqtt, std::move(principal));
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    registry.emplace(session.get(), Entry{con, session});
+  }
+  ++counters.connections_opened;
+  session->open(*con);
+  return session;
+}
+
+void Server::Impl::upgrade_mqtt(const ConnectionPtr& con, const ws::HttpRequest& request) {
+  auto refuse = [&](int status, const std::string& why, std::string_view extra = {}) {
+    ++counters.handshakes_refused;
+    con->respond(status, "text/plain; charset=utf-8", why + "\n", extra);
+  };
+  bool version_mismatch = false;
+  if (auto problem = ws::upgrade_problem(request, version_mismatch)) {
+    if (version_mismatch) return refuse(426, *problem, "Sec-WebSocket-Version: 13\r\n");
+    return refuse(400, *problem);
+  }
+  if (auto why = origins.refusal(request)) {
+    ++counters.origin_refusals;
+    return refuse(403, *why);
+  }
+  if (finishing) return refuse(503, "shutting down");
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    if (registry.size() >= max_connections) {
+      return refuse(503, "too many connections (" + std::to_string(max_connections) + ")");
+    }
+  }
+  // MQTT clients send `mqtt` (MQTT 3.1.1 and 5) or the older `mqttv3.1`.
+  std::string subprotocol;
+  for (const auto& offered : request.header_tokens("sec-websocket-protocol")) {
+    if (offered == "mqtt" || offered == "mqttv3.1") {
+      subprotocol = offered;
+      break;
+    }
+  }
+  if (subprotocol.empty() && !request.header("sec-websocket-protocol").empty()) {
+    return refuse(400, "/mqtt speaks the subprotocol mqtt; offered: " + std::string(request.header("sec-websocket-protocol")));
+  }
+  // A token in the upgrade (header or query) names the client as for
+  // /v2/broker/; without one, the CONNECT's password must carry it.
+  std::shared_ptr<const Principal> principal;
+  const size_t q = request.target.find('?');
+  std::string_view query = q == std::string::npos ? std::string_view() : std::string_view(request.target).substr(q + 1);
+  Authentication who = authenticate(*con, request, query);
+  if (who.principal) {
+    principal = std::move(who.principal);
+  } else if (who.token_given) {
+    return unauthorized(*con, who);
+  }
+  auto session = open_mqtt(con, std::move(principal));
+  con->accept_upgrade(request, subprotocol, session, /*frame_writes=*/true);
+}
+
 void Server::Impl::on_metrics_request(const ConnectionPtr& con, const ws::HttpRequest& request) {
   const std::string path = request.target.substr(0, request.target.find('?'));
   if (request.is_upgrade() || (path != "/metrics" && path != "/healthz" && path != "/readyz")) {
@@ -344,6 +436,10 @@ bool Server::Impl::admit_peer(asio::ip::tcp::socket& socket, ws::PeerSlot& slot)
 }
 
 void Server::Impl::on_request(const ConnectionPtr& con, const ws::HttpRequest& request) {
+  if (request.is_upgrade() && services.mqtt && request.target.substr(0, request.target.find('?')) == "/mqtt") {
+    upgrade_mqtt(con, request);
+    return;
+  }
   if (request.is_upgrade()) {
     upgrade(con, request);
     return;
@@ -512,8 +608,11 @@ void Server::Impl::chores() {
       con->release_idle_memory();
       if (auto s = e.session.lock()) s->release_idle_memory();
     }
+    auto session = e.session.lock();
+    if (session && session->on_tick(now)) continue;
     const auto stalled = con->stalled_since();
-    if (!con->is_stream() && now - con->last_heard() > options.idle_timeout) {
+    const bool own_time = con->is_stream() || (session && session->keeps_own_time());
+    if (!own_time && now - con->last_heard() > options.idle_timeout) {
       ++counters.idle_closes;
       con->close(CloseReason::normal, "idle timeout");
     } else if (stalled != Clock::time_point{} && now - stalled > options.write_timeout) {
@@ -605,6 +704,7 @@ Server::~Server() {
   }
   impl_->listener.close();
   if (impl_->metrics_listener) impl_->metrics_listener->close();
+  if (impl_->mqtt_listener) impl_->mqtt_listener->close();
   impl_->tick_timer.cancel();
   {
     std::lock_guard<std::mutex> lock(impl_->wake_mutex);
@@ -629,11 +729,22 @@ void Server::listen() {
       return self && self->on_metrics_socket(socket);
     });
   }
+  if (impl_->options.mqtt_listener && impl_->services.mqtt) {
+    impl_->mqtt_listener = std::make_unique<ws::Listener>(impl_->io, *impl_->services.log);
+    impl_->mqtt_listener->set_plain_refusals(false);  // an MQTT client cannot read an HTTP 503
+    impl_->mqtt_listener->listen(impl_->options.mqtt_host, impl_->options.mqtt_port);
+    impl_->mqtt_listener->start([weak](asio::ip::tcp::socket& socket) {
+      auto self = weak.lock();
+      return self && self->on_mqtt_socket(socket);
+    });
+  }
   impl_->listener.start([weak](asio::ip::tcp::socket& socket) {
     auto self = weak.lock();
     return self && self->on_socket(socket);
   });
 }
+
+std::string Server::mqtt_address() const { return impl_->mqtt_listener ? impl_->mqtt_listener->address() : std::string(); }
 
 std::string Server::address() const { return impl_->listener.address(); }
 std::string Server::metrics_address() const {
@@ -675,6 +786,7 @@ void Server::stop_accepting() {
     if (auto self = weak.lock()) {
       self->finishing = true;
       self->listener.close();
+      if (self->mqtt_listener) self->mqtt_listener->close();
     }
   });
 }
@@ -698,11 +810,12 @@ void Server::finish(std::chrono::milliseconds grace) {
     self->finishing = true;
     self->listener.close();
     if (self->metrics_listener) self->metrics_listener->close();
+    if (self->mqtt_listener) self->mqtt_listener->close();
     self->tick_timer.cancel();
     for (const auto& e : self->snapshot()) {
       auto con = e.connection.lock();
       if (!con) continue;
-      if (auto s = e.session.lock()) s->flush(/*behind_pending=*/true);
+      if (auto s = e.session.lock()) s->on_shutdown();
       con->close(CloseReason::going_away, "server shutting down");
     }
     auto deadline = Clock::now() + grace;

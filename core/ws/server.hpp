@@ -16,6 +16,10 @@
 
 #include "core/message_io.hpp"
 #include "core/session/session.hpp"
+
+namespace kws::mqtt {
+class MqttShared;
+}
 #include "core/util/log.hpp"
 
 namespace kws {
@@ -63,6 +67,11 @@ struct ServerOptions {
   bool metrics_listener = false;
   std::string metrics_host = "127.0.0.1";
   uint16_t metrics_port = 0;
+  // Set: a listener for MQTT over TCP (TLS when `tls` is set), next to
+  // MQTT over WebSocket at /mqtt on the main one (docs/PROTOCOL.md, "MQTT").
+  bool mqtt_listener = false;
+  std::string mqtt_host = "127.0.0.1";
+  uint16_t mqtt_port = 1883;
   SessionOptions session;
 };
 
@@ -74,6 +83,8 @@ struct ServerServices {
   std::function<bool()> kafka_ready;
   std::function<std::string()> extra_metrics;  // appended to /metrics (hub, Kafka)
   std::string_view demo_page;
+  // MQTT's shared state (client ids, retained messages); null: no MQTT.
+  mqtt::MqttShared* mqtt = nullptr;
   LogSink* log = nullptr;
 };
 
@@ -103,6 +114,7 @@ class Server {
   void listen();
   std::string address() const;  // "HOST:PORT"
   std::string metrics_address() const;  // "" without ServerOptions::metrics_listen
+  std::string mqtt_address() const;     // "" without ServerOptions::mqtt_listener
   bool tls() const;  // wss:// and https:// rather than ws:// and http://
   // The connection cap in force: --max-connections, or less when the
   // open-file limit allows fewer (said on the log at start).
@@ -116,7 +128,7 @@ class Server {
   // Then: every session handles what its client already sent and stops
   // reading. Ready when the I/O thread has done so.
   std::future<void> stop_reading();
-  // Close every session with 1001 after writing what it has queued, then
+  // Close every session with 1001 (MQTT 5: DISCONNECT 0x8B) after writing what it has queued, then
   // let run() return once they are closed (or after `grace`).
   void finish(std::chrono::milliseconds grace);
 

@@ -222,7 +222,9 @@ class ReadmeTour(kwstest.KwsTestCase):
         # the lines that need them), and hosts that do not exist here.
         def left_out(line):
             # ws:// lines and the SSE reader go through the `kws serve` that is left out.
+            # MQTT lines need that `kws serve` (its --mqtt-listen) too.
             return (line.startswith(("kws serve", "kws broker")) or "ws://" in line or "127.0.0.1:8080" in line or
+                    "mosquitto_" in line or "mqtt" in line or
                     "kafka1" in line or "example.com" in line or "wss://..." in line or
                     (line.startswith("kws tail") and " -e" not in line and " -c" not in line))
         ran = []

@@ -33,11 +33,11 @@ struct FakeLink : Link {
   int pauses = 0;
   std::optional<CloseReason> closed;
   std::string close_why;
-  void write(std::vector<OutItem>& items, Encoding encoding) override {
+  void write(std::vector<OutItem>& items) override {
     for (auto& i : items) {
       if (i.batch) {
         for (const auto& f : i.batch->frames()) offsets.push_back(f->offset);
-        if (hold) held += i.batch->bytes(encoding).size();
+        if (hold) held += i.batch->bytes(i.encoding).size();
       } else {
         replies.push_back(nlohmann::json::parse(i.bytes));
         if (hold) held += i.bytes.size();
@@ -66,22 +66,22 @@ struct FakeLink : Link {
 // Wakes may come from other threads (a group session's reader).
 struct FakeHost : SessionHost {
   std::mutex mutex;
-  std::vector<std::shared_ptr<Session>> woken;
+  std::vector<std::shared_ptr<ClientSession>> woken;
   int delayed = 0;
   std::vector<std::unique_ptr<GroupReader>> retired;
-  void wake(std::shared_ptr<Session> s) override {
+  void wake(std::shared_ptr<ClientSession> s) override {
     std::lock_guard<std::mutex> lock(mutex);
     woken.push_back(std::move(s));
   }
-  void wake_after(std::shared_ptr<Session> s, std::chrono::milliseconds) override {
+  void wake_after(std::shared_ptr<ClientSession> s, std::chrono::milliseconds) override {
     std::lock_guard<std::mutex> lock(mutex);
     ++delayed;
     woken.push_back(std::move(s));
   }
   void retire(std::unique_ptr<GroupReader> reader) override { retired.push_back(std::move(reader)); }
-  void closed(Session&) override {}
+  void closed(ClientSession&) override {}
   void run() {
-    std::vector<std::shared_ptr<Session>> now;
+    std::vector<std::shared_ptr<ClientSession>> now;
     {
       std::lock_guard<std::mutex> lock(mutex);
       now.swap(woken);

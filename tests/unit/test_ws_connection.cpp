@@ -90,7 +90,7 @@ TEST_CASE("connection: a paused connection whose client reset survives a write t
   // connection shuts, and it must still be there when write() returns.
   std::vector<OutItem> items;
   items.push_back(OutItem{nullptr, std::string(1000, 'x')});
-  events->link->write(items, Encoding::kafka_text);
+  events->link->write(items);
   p.spin(4);
   CHECK(events->closed);
 }

@@ -294,7 +294,7 @@ TEST_CASE("tls: a connection whose client reads nothing keeps its backlog as sha
     items.push_back(OutItem{batch, {}});
   }
   const std::weak_ptr<const FrameBatch> last_batch = items.back().batch;
-  p.events->link->write(items, Encoding::kafka_text);
+  p.events->link->write(items);
   for (int i = 0; i < 20; ++i) p.spin();
 
   // The kernel holds a little, the connection the rest: as plaintext it

@@ -1,0 +1,49 @@
+#pragma once
+// MQTT's retained messages (the newest per topic name, delivered to every
+// new subscription that matches), kept in Kafka: a compacted topic keyed by
+// the MQTT topic name (docs/PROTOCOL.md, "MQTT"). Every bridge reads that
+// topic from its start through the hub and keeps the newest value of each
+// key in memory, so a retained message published through one bridge is
+// delivered by all of them, and survives their restarts.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "core/hub/hub.hpp"
+#include "core/mqtt_wire.hpp"
+
+namespace kws::mqtt {
+
+struct RetainedMessage {
+  std::string payload;
+  UserProperties properties;
+  int64_t offset = -1;  // in the retained topic; -1: published here, not read back yet
+};
+
+class RetainedStore : public Subscriber {
+ public:
+  // Subscriber: the retained topic's records, from the hub's thread.
+  void deliver(const FrameBatchPtr& batch) override;
+  void notify(const HubNotice& notice) override;
+
+  // A retained publish through this bridge, at once (it reaches Kafka, and
+  // comes back through the reader, after its PUBACK may have gone out; a
+  // subscription made meanwhile must see it). An empty payload removes.
+  void put(const std::string& topic, std::string_view payload, const UserProperties& properties);
+  // Calls `on` for each retained message whose topic `filter` matches.
+  void match(std::string_view filter,
+             const std::function<void(const std::string& topic, const RetainedMessage& message)>& on) const;
+  size_t size() const;
+  // Whether the reader has said `subscribed` (it then reads from the start).
+  bool reading() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, RetainedMessage> by_topic_;
+  bool reading_ = false;
+};
+
+}  // namespace kws::mqtt
