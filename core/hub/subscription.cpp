@@ -18,8 +18,11 @@ namespace {
 constexpr size_t kMaxFilterKeys = 10000;
 constexpr size_t kMaxFilterEntries = 16;
 // Topic filters are found through the hub's TopicTree, but rings and
-// catch-up readers check them one by one.
+// catch-up readers check them one by one. The levels bound the tree's depth,
+// which its walk, erase and destruction recurse through: MQTT sets no limit,
+// and 65,535 bytes of "/" would be 65,536 levels deep on the hub's stack.
 constexpr size_t kMaxMqttTopics = 64;
+constexpr size_t kMaxMqttTopicLevels = 128;
 
 template <typename T>
 bool parse_integer(std::string_view text, T& out) {
@@ -199,6 +202,10 @@ bool MessageFilter::take_mqtt_topics(std::vector<std::string> filters, std::stri
     if (auto why = topic_filter_problem(t)) {
       // Quoted as JSON: the filter may hold anything, even bytes that are not UTF-8.
       problem = "filter: \"mqtt_topic\" " + nlohmann::json(t).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + ": " + *why;
+      return false;
+    }
+    if (static_cast<size_t>(std::count(t.begin(), t.end(), '/')) >= kMaxMqttTopicLevels) {
+      problem = "filter: \"mqtt_topic\": a topic filter has more than " + std::to_string(kMaxMqttTopicLevels) + " levels";
       return false;
     }
   }

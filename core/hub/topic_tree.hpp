@@ -41,7 +41,9 @@ bool topic_matches(std::string_view filter, std::string_view name);
 // Values stored under topic filters, found by topic name. Not thread-safe;
 // the hub keeps one per Kafka topic on its own thread. The same (filter,
 // value) may be inserted twice; then it is found twice and erased once per
-// erase. Filters are assumed valid (topic_filter_problem).
+// erase. Filters are assumed valid (topic_filter_problem). Matching, erasing
+// and destruction recurse once per level of the stored filters, so callers
+// bound their levels (MessageFilter: 128).
 template <class T>
 class TopicTree {
  public:

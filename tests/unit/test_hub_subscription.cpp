@@ -166,4 +166,11 @@ TEST_CASE("subscription: a bad mqtt_topic entry is refused with the reason, nami
   many["mqtt_topic"].push_back("t/0");  // duplicates count once
   CHECK(filter(many.dump())->mqtt_topics().size() == 64);
   CHECK(refusal(R"({"mqtt":["a"]})").find("mqtt_topic") != std::string::npos);  // listed as accepted
+  // At most 128 levels: the hub's tree is as deep as its deepest filter.
+  std::string deep = "a";
+  for (int i = 1; i < 128; ++i) deep += "/+";
+  CHECK(filter(nlohmann::json{{"mqtt_topic", {deep}}}.dump())->matches(frame("a" + std::string(127, '/'), "x")));
+  CHECK(refusal(nlohmann::json{{"mqtt_topic", {deep + "/#"}}}.dump()).find("more than 128 levels") != std::string::npos);
+  CHECK(refusal(nlohmann::json{{"mqtt_topic", {std::string(65535, '/')}}}.dump()).find("more than 128 levels") !=
+        std::string::npos);
 }
