@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/hub/topic_tree.hpp"
+
 namespace kws {
 
 namespace {
@@ -46,6 +48,10 @@ struct Hub::FilterGroup {
   FilterPtr filter;
   size_t members = 0;
   std::vector<FramePtr> matched;  // of the poll being delivered
+  // The serial (Topic::frame_serial) of the last frame the topic tree
+  // matched it with: a group with two topic filters that match the same
+  // key ("a/+" and "a/#") gets the frame once.
+  uint64_t last_tree_frame = 0;
 };
 
 struct Hub::Topic {
@@ -69,9 +75,14 @@ struct Hub::Topic {
   // Filtered subscribers, by filter. Groups whose filter names exact keys
   // are found through the key of each frame (`by_key`), so many sessions
   // with key filters cost a lookup per message, not a scan of the
-  // sessions; the others (`unkeyed`) are each checked.
+  // sessions; groups whose filter is MQTT topic filters only are found by
+  // walking `by_topic` with the key (one entry per topic filter), so
+  // wildcards cost a walk per message too; the others (`unkeyed`) are each
+  // checked.
   std::map<std::string, std::unique_ptr<FilterGroup>> groups;
   std::unordered_map<std::string, std::vector<FilterGroup*>> by_key;
+  TopicTree<FilterGroup*> by_topic;
+  uint64_t frame_serial = 0;  // per frame walked through `by_topic`
   std::vector<FilterGroup*> unkeyed;
 };
 
@@ -633,6 +644,8 @@ Hub::FilterGroup* Hub::join_group(Topic& t, const FilterPtr& filter) {
     slot->filter = filter;
     if (filter->has_exact_keys()) {
       for (const auto& key : filter->exact_keys()) t.by_key[key].push_back(slot.get());
+    } else if (filter->only_mqtt_topics()) {
+      for (const auto& topic_filter : filter->mqtt_topics()) t.by_topic.insert(topic_filter, slot.get());
     } else {
       t.unkeyed.push_back(slot.get());
     }
@@ -651,6 +664,8 @@ void Hub::leave_group(Topic& t, FilterGroup* group) {
       drop(it->second);
       if (it->second.empty()) t.by_key.erase(it);
     }
+  } else if (group->filter->only_mqtt_topics()) {
+    for (const auto& topic_filter : group->filter->mqtt_topics()) t.by_topic.erase(topic_filter, group);
   } else {
     drop(t.unkeyed);
   }
@@ -702,6 +717,16 @@ void Hub::deliver_read(Topic& t) {
           for (FilterGroup* g : it->second) {
             if (g->filter->matches(*f, value)) g->matched.push_back(f);
           }
+        }
+        // The tree matching the key is the whole of such a group's filter
+        // (MessageFilter::matches), so it needs no second check.
+        if (!t.by_topic.empty() && is_mqtt_topic_name(*f->key)) {
+          const uint64_t serial = ++t.frame_serial;
+          t.by_topic.match(*f->key, [&f, serial](FilterGroup* g) {
+            if (g->last_tree_frame == serial) return;
+            g->last_tree_frame = serial;
+            g->matched.push_back(f);
+          });
         }
       }
       for (FilterGroup* g : t.unkeyed) {

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/hub/topic_tree.hpp"
 #include "core/json_parse.hpp"
 
 namespace kws {
@@ -16,6 +17,12 @@ namespace {
 // search, but headers and fields are checked one by one.
 constexpr size_t kMaxFilterKeys = 10000;
 constexpr size_t kMaxFilterEntries = 16;
+// Topic filters are found through the hub's TopicTree, but rings and
+// catch-up readers check them one by one. The levels bound the tree's depth,
+// which its walk, erase and destruction recurse through: MQTT sets no limit,
+// and 65,535 bytes of "/" would be 65,536 levels deep on the hub's stack.
+constexpr size_t kMaxMqttTopics = 64;
+constexpr size_t kMaxMqttTopicLevels = 128;
 
 template <typename T>
 bool parse_integer(std::string_view text, T& out) {
@@ -90,7 +97,7 @@ std::shared_ptr<const MessageFilter> MessageFilter::parse(const nlohmann::json& 
     return nullptr;
   }
   if (json.empty()) {
-    problem = "filter: empty (accepted entries: key, key_prefix, header, field)";
+    problem = "filter: empty (accepted entries: key, key_prefix, header, field, mqtt_topic)";
     return nullptr;
   }
   std::shared_ptr<MessageFilter> f(new MessageFilter());
@@ -153,13 +160,67 @@ std::shared_ptr<const MessageFilter> MessageFilter::parse(const nlohmann::json& 
         f->fields_.push_back(std::move(field));
       }
       canonical[name] = value;
+    } else if (name == "mqtt_topic") {
+      if (!value.is_array() || value.empty()) {
+        problem = "filter: \"mqtt_topic\" must be a non-empty array of MQTT topic filters such as \"sensors/+/temp\"";
+        return nullptr;
+      }
+      std::vector<std::string> filters;
+      for (const auto& t : value) {
+        if (!t.is_string()) {
+          problem = "filter: \"mqtt_topic\" must be an array of strings";
+          return nullptr;
+        }
+        filters.push_back(t.get<std::string>());
+      }
+      if (!f->take_mqtt_topics(std::move(filters), problem)) return nullptr;
+      canonical["mqtt_topic"] = f->mqtt_topics_;
     } else {
-      problem = "filter: unknown entry \"" + name + "\" (accepted: key, key_prefix, header, field)";
+      problem = "filter: unknown entry \"" + name + "\" (accepted: key, key_prefix, header, field, mqtt_topic)";
       return nullptr;
     }
   }
   f->canonical_ = canonical.dump();
   return f;
+}
+
+std::shared_ptr<const MessageFilter> MessageFilter::mqtt_topics(std::vector<std::string> filters, std::string& problem) {
+  if (filters.empty()) {
+    problem = "filter: \"mqtt_topic\" must be a non-empty array of MQTT topic filters such as \"sensors/+/temp\"";
+    return nullptr;
+  }
+  std::shared_ptr<MessageFilter> f(new MessageFilter());
+  if (!f->take_mqtt_topics(std::move(filters), problem)) return nullptr;
+  nlohmann::json canonical = nlohmann::json::object();
+  canonical["mqtt_topic"] = f->mqtt_topics_;
+  f->canonical_ = canonical.dump();
+  return f;
+}
+
+bool MessageFilter::take_mqtt_topics(std::vector<std::string> filters, std::string& problem) {
+  for (const auto& t : filters) {
+    if (auto why = topic_filter_problem(t)) {
+      // Quoted as JSON: the filter may hold anything, even bytes that are not UTF-8.
+      problem = "filter: \"mqtt_topic\" " + nlohmann::json(t).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + ": " + *why;
+      return false;
+    }
+    if (static_cast<size_t>(std::count(t.begin(), t.end(), '/')) >= kMaxMqttTopicLevels) {
+      problem = "filter: \"mqtt_topic\": a topic filter has more than " + std::to_string(kMaxMqttTopicLevels) + " levels";
+      return false;
+    }
+  }
+  std::sort(filters.begin(), filters.end());
+  filters.erase(std::unique(filters.begin(), filters.end()), filters.end());
+  if (filters.size() > kMaxMqttTopics) {
+    problem = "filter: \"mqtt_topic\" lists more than " + std::to_string(kMaxMqttTopics) + " topic filters";
+    return false;
+  }
+  mqtt_topics_ = std::move(filters);
+  return true;
+}
+
+bool MessageFilter::only_mqtt_topics() const {
+  return !mqtt_topics_.empty() && !has_keys_ && !key_prefix_ && headers_.empty() && fields_.empty();
 }
 
 bool MessageFilter::matches(const Frame& frame, ValueCache& value) const {
@@ -168,6 +229,15 @@ bool MessageFilter::matches(const Frame& frame, ValueCache& value) const {
   }
   if (key_prefix_) {
     if (!frame.key || frame.key->compare(0, key_prefix_->size(), *key_prefix_) != 0) return false;
+  }
+  if (!mqtt_topics_.empty()) {
+    // A key that is not a topic name (none, empty, '+', not UTF-8) could not
+    // be published to an MQTT client, so no topic filter matches it.
+    if (!frame.key || !is_mqtt_topic_name(*frame.key)) return false;
+    const std::string& name = *frame.key;
+    if (!std::any_of(mqtt_topics_.begin(), mqtt_topics_.end(), [&name](const std::string& t) { return topic_matches(t, name); })) {
+      return false;
+    }
   }
   for (const auto& wanted : headers_) {
     const bool found = std::any_of(frame.headers.begin(), frame.headers.end(), [&wanted](const Header& h) {

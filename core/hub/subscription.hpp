@@ -39,12 +39,19 @@ std::string format_resume(const ResumeByTopic& positions);
 //   {"header":{"source":"feed-1"}}     a header of that name has that value
 //   {"field":{"/symbol":"BTC-USD"}}    the value is JSON and the pointer's
 //                                      value equals this JSON value
+//   {"mqtt_topic":["sensors/+/temp"]}  the key, read as an MQTT topic name,
+//                                      matches one of these topic filters
+//                                      (core/hub/topic_tree.hpp)
 class MessageFilter {
  public:
   // Returns the filter, or the reason `json` is not one (for a 400 or a
   // bad_filter error).
   static std::shared_ptr<const MessageFilter> parse(const nlohmann::json& json, std::string& problem);
   static std::shared_ptr<const MessageFilter> parse_text(std::string_view text, std::string& problem);
+  // A filter of one `mqtt_topic` entry, for a caller that has the topic
+  // filters already (an MQTT session's SUBSCRIBE): the same rules and the
+  // same canonical text as parsing {"mqtt_topic":filters}.
+  static std::shared_ptr<const MessageFilter> mqtt_topics(std::vector<std::string> filters, std::string& problem);
 
   // `parsed_value`: the frame's value parsed as JSON, filled in on first
   // need and shared by every filter that asks about the same frame (a batch
@@ -64,6 +71,12 @@ class MessageFilter {
   // when the filter has no `key` entry.
   const std::vector<std::string>& exact_keys() const { return keys_; }
   bool has_exact_keys() const { return has_keys_; }
+  // The topic filters of an `mqtt_topic` entry (sorted, unique); empty when
+  // there is none. When it is the filter's only entry, a message matches
+  // exactly when its key matches one of them, so the hub finds such filters
+  // through a TopicTree instead of checking each.
+  const std::vector<std::string>& mqtt_topics() const { return mqtt_topics_; }
+  bool only_mqtt_topics() const;
   // One text per meaning (sorted members, normalized JSON): filters with the
   // same canonical text share their filtered batches, and its bytes.
   const std::string& canonical() const { return canonical_; }
@@ -75,11 +88,13 @@ class MessageFilter {
  private:
   MessageFilter();
   struct Field;
+  bool take_mqtt_topics(std::vector<std::string> filters, std::string& problem);
   bool has_keys_ = false;
   std::vector<std::string> keys_;
   std::optional<std::string> key_prefix_;
   std::vector<std::pair<std::string, std::string>> headers_;
   std::vector<std::unique_ptr<Field>> fields_;
+  std::vector<std::string> mqtt_topics_;  // empty: no `mqtt_topic` entry
   std::string canonical_;
 };
 using FilterPtr = std::shared_ptr<const MessageFilter>;

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/hub/encodings.hpp"
+#include "core/hub/topic_tree.hpp"
 #include "core/session/admission.hpp"
 #include "core/session/client_frames.hpp"
 #include "core/session/connect_request.hpp"
@@ -99,6 +101,17 @@ void check_filter(const MessageFilter& filter) {
   f.key = filter.exact_keys().empty() ? std::string("k") : filter.exact_keys().front();
   f.value = "{\"a\":[1,{\"b\":null}]}";
   (void)filter.matches(f);
+  // Topic filters are valid, sorted and unique; with no other entry, a key
+  // made from the first one (wildcards as literal levels) matches it.
+  const auto& topics = filter.mqtt_topics();
+  CHECK(std::adjacent_find(topics.begin(), topics.end(), std::greater_equal<>()) == topics.end());
+  for (const auto& t : topics) CHECK(!topic_filter_problem(t));
+  if (filter.only_mqtt_topics() && topics.front()[0] != '+' && topics.front()[0] != '#') {
+    std::string name = topics.front();
+    for (char& c : name) c = c == '+' || c == '#' ? 'x' : c;
+    f.key = name;
+    CHECK(filter.matches(f));
+  }
 }
 
 void check_message(MessageKind kind, const std::string& payload, size_t max_frame) {

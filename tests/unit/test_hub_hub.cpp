@@ -577,6 +577,109 @@ TEST_CASE("hub: filtered subscribers get only matching frames; one filter, one s
   CHECK(prefix->offsets(0) == std::vector<int64_t>{0, 2, 5});
 }
 
+TEST_CASE("hub: mqtt_topic subscribers get exactly the frames whose key matches, through the topic tree") {
+  HubFixture f;
+  f.cluster.create("t", 1);
+  auto all = std::make_shared<Recorder>();
+  auto temp1 = std::make_shared<Recorder>();
+  auto temp2 = std::make_shared<Recorder>();
+  auto overlap = std::make_shared<Recorder>();
+  auto alarms = std::make_shared<Recorder>();
+  auto sys = std::make_shared<Recorder>();
+  auto mixed = std::make_shared<Recorder>();
+  auto sub = [&](const std::shared_ptr<Recorder>& r, FilterPtr filter) {
+    SubscriptionSpec spec;
+    spec.start = parse_offset_spec("end");
+    spec.filter = std::move(filter);
+    f.hub->subscribe(r, "t", spec, "");
+    f.spin();
+  };
+  sub(all, nullptr);
+  sub(temp1, filter_of(R"({"mqtt_topic":["sensors/+/temp"]})"));
+  std::string problem;
+  sub(temp2, MessageFilter::mqtt_topics({"sensors/+/temp", "sensors/+/temp"}, problem));  // the same filter, built
+  sub(overlap, filter_of(R"({"mqtt_topic":["sensors/#","sensors/+/temp","+/kitchen/+"]})"));
+  sub(alarms, filter_of(R"({"mqtt_topic":["alarms/#"]})"));
+  sub(sys, filter_of(R"({"mqtt_topic":["$SYS/#"]})"));
+  // Not only topic filters: checked one by one, as before.
+  sub(mixed, filter_of(R"({"mqtt_topic":["sensors/+/temp"],"field":{"/ok":true}})"));
+  f.cluster.append_keyed("t", 0, "sensors/kitchen/temp", R"({"ok":true})");  // 0
+  f.cluster.append_keyed("t", 0, "sensors/kitchen/humidity", "{}");          // 1
+  f.cluster.append_keyed("t", 0, "alarms", "{}");                            // 2
+  f.cluster.append_keyed("t", 0, "$SYS/uptime", "{}");                       // 3
+  f.cluster.append("t", 0, "no key");                                        // 4
+  f.cluster.append_keyed("t", 0, "sensors/+/temp", "{}");                    // 5: not a topic name
+  f.cluster.append_keyed("t", 0, "sensors/hall/temp", R"({"ok":false})");    // 6
+  f.cluster.append_keyed("t", 0, "sensors", "{}");                           // 7
+  f.spin();
+  CHECK(all->offsets(0) == range(0, 8));
+  CHECK(temp1->offsets(0) == std::vector<int64_t>{0, 6});
+  CHECK(temp2->offsets(0) == std::vector<int64_t>{0, 6});
+  // Three topic filters match frame 0: it comes once, in offset order.
+  CHECK(overlap->offsets(0) == std::vector<int64_t>{0, 1, 6, 7});
+  CHECK(alarms->offsets(0) == std::vector<int64_t>{2});
+  CHECK(sys->offsets(0) == std::vector<int64_t>{3});
+  CHECK(mixed->offsets(0) == std::vector<int64_t>{0});
+  REQUIRE(temp1->batches.size() == 1);
+  REQUIRE(temp2->batches.size() == 1);
+  CHECK(temp1->batches[0].get() == temp2->batches[0].get());  // one filter group, one batch, encoded once
+  CHECK(temp1->batches[0].get() != overlap->batches[0].get());
+
+  // Leaving drops a group from the index only when its last member goes.
+  f.hub->unsubscribe(temp1, "t", "");
+  f.spin();
+  f.cluster.append_keyed("t", 0, "sensors/attic/temp", "{}");  // 8
+  f.spin();
+  CHECK(temp1->offsets(0) == std::vector<int64_t>{0, 6});
+  CHECK(temp2->offsets(0) == std::vector<int64_t>{0, 6, 8});
+  f.hub->unsubscribe(temp2, "t", "");
+  f.hub->unsubscribe(overlap, "t", "");
+  f.spin();
+  f.cluster.append_keyed("t", 0, "sensors/cellar/temp", "{}");  // 9
+  f.cluster.append_keyed("t", 0, "alarms/fire", "{}");          // 10
+  f.spin();
+  CHECK(temp2->offsets(0) == std::vector<int64_t>{0, 6, 8});
+  CHECK(overlap->offsets(0) == std::vector<int64_t>{0, 1, 6, 7, 8});
+  CHECK(alarms->offsets(0) == std::vector<int64_t>{2, 10});
+  CHECK(mixed->offsets(0) == std::vector<int64_t>{0});
+  // Joining again after the group was dropped indexes it again.
+  sub(temp1, filter_of(R"({"mqtt_topic":["sensors/+/temp"]})"));
+  f.cluster.append_keyed("t", 0, "sensors/roof/temp", "{}");  // 11
+  f.spin();
+  CHECK(temp1->offsets(0) == std::vector<int64_t>{0, 6, 11});
+  CHECK(all->offsets(0) == range(0, 12));
+}
+
+TEST_CASE("hub: an mqtt_topic filter applies to history from the ring and from a catch-up reader") {
+  HubFixture f(600);
+  f.cluster.create("t", 1);
+  for (int i = 0; i < 30; ++i) f.cluster.append_keyed("t", 0, i % 3 == 0 ? "room/" + std::to_string(i) : "hall", "m");
+  auto reader = std::make_shared<Recorder>();
+  f.subscribe(reader, "t", "latest");
+  auto back = std::make_shared<Recorder>();
+  SubscriptionSpec spec = resume_spec("t:0:5");
+  spec.filter = filter_of(R"({"mqtt_topic":["room/+"]})");
+  f.hub->subscribe(back, "t", spec, "");
+  f.spin(5);
+  f.cluster.append_keyed("t", 0, "room/live", "live");
+  f.cluster.append_keyed("t", 0, "hall", "live");
+  f.spin(5);
+  CHECK(f.admin.readers == 1);
+  CHECK(back->offsets(0) == std::vector<int64_t>{6, 9, 12, 15, 18, 21, 24, 27, 30});
+  // The live frames are in the ring now: a resume among them needs no reader.
+  auto ring = std::make_shared<Recorder>();
+  SubscriptionSpec from_ring = resume_spec("t:0:29");
+  from_ring.filter = spec.filter;
+  f.hub->subscribe(ring, "t", from_ring, "");
+  f.spin(5);
+  CHECK(f.admin.readers == 1);
+  CHECK(ring->offsets(0) == std::vector<int64_t>{30});
+  f.cluster.append_keyed("t", 0, "room/x", "live");
+  f.spin(5);
+  CHECK(ring->offsets(0) == std::vector<int64_t>{30, 32});
+  CHECK(back->offsets(0) == std::vector<int64_t>{6, 9, 12, 15, 18, 21, 24, 27, 30, 32});
+}
+
 TEST_CASE("hub: a filter applies to history from the ring and from a catch-up reader, and composes with resume") {
   HubFixture f(600);
   f.cluster.create("t", 1);

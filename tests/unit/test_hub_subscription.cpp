@@ -94,3 +94,83 @@ TEST_CASE("subscription: a bad filter is refused with the reason") {
   CHECK(refusal(R"({"field":{"symbol":"x"}})").find("JSON pointer") != std::string::npos);
   CHECK(refusal(R"({"field":{}})").find("non-empty") != std::string::npos);
 }
+
+TEST_CASE("subscription: an mqtt_topic filter matches keys read as MQTT topic names, any of its topic filters") {
+  FilterPtr f = filter(R"({"mqtt_topic":["sensors/+/temp","alarms/#"]})");
+  CHECK(f->only_mqtt_topics());
+  CHECK_FALSE(f->has_exact_keys());
+  CHECK(f->mqtt_topics() == std::vector<std::string>{"alarms/#", "sensors/+/temp"});
+  CHECK(f->matches(frame("sensors/kitchen/temp", "21.5")));
+  CHECK(f->matches(frame("alarms", "x")));  // '#' includes the parent
+  CHECK(f->matches(frame("alarms/fire/floor2", "x")));
+  CHECK_FALSE(f->matches(frame("sensors/kitchen/humidity", "x")));
+  CHECK_FALSE(f->matches(frame("sensors/kitchen/temp/raw", "x")));
+  CHECK_FALSE(f->matches(frame(std::nullopt, "x")));  // no key, no topic name
+  // A key that is not a topic name never matches, not even "#".
+  FilterPtr everything = filter(R"({"mqtt_topic":["#"]})");
+  CHECK(everything->matches(frame("a/b", "x")));
+  CHECK_FALSE(everything->matches(frame("", "x")));
+  CHECK_FALSE(everything->matches(frame("a/+", "x")));
+  CHECK_FALSE(everything->matches(frame("\xFF", "x")));
+  CHECK_FALSE(everything->matches(frame("$SYS/x", "x")));
+  CHECK(filter(R"({"mqtt_topic":["$SYS/#"]})")->matches(frame("$SYS/x", "x")));
+  // AND with the other entries.
+  FilterPtr both = filter(R"({"mqtt_topic":["sensors/#"],"header":{"unit":"C"}})");
+  CHECK_FALSE(both->only_mqtt_topics());
+  CHECK(both->matches(frame("sensors/a", "x", {{"unit", "C"}})));
+  CHECK_FALSE(both->matches(frame("sensors/a", "x", {{"unit", "F"}})));
+  CHECK_FALSE(both->matches(frame("other/a", "x", {{"unit", "C"}})));
+  FilterPtr keyed = filter(R"({"mqtt_topic":["a/+"],"key":["a/b","c/d"]})");
+  CHECK(keyed->has_exact_keys());
+  CHECK_FALSE(keyed->only_mqtt_topics());
+  CHECK(keyed->matches(frame("a/b", "x")));
+  CHECK_FALSE(keyed->matches(frame("c/d", "x")));
+  CHECK_FALSE(filter(R"({"key":["a"]})")->only_mqtt_topics());
+  CHECK(filter(R"({"key":["a"]})")->mqtt_topics().empty());
+}
+
+TEST_CASE("subscription: an mqtt_topic filter has one canonical text, parsed or built by MessageFilter::mqtt_topics") {
+  const std::string canonical = filter(R"({"mqtt_topic":["b/#","a/+","b/#"]})")->canonical();
+  CHECK(canonical == R"({"mqtt_topic":["a/+","b/#"]})");
+  std::string problem;
+  FilterPtr built = MessageFilter::mqtt_topics({"b/#", "a/+", "a/+"}, problem);
+  REQUIRE(built);
+  CHECK(built->canonical() == canonical);
+  CHECK(built->only_mqtt_topics());
+  CHECK(built->mqtt_topics() == std::vector<std::string>{"a/+", "b/#"});
+  CHECK(built->matches(frame("a/x", "v")));
+  CHECK(filter(R"({"mqtt_topic":["a/+"],"key_prefix":"a"})")->canonical() ==
+        filter(R"({"key_prefix":"a","mqtt_topic":["a/+"]})")->canonical());
+  CHECK(filter(R"({"mqtt_topic":["a"]})")->canonical() != filter(R"({"key":["a"]})")->canonical());
+
+  CHECK_FALSE(MessageFilter::mqtt_topics({}, problem));
+  CHECK(problem.find("non-empty") != std::string::npos);
+  CHECK_FALSE(MessageFilter::mqtt_topics({"ok/+", "bad/#/x"}, problem));
+  CHECK(problem == R"(filter: "mqtt_topic" "bad/#/x": '#' must be the last level, alone)");
+  CHECK_FALSE(MessageFilter::mqtt_topics({"a\xFF"}, problem));
+  CHECK(problem.find("UTF-8") != std::string::npos);
+}
+
+TEST_CASE("subscription: a bad mqtt_topic entry is refused with the reason, naming the topic filter") {
+  CHECK(refusal(R"({"mqtt_topic":"a/#"})").find("\"mqtt_topic\" must be a non-empty array") != std::string::npos);
+  CHECK(refusal(R"({"mqtt_topic":[]})").find("\"mqtt_topic\" must be a non-empty array") != std::string::npos);
+  CHECK(refusal(R"({"mqtt_topic":[3]})").find("array of strings") != std::string::npos);
+  CHECK(refusal(R"({"mqtt_topic":["sport+"]})") == R"(filter: "mqtt_topic" "sport+": '+' must be a whole level)");
+  CHECK(refusal(R"({"mqtt_topic":["a","#/a"]})").find("\"#/a\": '#' must be the last level") != std::string::npos);
+  CHECK(refusal(R"({"mqtt_topic":[""]})").find("empty") != std::string::npos);
+  CHECK(refusal(R"({"mqtt_topic":["a\u0000b"]})").find("U+0000") != std::string::npos);
+  nlohmann::json many = nlohmann::json::object();
+  for (int i = 0; i < 65; ++i) many["mqtt_topic"].push_back("t/" + std::to_string(i));
+  CHECK(refusal(many.dump()).find("more than 64") != std::string::npos);
+  many["mqtt_topic"].erase(many["mqtt_topic"].size() - 1);
+  many["mqtt_topic"].push_back("t/0");  // duplicates count once
+  CHECK(filter(many.dump())->mqtt_topics().size() == 64);
+  CHECK(refusal(R"({"mqtt":["a"]})").find("mqtt_topic") != std::string::npos);  // listed as accepted
+  // At most 128 levels: the hub's tree is as deep as its deepest filter.
+  std::string deep = "a";
+  for (int i = 1; i < 128; ++i) deep += "/+";
+  CHECK(filter(nlohmann::json{{"mqtt_topic", {deep}}}.dump())->matches(frame("a" + std::string(127, '/'), "x")));
+  CHECK(refusal(nlohmann::json{{"mqtt_topic", {deep + "/#"}}}.dump()).find("more than 128 levels") != std::string::npos);
+  CHECK(refusal(nlohmann::json{{"mqtt_topic", {std::string(65535, '/')}}}.dump()).find("more than 128 levels") !=
+        std::string::npos);
+}
