@@ -188,7 +188,7 @@ void Swarm::connect(uint64_t deadline_ns, const StopCheck& stop) {
     if (stop && stop()) return;
     if (monotonic_ns() > deadline_ns) {
       throw Error("only " + std::to_string(open_) + " of " + std::to_string(clients_.size()) +
-                  " WebSocket connections opened in time (--connect-timeout)");
+                  " connections opened in time (--connect-timeout)");
     }
     if (next_ == clients_.size() && connecting_ == 0 && open_ < clients_.size()) {
       throw Error(counters_.first_close.empty() ? "connections closed during the handshake"

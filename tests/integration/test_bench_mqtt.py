@@ -16,6 +16,7 @@ import json
 import os
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -94,9 +95,18 @@ class Mosquitto:
         except OSError:
             return False
 
-    def output(self):
+    def output(self, tail=3000):
         with open(os.path.join(self.dir, "mosquitto.log"), "rb") as f:
-            return f.read().decode(errors="replace")[-3000:]
+            return f.read().decode(errors="replace")[-tail:]
+
+    def log_size(self):
+        return os.path.getsize(os.path.join(self.dir, "mosquitto.log"))
+
+    def clients_since(self, offset):
+        """CONNECTs of kws bench clients logged after `offset` ("... as kwsb-<tag>-<index>")."""
+        with open(os.path.join(self.dir, "mosquitto.log"), "rb") as f:
+            f.seek(offset)
+            return len(re.findall(rb"as kwsb-[0-9a-f]{8}-\d+", f.read()))
 
     def stop(self):
         self.proc.terminate()
@@ -196,6 +206,17 @@ class BenchAgainstMosquitto(kwstest.KwsTestCase):
         r = self.bench(self.url, "-t", self.topic(), "--mqtt-publish", 2, "-d", 0.3)
         for needle in ("--mqtt-publish: 2 publishers", "QoS 1, window 10", "PUBACKs/s", "PUBACK ms", " 0 not"):
             self.assertIn(needle, r.stdout, str(r))
+
+    def test_interrupted_publishers_print_the_partial_report(self):
+        mark = self.mosquitto.log_size()
+        with kwstest.Background(["bench", self.url, "-t", self.topic(), "--mqtt-publish", 2, "-d", 60]) as bg:
+            kwstest.wait_until(lambda: self.mosquitto.clients_since(mark) >= 2 or bg.proc.poll() is not None, timeout=20,
+                               what="two publishers connected to mosquitto")
+            time.sleep(0.3)
+            bg.signal(signal.SIGINT)
+            self.assertEqual(bg.wait(timeout=15), 130, bg.describe())
+            self.assertIn(b"(interrupted)", bg.out, bg.describe())
+            self.assertIn(b"acknowledged", bg.out, bg.describe())
 
     def test_idle_connections(self):
         for extra in ([], ["--no-subscribe"]):
