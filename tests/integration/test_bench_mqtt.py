@@ -9,6 +9,7 @@ no MQTT yet; the same modes will measure it):
  - publishers (--mqtt-publish): every QoS 1 PUBLISH acknowledged, and each
    one seen by an independent subscriber (python3-paho-mqtt);
  - idle connections, with and without SUBSCRIBE, and mosquitto's RSS;
+ - idle and publishers over WebSocket too (through the proxy);
  - a refused CONNECT, and usage errors.
 Timing is not judged here (docs/BENCHMARKS.md is)."""
 
@@ -165,6 +166,23 @@ class BenchAgainstMosquitto(kwstest.KwsTestCase):
         # cut anywhere by the proxy.
         doc = self.subscribers(ws_url, 5, 200, 1, "-s", 1000)
         self.assertEqual((doc["subprotocol"], doc["transport"]), ("mqtt", "websocket"))
+
+    def test_idle_and_publishers_over_websocket(self):
+        # (b) and (c) as they will run against kws serve's /mqtt.
+        _, ws_url = start_helper(self, "mqtt_ws_proxy.py", self.mosquitto.port)
+        r = self.bench(ws_url, "--protocol", "mqtt", "-b", self.brokers, "-t", self.topic(), "--idle", 20, "-d", 0.3,
+                       "--json")
+        doc = json.loads(r.stdout)
+        self.assertEqual((doc["mode"], doc["subprotocol"], doc["clients"], doc["closed_by_server"]),
+                         ("idle", "mqtt", 20, 0), str(r))
+        self.assertTrue(doc["subscribed_confirmed"] and doc["clean"], str(r))
+        r = self.bench(ws_url, "--protocol", "mqtt", "-t", self.topic(), "--mqtt-publish", 3, "-d", 0.5, "--json")
+        doc = json.loads(r.stdout)
+        self.assertEqual((doc["mode"], doc["transport"], doc["unacked"], doc["unexpected_acks"]),
+                         ("publish", "websocket", 0, 0), str(r))
+        self.assertEqual(doc["acked"], doc["published"], str(r))
+        self.assertGreater(doc["acked"], 0, str(r))
+        self.assertTrue(doc["clean"], str(r))
 
     def test_publishers_every_publish_acknowledged_and_delivered(self):
         topic = self.topic()
