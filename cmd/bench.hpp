@@ -16,6 +16,10 @@ struct BenchOptions {
   int idle = 0;
   int key_filters = 0;
   bool binary = false;
+  std::string protocol;  // --protocol; empty: kafka-text, or mqtt for an mqtt:// URL
+  int mqtt_publish = 0;  // --mqtt-publish N
+  int window = 10;
+  bool no_subscribe = false;
   bool json = false;
   int pid = 0;
   double settle = 1;

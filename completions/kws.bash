@@ -75,12 +75,13 @@ _kws() {
       repeat=1
       ;;
     bench)
-      opts="-h --help -t --topic -c --clients -r --rate -d --duration -s --size --key-filters --binary --idle --pid --json --settle --drain --connect-timeout --ca --insecure -b --brokers -X --property -F --config --timeout -v --verbose"
+      opts="-h --help -t --topic -c --clients -r --rate -d --duration -s --size --key-filters --binary --protocol --idle --no-subscribe --mqtt-publish --window --pid --json --settle --drain --connect-timeout --ca --insecure -b --brokers -X --property -F --config --timeout -v --verbose"
       files="--ca -F --config"
-      valued="-t --topic -c --clients -r --rate -d --duration -s --size --key-filters --idle --pid --settle --drain --connect-timeout --ca -b --brokers -X --property -F --config --timeout"
+      valued="-t --topic -c --clients -r --rate -d --duration -s --size --key-filters --protocol --idle --mqtt-publish --window --pid --settle --drain --connect-timeout --ca -b --brokers -X --property -F --config --timeout"
       positionals=("")
       case "$prev" in
         -t|--topic) COMPREPLY=($(compgen -W "$(_kws_topics)" -- "$cur")); return ;;
+        --protocol) COMPREPLY=($(compgen -W "kafka-text kafka-binary mqtt" -- "$cur")); return ;;
       esac
       ;;
     config)

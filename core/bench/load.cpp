@@ -83,6 +83,16 @@ SwarmOptions swarm_options(const BenchOptions& o, const std::string& tag, uint64
   s.url = o.ws;
   s.target = subscribe_target(o.ws, o.topic);
   s.subprotocol = o.binary ? "kafka-binary" : "kafka-text";
+  s.mqtt = o.mqtt;
+  if (o.mqtt) {
+    s.target = mqtt_target(o.ws);
+    if (!o.publish && o.subscribe) s.mqtt_filter = "kafka/" + o.topic + "/#";
+  }
+  if (o.publish) {
+    s.publish_window = o.window;
+    s.publish_topic = o.topic;
+    s.publish_size = o.size;
+  }
   s.clients = o.clients;
   s.tag = tag;
   s.planned_messages = planned;
@@ -108,14 +118,17 @@ void connect_and_subscribe(Swarm& swarm, const BenchOptions& o, BenchResult& r, 
   for (;;) {
     if (stop && stop()) return;
     const auto& c = swarm.counters();
-    if (c.error_frames > 0) throw Error("the server refused the subscription: " + c.first_error_frame);
+    if (c.error_frames > 0) {
+      throw Error(o.mqtt ? c.first_error_frame : "the server refused the subscription: " + c.first_error_frame);
+    }
     if (c.closed_by_server > 0) throw Error("the server closed a connection while subscribing: " + c.first_close);
     if (swarm.subscribed_clients() == swarm.clients()) {
       r.server_confirms_subscriptions = true;
       break;
     }
     const uint64_t now = monotonic_ns();
-    if (swarm.subscribed_clients() == 0 && now - t1 > seconds_ns(o.settle_s)) {
+    // An MQTT server always answers CONNECT and SUBSCRIBE.
+    if (!o.mqtt && swarm.subscribed_clients() == 0 && now - t1 > seconds_ns(o.settle_s)) {
       log.note("the server sent no \"subscribed\" frames (not kws serve?); assumed subscribed after --settle " +
                std::to_string(o.settle_s).substr(0, 4) + " s");
       break;
@@ -140,15 +153,21 @@ void fill_latency(BenchResult& r, const Swarm& swarm) {
 
 }  // namespace
 
+std::string protocol_name(const BenchOptions& o) {
+  if (o.mqtt) return o.ws.raw_mqtt ? "mqtt over TCP" : "mqtt";
+  return o.binary ? "kafka-binary" : "kafka-text";
+}
+
 bool BenchResult::clean() const {
   return !interrupted && lost == 0 && counters.duplicates == 0 && counters.misdelivered == 0 && produce_failed == 0 && counters.closed_by_server == 0 &&
-         counters.error_frames == 0 && counters.dropped_reported == 0 && (options.idle || delivered == planned);
+         counters.error_frames == 0 && counters.dropped_reported == 0 && counters.unexpected_acks == 0 && unacked == 0 &&
+         (options.idle || (options.publish ? counters.acked > 0 : delivered == planned));
 }
 
 BenchResult run_load(const BenchOptions& o, MessageSink& sink, LogSink& log, const StopCheck& stop) {
   BenchResult r;
   r.options = o;
-  r.subprotocol = o.binary ? "kafka-binary" : "kafka-text";
+  r.subprotocol = protocol_name(o);
   r.planned = static_cast<uint64_t>(std::llround(o.rate * o.duration_s));
   if (r.planned == 0) throw usage_error("--rate x --duration is less than one message");
   const double bitmap_bytes = static_cast<double>(r.planned) * static_cast<double>(o.clients) / 8;
@@ -300,7 +319,7 @@ BenchResult run_load(const BenchOptions& o, MessageSink& sink, LogSink& log, con
 BenchResult run_idle(const BenchOptions& o, LogSink& log, const StopCheck& stop) {
   BenchResult r;
   r.options = o;
-  r.subprotocol = o.binary ? "kafka-binary" : "kafka-text";
+  r.subprotocol = protocol_name(o);
   BridgeWatch watch(o);
   watch.report().before = watch.sample();
   watch.report().kafka_connections_before = watch.kafka_connections();
@@ -335,6 +354,60 @@ BenchResult run_idle(const BenchOptions& o, LogSink& log, const StopCheck& stop)
   return r;
 }
 
+BenchResult run_publish(const BenchOptions& o, LogSink& log, const StopCheck& stop) {
+  BenchResult r;
+  r.options = o;
+  r.subprotocol = protocol_name(o);
+  BridgeWatch watch(o);
+  watch.report().before = watch.sample();
+  watch.report().kafka_connections_before = watch.kafka_connections();
+  Swarm swarm(swarm_options(o, make_run_tag(), 0));
+  connect_and_subscribe(swarm, o, r, log, stop);  // every client has its CONNACK
+  watch.report().connected = watch.sample();
+  watch.report().kafka_connections_subscribed = watch.kafka_connections();
+  if (stop && stop()) {
+    r.interrupted = true;
+    swarm.close_all(2000);
+    return r;
+  }
+  watch.start_cpu();
+  const double cpu0 = process_cpu_seconds();
+  const uint64_t start = monotonic_ns();
+  swarm.start_publishing();
+  while (monotonic_ns() - start < seconds_ns(o.duration_s)) {
+    if (stop && stop()) {
+      r.interrupted = true;
+      break;
+    }
+    swarm.pump(5);
+    watch.maybe_sample();
+    if (swarm.counters().closed_by_server > 0) break;
+  }
+  swarm.stop_publishing();
+  r.produce_s = (monotonic_ns() - start) / 1e9;
+  // What is in flight is waited for: unacknowledged at the end is lost.
+  const uint64_t drain_deadline = monotonic_ns() + seconds_ns(o.drain_s);
+  while (swarm.in_flight() > 0 && monotonic_ns() < drain_deadline && !(stop && stop())) {
+    swarm.pump(5);
+    watch.maybe_sample();
+  }
+  watch.stop_cpu();
+  r.bench_cpu_pct = 100.0 * (process_cpu_seconds() - cpu0) / std::max(1e-9, (monotonic_ns() - start) / 1e9);
+  watch.report().after = watch.sample();
+  watch.report().kafka_connections = watch.kafka_connections();
+  r.counters = swarm.counters();
+  r.unacked = swarm.in_flight();
+  const auto& c = r.counters;
+  r.window_s = c.last_ack_ns > c.first_ack_ns ? (c.last_ack_ns - c.first_ack_ns) / 1e9 : 0;
+  r.acks_per_s = r.window_s > 0 ? static_cast<double>(c.acked) / r.window_s : 0;
+  fill_latency(r, swarm);
+  r.bridge = watch.report();
+  if (r.bridge.cpu_s >= 0 && c.acked > 0) r.bridge_us_per_delivery = r.bridge.cpu_s * 1e6 / static_cast<double>(c.acked);
+  log.info("kws bench: " + std::to_string(c.acked) + " PUBACKs from " + std::to_string(o.clients) + " publishers");
+  swarm.close_all(2000);
+  return r;
+}
+
 namespace {
 
 std::string fmt(const char* format, double v) {
@@ -354,7 +427,11 @@ std::string format_table(const BenchResult& r) {
   auto row = [&t](const std::string& name, const std::string& value) {
     t += "  " + name + std::string(name.size() < 16 ? 16 - name.size() : 1, ' ') + value + "\n";
   };
-  if (o.idle) {
+  if (o.publish) {
+    t += "kws bench --mqtt-publish: " + std::to_string(o.clients) + " publishers on " + o.url + " (" + r.subprotocol +
+         ", MQTT topics " + o.topic + "/<client>), QoS 1, window " + std::to_string(o.window) + ", " +
+         std::to_string(o.size) + " B for " + fmt("%g", o.duration_s) + " s\n";
+  } else if (o.idle) {
     t += "kws bench --idle: " + std::to_string(o.clients) + " connections to " + o.url + " (topic " + o.topic + ", " +
          r.subprotocol + ")\n";
   } else {
@@ -368,7 +445,14 @@ std::string format_table(const BenchResult& r) {
   }
   row("connect", fmt("%.2f s", r.connect_s) + ", subscribed in " + fmt("%.2f s", r.subscribe_s) +
                      (r.server_confirms_subscriptions ? "" : " (settle time: no subscribed frames)"));
-  if (!o.idle) {
+  if (o.publish) {
+    row("published", std::to_string(c.published) + " QoS 1 PUBLISHes; " + std::to_string(c.acked) + " acknowledged, " +
+                         std::to_string(r.unacked) + " not" +
+                         (c.unexpected_acks ? ", " + std::to_string(c.unexpected_acks) + " unexpected PUBACKs" : ""));
+    row("PUBACKs/s", fmt("%.0f", r.acks_per_s) + fmt(" (over %.2f s)", r.window_s));
+    row("PUBACK ms", fmt("p50 %.3f", r.p50_ms) + fmt("  p90 %.3f", r.p90_ms) + fmt("  p99 %.3f", r.p99_ms) +
+                         fmt("  p99.9 %.3f", r.p999_ms) + fmt("  max %.3f", r.max_ms));
+  } else if (!o.idle) {
     row("produced", std::to_string(r.delivered) + " of " + std::to_string(r.planned) + " confirmed by Kafka" +
                         (r.produce_failed ? ", " + std::to_string(r.produce_failed) + " failed: " + r.first_produce_error : "") +
                         fmt(", at %.0f msg/s", r.produce_s > 0 ? r.queued / r.produce_s : 0));
@@ -416,15 +500,31 @@ std::string format_json(const BenchResult& r) {
   const auto& o = r.options;
   const auto& c = r.counters;
   json j;
-  j["mode"] = o.idle ? "idle" : "load";
+  j["mode"] = o.publish ? "publish" : o.idle ? "idle" : "load";
   j["url"] = o.url;
   j["topic"] = o.topic;
   j["subprotocol"] = r.subprotocol;
   j["clients"] = o.clients;
+  j["transport"] = o.ws.raw_mqtt ? "tcp" : "websocket";
   j["connect_s"] = r.connect_s;
   j["subscribe_s"] = r.subscribe_s;
   j["subscribed_confirmed"] = r.server_confirms_subscriptions;
-  if (!o.idle) {
+  if (o.publish) {
+    j["duration_s"] = o.duration_s;
+    j["size"] = o.size;
+    j["window"] = o.window;
+    j["published"] = c.published;
+    j["acked"] = c.acked;
+    j["unacked"] = r.unacked;
+    j["unexpected_acks"] = c.unexpected_acks;
+    j["window_s"] = r.window_s;
+    j["acks_per_s"] = r.acks_per_s;
+    j["p50_ms"] = r.p50_ms;
+    j["p90_ms"] = r.p90_ms;
+    j["p99_ms"] = r.p99_ms;
+    j["p999_ms"] = r.p999_ms;
+    j["max_ms"] = r.max_ms;
+  } else if (!o.idle) {
     j["rate"] = o.rate;
     j["duration_s"] = o.duration_s;
     j["size"] = o.size;

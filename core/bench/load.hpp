@@ -4,7 +4,12 @@
 //    messages into Kafka at a fixed rate, and every client counts what it
 //    receives: deliveries/s, loss, duplicates, end-to-end latency;
 //  - idle: N connections that only subscribe and sit there, to measure the
-//    bridge's memory per connection.
+//    bridge's memory per connection;
+//  - publish (MQTT only): N clients publish QoS 1 with a window of packet
+//    ids in flight, for the rate of PUBACKs (a bridge sends each only once
+//    Kafka has the record) and their latency.
+// Subscribers speak kafka-text, kafka-binary or MQTT 3.1.1 (over WebSocket,
+// or over TCP for mqtt://), which subscribes to kafka/<topic>/#.
 // Both can watch the bridge process (--pid): RSS, CPU and its Kafka
 // connections. Kafka is reached only through MessageSink, so this folder
 // needs no librdkafka.
@@ -34,6 +39,10 @@ struct BenchOptions {
   double duration_s = 10;     // of producing (load) or of sitting (idle)
   size_t size = 150;          // bytes per message value
   bool idle = false;
+  bool mqtt = false;          // MQTT 3.1.1 clients (subprotocol mqtt, or raw TCP for mqtt://)
+  bool subscribe = true;      // MQTT --idle: false to CONNECT only
+  bool publish = false;       // MQTT publishers instead of subscribers (--mqtt-publish)
+  size_t window = 10;         // publishers: QoS 1 PUBLISHes in flight per client
   // --key-filters N: the producer keys messages k0..k{N-1} round-robin and
   // client j subscribes with filter={"key":["k{j%N}"]}; 0: no keys, no filters.
   size_t key_filters = 0;
@@ -81,6 +90,10 @@ struct BenchResult {
   bool interrupted = false;
   // Idle runs: RSS growth of the bridge per connection, when --pid was given.
   std::optional<double> bytes_per_connection;
+  // Publish runs: PUBACKs per second over the first to the last PUBACK, and
+  // the PUBLISHes still unacknowledged at the end of --drain (lost).
+  double acks_per_s = 0;
+  uint64_t unacked = 0;
 
   // Zero loss, no duplicates, nothing refused, nothing closed by the server.
   bool clean() const;
@@ -91,6 +104,10 @@ struct BenchResult {
 BenchResult run_load(const BenchOptions& options, MessageSink& sink, LogSink& log, const StopCheck& stop);
 // Runs the idle-connection benchmark.
 BenchResult run_idle(const BenchOptions& options, LogSink& log, const StopCheck& stop);
+// Runs the MQTT publish benchmark (options.publish): no Kafka on this side.
+BenchResult run_publish(const BenchOptions& options, LogSink& log, const StopCheck& stop);
+// "kafka-text", "kafka-binary", "mqtt" (over WebSocket) or "mqtt over TCP".
+std::string protocol_name(const BenchOptions& options);
 
 // The report: a human table (for stderr) and one JSON object (for stdout).
 std::string format_table(const BenchResult& r);

@@ -41,6 +41,10 @@ struct Swarm::Client {
   std::string fragment;  // a fragmented message being reassembled
   uint64_t unique = 0;
   std::vector<uint64_t> seen;  // bit per seq
+  mqtt::PacketReader mqtt;     // MQTT: the packet stream, across frames and reads
+  // MQTT publishers: when each packet id (index + 1) was sent, 0 when free.
+  std::vector<uint64_t> sent_ns;
+  std::string publish_topic;
 };
 
 namespace {
@@ -127,6 +131,7 @@ Swarm::Swarm(SwarmOptions options) : options_(std::move(options)), clients_(opti
   address_.assign(reinterpret_cast<unsigned char*>(found->ai_addr),
                   reinterpret_cast<unsigned char*>(found->ai_addr) + found->ai_addrlen);
   freeaddrinfo(found);
+  if (options_.mqtt) options_.subprotocol = "mqtt";
   std::string key = new_handshake_key();
   if (options_.targets.empty()) {
     requests_.push_back(handshake_request(options_.url, options_.target, key, options_.subprotocol));
@@ -139,6 +144,12 @@ Swarm::Swarm(SwarmOptions options) : options_(std::move(options)), clients_(opti
   if (epoll_fd_ < 0) throw Error(std::string("epoll_create1: ") + strerror(errno));
   if (options_.planned_messages > 0) {
     for (auto& c : clients_) c.seen.assign((options_.planned_messages + 63) / 64, 0);
+  }
+  if (options_.mqtt && options_.publish_window > 0) {
+    for (size_t i = 0; i < clients_.size(); i++) {
+      clients_[i].sent_ns.assign(std::min<size_t>(options_.publish_window, 65535), 0);
+      clients_[i].publish_topic = options_.publish_topic + "/" + std::to_string(i);
+    }
   }
 }
 
@@ -177,7 +188,7 @@ void Swarm::connect(uint64_t deadline_ns, const StopCheck& stop) {
     if (stop && stop()) return;
     if (monotonic_ns() > deadline_ns) {
       throw Error("only " + std::to_string(open_) + " of " + std::to_string(clients_.size()) +
-                  " WebSocket connections opened in time (--connect-timeout)");
+                  " connections opened in time (--connect-timeout)");
     }
     if (next_ == clients_.size() && connecting_ == 0 && open_ < clients_.size()) {
       throw Error(counters_.first_close.empty() ? "connections closed during the handshake"
@@ -224,6 +235,13 @@ void Swarm::on_event(Client& c, uint32_t events) {
     }
     if (tls_) {
       start_tls(c);
+    } else if (options_.url.raw_mqtt) {
+      watch(c, EPOLLIN | EPOLLRDHUP);
+      c.watching_writable = false;
+      c.state = Client::open;
+      --connecting_;
+      ++open_;
+      start_mqtt(c);
     } else {
       send_request(c);
     }
@@ -431,6 +449,15 @@ void Swarm::on_readable(Client& c) {
       ++open_;
       c.in.erase(0, a.header_bytes);
       bytes = {};
+      if (options_.mqtt) {
+        start_mqtt(c);
+        if (c.state == Client::closed) return;
+      }
+    }
+    if (options_.url.raw_mqtt) {
+      if (!on_mqtt_bytes(c, bytes, rx)) return;
+      if (static_cast<size_t>(r) < buffer_.size()) return;
+      continue;
     }
     size_t used = 0;
     if (c.in.empty()) {
@@ -499,37 +526,20 @@ bool Swarm::on_frames(Client& c, std::string_view bytes, uint64_t rx_ns, size_t&
 }
 
 void Swarm::on_message(Client& c, Opcode opcode, std::string_view payload, uint64_t rx_ns) {
-  if (auto s = find_stamp(payload, options_.tag)) {
-    counters_.stamped++;
-    if (s->seq >= options_.planned_messages) {
-      counters_.foreign++;
-      return;
+  if (options_.mqtt) {
+    if (opcode == Opcode::binary) {
+      (void)on_mqtt_bytes(c, payload, rx_ns);
+    } else {
+      counters_.foreign++;  // MQTT over WebSocket is binary frames only
     }
-    if (!options_.targets.empty() &&
-        s->seq % options_.targets.size() != static_cast<size_t>(&c - clients_.data()) % options_.targets.size()) {
-      counters_.misdelivered++;
-      return;
-    }
-    uint64_t& word = c.seen[s->seq >> 6];
-    const uint64_t bit = uint64_t(1) << (s->seq & 63);
-    if (word & bit) {
-      counters_.duplicates++;
-      return;
-    }
-    word |= bit;
-    c.unique++;
-    counters_.unique++;
-    if (!counters_.first_rx_ns) counters_.first_rx_ns = rx_ns;
-    counters_.last_rx_ns = rx_ns;
-    latency_.add(rx_ns > s->sent_ns ? (rx_ns - s->sent_ns) / 1000 : 0);
     return;
   }
+  if (on_stamped(c, payload, rx_ns)) return;
   // kws's control frames (docs/PROTOCOL.md); a kafka-websocket server sends none.
   if (opcode == Opcode::text && payload.rfind("{\"type\":\"", 0) == 0) {
     std::string_view type = payload.substr(9);
     if (type.rfind("subscribed\"", 0) == 0) {
-      if (!c.subscribed) ++subscribed_;
-      c.subscribed = true;
+      mark_ready(c);
     } else if (type.rfind("error\"", 0) == 0) {
       if (counters_.error_frames++ == 0) counters_.first_error_frame = std::string(payload.substr(0, 300));
     } else if (type.rfind("dropped\"", 0) == 0) {
@@ -539,6 +549,182 @@ void Swarm::on_message(Client& c, Opcode opcode, std::string_view payload, uint6
     return;
   }
   counters_.foreign++;
+}
+
+void Swarm::mark_ready(Client& c) {
+  if (!c.subscribed) ++subscribed_;
+  c.subscribed = true;
+}
+
+bool Swarm::on_stamped(Client& c, std::string_view payload, uint64_t rx_ns) {
+  if (auto s = find_stamp(payload, options_.tag)) {
+    counters_.stamped++;
+    if (s->seq >= options_.planned_messages) {
+      counters_.foreign++;
+      return true;
+    }
+    if (!options_.targets.empty() &&
+        s->seq % options_.targets.size() != static_cast<size_t>(&c - clients_.data()) % options_.targets.size()) {
+      counters_.misdelivered++;
+      return true;
+    }
+    uint64_t& word = c.seen[s->seq >> 6];
+    const uint64_t bit = uint64_t(1) << (s->seq & 63);
+    if (word & bit) {
+      counters_.duplicates++;
+      return true;
+    }
+    word |= bit;
+    c.unique++;
+    counters_.unique++;
+    if (!counters_.first_rx_ns) counters_.first_rx_ns = rx_ns;
+    counters_.last_rx_ns = rx_ns;
+    latency_.add(rx_ns > s->sent_ns ? (rx_ns - s->sent_ns) / 1000 : 0);
+    return true;
+  }
+  return false;
+}
+
+void Swarm::queue_mqtt(Client& c, std::string_view packet) {
+  if (options_.url.raw_mqtt) {
+    c.out.append(packet);
+  } else {
+    c.out += client_frame(Opcode::binary, packet);
+  }
+}
+
+void Swarm::start_mqtt(Client& c) {
+  const size_t index = static_cast<size_t>(&c - clients_.data());
+  queue_mqtt(c, mqtt::connect_packet("kwsb-" + options_.tag + "-" + std::to_string(index), 0, true));
+  // A client may send more packets right after CONNECT (MQTT 3.1.1, 3.1.4);
+  // one round trip instead of two for every subscriber.
+  if (!options_.mqtt_filter.empty()) queue_mqtt(c, mqtt::subscribe_packet(1, options_.mqtt_filter, 0));
+  if (!flush_pending(c)) {
+    fatal_ = std::string("cannot send the MQTT CONNECT: ") + (c.ssl ? openssl_error() : strerror(errno));
+    mark_closed(c, fatal_, false);
+  }
+}
+
+bool Swarm::on_mqtt_bytes(Client& c, std::string_view bytes, uint64_t rx_ns) {
+  const bool ok = c.mqtt.feed(bytes, [&](const mqtt::Packet& p) { return on_mqtt_packet(c, p, rx_ns); });
+  if (c.state == Client::closed) return false;
+  if (!ok) {
+    mark_closed(c, "MQTT protocol error: " + c.mqtt.error(), true);
+    return false;
+  }
+  // PUBACKs answered and next PUBLISHes, in one write per read.
+  if (!c.out.empty() && !flush_pending(c)) {
+    mark_closed(c, "cannot write: " + (c.ssl ? openssl_error() : std::string(strerror(errno))), true);
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+const char* connack_meaning(int code) {
+  switch (code) {
+    case 1: return "unacceptable protocol version";
+    case 2: return "identifier rejected";
+    case 3: return "server unavailable";
+    case 4: return "bad user name or password";
+    case 5: return "not authorized";
+    default: return "unknown code";
+  }
+}
+
+}  // namespace
+
+bool Swarm::on_mqtt_packet(Client& c, const mqtt::Packet& p, uint64_t rx_ns) {
+  auto refused = [&](const std::string& why) {
+    if (counters_.error_frames++ == 0) counters_.first_error_frame = why;
+  };
+  auto malformed = [&](const std::string& why) {
+    mark_closed(c, "MQTT protocol error: " + why, true);
+    return false;
+  };
+  switch (p.type) {
+    case mqtt::publish: {
+      mqtt::Publish pub;
+      std::string error;
+      if (!mqtt::parse_publish(p, pub, error)) return malformed(error);
+      if (pub.qos == 1) queue_mqtt(c, mqtt::puback_packet(pub.packet_id));
+      if (!on_stamped(c, pub.payload, rx_ns)) counters_.foreign++;
+      return true;
+    }
+    case mqtt::connack: {
+      if (p.body.size() < 2) return malformed("CONNACK shorter than 2 bytes");
+      const int code = static_cast<unsigned char>(p.body[1]);
+      if (code != 0) {
+        refused("the server refused the MQTT CONNECT: return code " + std::to_string(code) + " (" +
+                connack_meaning(code) + ")");
+        return true;
+      }
+      if (options_.mqtt_filter.empty()) {
+        mark_ready(c);
+        if (publishing_) {
+          for (size_t i = 0; i < c.sent_ns.size(); i++) publish_next(c, static_cast<uint16_t>(i + 1));
+        }
+      }
+      return true;
+    }
+    case mqtt::suback: {
+      uint16_t id = 0;
+      if (!mqtt::read_packet_id(p.body, id) || p.body.size() < 3) return malformed("SUBACK shorter than 3 bytes");
+      const auto code = static_cast<unsigned char>(p.body[2]);
+      if (code & 0x80) {
+        refused("the server refused the MQTT SUBSCRIBE to '" + options_.mqtt_filter + "': return code " +
+                std::to_string(code));
+      } else {
+        mark_ready(c);
+      }
+      return true;
+    }
+    case mqtt::puback: {
+      uint16_t id = 0;
+      if (!mqtt::read_packet_id(p.body, id)) return malformed("PUBACK shorter than 2 bytes");
+      if (id == 0 || id > c.sent_ns.size() || c.sent_ns[id - 1] == 0) {
+        counters_.unexpected_acks++;
+        return true;
+      }
+      const uint64_t sent = c.sent_ns[id - 1];
+      c.sent_ns[id - 1] = 0;
+      --in_flight_;
+      counters_.acked++;
+      if (!counters_.first_ack_ns) counters_.first_ack_ns = rx_ns;
+      counters_.last_ack_ns = rx_ns;
+      latency_.add(rx_ns > sent ? (rx_ns - sent) / 1000 : 0);
+      if (publishing_) publish_next(c, id);
+      return true;
+    }
+    case mqtt::pingresp:
+      return true;
+    default:
+      counters_.foreign++;
+      return true;
+  }
+}
+
+void Swarm::publish_next(Client& c, uint16_t packet_id) {
+  const uint64_t now = monotonic_ns();
+  format_message(payload_, options_.tag, publish_seq_++, now, options_.publish_size);
+  packet_.clear();
+  mqtt::append_publish(packet_, c.publish_topic, payload_, 1, packet_id);
+  queue_mqtt(c, packet_);
+  c.sent_ns[packet_id - 1] = now;
+  ++in_flight_;
+  counters_.published++;
+}
+
+void Swarm::start_publishing() {
+  publishing_ = true;
+  for (auto& c : clients_) {
+    if (c.state != Client::open || !c.subscribed) continue;
+    for (size_t i = 0; i < c.sent_ns.size(); i++) {
+      if (c.sent_ns[i] == 0) publish_next(c, static_cast<uint16_t>(i + 1));
+    }
+    if (!flush_pending(c)) mark_closed(c, "cannot write: " + std::string(strerror(errno)), true);
+  }
 }
 
 size_t Swarm::clients() const { return clients_.size(); }
@@ -566,7 +752,12 @@ void Swarm::close_all(int timeout_ms) {
   const std::string frame = client_frame(Opcode::close, std::string_view("\x03\xe8", 2));
   for (auto& c : clients_) {
     if (c.state == Client::open) {
-      (void)send_bytes(c, frame);
+      if (options_.mqtt) queue_mqtt(c, mqtt::disconnect_packet());
+      if (options_.url.raw_mqtt) {
+        (void)flush_pending(c);
+      } else {
+        (void)send_bytes(c, frame);
+      }
       // A TLS client leaves the socket open: the server's close frame still
       // has to come through it. So does a client whose close frame waits.
       if (!c.ssl && c.out.empty()) shutdown(c.fd, SHUT_WR);

@@ -8,6 +8,11 @@
 // For wss:// each client runs OpenSSL over its own non-blocking socket
 // (SSL_set_fd; WANT_READ/WANT_WRITE are waited for with the same epoll), so
 // every client decrypts its own records, as a browser would.
+// With `mqtt` the clients speak MQTT 3.1.1 instead (mqtt_wire.hpp), in
+// binary WebSocket frames or, for mqtt://, straight over TCP: CONNECT and
+// SUBSCRIBE, then a stream of PUBLISH packets whose payloads carry the
+// stamp; or, as publishers, QoS 1 PUBLISHes with a window of packet ids in
+// flight, each PUBACK timed and answered with the next PUBLISH.
 #include <sys/types.h>
 
 #include <cstdint>
@@ -16,6 +21,7 @@
 #include <vector>
 
 #include "core/bench/histogram.hpp"
+#include "core/bench/mqtt_wire.hpp"
 #include "core/bench/wire.hpp"
 #include "core/util/log.hpp"
 
@@ -41,6 +47,19 @@ struct SwarmOptions {
   // system store; or check no certificate and no host name at all.
   std::string ca_file;
   bool insecure = false;
+  // MQTT 3.1.1 instead of kafka-text/kafka-binary (subprotocol "mqtt"); with
+  // url.raw_mqtt over plain TCP, no WebSocket. Each client CONNECTs (clean
+  // session, keep-alive 0: an idle client sends nothing) with client id
+  // "kwsb-<tag>-<index>", then SUBSCRIBEs to mqtt_filter at QoS 0 (none when
+  // empty); CONNACK, or the SUBACK, makes it subscribed.
+  bool mqtt = false;
+  std::string mqtt_filter;
+  // MQTT publishers: once start_publishing() is called, each client keeps
+  // publish_window QoS 1 PUBLISHes of publish_size bytes (stamped) in
+  // flight on MQTT topic "<publish_topic>/<index>".
+  size_t publish_window = 0;
+  std::string publish_topic;
+  size_t publish_size = 150;
 };
 
 struct SwarmCounters {
@@ -49,7 +68,7 @@ struct SwarmCounters {
   uint64_t duplicates = 0;
   uint64_t misdelivered = 0;      // --key-filters: a message of another client's key
   uint64_t foreign = 0;           // data frames without this run's stamp (other data on the topic)
-  uint64_t error_frames = 0;      // {"type":"error"} from a kws bridge
+  uint64_t error_frames = 0;      // {"type":"error"} from a kws bridge; MQTT: a refused CONNECT or SUBSCRIBE
   std::string first_error_frame;
   uint64_t dropped_reported = 0;  // sum of {"type":"dropped","count":N}
   uint64_t closed_by_server = 0;  // close frames or EOF not asked for
@@ -59,6 +78,12 @@ struct SwarmCounters {
   uint64_t last_rx_ns = 0;
   uint64_t reads = 0;
   uint64_t read_bytes = 0;
+  // MQTT publishers.
+  uint64_t published = 0;         // QoS 1 PUBLISHes sent
+  uint64_t acked = 0;             // PUBACKs for them
+  uint64_t unexpected_acks = 0;   // PUBACKs of a packet id not in flight
+  uint64_t first_ack_ns = 0;      // receipt of the first and last PUBACK
+  uint64_t last_ack_ns = 0;
 };
 
 uint64_t monotonic_ns();
@@ -97,6 +122,12 @@ class Swarm {
   // The same with --key-filters: client i expects expected_per_key[i % size].
   size_t incomplete(const std::vector<uint64_t>& expected_per_key) const;
   const SwarmCounters& counters() const { return counters_; }
+  // MQTT publishers: fill every ready client's window, and answer each
+  // PUBACK with the next PUBLISH until stop_publishing().
+  void start_publishing();
+  void stop_publishing() { publishing_ = false; }
+  // PUBLISHes sent and not acknowledged yet.
+  uint64_t in_flight() const { return in_flight_; }
   const LatencyHistogram& latency() const { return latency_; }
 
  private:
@@ -120,6 +151,18 @@ class Swarm {
   void on_readable(Client& c);
   bool on_frames(Client& c, std::string_view bytes, uint64_t rx_ns, size_t& used);
   void on_message(Client& c, Opcode opcode, std::string_view payload, uint64_t rx_ns);
+  // Counts a stamped payload of this run; false when `payload` has no stamp of it.
+  bool on_stamped(Client& c, std::string_view payload, uint64_t rx_ns);
+  void mark_ready(Client& c);
+  // Starts the MQTT session once the connection is open (after the upgrade,
+  // or at once for mqtt://).
+  void start_mqtt(Client& c);
+  // Queues one MQTT packet (in a binary frame unless over raw TCP); the
+  // caller flushes.
+  void queue_mqtt(Client& c, std::string_view packet);
+  bool on_mqtt_bytes(Client& c, std::string_view bytes, uint64_t rx_ns);
+  bool on_mqtt_packet(Client& c, const mqtt::Packet& p, uint64_t rx_ns);
+  void publish_next(Client& c, uint16_t packet_id);
   void mark_closed(Client& c, const std::string& why, bool by_server);
 
   SwarmOptions options_;
@@ -136,6 +179,10 @@ class Swarm {
   size_t subscribed_ = 0;
   bool closing_ = false;   // close_all() began: closes are ours
   std::string fatal_;      // a handshake failure, thrown by connect()
+  bool publishing_ = false;
+  uint64_t in_flight_ = 0;
+  uint64_t publish_seq_ = 0;
+  std::string payload_, packet_;  // publishers' scratch
   SwarmCounters counters_;
   LatencyHistogram latency_;
   std::vector<char> buffer_;

@@ -86,8 +86,12 @@ WsUrl parse_ws_url(const std::string& url) {
     rest.remove_prefix(6);
   } else if (rest.rfind("ws://", 0) == 0) {
     rest.remove_prefix(5);
+  } else if (rest.rfind("mqtt://", 0) == 0) {
+    out.raw_mqtt = true;
+    out.port = 1883;
+    rest.remove_prefix(7);
   } else {
-    throw bad("expected ws://HOST:PORT/ or wss://HOST:PORT/");
+    throw bad("expected ws://HOST:PORT/, wss://HOST:PORT/ or mqtt://HOST:PORT");
   }
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
@@ -120,6 +124,7 @@ WsUrl parse_ws_url(const std::string& url) {
     out.port = static_cast<uint16_t>(port);
   }
   if (out.path.find('#') != std::string::npos) throw bad("fragments are not allowed");
+  if (out.raw_mqtt && out.path != "/") throw bad("an mqtt:// URL has no path");
   return out;
 }
 
@@ -153,6 +158,8 @@ std::string subscribe_target(const WsUrl& url, const std::string& topic) {
   if (("&" + query).find("&offset=") == std::string::npos) target += "&offset=latest";
   return target;
 }
+
+std::string mqtt_target(const WsUrl& url) { return url.path == "/" ? "/mqtt" : url.path; }
 
 std::string new_handshake_key() {
   std::random_device rd;

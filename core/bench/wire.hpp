@@ -33,16 +33,21 @@ std::optional<Stamp> find_stamp(std::string_view payload, std::string_view tag);
 
 struct WsUrl {
   bool tls = false;  // wss://
+  bool raw_mqtt = false;  // mqtt://: MQTT over plain TCP, no WebSocket (port 1883 by default)
   std::string host;
   uint16_t port = 80;  // 443 for wss://
   std::string path;  // begins with '/', may carry a query
 };
-// ws://HOST[:PORT][/PATH] or wss://...; throws a usage error for anything else.
+// ws://HOST[:PORT][/PATH], wss://... or mqtt://HOST[:PORT]; throws a usage
+// error for anything else.
 WsUrl parse_ws_url(const std::string& url);
 // The kafka-websocket endpoint for one topic: PATH + "v2/broker/" when PATH
 // is "/", PATH as given otherwise, plus topics=TOPIC in the query.
 std::string subscribe_target(const WsUrl& url, const std::string& topic);
 std::string url_encode(std::string_view text);
+// The MQTT-over-WebSocket endpoint: /mqtt when the URL's path is "/", the
+// path as given otherwise.
+std::string mqtt_target(const WsUrl& url);
 
 // The client's opening handshake and the accept value the server must answer.
 std::string handshake_request(const WsUrl& url, const std::string& target, std::string_view key,
