@@ -1,6 +1,7 @@
 #include "core/hub/encodings.hpp"
 
 #include "core/envelope.hpp"
+#include "core/hub/topic_tree.hpp"
 #include "core/mqtt_wire.hpp"
 #include "core/util/text.hpp"
 #include "core/ws_frame.hpp"
@@ -53,11 +54,10 @@ bool append_mqtt(std::string& out, std::string_view topic, const Frame& frame, b
       name += *frame.key;
     }
   } else {
-    if (!frame.key || frame.key->empty()) return false;
+    if (!frame.key || !is_mqtt_topic_name(*frame.key)) return false;
     name = *frame.key;
-    if (name.find_first_of("+#") != std::string::npos) return false;
   }
-  if (name.size() > 65535 || name.find('\0') != std::string::npos || !is_valid_utf8(name)) return false;
+  if (!is_mqtt_topic_name(name)) return false;
   mqtt::UserProperties properties;
   if (v5) {
     for (const auto& h : frame.headers) {
