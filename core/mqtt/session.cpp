@@ -228,10 +228,9 @@ void MqttSession::answer_ready_acks() {
   std::vector<AckSlot> ready;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    while (!acks_.empty() && acks_.front().remaining == 0) {
-      ready.push_back(std::move(acks_.front()));
-      acks_.pop_front();
-    }
+    size_t done = 0;
+    while (done < acks_.size() && acks_[done].remaining == 0) ready.push_back(std::move(acks_[done++]));
+    acks_.erase(acks_.begin(), acks_.begin() + static_cast<std::ptrdiff_t>(done));
   }
   for (const auto& a : ready) {
     if (a.reason != reason::success && version_ != kVersion5) {
@@ -268,6 +267,10 @@ void MqttSession::on_drained() {
 
 void MqttSession::release_idle_memory() {
   reader_.release_idle_memory();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (acks_.empty()) std::vector<AckSlot>().swap(acks_);
+  }
   if (link_ && link_->buffered() == 0) outbox_.release_idle_memory();
 }
 

@@ -179,6 +179,11 @@ bool Connection::receive_tls(std::string_view ciphertext) {
 }
 
 void Connection::refuse_plaintext() {
+  if (raw_) {
+    // MQTT over TLS: a plain MQTT client cannot read an HTTP answer.
+    shut();
+    return;
+  }
   const std::string answer = http_response(400, "text/plain; charset=utf-8",
                                            "this port speaks TLS: use https:// or wss://\n");
   std::error_code ec;

@@ -650,6 +650,12 @@ std::string Server::Impl::metrics() const {
   m.family("kws_serve_connections", "gauge", "WebSocket connections open now").sample("kws_serve_connections", static_cast<double>(open));
   m.family("kws_serve_max_connections", "gauge", "The connection cap in force (serve.max_connections, or the open-file limit)")
       .sample("kws_serve_max_connections", static_cast<double>(max_connections));
+  if (services.mqtt) {
+    m.family("kws_serve_mqtt_sessions", "gauge", "MQTT clients connected now (past their CONNECT), TCP and WebSocket")
+        .sample("kws_serve_mqtt_sessions", static_cast<double>(services.mqtt->sessions()));
+    m.family("kws_serve_mqtt_retained", "gauge", "Retained MQTT messages the bridge knows (newest per MQTT topic)")
+        .sample("kws_serve_mqtt_retained", static_cast<double>(services.mqtt->retained().size()));
+  }
   counter("kws_serve_connections_opened_total", "WebSocket connections accepted", counters.connections_opened);
   counter("kws_serve_handshakes_refused_total", "Upgrade requests answered with an HTTP error", counters.handshakes_refused);
   counter("kws_serve_unauthenticated_total", "Requests answered 401: no token, or one that failed verification", counters.unauthenticated);

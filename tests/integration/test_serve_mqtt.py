@@ -12,14 +12,26 @@ within a partition of the MQTT topic (mqtt_semantics.py's docstring).
 
 import json
 import os
+import shutil
 import socket
+import ssl
+import subprocess
 import time
 import unittest
 import uuid
 
+try:
+    import jwt
+except ImportError:  # reported by main() as a loud skip
+    jwt = None
+
 import kwstest
 import mqtt_semantics
-from mqtt_semantics import MqttSemantics, PahoClient, RawMqtt, V311, V5, mqtt
+from mqtt_semantics import (CONNACK, PUBACK, MqttSemantics, PahoClient, RawMqtt, V311, V5, connect_packet, mqtt,
+                            publish_packet, subscribe_packet)
+
+SECRET = b"kws test secret: at least 32 bytes long for HS256"
+FAR = 4102444800  # 2100-01-01
 
 # --max-frame for the semantics classes; kws accepts packets up to
 # max_frame + 64 KiB (the envelope's room), so the oversize tests send that.
@@ -202,6 +214,117 @@ class KafkaMapping(kwstest.KwsTestCase):
         c.publish(topic, b"x", qos=1)
         self.assertEqual([m.payload for m in wait_messages(c, 1)], [b"x"])
 
+    def test_qos0_and_qos1_read_back_with_kcat(self):
+        if not shutil.which("kcat"):
+            self.skipTest("kcat not installed")
+        prefix = "kcat/%s" % uuid.uuid4().hex[:8]
+        c = self.client(V311)
+        c.publish(prefix + "/zero", b"at most once", qos=0)
+        c.publish(prefix + "/one", b"acked", qos=1)
+        deadline = time.monotonic() + 15
+        while True:
+            r = kwstest.run(["kcat", "-b", self.brokers, "-C", "-t", "mqtt-messages", "-o", "beginning", "-e", "-q",
+                             "-f", "%k=%s\\n"], timeout=20)
+            lines = [l for l in r.out.decode().splitlines() if l.startswith(prefix)]
+            if len(lines) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(sorted(lines), [prefix + "/one=acked", prefix + "/zero=at most once"], str(r))
+
+
+def hs(payload):
+    return jwt.encode(payload, SECRET, algorithm="HS256")
+
+
+class Security(kwstest.KwsTestCase):
+    """Tokens as MQTT passwords, ACLs at every door, and TLS on --mqtt-listen."""
+
+    broker_args = ["--partitions", "1"]
+
+    def setUp(self):
+        self.secret_file = os.path.join(kwstest.scratch_dir(), "secret")
+        with open(self.secret_file, "wb") as f:
+            f.write(SECRET)
+
+    def raw(self, serve, version, auth):
+        host, port = host_port(serve.mqtt_address)
+        r = RawMqtt({"host": host, "port": port})
+        self.addCleanup(r.sock.close)
+        r.send(connect_packet("raw-" + uuid.uuid4().hex[:8], version, 60, True, None, auth))
+        _, body = r.expect(CONNACK)
+        return r, body[1]
+
+    def test_token_as_password_and_acls(self):
+        serve = start_serve(self, self.brokers, "--jwt-secret-file", self.secret_file)
+        self.addCleanup(serve.__exit__, None, None, None)
+        reader = hs({"sub": "dash", "exp": FAR, "kws": {"read": ["mqtt-messages"], "write": []}})
+        writer = hs({"sub": "dev", "exp": FAR, "kws": {"read": [], "write": ["mqtt-messages"]}})
+        # No token, a bad one: CONNACK 4 (3.1.1) / 0x86 (5), then closed.
+        for version, auth, code in ((V311, None, 4), (V311, ("u", "not.a.token"), 4), (V5, ("u", "x.y.z"), 0x86)):
+            r, got = self.raw(serve, version, auth)
+            self.assertEqual(got, code, (version, auth))
+            r.expect_closed()
+        # The reader may subscribe to what MQTT clients publish, not to another topic.
+        r, got = self.raw(serve, V311, ("any user", reader))
+        self.assertEqual(got, 0)
+        topic = self.topic("secret")
+        self.send(topic, "seed")
+        r.send(subscribe_packet("plant/#", V311, 0, 1) + subscribe_packet("kafka/%s/#" % topic, V311, 0, 2))
+        codes = {}
+        for _ in range(2):
+            first, body = r.read_packet()
+            codes[body[0] << 8 | body[1]] = body[2]
+        self.assertEqual(codes, {1: 0, 2: 0x80})
+        # ...nor publish: MQTT 5 at QoS 1 is told (0x87); 3.1.1 cannot be, and is closed.
+        r5, got = self.raw(serve, V5, ("u", reader))
+        self.assertEqual(got, 0)
+        r5.send(publish_packet("plant/x", b"no", V5, qos=1, packet_id=7))
+        _, body = r5.expect(PUBACK)
+        self.assertEqual((body[0] << 8 | body[1], body[2]), (7, 0x87))
+        r.send(publish_packet("plant/x", b"no", V311, qos=1, packet_id=3))
+        r.expect_closed()
+        # The writer's QoS 1 publish reaches Kafka, and a reader's subscription.
+        host, port = host_port(serve.mqtt_address)
+        sub = PahoClient({"host": host, "port": port}, V311, auth=("u", reader))
+        self.addCleanup(sub.stop)
+        sub.subscribe("plant/#", 0)
+        pub = PahoClient({"host": host, "port": port}, V311, auth=("u", writer))
+        self.addCleanup(pub.stop)
+        pub.publish("plant/line1", b"ok", qos=1)
+        self.assertEqual(sub.expect("plant/line1").payload, b"ok")
+
+    def test_mqtt_over_tls(self):
+        files = kwstest.make_ca(kwstest.scratch_dir(), "mqtt")
+        serve = start_serve(self, self.brokers, "--tls-cert", files["cert"], "--tls-key", files["key"])
+        self.addCleanup(serve.__exit__, None, None, None)
+        self.assertIn("MQTT=mqtts://", serve.out.decode())
+        host, port = host_port(serve.mqtt_address)
+        c = mqtt.Client(client_id="tls-" + uuid.uuid4().hex[:6], protocol=mqtt.MQTTv311)
+        c.tls_set(ca_certs=files["ca"])
+        got, subacks = [], []
+        c.on_message = lambda client, userdata, m: got.append((m.topic, m.payload))
+        c.on_subscribe = lambda client, userdata, mid, granted: subacks.append(mid)
+        c.connect("localhost", port)
+        c.loop_start()
+        self.addCleanup(c.loop_stop)
+        self.addCleanup(c.disconnect)
+        topic = "secure/%s" % uuid.uuid4().hex[:6]
+        result, mid = c.subscribe(topic, 1)
+        self.assertEqual(result, 0)
+        kwstest.wait_until(lambda: mid in subacks, timeout=10, what="SUBACK over TLS")
+        info = c.publish(topic, b"over tls", qos=1)
+        info.wait_for_publish(10)
+        self.assertTrue(info.is_published())
+        kwstest.wait_until(lambda: got, timeout=10, what="a message over TLS")
+        self.assertEqual(got[0], (topic, b"over tls"))
+        # A plain client on the TLS port gets no MQTT answer: the connection ends.
+        plain = socket.create_connection((host, port), timeout=5)
+        self.addCleanup(plain.close)
+        plain.sendall(connect_packet("plain", V311))
+        plain.settimeout(5)
+        answer = plain.recv(100)
+        self.assertIn(answer[:1], (b"", b"\x15"), "an MQTT client on the TLS port must not get an HTTP answer")
+
 
 if __name__ == "__main__":
-    kwstest.main(requires_modules={"paho.mqtt": mqtt})
+    kwstest.main(requires_modules={"paho.mqtt": mqtt, "jwt": jwt})
