@@ -611,6 +611,10 @@ std::string connack(uint8_t version, const ConnackOptions& o) {
       props.push_back(static_cast<char>(receive_maximum));
       append_u16(props, o.receive_maximum);
     }
+    if (o.session_expiry_zero) {
+      props.push_back(static_cast<char>(session_expiry));
+      append_u32(props, 0);
+    }
     if (o.server_keep_alive) {
       props.push_back(static_cast<char>(server_keep_alive));
       append_u16(props, o.server_keep_alive);

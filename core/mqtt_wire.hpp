@@ -195,6 +195,7 @@ struct ConnackOptions {
   uint32_t maximum_packet_size = 0;  // 0: none sent
   uint16_t receive_maximum = 0;      // 0: none sent (65,535)
   uint16_t server_keep_alive = 0;    // 0: none sent
+  bool session_expiry_zero = false;  // say Session Expiry Interval 0: no state outlives the connection
   std::string assigned_client_id;
   std::string reason_string;
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/hub/encodings.hpp"
 #include "core/hub/topic_tree.hpp"
 #include "core/topic_name.hpp"
 
@@ -128,6 +129,23 @@ void MqttSession::send(std::string bytes) {
 
 void MqttSession::route_delivered(const FrameBatchPtr& batch, Encoding encoding) {
   if (closed_) return;
+  if (max_packet_out_ != 0 && batch->bytes(encoding).size() > max_packet_out_) {
+    // MQTT 5 3.1.2.25: a packet over the client's Maximum Packet Size is
+    // discarded as if delivered. The shared bytes may hold one: this client
+    // gets a batch of its own without it.
+    std::vector<FramePtr> fit;
+    std::string one;
+    for (const auto& f : batch->frames()) {
+      one.clear();
+      if (append_encoded(one, encoding, batch->topic(), *f) && one.size() <= max_packet_out_) fit.push_back(f);
+    }
+    if (fit.size() < batch->frames().size()) {
+      services_.counters->dropped += batch->frames().size() - fit.size();
+      if (fit.empty()) return;
+      route_delivered(std::make_shared<FrameBatch>(batch->topic_name(), std::move(fit)), encoding);
+      return;
+    }
+  }
   Outbox::Offer o = outbox_.offer(batch, encoding);
   if (o.overflow || o.schedule_flush) services_.host->wake(shared_from_this());
 }
@@ -170,6 +188,7 @@ void MqttSession::suback_answered(uint64_t id, std::optional<size_t> failed) {
         out.payload = m.payload;
         out.retain = true;
         out.user_properties = &m.properties;
+        if (max_packet_out_ != 0 && publish_size(version_, out) > max_packet_out_) return;
         append_publish(bytes, version_, out);
       });
     }
@@ -499,6 +518,9 @@ void MqttSession::on_connect(Connect& c) {
   // The session state kws keeps is the connection's: a new connection
   // starts clean whatever it asked (3.2.2.2: session present 0).
   answer.maximum_packet_size = static_cast<uint32_t>(services_.options.max_frame + 65536);
+  // 3.2.2.3.2: the session ends with the connection, whatever was asked.
+  answer.session_expiry_zero = c.session_expiry > 0;
+  max_packet_out_ = c.maximum_packet_size;
   answer.receive_maximum = static_cast<uint16_t>(std::min<size_t>(services_.options.max_pending_produce, 65535));
   send(connack(version_, answer));
   if (auto previous = shared_.claim(client_id_, std::static_pointer_cast<MqttSession>(shared_from_this()))) {
@@ -559,12 +581,26 @@ MqttSession::Handled MqttSession::on_publish(Publish& p) {
     end(code, "PUBLISH to " + p.topic + ": " + *problem, true);
     return Handled::done;
   }
+  // serve.produce_rate and serve.produce_bytes_rate: an MQTT client is
+  // slowed, not refused (3.1.1 could not be told): the packet waits, and
+  // reading stops, until the session's buckets allow it.
+  const size_t bytes = p.topic.size() + p.payload.size();
+  const ProduceRateLimits& limits = services_.options.produce_limits;
+  if (limits.enabled()) {
+    const auto now = services_.clock ? services_.clock() : std::chrono::steady_clock::now();
+    if (!produce_limiter_) produce_limiter_ = std::make_unique<ProduceLimiter>(limits, now);
+    if (produce_limiter_->check(bytes, now).verdict != ProduceLimiter::Verdict::allowed) {
+      if (!blocked_) ++services_.counters->rate_limited;  // once per packet held, not per retry
+      return Handled::queue_full;
+    }
+  }
   uint64_t slot = 0;
   if (p.qos > 0) {
     std::lock_guard<std::mutex> lock(mutex_);
     slot = next_slot_++;
   }
   if (produce(p, slot) == Handled::queue_full) return Handled::queue_full;
+  if (produce_limiter_) produce_limiter_->produced(bytes);
   return Handled::done;
 }
 

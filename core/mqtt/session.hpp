@@ -173,6 +173,9 @@ class MqttSession : public ClientSession {
   uint16_t keep_alive_ = 0;
   std::string client_id_;
   std::unique_ptr<Will> will_;
+  uint32_t max_packet_out_ = 0;  // MQTT 5: the client's Maximum Packet Size (0: none)
+  // Made at the first PUBLISH when produce limits are set.
+  std::unique_ptr<ProduceLimiter> produce_limiter_;
   std::chrono::steady_clock::time_point opened_{};
   std::chrono::steady_clock::time_point last_packet_{};
   // filter -> its hub subscription

@@ -232,6 +232,46 @@ class KafkaMapping(kwstest.KwsTestCase):
         self.assertEqual(sorted(lines), [prefix + "/one=acked", prefix + "/zero=at most once"], str(r))
 
 
+    def test_v5_maximum_packet_size_is_respected(self):
+        # MQTT 5 3.1.2.25: a packet over the client's Maximum Packet Size is
+        # never sent; the ones that fit still arrive.
+        prefix = "small/%s" % uuid.uuid4().hex[:8]
+        host, port = host_port(self.serve.mqtt_address)
+        r = RawMqtt({"host": host, "port": port})
+        self.addCleanup(r.sock.close)
+        body = (mqtt_semantics.mqtt_string("MQTT") + bytes([V5, 0x02]) + b"\x00\x3c" +
+                b"\x05\x27\x00\x00\x01\x00" + mqtt_semantics.mqtt_string("tiny-" + uuid.uuid4().hex[:6]))
+        r.send(mqtt_semantics.packet(0x10, body))  # CONNECT, Maximum Packet Size 256
+        r.expect(CONNACK)
+        r.send(subscribe_packet(prefix + "/#", V5, 0, 1))
+        r.expect(mqtt_semantics.SUBACK)
+        c = self.client(V311)
+        c.publish(prefix + "/big", b"x" * 1000, qos=1)
+        c.publish(prefix + "/fits", b"ok", qos=1)
+        first, body = r.read_packet(what="the PUBLISH that fits")
+        self.assertEqual(first >> 4, mqtt_semantics.PUBLISH)
+        self.assertIn(prefix.encode() + b"/fits", body)
+
+    def test_produce_rate_slows_mqtt_publishers_without_refusing(self):
+        # --produce-rate paces an MQTT client (it waits; reading stops)
+        # instead of refusing what 3.1.1 could not be told about.
+        serve = start_serve(self, self.brokers, "--produce-rate", "40")
+        self.addCleanup(serve.__exit__, None, None, None)
+        host, port = host_port(serve.mqtt_address)
+        c = PahoClient({"host": host, "port": port}, V311)
+        self.addCleanup(c.stop)
+        prefix = "paced/%s" % uuid.uuid4().hex[:8]
+        started = time.monotonic()
+        infos = [c.c.publish(prefix + "/%d" % i, b"v", qos=1) for i in range(120)]
+        for info in infos:
+            info.wait_for_publish(timeout=20)
+            self.assertTrue(info.is_published())
+        elapsed = time.monotonic() - started
+        # 40/s with a second's burst: 120 take about 2 s, not an instant.
+        self.assertGreater(elapsed, 1.5, "120 publishes at --produce-rate 40 took %.2f s" % elapsed)
+        self.assertIsNone(c.disconnected)
+
+
 def hs(payload):
     return jwt.encode(payload, SECRET, algorithm="HS256")
 
