@@ -62,8 +62,9 @@ bool append_mqtt(std::string& out, std::string_view topic, const Frame& frame, b
   if (v5) {
     for (const auto& h : frame.headers) {
       const std::string_view value = h.value ? std::string_view(*h.value) : std::string_view();
-      if (!is_valid_utf8(h.name) || !is_valid_utf8(value) || h.name.find('\0') != std::string::npos ||
-          value.find('\0') != std::string_view::npos) {
+      // An MQTT string holds at most 65,535 bytes of UTF-8 without U+0000.
+      if (h.name.size() > 65535 || value.size() > 65535 || !is_valid_utf8(h.name) || !is_valid_utf8(value) ||
+          h.name.find('\0') != std::string::npos || value.find('\0') != std::string_view::npos) {
         continue;
       }
       properties.emplace_back(h.name, std::string(value));

@@ -22,7 +22,12 @@ void RetainedStore::deliver(const FrameBatchPtr& batch) {
     m.offset = f->offset;
     m.properties.clear();
     for (const auto& h : f->headers) {
-      if (h.value && is_valid_utf8(h.name) && is_valid_utf8(*h.value)) m.properties.emplace_back(h.name, *h.value);
+      // What an MQTT user property can carry (encodings.cpp's rule).
+      if (h.value && h.name.size() <= 65535 && h.value->size() <= 65535 && is_valid_utf8(h.name) &&
+          is_valid_utf8(*h.value) && h.name.find('\0') == std::string::npos &&
+          h.value->find('\0') == std::string::npos) {
+        m.properties.emplace_back(h.name, *h.value);
+      }
     }
   }
 }

@@ -71,6 +71,12 @@ void MqttShared::release(const std::string& client_id, const MqttSession* sessio
   if (!held || held.get() == session) by_client_id_.erase(it);
 }
 
+std::shared_ptr<MqttSession> MqttShared::holder(const std::string& client_id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = by_client_id_.find(client_id);
+  return it == by_client_id_.end() ? nullptr : it->second.lock();
+}
+
 std::string MqttShared::assign_client_id() {
   std::lock_guard<std::mutex> lock(mutex_);
   return "kws-" + std::to_string(++next_id_);
@@ -87,9 +93,13 @@ struct MqttSession::Route : Subscriber {
   std::weak_ptr<MqttSession> session;
   std::string filter;
   Encoding encoding = Encoding::mqtt311;
-  // Set before the hub is asked, read on the hub's thread after.
+  // Set before the hub is asked, read on the hub's thread after: the
+  // SUBSCRIBE waiting for this route's answer, and where its filter is in
+  // it (a filter may be there twice).
   uint64_t suback = 0;
-  size_t index = 0;
+  std::vector<size_t> indexes;
+  // The hub's answer (or an UNSUBSCRIBE before it) was counted: exactly once.
+  std::atomic<bool> answered{false};
 
   void deliver(const FrameBatchPtr& batch) override {
     if (auto s = session.lock()) s->route_delivered(batch, encoding);
@@ -162,21 +172,29 @@ void MqttSession::route_answered(Route& route, const HubNotice& notice) {
     }
     return;
   }
-  if (notice.kind == HubNotice::Kind::subscribed) return suback_answered(route.suback, std::nullopt);
-  if (notice.kind != HubNotice::Kind::error) return;
+  if (notice.kind != HubNotice::Kind::subscribed && notice.kind != HubNotice::Kind::error) return;
+  if (route.answered.exchange(true)) return;
+  if (notice.kind == HubNotice::Kind::subscribed) return suback_answered(route.suback, {});
   services_.log->info("MQTT client '" + client_id_ + "': subscription " + route.filter + " refused: " +
                       notice.message);
-  suback_answered(route.suback, route.index);
+  {
+    // The I/O thread forgets the route (routes_ is its own), so that the
+    // filter can be subscribed again.
+    std::lock_guard<std::mutex> lock(mutex_);
+    refused_routes_.push_back(route.filter);
+  }
+  services_.host->wake(shared_from_this());
+  suback_answered(route.suback, route.indexes);
 }
 
-void MqttSession::suback_answered(uint64_t id, std::optional<size_t> failed) {
+void MqttSession::suback_answered(uint64_t id, const std::vector<size_t>& failed) {
   std::string bytes;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = subacks_.find(id);
     if (it == subacks_.end()) return;
     PendingSuback& p = it->second;
-    if (failed) p.codes[*failed] = reason::unspecified;
+    for (size_t i : failed) p.codes[i] = reason::unspecified;
     if (--p.waiting > 0) return;
     bytes = suback(version_, p.packet_id, p.codes);
     // Retained messages after the SUBACK, with RETAIN set (3.3.1.3).
@@ -234,6 +252,7 @@ void MqttSession::on_wake() {
     }
     return;
   }
+  forget_refused_routes();
   answer_ready_acks();
   if (retry_armed_) {
     retry_armed_ = false;
@@ -241,6 +260,21 @@ void MqttSession::on_wake() {
   }
   flush();
   update_reading();
+}
+
+void MqttSession::forget_refused_routes() {
+  std::vector<std::string> refused;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (refused_routes_.empty()) return;
+    refused.swap(refused_routes_);
+  }
+  for (const auto& filter : refused) {
+    auto it = routes_.find(filter);
+    if (it == routes_.end() || !it->second->answered) continue;
+    services_.hub->remove(it->second);
+    routes_.erase(it);
+  }
 }
 
 void MqttSession::answer_ready_acks() {
@@ -258,7 +292,6 @@ void MqttSession::answer_ready_acks() {
       end(a.reason, "a message could not be written to Kafka: " + a.why, /*publish_will=*/true);
       return;
     }
-    if (a.type == PacketType::pubrec) awaiting_release_.insert(a.packet_id);
     send(ack(version_, a.type, a.packet_id, a.reason));
   }
 }
@@ -280,6 +313,7 @@ void MqttSession::flush(bool behind_pending) {
 }
 
 void MqttSession::on_drained() {
+  std::shared_ptr<ClientSession> self = shared_from_this();  // a failed write may close the link
   outbox_.set_in_link(0);
   flush();
 }
@@ -309,7 +343,10 @@ bool MqttSession::on_tick(std::chrono::steady_clock::time_point now) {
         /*publish_will=*/false);
     return true;
   }
-  // 3.1.2.10: one and a half times the keep alive without a packet.
+  // 3.1.2.10: one and a half times the keep alive without a packet. Not
+  // while kws itself is not reading (Kafka's queue full, a rate limit):
+  // the client's PINGREQs wait unread in the socket then.
+  if (blocked_ || reading_paused_) return false;
   if (keep_alive_ == 0 || now - last_packet_ < std::chrono::milliseconds(keep_alive_ * 1500)) return false;
   end(reason::keep_alive_timeout, "keep alive: nothing for 1.5 x " + std::to_string(keep_alive_) + " s");
   return true;
@@ -365,12 +402,16 @@ void MqttSession::update_reading() {
     ++services_.counters->paused_reads;
     link_->pause_reading();
   } else {
+    last_packet_ = std::chrono::steady_clock::now();  // the keep alive counts from here again
     link_->resume_reading();
   }
 }
 
 void MqttSession::on_message(MessageKind kind, std::string& payload) {
   if (closing_) return;
+  // Ending the session closes its link, which may let go of the session
+  // (raw TCP closes at once): it stays alive until this call returns.
+  std::shared_ptr<ClientSession> self = shared_from_this();
   services_.counters->bytes_in += payload.size();
   if (kind == MessageKind::text) {
     // MQTT over WebSocket is binary only (MQTT 5 section 6).
@@ -379,7 +420,12 @@ void MqttSession::on_message(MessageKind kind, std::string& payload) {
   }
   reader_.feed(payload);
   for (;;) {
-    if (blocked_) return;  // handled once Kafka's queue has room, in order
+    if (blocked_) {
+      // Handled once Kafka's queue (or the rate) has room, in order; until
+      // then nothing more is read (the socket holds the rest).
+      update_reading();
+      return;
+    }
     PacketError error;
     bool failed = false;
     std::optional<PacketReader::Raw> raw = reader_.next(error, failed);
@@ -462,8 +508,10 @@ MqttSession::Handled MqttSession::handle(uint8_t first, std::string_view body) {
   } else if (std::holds_alternative<PingReq>(packet)) {
     send(pingresp());
   } else if (auto* d = std::get_if<Disconnect>(&packet)) {
-    // 3.14.4: a DISCONNECT discards the will; MQTT 5's 0x04 keeps it.
-    clean_disconnect_ = d->reason != reason::disconnect_with_will;
+    // 3.14.4: a DISCONNECT ends the connection.
+    // 3.1.2.5: only a normal disconnection (0x00; 3.1.1 has no other)
+    // discards the will.
+    clean_disconnect_ = d->reason == reason::success;
     end(reason::success, "DISCONNECT", !clean_disconnect_, /*farewell=*/false);
   } else if (std::holds_alternative<Auth>(packet)) {
     end(reason::protocol_error, "AUTH: kws has no extended authentication", true);
@@ -498,7 +546,10 @@ void MqttSession::on_connect(Connect& c) {
   // Credentials: the password carries a JWT (the user name is free), as
   // brokers that accept tokens do; a token in the WebSocket upgrade counts.
   if (services_.check_token) {
-    const std::optional<std::string>& token = c.password ? c.password : c.username;
+    // The password is the token; a user name alone is one only for a
+    // client the upgrade did not already name (MQTT.js sends a user name
+    // out of habit).
+    const std::optional<std::string>& token = c.password ? c.password : principal_ ? std::nullopt : c.username;
     if (token && !token->empty()) {
       TokenCheck check = services_.check_token(*token);
       if (!check.principal) return refuse(reason::bad_credentials, "token: " + check.problem);
@@ -511,6 +562,11 @@ void MqttSession::on_connect(Connect& c) {
     const Target t = target_of(c.will->topic);
     if (auto why = refusal(t.topic, TopicAction::write)) return refuse(reason::not_authorized, "will topic: " + *why);
     will_ = std::make_unique<Will>(std::move(*c.will));
+  }
+  if (auto holder = shared_.holder(c.client_id); holder && holder->subject() != who().name) {
+    // With tokens, a client id is its subject's: another subject taking it
+    // over would cut that client off and publish its will.
+    return refuse(reason::client_id_not_valid, "client id '" + c.client_id + "' is in use by another subject");
   }
   client_id_ = c.client_id;
   keep_alive_ = c.keep_alive;
@@ -551,9 +607,16 @@ MqttSession::Handled MqttSession::on_publish(Publish& p) {
     end(reason::qos_not_supported, "PUBLISH at QoS 2: the maximum is 1", true);
     return Handled::done;
   }
-  if (p.qos == 2 && (awaiting_release_.count(p.packet_id) > 0)) {
-    // A resent QoS 2 PUBLISH whose PUBREC went out: not published twice.
-    send(ack(version_, PacketType::pubrec, p.packet_id));
+  {
+    // Acknowledgements wait in order (4.6); a client that keeps sending
+    // behind one Kafka has not answered waits too (reading pauses).
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (p.qos > 0 && acks_.size() >= services_.options.max_pending_produce) return Handled::queue_full;
+  }
+  if (p.qos == 2 && awaiting_release_.count(p.packet_id) > 0) {
+    // A resent QoS 2 PUBLISH whose first copy was taken: not written twice,
+    // answered (again) with PUBREC in its turn.
+    queue_ack(PacketType::pubrec, p.packet_id, reason::success, {});
     return Handled::done;
   }
   std::optional<std::string> problem = mqtt_topic_name_problem(p.topic);
@@ -573,7 +636,7 @@ MqttSession::Handled MqttSession::on_publish(Publish& p) {
     ++services_.counters->client_errors;
     services_.log->info("MQTT client '" + client_id_ + "': PUBLISH to " + p.topic + " refused: " + *problem);
     if (p.qos == 1 && version_ == kVersion5) {
-      send(ack(version_, PacketType::puback, p.packet_id, code));
+      queue_ack(PacketType::puback, p.packet_id, code, *problem);
       return Handled::done;
     }
     // 3.1.1 cannot refuse a PUBLISH; neither can MQTT 5 at QoS 0. The
@@ -594,23 +657,61 @@ MqttSession::Handled MqttSession::on_publish(Publish& p) {
       return Handled::queue_full;
     }
   }
-  uint64_t slot = 0;
-  if (p.qos > 0) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    slot = next_slot_++;
-  }
-  if (produce(p, slot) == Handled::queue_full) return Handled::queue_full;
+  if (produce(p) == Handled::queue_full) return Handled::queue_full;
+  if (p.qos == 2) awaiting_release_.insert(p.packet_id);
   if (produce_limiter_) produce_limiter_->produced(bytes);
   return Handled::done;
 }
 
-MqttSession::Handled MqttSession::produce(const Publish& p, uint64_t slot, bool will) {
+void MqttSession::queue_ack(PacketType type, uint16_t packet_id, uint8_t reason_code, std::string why) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  AckSlot a;
+  a.id = next_slot_++;
+  a.type = type;
+  a.packet_id = packet_id;
+  a.remaining = 0;
+  a.reason = reason_code;
+  a.why = std::move(why);
+  acks_.push_back(std::move(a));
+  if (acks_.front().remaining == 0) services_.host->wake(shared_from_this());
+}
+
+MqttSession::Handled MqttSession::produce(const Publish& p, bool will) {
   const Target target = target_of(p.topic);
   const std::vector<Header> headers = headers_of(p.user_properties);
   // Beyond the session's share, packets wait (and reading pauses); a will
   // is the session's last word and goes whatever the count.
   if (!will && pending_produce_ >= services_.options.max_pending_produce) return Handled::queue_full;
-  std::vector<uint64_t> tokens;
+  // The slot is in place before the first record is queued: its delivery
+  // report may come back before try_produce returns.
+  uint64_t slot = 0;
+  const int records = p.retain ? 2 : 1;
+  if (p.qos > 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    slot = next_slot_++;
+    AckSlot a;
+    a.id = slot;
+    a.type = p.qos == 2 ? PacketType::pubrec : PacketType::puback;
+    a.packet_id = p.packet_id;
+    a.remaining = records;
+    acks_.push_back(std::move(a));
+  }
+  // A record that was not queued will never be reported: its share of the
+  // slot is settled here.
+  auto settle = [&](const ProduceOutcome& failed) {
+    if (slot == 0) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& a : acks_) {
+      if (a.id != slot) continue;
+      --a.remaining;
+      if (a.reason == reason::success && failed.error != ProduceError::none) {
+        a.reason = reason_for(failed.error);
+        a.why = failed.message;
+      }
+      break;
+    }
+    if (!acks_.empty() && acks_.front().remaining == 0) services_.host->wake(shared_from_this());
+  };
   auto queue = [&](std::string_view topic, const std::optional<std::string>& key,
                    std::optional<std::string_view> value) -> ProduceOutcome {
     const uint64_t token =
@@ -632,40 +733,35 @@ MqttSession::Handled MqttSession::produce(const Publish& p, uint64_t slot, bool 
   // 3.3.1.3: an empty retained payload deletes the retained message, and is
   // still delivered to current subscribers as a normal message.
   ProduceOutcome out = queue(target.topic, target.key, std::string_view(p.payload));
-  if (out.error == ProduceError::queue_full) return Handled::queue_full;
-  int queued = out.queued() ? 1 : 0;
-  if (out.queued() && p.retain) {
-    std::optional<std::string_view> value;
-    if (!p.payload.empty()) value = std::string_view(p.payload);
-    ProduceOutcome kept = queue(shared_.settings().retained_topic, p.topic, value);
-    if (kept.queued()) {
-      ++queued;
-      shared_.retained().put(p.topic, p.payload, p.user_properties);
-    } else {
-      services_.log->warning("MQTT client '" + client_id_ + "': retained copy of " + p.topic +
-                             " not kept: " + kept.message);
+  if (out.error == ProduceError::queue_full) {
+    if (slot != 0) {
+      // Nothing was queued: the packet is handled again later, slot and all.
+      std::lock_guard<std::mutex> lock(mutex_);
+      acks_.pop_back();
     }
+    return Handled::queue_full;
   }
   if (!out.queued()) {
     ++services_.counters->produce_errors;
     services_.log->info("MQTT client '" + client_id_ + "': PUBLISH to " + p.topic + " failed: " + out.message);
-  }
-  if (slot == 0) {
-    if (!out.queued() && version_ != kVersion5) end(reason_for(out.error), out.message, true);
+    for (int i = 0; i < records; ++i) settle(out);
+    if (slot == 0 && version_ != kVersion5) end(reason_for(out.error), out.message, true);
     return Handled::done;
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  AckSlot a;
-  a.id = slot;
-  a.type = p.qos == 2 ? PacketType::pubrec : PacketType::puback;
-  a.packet_id = p.packet_id;
-  a.remaining = queued;
-  if (!out.queued()) {
-    a.reason = reason_for(out.error);
-    a.why = out.message;
+  if (p.retain) {
+    std::optional<std::string_view> value;
+    if (!p.payload.empty()) value = std::string_view(p.payload);
+    ProduceOutcome kept = queue(shared_.settings().retained_topic, p.topic, value);
+    if (kept.queued()) {
+      shared_.retained().put(p.topic, p.payload, p.user_properties);
+    } else {
+      // The message itself is in Kafka: the PUBACK says so; the log says
+      // what was not kept.
+      services_.log->warning("MQTT client '" + client_id_ + "': retained copy of " + p.topic +
+                             " not kept: " + kept.message);
+      settle(ProduceOutcome{});
+    }
   }
-  acks_.push_back(std::move(a));
-  if (acks_.front().remaining == 0) services_.host->wake(shared_from_this());
   return Handled::done;
 }
 
@@ -684,7 +780,7 @@ void MqttSession::publish_will() {
   p.retain = will->retain;
   p.user_properties = will->user_properties;
   // The session is gone: nobody waits for an acknowledgement.
-  if (produce(p, 0, /*will=*/true) == Handled::queue_full) {
+  if (produce(p, /*will=*/true) == Handled::queue_full) {
     services_.log->warning("MQTT client '" + client_id_ + "': will to " + p.topic +
                            " not published: Kafka's queue is full");
     return;
@@ -711,6 +807,7 @@ void MqttSession::on_subscribe(const Subscribe& s) {
     }
   }
   std::vector<std::pair<std::shared_ptr<Route>, std::pair<std::string, SubscriptionSpec>>> asks;
+  std::map<std::string, Route*> asked;  // this SUBSCRIBE's new routes, by filter
   for (size_t i = 0; i < s.entries.size(); ++i) {
     const SubscribeEntry& e = s.entries[i];
     uint8_t code = reason::success;  // granted QoS 0: kws delivers at most once
@@ -770,7 +867,19 @@ void MqttSession::on_subscribe(const Subscribe& s) {
       subacks_[suback_id].codes[i] = code == reason::topic_filter_invalid && version_ != kVersion5 ? 0x80 : code;
       continue;
     }
-    if (routes_.count(e.filter) > 0) continue;  // 3.8.4: replaces the existing one (retained sent again)
+    if (auto same = asked.find(e.filter); same != asked.end()) {
+      same->second->indexes.push_back(i);  // the same filter twice in one SUBSCRIBE: one route, one answer
+      continue;
+    }
+    if (routes_.count(e.filter) > 0) {
+      // 3.8.4: replaces the existing one, whose retained messages are sent
+      // again, unless MQTT 5's Retain Handling 1 says "only if new".
+      if (e.retain_handling == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        subacks_[suback_id].retain_handling[i] = 2;
+      }
+      continue;
+    }
     auto route = std::make_shared<Route>();
     route->session = std::static_pointer_cast<MqttSession>(shared_from_this());
     route->filter = e.filter;
@@ -778,7 +887,8 @@ void MqttSession::on_subscribe(const Subscribe& s) {
     route->encoding = version_ == kVersion5 ? (kafka_mapping ? Encoding::mqtt5_kafka : Encoding::mqtt5)
                                             : (kafka_mapping ? Encoding::mqtt311_kafka : Encoding::mqtt311);
     route->suback = suback_id;
-    route->index = i;
+    route->indexes.push_back(i);
+    asked[e.filter] = route.get();
     SubscriptionSpec spec;
     spec.start = OffsetSpec{OffsetSpec::Kind::end, 0};
     spec.start_text = "latest";
@@ -793,7 +903,7 @@ void MqttSession::on_subscribe(const Subscribe& s) {
   for (auto& [route, what] : asks) services_.hub->subscribe(route, what.first, std::move(what.second), "mqtt");
   // This function's own hold: if every answer came already (or none was
   // asked), the SUBACK goes now.
-  suback_answered(suback_id, std::nullopt);
+  suback_answered(suback_id, {});
 }
 
 void MqttSession::on_unsubscribe(const Unsubscribe& u) {
@@ -805,6 +915,9 @@ void MqttSession::on_unsubscribe(const Unsubscribe& u) {
       continue;
     }
     services_.hub->remove(it->second);
+    // The hub drops a removed subscriber's requests unanswered: a SUBACK
+    // still waiting for this route's answer must not wait for ever.
+    if (!it->second->answered.exchange(true)) suback_answered(it->second->suback, {});
     routes_.erase(it);
     codes.push_back(reason::success);
   }

@@ -57,6 +57,8 @@ class MqttShared {
   std::shared_ptr<MqttSession> claim(const std::string& client_id, const std::shared_ptr<MqttSession>& session);
   // `session` is gone: the identifier is free, unless another took it since.
   void release(const std::string& client_id, const MqttSession* session);
+  // The session holding `client_id` now, if any.
+  std::shared_ptr<MqttSession> holder(const std::string& client_id) const;
   std::string assign_client_id();
   size_t sessions() const;
 
@@ -104,6 +106,8 @@ class MqttSession : public ClientSession {
 
   // Another connection CONNECTed with this session's client identifier.
   void take_over();
+  // Who the session is ("" anonymous).
+  const std::string& subject() const { return who().name; }
 
   // From a Route, on the hub's thread.
   struct Route;
@@ -132,10 +136,17 @@ class MqttSession : public ClientSession {
   std::optional<std::string> refusal(const std::string& kafka_topic, TopicAction action);
   // Queues the records of one PUBLISH (and the retained copy); false when
   // Kafka's queue is full (nothing queued).
-  Handled produce(const Publish& publish, uint64_t ack_slot, bool will = false);
+  // `publish` into Kafka; at QoS 1 and 2 with a slot for its acknowledgement.
+  Handled produce(const Publish& publish, bool will = false);
+  // An acknowledgement that needs no record (a refusal, a resent QoS 2
+  // PUBLISH), in its turn among the others.
+  void queue_ack(PacketType type, uint16_t packet_id, uint8_t reason, std::string why);
   // One answer (or this session's own hold) for a SUBSCRIBE; the last one
   // sends the SUBACK and the retained messages.
-  void suback_answered(uint64_t id, std::optional<size_t> failed);
+  void suback_answered(uint64_t id, const std::vector<size_t>& failed);
+  // Routes the hub refused leave routes_ (I/O thread), so their filters
+  // can be subscribed again.
+  void forget_refused_routes();
   void publish_will();
   void answer_ready_acks();
   void update_reading();
@@ -194,6 +205,7 @@ class MqttSession : public ClientSession {
   std::vector<AckSlot> acks_;
   uint64_t next_slot_ = 1;
   std::map<uint64_t, PendingSuback> subacks_;  // by a number of ours
+  std::vector<std::string> refused_routes_;    // filters whose hub subscription was refused
   uint64_t next_suback_ = 1;
 };
 

@@ -169,6 +169,24 @@ class KafkaMapping(kwstest.KwsTestCase):
             only = wait_messages(one, 1)
             self.assertEqual([m.payload for m in only], [b"101"])
 
+    def test_wildcards_match_records_kws_send_wrote(self):
+        # A record any Kafka tool writes to mqtt-messages is an MQTT message
+        # on the topic its key names.
+        site = "site%s" % uuid.uuid4().hex[:6]
+        plus = self.client(V311)
+        plus.subscribe(site + "/+/temp", 0)
+        hash_ = self.client(V5, "websockets")
+        hash_.subscribe(site + "/#", 0)
+        self.send_json("mqtt-messages", [{"key": site + "/line1/temp", "message": "21"},
+                                         {"key": site + "/line1/humidity", "message": "40"},
+                                         {"key": site + "/line2/temp", "message": "19"}])
+        got = wait_messages(plus, 2)
+        self.assertEqual(sorted((m.topic, m.payload) for m in got),
+                         [(site + "/line1/temp", b"21"), (site + "/line2/temp", b"19")])
+        got = wait_messages(hash_, 3)
+        self.assertEqual(sorted(m.topic for m in got),
+                         sorted([site + "/line1/temp", site + "/line1/humidity", site + "/line2/temp"]))
+
     def test_publish_to_kafka_topic_through_mqtt(self):
         topic = self.topic("cmds")
         self.send(topic, "seed")
@@ -231,6 +249,60 @@ class KafkaMapping(kwstest.KwsTestCase):
             time.sleep(0.2)
         self.assertEqual(sorted(lines), [prefix + "/one=acked", prefix + "/zero=at most once"], str(r))
 
+
+    def raw_client(self, version=V311, will=None):
+        host, port = host_port(self.serve.mqtt_address)
+        r = RawMqtt({"host": host, "port": port})
+        self.addCleanup(r.sock.close)
+        r.connect(version=version, will=will)
+        return r
+
+    def suback_codes(self, r, count):
+        """{packet id: codes} of the next `count` SUBACKs (other packets in between are skipped)."""
+        codes = {}
+        while len(codes) < count:
+            first, body = r.read_packet(what="SUBACK")
+            if first >> 4 == mqtt_semantics.SUBACK:
+                pos = 2 if r.version == V311 else 3 + body[2]  # MQTT 5: after the (short) properties
+                codes[body[0] << 8 | body[1]] = list(body[pos:])
+        return codes
+
+    def test_unsubscribe_before_the_hub_answered_still_gets_its_suback(self):
+        topic = self.topic("fresh")
+        self.send(topic, "seed")
+        r = self.raw_client()
+        # Both in one write: the UNSUBSCRIBE arrives while the hub still
+        # looks the topic up for the SUBSCRIBE.
+        r.send(subscribe_packet("kafka/%s/#" % topic, V311, 0, 5) +
+               mqtt_semantics.packet(0xA2, b"\x00\x06" + mqtt_semantics.mqtt_string("kafka/%s/#" % topic)))
+        seen = set()
+        while seen != {mqtt_semantics.SUBACK, mqtt_semantics.UNSUBACK}:
+            first, body = r.read_packet(what="SUBACK and UNSUBACK")
+            seen.add(first >> 4)
+
+    def test_a_refused_subscription_can_be_made_again(self):
+        topic = self.topic("later")
+        r = self.raw_client()
+        # Twice in one SUBSCRIBE: both refused (the topic does not exist yet).
+        r.send(mqtt_semantics.packet(0x82, b"\x00\x01" + mqtt_semantics.mqtt_string("kafka/%s/#" % topic) + b"\x00" +
+                                     mqtt_semantics.mqtt_string("kafka/%s/#" % topic) + b"\x00"))
+        self.assertEqual(self.suback_codes(r, 1), {1: [0x80, 0x80]})
+        self.send(topic, "seed")
+        r.send(subscribe_packet("kafka/%s/#" % topic, V311, 0, 2))
+        self.assertEqual(self.suback_codes(r, 1), {2: [0]})
+        self.send(topic, "now")
+        first, body = r.read_packet(what="the record after the new subscription")
+        self.assertEqual(first >> 4, mqtt_semantics.PUBLISH)
+        self.assertTrue(body.endswith(b"now"), body)
+
+    def test_v5_disconnect_with_an_error_reason_keeps_the_will(self):
+        # 3.1.2.5: only reason 0x00 discards the will.
+        topic = "will/%s" % uuid.uuid4().hex[:8]
+        watcher = self.client(V311)
+        watcher.subscribe(topic, 0)
+        r = self.raw_client(V5, will=(topic, b"gone", 0, False))
+        r.send(mqtt_semantics.packet(0xE0, b"\x80\x00"))
+        self.assertEqual(watcher.expect(topic).payload, b"gone")
 
     def test_v5_maximum_packet_size_is_respected(self):
         # MQTT 5 3.1.2.25: a packet over the client's Maximum Packet Size is
@@ -332,6 +404,35 @@ class Security(kwstest.KwsTestCase):
         self.addCleanup(pub.stop)
         pub.publish("plant/line1", b"ok", qos=1)
         self.assertEqual(sub.expect("plant/line1").payload, b"ok")
+
+    def test_client_id_of_another_subject_is_refused_and_upgrade_token_counts(self):
+        serve = start_serve(self, self.brokers, "--jwt-secret-file", self.secret_file)
+        self.addCleanup(serve.__exit__, None, None, None)
+        acl = {"read": ["mqtt-messages"], "write": ["mqtt-messages"]}
+        alice = hs({"sub": "alice", "exp": FAR, "kws": acl})
+        mallory = hs({"sub": "mallory", "exp": FAR, "kws": acl})
+        host, port = host_port(serve.mqtt_address)
+        first = RawMqtt({"host": host, "port": port})
+        self.addCleanup(first.sock.close)
+        first.send(connect_packet("sensor-1", V311, 60, True, None, ("u", alice)))
+        self.assertEqual(first.expect(CONNACK)[1][1], 0)
+        other = RawMqtt({"host": host, "port": port})
+        self.addCleanup(other.sock.close)
+        other.send(connect_packet("sensor-1", V311, 60, True, None, ("u", mallory)))
+        self.assertEqual(other.expect(CONNACK)[1][1], 2)  # identifier rejected
+        # Alice again (her own reconnect) takes the session over.
+        again = RawMqtt({"host": host, "port": port})
+        self.addCleanup(again.sock.close)
+        again.send(connect_packet("sensor-1", V311, 60, True, None, ("u", alice)))
+        self.assertEqual(again.expect(CONNACK)[1][1], 0)
+        first.expect_closed()
+        # A token in the WebSocket upgrade names the client; a user name
+        # without a password (MQTT.js sends one) is not mistaken for a token.
+        wsh, wsp = host_port(serve.ws_address)
+        ws = RawMqtt({"host": wsh, "port": wsp, "transport": "websockets", "path": "/mqtt?access_token=" + alice})
+        self.addCleanup(ws.sock.close)
+        ws.send(connect_packet("browser-1", V311, 60, True, None, ("someone", None)))
+        self.assertEqual(ws.expect(CONNACK)[1][1], 0)
 
     def test_mqtt_over_tls(self):
         files = kwstest.make_ca(kwstest.scratch_dir(), "mqtt")

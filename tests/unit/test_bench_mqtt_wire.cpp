@@ -123,9 +123,12 @@ TEST_CASE("bench mqtt: parse_packet and parse_publish") {
     CHECK(error.empty());
   }
   // CONNACK and SUBACK as a server sends them.
-  REQUIRE(mqtt::parse_packet("\x20\x02\x00\x00"s, p, error) == 4);
+  // (p.body points into the bytes parsed: they must outlive it.)
+  const std::string connack_bytes = "\x20\x02\x00\x00"s;
+  REQUIRE(mqtt::parse_packet(connack_bytes, p, error) == 4);
   CHECK((p.type == mqtt::connack && p.body == "\x00\x00"s));
-  REQUIRE(mqtt::parse_packet("\x90\x03\x00\x01\x80"s, p, error) == 5);
+  const std::string suback_bytes = "\x90\x03\x00\x01\x80"s;
+  REQUIRE(mqtt::parse_packet(suback_bytes, p, error) == 5);
   uint16_t id = 0;
   CHECK((p.type == mqtt::suback && mqtt::read_packet_id(p.body, id) && id == 1 && p.body[2] == '\x80'));
   CHECK_FALSE(mqtt::read_packet_id("\x01"s, id));

@@ -675,7 +675,9 @@ TEST_CASE("session: a group session stores offsets for the group's commit only o
   }
   auto s = f.open(link, "topics=t&group.id=g", "kws.v1");
   auto wait_for = [&](const std::function<bool()>& done) {
-    for (int i = 0; i < 400 && !done(); ++i) {
+    // Up to 10 s: the group reader's thread is slow to start under a
+    // sanitizer on a loaded machine (2 s was not always enough in CI).
+    for (int i = 0; i < 2000 && !done(); ++i) {
       f.host.run();
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
