@@ -36,7 +36,10 @@ grep -q '^kws plugin ABI: [0-9]' "$tmp/version" || fail "kws --version does not 
 if command -v cc >/dev/null; then
   if cc -shared -fPIC -Wall -Wextra -Werror -I"$prefix/include" -o "$tmp/example.so" "$repo/plugins/example/example.c" \
        2>"$tmp/cc.log"; then
-    clean kws serve --plugin "$tmp/example.so" --broker-listen 127.0.0.1:0 -l 127.0.0.1:0 >/dev/null 2>"$tmp/serve.log" &
+    # exec: $! must be kws itself (a backgrounded function is a subshell
+    # whose kill left kws serve running after the test).
+    (exec env -i HOME="$home" PATH="$prefix/bin:/usr/bin:/bin" TERM=dumb \
+       kws serve --plugin "$tmp/example.so" --broker-listen 127.0.0.1:0 -l 127.0.0.1:0 >/dev/null 2>"$tmp/serve.log") &
     serve_pid=$!
     for _ in $(seq 200); do
       grep -q "plugin 'example' loaded from $tmp/example.so" "$tmp/serve.log" && break
