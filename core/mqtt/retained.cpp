@@ -32,12 +32,6 @@ void RetainedStore::deliver(const FrameBatchPtr& batch) {
   }
 }
 
-void RetainedStore::notify(const HubNotice& notice) {
-  if (notice.kind != HubNotice::Kind::subscribed) return;
-  std::lock_guard<std::mutex> lock(mutex_);
-  reading_ = true;
-}
-
 void RetainedStore::put(const std::string& topic, std::string_view payload, const UserProperties& properties) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (payload.empty()) {
@@ -63,11 +57,6 @@ void RetainedStore::match(std::string_view filter,
 size_t RetainedStore::size() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return by_topic_.size();
-}
-
-bool RetainedStore::reading() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return reading_;
 }
 
 }  // namespace kws::mqtt

@@ -2,8 +2,8 @@
 // MQTT's retained messages (the newest per topic name, delivered to every
 // new subscription that matches), kept in Kafka: a compacted topic keyed by
 // the MQTT topic name (docs/PROTOCOL.md, "MQTT"). Every bridge reads that
-// topic from its start through the hub and keeps the newest value of each
-// key in memory, so a retained message published through one bridge is
+// topic from its start on a reader of its own and keeps the newest value of
+// each key in memory, so a retained message published through one bridge is
 // delivered by all of them, and survives their restarts.
 #include <cstdint>
 #include <functional>
@@ -25,9 +25,11 @@ struct RetainedMessage {
 
 class RetainedStore : public Subscriber {
  public:
-  // Subscriber: the retained topic's records, from the hub's thread.
+  // The retained topic's records, in offset order per partition, from the
+  // bridge's retained reader (a thread of its own, not the hub's: see
+  // core/bridge/bridge.cpp, read_retained).
   void deliver(const FrameBatchPtr& batch) override;
-  void notify(const HubNotice& notice) override;
+  void notify(const HubNotice&) override {}
 
   // A retained publish through this bridge, at once (it reaches Kafka, and
   // comes back through the reader, after its PUBACK may have gone out; a
@@ -37,13 +39,10 @@ class RetainedStore : public Subscriber {
   void match(std::string_view filter,
              const std::function<void(const std::string& topic, const RetainedMessage& message)>& on) const;
   size_t size() const;
-  // Whether the reader has said `subscribed` (it then reads from the start).
-  bool reading() const;
 
  private:
   mutable std::mutex mutex_;
   std::map<std::string, RetainedMessage> by_topic_;
-  bool reading_ = false;
 };
 
 }  // namespace kws::mqtt

@@ -51,7 +51,6 @@ class MqttShared {
   explicit MqttShared(MqttSettings settings) : settings_(std::move(settings)) {}
   const MqttSettings& settings() const { return settings_; }
   RetainedStore& retained() { return *retained_; }
-  const std::shared_ptr<RetainedStore>& retained_subscriber() const { return retained_; }
 
   // Registers `session` as `client_id`'s; returns the session it replaces.
   std::shared_ptr<MqttSession> claim(const std::string& client_id, const std::shared_ptr<MqttSession>& session);
