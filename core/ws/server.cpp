@@ -154,6 +154,11 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   void setup();
   bool on_socket(asio::ip::tcp::socket& socket);
   bool on_metrics_socket(asio::ip::tcp::socket& socket);
+  // A connection for an accepted socket: with TLS when the listener has it,
+  // counted against its peer address. Null when it was refused; `accepted`
+  // false when the socket was not taken at all (the listener then backs off).
+  ConnectionPtr accept_connection(asio::ip::tcp::socket& socket,
+                                  std::shared_ptr<const Connection::RequestHandler> handler, bool& accepted);
   // MQTT over TCP: no HTTP, the session starts with the connection.
   bool on_mqtt_socket(asio::ip::tcp::socket& socket);
   // MQTT over WebSocket (/mqtt).
@@ -224,21 +229,10 @@ bool Server::Impl::on_socket(asio::ip::tcp::socket& socket) {
           if (auto impl = weak.lock()) impl->on_request(c, r);
         });
   }
-  std::unique_ptr<ws::TlsStream> stream;
-  if (tls) {
-    try {
-      stream = std::make_unique<ws::TlsStream>(*tls);
-    } catch (const Error& e) {
-      services.log->warning(e.what());
-      return false;
-    }
-  }
-  ws::PeerSlot slot;
-  if (!admit_peer(socket, slot)) return true;
-  auto con = std::make_shared<Connection>(std::move(socket), limits, request_handler, std::move(stream));
-  con->hold(std::move(slot));
-  con->start();
-  return true;
+  bool accepted = true;
+  auto con = accept_connection(socket, request_handler, accepted);
+  if (con) con->start();
+  return accepted;
 }
 
 // The metrics address: plain HTTP, no token, nothing but what a scraper or
@@ -260,24 +254,34 @@ bool Server::Impl::on_metrics_socket(asio::ip::tcp::socket& socket) {
   return true;
 }
 
-bool Server::Impl::on_mqtt_socket(asio::ip::tcp::socket& socket) {
-  {
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    if (registry.size() >= max_connections || finishing) return false;
-  }
+ConnectionPtr Server::Impl::accept_connection(asio::ip::tcp::socket& socket,
+                                              std::shared_ptr<const Connection::RequestHandler> handler,
+                                              bool& accepted) {
   std::unique_ptr<ws::TlsStream> stream;
   if (tls) {
     try {
       stream = std::make_unique<ws::TlsStream>(*tls);
     } catch (const Error& e) {
       services.log->warning(e.what());
-      return false;
+      accepted = false;
+      return nullptr;
     }
   }
   ws::PeerSlot slot;
-  if (!admit_peer(socket, slot)) return true;
-  auto con = std::make_shared<Connection>(std::move(socket), limits, nullptr, std::move(stream));
+  if (!admit_peer(socket, slot)) return nullptr;  // answered and closed: the listener goes on
+  auto con = std::make_shared<Connection>(std::move(socket), limits, std::move(handler), std::move(stream));
   con->hold(std::move(slot));
+  return con;
+}
+
+bool Server::Impl::on_mqtt_socket(asio::ip::tcp::socket& socket) {
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    if (registry.size() >= max_connections || finishing) return false;
+  }
+  bool accepted = true;
+  auto con = accept_connection(socket, nullptr, accepted);
+  if (!con) return accepted;
   // A client certificate (mTLS) is only known after the handshake, which
   // the first reads run: a CONNECT's token is what names an MQTT client here.
   auto session = open_mqtt(con, nullptr);
