@@ -166,6 +166,9 @@ class PartitionFeed : public MessageSource {
   virtual void assign(const std::string& topic, const std::vector<int64_t>& offsets) = 0;
   // Stops reading every partition of `topic`.
   virtual void unassign(const std::string& topic) = 0;
+  // Reads one assigned partition again from `offset` (earlier than where it
+  // stands): nothing read before the call is handed on after it.
+  virtual void rewind(const std::string& topic, int32_t partition, int64_t offset) = 0;
   // The partition's high watermark as last seen by fetches (no request); -1
   // when unknown. For lag metrics.
   virtual int64_t cached_high_watermark(const std::string& topic, int32_t partition) = 0;

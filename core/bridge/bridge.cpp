@@ -38,6 +38,9 @@ struct Bridge::Impl {
         .sample("kws_serve_kafka_messages_total", static_cast<double>(s.messages));
     m.family("kws_serve_catchups", "gauge", "Subscriptions reading history before joining the live stream")
         .sample("kws_serve_catchups", static_cast<double>(s.catchups));
+    m.family("kws_serve_rewinds_total", "counter",
+             "Partitions the shared reader read again for subscriptions starting shortly before the ring")
+        .sample("kws_serve_rewinds_total", static_cast<double>(s.rewinds));
     m.family("kws_serve_admin_requests", "gauge", "Kafka lookups waiting for or running on the admin worker")
         .sample("kws_serve_admin_requests", static_cast<double>(s.admin_jobs));
     m.family("kws_serve_kafka_ready", "gauge", "1 when Kafka answers").sample("kws_serve_kafka_ready", kafka_ready ? 1 : 0);

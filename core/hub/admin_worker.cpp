@@ -57,11 +57,16 @@ void AdminWorker::run() {
   }
 }
 
-TopicLookup AdminWorker::describe_cached(const std::string& topic, bool fresh) {
+TopicLookup AdminWorker::describe_cached(const std::string& topic, bool fresh,
+                                         std::chrono::steady_clock::time_point asked) {
   const auto now = clock_();
-  if (!fresh) {
-    auto it = cache_.find(topic);
-    if (it != cache_.end() && now - it->second.at < cache_for_) return it->second.lookup;
+  auto it = cache_.find(topic);
+  // A fresh lookup takes an answer Kafka was asked for after it: a
+  // burst of subscriptions to a topic the hub does not read yet (a bridge
+  // restarted under a thousand clients) costs a round trip or two, not one
+  // per subscription.
+  if (it != cache_.end() && (fresh ? it->second.at > asked : now - it->second.at < cache_for_)) {
+    return it->second.lookup;
   }
   // A flood of distinct names must not grow the cache: drop what is stale.
   if (cache_.size() > 1024) {
@@ -69,17 +74,19 @@ TopicLookup AdminWorker::describe_cached(const std::string& topic, bool fresh) {
       it = now - it->second.at >= cache_for_ ? cache_.erase(it) : std::next(it);
     }
   }
+  const auto asking = clock_();  // the answer is at least this new
   TopicLookup lookup = admin_.describe(topic);
-  if (lookup.error != TopicLookup::Error::failed) cache_[topic] = Cached{lookup, clock_()};
+  if (lookup.error != TopicLookup::Error::failed) cache_[topic] = Cached{lookup, asking};
   return lookup;
 }
 
 void AdminWorker::look_up(const std::string& topic, bool fresh, std::optional<int64_t> time_ms,
                           std::shared_ptr<const std::atomic<bool>> cancelled, std::function<void(Lookup)> done) {
-  submit([this, topic, fresh, time_ms, cancelled = std::move(cancelled), done = std::move(done)] {
+  const auto asked = clock_();
+  submit([this, topic, fresh, asked, time_ms, cancelled = std::move(cancelled), done = std::move(done)] {
     if (cancelled && *cancelled) return;
     Lookup out;
-    out.topic = describe_cached(topic, fresh);
+    out.topic = describe_cached(topic, fresh, asked);
     if (out.topic.ok() && time_ms) out.times = admin_.offsets_for_time(topic, *time_ms, out.topic.partitions.size());
     done(std::move(out));
   });

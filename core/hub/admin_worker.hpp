@@ -40,8 +40,8 @@ class AdminWorker {
     TopicLookup topic;
     std::vector<int64_t> times;  // offsets_for_time per partition, when a time was asked for
   };
-  // `fresh`: do not answer from the cache (the live reader starts at these
-  // high watermarks). `cancelled` (may be null) is checked before the errand
+  // `fresh`: answer only with what Kafka said after this call (the live
+  // reader starts at these high watermarks). `cancelled` (may be null) is checked before the errand
   // runs: a closed session's errands are skipped.
   void look_up(const std::string& topic, bool fresh, std::optional<int64_t> time_ms,
                std::shared_ptr<const std::atomic<bool>> cancelled, std::function<void(Lookup)> done);
@@ -58,7 +58,7 @@ class AdminWorker {
  private:
   void submit(std::function<void()> errand);
   void run();
-  TopicLookup describe_cached(const std::string& topic, bool fresh);
+  TopicLookup describe_cached(const std::string& topic, bool fresh, std::chrono::steady_clock::time_point asked);
 
   TopicAdmin& admin_;
   Clock clock_;

@@ -65,6 +65,10 @@ struct Hub::Topic {
   };
   std::shared_ptr<const std::string> name;
   std::vector<int64_t> next;  // the live reader's position per partition
+  // Per partition, after the live reader was rewound (rewind_live): the
+  // position it had reached. Until it is back there, that is the end of
+  // the partition as the hub knows it (end_of). Empty until a rewind.
+  std::vector<int64_t> rewound_from;
   std::vector<Ring> rings;
   std::vector<Live> live;
   std::vector<FramePtr> batch;  // frames read in the current poll
@@ -85,6 +89,16 @@ struct Hub::Topic {
   uint64_t frame_serial = 0;  // per frame walked through `by_topic`
   std::vector<FilterGroup*> unkeyed;
 };
+
+namespace {
+
+// The end of partition `p` as the hub knows it: where the live reader
+// stands, or where it stood before a rewind made it read history again.
+int64_t end_of(const std::vector<int64_t>& next, const std::vector<int64_t>& rewound_from, size_t p) {
+  return p < rewound_from.size() ? std::max(next[p], rewound_from[p]) : next[p];
+}
+
+}  // namespace
 
 struct Hub::CatchUp {
   std::shared_ptr<Subscriber> subscriber;
@@ -545,7 +559,9 @@ void Hub::opened_reader(uint64_t serial, std::unique_ptr<PartitionFeed> feed, st
 // the ring: then r.from holds the catch-up reader's start.
 bool Hub::start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lookup) {
   const size_t n = t.next.size();
-  std::vector<int64_t> from = t.next;
+  std::vector<int64_t> ends(n);
+  for (size_t p = 0; p < n; ++p) ends[p] = end_of(t.next, t.rewound_from, p);
+  std::vector<int64_t> from = ends;
   int64_t start_time = -1;
   r.from.clear();
   r.resume_lost.clear();
@@ -556,14 +572,14 @@ bool Hub::start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lo
     for (size_t p = 0; p < n; ++p) {
       if (r.resume.count(static_cast<int32_t>(p))) continue;
       int64_t low = p < parts.size() ? std::max<int64_t>(0, parts[p].low) : 0;
-      low = std::min(low, t.next[p]);
+      low = std::min(low, ends[p]);
       switch (r.start.kind) {
         case OffsetSpec::Kind::beginning: from[p] = low; break;
-        case OffsetSpec::Kind::absolute: from[p] = clamp_offset(r.start.value, low, t.next[p]); break;
-        case OffsetSpec::Kind::from_end: from[p] = clamp_offset(t.next[p] - r.start.value, low, t.next[p]); break;
+        case OffsetSpec::Kind::absolute: from[p] = clamp_offset(r.start.value, low, ends[p]); break;
+        case OffsetSpec::Kind::from_end: from[p] = clamp_offset(ends[p] - r.start.value, low, ends[p]); break;
         case OffsetSpec::Kind::timestamp:
-          from[p] = p < lookup->times.size() && lookup->times[p] >= 0 ? clamp_offset(lookup->times[p], low, t.next[p])
-                                                                      : t.next[p];
+          from[p] = p < lookup->times.size() && lookup->times[p] >= 0 ? clamp_offset(lookup->times[p], low, ends[p])
+                                                                      : ends[p];
           break;
         case OffsetSpec::Kind::end:
         case OffsetSpec::Kind::stored: break;
@@ -578,8 +594,8 @@ bool Hub::start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lo
     for (const auto& [partition, last] : r.resume) {
       const auto p = static_cast<size_t>(partition);
       if (p >= n || p >= parts.size()) continue;
-      const int64_t low = std::min(std::max<int64_t>(0, parts[p].low), t.next[p]);
-      const int64_t high = std::max(parts[p].high, t.next[p]);
+      const int64_t low = std::min(std::max<int64_t>(0, parts[p].low), ends[p]);
+      const int64_t high = std::max(parts[p].high, ends[p]);
       const int64_t next = last + 1;
       if (next < low) {
         r.resume_lost.push_back({partition, next, low - 1});
@@ -602,8 +618,11 @@ bool Hub::start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lo
       from[p] = first_at_time(t.rings[p].frames, from[p], start_time, t.next[p]);
     }
   }
+  // Recent history the live reader reads again for everyone (a time start
+  // needs the frames' times, which only a catch-up reader checks).
+  if (!in_ring && start_time < 0 && lookup) in_ring = rewind_live(t, from, lookup->topic.partitions);
   if (in_ring) {
-    notify_subscribed(r, from, t.next);
+    notify_subscribed(r, from, ends);
     join_live(t, r.subscriber, from, r.filter);
     return false;
   }
@@ -617,6 +636,48 @@ bool Hub::start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lo
   }
   r.from = std::move(from);
   r.start_time_ms = start_time;
+  return true;
+}
+
+// Makes the live reader read again from `from` wherever that is older than
+// the ring, when every such partition is at most rewind_offsets behind its
+// end: then the start is in the ring (empty, at the live reader's new
+// position). Subscribers already live skip what they already had, so each
+// still gets every message once; the ring starts over at the new position.
+// It goes back twice as far as asked (within rewind_offsets and the log
+// start `parts[p].low`), so that in a storm of resumes each a little
+// older than the last, most find their start in the ring.
+// Returns false, changing nothing, when a catch-up reader should read it.
+bool Hub::rewind_live(Topic& t, const std::vector<int64_t>& from, const std::vector<PartitionWatermarks>& parts) {
+  const size_t n = t.next.size();
+  std::vector<std::pair<size_t, int64_t>> targets;
+  for (size_t p = 0; p < n; ++p) {
+    if (from[p] >= t.rings[p].begin(t.next[p])) continue;
+    const int64_t end = end_of(t.next, t.rewound_from, p);
+    if (end - from[p] > limits_.rewind_offsets) return false;
+    const int64_t low = p < parts.size() ? std::max<int64_t>(0, parts[p].low) : from[p];
+    const int64_t further = end - std::min(2 * (end - from[p]), limits_.rewind_offsets);
+    targets.emplace_back(p, std::max(std::min(from[p], low), std::min(from[p], further)));
+  }
+  if (targets.empty()) return false;
+  for (const auto& [p, target] : targets) {
+    try {
+      live_->rewind(*t.name, static_cast<int32_t>(p), target);
+    } catch (const std::exception& e) {
+      // The partitions rewound so far stay rewound; that is consistent.
+      log_.warning(std::string(e.what()) + "; reading that history with a reader of its own");
+      return false;
+    }
+    for (auto& l : t.live) {
+      if (!l.skip_below) l.skip_below = std::make_unique<std::vector<int64_t>>(t.next);
+      (*l.skip_below)[p] = std::max((*l.skip_below)[p], t.next[p]);
+    }
+    t.rewound_from.resize(n, 0);
+    t.rewound_from[p] = end_of(t.next, t.rewound_from, p);
+    t.rings[p].clear();
+    t.next[p] = target;
+    ++rewinds_;
+  }
   return true;
 }
 
@@ -787,6 +848,8 @@ void Hub::on_live_event(const PartitionEvent& e) {
     for (auto& l : t->live) {
       if (l.skip_below) (*l.skip_below)[p] = std::min((*l.skip_below)[p], e.next_offset);
     }
+    // The log starts over: the end known before a rewind is gone with it.
+    if (p < t->rewound_from.size()) t->rewound_from[p] = 0;
   }
   // The ring holds frames from before the jump only; starts in it would
   // straddle the gap.
@@ -987,6 +1050,7 @@ void Hub::update_stats() {
   s.catchups = catchups_.size();
   s.admin_jobs = admin_.pending();
   s.messages = messages_;
+  s.rewinds = rewinds_;
   for (const auto& [name, totals] : totals_) {
     TopicStats ts;
     ts.topic = name;

@@ -105,6 +105,12 @@ using SteadyClock = std::function<std::chrono::steady_clock::time_point()>;
 struct HubLimits {
   size_t ring_bytes = 8 << 20;              // per partition
   size_t max_catchups = 32;                 // sessions reading history at once
+  // History at most this many offsets behind the end of a partition is
+  // read again by the live reader (rewound), not by a catch-up reader of
+  // the subscription's own: after a bridge restart a thousand clients
+  // resuming a few seconds back cost one read of those seconds, and every
+  // later one starts in the ring. 0: never rewind.
+  int64_t rewind_offsets = 20000;
   std::chrono::milliseconds linger{10000};  // keep a topic read this long after its last subscriber
   size_t batch = 4096;                      // messages per poll
   size_t batch_bytes = 64 << 10;            // bytes per batch handed to subscribers (estimated)
@@ -130,6 +136,7 @@ struct HubStats {
   size_t catchups = 0;
   size_t admin_jobs = 0;  // waiting for or running on the admin worker
   uint64_t messages = 0;  // frames read by the live reader, all topics
+  uint64_t rewinds = 0;   // partitions the live reader read again for a start older than the ring
 };
 
 class Hub {
@@ -198,6 +205,7 @@ class Hub {
   void opened_reader(uint64_t serial, std::unique_ptr<PartitionFeed> feed, std::string error);
   void listed_topics(uint64_t serial, std::vector<std::string> names, const std::string& error);
   bool start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lookup);
+  bool rewind_live(Topic& t, const std::vector<int64_t>& from, const std::vector<PartitionWatermarks>& parts);
   SubscriberQueue* waiting_for(uint64_t serial, Subscriber*& who);
   void join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::vector<int64_t>& from,
                  const FilterPtr& filter);
@@ -235,6 +243,7 @@ class Hub {
   std::unordered_map<Subscriber*, SubscriberQueue> queues_;
   uint64_t next_serial_ = 1;
   uint64_t messages_ = 0;
+  uint64_t rewinds_ = 0;
   struct Totals {
     uint64_t messages = 0;
     std::map<int32_t, uint64_t> lost;

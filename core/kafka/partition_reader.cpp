@@ -133,6 +133,26 @@ void PartitionReader::unassign(const std::string& topic) {
   }
 }
 
+void PartitionReader::rewind(const std::string& topic, int32_t partition, int64_t offset) {
+  // A seek raises librdkafka's version barrier on this thread before it
+  // returns: whatever was fetched from the old position is dropped at poll
+  // time, never handed on after the call. The wait is for librdkafka's own
+  // threads, not for a broker.
+  PartitionList one(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(one.get(), topic.c_str(), partition)->offset = offset;
+  std::string why;
+  if (rd_kafka_error_t* error = rd_kafka_seek_partitions(impl_->rk.get(), one.get(), 1000)) {
+    why = error_text(error);
+  } else if (one->elems[0].err) {
+    why = rd_kafka_err2str(one->elems[0].err);
+  }
+  if (!why.empty()) {
+    throw Error("cannot read topic '" + topic + "' partition " + std::to_string(partition) + " again from " +
+                std::to_string(offset) + ": " + why);
+  }
+  impl_->jumps.forget(topic, partition);  // a pending jump belonged to the old position
+}
+
 int64_t PartitionReader::cached_high_watermark(const std::string& topic, int32_t partition) {
   int64_t low = -1, high = -1;
   if (rd_kafka_get_watermark_offsets(impl_->rk.get(), topic.c_str(), partition, &low, &high)) return -1;

@@ -24,6 +24,7 @@ class PartitionReader : public PartitionFeed {
 
   void assign(const std::string& topic, const std::vector<int64_t>& offsets) override;
   void unassign(const std::string& topic) override;
+  void rewind(const std::string& topic, int32_t partition, int64_t offset) override;
   int64_t cached_high_watermark(const std::string& topic, int32_t partition) override;
   void on_ready(std::function<void()> wake) override;
   // Problems Kafka reports mid-stream (a broker down) go to the log; the

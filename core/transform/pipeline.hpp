@@ -142,6 +142,9 @@ class TransformingFeed : public PartitionFeed {
     inner_->assign(t_.kafka_topic(topic), offsets);
   }
   void unassign(const std::string& topic) override { inner_->unassign(t_.kafka_topic(topic)); }
+  void rewind(const std::string& topic, int32_t partition, int64_t offset) override {
+    inner_->rewind(t_.kafka_topic(topic), partition, offset);
+  }
   int64_t cached_high_watermark(const std::string& topic, int32_t partition) override {
     return inner_->cached_high_watermark(t_.kafka_topic(topic), partition);
   }

@@ -61,6 +61,10 @@ class FakeFeed : public PartitionFeed {
       it = it->first.first == topic ? positions_.erase(it) : std::next(it);
     }
   }
+  void rewind(const std::string& topic, int32_t partition, int64_t offset) override {
+    ++rewinds;
+    positions_.at({topic, partition}) = offset;
+  }
   int64_t cached_high_watermark(const std::string& topic, int32_t partition) override {
     return static_cast<int64_t>(cluster_.topics.at(topic).at(static_cast<size_t>(partition)).size());
   }
@@ -116,6 +120,7 @@ class FakeFeed : public PartitionFeed {
     if (wake_) wake_();
   }
   int polls = 0;
+  int rewinds = 0;
 
  private:
   FakeCluster& cluster_;

@@ -72,8 +72,11 @@ struct HubFixture {
   FakeFeed* live = nullptr;
   std::unique_ptr<Hub> hub;
 
-  explicit HubFixture(size_t ring_bytes = 1 << 20, bool admin_thread = false) {
+  // History older than the ring goes to catch-up readers here; the tests
+  // of the live reader's rewinds turn them on (`rewind_offsets`).
+  explicit HubFixture(size_t ring_bytes = 1 << 20, bool admin_thread = false, int64_t rewind_offsets = 0) {
     limits.ring_bytes = ring_bytes;
+    limits.rewind_offsets = rewind_offsets;
     limits.linger = std::chrono::milliseconds(0);
     limits.admin_thread = admin_thread;
     auto feed = std::make_unique<FakeFeed>(cluster);
@@ -841,6 +844,7 @@ TEST_CASE("hub: a gap both the lingering live reader and a resume's catch-up rea
   HubLimits limits;
   limits.admin_thread = false;
   limits.linger = std::chrono::hours(1);
+  limits.rewind_offsets = 0;  // the scenario of catch-up readers
   std::chrono::steady_clock::time_point now{std::chrono::hours(1)};
   auto feed = std::make_unique<JitteryFeed>(cluster, rng, 0, 1000);
   JitteryFeed* live = feed.get();
@@ -898,6 +902,8 @@ TEST_CASE("hub: a resume across a gap, in any order of polls around the handover
     limits.linger = std::chrono::hours(1);
     limits.batch = 1 + rng() % 16;
     limits.ring_bytes = (rng() % 2) ? (1 << 20) : 200 + rng() % 2000;
+    // History from a catch-up reader or from the live reader rewound.
+    limits.rewind_offsets = (rng() % 2) ? 0 : 20000;
     std::chrono::steady_clock::time_point now{std::chrono::hours(1)};
     auto feed = std::make_unique<JitteryFeed>(cluster, rng, static_cast<int>(rng() % 80), 1 + rng() % 12);
     JitteryFeed* live = feed.get();
@@ -956,5 +962,106 @@ TEST_CASE("hub: a resume across a gap, in any order of polls around the handover
       next = offset;
     }
     CHECK(next == end - 1);
+  }
+}
+
+TEST_CASE("hub: a start a little older than the ring is read again by the live reader: no catch-up reader, nothing twice") {
+  HubFixture f(600, false, /*rewind_offsets=*/1000);  // a ring of a few frames
+  f.cluster.create("t", 2);
+  for (int i = 0; i < 50; ++i) f.cluster.append("t", i % 2, "before-" + std::to_string(i));
+  auto first = std::make_shared<Recorder>();
+  f.subscribe(first, "t", "latest");
+  for (int i = 0; i < 40; ++i) f.cluster.append("t", i % 2, "live-" + std::to_string(i));
+  f.spin();
+  REQUIRE(first->offsets(0) == range(25, 45));
+  auto late = std::make_shared<Recorder>();
+  f.hub->subscribe(late, "t", parse_offset_spec("beginning"), "earliest", "");
+  f.hub->run_once(std::chrono::milliseconds(0));
+  // Subscribed while the live reader reads history again: `latest` is
+  // still the end Kafka had, not where the rewound reader stands.
+  auto newest = std::make_shared<Recorder>();
+  f.hub->subscribe(newest, "t", parse_offset_spec("end"), "latest", "");
+  for (int round = 0; round < 20; ++round) {
+    f.cluster.append("t", round % 2, "during-" + std::to_string(round));
+    f.hub->run_once(std::chrono::milliseconds(0));
+  }
+  f.spin(5);
+  CHECK(f.admin.readers == 0);
+  CHECK(f.live->rewinds == 2);  // both partitions
+  CHECK(late->offsets(0) == range(0, 55));
+  CHECK(late->offsets(1) == range(0, 55));
+  CHECK(first->offsets(0) == range(25, 55));
+  CHECK(first->offsets(1) == range(25, 55));
+  REQUIRE(!newest->notices.empty());
+  CHECK(newest->notices[0].kind == HubNotice::Kind::subscribed);
+  CHECK(newest->notices[0].start_offsets[0] >= 45);
+  CHECK(newest->notices[0].end_offsets[0] >= 45);
+  const int64_t newest_start = newest->notices[0].start_offsets[0];
+  CHECK(newest->offsets(0) == range(newest_start, 55));
+  REQUIRE(!late->notices.empty());
+  CHECK(late->notices[0].start_offsets == std::vector<int64_t>{0, 0});
+  CHECK(late->notices[0].end_offsets == std::vector<int64_t>{45, 45});
+  f.cluster.append("t", 0, "end");
+  f.spin();
+  CHECK(late->offsets(0) == range(0, 56));
+  CHECK(first->offsets(0) == range(25, 56));
+  f.now += std::chrono::seconds(1);
+  f.spin(1);
+  CHECK(f.hub->stats().rewinds == 2);
+  CHECK(f.hub->stats().catchups == 0);
+}
+
+TEST_CASE("hub: history further back than rewind_offsets still gets a catch-up reader of its own") {
+  HubFixture f(600, false, /*rewind_offsets=*/10);
+  f.cluster.create("t", 1);
+  for (int i = 0; i < 50; ++i) f.cluster.append("t", 0, "before-" + std::to_string(i));
+  auto first = std::make_shared<Recorder>();
+  f.subscribe(first, "t", "latest");
+  auto near = std::make_shared<Recorder>();
+  f.subscribe(near, "t", "-8");  // within rewind_offsets: the live reader
+  auto far = std::make_shared<Recorder>();
+  f.subscribe(far, "t", "earliest");  // 50 back: a catch-up reader
+  f.cluster.append("t", 0, "live");
+  f.spin(5);
+  CHECK(f.live->rewinds == 1);
+  CHECK(f.admin.readers == 1);
+  CHECK(near->offsets(0) == range(42, 51));
+  CHECK(far->offsets(0) == range(0, 51));
+  CHECK(first->offsets(0) == range(50, 51));
+}
+
+TEST_CASE("hub: a storm of resumes after a bridge restart costs no catch-up reader; each client gets its offsets once") {
+  // A new bridge, a topic it does not read yet, and 300 clients each
+  // resuming right after its own last offset, a few messages back.
+  std::mt19937 rng(7);
+  HubFixture f(1 << 20, false, /*rewind_offsets=*/20000);
+  f.cluster.create("t", 4);
+  for (int i = 0; i < 400; ++i) f.cluster.append("t", i % 4, "m" + std::to_string(i));
+  struct Client {
+    std::shared_ptr<Recorder> recorder = std::make_shared<Recorder>();
+    std::vector<int64_t> last;
+  };
+  std::vector<Client> clients(300);
+  for (auto& c : clients) {
+    std::string text;
+    for (int p = 0; p < 4; ++p) {
+      c.last.push_back(80 + static_cast<int64_t>(rng() % 20));  // each partition holds 100
+      text += (p ? ",t:" : "t:") + std::to_string(p) + ":" + std::to_string(c.last.back());
+    }
+    f.hub->subscribe(c.recorder, "t", resume_spec(text), "");
+    if (rng() % 3 == 0) f.hub->run_once(std::chrono::milliseconds(0));
+    if (rng() % 10 == 0) f.cluster.append("t", static_cast<int32_t>(rng() % 4), "during");
+  }
+  f.spin(10);
+  CHECK(f.admin.readers == 0);
+  CHECK(f.live->rewinds <= 8);
+  for (auto& c : clients) {
+    REQUIRE(!c.recorder->notices.empty());
+    CHECK(c.recorder->notices[0].kind == HubNotice::Kind::subscribed);
+    CHECK(c.recorder->notices[0].recovered);
+    for (int32_t p = 0; p < 4; ++p) {
+      const auto end = static_cast<int64_t>(f.cluster.topics["t"][static_cast<size_t>(p)].size());
+      CHECK(c.recorder->offsets(p) == range(c.last[static_cast<size_t>(p)] + 1, end));
+    }
   }
 }
