@@ -184,6 +184,42 @@ step("replayed history is marked and counted apart from the live rate", async ()
   if (r.replayed !== 1 || r.live !== 0) throw new Error(`expected 1 replayed and 0 live for ${topic}, got ${JSON.stringify(r)}`);
 });
 
+step("a replay of many old messages from earliest is not plotted as live: the live series stays flat, then counts a live one", async () => {
+  // On a page of its own, so that its messages push none out of the main page.
+  const page = await ctx.browser.newPage();
+  try {
+    page.setDefaultTimeout(STEP_TIMEOUT);
+    page.on("pageerror", (e) => { ctx.consoleLines.push(`pageerror (history page): ${e.message}`); ctx.pageError ??= e; });
+    await page.goto(ctx.pageUrl);
+    await page.waitForSelector('#status[data-state="open"]');
+    const histTopic = `${topic}-history`;
+    const count = 3000;
+    await kws(["send", "-b", ctx.brokers, histTopic], { input: Array.from({ length: count }, (_, i) => `old ${i}\n`).join("") });
+    await page.fill("#sub-topics", histTopic);
+    await page.selectOption("#sub-mode", "earliest");
+    await page.click("#sub-btn");
+    await page.waitForFunction(([t, n]) => window.kwsDemo.rates.get(t)?.replayed === n, [histTopic, count]);
+    // A second goes by, so the replay's second is sampled into the series.
+    await page.waitForFunction((t) => window.kwsDemo.chart[t].replayed.slice(0, -1).some((x) => x > 0), histTopic);
+    let series = await page.evaluate((t) => window.kwsDemo.chart[t], histTopic);
+    const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+    if (sum(series.live) !== 0 || sum(series.replayed) !== count) {
+      throw new Error(`after replaying ${count} old messages the chart has live ${sum(series.live)}, replayed ${sum(series.replayed)}`);
+    }
+    // The legend, redrawn every second, tells the replay apart.
+    await page.waitForFunction(([t, n]) => document.querySelector(`#legend span[data-topic="${t}"]`)?.textContent
+      .includes(`+ ${n.toLocaleString()} from history`), [histTopic, count]);
+    await kws(["send", "-b", ctx.brokers, "-k", "live-one", histTopic, "live"]);
+    await page.waitForSelector(`.msg[data-topic="${histTopic}"][data-key="live-one"]:not(.history)`);
+    series = await page.evaluate((t) => window.kwsDemo.chart[t], histTopic);
+    if (sum(series.live) !== 1 || sum(series.replayed) !== count) {
+      throw new Error(`after one live message the chart has live ${JSON.stringify(series.live)}, replayed ${sum(series.replayed)}`);
+    }
+  } finally {
+    await page.close();
+  }
+});
+
 step("the topics the client may read: listed when the bridge has the topics frame, else hidden without an error", async () => {
   const { page } = ctx;
   const answer = await page.waitForFunction(
