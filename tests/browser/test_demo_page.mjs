@@ -682,24 +682,73 @@ step("a server-side filter: only matching messages cross the socket, the count s
   await page.waitForSelector("#filter-error", { state: "hidden" });
 });
 
-step("on a phone (390x844) the message list starts within the first screen", async () => {
+step("on a phone (390x844, mobile) the messages come first, nothing is wider than the screen, and the forms subscribe and send", async () => {
   const phone = await ctx.browser.newPage();
   try {
     phone.setDefaultTimeout(STEP_TIMEOUT);
     phone.on("pageerror", (e) => { ctx.consoleLines.push(`pageerror (phone): ${e.message}`); ctx.pageError ??= e; });
     await phone.setViewportSize({ width: 390, height: 844 });
+    // A phone, not a narrow window: a mobile viewport (meta viewport honoured,
+    // no scrollbars) with touch, as Chromium's device emulation makes it.
+    const cdp = await ctx.browser.newCDPSession(phone);
+    await cdp.send("Emulation.setDeviceMetricsOverride", { width: 390, height: 844, deviceScaleFactor: 3, mobile: true });
+    await cdp.send("Emulation.setTouchEmulationEnabled", { enabled: true, maxTouchPoints: 5 });
     await phone.goto(`${ctx.pageUrl}?topics=${encodeURIComponent(other)}&offset=earliest`);
     await phone.waitForSelector(`.msg[data-topic="${other}"]`);
     const box = await phone.evaluate(() => {
       const r = (sel) => document.querySelector(sel).getBoundingClientRect();
       return { list: r("#messages").top, first: r("#messages .msg").bottom, sub: r("#sub-form").top,
-               wide: document.documentElement.scrollWidth };
+               send: r("#send-form").top, chart: r("#chart").top, wide: document.documentElement.scrollWidth,
+               inner: innerWidth, touch: matchMedia("(pointer: coarse)").matches };
     });
-    if (box.list > 844 / 2) throw new Error(`the message list starts ${box.list}px down on a 844px screen`);
+    if (box.inner !== 390) throw new Error(`the phone viewport is ${box.inner}px wide, not 390`);
+    if (box.list >= 400) throw new Error(`the message list starts ${box.list}px down on a 844px screen`);
     if (box.first > 844) throw new Error(`the first message ends ${box.first}px down, below the screen`);
-    if (box.sub < box.list) throw new Error("the subscribe form comes before the messages on a phone");
-    if (box.wide > 390) throw new Error(`the page is ${box.wide}px wide on a 390px screen`);
+    if (box.sub < box.list || box.send < box.list || box.chart < box.list) {
+      throw new Error(`a form or the chart comes before the messages on a phone: ${JSON.stringify(box)}`);
+    }
+    if (box.wide > box.inner) throw new Error(`the page is ${box.wide}px wide on a ${box.inner}px screen`);
+    // Every control of the forms fits the screen and is big enough to tap.
+    const controls = await phone.evaluate(() => [...document.querySelectorAll(
+      "#sub-form input:not([type=hidden]), #sub-form select, #sub-form button, #filter-form input, #filter-form select, " +
+      "#send-form input, #send-form textarea, #send-form button, .toolbar button, .chip button")]
+      .filter((e) => e.offsetParent !== null)
+      .map((e) => { const r = e.getBoundingClientRect(); return { id: e.id || e.className || e.tagName, left: r.left, right: r.right, h: r.height, w: r.width }; }));
+    const bad = controls.filter((c) => c.left < 0 || c.right > 390 || c.h < 32 || c.w < 32);
+    if (bad.length) throw new Error(`controls off the screen or too small to tap: ${JSON.stringify(bad)}`);
+    const fields = await phone.evaluate(() => ["sub-topics", "filter", "send-topic", "send-key", "send-value"].map((id) => {
+      const e = document.getElementById(id), f = e.closest("form");
+      return { id, w: e.getBoundingClientRect().width, form: f.getBoundingClientRect().width,
+               font: parseFloat(getComputedStyle(e).fontSize) };
+    }));
+    for (const f of fields) {
+      if (f.w < f.form * 0.9) throw new Error(`${f.id} is ${f.w}px wide in a ${f.form}px form`);
+      if (f.font < 16) throw new Error(`${f.id} has ${f.font}px text: the phone would zoom into it`);
+    }
     await phone.screenshot({ path: path.join(SHOT_DIR, "demo_page-phone.png") });
+
+    // The forms are reached from the messages, and work: subscribe, then send.
+    await phone.click('.jump[data-jump="sub-topics"]');
+    await phone.waitForFunction(() => {
+      const r = document.getElementById("sub-topics").getBoundingClientRect();
+      return document.activeElement.id === "sub-topics" && r.top >= 0 && r.bottom <= innerHeight;
+    });
+    await phone.fill("#sub-topics", topic);
+    await phone.selectOption("#sub-mode", "latest");
+    await phone.click("#sub-btn");
+    await phone.waitForSelector(`.chip[data-topic="${topic}"][data-state="live"]`);
+    await phone.click('.jump[data-jump="send-topic"]');
+    await phone.waitForFunction(() => {
+      const r = document.getElementById("send-topic").getBoundingClientRect();
+      return document.activeElement.id === "send-topic" && r.top >= 0 && r.bottom <= innerHeight;
+    });
+    await phone.fill("#send-topic", topic);
+    await phone.fill("#send-key", "from-phone");
+    await phone.fill("#send-value", "sent on a phone");
+    await phone.click("#send-btn");
+    await phone.waitForSelector('.result[data-state="ack"]');
+    await phone.waitForSelector(`.msg.own[data-topic="${topic}"][data-key="from-phone"]`);
+    if ((await phone.evaluate(() => document.documentElement.scrollWidth)) > 390) throw new Error("the page grew wider than the phone");
   } finally {
     await phone.close();
   }
