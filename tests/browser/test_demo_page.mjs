@@ -184,6 +184,42 @@ step("replayed history is marked and counted apart from the live rate", async ()
   if (r.replayed !== 1 || r.live !== 0) throw new Error(`expected 1 replayed and 0 live for ${topic}, got ${JSON.stringify(r)}`);
 });
 
+step("a replay of many old messages from earliest is not plotted as live: the live series stays flat, then counts a live one", async () => {
+  // On a page of its own, so that its messages push none out of the main page.
+  const page = await ctx.browser.newPage();
+  try {
+    page.setDefaultTimeout(STEP_TIMEOUT);
+    page.on("pageerror", (e) => { ctx.consoleLines.push(`pageerror (history page): ${e.message}`); ctx.pageError ??= e; });
+    await page.goto(ctx.pageUrl);
+    await page.waitForSelector('#status[data-state="open"]');
+    const histTopic = `${topic}-history`;
+    const count = 3000;
+    await kws(["send", "-b", ctx.brokers, histTopic], { input: Array.from({ length: count }, (_, i) => `old ${i}\n`).join("") });
+    await page.fill("#sub-topics", histTopic);
+    await page.selectOption("#sub-mode", "earliest");
+    await page.click("#sub-btn");
+    await page.waitForFunction(([t, n]) => window.kwsDemo.rates.get(t)?.replayed === n, [histTopic, count]);
+    // A second goes by, so the replay's second is sampled into the series.
+    await page.waitForFunction((t) => window.kwsDemo.chart[t].replayed.slice(0, -1).some((x) => x > 0), histTopic);
+    let series = await page.evaluate((t) => window.kwsDemo.chart[t], histTopic);
+    const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+    if (sum(series.live) !== 0 || sum(series.replayed) !== count) {
+      throw new Error(`after replaying ${count} old messages the chart has live ${sum(series.live)}, replayed ${sum(series.replayed)}`);
+    }
+    // The legend, redrawn every second, tells the replay apart.
+    await page.waitForFunction(([t, n]) => document.querySelector(`#legend span[data-topic="${t}"]`)?.textContent
+      .includes(`+ ${n.toLocaleString()} from history`), [histTopic, count]);
+    await kws(["send", "-b", ctx.brokers, "-k", "live-one", histTopic, "live"]);
+    await page.waitForSelector(`.msg[data-topic="${histTopic}"][data-key="live-one"]:not(.history)`);
+    series = await page.evaluate((t) => window.kwsDemo.chart[t], histTopic);
+    if (sum(series.live) !== 1 || sum(series.replayed) !== count) {
+      throw new Error(`after one live message the chart has live ${JSON.stringify(series.live)}, replayed ${sum(series.replayed)}`);
+    }
+  } finally {
+    await page.close();
+  }
+});
+
 step("the topics the client may read: listed when the bridge has the topics frame, else hidden without an error", async () => {
   const { page } = ctx;
   const answer = await page.waitForFunction(
@@ -409,13 +445,19 @@ step("a resume whose next offsets retention deleted says what was lost, and goes
   await kws(["send", "-b", ctx.brokers, "-p", "0", lostTopic],
             { input: Array.from({ length: count }, (_, i) => `${String(i).padStart(4, "0")}:${"x".repeat(3000)}\n`).join("") });
   // The notice is soon pushed out of the 200 messages kept: every notice shown is recorded.
-  await page.evaluate(() => {
+  await page.evaluate((t) => {
     window.noticesShown = [];
     new MutationObserver((records) => {
       for (const r of records) for (const n of r.addedNodes) if (n.classList?.contains("notice")) window.noticesShown.push(n.className + ": " + n.textContent);
     }).observe(document.getElementById("messages"), { childList: true });
+    // Every text the chip of the topic had: "no gap" must never be among them.
+    window.lostChipSaid = [];
+    new MutationObserver(() => {
+      const c = document.querySelector(`.chip[data-topic="${t}"]`);
+      if (c) window.lostChipSaid.push(`${c.dataset.resumed || ""} | ${c.textContent}`);
+    }).observe(document.getElementById("chips"), { childList: true, subtree: true, attributes: true, characterData: true });
     window.WebSocket = window.realWebSocket;
-  });
+  }, lostTopic);
   const from = ctx.received.length;
   await retryNow(page);
   // Delivery goes on after the gap up to the last message produced; by
@@ -441,6 +483,11 @@ step("a resume whose next offsets retention deleted says what was lost, and goes
   if (gap.length === 0) throw new Error(`no notice of the deleted offsets; the page said: ${JSON.stringify(mine)}`);
   const to = next - 1;
   if (to !== Number(m[1])) throw new Error(`the chip says ${m[1]} lost, the notices offsets 1–${to}`);
+  // Never "no gap", not even for a moment before the lost notices came.
+  const chipSaid = await page.evaluate(() => window.lostChipSaid);
+  if (chipSaid.some((x) => x.includes("no gap")) || mine.some((n) => n.includes("no gap"))) {
+    throw new Error(`the page said "no gap" about a resume that lost messages: ${JSON.stringify([...new Set(chipSaid)])}`);
+  }
   // No other gap, and nothing twice (checked on what crossed the socket:
   // the page keeps 200).
   const frames = ctx.received.slice(from).map((f) => JSON.parse(f));
@@ -459,6 +506,126 @@ step("a resume whose next offsets retention deleted says what was lost, and goes
   }
   await page.click(`.chip[data-topic="${lostTopic}"] button`);
   await page.waitForSelector(`.chip[data-topic="${lostTopic}"]`, { state: "detached" });
+});
+
+// A scripted bridge in the page (its WebSocket replaced before the page's
+// script runs), to put frames in an order a real broker gives only by
+// chance: a resume the reply calls recovered:true whose gap the reader finds
+// afterwards, in a partition other than the one that came first.
+async function scriptedPage() {
+  const page = await ctx.browser.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  page.on("pageerror", (e) => { ctx.consoleLines.push(`pageerror (scripted): ${e.message}`); ctx.pageError ??= e; });
+  await page.addInitScript(() => {
+    const bridge = window.fakeBridge = { sockets: [], sent: [] };
+    class FakeWebSocket {
+      static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
+      constructor(url) {
+        this.url = url; this.protocol = "kws.v1"; this.readyState = 0;
+        bridge.sockets.push(this);
+        setTimeout(() => { this.readyState = 1; this.onopen?.({}); }, 0);
+      }
+      send(text) {
+        const f = JSON.parse(text);
+        bridge.sent.push(f);
+        if (f.type === "topics") this.deliver({ type: "topics", id: f.id, topics: ["scripted"] });
+      }
+      deliver(frame) { if (this.readyState === 1) this.onmessage?.({ data: JSON.stringify(frame) }); }
+      close() {
+        if (this.readyState === 3) return;
+        this.readyState = 3;
+        setTimeout(() => this.onclose?.({ code: 1006, reason: "" }), 0);
+      }
+    }
+    window.WebSocket = FakeWebSocket;
+  });
+  await page.goto(ctx.pageUrl);
+  await page.waitForSelector('#status[data-state="open"]');
+  // Every text the chip of topic "scripted" had, and every notice, from now on.
+  await page.evaluate(() => {
+    window.chipSaid = []; window.noticesShown = [];
+    new MutationObserver(() => {
+      const c = document.querySelector('.chip[data-topic="scripted"]');
+      const said = c ? `${c.dataset.resumed || ""} | ${c.textContent}` : "";
+      if (said && window.chipSaid[window.chipSaid.length - 1] !== said) window.chipSaid.push(said);
+    }).observe(document.getElementById("chips"), { childList: true, subtree: true, attributes: true, characterData: true });
+    new MutationObserver((records) => {
+      for (const r of records) for (const n of r.addedNodes) if (n.classList?.contains("notice")) window.noticesShown.push(n.textContent);
+    }).observe(document.getElementById("messages"), { childList: true });
+  });
+  return page;
+}
+
+// Frames from the scripted bridge, in order, on its newest socket.
+const deliver = (page, frames) => page.evaluate((fs) => {
+  const s = window.fakeBridge.sockets[window.fakeBridge.sockets.length - 1];
+  for (const f of fs) s.deliver(f);
+}, frames);
+
+// The subscribe frame the page sends next (after `after` frames), once it is sent.
+async function nextSubscribe(page, after) {
+  const h = await page.waitForFunction((n) => window.fakeBridge.sent.slice(n).find((f) => f.type === "subscribe"), after);
+  return h.jsonValue();
+}
+
+step("a resume the reply calls recovered but whose gap a lost notice tells later never says 'no gap' (scripted bridge)", async () => {
+  const page = await scriptedPage();
+  try {
+    const msg = (partition, offset) => ({ topic: "scripted", partition, offset, key: `k${partition}-${offset}`,
+                                          message: `m${partition}-${offset}`, timestamp: 1700000000000 + offset, timestamp_type: "create" });
+    await page.fill("#sub-topics", "scripted");
+    await page.selectOption("#sub-mode", "earliest");
+    let sent = await page.evaluate(() => window.fakeBridge.sent.length);
+    await page.click("#sub-btn");
+    let sub = await nextSubscribe(page, sent);
+    if (sub.resume) throw new Error(`a first subscribe with resume: ${JSON.stringify(sub)}`);
+    await deliver(page, [{ type: "subscribed", topic: "scripted", partitions: 2, offset: "earliest", start_offsets: [0, 0],
+                           end_offsets: [1, 0], id: sub.id }, msg(0, 0)]);
+    await page.waitForSelector('.msg[data-topic="scripted"][data-offset="0"]');
+
+    // Reconnect. The reply says recovered:true; partition 0 goes on at once
+    // (the message shown, sent again to check it, then 1); partition 1's
+    // offset 0 turns out deleted, told by a lost notice before its offset 1.
+    sent = await page.evaluate(() => window.fakeBridge.sent.length);
+    await page.evaluate(() => window.fakeBridge.sockets[window.fakeBridge.sockets.length - 1].close());
+    sub = await nextSubscribe(page, sent);
+    if (sub.resume !== "scripted:0:-1,scripted:1:-1") throw new Error(`the page resumed with ${JSON.stringify(sub.resume)}`);
+    await deliver(page, [{ type: "subscribed", topic: "scripted", partitions: 2, offset: "earliest", start_offsets: [0, 0],
+                           end_offsets: [2, 2], recovered: true, id: sub.id }, msg(0, 0), msg(0, 1)]);
+    await page.waitForSelector('.msg[data-topic="scripted"][data-offset="1"][data-partition="0"]');
+    let chip = await page.getAttribute('.chip[data-topic="scripted"]', "data-resumed");
+    if (chip !== "resumed, checking for a gap") {
+      throw new Error(`with partition 1 not yet past its position the chip says ${JSON.stringify(chip)}`);
+    }
+    await deliver(page, [{ type: "lost", topic: "scripted", partition: 1, from: 0, to: 0 }, msg(1, 1)]);
+    await page.waitForSelector('.chip[data-topic="scripted"][data-resumed="resumed, 1 lost"]');
+    await page.waitForSelector('.msg[data-topic="scripted"][data-offset="1"][data-partition="1"]');
+    let said = await page.evaluate(() => ({ chip: window.chipSaid, notices: window.noticesShown }));
+    if (said.chip.some((t) => t.includes("no gap")) || said.notices.some((t) => t.includes("no gap"))) {
+      throw new Error(`the page said "no gap" about a resume that lost a message: ${JSON.stringify(said)}`);
+    }
+
+    // Another reconnect that loses nothing: "no gap" once both partitions
+    // are past their positions, and not before.
+    sent = await page.evaluate(() => window.fakeBridge.sent.length);
+    await page.evaluate(() => { window.chipSaid.length = 0; window.fakeBridge.sockets[window.fakeBridge.sockets.length - 1].close(); });
+    sub = await nextSubscribe(page, sent);
+    if (sub.resume !== "scripted:0:0,scripted:1:0") throw new Error(`the page resumed with ${JSON.stringify(sub.resume)}`);
+    await deliver(page, [{ type: "subscribed", topic: "scripted", partitions: 2, offset: "earliest", start_offsets: [1, 1],
+                           end_offsets: [3, 3], recovered: true, id: sub.id }, msg(0, 1), msg(1, 1), msg(0, 2)]);
+    await page.waitForSelector('.msg[data-topic="scripted"][data-offset="2"][data-partition="0"]');
+    chip = await page.getAttribute('.chip[data-topic="scripted"]', "data-resumed");
+    if (chip !== "resumed, checking for a gap") throw new Error(`before partition 1 went on the chip says ${JSON.stringify(chip)}`);
+    await deliver(page, [msg(1, 2)]);
+    await page.waitForSelector('.chip[data-topic="scripted"][data-resumed="resumed, no gap"]');
+    said = await page.evaluate(() => window.chipSaid);
+    const first = said.findIndex((t) => t.includes("no gap"));
+    if (first < 0 || said.slice(0, first).some((t) => !t.includes("checking for a gap") && t.includes("resumed"))) {
+      throw new Error(`the chip said, in order: ${JSON.stringify(said)}`);
+    }
+  } finally {
+    await page.close();
+  }
 });
 
 step("a server-side filter: only matching messages cross the socket, the count says so, an empty list says why", async () => {
@@ -515,24 +682,73 @@ step("a server-side filter: only matching messages cross the socket, the count s
   await page.waitForSelector("#filter-error", { state: "hidden" });
 });
 
-step("on a phone (390x844) the message list starts within the first screen", async () => {
+step("on a phone (390x844, mobile) the messages come first, nothing is wider than the screen, and the forms subscribe and send", async () => {
   const phone = await ctx.browser.newPage();
   try {
     phone.setDefaultTimeout(STEP_TIMEOUT);
     phone.on("pageerror", (e) => { ctx.consoleLines.push(`pageerror (phone): ${e.message}`); ctx.pageError ??= e; });
     await phone.setViewportSize({ width: 390, height: 844 });
+    // A phone, not a narrow window: a mobile viewport (meta viewport honoured,
+    // no scrollbars) with touch, as Chromium's device emulation makes it.
+    const cdp = await ctx.browser.newCDPSession(phone);
+    await cdp.send("Emulation.setDeviceMetricsOverride", { width: 390, height: 844, deviceScaleFactor: 3, mobile: true });
+    await cdp.send("Emulation.setTouchEmulationEnabled", { enabled: true, maxTouchPoints: 5 });
     await phone.goto(`${ctx.pageUrl}?topics=${encodeURIComponent(other)}&offset=earliest`);
     await phone.waitForSelector(`.msg[data-topic="${other}"]`);
     const box = await phone.evaluate(() => {
       const r = (sel) => document.querySelector(sel).getBoundingClientRect();
       return { list: r("#messages").top, first: r("#messages .msg").bottom, sub: r("#sub-form").top,
-               wide: document.documentElement.scrollWidth };
+               send: r("#send-form").top, chart: r("#chart").top, wide: document.documentElement.scrollWidth,
+               inner: innerWidth, touch: matchMedia("(pointer: coarse)").matches };
     });
-    if (box.list > 844 / 2) throw new Error(`the message list starts ${box.list}px down on a 844px screen`);
+    if (box.inner !== 390) throw new Error(`the phone viewport is ${box.inner}px wide, not 390`);
+    if (box.list >= 400) throw new Error(`the message list starts ${box.list}px down on a 844px screen`);
     if (box.first > 844) throw new Error(`the first message ends ${box.first}px down, below the screen`);
-    if (box.sub < box.list) throw new Error("the subscribe form comes before the messages on a phone");
-    if (box.wide > 390) throw new Error(`the page is ${box.wide}px wide on a 390px screen`);
+    if (box.sub < box.list || box.send < box.list || box.chart < box.list) {
+      throw new Error(`a form or the chart comes before the messages on a phone: ${JSON.stringify(box)}`);
+    }
+    if (box.wide > box.inner) throw new Error(`the page is ${box.wide}px wide on a ${box.inner}px screen`);
+    // Every control of the forms fits the screen and is big enough to tap.
+    const controls = await phone.evaluate(() => [...document.querySelectorAll(
+      "#sub-form input:not([type=hidden]), #sub-form select, #sub-form button, #filter-form input, #filter-form select, " +
+      "#send-form input, #send-form textarea, #send-form button, .toolbar button, .chip button")]
+      .filter((e) => e.offsetParent !== null)
+      .map((e) => { const r = e.getBoundingClientRect(); return { id: e.id || e.className || e.tagName, left: r.left, right: r.right, h: r.height, w: r.width }; }));
+    const bad = controls.filter((c) => c.left < 0 || c.right > 390 || c.h < 32 || c.w < 32);
+    if (bad.length) throw new Error(`controls off the screen or too small to tap: ${JSON.stringify(bad)}`);
+    const fields = await phone.evaluate(() => ["sub-topics", "filter", "send-topic", "send-key", "send-value"].map((id) => {
+      const e = document.getElementById(id), f = e.closest("form");
+      return { id, w: e.getBoundingClientRect().width, form: f.getBoundingClientRect().width,
+               font: parseFloat(getComputedStyle(e).fontSize) };
+    }));
+    for (const f of fields) {
+      if (f.w < f.form * 0.9) throw new Error(`${f.id} is ${f.w}px wide in a ${f.form}px form`);
+      if (f.font < 16) throw new Error(`${f.id} has ${f.font}px text: the phone would zoom into it`);
+    }
     await phone.screenshot({ path: path.join(SHOT_DIR, "demo_page-phone.png") });
+
+    // The forms are reached from the messages, and work: subscribe, then send.
+    await phone.click('.jump[data-jump="sub-topics"]');
+    await phone.waitForFunction(() => {
+      const r = document.getElementById("sub-topics").getBoundingClientRect();
+      return document.activeElement.id === "sub-topics" && r.top >= 0 && r.bottom <= innerHeight;
+    });
+    await phone.fill("#sub-topics", topic);
+    await phone.selectOption("#sub-mode", "latest");
+    await phone.click("#sub-btn");
+    await phone.waitForSelector(`.chip[data-topic="${topic}"][data-state="live"]`);
+    await phone.click('.jump[data-jump="send-topic"]');
+    await phone.waitForFunction(() => {
+      const r = document.getElementById("send-topic").getBoundingClientRect();
+      return document.activeElement.id === "send-topic" && r.top >= 0 && r.bottom <= innerHeight;
+    });
+    await phone.fill("#send-topic", topic);
+    await phone.fill("#send-key", "from-phone");
+    await phone.fill("#send-value", "sent on a phone");
+    await phone.click("#send-btn");
+    await phone.waitForSelector('.result[data-state="ack"]');
+    await phone.waitForSelector(`.msg.own[data-topic="${topic}"][data-key="from-phone"]`);
+    if ((await phone.evaluate(() => document.documentElement.scrollWidth)) > 390) throw new Error("the page grew wider than the phone");
   } finally {
     await phone.close();
   }
