@@ -203,6 +203,43 @@ class Resume(ServeTestCase):
 
         run(go())
 
+    def test_history_just_older_than_the_ring_is_read_again_by_the_live_reader_and_nobody_gets_it_twice(self):
+        # The ring starts where the bridge began reading the topic: a resume
+        # before that, 20,000 offsets back at most, rewinds the bridge's one
+        # reader of the topic (a seek in librdkafka) instead of opening a
+        # catch-up reader; the client already live must not see anything twice.
+        topic = self.topic()
+        self.send_json(topic, [{"message": "old%d" % i, "partition": 0} for i in range(30)])
+        bg = self.serve()
+
+        async def go():
+            async with kws_connect(self.ws_url(bg, "topics=%s" % topic)) as live:
+                sub = await recv_json(live)
+                self.assertEqual(sub["start_offsets"][0], 30, sub)
+                self.send_json(topic, [{"message": "new%d" % i, "partition": 0} for i in range(5)])
+                got = [await recv_json(live) for _ in range(5)]
+                self.assertEqual([m["offset"] for m in got], list(range(30, 35)))
+                async with kws_connect(self.ws_url(bg, "topics=%s&resume=%s:0:9" % (topic, topic))) as back:
+                    sub = await recv_json(back)
+                    self.assertEqual(sub["type"], "subscribed", sub)
+                    self.assertIs(sub["recovered"], True, sub)
+                    self.assertEqual(sub["start_offsets"][0], 10, sub)
+                    self.assertEqual(sub["end_offsets"][0], 35, sub)
+                    self.send_json(topic, [{"message": "after%d" % i, "partition": 0} for i in range(3)])
+                    got = [await recv_json(back) for _ in range(28)]
+                    self.assertEqual([(m["partition"], m["offset"]) for m in got], [(0, o) for o in range(10, 38)])
+                    self.assertEqual(got[0]["message"], "old10")
+                got = [await recv_json(live) for _ in range(3)]
+                self.assertEqual([m["offset"] for m in got], [35, 36, 37])
+                with self.assertRaises(asyncio.TimeoutError):
+                    extra = await asyncio.wait_for(live.recv(), 0.5)
+                    self.fail("the live client got a frame twice: %s" % extra)
+            values = self.metrics(bg)
+            self.assertGreaterEqual(values.get("kws_serve_rewinds_total", 0), 1, values)
+            self.assertEqual(values.get("kws_serve_catchups"), 0, values)
+
+        run(go())
+
     def test_bad_resume_in_the_query_is_400_with_the_reason(self):
         topic = self.topic("bad")
         bg = self.serve()
