@@ -242,6 +242,13 @@ CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
       ->default_val(32)
       ->check(integer_in(1, 100000))
       ->group(flow);
+  app->add_option("--rewind-offsets", o.rewind_offsets,
+                  "History at most N offsets behind a partition's end is read again by the topic's shared reader "
+                  "instead of a catch-up reader per subscription (0: never)")
+      ->type_name("N")
+      ->default_val(20000)
+      ->check(integer_in(0, 100000000))
+      ->group(flow);
   app->add_option("--log-format", o.log_format, "Diagnostics on stderr as text or json (one object per line)")
       ->type_name("FORMAT")
       ->default_str("text")
@@ -490,6 +497,7 @@ int run_serve(const ServeOptions& o) {
   options.produce_timeout = s.duration("serve.produce_timeout");
   options.hub.ring_bytes = s.bytes("serve.ring_bytes");
   options.hub.max_catchups = static_cast<size_t>(o.max_catchups);
+  options.hub.rewind_offsets = o.rewind_offsets;
   apply_transforms(s, options);
 
   std::unique_ptr<LogSink> log;

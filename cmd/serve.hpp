@@ -10,6 +10,7 @@ struct ServeOptions {
   FlagValues settings;
   int max_group_sessions = 64;
   int max_catchups = 32;
+  int64_t rewind_offsets = 20000;
   std::string log_format = "text";
   // Embedded broker only (no -b, KWS_BROKERS or config file).
   std::vector<std::string> topics;

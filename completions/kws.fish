@@ -92,6 +92,7 @@ complete -c kws -n '__fish_seen_subcommand_from serve' -l add-field -r -d 'Add a
 complete -c kws -n '__fish_seen_subcommand_from serve' -l plugin -r -d 'Load a plugin (shared library, docs/PLUGINS.md) that may rewrite or drop messages both ways'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l max-group-sessions -r -d 'Sessions with group.id at once (each owns a consumer)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l max-catchups -r -d 'Subscriptions reading history older than the ring at once'
+complete -c kws -n '__fish_seen_subcommand_from serve' -l rewind-offsets -r -d 'History at most N offsets behind a partition'\''s end is read again by the topic'\''s shared reader instead of a catch-up reader per subscription (0: never)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l log-format -x -a 'text json' -d 'Diagnostics on stderr as text or json (one object per line)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -s t -l topic -r -d 'Create topic NAME with PARTITIONS partitions at start (repeatable)'
 complete -c kws -n '__fish_seen_subcommand_from serve' -l partitions -r -d 'Partitions of auto-created topics'
