@@ -171,18 +171,16 @@ int run_tail_bridge(const TailOptions& o) {
     }
     request.offset = o.offset;
   }
+  // -e stops at the end offsets of the `subscribed` replies; with a
+  // filter= the last message below them may stay on the bridge, so the
+  // bridge says when it got there (caught_up).
+  request.caught_up = o.exit_at_end;
   BridgeTarget target = make_bridge_target(o.topics[0], request);
   if (target.topics.empty()) {
     throw usage_error("nothing to read: add ?topics=a,b to the URL, or give TOPIC arguments after it");
   }
   if (o.exit_at_end && target.group) {
     throw usage_error("-e cannot be used with group.id=: a group session's reply has no end offsets");
-  }
-  if (o.exit_at_end && target.filter) {
-    // The end is known by offsets, and messages the filter keeps on the
-    // bridge never arrive: the last one of a partition may be one of them.
-    throw usage_error("-e cannot be used with filter=: the bridge does not send what the filter leaves out, so the "
-                      "end of a partition cannot be seen; use -c N, or stop it yourself");
   }
   TailOutput output(o);
   StderrLog log = o.connection.log();

@@ -62,6 +62,8 @@ struct Hub::Topic {
     // a pointer, so the common entry is small (one per subscribed session).
     std::unique_ptr<std::vector<int64_t>> skip_below;
     FilterGroup* group = nullptr;  // null: every message
+    // While set: the end offsets a `caught_up` notice waits for.
+    std::unique_ptr<std::vector<int64_t>> caught_up_at;
   };
   std::shared_ptr<const std::string> name;
   std::vector<int64_t> next;  // the live reader's position per partition
@@ -108,6 +110,8 @@ struct Hub::CatchUp {
   int64_t start_time_ms = -1;
   std::vector<bool> reached_time;
   FilterPtr filter;
+  bool tell_caught_up = false;
+  std::vector<int64_t> caught_up_at;  // the reply's end offsets
 };
 
 struct Hub::Request {
@@ -126,6 +130,7 @@ struct Hub::Request {
   int64_t start_time_ms = -1;
   ResumePositions resume;
   FilterPtr filter;
+  bool tell_caught_up = false;
   bool fresh_lookup = false;  // asked Kafka itself, not the lookup cache
   std::vector<HubNotice::Range> resume_lost, resume_reset;
 };
@@ -183,6 +188,7 @@ void Hub::subscribe(std::shared_ptr<Subscriber> subscriber, const std::string& t
   r->start_text = std::move(spec.start_text);
   r->resume = std::move(spec.resume);
   r->filter = std::move(spec.filter);
+  r->tell_caught_up = spec.tell_caught_up;
   r->request_id = request_id;
   enqueue(std::move(r));
 }
@@ -530,6 +536,10 @@ void Hub::opened_reader(uint64_t serial, std::unique_ptr<PartitionFeed> feed, st
     if (static_cast<size_t>(p) < n) cu->reached_time[static_cast<size_t>(p)] = true;
   }
   cu->filter = r.filter;
+  std::vector<int64_t> ends(n);
+  for (size_t p = 0; p < n; ++p) ends[p] = end_of(t->next, t->rewound_from, p);
+  cu->tell_caught_up = r.tell_caught_up;
+  cu->caught_up_at = ends;
   if (feed) {
     try {
       // Every partition, also those whose start is in the ring now: the
@@ -548,7 +558,7 @@ void Hub::opened_reader(uint64_t serial, std::unique_ptr<PartitionFeed> feed, st
     return;
   }
   cu->feed = std::move(feed);
-  notify_subscribed(r, cu->next, t->next);
+  notify_subscribed(r, cu->next, std::move(ends));
   t->idle_since = {};
   catchups_.push_back(std::move(cu));
   finish_request(s);
@@ -623,7 +633,7 @@ bool Hub::start_subscription(Topic& t, Request& r, const AdminWorker::Lookup* lo
   if (!in_ring && start_time < 0 && lookup) in_ring = rewind_live(t, from, lookup->topic.partitions);
   if (in_ring) {
     notify_subscribed(r, from, ends);
-    join_live(t, r.subscriber, from, r.filter);
+    join_live(t, r.subscriber, from, r.filter, r.tell_caught_up ? &ends : nullptr);
     return false;
   }
   size_t opening = 0;
@@ -682,7 +692,7 @@ bool Hub::rewind_live(Topic& t, const std::vector<int64_t>& from, const std::vec
 }
 
 void Hub::join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::vector<int64_t>& from,
-                    const FilterPtr& filter) {
+                    const FilterPtr& filter, const std::vector<int64_t>* tell_caught_up_at) {
   std::vector<FramePtr> replay;
   bool ahead = false;
   for (size_t p = 0; p < t.rings.size(); ++p) {
@@ -692,10 +702,31 @@ void Hub::join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::v
     if (from[p] > t.next[p]) ahead = true;
   }
   for (const auto& b : make_batches(t.name, replay, limits_.batch_bytes)) s->deliver(b);
-  Topic::Live live{s, {}, filter ? join_group(t, filter) : nullptr};
+  Topic::Live live{s, {}, filter ? join_group(t, filter) : nullptr, {}};
   if (ahead) live.skip_below = std::make_unique<std::vector<int64_t>>(from);
+  if (tell_caught_up_at) live.caught_up_at = std::make_unique<std::vector<int64_t>>(*tell_caught_up_at);
   t.live.push_back(std::move(live));
   t.idle_since = {};
+  tell_if_caught_up(t, t.live.back());
+}
+
+// Everything below the end offsets was handed over to `l` (or filtered
+// out) once the live reader, or the catch-up that ran ahead of it, is past
+// them in every partition.
+template <class Live>
+void Hub::tell_if_caught_up(const Topic& t, Live& l) {
+  if (!l.caught_up_at) return;
+  const auto& at = *l.caught_up_at;
+  for (size_t p = 0; p < at.size() && p < t.next.size(); ++p) {
+    int64_t delivered = t.next[p];
+    if (l.skip_below && p < l.skip_below->size()) delivered = std::max(delivered, (*l.skip_below)[p]);
+    if (delivered < at[p]) return;
+  }
+  l.caught_up_at.reset();
+  HubNotice n;
+  n.kind = HubNotice::Kind::caught_up;
+  n.topic = *t.name;
+  l.subscriber->notify(n);
 }
 
 Hub::FilterGroup* Hub::join_group(Topic& t, const FilterPtr& filter) {
@@ -810,6 +841,7 @@ void Hub::deliver_read(Topic& t) {
   for (auto& l : t.live) {
     if (!l.skip_below) {
       for (const auto& b : batches_for(l.group)) l.subscriber->deliver(b);
+      tell_if_caught_up(t, l);
       continue;
     }
     filtered.clear();
@@ -818,8 +850,9 @@ void Hub::deliver_read(Topic& t) {
       if (f->offset >= (*l.skip_below)[static_cast<size_t>(f->partition)]) filtered.push_back(f);
     }
     for (size_t p = 0; p < t.next.size(); ++p) still_ahead = still_ahead || (*l.skip_below)[p] > t.next[p];
-    if (!still_ahead) l.skip_below.reset();
     for (const auto& b : make_batches(t.name, filtered, limits_.batch_bytes)) l.subscriber->deliver(b);
+    tell_if_caught_up(t, l);
+    if (!still_ahead) l.skip_below.reset();
   }
   t.batch.clear();
   for (auto& [canonical, g] : t.groups) g->matched.clear();
@@ -855,6 +888,7 @@ void Hub::on_live_event(const PartitionEvent& e) {
   // straddle the gap.
   t->rings[p].clear();
   t->next[p] = e.next_offset;
+  for (auto& l : t->live) tell_if_caught_up(*t, l);
 }
 
 bool Hub::poll_live() {
@@ -966,7 +1000,7 @@ bool Hub::poll_catchups() {
         for (size_t p = 0; p < cu.next.size(); ++p) {
           if (!cu.reached_time[p]) cu.next[p] = first_at_time(t->rings[p].frames, cu.next[p], cu.start_time_ms, t->next[p]);
         }
-        join_live(*t, cu.subscriber, cu.next, cu.filter);
+        join_live(*t, cu.subscriber, cu.next, cu.filter, cu.tell_caught_up ? &cu.caught_up_at : nullptr);
       }
     }
     if (finished || failed || !t) {

@@ -47,6 +47,7 @@ struct HubNotice {
     lost,          // messages of a subscribed partition no longer exist
     kafka,         // Kafka stopped or started answering the bridge (`reachable`)
     topics,        // the answer to list_topics: `names`
+    caught_up,     // everything below the subscription's end_offsets was handed over (SubscriptionSpec::tell_caught_up)
   };
   Kind kind = Kind::error;
   std::string topic;
@@ -208,7 +209,9 @@ class Hub {
   bool rewind_live(Topic& t, const std::vector<int64_t>& from, const std::vector<PartitionWatermarks>& parts);
   SubscriberQueue* waiting_for(uint64_t serial, Subscriber*& who);
   void join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::vector<int64_t>& from,
-                 const FilterPtr& filter);
+                 const FilterPtr& filter, const std::vector<int64_t>* tell_caught_up_at);
+  template <class Live>
+  void tell_if_caught_up(const Topic& t, Live& l);
   void notify_subscribed(const Request& r, std::vector<int64_t> start, std::vector<int64_t> end);
   FilterGroup* join_group(Topic& t, const FilterPtr& filter);
   void leave_group(Topic& t, FilterGroup* group);

@@ -104,6 +104,10 @@ struct SubscriptionSpec {
   std::string start_text = "latest";
   ResumePositions resume;           // empty: not a resumed subscription
   FilterPtr filter;                 // null: every message
+  // A `caught_up` notice once everything below the reply's end_offsets was
+  // handed over or filtered out: with a filter, a client cannot tell it
+  // from the offsets it gets (kws tail -e through a bridge).
+  bool tell_caught_up = false;
 };
 
 }  // namespace kws

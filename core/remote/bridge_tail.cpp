@@ -113,6 +113,14 @@ void BridgeTail::on_control_locked(const std::string& payload) {
                  "] were deleted (retention) before the bridge read them: " + std::to_string(n) +
                  " message(s) lost");
     reached_locked(f.topic, f.partition, f.to);
+  } else if (f.type == "caught_up") {
+    // Everything up to the reply's end offsets went through the bridge,
+    // including what a filter kept there: the only way -e can know it.
+    auto it = topics_.find(f.topic);
+    if (it != topics_.end() && it->second.subscribed) {
+      it->second.waiting.clear();
+      check_done_locked();
+    }
   } else if (f.type == "dropped") {
     result_.dropped += static_cast<uint64_t>(f.count);
     log_.warning("the bridge dropped " + std::to_string(f.count) +

@@ -51,7 +51,7 @@ BridgeTarget make_bridge_target(std::string_view url, const BridgeRequest& reque
 
   BridgeTarget target;
   std::string out_query;
-  bool has_topics = false, has_offset = false;
+  bool has_topics = false, has_offset = false, has_caught_up = false;
   size_t pos = 0;
   while (pos < query.size()) {
     size_t amp = query.find('&', pos);
@@ -80,6 +80,8 @@ BridgeTarget make_bridge_target(std::string_view url, const BridgeRequest& reque
       target.group = true;
     } else if (*name == "filter") {
       target.filter = true;
+    } else if (*name == "caught_up") {
+      has_caught_up = true;
     }
     if (!out_query.empty()) out_query += '&';
     out_query += part;
@@ -103,6 +105,10 @@ BridgeTarget make_bridge_target(std::string_view url, const BridgeRequest& reque
     if (has_offset) throw usage_error("'" + shown + "' already has offset=; give -o or offset=, not both");
     if (!out_query.empty()) out_query += '&';
     out_query += "offset=" + percent_encode(*request.offset);
+  }
+  if (request.caught_up && !has_caught_up && !target.group) {
+    if (!out_query.empty()) out_query += '&';
+    out_query += "caught_up=1";
   }
   target.url = ascii_lower(before_query.substr(0, scheme_end)) + std::string(authority) + path;
   if (!out_query.empty()) target.url += "?" + out_query;

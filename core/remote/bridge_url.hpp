@@ -15,6 +15,7 @@ bool is_bridge_url(std::string_view text);
 struct BridgeRequest {
   std::vector<std::string> topics;    // added as topics= (the URL must not have one then)
   std::optional<std::string> offset;  // added as offset= (the URL must not have one then)
+  bool caught_up = false;             // added as caught_up=1 (kws tail -e)
 };
 
 struct BridgeTarget {

@@ -81,6 +81,10 @@ ClientRequest decode_control(ClientRequest r, const nlohmann::json& doc, bool su
     r.filter = MessageFilter::parse(*it, problem);
     if (!r.filter) return invalid(std::move(r), ClientError::bad_filter, problem);
   }
+  if (auto it = doc.find("caught_up"); it != doc.end() && !it->is_null()) {
+    if (!it->is_boolean()) return invalid(std::move(r), ClientError::bad_frame, "\"caught_up\" must be true or false");
+    r.tell_caught_up = it->get<bool>();
+  }
   return r;
 }
 

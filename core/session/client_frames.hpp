@@ -38,6 +38,7 @@ struct ClientRequest {
   std::string start_text = "latest";
   ResumeByTopic resume;              // subscribe: "resume", for the frame's topics
   FilterPtr filter;                  // subscribe: "filter", for the frame's topics
+  bool tell_caught_up = false;       // subscribe: "caught_up": true
 
   // auth: a fresh token for the session (gateway security).
   std::string token;

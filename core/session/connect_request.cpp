@@ -76,10 +76,14 @@ std::optional<std::string> parse_connect_query(std::string_view query, ConnectRe
       out.filter = MessageFilter::parse_text(*value, problem);
       if (!out.filter) return problem;
       out.kws_protocol = true;
+    } else if (*name == "caught_up") {
+      if (*value != "1" && *value != "true") return "caught_up: 1 or true (or leave it out)";
+      out.tell_caught_up = true;
+      out.kws_protocol = true;
     } else if (*name == "access_token") {
       // The gateway's token (docs/SECURITY.md): the server reads it before this.
     } else {
-      return "unknown query parameter '" + *name + "' (accepted: topics, group.id, offset, resume, filter, access_token)";
+      return "unknown query parameter '" + *name + "' (accepted: topics, group.id, offset, resume, filter, caught_up, access_token)";
     }
   }
   if (out.start.kind == OffsetSpec::Kind::stored && out.group.empty()) return "offset=stored needs a group.id";
@@ -93,6 +97,9 @@ std::optional<std::string> parse_connect_query(std::string_view query, ConnectRe
     return "resume= does not apply to a group.id session: the group's committed offsets are its position";
   }
   if (!out.group.empty() && out.filter) return "filter= is not supported with group.id yet";
+  if (!out.group.empty() && out.tell_caught_up) {
+    return "caught_up= does not apply to a group.id session: the group assigns its partitions, and has no end offsets";
+  }
   return std::nullopt;
 }
 

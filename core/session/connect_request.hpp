@@ -29,6 +29,9 @@ struct ConnectRequest {
   ResumeByTopic resume;
   // filter=JSON: a server-side filter for the query's topics (kws-only).
   FilterPtr filter;
+  // caught_up=1: a `caught_up` frame per topic once its history up to the
+  // reply's end_offsets is through (kws-only).
+  bool tell_caught_up = false;
   Encoding encoding = Encoding::kafka_text;
   std::string subprotocol;  // the one chosen; "" when the client offered none
   // The client asked for kws's protocol (a kws-only query parameter, or the

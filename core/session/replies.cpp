@@ -61,6 +61,8 @@ std::string notice_json(const HubNotice& n) {
       append_id(out, n.request_id);
       return out + '}';
     }
+    case HubNotice::Kind::caught_up:
+      return "{\"type\":\"caught_up\",\"topic\":" + json_quote(n.topic) + "}";
     case HubNotice::Kind::subscribed:
       break;
   }

@@ -36,12 +36,13 @@ const Principal& anonymous() {
 // What the hub needs for one topic of a subscribe: the start, the
 // positions named for that topic, the filter.
 SubscriptionSpec subscription_spec(const OffsetSpec& start, const std::string& start_text, const ResumeByTopic& resume,
-                                   const FilterPtr& filter, const std::string& topic) {
+                                   const FilterPtr& filter, bool tell_caught_up, const std::string& topic) {
   SubscriptionSpec spec;
   spec.start = start;
   spec.start_text = start_text;
   if (auto it = resume.find(topic); it != resume.end()) spec.resume = it->second;
   spec.filter = filter;
+  spec.tell_caught_up = tell_caught_up;
   return spec;
 }
 
@@ -85,7 +86,8 @@ void Session::open(Link& link) {
     insert_sorted(subscribed_, t);
     ++pending_requests_;
     services_.hub->subscribe(shared_from_this(), t, subscription_spec(request->start, request->start_text,
-                                                                    request->resume, request->filter, t),
+                                                                    request->resume, request->filter,
+                                                                    request->tell_caught_up, t),
                              "");
   }
 }
@@ -643,7 +645,8 @@ void Session::control(const ClientRequest& r) {
     insert_sorted(subscribed_, name);
     ++pending_requests_;
     services_.hub->subscribe(shared_from_this(), name,
-                             subscription_spec(r.start, r.start_text, r.resume, r.filter, name), r.request_id);
+                             subscription_spec(r.start, r.start_text, r.resume, r.filter, r.tell_caught_up, name),
+                             r.request_id);
   }
 }
 

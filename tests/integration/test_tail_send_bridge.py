@@ -4,6 +4,7 @@ what kws send wrote through the bridge is checked by reading Kafka directly
 (kws tail -b), and what kws tail reads through the bridge was written
 directly (kws send -b), so neither side only agrees with itself."""
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -12,6 +13,7 @@ import os
 import signal
 import socket
 import time
+import urllib.parse
 
 import kwstest
 import test_serve as serve_tests
@@ -165,6 +167,37 @@ class Tail(BridgeTestCase):
         r = self.through("tail", bg.ws, a, b, "-o", "beginning", "-e", "-f", "%t %s\\n", timeout=20)
         self.assertEqual(sorted(r.lines()), sorted(["%s v%d" % (a, i) for i in range(5)] + [b + " seed"]), str(r))
 
+    def test_e_with_a_filter_stops_once_the_bridge_says_it_is_caught_up(self):
+        # Keys k0..k11 on two partitions; the filter keeps k1 and k2 only, so
+        # the last message below the end offsets of each partition stays on
+        # the bridge: only its caught_up frame can end the run.
+        bg = self.bridge()
+        topic = self.filled()
+        query = "topics=%s&filter=%s" % (topic, urllib.parse.quote('{"key":["k1","k2"]}'))
+        for extra in (["-o", "earliest"], ["-o", "-3"]):
+            r = self.through("tail", bg.ws + "v2/broker/?" + query, *extra, "-e", "-f", "%k=%s\\n", timeout=20)
+            want = ["k1=v1", "k2=v2"] if extra[1] == "earliest" else []
+            self.assertEqual(sorted(r.lines()), want, str(r))
+            self.assertEqual(r.err, b"", str(r))
+        # Through the subscribe frame too, as a page would ask.
+        async def go():
+            async with websockets.connect(bg.ws + "v2/broker/", subprotocols=["kws.v1"]) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "topics": [topic], "offset": "earliest",
+                                          "filter": {"key": ["k3"]}, "caught_up": True, "id": 1}))
+                frames = []
+                while not frames or frames[-1].get("type") != "caught_up":
+                    frames.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+                self.assertEqual([f.get("type", "message") for f in frames], ["subscribed", "message", "caught_up"], frames)
+                self.assertEqual(frames[1]["key"], "k3")
+                self.assertEqual(frames[2]["topic"], topic)
+                await ws.send(json.dumps({"type": "subscribe", "topics": [topic], "caught_up": "yes", "id": 2}))
+                doc = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                self.assertEqual((doc["type"], doc["code"]), ("error", "bad_frame"), doc)
+        asyncio.run(go())
+        status, body = self.http(bg, "/v2/sse?topics=%s&caught_up=maybe" % topic)  # the same query rules
+        self.assertEqual(status, 400, body)
+        self.assertIn("caught_up", body)
+
     def test_offset_from_end(self):
         bg = self.bridge()
         topic = self.topic()
@@ -223,7 +256,6 @@ class Tail(BridgeTestCase):
             ([bg.ws + "v2/broker/?topics=a", "b"], "not both"),
             ([bg.ws + "v2/broker/?topics=a&offset=earliest", "-o", "latest"], "not both"),
             (["-e", bg.ws + "v2/broker/?topics=a&group.id=g"], "-e cannot be used with group.id"),
-            (["-e", bg.ws + "v2/broker/?topics=a&filter=%7B%22key%22%3A%5B%22k%22%5D%7D"], "-e cannot be used with filter"),
             (["t", bg.ws], "must be the first argument"),
             (["--insecure", "t"], "apply to a ws:// or wss:// URL only"),
             (["http://localhost/", "t"], None),

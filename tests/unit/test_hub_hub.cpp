@@ -1065,3 +1065,61 @@ TEST_CASE("hub: a storm of resumes after a bridge restart costs no catch-up read
     }
   }
 }
+
+TEST_CASE("hub: caught_up comes once, after the last frame below the reply's end offsets, filtered or not, from any path") {
+  // rewind_offsets 0: history from a catch-up reader; 1000: the live reader rewound.
+  const int64_t rewind = GENERATE(0, 1000);
+  CAPTURE(rewind);
+  HubFixture f(600, false, rewind);
+  f.cluster.create("t", 2);
+  for (int i = 0; i < 40; ++i) f.cluster.append_keyed("t", i % 2, i == 4 ? "keep" : "other", "m" + std::to_string(i));
+  auto first = std::make_shared<Recorder>();
+  f.subscribe(first, "t", "latest");
+  auto index_of_caught_up = [](Recorder& r) {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    for (size_t i = 0; i < r.notices.size(); ++i) {
+      if (r.notices[i].kind == HubNotice::Kind::caught_up) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  auto count_caught_up = [](Recorder& r) {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    return std::count_if(r.notices.begin(), r.notices.end(),
+                         [](const HubNotice& n) { return n.kind == HubNotice::Kind::caught_up; });
+  };
+  // A filtered subscription from the start: the only match is offset 2 of
+  // partition 0; the rest below the end stays on the bridge.
+  SubscriptionSpec spec;
+  spec.start = parse_offset_spec("beginning");
+  spec.start_text = "earliest";
+  spec.filter = filter_of(R"({"key":["keep"]})");
+  spec.tell_caught_up = true;
+  auto filtered = std::make_shared<Recorder>();
+  f.hub->subscribe(filtered, "t", spec, "");
+  f.spin(6);
+  CHECK(filtered->offsets(0) == std::vector<int64_t>{2});
+  CHECK(filtered->offsets(1).empty());
+  CHECK(count_caught_up(*filtered) == 1);
+  CHECK(index_of_caught_up(*filtered) == 1);  // subscribed, then caught_up
+  // Unfiltered from the start: caught_up after offset 19 of both partitions.
+  spec.filter = nullptr;
+  auto all = std::make_shared<Recorder>();
+  f.hub->subscribe(all, "t", spec, "");
+  f.spin(6);
+  CHECK(all->offsets(0) == range(0, 20));
+  CHECK(count_caught_up(*all) == 1);
+  // latest: nothing to wait for.
+  spec.start = parse_offset_spec("end");
+  spec.start_text = "latest";
+  auto now_only = std::make_shared<Recorder>();
+  f.hub->subscribe(now_only, "t", spec, "");
+  f.spin(2);
+  CHECK(count_caught_up(*now_only) == 1);
+  // New messages never bring another; nobody who did not ask gets one.
+  f.cluster.append("t", 0, "later");
+  f.spin(3);
+  CHECK(count_caught_up(*all) == 1);
+  CHECK(count_caught_up(*filtered) == 1);
+  CHECK(count_caught_up(*first) == 0);
+  CHECK(all->offsets(0) == range(0, 21));
+}
