@@ -92,7 +92,6 @@ std::optional<std::string> parse_connect_query(std::string_view query, ConnectRe
   if (!out.group.empty() && !out.resume.empty()) {
     return "resume= does not apply to a group.id session: the group's committed offsets are its position";
   }
-  if (!out.group.empty() && out.filter) return "filter= is not supported with group.id yet";
   return std::nullopt;
 }
 
