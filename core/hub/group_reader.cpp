@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <string_view>
 #include <vector>
 
 namespace kws {
@@ -27,7 +28,16 @@ void GroupReader::stop() { stopping_ = true; }
 
 void GroupReader::store_offset(const std::string& topic, int32_t partition, int64_t next_offset) {
   std::lock_guard<std::mutex> lock(source_mutex_);
-  if (source_) source_->store_offset(topic, partition, next_offset);
+  if (!source_) return;
+  if (auto commit = commits_.sent(topic, partition, next_offset)) source_->store_offset(topic, partition, *commit);
+}
+
+void GroupReader::note_read(const std::string& topic, int32_t partition, int64_t handed_next, int64_t read_next) {
+  std::lock_guard<std::mutex> lock(source_mutex_);
+  if (!source_) return;
+  if (auto commit = commits_.read(topic, partition, handed_next, read_next)) {
+    source_->store_offset(topic, partition, *commit);
+  }
 }
 
 void GroupReader::run() {
@@ -48,11 +58,41 @@ void GroupReader::run() {
     std::map<std::string, std::shared_ptr<const std::string>> names;  // one shared name per topic
     std::shared_ptr<const std::string> topic;
     std::vector<FramePtr> frames;
+    auto name_of = [&](std::string_view t) -> const std::shared_ptr<const std::string>& {
+      auto& name = names[std::string(t)];
+      if (!name) name = std::make_shared<const std::string>(t);
+      return name;
+    };
+    // Per partition, since the last hand-over: past the last message kept
+    // for the client, and past the last one read (kept or filtered out).
+    struct Progress {
+      std::shared_ptr<const std::string> topic;
+      int32_t partition = -1;
+      int64_t handed_next = -1;
+      int64_t read_next = -1;
+    };
+    std::vector<Progress> progress;
+    size_t last = 0;  // the entry the last message went to: most messages go where the previous one did
+    auto progress_of = [&](const std::shared_ptr<const std::string>& name, int32_t partition) -> Progress& {
+      if (last < progress.size() && progress[last].partition == partition && progress[last].topic == name) {
+        return progress[last];
+      }
+      for (last = 0; last < progress.size(); ++last) {
+        if (progress[last].partition == partition && progress[last].topic == name) return progress[last];
+      }
+      progress.push_back(Progress{name, partition});
+      return progress.back();
+    };
     auto hand_over = [&] {
+      // The commit learns what was read before the session has the
+      // messages, so it cannot hear they were sent before it knows of them.
+      for (const auto& p : progress) note_read(*p.topic, p.partition, p.handed_next, p.read_next);
+      progress.clear();
       if (frames.empty()) return;
       for (const auto& b : make_batches(topic, frames, 64 << 10)) subscriber_->deliver(b);
       frames.clear();
     };
+    const MessageFilter* filter = subscription_.filter.get();
     while (!stopping_) {
       // A client behind: its partitions are paused (fetching stops, and
       // what was fetched is fetched again later), not dropped, and polling
@@ -81,11 +121,18 @@ void GroupReader::run() {
           [&](const MessageView& m) {
             if (!topic || *topic != m.topic) {
               hand_over();
-              auto& name = names[std::string(m.topic)];
-              if (!name) name = std::make_shared<const std::string>(m.topic);
-              topic = name;
+              topic = name_of(m.topic);
             }
-            frames.push_back(make_frame(m));
+            FramePtr frame = make_frame(m);
+            // Offsets may go back within a poll (a rebalance gave a
+            // partition back at its committed offset): keep the highest.
+            Progress& p = progress_of(topic, m.partition);
+            p.read_next = std::max(p.read_next, m.offset + 1);
+            // Matched as clients get it (after the outgoing transforms), as
+            // the hub's filtered subscriptions are.
+            if (filter && !filter->matches(*frame)) return true;
+            p.handed_next = std::max(p.handed_next, m.offset + 1);
+            frames.push_back(std::move(frame));
             message_bytes = (message_bytes * 7 + frames.back()->wire_estimate()) / 8;
             return true;
           },
@@ -100,6 +147,15 @@ void GroupReader::run() {
                 n.group = subscription_.group;
                 subscriber_->notify(n);
               }
+            } else if (e.kind == PartitionEvent::Kind::end) {
+              // Everything below the partition's end was read (transaction
+              // markers and messages a plugin dropped included).
+              Progress& p = progress_of(name_of(e.topic), e.partition);
+              p.read_next = std::max(p.read_next, e.next_offset);
+            } else if (e.kind == PartitionEvent::Kind::rewound) {
+              hand_over();
+              std::lock_guard<std::mutex> lock(source_mutex_);
+              commits_.forget(std::string(e.topic), e.partition);
             } else if (e.kind == PartitionEvent::Kind::lost) {
               hand_over();
               HubNotice n;

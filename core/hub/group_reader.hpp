@@ -6,7 +6,10 @@
 // growing memory. At least once, end to end: the group commits only what
 // the session says its client's socket took (store_offset), so a client
 // cut off, or a bridge killed, loses nothing: the group's next member (on
-// this bridge or another) goes on from the last offset really sent.
+// this bridge or another) goes on from the last offset really sent. With a
+// filter, messages it leaves out never reach the session, and the commit
+// goes past them once everything handed over before them was sent
+// (core/hub/group_commits.hpp).
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -15,7 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/hub/group_commits.hpp"
 #include "core/hub/hub.hpp"
+#include "core/hub/subscription.hpp"
 #include "core/message_io.hpp"
 #include "core/util/log.hpp"
 
@@ -25,6 +30,7 @@ struct GroupSubscription {
   std::string group;
   std::vector<std::string> topics;
   std::string start_text;  // as the client wrote it, for the `subscribed` notices
+  FilterPtr filter;        // null: every message
 };
 
 class GroupReader {
@@ -43,11 +49,15 @@ class GroupReader {
   void stop();
   bool finished() const { return finished_; }
   // From the session's I/O thread: the client's socket took everything of
-  // `partition` below `next_offset`. Committed with the group's next commit.
+  // `partition` handed over below `next_offset`. Committed with the group's
+  // next commit (past filtered-out messages too, when nothing handed over
+  // before them still waits).
   void store_offset(const std::string& topic, int32_t partition, int64_t next_offset);
 
  private:
   void run();
+  // On the reader's thread, before the messages read are handed on.
+  void note_read(const std::string& topic, int32_t partition, int64_t handed_next, int64_t read_next);
 
   std::function<std::unique_ptr<MessageSource>()> open_;
   GroupSubscription subscription_;
@@ -57,8 +67,10 @@ class GroupReader {
   LogSink& log_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> finished_{false};
-  std::mutex source_mutex_;  // guards source_ against store_offset while it opens and closes
+  // Guards source_ against store_offset while it opens and closes, and commits_.
+  std::mutex source_mutex_;
   std::unique_ptr<MessageSource> source_;
+  GroupCommits commits_;
   std::thread thread_;
 };
 

@@ -96,7 +96,6 @@ std::optional<std::string> parse_connect_query(std::string_view query, ConnectRe
   if (!out.group.empty() && !out.resume.empty()) {
     return "resume= does not apply to a group.id session: the group's committed offsets are its position";
   }
-  if (!out.group.empty() && out.filter) return "filter= is not supported with group.id yet";
   if (!out.group.empty() && out.tell_caught_up) {
     return "caught_up= does not apply to a group.id session: the group assigns its partitions, and has no end offsets";
   }

@@ -128,7 +128,7 @@ void Session::open_group(const ConnectRequest& request) {
                     {}, CloseReason::try_again_later);
   }
   GroupRequest g{request.group, request.topics, request.start, request.start_explicit};
-  GroupSubscription subscription{request.group, request.topics, request.start_text};
+  GroupSubscription subscription{request.group, request.topics, request.start_text, request.filter};
   std::weak_ptr<Session> weak = std::static_pointer_cast<Session>(shared_from_this());
   auto open = [services = &services_, g] { return services->open_group(g); };
   auto backlog = [weak] {

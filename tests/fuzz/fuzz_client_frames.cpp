@@ -225,7 +225,8 @@ bool check_query(std::string_view query, ConnectRequest& out) {
   if (!out.group.empty()) CHECK(group_ok(out.group) && !out.topics.empty());
   if (out.start.kind == OffsetSpec::Kind::stored) CHECK(!out.group.empty());
   if (out.start_explicit) CHECK(out.kws_protocol);
-  if (!out.resume.empty() || out.filter) CHECK(out.kws_protocol && out.group.empty());
+  if (!out.resume.empty() || out.filter) CHECK(out.kws_protocol);
+  if (!out.resume.empty()) CHECK(out.group.empty());  // a group session goes on from its commit; a filter goes with it
   check_resume(out.resume, out.topics);
   if (out.filter) check_filter(*out.filter);
   // What the session answers a client of the kws protocol with.

@@ -2,7 +2,7 @@
 gap and no duplicate on either of two bridges (cut by clean closes and TCP
 resets), what a resume says when positions are gone or ahead of the log, and
 server-side filters (keys, key prefixes, headers, JSON fields) from the query
-and from subscribe frames, alone and together with resume."""
+and from subscribe frames, alone and together with resume and with group.id."""
 
 import asyncio
 import json
@@ -627,6 +627,148 @@ class GroupAtLeastOnce(ServeTestCase):
                              "partition %d: every message reached the client at least once" % p)
             # The second bridge went on from what the group committed, with no gap.
             self.assertEqual(second_p, list(range(second_p[0], count // 4 + 1)), "partition %d" % p)
+
+class GroupFilters(ServeTestCase):
+    """filter= with group.id=: the group's consumer keeps what does not match
+    on the bridge, and the group's commit still goes past it."""
+
+    broker_args = ["--partitions", "2"]
+    KEEP = urllib.parse.quote(json.dumps({"key": ["keep"]}))
+
+    def mixed(self, topic, prefix, count, trailing_drops=0):
+        """count messages over both partitions, keys "keep" and "drop" in
+        turn, then trailing_drops "drop" messages in each partition; returns
+        the values of the kept ones."""
+        envs = [{"key": "keep" if i % 2 == 0 else "drop", "message": "%s-%d" % (prefix, i), "partition": (i // 2) % 2}
+                for i in range(count)]
+        envs += [{"key": "drop", "message": "%s-tail-%d" % (prefix, i), "partition": i % 2}
+                 for i in range(2 * trailing_drops)]
+        self.send_json(topic, envs)
+        return sorted(e["message"] for e in envs if e["key"] == "keep")
+
+    async def collect(self, ws, count, quiet=1.5):
+        """Messages until count of them came, then any more within `quiet` s."""
+        got = []
+        while len(got) < count:
+            doc = await recv_json(ws, timeout=30)
+            if "type" not in doc:
+                got.append(doc)
+        while True:
+            try:
+                doc = await recv_json(ws, timeout=quiet)
+            except asyncio.TimeoutError:
+                return got
+            if "type" not in doc:
+                got.append(doc)
+
+    def committed(self, group, topic):
+        doc = self.topics_json("-G", group, topic)
+        rows = {r["partition"]: r for r in doc.get("groups", []) if r["group"] == group and r["topic"] == topic}
+        return {p: (r["committed"], r["high"]) for p, r in rows.items()}
+
+    def test_a_filtered_group_session_gets_exactly_the_matching_messages(self):
+        topic = self.topic("gf")
+        group = "g-" + topic
+        kept = self.mixed(topic, "m", 30)
+        bg = self.serve()
+
+        async def go():
+            url = self.ws_url(bg, "topics=%s&group.id=%s&offset=earliest&filter=%s" % (topic, group, self.KEEP))
+            async with kws_connect(url) as ws:
+                await recv_until(ws, is_type("subscribed"), timeout=30, what="the group's assignment")
+                return await self.collect(ws, len(kept))
+
+        got = run(go(), timeout=90)
+        self.assertEqual([m["key"] for m in got], ["keep"] * len(kept), got)
+        self.assertEqual(sorted(m["message"] for m in got), kept)
+        # kws tail through the bridge, as another group: the same messages.
+        url = self.ws_url(bg, "topics=%s&group.id=%s-tail&offset=earliest&filter=%s" % (topic, group, self.KEEP))
+        r = self.tail("-c", str(len(kept)), url, brokers=False, timeout=60)
+        self.assertEqual(sorted(r.lines()), kept, str(r))
+        # A bad filter is the same 400 with group.id as without.
+        for query, needle in (("filter=%7B", b"not valid JSON"), ("filter=%7B%7D", b"empty")):
+            client = RawClient(bg.address, "/v2/broker/?topics=%s&group.id=%s&%s" % (topic, group, query))
+            self.assertEqual(client.status, 400, client.head)
+            body = client.buf + b"".join(chunk for chunk in iter(lambda: client.sock.recv(4096), b""))
+            self.assertIn(needle, body)
+            client.close()
+
+    def test_two_filtered_sessions_of_one_group_get_each_matching_message_once(self):
+        topic = self.create(self.topic("gf2"))
+        group = "g-" + topic
+        bg = self.serve()
+
+        async def go():
+            url = self.ws_url(bg, "topics=%s&group.id=%s&filter=%s" % (topic, group, self.KEEP))
+            async with kws_connect(url) as a, kws_connect(url) as b:
+                for ws in (a, b):
+                    await recv_until(ws, is_type("subscribed"), timeout=30, what="the group's assignment")
+                seen = {a: [], b: []}
+
+                async def drain(ws, seconds):
+                    end = time.monotonic() + seconds
+                    while time.monotonic() < end:
+                        try:
+                            d = await recv_json(ws, timeout=max(0.05, end - time.monotonic()))
+                        except asyncio.TimeoutError:
+                            return
+                        if "type" not in d:
+                            seen[ws].append(d)
+
+                # Probe both partitions (with messages the filter keeps) until each member has one.
+                deadline = time.monotonic() + 40
+                n = 0
+                while not (seen[a] and seen[b]):
+                    self.assertLess(time.monotonic(), deadline, "the group never split the partitions: %r" % seen)
+                    n += 1
+                    self.send_json(topic, [{"key": "keep", "message": "probe-%d" % n, "partition": n % 2}])
+                    await asyncio.gather(drain(a, 0.3), drain(b, 0.3))
+                for ws in (a, b):
+                    seen[ws].clear()
+                kept = self.mixed(topic, "m", 40)
+                await asyncio.gather(drain(a, 3), drain(b, 3))
+                return seen[a], seen[b]
+
+        got_a, got_b = run(go(), timeout=90)
+        self.assertTrue(got_a and got_b, (got_a, got_b))
+        both = got_a + got_b
+        self.assertEqual([m["key"] for m in both], ["keep"] * len(both), both)
+        self.assertEqual(sorted(m["message"] for m in both), sorted("m-%d" % i for i in range(0, 40, 2)))
+
+    def test_the_next_member_goes_on_without_loss_or_duplicate_and_the_commit_passed_the_filtered_tail(self):
+        topic = self.topic("gf3")
+        group = "g-" + topic
+        first = self.mixed(topic, "first", 20, trailing_drops=5)
+        bg = self.serve()
+        base = "topics=%s&group.id=%s&filter=%s" % (topic, group, self.KEEP)
+
+        async def member(query, count):
+            async with kws_connect(self.ws_url(bg, query)) as ws:
+                await recv_until(ws, is_type("subscribed"), timeout=30, what="the group's assignment")
+                return await self.collect(ws, count)
+
+        got = run(member(base + "&offset=earliest", len(first)), timeout=90)
+        self.assertEqual(sorted(m["message"] for m in got), first)
+        # The client closed: the group committed every partition to its end,
+        # past the five filtered-out messages that end each.
+        positions = {}
+
+        def at_end():
+            positions.update(self.committed(group, topic))
+            return len(positions) == 2 and all(c == h for c, h in positions.values())
+
+        kwstest.wait_until(at_end, timeout=30, interval=0.5, what="the group's commit at the partitions' ends")
+        self.assertEqual(sorted(h for c, h in positions.values()), [15, 15], positions)
+        # Meanwhile, more; the group's next member goes on from its commit.
+        second = self.mixed(topic, "second", 20, trailing_drops=2)
+        got = run(member(base, len(second)), timeout=90)
+        self.assertEqual(sorted(m["message"] for m in got), second, "nothing lost, nothing again")
+        self.assertEqual([m["key"] for m in got], ["keep"] * len(second))
+        for p in (0, 1):
+            offsets = [m["offset"] for m in got if m["partition"] == p]
+            self.assertEqual(offsets, sorted(offsets), "partition %d in order" % p)
+            self.assertTrue(all(o >= 15 for o in offsets), offsets)
+
 
 if __name__ == "__main__":
     kwstest.main(requires_modules={"websockets": websockets, "prometheus_client": text_string_to_metric_families})

@@ -768,7 +768,7 @@ TEST_CASE("group reader: one poll never hands over more than fits under the high
   const size_t high_water = 64 << 10;
   // The client takes nothing: the backlog is what was handed over.
   GroupReader reader([maxes] { return std::unique_ptr<MessageSource>(std::make_unique<BigMessages>(maxes)); },
-                     GroupSubscription{"g", {"t"}, "latest"}, subscriber, [subscriber] { return subscriber->bytes.load(); },
+                     GroupSubscription{"g", {"t"}, "latest", nullptr}, subscriber, [subscriber] { return subscriber->bytes.load(); },
                      high_water, log);
   for (int i = 0; i < 200 && subscriber->bytes < high_water; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -61,3 +61,18 @@ TEST_CASE("connect request: the first subprotocol kws speaks wins, in the client
   ConnectRequest none;
   CHECK(choose_subprotocol({"mqtt"}, none).value_or("").find("unsupported subprotocol") != std::string::npos);
 }
+
+TEST_CASE("connect request: a filter goes with group.id, and a bad one is refused as without it") {
+  ConnectRequest r;
+  REQUIRE_FALSE(parse("topics=a&group.id=g&filter=%7B%22key%22%3A%5B%22k%22%5D%7D", r));
+  CHECK(r.group == "g");
+  REQUIRE(r.filter);
+  CHECK(r.filter->exact_keys() == std::vector<std::string>{"k"});
+  CHECK(r.kws_protocol);
+  for (const std::string bad : {"%7B", "%7B%7D", "%7B%22key%22%3A%22x%22%7D"}) {
+    ConnectRequest alone, grouped;
+    const auto without = parse("topics=a&filter=" + bad, alone);
+    REQUIRE(without);
+    CHECK(parse("topics=a&group.id=g&filter=" + bad, grouped) == without);
+  }
+}

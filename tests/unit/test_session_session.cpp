@@ -633,6 +633,7 @@ class FakeGroupSource : public MessageSource {
       v.topic = "t";
       v.partition = 0;
       v.offset = r.offset;
+      if (!r.key.empty()) v.key = r.key;
       v.value = r.value;
       if (!on_message(v)) break;
       next_ = r.offset + 1;
@@ -698,6 +699,59 @@ TEST_CASE("session: a group session stores offsets for the group's commit only o
   }
   REQUIRE(wait_for([&] { return group_log->snapshot().size() == 2; }));
   CHECK(group_log->snapshot().back() == 4);
+  s->on_closed();
+}
+
+TEST_CASE("session: a filtered group session sends only what matches, and commits past what the filter left out") {
+  SessionFixture f;
+  auto group_log = std::make_shared<GroupLog>();
+  f.services.open_group = [&f, group_log](const GroupRequest&) {
+    return std::unique_ptr<MessageSource>(std::make_unique<FakeGroupSource>(f.cluster, group_log));
+  };
+  FakeLink link;
+  link.hold = true;  // the socket takes nothing for now
+  {
+    std::lock_guard<std::mutex> lock(FakeGroupSource::cluster_mutex());
+    f.cluster.append_keyed("t", 0, "k", "m0");
+    f.cluster.append_keyed("t", 0, "x", "m1");
+    f.cluster.append_keyed("t", 0, "x", "m2");
+  }
+  auto s = f.open(link, "topics=t&group.id=g&filter=%7B%22key%22%3A%5B%22k%22%5D%7D", "kws.v1");
+  auto wait_for = [&](const std::function<bool()>& done) {
+    for (int i = 0; i < 2000 && !done(); ++i) {
+      f.host.run();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return done();
+  };
+  REQUIRE(wait_for([&] { return link.offsets.size() == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  f.host.run();
+  CHECK(link.offsets == std::vector<int64_t>{0});
+  // Offset 0 waits in the link: nothing is committed, not even the
+  // filtered-out 1 and 2 behind it.
+  CHECK(group_log->snapshot().empty());
+  link.held = 0;
+  s->on_drained();
+  // Sent: the commit goes past the filtered-out messages after it.
+  CHECK(group_log->snapshot() == std::vector<int64_t>{3});
+  // Only filtered-out messages, nothing waiting for the client: committed
+  // by the reader itself.
+  {
+    std::lock_guard<std::mutex> lock(FakeGroupSource::cluster_mutex());
+    f.cluster.append_keyed("t", 0, "x", "m3");
+    f.cluster.append_keyed("t", 0, "y", "m4");
+  }
+  REQUIRE(wait_for([&] { return group_log->snapshot().size() == 2; }));
+  CHECK(group_log->snapshot().back() == 5);
+  link.hold = false;
+  {
+    std::lock_guard<std::mutex> lock(FakeGroupSource::cluster_mutex());
+    f.cluster.append_keyed("t", 0, "k", "m5");
+  }
+  REQUIRE(wait_for([&] { return group_log->snapshot().size() == 3; }));
+  CHECK(group_log->snapshot().back() == 6);
+  CHECK(link.offsets == std::vector<int64_t>{0, 5});
   s->on_closed();
 }
 
