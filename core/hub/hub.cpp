@@ -62,9 +62,15 @@ struct Hub::Topic {
     // a pointer, so the common entry is small (one per subscribed session).
     std::unique_ptr<std::vector<int64_t>> skip_below;
     FilterGroup* group = nullptr;  // null: every message
-    // While set: the end offsets a `caught_up` notice waits for.
-    std::unique_ptr<std::vector<int64_t>> caught_up_at;
   };
+  // Subscribers waiting for a `caught_up` notice, with the end offsets it
+  // waits for (apart from `live`, whose entries stay small: one per
+  // subscribed session).
+  struct CaughtUpWait {
+    Subscriber* subscriber;
+    std::vector<int64_t> at;
+  };
+  std::vector<CaughtUpWait> caught_up_waits;
   std::shared_ptr<const std::string> name;
   std::vector<int64_t> next;  // the live reader's position per partition
   // Per partition, after the live reader was rewound (rewind_live): the
@@ -702,31 +708,43 @@ void Hub::join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::v
     if (from[p] > t.next[p]) ahead = true;
   }
   for (const auto& b : make_batches(t.name, replay, limits_.batch_bytes)) s->deliver(b);
-  Topic::Live live{s, {}, filter ? join_group(t, filter) : nullptr, {}};
+  Topic::Live live{s, {}, filter ? join_group(t, filter) : nullptr};
   if (ahead) live.skip_below = std::make_unique<std::vector<int64_t>>(from);
-  if (tell_caught_up_at) live.caught_up_at = std::make_unique<std::vector<int64_t>>(*tell_caught_up_at);
   t.live.push_back(std::move(live));
   t.idle_since = {};
-  tell_if_caught_up(t, t.live.back());
+  if (tell_caught_up_at) {
+    t.caught_up_waits.push_back({s.get(), *tell_caught_up_at});
+    tell_caught_up(t);
+  }
 }
 
-// Everything below the end offsets was handed over to `l` (or filtered
-// out) once the live reader, or the catch-up that ran ahead of it, is past
-// them in every partition.
-template <class Live>
-void Hub::tell_if_caught_up(const Topic& t, Live& l) {
-  if (!l.caught_up_at) return;
-  const auto& at = *l.caught_up_at;
-  for (size_t p = 0; p < at.size() && p < t.next.size(); ++p) {
-    int64_t delivered = t.next[p];
-    if (l.skip_below && p < l.skip_below->size()) delivered = std::max(delivered, (*l.skip_below)[p]);
-    if (delivered < at[p]) return;
+// Everything below the end offsets was handed over to a waiting subscriber
+// (or filtered out) once the live reader, or the catch-up that ran ahead of
+// it, is past them in every partition. Called after deliveries, so the
+// notice follows the frames.
+void Hub::tell_caught_up(Topic& t) {
+  for (auto w = t.caught_up_waits.begin(); w != t.caught_up_waits.end();) {
+    auto l = std::find_if(t.live.begin(), t.live.end(), [&](const Topic::Live& e) { return e.subscriber.get() == w->subscriber; });
+    if (l == t.live.end()) {
+      w = t.caught_up_waits.erase(w);
+      continue;
+    }
+    bool reached = true;
+    for (size_t p = 0; p < w->at.size() && p < t.next.size() && reached; ++p) {
+      int64_t delivered = t.next[p];
+      if (l->skip_below && p < l->skip_below->size()) delivered = std::max(delivered, (*l->skip_below)[p]);
+      reached = delivered >= w->at[p];
+    }
+    if (!reached) {
+      ++w;
+      continue;
+    }
+    HubNotice n;
+    n.kind = HubNotice::Kind::caught_up;
+    n.topic = *t.name;
+    l->subscriber->notify(n);
+    w = t.caught_up_waits.erase(w);
   }
-  l.caught_up_at.reset();
-  HubNotice n;
-  n.kind = HubNotice::Kind::caught_up;
-  n.topic = *t.name;
-  l.subscriber->notify(n);
 }
 
 Hub::FilterGroup* Hub::join_group(Topic& t, const FilterPtr& filter) {
@@ -776,6 +794,9 @@ void Hub::detach(const std::shared_ptr<Subscriber>& s, const std::string& topic)
   }
   Topic* t = find_topic(topic);
   if (!t) return;
+  auto& waits = t->caught_up_waits;
+  waits.erase(std::remove_if(waits.begin(), waits.end(), [&](const Topic::CaughtUpWait& w) { return w.subscriber == s.get(); }),
+              waits.end());
   for (auto it = t->live.begin(); it != t->live.end();) {
     if (it->subscriber != s) {
       ++it;
@@ -841,7 +862,6 @@ void Hub::deliver_read(Topic& t) {
   for (auto& l : t.live) {
     if (!l.skip_below) {
       for (const auto& b : batches_for(l.group)) l.subscriber->deliver(b);
-      tell_if_caught_up(t, l);
       continue;
     }
     filtered.clear();
@@ -850,10 +870,10 @@ void Hub::deliver_read(Topic& t) {
       if (f->offset >= (*l.skip_below)[static_cast<size_t>(f->partition)]) filtered.push_back(f);
     }
     for (size_t p = 0; p < t.next.size(); ++p) still_ahead = still_ahead || (*l.skip_below)[p] > t.next[p];
+    if (!still_ahead) l.skip_below.reset();  // then the live reader's position says as much
     for (const auto& b : make_batches(t.name, filtered, limits_.batch_bytes)) l.subscriber->deliver(b);
-    tell_if_caught_up(t, l);
-    if (!still_ahead) l.skip_below.reset();
   }
+  if (!t.caught_up_waits.empty()) tell_caught_up(t);
   t.batch.clear();
   for (auto& [canonical, g] : t.groups) g->matched.clear();
 }
@@ -888,7 +908,7 @@ void Hub::on_live_event(const PartitionEvent& e) {
   // straddle the gap.
   t->rings[p].clear();
   t->next[p] = e.next_offset;
-  for (auto& l : t->live) tell_if_caught_up(*t, l);
+  if (!t->caught_up_waits.empty()) tell_caught_up(*t);
 }
 
 bool Hub::poll_live() {

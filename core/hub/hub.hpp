@@ -210,8 +210,7 @@ class Hub {
   SubscriberQueue* waiting_for(uint64_t serial, Subscriber*& who);
   void join_live(Topic& t, const std::shared_ptr<Subscriber>& s, const std::vector<int64_t>& from,
                  const FilterPtr& filter, const std::vector<int64_t>* tell_caught_up_at);
-  template <class Live>
-  void tell_if_caught_up(const Topic& t, Live& l);
+  void tell_caught_up(Topic& t);
   void notify_subscribed(const Request& r, std::vector<int64_t> start, std::vector<int64_t> end);
   FilterGroup* join_group(Topic& t, const FilterPtr& filter);
   void leave_group(Topic& t, FilterGroup* group);
