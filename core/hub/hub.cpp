@@ -16,7 +16,9 @@ int64_t first_at_time(const std::deque<FramePtr>& frames, int64_t from, int64_t 
   for (const auto& f : frames) {
     if (f->offset >= from && f->timestamp_ms >= start_ms) return f->offset;
   }
-  return end;
+  // Past the ring: while the live reader reads again after a rewind, `from`
+  // may be ahead of it, and what lies between is older than the start.
+  return std::max(from, end);
 }
 
 }  // namespace
@@ -671,6 +673,9 @@ bool Hub::rewind_live(Topic& t, const std::vector<int64_t>& from, const std::vec
     if (from[p] >= t.rings[p].begin(t.next[p])) continue;
     const int64_t end = end_of(t.next, t.rewound_from, p);
     if (end - from[p] > limits_.rewind_offsets) return false;
+    // One replay at a time: a client subscribing again and again further
+    // back must not keep every live subscriber of the topic waiting.
+    if (end > t.next[p]) return false;
     const int64_t low = p < parts.size() ? std::max<int64_t>(0, parts[p].low) : from[p];
     const int64_t further = end - std::min(2 * (end - from[p]), limits_.rewind_offsets);
     targets.emplace_back(p, std::max(std::min(from[p], low), std::min(from[p], further)));
@@ -1077,6 +1082,22 @@ void Hub::partitions_looked_up(const std::string& name, const AdminWorker::Looku
   } catch (const std::exception& e) {
     log_.error("topic '" + name + "': cannot read its new partitions: " + e.what());
     return;
+  }
+  // A catch-up running meanwhile reads the new partitions from their start
+  // too: when it hands over, the ring may have moved past their first
+  // frames already.
+  for (auto& cu : catchups_) {
+    if (cu->topic != name || cu->next.size() >= added.size()) continue;
+    std::vector<int64_t> more(added.size(), -1);
+    for (size_t p = cu->next.size(); p < added.size(); ++p) more[p] = p >= had ? added[p] : 0;
+    try {
+      cu->feed->assign(name, more);
+    } catch (const std::exception& e) {
+      log_.warning("topic '" + name + "': a history reader cannot read the new partitions: " + e.what());
+      continue;
+    }
+    for (size_t p = cu->next.size(); p < added.size(); ++p) cu->next.push_back(more[p]);
+    cu->reached_time.resize(added.size(), true);
   }
   log_.info("topic '" + name + "' has " + std::to_string(added.size()) + " partitions now (was " +
             std::to_string(had) + "); reading the new ones from their start");
