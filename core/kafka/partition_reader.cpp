@@ -114,6 +114,17 @@ void PartitionReader::assign(const std::string& topic, const std::vector<int64_t
     mine.push_back(static_cast<int32_t>(p));
   }
   if (list->cnt == 0) return;
+  // A topic new to this client has no leader yet. When the client is already
+  // connected (the hub's reader, busy with other topics), nothing asks for
+  // one until librdkafka's once-a-second scan of its topics: the partition
+  // would start up to a second late, and what was produced meanwhile then
+  // reaches every subscriber in one burst. A topic handle created here,
+  // before the assignment creates the topic, makes librdkafka ask for its
+  // leader at once, without blocking; for a topic this client already knows
+  // it does nothing.
+  if (rd_kafka_topic_t* rkt = rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr)) {
+    rd_kafka_topic_destroy(rkt);  // the assignment keeps the topic
+  }
   if (rd_kafka_error_t* error = rd_kafka_incremental_assign(impl_->rk.get(), list.get())) {
     throw Error("cannot read topic '" + topic + "': " + error_text(error));
   }
