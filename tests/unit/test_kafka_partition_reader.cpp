@@ -78,6 +78,6 @@ TEST_CASE("partition reader: a topic assigned to a reader that is already readin
   for (size_t i = 1; i < topics.size(); ++i) {
     const auto took = time_to_first(topics[i]);
     INFO("topic '" << topics[i] << "' took " << took.count() << " ms to start");
-    CHECK(took < std::chrono::milliseconds(500));
+    CHECK(took < std::chrono::milliseconds(700));  // without the query: 900 ms or more
   }
 }
