@@ -742,20 +742,20 @@ step("on a phone (390x844, mobile) the messages come first, nothing is wider tha
     await phone.screenshot({ path: path.join(SHOT_DIR, "demo_page-phone.png") });
 
     // The forms are reached from the messages, and work: subscribe, then send.
-    await phone.click('.jump[data-jump="sub-topics"]');
-    await phone.waitForFunction(() => {
-      const r = document.getElementById("sub-topics").getBoundingClientRect();
-      return document.activeElement.id === "sub-topics" && r.top >= 0 && r.bottom <= innerHeight;
-    });
+    // A jump button scrolls its field into view and focuses it.
+    const jumpTo = async (id) => {
+      await phone.click(`.jump[data-jump="${id}"]`);
+      await phone.waitForFunction((field) => {
+        const r = document.getElementById(field).getBoundingClientRect();
+        return document.activeElement.id === field && r.top >= 0 && r.bottom <= innerHeight;
+      }, id);
+    };
+    await jumpTo("sub-topics");
     await phone.fill("#sub-topics", topic);
     await phone.selectOption("#sub-mode", "latest");
     await phone.click("#sub-btn");
     await phone.waitForSelector(`.chip[data-topic="${topic}"][data-state="live"]`);
-    await phone.click('.jump[data-jump="send-topic"]');
-    await phone.waitForFunction(() => {
-      const r = document.getElementById("send-topic").getBoundingClientRect();
-      return document.activeElement.id === "send-topic" && r.top >= 0 && r.bottom <= innerHeight;
-    });
+    await jumpTo("send-topic");
     await phone.fill("#send-topic", topic);
     await phone.fill("#send-key", "from-phone");
     await phone.fill("#send-value", "sent on a phone");

@@ -52,6 +52,16 @@ async def recv_until(ws, predicate, timeout=STEP, what="frame"):
             return seen
 
 
+async def drain(ws, seconds, into):
+    """Appends to `into` every JSON frame ws receives within `seconds`."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            into.append(await recv_json(ws, timeout=max(0.05, end - time.monotonic())))
+        except asyncio.TimeoutError:
+            return
+
+
 def is_type(kind):
     return lambda d: isinstance(d, dict) and d.get("type") == kind
 
@@ -579,15 +589,6 @@ class Groups(ServeTestCase):
                 self.assertEqual((await recv_json(b))["type"], "subscribed")
                 seen = {a: [], b: []}
 
-                async def drain(ws, seconds):
-                    end = time.monotonic() + seconds
-                    while time.monotonic() < end:
-                        try:
-                            d = await recv_json(ws, timeout=max(0.05, end - time.monotonic()))
-                        except asyncio.TimeoutError:
-                            return
-                        seen[ws].append(d)
-
                 # Probe both partitions until both members are assigned one each.
                 deadline = time.monotonic() + 40
                 n = 0
@@ -596,11 +597,11 @@ class Groups(ServeTestCase):
                     self.assertLess(time.monotonic(), deadline, "the group never split the partitions: %r" % seen)
                     n += 1
                     self.send(t, "-p", str(n % 2), "probe-%d" % n)
-                    await asyncio.gather(drain(a, 0.3), drain(b, 0.3))
+                    await asyncio.gather(drain(a, 0.3, seen[a]), drain(b, 0.3, seen[b]))
                 for ws in (a, b):
                     seen[ws].clear()
                 self.send(t, "-K", ":", input="".join("k%d:m-%d\n" % (i, i) for i in range(40)))
-                await asyncio.gather(drain(a, 3), drain(b, 3))
+                await asyncio.gather(drain(a, 3, seen[a]), drain(b, 3, seen[b]))
                 got_a = [d["message"] for d in seen[a] if d.get("message", "").startswith("m-")]
                 got_b = [d["message"] for d in seen[b] if d.get("message", "").startswith("m-")]
                 self.assertTrue(got_a and got_b, (got_a, got_b))

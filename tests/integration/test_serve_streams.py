@@ -16,7 +16,7 @@ import time
 import urllib.parse
 
 import kwstest
-from test_serve import (STEP, RawClient, ServeTestCase, is_type, kws_connect, recv_json, recv_until, run,
+from test_serve import (STEP, RawClient, ServeTestCase, drain, is_type, kws_connect, recv_json, recv_until, run,
                         text_string_to_metric_families, websockets)
 
 
@@ -705,15 +705,10 @@ class GroupFilters(ServeTestCase):
                     await recv_until(ws, is_type("subscribed"), timeout=30, what="the group's assignment")
                 seen = {a: [], b: []}
 
-                async def drain(ws, seconds):
-                    end = time.monotonic() + seconds
-                    while time.monotonic() < end:
-                        try:
-                            d = await recv_json(ws, timeout=max(0.05, end - time.monotonic()))
-                        except asyncio.TimeoutError:
-                            return
-                        if "type" not in d:
-                            seen[ws].append(d)
+                async def drain_messages(ws, seconds):
+                    frames = []
+                    await drain(ws, seconds, frames)
+                    seen[ws].extend(d for d in frames if "type" not in d)
 
                 # Probe both partitions (with messages the filter keeps) until each member has one.
                 deadline = time.monotonic() + 40
@@ -722,11 +717,11 @@ class GroupFilters(ServeTestCase):
                     self.assertLess(time.monotonic(), deadline, "the group never split the partitions: %r" % seen)
                     n += 1
                     self.send_json(topic, [{"key": "keep", "message": "probe-%d" % n, "partition": n % 2}])
-                    await asyncio.gather(drain(a, 0.3), drain(b, 0.3))
+                    await asyncio.gather(drain_messages(a, 0.3), drain_messages(b, 0.3))
                 for ws in (a, b):
                     seen[ws].clear()
                 kept = self.mixed(topic, "m", 40)
-                await asyncio.gather(drain(a, 3), drain(b, 3))
+                await asyncio.gather(drain_messages(a, 3), drain_messages(b, 3))
                 return seen[a], seen[b]
 
         got_a, got_b = run(go(), timeout=90)

@@ -827,6 +827,32 @@ struct JitteryAdmin : FakeAdmin {
   std::mt19937& rng_;
 };
 
+// A hub over a FakeCluster whose admin worker and live reader stall at
+// random (seeded): set `limits` and the admin's knobs, then start().
+struct JitteryHub {
+  FakeCluster cluster;
+  JitteryAdmin admin;
+  NullLog log;
+  HubLimits limits;
+  std::chrono::steady_clock::time_point now{std::chrono::hours(1)};
+  JitteryFeed* live = nullptr;
+  std::unique_ptr<Hub> hub;
+
+  JitteryHub(std::mt19937& rng, uint32_t admin_stall_below) : admin(cluster, rng) {
+    admin.stall_percent = static_cast<int>(rng() % admin_stall_below);
+    admin.most = 1 + rng() % 12;
+    limits.admin_thread = false;
+    limits.linger = std::chrono::hours(1);
+    limits.batch = 1 + rng() % 16;
+  }
+  Hub& start(std::mt19937& rng, uint32_t feed_stall_below) {
+    auto feed = std::make_unique<JitteryFeed>(cluster, rng, static_cast<int>(rng() % feed_stall_below), 1 + rng() % 12);
+    live = feed.get();
+    hub = std::make_unique<Hub>(std::move(feed), admin, limits, log, [this] { return now; });
+    return *hub;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("hub: a gap both the lingering live reader and a resume's catch-up reader jump: one lost notice, each offset once") {
@@ -892,22 +918,14 @@ TEST_CASE("hub: a resume across a gap, in any order of polls around the handover
   for (uint32_t seed = 0; seed < 5000; ++seed) {
     CAPTURE(seed);
     std::mt19937 rng(seed);
-    FakeCluster cluster;
-    JitteryAdmin admin(cluster, rng);
-    admin.stall_percent = static_cast<int>(rng() % 80);
-    admin.most = 1 + rng() % 12;
-    NullLog log;
-    HubLimits limits;
-    limits.admin_thread = false;
-    limits.linger = std::chrono::hours(1);
-    limits.batch = 1 + rng() % 16;
-    limits.ring_bytes = (rng() % 2) ? (1 << 20) : 200 + rng() % 2000;
+    JitteryHub world(rng, 80);
+    world.limits.ring_bytes = (rng() % 2) ? (1 << 20) : 200 + rng() % 2000;
     // History from a catch-up reader or from the live reader rewound.
-    limits.rewind_offsets = (rng() % 2) ? 0 : 20000;
-    std::chrono::steady_clock::time_point now{std::chrono::hours(1)};
-    auto feed = std::make_unique<JitteryFeed>(cluster, rng, static_cast<int>(rng() % 80), 1 + rng() % 12);
-    JitteryFeed* live = feed.get();
-    Hub hub(std::move(feed), admin, limits, log, [&now] { return now; });
+    world.limits.rewind_offsets = (rng() % 2) ? 0 : 20000;
+    Hub& hub = world.start(rng, 80);
+    FakeCluster& cluster = world.cluster;
+    JitteryAdmin& admin = world.admin;
+    JitteryFeed* live = world.live;
     auto spin = [&](int times) {
       for (int i = 0; i < times; ++i) hub.run_once(std::chrono::milliseconds(0));
     };
@@ -1179,22 +1197,15 @@ TEST_CASE("hub: randomised: many subscribers, filters, rewinds, catch-ups, reten
   for (uint32_t seed = 0; seed < 3000; ++seed) {
     CAPTURE(seed);
     std::mt19937 rng(seed);
-    FakeCluster cluster;
-    JitteryAdmin admin(cluster, rng);
-    admin.stall_percent = static_cast<int>(rng() % 50);
-    admin.most = 1 + rng() % 12;
-    NullLog log;
-    HubLimits limits;
-    limits.admin_thread = false;
-    limits.linger = std::chrono::hours(1);
-    limits.batch = 1 + rng() % 16;
-    limits.ring_bytes = (rng() % 3) ? 200 + rng() % 1500 : (1 << 20);
+    JitteryHub world(rng, 50);
+    world.limits.ring_bytes = (rng() % 3) ? 200 + rng() % 1500 : (1 << 20);
     const int64_t rw[] = {0, 15, 60, 20000};
-    limits.rewind_offsets = rw[rng() % 4];
-    std::chrono::steady_clock::time_point now{std::chrono::hours(1)};
-    auto feed = std::make_unique<JitteryFeed>(cluster, rng, static_cast<int>(rng() % 50), 1 + rng() % 12);
-    JitteryFeed* live = feed.get();
-    Hub hub(std::move(feed), admin, limits, log, [&now] { return now; });
+    world.limits.rewind_offsets = rw[rng() % 4];
+    Hub& hub = world.start(rng, 50);
+    FakeCluster& cluster = world.cluster;
+    JitteryAdmin& admin = world.admin;
+    JitteryFeed* live = world.live;
+    auto& now = world.now;
     int parts = 1 + static_cast<int>(rng() % 3);
     cluster.create("t", parts);
     auto add = [&] {

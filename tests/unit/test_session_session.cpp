@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -139,6 +140,16 @@ struct SessionFixture {
       sink.serve_deliveries(std::chrono::milliseconds(0));
       host.run();
     }
+  }
+  // For a group session's own reader thread: the host's wake-ups until
+  // `done`, up to 10 s (the thread is slow to start under a sanitizer on a
+  // loaded machine; 2 s was not always enough in CI).
+  bool wait_for(const std::function<bool()>& done) {
+    for (int i = 0; i < 2000 && !done(); ++i) {
+      host.run();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return done();
   }
   std::shared_ptr<Session> open(FakeLink& link, const std::string& query, const std::string& subprotocol = "",
                                 std::shared_ptr<const Principal> principal = nullptr) {
@@ -675,16 +686,7 @@ TEST_CASE("session: a group session stores offsets for the group's commit only o
     for (int i = 0; i < 3; ++i) f.cluster.append("t", 0, "m" + std::to_string(i));
   }
   auto s = f.open(link, "topics=t&group.id=g", "kws.v1");
-  auto wait_for = [&](const std::function<bool()>& done) {
-    // Up to 10 s: the group reader's thread is slow to start under a
-    // sanitizer on a loaded machine (2 s was not always enough in CI).
-    for (int i = 0; i < 2000 && !done(); ++i) {
-      f.host.run();
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return done();
-  };
-  REQUIRE(wait_for([&] { return link.offsets.size() == 3; }));
+  REQUIRE(f.wait_for([&] { return link.offsets.size() == 3; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   f.host.run();
   CHECK(group_log->snapshot().empty());  // handed to the link, not yet sent
@@ -697,7 +699,7 @@ TEST_CASE("session: a group session stores offsets for the group's commit only o
     std::lock_guard<std::mutex> lock(FakeGroupSource::cluster_mutex());
     f.cluster.append("t", 0, "m3");
   }
-  REQUIRE(wait_for([&] { return group_log->snapshot().size() == 2; }));
+  REQUIRE(f.wait_for([&] { return group_log->snapshot().size() == 2; }));
   CHECK(group_log->snapshot().back() == 4);
   s->on_closed();
 }
@@ -717,14 +719,7 @@ TEST_CASE("session: a filtered group session sends only what matches, and commit
     f.cluster.append_keyed("t", 0, "x", "m2");
   }
   auto s = f.open(link, "topics=t&group.id=g&filter=%7B%22key%22%3A%5B%22k%22%5D%7D", "kws.v1");
-  auto wait_for = [&](const std::function<bool()>& done) {
-    for (int i = 0; i < 2000 && !done(); ++i) {
-      f.host.run();
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return done();
-  };
-  REQUIRE(wait_for([&] { return link.offsets.size() == 1; }));
+  REQUIRE(f.wait_for([&] { return link.offsets.size() == 1; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   f.host.run();
   CHECK(link.offsets == std::vector<int64_t>{0});
@@ -742,14 +737,14 @@ TEST_CASE("session: a filtered group session sends only what matches, and commit
     f.cluster.append_keyed("t", 0, "x", "m3");
     f.cluster.append_keyed("t", 0, "y", "m4");
   }
-  REQUIRE(wait_for([&] { return group_log->snapshot().size() == 2; }));
+  REQUIRE(f.wait_for([&] { return group_log->snapshot().size() == 2; }));
   CHECK(group_log->snapshot().back() == 5);
   link.hold = false;
   {
     std::lock_guard<std::mutex> lock(FakeGroupSource::cluster_mutex());
     f.cluster.append_keyed("t", 0, "k", "m5");
   }
-  REQUIRE(wait_for([&] { return group_log->snapshot().size() == 3; }));
+  REQUIRE(f.wait_for([&] { return group_log->snapshot().size() == 3; }));
   CHECK(group_log->snapshot().back() == 6);
   CHECK(link.offsets == std::vector<int64_t>{0, 5});
   s->on_closed();
