@@ -240,7 +240,13 @@ class Resume(ServeTestCase):
                 with self.assertRaises(asyncio.TimeoutError):
                     extra = await asyncio.wait_for(live.recv(), 0.5)
                     self.fail("the live client got a frame twice: %s" % extra)
-            values = self.metrics(bg)
+            # The hub's figures are refreshed twice a second: wait until they
+            # count the 8 messages that came after the subscriptions (offsets
+            # 30-37; before the rewind its reader had read 5), or they may
+            # predate the rewind.
+            values = kwstest.wait_until(
+                lambda: (lambda v: v if v.get("kws_serve_kafka_messages_total", 0) >= 8 else None)(self.metrics(bg)),
+                timeout=10, what="the hub's figures in /metrics")
             if rewinds:
                 self.assertGreaterEqual(values.get("kws_serve_rewinds_total", 0), 1, values)
             else:
