@@ -621,6 +621,13 @@ struct GroupLog {
   }
 };
 
+// A group session's reader thread outlives a failed REQUIRE unless the
+// session is closed: it would go on reading the fixture being destroyed.
+struct CloseOnExit {
+  std::shared_ptr<Session> session;
+  ~CloseOnExit() { session->on_closed(); }
+};
+
 class FakeGroupSource : public MessageSource {
  public:
   FakeGroupSource(FakeCluster& cluster, std::shared_ptr<GroupLog> log) : cluster_(cluster), log_(std::move(log)) {}
@@ -631,6 +638,9 @@ class FakeGroupSource : public MessageSource {
       PartitionEvent e;
       e.kind = PartitionEvent::Kind::assigned;
       on_event(e);
+      // A real group's first fetch comes well after its assignment: the
+      // session may well write `subscribed` before any message comes.
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
     }
     size_t n = 0;
     std::vector<FakeCluster::Record> records;
@@ -680,12 +690,14 @@ TEST_CASE("session: a group session stores offsets for the group's commit only o
     return std::unique_ptr<MessageSource>(std::make_unique<FakeGroupSource>(f.cluster, group_log));
   };
   FakeLink link;
+  auto s = f.open(link, "topics=t&group.id=g", "kws.v1");
+  const CloseOnExit close_on_exit{s};
+  REQUIRE(f.wait_for([&] { return link.types() == std::vector<std::string>{"subscribed"}; }));
   link.hold = true;  // the socket takes nothing for now
   {
     std::lock_guard<std::mutex> lock(FakeGroupSource::cluster_mutex());
     for (int i = 0; i < 3; ++i) f.cluster.append("t", 0, "m" + std::to_string(i));
   }
-  auto s = f.open(link, "topics=t&group.id=g", "kws.v1");
   REQUIRE(f.wait_for([&] { return link.offsets.size() == 3; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   f.host.run();
@@ -701,7 +713,6 @@ TEST_CASE("session: a group session stores offsets for the group's commit only o
   }
   REQUIRE(f.wait_for([&] { return group_log->snapshot().size() == 2; }));
   CHECK(group_log->snapshot().back() == 4);
-  s->on_closed();
 }
 
 TEST_CASE("session: a filtered group session sends only what matches, and commits past what the filter left out") {
@@ -711,6 +722,9 @@ TEST_CASE("session: a filtered group session sends only what matches, and commit
     return std::unique_ptr<MessageSource>(std::make_unique<FakeGroupSource>(f.cluster, group_log));
   };
   FakeLink link;
+  auto s = f.open(link, "topics=t&group.id=g&filter=%7B%22key%22%3A%5B%22k%22%5D%7D", "kws.v1");
+  const CloseOnExit close_on_exit{s};
+  REQUIRE(f.wait_for([&] { return link.types() == std::vector<std::string>{"subscribed"}; }));
   link.hold = true;  // the socket takes nothing for now
   {
     std::lock_guard<std::mutex> lock(FakeGroupSource::cluster_mutex());
@@ -718,7 +732,6 @@ TEST_CASE("session: a filtered group session sends only what matches, and commit
     f.cluster.append_keyed("t", 0, "x", "m1");
     f.cluster.append_keyed("t", 0, "x", "m2");
   }
-  auto s = f.open(link, "topics=t&group.id=g&filter=%7B%22key%22%3A%5B%22k%22%5D%7D", "kws.v1");
   REQUIRE(f.wait_for([&] { return link.offsets.size() == 1; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   f.host.run();
@@ -747,7 +760,6 @@ TEST_CASE("session: a filtered group session sends only what matches, and commit
   REQUIRE(f.wait_for([&] { return group_log->snapshot().size() == 3; }));
   CHECK(group_log->snapshot().back() == 6);
   CHECK(link.offsets == std::vector<int64_t>{0, 5});
-  s->on_closed();
 }
 
 TEST_CASE("session: serve.read_only refuses every produce, text and binary, with not_allowed; reading goes on", "[transforms]") {
