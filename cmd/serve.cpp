@@ -171,6 +171,9 @@ CLI::App* register_serve(CLI::App& parent, ServeOptions& o) {
   add_setting_flag(app, "--produce-bytes-rate", "serve.produce_bytes_rate", o.settings,
                    "Bytes/s one session may produce (as --produce-rate; 0: no limit)")
       ->group(limits);
+  add_setting_flag(app, "--control-rate", "serve.control_rate", o.settings,
+                   "Subscribe, unsubscribe, topics and auth frames/s one session may send (as --produce-rate)")
+      ->group(limits);
   // Repeatable: every pattern given counts (and commas separate several).
   add_setting_flag(app, "--allow-origin", "serve.allow_origin", o.settings,
                    "Origin whose pages may connect (repeatable; https://*.example.com; others get 403)")
@@ -374,6 +377,7 @@ void apply_limits(const KwsSettings& s, ServerOptions& server) {
   produce.messages_per_s = s.count("serve.produce_rate");
   produce.bytes_per_s = s.bytes("serve.produce_bytes_rate");
   produce.min_byte_burst = server.session.max_frame;
+  server.session.control_limits = control_frame_limits(s.count("serve.control_rate"));
   server.allow_origins = s.list("serve.allow_origin");
   for (const auto& pattern : server.allow_origins) {
     if (auto problem = ws::origin_pattern_problem(pattern)) throw usage_error(s.at("serve.allow_origin").where() + ": " + *problem);

@@ -114,6 +114,12 @@ const std::vector<SettingKey>& kws_setting_keys() {
                           "more are refused with rate_limited, and a client that keeps on is closed (1008).",
                           {"serve"}, {}, 100000000),
                  "no limit"),
+      zero_means(make_key("serve.control_rate", "KWS_SERVE_CONTROL_RATE", "100", T::count,
+                          "Control frames (subscribe, unsubscribe, topics, auth) per second one session may "
+                          "send, with a burst of one second's worth; more are refused with rate_limited, and a "
+                          "client that keeps on is closed (1008). Each costs the hub or the token verifier work.",
+                          {"serve"}, {}, 100000000),
+                 "no limit"),
       zero_means(make_key("serve.produce_bytes_rate", "KWS_SERVE_PRODUCE_BYTES_RATE", "4M", T::bytes,
                           "Bytes per second one session may produce (its frames' payloads), with a burst of one "
                           "second's worth (at least serve.max_frame); as serve.produce_rate past it.",

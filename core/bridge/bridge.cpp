@@ -31,8 +31,12 @@ struct Bridge::Impl {
   std::atomic<bool> kafka_ready{true};
   std::atomic<bool> delivering{true};
 
-  std::string hub_metrics() const {
+  std::string hub_metrics(const ServerServices::TopicVisible& visible) const {
     HubStats s = hub->stats();
+    if (visible) {
+      s.topics.erase(std::remove_if(s.topics.begin(), s.topics.end(), [&](const TopicStats& t) { return !visible(t.topic); }),
+                     s.topics.end());
+    }
     MetricsText m;
     m.family("kws_serve_kafka_messages_total", "counter", "Messages the shared reader read from Kafka")
         .sample("kws_serve_kafka_messages_total", static_cast<double>(s.messages));
@@ -239,7 +243,7 @@ Bridge::Bridge(const KafkaSettings& settings, const KafkaContext& context, Bridg
   services.log = context.log;
   services.demo_page = demo_page;
   services.kafka_ready = [&b] { return b.kafka_ready.load(); };
-  services.extra_metrics = [&b] { return b.hub_metrics(); };
+  services.extra_metrics = [&b](const ServerServices::TopicVisible& visible) { return b.hub_metrics(visible); };
   services.open_group = [&b](const GroupRequest& g) {
     ConsumerPlan plan;
     for (const auto& t : g.topics) plan.topics.push_back(b.transforms->kafka_topic(t));

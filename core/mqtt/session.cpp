@@ -496,8 +496,10 @@ MqttSession::Handled MqttSession::handle(uint8_t first, std::string_view body) {
   } else if (auto* p = std::get_if<Publish>(&packet)) {
     return on_publish(*p);
   } else if (auto* s = std::get_if<Subscribe>(&packet)) {
+    if (!within_control_rate()) return Handled::queue_full;
     on_subscribe(*s);
   } else if (auto* u = std::get_if<Unsubscribe>(&packet)) {
+    if (!within_control_rate()) return Handled::queue_full;
     on_unsubscribe(*u);
   } else if (auto* a = std::get_if<Ack>(&packet)) {
     if (a->type == PacketType::pubrel) {
@@ -595,6 +597,21 @@ std::optional<std::string> MqttSession::refusal(const std::string& kafka_topic, 
     return "'" + kafka_topic + "': " + r->why;
   }
   return std::nullopt;
+}
+
+bool MqttSession::within_control_rate() {
+  // As for PUBLISH: MQTT cannot refuse a SUBSCRIBE for its rate, so the
+  // packet waits, and reading stops, until the bucket allows it.
+  const ProduceRateLimits& limits = services_.options.control_limits;
+  if (!limits.enabled()) return true;
+  const auto now = services_.clock ? services_.clock() : std::chrono::steady_clock::now();
+  if (!control_limiter_) control_limiter_ = std::make_unique<ProduceLimiter>(limits, now);
+  if (control_limiter_->check(0, now).verdict != ProduceLimiter::Verdict::allowed) {
+    if (!blocked_) ++services_.counters->rate_limited;  // once per packet held, not per retry
+    return false;
+  }
+  control_limiter_->produced(0);
+  return true;
 }
 
 MqttSession::Handled MqttSession::on_publish(Publish& p) {

@@ -122,6 +122,9 @@ class MqttSession : public ClientSession {
   Handled handle(uint8_t first, std::string_view body);
   void on_connect(Connect& connect);
   Handled on_publish(Publish& publish);
+  // serve.control_rate for SUBSCRIBE and UNSUBSCRIBE (each costs the hub
+  // work): false when the packet must wait for the session's bucket.
+  bool within_control_rate();
   void on_subscribe(const Subscribe& subscribe);
   void on_unsubscribe(const Unsubscribe& unsubscribe);
   void on_pubrel(uint16_t packet_id);
@@ -186,6 +189,8 @@ class MqttSession : public ClientSession {
   uint32_t max_packet_out_ = 0;  // MQTT 5: the client's Maximum Packet Size (0: none)
   // Made at the first PUBLISH when produce limits are set.
   std::unique_ptr<ProduceLimiter> produce_limiter_;
+  // Made at the first SUBSCRIBE or UNSUBSCRIBE when serve.control_rate is set.
+  std::unique_ptr<ProduceLimiter> control_limiter_;
   std::chrono::steady_clock::time_point opened_{};
   std::chrono::steady_clock::time_point last_packet_{};
   // filter -> its hub subscription

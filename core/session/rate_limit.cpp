@@ -32,11 +32,20 @@ ProduceLimiter::ProduceLimiter(const ProduceRateLimits& limits, Clock::time_poin
       bytes_(static_cast<double>(limits.bytes_per_s),
              static_cast<double>(std::max(limits.bytes_per_s, limits.min_byte_burst)), now) {}
 
+ProduceRateLimits control_frame_limits(uint64_t frames_per_s) {
+  ProduceRateLimits limits;
+  limits.messages_per_s = frames_per_s;
+  limits.what = "control frame rate";
+  limits.unit = "frames";
+  limits.rate_setting = "serve.control_rate";
+  return limits;
+}
+
 ProduceLimiter::Decision ProduceLimiter::check(size_t bytes, Clock::time_point now) {
   Decision d;
   if (limits_.messages_per_s > 0 && !messages_.has(1, now)) {
-    d.why = "over this session's produce rate of " + std::to_string(limits_.messages_per_s) +
-            " messages/s (serve.produce_rate); slow down";
+    d.why = std::string("over this session's ") + limits_.what + " of " + std::to_string(limits_.messages_per_s) + " " +
+            limits_.unit + "/s (" + limits_.rate_setting + "); slow down";
   } else if (limits_.bytes_per_s > 0 && !bytes_.has(static_cast<double>(bytes), now)) {
     d.why = "over this session's produce rate of " + std::to_string(limits_.bytes_per_s) +
             " bytes/s (serve.produce_bytes_rate); slow down";
@@ -53,7 +62,8 @@ ProduceLimiter::Decision ProduceLimiter::check(size_t bytes, Clock::time_point n
   if (refusals_ >= limits_.close_after_refusals || now - overrun_since_ >= limits_.close_after) {
     d.verdict = Verdict::close;
     // A close reason: at most 123 bytes on the wire.
-    d.close_reason = "produce rate limit: still over after " + std::to_string(refusals_) + " rate_limited errors";
+    d.close_reason = std::string(limits_.what) + " limit: still over after " + std::to_string(refusals_) +
+                     " rate_limited errors";
   }
   return d;
 }

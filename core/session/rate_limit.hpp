@@ -1,8 +1,9 @@
 #pragma once
-// Per-session produce limits of kws serve (serve.produce_rate,
-// serve.produce_bytes_rate): token buckets, and the rule for a client that
-// keeps producing after being told it is over (closed with 1008). Pure
-// arithmetic on an injected clock, so the tests never sleep.
+// Per-session limits of kws serve: produce (serve.produce_rate,
+// serve.produce_bytes_rate) and control frames (serve.control_rate): token
+// buckets, and the rule for a client that keeps on after being told it is
+// over (closed with 1008). Pure arithmetic on an injected clock, so the
+// tests never sleep.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -41,8 +42,18 @@ struct ProduceRateLimits {
   // before such a pause. It is then closed (WebSocket 1008).
   std::chrono::milliseconds close_after{5000};
   uint32_t close_after_refusals = 100;
+  // How refusals and the close reason name the limit: the control-frame
+  // limit is the same rule over other frames.
+  const char* what = "produce rate";
+  const char* unit = "messages";
+  const char* rate_setting = "serve.produce_rate";
   bool enabled() const { return messages_per_s > 0 || bytes_per_s > 0; }
 };
+
+// The limit on a session's control frames (subscribe, unsubscribe, topics,
+// auth): each costs the hub or the token verifier work, and nothing else
+// bounds how many a client sends. 0: no limit.
+ProduceRateLimits control_frame_limits(uint64_t frames_per_s);
 
 class ProduceLimiter {
  public:

@@ -488,6 +488,11 @@ void Session::retry_blocked() {
 Session::Handled Session::handle(MessageKind kind, const std::string& payload) {
   ClientRequest r = decode_client_message(kind, payload, services_.options.max_frame);
   if (r.kws_only) kws_protocol_ = true;
+  if (r.kind != ClientRequest::Kind::invalid && r.kind != ClientRequest::Kind::produce) {
+    // Control frames are kws's own: their sender wants the answers.
+    kws_protocol_ = true;
+    if (!within_rate(r, {}, payload.size(), Limited::control)) return Handled::done;
+  }
   switch (r.kind) {
     case ClientRequest::Kind::invalid:
       refuse(r.error, r.why, r.request_id, r.topic);
@@ -495,17 +500,13 @@ Session::Handled Session::handle(MessageKind kind, const std::string& payload) {
     case ClientRequest::Kind::produce:
       return produce(r, payload.size());
     case ClientRequest::Kind::auth:
-      kws_protocol_ = true;
       authenticate(r);
       return Handled::done;
     case ClientRequest::Kind::subscribe:
     case ClientRequest::Kind::unsubscribe:
-      // A control frame is kws's own: its sender wants the answers.
-      kws_protocol_ = true;
       control(r);
       return Handled::done;
     case ClientRequest::Kind::topics: {
-      kws_protocol_ = true;
       // What this client may read, decided with the principal it has now
       // (the hub answers on its own thread, and an auth frame may replace
       // the principal meanwhile). Kafka's internal topics are not listed.
@@ -549,14 +550,22 @@ std::optional<Refusal> Session::admit(std::string_view topic, TopicAction action
   return std::nullopt;
 }
 
-bool Session::within_rate(const ClientRequest& r, std::string_view topic, size_t frame_bytes) {
-  const ProduceRateLimits& limits = services_.options.produce_limits;
+bool Session::within_rate(const ClientRequest& r, std::string_view topic, size_t frame_bytes, Limited which) {
+  const bool control = which == Limited::control;
+  const ProduceRateLimits& limits = control ? services_.options.control_limits : services_.options.produce_limits;
   if (!limits.enabled()) return true;
   if (closing_) return false;  // frames read after the close was asked for
   const auto now = services_.clock ? services_.clock() : std::chrono::steady_clock::now();
-  if (!produce_limiter_) produce_limiter_ = std::make_unique<ProduceLimiter>(limits, now);
-  ProduceLimiter::Decision d = produce_limiter_->check(frame_bytes, now);
-  if (d.verdict == ProduceLimiter::Verdict::allowed) return true;
+  if (!limiters_) limiters_ = std::make_unique<Limiters>();
+  std::optional<ProduceLimiter>& limiter = control ? limiters_->control : limiters_->produce;
+  if (!limiter) limiter.emplace(limits, now);
+  ProduceLimiter::Decision d = limiter->check(frame_bytes, now);
+  if (d.verdict == ProduceLimiter::Verdict::allowed) {
+    // A control frame is handled at once; a produce pays once it reached
+    // Kafka's queue (produce()).
+    if (control) limiter->produced(frame_bytes);
+    return true;
+  }
   ++services_.counters->rate_limited;
   // A kafka-websocket client cannot be told: refuse() counts and logs it.
   refuse(ClientError::rate_limited, d.why, r.request_id, topic);
@@ -585,7 +594,7 @@ Session::Handled Session::produce(const ClientRequest& r, size_t frame_bytes) {
     refuse(ClientError::not_allowed, "this bridge is read-only", r.request_id, topic);
     return Handled::done;
   }
-  if (!within_rate(r, topic, frame_bytes)) return Handled::done;
+  if (!within_rate(r, topic, frame_bytes, Limited::produce)) return Handled::done;
   if (auto refusal = admit(topic, TopicAction::write)) {
     refuse(refusal->error, refusal->why, r.request_id, topic);
     return Handled::done;
@@ -602,7 +611,7 @@ Session::Handled Session::produce(const ClientRequest& r, size_t frame_bytes) {
   ProduceOutcome out = services_.producer->try_produce(prepared.record);
   if (out.queued()) {
     insert_sorted(produced_, topic);
-    if (produce_limiter_) produce_limiter_->produced(frame_bytes);
+    if (limiters_ && limiters_->produce) limiters_->produce->produced(frame_bytes);
     return Handled::done;
   }
   --pending_produce_;

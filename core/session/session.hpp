@@ -64,6 +64,7 @@ struct SessionOptions {
   size_t max_topics = 100;            // topics one session may subscribe to and produce to, together
   size_t max_subscriptions = 64;      // of those, topics it may subscribe to (each costs the hub work)
   ProduceRateLimits produce_limits;   // per session; off unless set
+  ProduceRateLimits control_limits = control_frame_limits(0);  // per session; off unless set
   size_t max_group_sessions = 64;     // on the whole bridge
   bool read_only = false;             // serve.read_only: every produce refused with not_allowed
   // A session ends this long after its token's `exp` (the verifier's leeway
@@ -93,7 +94,7 @@ struct SessionCounters {
   std::atomic<uint64_t> paused_reads{0};    // times a session stopped reading its client
   std::atomic<uint64_t> lost_notices{0};    // `lost` notices for sessions
   std::atomic<uint64_t> unsent_notices{0};  // replies and notices a kafka-websocket client was not sent
-  std::atomic<uint64_t> rate_limited{0};    // produces refused with rate_limited
+  std::atomic<uint64_t> rate_limited{0};    // produces and control frames refused with rate_limited
   std::atomic<uint64_t> rate_limit_closes{0};
   std::atomic<uint64_t> subscription_limit_refusals{0};  // subscriptions over serve.max_subscriptions
 };
@@ -195,9 +196,11 @@ class Session : public ClientSession {
   void forget_failed_subscriptions();
   Handled handle(MessageKind kind, const std::string& payload);
   Handled produce(const ClientRequest& request, size_t frame_bytes);
-  // Whether the produce limits let a frame of `frame_bytes` through; when
-  // not, the client has been answered (and perhaps closed).
-  bool within_rate(const ClientRequest& request, std::string_view topic, size_t frame_bytes);
+  // Whether the produce limits (or, for a control frame, the control-frame
+  // limit) let a frame of `frame_bytes` through; when not, the client has
+  // been answered (and perhaps closed).
+  enum class Limited { produce, control };
+  bool within_rate(const ClientRequest& request, std::string_view topic, size_t frame_bytes, Limited which);
   void control(const ClientRequest& request);
   void authenticate(const ClientRequest& request);
   std::optional<Refusal> admit(std::string_view topic, TopicAction action);
@@ -215,8 +218,13 @@ class Session : public ClientSession {
   Outbox outbox_;
   Link* link_ = nullptr;  // I/O thread; null before open() and after on_closed()
   std::unique_ptr<GroupReader> group_reader_;
-  // Made at the first produce when limits are set: most sessions only read.
-  std::unique_ptr<ProduceLimiter> produce_limiter_;
+  // Made at the first frame a limit applies to: most sessions send none
+  // after they connect. One pointer for both keeps idle sessions small.
+  struct Limiters {
+    std::optional<ProduceLimiter> produce;
+    std::optional<ProduceLimiter> control;
+  };
+  std::unique_ptr<Limiters> limiters_;
   // I/O-thread state.
   std::vector<std::string> subscribed_;  // sorted; topics this session reads
   std::vector<std::string> produced_;    // sorted; topics it wrote to

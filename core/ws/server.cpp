@@ -177,7 +177,7 @@ struct Server::Impl : SessionHost, std::enable_shared_from_this<Server::Impl> {
   void upgrade(const ConnectionPtr& con, const ws::HttpRequest& request, bool sse = false);
   void tick();
   void chores();
-  std::string metrics() const;
+  std::string metrics(const ServerServices::TopicVisible& visible = {}) const;
 };
 
 void Server::Impl::setup() {
@@ -453,6 +453,7 @@ void Server::Impl::on_request(const ConnectionPtr& con, const ws::HttpRequest& r
     upgrade(con, request, /*sse=*/true);
     return;
   }
+  ServerServices::TopicVisible visible;  // every topic, unless a token limits it
   if (check_token) {
     // Health checks stay open (a load balancer has no token); the page and
     // the metrics say what the bridge serves and how much.
@@ -464,9 +465,14 @@ void Server::Impl::on_request(const ConnectionPtr& con, const ws::HttpRequest& r
           q == std::string::npos ? std::string_view() : std::string_view(request.target).substr(q + 1);
       Authentication a = authenticate(*con, request, query);
       if (!a.principal) return unauthorized(*con, a);
+      // Topic names are what a token's ACL keeps apart: its /metrics names
+      // only the topics it may read (an ACL of "*" sees them all).
+      visible = [this, principal = std::move(a.principal)](const std::string& topic) {
+        return authorizer.allows(*principal, topic, TopicAction::read);
+      };
     }
   }
-  ws::HttpEndpoints endpoints{services.demo_page, services.kafka_ready, [this] { return metrics(); }};
+  ws::HttpEndpoints endpoints{services.demo_page, services.kafka_ready, [this, &visible] { return metrics(visible); }};
   ws::answer_http(*con, request, endpoints);
 }
 
@@ -635,7 +641,7 @@ void Server::Impl::chores() {
   }
 }
 
-std::string Server::Impl::metrics() const {
+std::string Server::Impl::metrics(const ServerServices::TopicVisible& visible) const {
   MetricsText m;
   auto counter = [&](const char* name, const char* help, uint64_t value) {
     m.family(name, "counter", help).sample(name, static_cast<double>(value));
@@ -683,7 +689,7 @@ std::string Server::Impl::metrics() const {
   counter("kws_serve_lost_notices_total", "lost notices for sessions (messages Kafka deleted before they were read)", c.lost_notices);
   counter("kws_serve_per_ip_refusals_total", "Connections refused at accept (429): their address held serve.max_connections_per_ip", counters.per_ip_refusals);
   counter("kws_serve_origin_refusals_total", "Upgrades refused (403): their Origin matched no serve.allow_origin", counters.origin_refusals);
-  counter("kws_serve_rate_limited_total", "Produces refused with rate_limited (serve.produce_rate, serve.produce_bytes_rate)", c.rate_limited);
+  counter("kws_serve_rate_limited_total", "Frames refused with rate_limited (serve.produce_rate, serve.produce_bytes_rate, serve.control_rate)", c.rate_limited);
   counter("kws_serve_rate_limit_closes_total", "Connections closed (1008) for producing on over the rate limit", c.rate_limit_closes);
   counter("kws_serve_subscription_limit_refusals_total", "Subscriptions refused over serve.max_subscriptions (topic_limit, or 400 at connect)", c.subscription_limit_refusals);
   m.family("kws_serve_max_connections_per_ip", "gauge", "The per-address connection cap (serve.max_connections_per_ip; 0: none)")
@@ -696,7 +702,7 @@ std::string Server::Impl::metrics() const {
   m.family("kws_serve_pending_bytes", "gauge", "Bytes accepted for clients and not yet taken by their sockets")
       .sample("kws_serve_pending_bytes", static_cast<double>(pending_bytes));
   std::string out = m.text();
-  if (services.extra_metrics) out += services.extra_metrics();
+  if (services.extra_metrics) out += services.extra_metrics(visible);
   return out;
 }
 

@@ -81,7 +81,11 @@ struct ServerServices {
   MessageSink* producer = nullptr;  // try_produce from the I/O thread
   std::function<std::unique_ptr<MessageSource>(const GroupRequest&)> open_group;
   std::function<bool()> kafka_ready;
-  std::function<std::string()> extra_metrics;  // appended to /metrics (hub, Kafka)
+  // Appended to /metrics (hub, Kafka). Per-topic series only for the
+  // topics `visible` accepts (null: every topic): a token reads the
+  // figures of the topics it may read, not the names of the others.
+  using TopicVisible = std::function<bool(const std::string& topic)>;
+  std::function<std::string(const TopicVisible& visible)> extra_metrics;
   std::string_view demo_page;
   // MQTT's shared state (client ids, retained messages); null: no MQTT.
   mqtt::MqttShared* mqtt = nullptr;

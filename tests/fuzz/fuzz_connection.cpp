@@ -389,7 +389,7 @@ struct World {
     services.producer = &sink;
     services.open_group = [](const GroupRequest&) { return std::unique_ptr<MessageSource>(); };
     services.kafka_ready = [] { return true; };
-    services.extra_metrics = [] { return std::string("kws_fuzz_extra 1\n"); };
+    services.extra_metrics = [](const ServerServices::TopicVisible&) { return std::string("kws_fuzz_extra 1\n"); };
     // Bigger than a small socket buffer, so an HTTP answer is written in parts.
     static const std::string page(40000, 'p');
     services.demo_page = page;

@@ -332,6 +332,43 @@ class Acl(AuthTestCase):
 
         run(go())
 
+    def test_metrics_on_the_main_port_name_only_the_topics_the_token_may_read(self):
+        bg = self.serve_hs("--metrics-listen", "127.0.0.1:0")
+        shown, hidden = (self.create(self.topic(n)) for n in ("shown", "hidden"))
+        everything = hs(claims(read=["*"]))
+
+        async def go():
+            # Both topics have subscribers, so the hub has figures for both.
+            async with self.connect(bg, "topics=%s,%s" % (shown, hidden), token=everything) as ws:
+                await recv_until(ws, lambda d: d.get("type") == "subscribed" and d.get("topic") == shown)
+                await recv_until(ws, lambda d: d.get("type") == "subscribed" and d.get("topic") == hidden)
+                # The hub's figures refresh twice a second.
+                deadline = time.monotonic() + STEP
+                while 'topic="%s"' % hidden not in self.get(bg, "/metrics", token=everything)[2]:
+                    self.assertLess(time.monotonic(), deadline, "the hub's figures name the topics read")
+                    await asyncio.sleep(0.1)
+                texts = {}
+                for name, token in (("all", everything), ("one", hs(claims(read=[shown]))),
+                                    ("none", hs(claims(write=[shown])))):
+                    status, _, texts[name] = self.get(bg, "/metrics", token=token)
+                    self.assertEqual(status, 200, name)
+                return texts
+
+        texts = run(go())
+        self.assertIn('topic="%s"' % shown, texts["all"])
+        self.assertIn('topic="%s"' % hidden, texts["all"])
+        self.assertIn('kws_serve_topic_subscribers{topic="%s"}' % shown, texts["one"])
+        self.assertNotIn(hidden, texts["one"], "a topic the token may not read is not named")
+        self.assertNotIn(shown, texts["none"], "writing a topic is not reading its figures")
+        # The bridge-wide figures are the same for every token.
+        for text in texts.values():
+            self.assertIn("kws_serve_connections_opened_total", text)
+        # The metrics listener (internal, no token) names them all.
+        line = [l for l in bg.err.decode().splitlines() if "/metrics, /healthz and /readyz at http://" in l][0]
+        metrics_address = line.split("http://", 1)[1].split("/", 1)[0]
+        text = self.get(bg, "/metrics", address=metrics_address)[2]
+        self.assertIn('topic="%s"' % hidden, text)
+
     def test_no_claim_no_access(self):
         bg = self.serve_hs()
         t = self.create(self.topic())

@@ -3,7 +3,8 @@
 docs/SECURITY.md "Limits"): the per-IP connection cap (429 at accept, and
 the count back to where it was once clients leave), --allow-origin (403 for
 a browser page from elsewhere; no Origin, no check), the produce rate
-(rate_limited, then 1008 for a client that keeps on) and
+(rate_limited, then 1008 for a client that keeps on), the control-frame
+rate (the same, for subscribe, unsubscribe, topics and auth frames) and
 --max-subscriptions; each counted in /metrics. Every test binds 127.0.0.1
 on a free port; waits poll, none relies on timing tighter than a second."""
 import asyncio
@@ -219,6 +220,61 @@ class ProduceRate(ServeTestCase):
         self.assertGreaterEqual(values["kws_serve_unsent_notices_total"], 100)
         # Told to the operator instead (the first few problems of a client).
         kwstest.wait_until(lambda: b"rate_limited" in bg.err, timeout=STEP, what="a warning naming rate_limited")
+
+
+class ControlRate(ServeTestCase):
+    def test_control_frames_over_the_rate_get_rate_limited_and_a_client_that_keeps_on_is_closed_with_1008(self):
+        # Subscribe, unsubscribe, topics and auth frames each cost the hub or
+        # the token verifier work: --control-rate bounds them per session,
+        # apart from produces.
+        bg = self.serve("--control-rate", "5")
+        t = self.topic("control")
+        self.create(t)
+
+        async def go():
+            async with kws_connect(self.ws_url(bg), max_queue=None) as ws:
+                for i in range(10):
+                    await ws.send(json.dumps({"type": "topics", "id": i}))
+                answers, message = {}, ""
+                while len(answers) < 10:
+                    d = (await recv_until(ws, lambda d: d.get("type") in ("topics", "error")))[-1]
+                    answers[d["id"]] = d.get("code", d["type"])
+                    if d["type"] == "error":
+                        message = d.get("message", "")
+                # Produces are not control frames.
+                await ws.send(json.dumps({"topic": t, "message": "m", "id": "p"}))
+                produced = (await recv_until(ws, lambda d: d.get("id") == "p", timeout=15))[-1]
+                try:
+                    for i in range(10, 1000):
+                        await ws.send(json.dumps({"type": "subscribe", "topics": [t], "id": i}))
+                    await asyncio.wait_for(ws.wait_closed(), STEP)
+                except websockets.exceptions.ConnectionClosed:
+                    await asyncio.wait_for(ws.wait_closed(), STEP)
+                return answers, message, produced, ws.close_code, ws.close_reason
+
+        answers, message, produced, code, reason = run(go())
+        answered = [i for i, a in answers.items() if a == "topics"]
+        limited = [i for i, a in answers.items() if a == "rate_limited"]
+        self.assertIn(len(answered), (5, 6), answers)
+        self.assertEqual(len(answered) + len(limited), 10, answers)
+        self.assertIn("serve.control_rate", message)
+        self.assertEqual(produced["type"], "ack", produced)
+        self.assertEqual(code, 1008)
+        self.assertIn("control frame rate limit", reason)
+        values = self.metrics(bg)
+        self.assertEqual(values["kws_serve_rate_limit_closes_total"], 1)
+        self.assertGreaterEqual(values["kws_serve_rate_limited_total"], 100)
+
+    def test_the_rate_comes_from_the_environment_and_0_turns_it_off(self):
+        bg = self.serve(env={"KWS_SERVE_CONTROL_RATE": "0"})
+
+        async def go():
+            async with kws_connect(self.ws_url(bg)) as ws:
+                for i in range(300):
+                    await ws.send(json.dumps({"type": "topics", "id": i}))
+                return [(await recv_until(ws, lambda d: d.get("id") == i))[-1]["type"] for i in range(300)]
+
+        self.assertEqual(set(run(go())), {"topics"})
 
 
 class Subscriptions(ServeTestCase):

@@ -12,12 +12,14 @@ within a partition of the MQTT topic (mqtt_semantics.py's docstring).
 
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
 import subprocess
 import time
 import unittest
+import urllib.request
 import uuid
 
 try:
@@ -342,6 +344,28 @@ class KafkaMapping(kwstest.KwsTestCase):
         # 40/s with a second's burst: 120 take about 2 s, not an instant.
         self.assertGreater(elapsed, 1.5, "120 publishes at --produce-rate 40 took %.2f s" % elapsed)
         self.assertIsNone(c.disconnected)
+
+    def test_control_rate_paces_mqtt_subscribes_without_refusing(self):
+        # --control-rate paces SUBSCRIBE and UNSUBSCRIBE as --produce-rate
+        # paces PUBLISH: each costs the hub work, and MQTT cannot refuse
+        # one for its rate.
+        serve = start_serve(self, self.brokers, "--control-rate", "5")
+        self.addCleanup(serve.__exit__, None, None, None)
+        host, port = host_port(serve.mqtt_address)
+        c = PahoClient({"host": host, "port": port}, V311)
+        self.addCleanup(c.stop)
+        prefix = "paced-sub/%s" % uuid.uuid4().hex[:8]
+        started = time.monotonic()
+        mids = [c.c.subscribe(prefix + "/%d" % i, 0)[1] for i in range(15)]
+        c.wait(lambda: all(c.subacks.get(m) == [0] for m in mids), "15 SUBACKs granting QoS 0", timeout=20)
+        elapsed = time.monotonic() - started
+        # 5/s with a second's burst: 15 take about 2 s, not an instant.
+        self.assertGreater(elapsed, 1.5, "15 subscribes at --control-rate 5 took %.2f s" % elapsed)
+        self.assertIsNone(c.disconnected)
+        with urllib.request.urlopen("http://%s/metrics" % serve.ws_address, timeout=10) as r:
+            text = r.read().decode()
+        held = re.search(r"^kws_serve_rate_limited_total (\S+)$", text, re.M)
+        self.assertTrue(held and float(held.group(1)) >= 1, "packets held for the rate, counted: %r" % held)
 
 
 def hs(payload):

@@ -576,6 +576,48 @@ TEST_CASE("session: produces over serve.produce_rate get rate_limited and are no
   CHECK(f.sink.kept.size() == 4);
 }
 
+TEST_CASE("session: control frames over serve.control_rate get rate_limited and are not acted on; produces are not counted", "[limits]") {
+  SessionFixture f;
+  f.cluster.create("u", 1);
+  ManualClock clock;
+  f.services.clock = clock.fn();
+  f.services.options.control_limits = control_frame_limits(2);
+  f.services.options.control_limits.close_after_refusals = 4;
+  FakeLink link;
+  auto s = f.open(link, "", "kws.v1");
+  f.send(*s, R"({"type":"subscribe","topics":["t"],"id":"a"})");
+  f.send(*s, R"({"type":"topics","id":"b"})");
+  f.send(*s, R"({"type":"subscribe","topics":["u"],"id":"c"})");
+  f.send(*s, R"({"type":"auth","token":"x","id":"d"})");
+  REQUIRE(link.types() == std::vector<std::string>{"subscribed", "topics", "error", "error"});
+  for (int i : {2, 3}) {
+    CHECK(link.replies[i]["code"] == "rate_limited");
+    CHECK(link.replies[i]["message"] == "over this session's control frame rate of 2 frames/s (serve.control_rate); slow down");
+  }
+  CHECK(link.replies[2]["id"] == "c");
+  CHECK(link.replies[3]["id"] == "d");
+  // The refused subscribe was not made: u's messages do not come.
+  f.cluster.append("u", 0, "not for this session");
+  f.cluster.append("t", 0, "for it");
+  f.settle();
+  CHECK(link.offsets == std::vector<int64_t>{0});
+  // Produces have a limit of their own.
+  f.send(*s, R"({"topic":"t","message":"m","id":"e"})");
+  CHECK(link.replies.back()["type"] == "ack");
+  clock.now += std::chrono::milliseconds(500);  // one more frame
+  f.send(*s, R"({"type":"unsubscribe","topics":["t"],"id":"f"})");
+  CHECK(link.replies.back()["type"] == "unsubscribed");
+  CHECK_FALSE(link.closed);
+  // Keeping on closes the session, after telling it.
+  for (int i = 0; i < 2; ++i) f.send(*s, R"({"type":"topics"})");
+  CHECK(f.counters.rate_limited == 4);
+  REQUIRE(link.closed);
+  CHECK(*link.closed == CloseReason::policy);
+  CHECK(link.close_why == "control frame rate limit: still over after 4 rate_limited errors");
+  CHECK(link.replies.back()["code"] == "rate_limited");
+  CHECK(f.counters.rate_limit_closes == 1);
+}
+
 TEST_CASE("session: serve.produce_bytes_rate counts the client's frame bytes", "[limits]") {
   SessionFixture f;
   ManualClock clock;
