@@ -141,6 +141,7 @@ KWS_DEFAULTS = {
     "kws.serve.max_connections_per_ip": "256",
     "kws.serve.limit_loopback": "false",
     "kws.serve.produce_rate": "1000",
+    "kws.serve.control_rate": "100",
     "kws.serve.produce_bytes_rate": "4M",
     "kws.serve.allow_origin": "",
     "kws.serve.create_topics": "true",
