@@ -373,7 +373,7 @@ void apply_limits(const KwsSettings& s, ServerOptions& server) {
   server.max_connections_per_ip = s.count("serve.max_connections_per_ip");
   server.limit_loopback = s.boolean("serve.limit_loopback");
   server.session.max_subscriptions = s.count("serve.max_subscriptions");
-  ProduceRateLimits& produce = server.session.produce_limits;
+  RateLimits& produce = server.session.produce_limits;
   produce.messages_per_s = s.count("serve.produce_rate");
   produce.bytes_per_s = s.bytes("serve.produce_bytes_rate");
   produce.min_byte_burst = server.session.max_frame;

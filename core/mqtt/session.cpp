@@ -599,18 +599,20 @@ std::optional<std::string> MqttSession::refusal(const std::string& kafka_topic, 
   return std::nullopt;
 }
 
+bool MqttSession::bucket_allows(std::unique_ptr<RateLimiter>& limiter, const RateLimits& limits, size_t bytes) {
+  if (!limits.enabled()) return true;
+  const auto now = services_.clock ? services_.clock() : std::chrono::steady_clock::now();
+  if (!limiter) limiter = std::make_unique<RateLimiter>(limits, now);
+  if (limiter->check(bytes, now).verdict == RateLimiter::Verdict::allowed) return true;
+  if (!blocked_) ++services_.counters->rate_limited;  // once per packet held, not per retry
+  return false;
+}
+
 bool MqttSession::within_control_rate() {
   // As for PUBLISH: MQTT cannot refuse a SUBSCRIBE for its rate, so the
   // packet waits, and reading stops, until the bucket allows it.
-  const ProduceRateLimits& limits = services_.options.control_limits;
-  if (!limits.enabled()) return true;
-  const auto now = services_.clock ? services_.clock() : std::chrono::steady_clock::now();
-  if (!control_limiter_) control_limiter_ = std::make_unique<ProduceLimiter>(limits, now);
-  if (control_limiter_->check(0, now).verdict != ProduceLimiter::Verdict::allowed) {
-    if (!blocked_) ++services_.counters->rate_limited;  // once per packet held, not per retry
-    return false;
-  }
-  control_limiter_->produced(0);
+  if (!bucket_allows(control_limiter_, services_.options.control_limits, 0)) return false;
+  if (control_limiter_) control_limiter_->spend(0);
   return true;
 }
 
@@ -665,18 +667,10 @@ MqttSession::Handled MqttSession::on_publish(Publish& p) {
   // slowed, not refused (3.1.1 could not be told): the packet waits, and
   // reading stops, until the session's buckets allow it.
   const size_t bytes = p.topic.size() + p.payload.size();
-  const ProduceRateLimits& limits = services_.options.produce_limits;
-  if (limits.enabled()) {
-    const auto now = services_.clock ? services_.clock() : std::chrono::steady_clock::now();
-    if (!produce_limiter_) produce_limiter_ = std::make_unique<ProduceLimiter>(limits, now);
-    if (produce_limiter_->check(bytes, now).verdict != ProduceLimiter::Verdict::allowed) {
-      if (!blocked_) ++services_.counters->rate_limited;  // once per packet held, not per retry
-      return Handled::queue_full;
-    }
-  }
+  if (!bucket_allows(produce_limiter_, services_.options.produce_limits, bytes)) return Handled::queue_full;
   if (produce(p) == Handled::queue_full) return Handled::queue_full;
   if (p.qos == 2) awaiting_release_.insert(p.packet_id);
-  if (produce_limiter_) produce_limiter_->produced(bytes);
+  if (produce_limiter_) produce_limiter_->spend(bytes);
   return Handled::done;
 }
 

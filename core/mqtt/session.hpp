@@ -122,6 +122,9 @@ class MqttSession : public ClientSession {
   Handled handle(uint8_t first, std::string_view body);
   void on_connect(Connect& connect);
   Handled on_publish(Publish& publish);
+  // Whether `limits` let a packet of `bytes` through now (making `limiter`
+  // at first use); takes nothing. False: the packet waits (counted once).
+  bool bucket_allows(std::unique_ptr<RateLimiter>& limiter, const RateLimits& limits, size_t bytes);
   // serve.control_rate for SUBSCRIBE and UNSUBSCRIBE (each costs the hub
   // work): false when the packet must wait for the session's bucket.
   bool within_control_rate();
@@ -188,9 +191,9 @@ class MqttSession : public ClientSession {
   std::unique_ptr<Will> will_;
   uint32_t max_packet_out_ = 0;  // MQTT 5: the client's Maximum Packet Size (0: none)
   // Made at the first PUBLISH when produce limits are set.
-  std::unique_ptr<ProduceLimiter> produce_limiter_;
+  std::unique_ptr<RateLimiter> produce_limiter_;
   // Made at the first SUBSCRIBE or UNSUBSCRIBE when serve.control_rate is set.
-  std::unique_ptr<ProduceLimiter> control_limiter_;
+  std::unique_ptr<RateLimiter> control_limiter_;
   std::chrono::steady_clock::time_point opened_{};
   std::chrono::steady_clock::time_point last_packet_{};
   // filter -> its hub subscription

@@ -26,14 +26,14 @@ bool TokenBucket::has(double cost, Clock::time_point now) {
 
 // About one second's worth of burst: a client may send a second's messages
 // at once, then at the rate.
-ProduceLimiter::ProduceLimiter(const ProduceRateLimits& limits, Clock::time_point now)
+RateLimiter::RateLimiter(const RateLimits& limits, Clock::time_point now)
     : limits_(limits),
       messages_(static_cast<double>(limits.messages_per_s), static_cast<double>(limits.messages_per_s), now),
       bytes_(static_cast<double>(limits.bytes_per_s),
              static_cast<double>(std::max(limits.bytes_per_s, limits.min_byte_burst)), now) {}
 
-ProduceRateLimits control_frame_limits(uint64_t frames_per_s) {
-  ProduceRateLimits limits;
+RateLimits control_frame_limits(uint64_t frames_per_s) {
+  RateLimits limits;
   limits.messages_per_s = frames_per_s;
   limits.what = "control frame rate";
   limits.unit = "frames";
@@ -41,7 +41,7 @@ ProduceRateLimits control_frame_limits(uint64_t frames_per_s) {
   return limits;
 }
 
-ProduceLimiter::Decision ProduceLimiter::check(size_t bytes, Clock::time_point now) {
+RateLimiter::Decision RateLimiter::check(size_t bytes, Clock::time_point now) {
   Decision d;
   if (limits_.messages_per_s > 0 && !messages_.has(1, now)) {
     d.why = std::string("over this session's ") + limits_.what + " of " + std::to_string(limits_.messages_per_s) + " " +
@@ -68,7 +68,7 @@ ProduceLimiter::Decision ProduceLimiter::check(size_t bytes, Clock::time_point n
   return d;
 }
 
-void ProduceLimiter::produced(size_t bytes) {
+void RateLimiter::spend(size_t bytes) {
   if (limits_.messages_per_s > 0) messages_.take(1);
   if (limits_.bytes_per_s > 0) bytes_.take(static_cast<double>(bytes));
 }

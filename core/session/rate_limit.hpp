@@ -31,13 +31,15 @@ class TokenBucket {
   Clock::time_point at_;
 };
 
-struct ProduceRateLimits {
+// One per-session limit: messages (or frames) per second and bytes per
+// second, and how refusals name it.
+struct RateLimits {
   uint64_t messages_per_s = 0;  // 0: no limit
   uint64_t bytes_per_s = 0;     // 0: no limit; bytes of the client's frames
   // The byte bucket holds at least this, so the largest frame the bridge
   // takes (serve.max_frame) can pass at any rate.
   uint64_t min_byte_burst = 0;
-  // A client "keeps going" when its produces go on being refused: for this
+  // A client "keeps going" when its frames go on being refused: for this
   // long without a second's pause between refusals, or this many times
   // before such a pause. It is then closed (WebSocket 1008).
   std::chrono::milliseconds close_after{5000};
@@ -53,12 +55,12 @@ struct ProduceRateLimits {
 // The limit on a session's control frames (subscribe, unsubscribe, topics,
 // auth): each costs the hub or the token verifier work, and nothing else
 // bounds how many a client sends. 0: no limit.
-ProduceRateLimits control_frame_limits(uint64_t frames_per_s);
+RateLimits control_frame_limits(uint64_t frames_per_s);
 
-class ProduceLimiter {
+class RateLimiter {
  public:
   using Clock = std::chrono::steady_clock;
-  ProduceLimiter(const ProduceRateLimits& limits, Clock::time_point now);
+  RateLimiter(const RateLimits& limits, Clock::time_point now);
 
   enum class Verdict { allowed, refused, close };
   struct Decision {
@@ -66,15 +68,16 @@ class ProduceLimiter {
     std::string why;           // refused and close: which limit, in the client's words
     std::string close_reason;  // close: the WebSocket close frame's reason
   };
-  // Whether one produce of `bytes` may go now. allowed: call produced() if
-  // it was handed to Kafka (a produce that waits for Kafka's queue and is
+  // Whether one frame (a produce of `bytes`, or a control frame) may go
+  // now; takes nothing. allowed: call spend() once it was acted on (a
+  // produce once handed to Kafka: one that waits for Kafka's queue and is
   // checked again later pays once). refused: answer rate_limited. close:
   // answer rate_limited, then close the client.
   Decision check(size_t bytes, Clock::time_point now);
-  void produced(size_t bytes);
+  void spend(size_t bytes);
 
  private:
-  ProduceRateLimits limits_;
+  RateLimits limits_;
   TokenBucket messages_;
   TokenBucket bytes_;
   // The current overrun: refusals with less than a second between them.

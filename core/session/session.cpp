@@ -552,24 +552,24 @@ std::optional<Refusal> Session::admit(std::string_view topic, TopicAction action
 
 bool Session::within_rate(const ClientRequest& r, std::string_view topic, size_t frame_bytes, Limited which) {
   const bool control = which == Limited::control;
-  const ProduceRateLimits& limits = control ? services_.options.control_limits : services_.options.produce_limits;
+  const RateLimits& limits = control ? services_.options.control_limits : services_.options.produce_limits;
   if (!limits.enabled()) return true;
   if (closing_) return false;  // frames read after the close was asked for
   const auto now = services_.clock ? services_.clock() : std::chrono::steady_clock::now();
   if (!limiters_) limiters_ = std::make_unique<Limiters>();
-  std::optional<ProduceLimiter>& limiter = control ? limiters_->control : limiters_->produce;
+  std::optional<RateLimiter>& limiter = control ? limiters_->control : limiters_->produce;
   if (!limiter) limiter.emplace(limits, now);
-  ProduceLimiter::Decision d = limiter->check(frame_bytes, now);
-  if (d.verdict == ProduceLimiter::Verdict::allowed) {
+  RateLimiter::Decision d = limiter->check(frame_bytes, now);
+  if (d.verdict == RateLimiter::Verdict::allowed) {
     // A control frame is handled at once; a produce pays once it reached
     // Kafka's queue (produce()).
-    if (control) limiter->produced(frame_bytes);
+    if (control) limiter->spend(frame_bytes);
     return true;
   }
   ++services_.counters->rate_limited;
   // A kafka-websocket client cannot be told: refuse() counts and logs it.
   refuse(ClientError::rate_limited, d.why, r.request_id, topic);
-  if (d.verdict == ProduceLimiter::Verdict::close && link_) {
+  if (d.verdict == RateLimiter::Verdict::close && link_) {
     closing_ = true;
     ++services_.counters->rate_limit_closes;
     services_.log->warning("closing a client: " + d.close_reason);
@@ -611,7 +611,7 @@ Session::Handled Session::produce(const ClientRequest& r, size_t frame_bytes) {
   ProduceOutcome out = services_.producer->try_produce(prepared.record);
   if (out.queued()) {
     insert_sorted(produced_, topic);
-    if (limiters_ && limiters_->produce) limiters_->produce->produced(frame_bytes);
+    if (limiters_ && limiters_->produce) limiters_->produce->spend(frame_bytes);
     return Handled::done;
   }
   --pending_produce_;

@@ -63,8 +63,8 @@ struct SessionOptions {
   size_t max_pending_requests = 8;    // subscribe/unsubscribe waiting for the hub; beyond, reading pauses
   size_t max_topics = 100;            // topics one session may subscribe to and produce to, together
   size_t max_subscriptions = 64;      // of those, topics it may subscribe to (each costs the hub work)
-  ProduceRateLimits produce_limits;   // per session; off unless set
-  ProduceRateLimits control_limits = control_frame_limits(0);  // per session; off unless set
+  RateLimits produce_limits;   // per session; off unless set
+  RateLimits control_limits = control_frame_limits(0);  // per session; off unless set
   size_t max_group_sessions = 64;     // on the whole bridge
   bool read_only = false;             // serve.read_only: every produce refused with not_allowed
   // A session ends this long after its token's `exp` (the verifier's leeway
@@ -221,8 +221,8 @@ class Session : public ClientSession {
   // Made at the first frame a limit applies to: most sessions send none
   // after they connect. One pointer for both keeps idle sessions small.
   struct Limiters {
-    std::optional<ProduceLimiter> produce;
-    std::optional<ProduceLimiter> control;
+    std::optional<RateLimiter> produce;
+    std::optional<RateLimiter> control;
   };
   std::unique_ptr<Limiters> limiters_;
   // I/O-thread state.

@@ -690,7 +690,7 @@ std::string Server::Impl::metrics(const ServerServices::TopicVisible& visible) c
   counter("kws_serve_per_ip_refusals_total", "Connections refused at accept (429): their address held serve.max_connections_per_ip", counters.per_ip_refusals);
   counter("kws_serve_origin_refusals_total", "Upgrades refused (403): their Origin matched no serve.allow_origin", counters.origin_refusals);
   counter("kws_serve_rate_limited_total", "Frames refused with rate_limited (serve.produce_rate, serve.produce_bytes_rate, serve.control_rate)", c.rate_limited);
-  counter("kws_serve_rate_limit_closes_total", "Connections closed (1008) for producing on over the rate limit", c.rate_limit_closes);
+  counter("kws_serve_rate_limit_closes_total", "Connections closed (1008) for going on over a rate limit (produce or control frames)", c.rate_limit_closes);
   counter("kws_serve_subscription_limit_refusals_total", "Subscriptions refused over serve.max_subscriptions (topic_limit, or 400 at connect)", c.subscription_limit_refusals);
   m.family("kws_serve_max_connections_per_ip", "gauge", "The per-address connection cap (serve.max_connections_per_ip; 0: none)")
       .sample("kws_serve_max_connections_per_ip", static_cast<double>(peer_limits.max_per_address()));

@@ -326,14 +326,19 @@ class KafkaMapping(kwstest.KwsTestCase):
         self.assertEqual(first >> 4, mqtt_semantics.PUBLISH)
         self.assertIn(prefix.encode() + b"/fits", body)
 
-    def test_produce_rate_slows_mqtt_publishers_without_refusing(self):
-        # --produce-rate paces an MQTT client (it waits; reading stops)
-        # instead of refusing what 3.1.1 could not be told about.
-        serve = start_serve(self, self.brokers, "--produce-rate", "40")
+    def paced_bridge_and_client(self, *args):
+        """A bridge of its own with these limits, and a 3.1.1 client of it."""
+        serve = start_serve(self, self.brokers, *args)
         self.addCleanup(serve.__exit__, None, None, None)
         host, port = host_port(serve.mqtt_address)
         c = PahoClient({"host": host, "port": port}, V311)
         self.addCleanup(c.stop)
+        return serve, c
+
+    def test_produce_rate_slows_mqtt_publishers_without_refusing(self):
+        # --produce-rate paces an MQTT client (it waits; reading stops)
+        # instead of refusing what 3.1.1 could not be told about.
+        _, c = self.paced_bridge_and_client("--produce-rate", "40")
         prefix = "paced/%s" % uuid.uuid4().hex[:8]
         started = time.monotonic()
         infos = [c.c.publish(prefix + "/%d" % i, b"v", qos=1) for i in range(120)]
@@ -349,11 +354,7 @@ class KafkaMapping(kwstest.KwsTestCase):
         # --control-rate paces SUBSCRIBE and UNSUBSCRIBE as --produce-rate
         # paces PUBLISH: each costs the hub work, and MQTT cannot refuse
         # one for its rate.
-        serve = start_serve(self, self.brokers, "--control-rate", "5")
-        self.addCleanup(serve.__exit__, None, None, None)
-        host, port = host_port(serve.mqtt_address)
-        c = PahoClient({"host": host, "port": port}, V311)
-        self.addCleanup(c.stop)
+        serve, c = self.paced_bridge_and_client("--control-rate", "5")
         prefix = "paced-sub/%s" % uuid.uuid4().hex[:8]
         started = time.monotonic()
         mids = [c.c.subscribe(prefix + "/%d" % i, 0)[1] for i in range(15)]

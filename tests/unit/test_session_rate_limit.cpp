@@ -5,7 +5,7 @@
 
 using namespace kws;
 using namespace std::chrono_literals;
-using Verdict = ProduceLimiter::Verdict;
+using Verdict = RateLimiter::Verdict;
 
 namespace {
 const TokenBucket::Clock::time_point t0{std::chrono::seconds(1000)};
@@ -32,23 +32,23 @@ TEST_CASE("token bucket: a clock that goes back refills nothing", "[limits]") {
   CHECK(b.has(1, t0 + 100ms));
 }
 
-TEST_CASE("produce limiter: off limits allow everything", "[limits]") {
-  ProduceRateLimits limits;
+TEST_CASE("rate limiter: off limits allow everything", "[limits]") {
+  RateLimits limits;
   CHECK_FALSE(limits.enabled());
-  ProduceLimiter l(limits, t0);
+  RateLimiter l(limits, t0);
   for (int i = 0; i < 10000; ++i) {
     REQUIRE(l.check(1 << 20, t0).verdict == Verdict::allowed);
-    l.produced(1 << 20);
+    l.spend(1 << 20);
   }
 }
 
-TEST_CASE("produce limiter: a second's worth at once, then the rate; refusals name the limit", "[limits]") {
-  ProduceRateLimits limits;
+TEST_CASE("rate limiter: a second's worth at once, then the rate; refusals name the limit", "[limits]") {
+  RateLimits limits;
   limits.messages_per_s = 5;
-  ProduceLimiter l(limits, t0);
+  RateLimiter l(limits, t0);
   for (int i = 0; i < 5; ++i) {
     REQUIRE(l.check(10, t0).verdict == Verdict::allowed);
-    l.produced(10);
+    l.spend(10);
   }
   auto refused = l.check(10, t0);
   CHECK(refused.verdict == Verdict::refused);
@@ -56,38 +56,38 @@ TEST_CASE("produce limiter: a second's worth at once, then the rate; refusals na
   CHECK(l.check(10, t0 + 200ms).verdict == Verdict::allowed);
 }
 
-TEST_CASE("produce limiter: a produce that was not handed to Kafka costs nothing", "[limits]") {
-  ProduceRateLimits limits;
+TEST_CASE("rate limiter: a produce that was not handed to Kafka costs nothing", "[limits]") {
+  RateLimits limits;
   limits.messages_per_s = 1;
-  ProduceLimiter l(limits, t0);
+  RateLimiter l(limits, t0);
   // Checked three times (Kafka's queue was full twice), produced once.
   CHECK(l.check(1, t0).verdict == Verdict::allowed);
   CHECK(l.check(1, t0).verdict == Verdict::allowed);
   CHECK(l.check(1, t0).verdict == Verdict::allowed);
-  l.produced(1);
+  l.spend(1);
   CHECK(l.check(1, t0).verdict == Verdict::refused);
 }
 
-TEST_CASE("produce limiter: bytes per second, with a burst of at least the largest frame", "[limits]") {
-  ProduceRateLimits limits;
+TEST_CASE("rate limiter: bytes per second, with a burst of at least the largest frame", "[limits]") {
+  RateLimits limits;
   limits.bytes_per_s = 1000;
   limits.min_byte_burst = 4000;  // serve.max_frame above the rate: a frame that size must pass
-  ProduceLimiter l(limits, t0);
+  RateLimiter l(limits, t0);
   REQUIRE(l.check(4000, t0).verdict == Verdict::allowed);
-  l.produced(4000);
+  l.spend(4000);
   auto refused = l.check(1, t0);
   CHECK(refused.verdict == Verdict::refused);
   CHECK_THAT(refused.why, Catch::Contains("1000 bytes/s") && Catch::Contains("serve.produce_bytes_rate"));
   CHECK(l.check(500, t0 + 500ms).verdict == Verdict::allowed);
 }
 
-TEST_CASE("produce limiter: a client that keeps on after close_after_refusals refusals is closed", "[limits]") {
-  ProduceRateLimits limits;
+TEST_CASE("rate limiter: a client that keeps on after close_after_refusals refusals is closed", "[limits]") {
+  RateLimits limits;
   limits.messages_per_s = 1;
   limits.close_after_refusals = 10;
-  ProduceLimiter l(limits, t0);
+  RateLimiter l(limits, t0);
   REQUIRE(l.check(1, t0).verdict == Verdict::allowed);
-  l.produced(1);
+  l.spend(1);
   for (int i = 1; i < 10; ++i) REQUIRE(l.check(1, t0 + std::chrono::milliseconds(i)).verdict == Verdict::refused);
   auto last = l.check(1, t0 + 10ms);
   CHECK(last.verdict == Verdict::close);
@@ -96,34 +96,34 @@ TEST_CASE("produce limiter: a client that keeps on after close_after_refusals re
   CHECK_THAT(last.close_reason, Catch::Contains("rate"));
 }
 
-TEST_CASE("produce limiter: a client over the rate for close_after without a pause is closed", "[limits]") {
-  ProduceRateLimits limits;
+TEST_CASE("rate limiter: a client over the rate for close_after without a pause is closed", "[limits]") {
+  RateLimits limits;
   limits.messages_per_s = 2;
   limits.close_after = 5s;
-  ProduceLimiter l(limits, t0);
+  RateLimiter l(limits, t0);
   // Four a second against two allowed: half refused, every second.
   Verdict last = Verdict::allowed;
   auto at = t0;
   for (; at < t0 + 10s && last != Verdict::close; at += 250ms) {
     auto d = l.check(1, at);
     last = d.verdict;
-    if (last == Verdict::allowed) l.produced(1);
+    if (last == Verdict::allowed) l.spend(1);
   }
   CHECK(last == Verdict::close);
   CHECK(at >= t0 + 5s);
   CHECK(at <= t0 + 6s);
 }
 
-TEST_CASE("produce limiter: a client that backs off for a second starts afresh", "[limits]") {
-  ProduceRateLimits limits;
+TEST_CASE("rate limiter: a client that backs off for a second starts afresh", "[limits]") {
+  RateLimits limits;
   limits.messages_per_s = 1;
   limits.close_after_refusals = 3;
-  ProduceLimiter l(limits, t0);
+  RateLimiter l(limits, t0);
   auto at = t0;
   for (int round = 0; round < 10; ++round) {
     // One allowed, two refused, then it waits: never three in one overrun.
     REQUIRE(l.check(1, at).verdict == Verdict::allowed);
-    l.produced(1);
+    l.spend(1);
     REQUIRE(l.check(1, at).verdict == Verdict::refused);
     REQUIRE(l.check(1, at).verdict == Verdict::refused);
     at += 1500ms;
