@@ -244,11 +244,19 @@ class Resume(ServeTestCase):
             # count the 8 messages that came after the subscriptions (offsets
             # 30-37; before the rewind its reader had read 5), or they may
             # predate the rewind.
-            values = kwstest.wait_until(
-                lambda: (lambda v: v if v.get("kws_serve_kafka_messages_total", 0) >= 8 else None)(self.metrics(bg)),
-                timeout=10, what="the hub's figures in /metrics")
-            if rewinds:
-                self.assertGreaterEqual(values.get("kws_serve_rewinds_total", 0), 1, values)
+            def figures_after_the_rewind():
+                values = self.metrics(bg)
+                return values if values.get("kws_serve_kafka_messages_total", 0) >= 8 else None
+
+            values = kwstest.wait_until(figures_after_the_rewind, timeout=10, what="the hub's figures in /metrics")
+            if rewinds and b"remaining partition seek(s)" in bg.err:
+                # librdkafka did not finish the seek within its second (a
+                # loaded machine): the bridge said so and read that history
+                # with a catch-up reader instead, which the checks above saw
+                # deliver it whole and once.
+                self.assertIn(b"reading that history with a reader of its own", bg.err)
+            elif rewinds:
+                self.assertGreaterEqual(values.get("kws_serve_rewinds_total", 0), 1, bg.err.decode()[-3000:])
             else:
                 self.assertEqual(values.get("kws_serve_rewinds_total"), 0, values)
             self.assertEqual(values.get("kws_serve_catchups"), 0, values)  # none, or finished
